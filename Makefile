@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test check unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## start zsched on the embedded server (data in ./.zsched)
+	$(BIN)/zsched serve
+
+check: install  ## lint and type-check
+	$(BIN)/ruff check zsched tests $(wildcard server.py bench)
+	$(BIN)/mypy
+
+test: check  ## the whole suite: unit tests, then the real-server integration tests
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+clean:
+	rm -rf $(VENV) .zsched .pytest_cache .mypy_cache .ruff_cache

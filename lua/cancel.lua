@@ -1,0 +1,26 @@
+-- cancel: cancel a notification that is still pending.
+-- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- KEYS[2] state         HASH  id -> state JSON
+-- KEYS[3] cancelled     ZSET  id -> time its record is purged (epoch ms)
+-- KEYS[4] counters      HASH  lifetime totals
+-- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
+-- ARGV[2] keep_ms       how long a cancelled record is kept
+-- ARGV[3] id            the notification
+-- Returns: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status}
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local raw = redis.call('HGET', KEYS[2], ARGV[3])
+if not raw then return {'missing'} end
+local st = cjson.decode(raw)
+if st.status ~= 'pending' then return {'not_pending', st.status} end
+st.status = 'cancelled'
+st.cancelled_at = now
+redis.call('HSET', KEYS[2], ARGV[3], cjson.encode(st))
+redis.call('ZREM', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('HINCRBY', KEYS[4], 'cancelled', 1)
+return {'cancelled', now}

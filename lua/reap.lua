@@ -1,0 +1,47 @@
+-- reap: hand notifications whose lease expired (their worker died or stalled) back to due,
+-- or fail them when they have used every attempt, so a notification that kills workers cannot loop forever.
+-- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- KEYS[2] processing    ZSET  id -> lease deadline (epoch ms)
+-- KEYS[3] state         HASH  id -> state JSON
+-- KEYS[4] failed        ZSET  id -> time its record is purged (epoch ms): the dead-letter set
+-- KEYS[5] counters      HASH  lifetime totals
+-- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
+-- ARGV[2] limit         most leases to reap in one call
+-- ARGV[3] max_attempts  attempts after which an expired lease fails the notification
+-- ARGV[4] keep_ms       how long a failed record is kept
+-- ARGV[5] wakeup        channel told when the earliest due time moves earlier
+-- Returns: {now_ms, requeued count, failed count}
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local ids = redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+local requeued, failed = 0, 0
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[2], id)
+  local raw = redis.call('HGET', KEYS[3], id)
+  if raw then
+    local st = cjson.decode(raw)
+    st.lease_until = nil
+    st.last_error = 'lease expired after attempt ' .. st.attempts .. ': the worker stopped or stalled'
+    if st.attempts >= tonumber(ARGV[3]) then
+      st.status = 'failed'
+      st.failed_at = now
+      redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), id)
+      failed = failed + 1
+    else
+      st.status = 'pending'
+      redis.call('ZADD', KEYS[1], now, id)
+      requeued = requeued + 1
+    end
+    redis.call('HSET', KEYS[3], id, cjson.encode(st))
+  end
+end
+if requeued > 0 then
+  redis.call('HINCRBY', KEYS[5], 'reaped', requeued)
+  redis.call('PUBLISH', ARGV[5], now)
+end
+if failed > 0 then redis.call('HINCRBY', KEYS[5], 'failed', failed) end
+return {now, requeued, failed}

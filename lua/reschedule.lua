@@ -1,0 +1,28 @@
+-- reschedule: move a pending notification to a new due time.
+-- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- KEYS[2] state         HASH  id -> state JSON
+-- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
+-- ARGV[2] id            the notification
+-- ARGV[3] at_ms         new due time, or '' to use delay_ms
+-- ARGV[4] delay_ms      delay from now, used when at_ms is ''
+-- ARGV[5] wakeup        channel told when the earliest due time moves earlier
+-- Returns: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'} | {'not_pending', status}
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local raw = redis.call('HGET', KEYS[2], ARGV[2])
+if not raw then return {'missing'} end
+local st = cjson.decode(raw)
+if st.status ~= 'pending' then return {'not_pending', st.status} end
+local due = tonumber(ARGV[3]) or (now + tonumber(ARGV[4]))
+if due < now then return {'past', due, now} end
+
+local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+st.scheduled_at = due
+redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(st))
+redis.call('ZADD', KEYS[1], due, ARGV[2])
+if earliest[2] == nil or due < tonumber(earliest[2]) then redis.call('PUBLISH', ARGV[5], due) end
+return {'rescheduled', due, now}

@@ -1,0 +1,52 @@
+-- retry: put failed deliveries back in due after their backoff, or into failed (the dead letters)
+-- when the caller's policy has no retry left for them.
+-- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- KEYS[2] processing    ZSET  id -> lease deadline (epoch ms)
+-- KEYS[3] state         HASH  id -> state JSON
+-- KEYS[4] failed        ZSET  id -> time its record is purged (epoch ms): the dead-letter set
+-- KEYS[5] counters      HASH  lifetime totals
+-- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
+-- ARGV[2] keep_ms       how long a failed record is kept
+-- ARGV[3] wakeup        channel told when the earliest due time moves earlier
+-- ARGV[4..] triples     id, delay_ms (negative: no retry left), error text
+-- Returns: {now_ms, retried count, failed count}
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local soonest = tonumber(earliest[2])
+local retried, failed = 0, 0
+for i = 4, #ARGV, 3 do
+  local id, delay, err = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local raw = redis.call('HGET', KEYS[3], id)
+  if raw then
+    local st = cjson.decode(raw)
+    if st.status == 'processing' then
+      redis.call('ZREM', KEYS[2], id)
+      st.last_error = err
+      st.lease_until = nil
+      if delay < 0 then
+        st.status = 'failed'
+        st.failed_at = now
+        redis.call('ZADD', KEYS[4], now + tonumber(ARGV[2]), id)
+        failed = failed + 1
+      else
+        st.status = 'pending'
+        st.scheduled_at = now + delay
+        redis.call('ZADD', KEYS[1], now + delay, id)
+        if soonest == nil or now + delay < soonest then soonest = now + delay end
+        retried = retried + 1
+      end
+      redis.call('HSET', KEYS[3], id, cjson.encode(st))
+    end
+  end
+end
+if retried > 0 then
+  redis.call('HINCRBY', KEYS[5], 'retried', retried)
+  if earliest[2] == nil or soonest < tonumber(earliest[2]) then redis.call('PUBLISH', ARGV[3], soonest) end
+end
+if failed > 0 then redis.call('HINCRBY', KEYS[5], 'failed', failed) end
+return {now, retried, failed}

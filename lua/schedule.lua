@@ -1,0 +1,70 @@
+-- schedule: create one pending notification per recipient, all due at one time, in one partition.
+-- KEYS[1] due           ZSET   id -> due time (epoch ms)
+-- KEYS[2] notifications HASH   id -> payload JSON (opaque here)
+-- KEYS[3] state         HASH   id -> state JSON
+-- KEYS[4] by_recipient  ZSET   "<recipient> <id, 16 digits>" at score 0, read by name
+-- KEYS[5] counters      HASH   lifetime totals
+-- KEYS[6] sequence      STRING last sequence number handed out in this partition
+-- KEYS[7] idempotency   STRING remembered answer for the caller's idempotency key
+-- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
+-- ARGV[2] at_ms         due time, or '' to use delay_ms
+-- ARGV[3] delay_ms      delay from now, used when at_ms is ''
+-- ARGV[4] partitions    partition count: id = sequence * partitions + partition
+-- ARGV[5] partition     this partition's index
+-- ARGV[6] idem_ttl_ms   how long to remember the answer; 0 when the call has no idempotency key
+-- ARGV[7] fingerprint   digest of the request the idempotency key stands for
+-- ARGV[8] wakeup        channel told when the earliest due time moves earlier
+-- ARGV[9] payload       payload JSON shared by every recipient
+-- ARGV[10..] recipients
+-- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
+--        | {'past', due_ms, now_ms} | {'conflict'}
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local idem_ttl = tonumber(ARGV[6])
+if idem_ttl > 0 then
+  local seen = redis.call('GET', KEYS[7])
+  if seen then
+    local old = cjson.decode(seen)
+    if old.fingerprint ~= ARGV[7] then return {'conflict'} end
+    local reply = {'replayed', old.due, now}
+    for _, id in ipairs(old.ids) do reply[#reply + 1] = id end
+    return reply
+  end
+end
+
+local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
+if due < now then return {'past', due, now} end
+
+local first = 10
+local count = #ARGV - first + 1
+local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
+local last = redis.call('INCRBY', KEYS[6], count)
+local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+
+local ids = {}
+for i = 0, count - 1 do
+  local id = (last - count + 1 + i) * partitions + partition
+  local recipient = ARGV[first + i]
+  ids[#ids + 1] = id
+  redis.call('ZADD', KEYS[1], due, id)
+  redis.call('HSET', KEYS[2], id, ARGV[9])
+  redis.call('HSET', KEYS[3], id, cjson.encode({
+    status = 'pending', recipient = recipient, attempts = 0, scheduled_at = due, created_at = now}))
+  redis.call('ZADD', KEYS[4], 0, recipient .. ' ' .. string.format('%016d', id))
+end
+redis.call('HINCRBY', KEYS[5], 'scheduled', count)
+
+if earliest[2] == nil or due < tonumber(earliest[2]) then
+  redis.call('PUBLISH', ARGV[8], due)
+end
+if idem_ttl > 0 then
+  redis.call('SET', KEYS[7], cjson.encode({fingerprint = ARGV[7], due = due, ids = ids}), 'PX', idem_ttl)
+end
+
+local reply = {'created', due, now}
+for _, id in ipairs(ids) do reply[#reply + 1] = id end
+return reply

@@ -1,0 +1,208 @@
+"""``Scheduler`` (sync) and ``AsyncScheduler`` (asyncio): the same operations from ``core``, two drivers.
+
+    with Scheduler.embedded() as zs:                      # or Scheduler.from_url("redis://...")
+        r = zs.schedule(["alice", "bob"], "Meeting", "In 30 minutes", delay=timedelta(minutes=30))
+        zs.status(r.notification_ids[0]).scheduled_status  # 'pending'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from .core import Command, Core, Op, Script, Step
+from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
+from .errors import UnavailableError
+from .models import Notification, Page, ScheduleResult, Stats
+from .scripts import Scripts
+
+_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+def _queue(target: Any, scripts: Scripts, step: Step) -> Any:
+    """Send one step to a client or pipeline; returns its reply (or awaitable, or the pipeline)."""
+    if isinstance(step, Script):
+        return scripts[step.name](keys=step.keys, args=step.args, client=target)
+    assert isinstance(step, Command)
+    return target.execute_command(*step.args)
+
+
+class _Base:
+    """What both faces share: the core, the connection, the scripts registered on it."""
+
+    def __init__(self, connection: Any, core: Core | None, server: EmbeddedServer | None, **options: Any) -> None:
+        self.redis = connection
+        self.core = core or Core(**options)
+        self.scripts = Scripts(connection)
+        self.server = server
+
+
+class Scheduler(_Base):
+    """Schedules, cancels and inspects notifications over a sync redis-py connection."""
+
+    def __init__(self, connection: redis.Redis, *, core: Core | None = None,
+                 server: EmbeddedServer | None = None, **options: Any) -> None:
+        super().__init__(connection, core, server, **options)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Scheduler:
+        """Connect to the Redis at ``url``; ``options`` go to ``Core`` (keyspace, retry, retention, clock)."""
+        return cls(redis.Redis.from_url(url), **options)
+
+    @classmethod
+    def embedded(cls, data_dir: Path | str = DEFAULT_DATA_DIR, **options: Any) -> Scheduler:
+        """Use the embedded valkey-server on ``data_dir``, starting it if none runs there yet."""
+        server = EmbeddedServer(data_dir).start()
+        return cls(redis.Redis.from_url(server.url), server=server, **options)
+
+    def run(self, op: Op) -> Any:
+        """Drive one core operation to its result over this connection."""
+        try:
+            steps = next(op)
+            while True:
+                steps = op.send(self._execute(steps))
+        except StopIteration as done:
+            return done.value
+        except _UNAVAILABLE as exc:
+            raise UnavailableError(f"Redis did not answer: {exc}") from exc
+
+    def _execute(self, steps: list[Step]) -> list[Any]:
+        if len(steps) == 1:
+            return [_queue(self.redis, self.scripts, steps[0])]
+        pipe = self.redis.pipeline(transaction=False)
+        for step in steps:
+            _queue(pipe, self.scripts, step)
+        return list(pipe.execute())
+
+    def schedule(self, recipients: Iterable[object], title: str, message: str, *, at: datetime | None = None,
+                 delay: timedelta | float | None = None, type: str = "system", priority: str = "normal",
+                 data: dict[str, Any] | None = None, idempotency_key: str | None = None,
+                 created_by: str | None = None, channels: Iterable[str] = ()) -> ScheduleResult:
+        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
+        return self.run(self.core.schedule(  # type: ignore[no-any-return]
+            recipients, title, message, at=at, delay=delay, type=type, priority=priority, data=data,
+            idempotency_key=idempotency_key, created_by=created_by, channels=channels))
+
+    def cancel(self, notification_id: int) -> Notification:
+        """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
+        return self.run(self.core.cancel(notification_id))  # type: ignore[no-any-return]
+
+    def reschedule(self, notification_id: int, *, at: datetime | None = None,
+                   delay: timedelta | float | None = None) -> Notification:
+        """Move a pending notification to a new time and return it."""
+        return self.run(self.core.reschedule(notification_id, at=at, delay=delay))  # type: ignore[no-any-return]
+
+    def status(self, notification_id: int) -> Notification:
+        """The notification as it is now; NotFoundError if unknown or purged."""
+        return self.run(self.core.status(notification_id))  # type: ignore[no-any-return]
+
+    def list_for(self, recipient: str | int, *, status: str | None = None, limit: int = 50,
+                 cursor: int | None = None) -> Page:
+        """A recipient's notifications, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
+        return self.run(self.core.list_for(  # type: ignore[no-any-return]
+            recipient, status=status, limit=limit, cursor=cursor))
+
+    def stats(self) -> Stats:
+        """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
+        return self.run(self.core.stats())  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close the connection, and stop the embedded server if this scheduler started it."""
+        self.redis.close()
+        if self.server is not None:
+            self.server.stop()
+
+    def __enter__(self) -> Scheduler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncScheduler(_Base):
+    """The same operations as ``Scheduler``, as coroutines over a ``redis.asyncio`` connection."""
+
+    def __init__(self, connection: aioredis.Redis, *, core: Core | None = None,
+                 server: EmbeddedServer | None = None, **options: Any) -> None:
+        super().__init__(connection, core, server, **options)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> AsyncScheduler:
+        """Connect to the Redis at ``url``; ``options`` go to ``Core``."""
+        return cls(aioredis.Redis.from_url(url), **options)
+
+    @classmethod
+    def embedded(cls, data_dir: Path | str = DEFAULT_DATA_DIR, **options: Any) -> AsyncScheduler:
+        """Use the embedded valkey-server on ``data_dir``, starting it if none runs there yet."""
+        server = EmbeddedServer(data_dir).start()
+        return cls(aioredis.Redis.from_url(server.url), server=server, **options)
+
+    async def run(self, op: Op) -> Any:
+        """Drive one core operation to its result over this connection."""
+        try:
+            steps = next(op)
+            while True:
+                steps = op.send(await self._execute(steps))
+        except StopIteration as done:
+            return done.value
+        except _UNAVAILABLE as exc:
+            raise UnavailableError(f"Redis did not answer: {exc}") from exc
+
+    async def _execute(self, steps: Sequence[Step]) -> list[Any]:
+        if len(steps) == 1:
+            return [await _queue(self.redis, self.scripts, steps[0])]
+        pipe = self.redis.pipeline(transaction=False)
+        for step in steps:
+            await _queue(pipe, self.scripts, step)  # an asyncio pipeline is awaitable and returns itself
+        return list(await pipe.execute())
+
+    async def schedule(self, recipients: Iterable[object], title: str, message: str, *,
+                       at: datetime | None = None, delay: timedelta | float | None = None, type: str = "system",
+                       priority: str = "normal", data: dict[str, Any] | None = None,
+                       idempotency_key: str | None = None, created_by: str | None = None,
+                       channels: Iterable[str] = ()) -> ScheduleResult:
+        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
+        return await self.run(self.core.schedule(  # type: ignore[no-any-return]
+            recipients, title, message, at=at, delay=delay, type=type, priority=priority, data=data,
+            idempotency_key=idempotency_key, created_by=created_by, channels=channels))
+
+    async def cancel(self, notification_id: int) -> Notification:
+        """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
+        return await self.run(self.core.cancel(notification_id))  # type: ignore[no-any-return]
+
+    async def reschedule(self, notification_id: int, *, at: datetime | None = None,
+                         delay: timedelta | float | None = None) -> Notification:
+        """Move a pending notification to a new time and return it."""
+        return await self.run(  # type: ignore[no-any-return]
+            self.core.reschedule(notification_id, at=at, delay=delay))
+
+    async def status(self, notification_id: int) -> Notification:
+        """The notification as it is now; NotFoundError if unknown or purged."""
+        return await self.run(self.core.status(notification_id))  # type: ignore[no-any-return]
+
+    async def list_for(self, recipient: str | int, *, status: str | None = None, limit: int = 50,
+                       cursor: int | None = None) -> Page:
+        """A recipient's notifications, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
+        return await self.run(self.core.list_for(  # type: ignore[no-any-return]
+            recipient, status=status, limit=limit, cursor=cursor))
+
+    async def stats(self) -> Stats:
+        """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
+        return await self.run(self.core.stats())  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        """Close the connection, and stop the embedded server if this scheduler started it."""
+        await self.redis.aclose()
+        if self.server is not None:
+            self.server.stop()
+
+    async def __aenter__(self) -> AsyncScheduler:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,114 @@
+"""Every key and channel name zsched uses, in one place.
+
+All keys of a partition share the hash tag ``{pN}``, so every script touches one Redis Cluster slot.
+A recipient's notifications all live in the partition its id hashes to; a notification id carries its
+partition (``id % partitions``), so reading one needs no lookup.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The keys and channels of one partition, e.g. ``zsched:{p0}:due``."""
+
+    prefix: str
+    index: int
+
+    @cached_property
+    def tag(self) -> str:
+        """The common head of every key here, hash tag included."""
+        return f"{self.prefix}:{{p{self.index}}}"
+
+    @cached_property
+    def due(self) -> str:
+        """ZSET: pending notification id -> due time in epoch ms."""
+        return f"{self.tag}:due"
+
+    @cached_property
+    def processing(self) -> str:
+        """ZSET: claimed notification id -> lease deadline in epoch ms."""
+        return f"{self.tag}:processing"
+
+    @cached_property
+    def sent(self) -> str:
+        """ZSET: sent notification id -> time its record is purged, epoch ms."""
+        return f"{self.tag}:sent"
+
+    @cached_property
+    def cancelled(self) -> str:
+        """ZSET: cancelled notification id -> time its record is purged, epoch ms."""
+        return f"{self.tag}:cancelled"
+
+    @cached_property
+    def failed(self) -> str:
+        """ZSET, the dead letters: failed notification id -> time its record is purged, epoch ms."""
+        return f"{self.tag}:failed"
+
+    @cached_property
+    def notifications(self) -> str:
+        """HASH: notification id -> payload JSON (title, message, type, priority, data, ...)."""
+        return f"{self.tag}:notifications"
+
+    @cached_property
+    def state(self) -> str:
+        """HASH: notification id -> state JSON (status, recipient, attempts, times, last_error)."""
+        return f"{self.tag}:state"
+
+    @cached_property
+    def by_recipient(self) -> str:
+        """ZSET at score 0: ``"<recipient> <id, 16 digits>"``, so a lex range lists one recipient's ids."""
+        return f"{self.tag}:by_recipient"
+
+    @cached_property
+    def counters(self) -> str:
+        """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, reaped, purged)."""
+        return f"{self.tag}:counters"
+
+    @cached_property
+    def sequence(self) -> str:
+        """STRING: the last sequence number handed out; ids are ``sequence * partitions + index``."""
+        return f"{self.tag}:sequence"
+
+    @cached_property
+    def wakeup(self) -> str:
+        """Channel: the new earliest due time, published when it moves earlier, so workers wake."""
+        return f"{self.tag}:wakeup"
+
+    def idempotency(self, key: str) -> str:
+        """STRING: the remembered answer to a schedule call made with this idempotency key."""
+        return f"{self.tag}:idempotency:{key}"
+
+    def inbox(self, recipient: str) -> str:
+        """STREAM: the recipient's delivered notifications, capped, for resuming clients."""
+        return f"{self.tag}:inbox:{recipient}"
+
+    def user_channel(self, recipient: str) -> str:
+        """Channel: live delivery to the recipient's connected clients."""
+        return f"{self.tag}:user:{recipient}"
+
+
+class Keyspace:
+    """Maps recipients and notification ids to partitions under one key prefix."""
+
+    def __init__(self, prefix: str = "zsched", partitions: int = 1) -> None:
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1; got {partitions}")
+        if not prefix or any(c in prefix for c in "{} \t\r\n"):
+            raise ValueError(f"prefix must be non-empty with no braces or spaces; got {prefix!r}")
+        self.prefix = prefix
+        self.partitions = tuple(Partition(prefix, i) for i in range(partitions))
+
+    def for_recipient(self, recipient: str) -> Partition:
+        """The partition holding this recipient's notifications (a stable hash of the id)."""
+        if len(self.partitions) == 1:
+            return self.partitions[0]
+        return self.partitions[zlib.crc32(recipient.encode()) % len(self.partitions)]
+
+    def for_id(self, notification_id: int) -> Partition:
+        """The partition holding this notification."""
+        return self.partitions[notification_id % len(self.partitions)]

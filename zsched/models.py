@@ -1,0 +1,171 @@
+"""The notification and the values zsched stores and sends, as msgspec Structs.
+
+What Redis holds per notification is split in two: the payload (what the user wrote; never parsed by
+Lua, so user data cannot be mangled by a Lua JSON round trip) and the state (what the scripts change).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+Priority = Literal["low", "normal", "high", "urgent"]
+Status = Literal["pending", "processing", "sent", "cancelled", "failed"]
+PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
+STATUSES: tuple[str, ...] = ("pending", "processing", "sent", "cancelled", "failed")
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    """An epoch-milliseconds timestamp as an aware UTC datetime."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    """An aware datetime as epoch milliseconds."""
+    return round(value.timestamp() * 1000)
+
+
+class Payload(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
+    """What the caller wrote; stored once per notification and never changed."""
+
+    title: str
+    message: str
+    type: str = "system"
+    priority: Priority = "normal"
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    created_by: str | None = None
+    channels: list[str] = msgspec.field(default_factory=list)
+
+
+class State(msgspec.Struct, omit_defaults=True):
+    """What the scripts change: status, attempts and the times it moved (all epoch ms)."""
+
+    status: Status
+    recipient: str
+    scheduled_at: int
+    created_at: int
+    attempts: int = 0
+    lease_until: int | None = None
+    sent_at: int | None = None
+    cancelled_at: int | None = None
+    failed_at: int | None = None
+    last_error: str | None = None
+
+
+class Notification(msgspec.Struct, kw_only=True):
+    """One notification for one recipient, as a caller sees it."""
+
+    id: int
+    recipient: str
+    title: str
+    message: str
+    type: str = "system"
+    priority: Priority = "normal"
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    channels: list[str] = msgspec.field(default_factory=list)
+    scheduled_at: datetime
+    scheduled_status: Status
+    attempts: int = 0
+    created_at: datetime
+    sent_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    failed_at: datetime | None = None
+    last_error: str | None = None
+    created_by: str | None = None
+
+    @property
+    def is_sent(self) -> bool:
+        """Whether it has been delivered."""
+        return self.scheduled_status == "sent"
+
+    @classmethod
+    def from_stored(cls, notification_id: int, state: State, payload: Payload) -> Notification:
+        """Join the stored state and payload into one view."""
+        return cls(
+            id=notification_id,
+            recipient=state.recipient,
+            title=payload.title,
+            message=payload.message,
+            type=payload.type,
+            priority=payload.priority,
+            data=payload.data,
+            channels=payload.channels,
+            scheduled_at=ms_to_datetime(state.scheduled_at),
+            scheduled_status=state.status,
+            attempts=state.attempts,
+            created_at=ms_to_datetime(state.created_at),
+            sent_at=_maybe_datetime(state.sent_at),
+            cancelled_at=_maybe_datetime(state.cancelled_at),
+            failed_at=_maybe_datetime(state.failed_at),
+            last_error=state.last_error,
+            created_by=payload.created_by,
+        )
+
+
+def _maybe_datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else ms_to_datetime(ms)
+
+
+class ScheduleResult(msgspec.Struct):
+    """The answer to a schedule call: one id per (distinct) recipient, in the order given."""
+
+    notification_ids: list[int]
+    count: int
+    scheduled_at: datetime
+    replayed: bool = False
+
+
+class Page(msgspec.Struct):
+    """One page of a recipient's notifications, newest first; pass ``next_cursor`` for the next page."""
+
+    items: list[Notification]
+    next_cursor: int | None
+
+
+class Stats(msgspec.Struct):
+    """Counts per status, lifetime totals, and how far behind the earliest due notification is."""
+
+    counts: dict[str, int]
+    totals: dict[str, int]
+    next_due_at: datetime | None
+    oldest_overdue_ms: int
+    server_time: datetime
+
+
+class Delivered(msgspec.Struct, kw_only=True):
+    """The JSON a delivery publishes: what a WebSocket client or webhook receives."""
+
+    type: str = "notification"
+    id: int
+    recipient: str
+    title: str
+    message: str
+    notification_type: str
+    priority: str
+    data: dict[str, Any]
+    scheduled_at: datetime
+    sent_at: datetime
+    attempt: int
+
+    @classmethod
+    def of(cls, n: Notification, sent_at: datetime) -> Delivered:
+        """The wire form of a notification delivered at ``sent_at``."""
+        return cls(
+            id=n.id,
+            recipient=n.recipient,
+            title=n.title,
+            message=n.message,
+            notification_type=n.type,
+            priority=n.priority,
+            data=n.data,
+            scheduled_at=n.scheduled_at,
+            sent_at=sent_at,
+            attempt=n.attempts,
+        )
+
+
+json_encoder = msgspec.json.Encoder()
+state_decoder = msgspec.json.Decoder(State)
+payload_decoder = msgspec.json.Decoder(Payload)

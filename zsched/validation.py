@@ -1,0 +1,146 @@
+"""The rules a schedule call must meet, checked before anything is written. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from .errors import FieldError, NaiveDatetimeError, RecipientsError, ValidationError
+from .models import PRIORITIES, Payload, datetime_to_ms
+
+MAX_RECIPIENTS = 10_000
+MAX_RECIPIENT_LEN = 128
+MAX_TITLE = 200
+MAX_MESSAGE = 10_000
+MAX_TYPE = 64
+MAX_DATA_BYTES = 16 * 1024
+MAX_IDEMPOTENCY_KEY = 200
+MAX_DELAY_MS = 10 * 366 * 24 * 3600 * 1000  # ten years: later than that is a bug, not a plan
+MIN_AT_MS = 0
+MAX_AT_MS = 253402300799000  # 9999-12-31T23:59:59Z
+
+_encode = msgspec.json.Encoder().encode
+
+
+def recipients(values: Iterable[object]) -> list[str]:
+    """Recipient ids as strings, duplicates collapsed to their first place."""
+    if isinstance(values, str | bytes | int):
+        raise RecipientsError(
+            f"recipients must be a list of ids; got a single {type(values).__name__} {values!r}. "
+            "Wrap it in a list: [id]", "recipients")
+    seen: dict[str, None] = {}
+    for position, value in enumerate(values):
+        seen.setdefault(recipient(value, f"recipients[{position}]"), None)
+        if len(seen) > MAX_RECIPIENTS:
+            raise RecipientsError(
+                f"at most {MAX_RECIPIENTS} recipients per call; got more. Split the list into several calls",
+                "recipients")
+    if not seen:
+        raise RecipientsError("recipients cannot be empty; give at least one recipient id", "recipients")
+    return list(seen)
+
+
+def recipient(value: object, where: str = "recipient") -> str:
+    """One recipient id as a string: a non-empty string or an integer, at most 128 characters."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RecipientsError(
+            f"{where} must be a string or an integer; got {type(value).__name__} {value!r}", where)
+    text = str(value)
+    if not text or len(text) > MAX_RECIPIENT_LEN:
+        raise RecipientsError(
+            f"{where} must be 1 to {MAX_RECIPIENT_LEN} characters; got {len(text)}", where)
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise RecipientsError(
+            f"{where} cannot contain spaces or control characters; got {text!r}", where)
+    return text
+
+
+def payload(
+    title: object, message: object, type: object, priority: object, data: object,
+    created_by: str | None = None, channels: Iterable[str] = (),
+) -> Payload:
+    """The stored payload, after checking each field's kind and size."""
+    _text("title", title, MAX_TITLE, allow_empty=False)
+    _text("message", message, MAX_MESSAGE, allow_empty=True)
+    _text("type", type, MAX_TYPE, allow_empty=False)
+    if priority not in PRIORITIES:
+        raise FieldError(f"priority must be one of {', '.join(PRIORITIES)}; got {priority!r}", "priority")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FieldError(f"data must be a JSON object (a dict); got {type_name(data)}", "data")
+    try:
+        size = len(_encode(data))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise FieldError(f"data must be JSON-encodable: {exc}", "data") from None
+    if size > MAX_DATA_BYTES:
+        raise FieldError(f"data must be at most {MAX_DATA_BYTES} bytes as JSON; got {size}", "data")
+    return Payload(
+        title=str(title), message=str(message), type=str(type), priority=priority,  # type: ignore[arg-type]
+        data=data, created_by=created_by, channels=list(channels))
+
+
+def due(at: datetime | None, delay: timedelta | float | None, now_ms: int) -> tuple[int | None, int]:
+    """``(at_ms, delay_ms)`` for the script: exactly one of ``at`` and ``delay`` must be given.
+
+    ``now_ms`` is the caller's rough clock, used only to reject absurd times; whether ``at`` is in the
+    past is decided by the server's clock inside the script.
+    """
+    if (at is None) == (delay is None):
+        raise ValidationError("give exactly one of at= (a timezone-aware datetime) or delay=", "scheduled_at")
+    if at is not None:
+        return at_ms(at, now_ms), 0
+    assert delay is not None
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        raise ValidationError(f"delay must be a finite number of seconds; got {delay!r}", "delay")
+    if seconds < 0:
+        raise ValidationError(f"delay cannot be negative; got {seconds} s", "delay")
+    delay_ms = round(seconds * 1000)
+    if delay_ms > MAX_DELAY_MS:
+        raise ValidationError(f"delay must be at most ten years; got {seconds:.0f} s", "delay")
+    return None, delay_ms
+
+
+def at_ms(at: object, now_ms: int, field: str = "scheduled_at") -> int:
+    """An aware datetime as epoch ms, rejecting naive values and years zsched cannot mean."""
+    if not isinstance(at, datetime):
+        raise ValidationError(f"{field} must be a datetime; got {type_name(at)}", field)
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise NaiveDatetimeError(
+            f"{field} must be timezone-aware; got {at.isoformat()} with no offset. "
+            "Add one, e.g. datetime(..., tzinfo=timezone.utc) or '2025-12-28T10:00:00Z'", field)
+    value = datetime_to_ms(at)
+    if value < MIN_AT_MS or value > now_ms + MAX_DELAY_MS:
+        raise ValidationError(
+            f"{field} must be between now and ten years from now; got {at.isoformat()}", field)
+    return value
+
+
+def idempotency_key(key: object) -> str | None:
+    """The key as given, if it is a usable one."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise ValidationError(
+            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters; got {key!r}",
+            "idempotency_key")
+    return key
+
+
+def _text(field: str, value: object, limit: int, allow_empty: bool) -> None:
+    if not isinstance(value, str):
+        raise FieldError(f"{field} must be a string; got {type_name(value)}", field)
+    if not value and not allow_empty:
+        raise FieldError(f"{field} cannot be empty", field)
+    if len(value) > limit:
+        raise FieldError(f"{field} must be at most {limit} characters; got {len(value)}", field)
+
+
+def type_name(value: Any) -> str:
+    """A short description of a value's kind, for error messages."""
+    return "null" if value is None else type(value).__name__

@@ -1,0 +1,197 @@
+"""The worker: claim -> deliver -> ack or retry, as a flag plus a tick.
+
+It sleeps exactly until the earliest due time the claim script reports (the server's clock decides),
+and a PUBLISH on the partition's wakeup channel cuts the sleep short when something sooner is
+scheduled. An idle worker issues one claim every ``idle_s``, not a busy poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+
+from .client import AsyncScheduler
+from .core import Claimed
+from .delivery import Delivery, InboxDelivery, Outcome
+from .errors import UnavailableError
+from .keys import Partition
+from .models import Notification
+
+log = logging.getLogger("zsched.worker")
+
+Observer = Callable[[str, Notification, float], None]
+"""Called with ("sent" | "retry" | "failed", notification, lateness in ms) after each outcome."""
+
+
+class Worker:
+    """Delivers due notifications until ``should_exit`` is set (SIGTERM/SIGINT set it in ``serve``)."""
+
+    def __init__(
+        self,
+        scheduler: AsyncScheduler,
+        delivery: Delivery | None = None,
+        *,
+        batch: int = 100,
+        lease_ms: int = 30_000,
+        idle_s: float = 5.0,
+        reap_every_s: float = 1.0,
+        purge_every_s: float = 60.0,
+        observer: Observer | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.core = scheduler.core
+        self.delivery = delivery or InboxDelivery(scheduler.redis, scheduler.core.keys)
+        self.batch = batch
+        self.lease_ms = lease_ms
+        self.idle_s = idle_s
+        self.reap_every_s = reap_every_s
+        self.purge_every_s = purge_every_s
+        self.observer = observer
+        self.should_exit = False
+        self.delivered = 0
+        self._next_reap = 0.0
+        self._next_purge = 0.0
+        self._pubsub: Any = None
+
+    async def run(self) -> None:
+        """Loop until ``should_exit``; Redis outages are waited out with backoff, never spun on."""
+        backoff_s = 0.1
+        try:
+            while not self.should_exit:
+                try:
+                    await self._subscribe()
+                    wait_s = await self.tick()
+                    backoff_s = 0.1
+                except (UnavailableError, redis.ConnectionError, redis.TimeoutError) as exc:
+                    log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                    await self._close_pubsub()
+                    wait_s, backoff_s = backoff_s, min(backoff_s * 2, 5.0)
+                if wait_s > 0:
+                    await self._wait(wait_s)
+        finally:
+            await self._close_pubsub()
+        log.info("worker stopped after delivering %d notifications", self.delivered)
+
+    async def tick(self) -> float:
+        """One round over every partition; returns how long to sleep before the next (0: go on now)."""
+        now = time.monotonic()
+        if now >= self._next_reap:
+            self._next_reap = now + self.reap_every_s
+            for p in self.core.keys.partitions:
+                requeued, failed = await self.scheduler.run(self.core.reap(p))
+                if requeued or failed:
+                    log.warning("partition %s: %d expired leases requeued, %d failed for good",
+                                p.index, requeued, failed)
+        if now >= self._next_purge:
+            self._next_purge = now + self.purge_every_s
+            for p in self.core.keys.partitions:
+                purged = await self.scheduler.run(self.core.purge(p))
+                if purged:
+                    log.info("partition %s: purged %d records past retention", p.index, purged)
+
+        wait_s = min(self.idle_s, max(0.0, self._next_reap - time.monotonic()))
+        for p in self.core.keys.partitions:
+            if self.should_exit:
+                return 0.0
+            claimed_at = time.monotonic()
+            claimed: Claimed = await self.scheduler.run(self.core.claim(p, self.batch, self.lease_ms))
+            if claimed.notifications:
+                await self._deliver(p, claimed, claimed_at)
+            if len(claimed.notifications) == self.batch or claimed.wait_ms == 0:
+                wait_s = 0.0
+            elif claimed.wait_ms > 0:
+                wait_s = min(wait_s, claimed.wait_ms / 1000 - (time.monotonic() - claimed_at))
+        return max(0.0, wait_s)
+
+    async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:
+        batch = claimed.notifications
+        outcomes = await self._attempt(batch)
+        done_ms = claimed.now_ms + (time.monotonic() - claimed_at) * 1000
+        sent = [n for n, o in zip(batch, outcomes, strict=True) if o is None]
+        failures = [(n, _describe(o)) for n, o in zip(batch, outcomes, strict=True) if o is not None]
+        if sent:
+            await self.scheduler.run(self.core.ack(p, [n.id for n in sent]))
+            self.delivered += len(sent)
+        if failures:
+            await self.scheduler.run(self.core.fail(p, failures))
+        for n in sent:
+            late_ms = done_ms - n.scheduled_at.timestamp() * 1000
+            log.info("sent notification %s to %s (attempt %d, %.1f ms after due)",
+                     n.id, n.recipient, n.attempts, late_ms)
+            self._observe("sent", n, late_ms)
+        for n, error in failures:
+            delay = self.core.retry.delay_ms(n.attempts)
+            late_ms = done_ms - n.scheduled_at.timestamp() * 1000
+            if delay is None:
+                log.error("notification %s to %s failed for good after %d attempts: %s",
+                          n.id, n.recipient, n.attempts, error)
+                self._observe("failed", n, late_ms)
+            else:
+                log.warning("notification %s to %s failed (attempt %d of %d): %s; retrying in %.1f s",
+                            n.id, n.recipient, n.attempts, self.core.retry.max_attempts, error, delay / 1000)
+                self._observe("retry", n, late_ms)
+
+    async def _attempt(self, batch: Sequence[Notification]) -> list[Outcome]:
+        try:
+            outcomes = await self.delivery.deliver(batch)
+        except Exception as exc:  # a delivery that raises fails its whole batch, which is then retried
+            return [exc] * len(batch)
+        if len(outcomes) != len(batch):
+            raise RuntimeError(f"delivery returned {len(outcomes)} outcomes for {len(batch)} notifications")
+        return outcomes
+
+    def _observe(self, kind: str, n: Notification, late_ms: float) -> None:
+        if self.observer is not None:
+            self.observer(kind, n, late_ms)
+
+    async def _subscribe(self) -> None:
+        if self._pubsub is None:
+            self._pubsub = self.scheduler.redis.pubsub(ignore_subscribe_messages=True)
+            await self._pubsub.subscribe(*(p.wakeup for p in self.core.keys.partitions))
+
+    async def _close_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail; it is dropped anyway
+                await pubsub.aclose()
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep up to ``seconds``; return early on a wakeup message or ``should_exit``."""
+        deadline = time.monotonic() + seconds
+        while not self.should_exit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if self._pubsub is None:
+                await asyncio.sleep(min(remaining, 0.2))
+                continue
+            try:
+                message = await self._pubsub.get_message(timeout=min(remaining, 0.2))
+            except (redis.ConnectionError, redis.TimeoutError):
+                await self._close_pubsub()
+                continue
+            if message is not None:
+                while await self._pubsub.get_message(timeout=0) is not None:
+                    pass  # several wakeups collapse into one claim
+                return
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop claiming; the batch in flight is finished, then ``run`` returns."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._handle_exit, sig)
+
+    def _handle_exit(self, sig: int) -> None:
+        log.info("received %s: finishing the batch in flight, then stopping", signal.Signals(sig).name)
+        self.should_exit = True
+
+
+def _describe(error: BaseException | None) -> str:
+    return f"{type(error).__name__}: {error}" if error is not None else ""
