@@ -16,8 +16,8 @@ if not now then
 end
 
 local purged = 0
-for k = 1, 3 do
-  local ids = redis.call('ZRANGE', KEYS[k], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+for _, terminal in ipairs({KEYS[1], KEYS[2], KEYS[3]}) do
+  local ids = redis.call('ZRANGE', terminal, '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
   for _, id in ipairs(ids) do
     local raw = redis.call('HGET', KEYS[5], id)
     if raw then
@@ -26,7 +26,7 @@ for k = 1, 3 do
     end
     redis.call('HDEL', KEYS[4], id)
     redis.call('HDEL', KEYS[5], id)
-    redis.call('ZREM', KEYS[k], id)
+    redis.call('ZREM', terminal, id)
     purged = purged + 1
   end
 end

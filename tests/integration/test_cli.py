@@ -1,0 +1,78 @@
+"""The ``zsched`` command as a user runs it: real processes, a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+ZSCHED = [sys.executable, "-m", "zsched.cli"]
+
+
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ZSCHED, *args], capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env={**os.environ, "ZSCHED_REDIS_URL": ""})
+
+
+def test_help_teaches() -> None:
+    out = _run("--help").stdout
+    assert "zsched schedule --to alice" in out and "embedded valkey-server" in out
+    assert "--in" in _run("schedule", "--help").stdout
+
+
+def test_scheduled_two_seconds_ahead_is_sent_on_time(redis_url: str, prefix: str, tmp_path: Path) -> None:
+    target = ["--redis-url", redis_url, "--prefix", prefix]
+    worker = subprocess.Popen([*ZSCHED, "worker", *target], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        scheduled = _run("schedule", *target, "--to", "alice", "--title", "Hello", "--message", "first",
+                         "--in", "2s", "--json")
+        assert scheduled.returncode == 0, scheduled.stderr
+        (nid,) = json.loads(scheduled.stdout)["notification_ids"]
+        deadline = time.monotonic() + 15
+        while True:
+            status = json.loads(_run("status", *target, str(nid), "--json").stdout)
+            if status["scheduled_status"] == "sent" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert status["scheduled_status"] == "sent"
+        assert status["sent_at"] >= status["scheduled_at"]
+        # what redis-cli HGET shows
+        raw = redis.Redis.from_url(redis_url).hget(f"{prefix}:{{p0}}:state", nid)
+        assert raw is not None and json.loads(raw)["status"] == "sent"
+        human = _run("status", *target, str(nid)).stdout
+        assert "scheduled_status: sent" in human
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=20)
+    assert worker.returncode == 0, output
+    assert f"sent notification {nid} to alice" in output and "received SIGTERM" in output
+
+
+def test_errors_are_clear_and_exit_2(redis_url: str, prefix: str) -> None:
+    target = ["--redis-url", redis_url, "--prefix", prefix]
+    past = _run("schedule", *target, "--to", "a", "--title", "t", "--message", "m", "--at", "2020-01-01T00:00:00Z")
+    assert past.returncode == 2 and "must be in the future; got 2020-01-01T00:00:00" in past.stderr
+    missing = _run("cancel", *target, "424242")
+    assert missing.returncode == 2 and "no notification with id 424242" in missing.stderr
+    bad = _run("schedule", *target, "--to", "a", "--title", "t", "--message", "m", "--in", "soon")
+    assert bad.returncode == 2 and "write e.g. 500ms" in bad.stderr
+
+
+def test_embedded_server_by_default_keeps_data_between_commands(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "zs")]
+    scheduled = _run("schedule", *data, "--to", "bo", "--title", "Kept", "--message", "on disk", "--in", "1h",
+                     "--json")
+    assert scheduled.returncode == 0, scheduled.stderr
+    (nid,) = json.loads(scheduled.stdout)["notification_ids"]
+    status = _run("status", *data, str(nid), "--json")  # a new server process replays the AOF
+    assert json.loads(status.stdout)["scheduled_status"] == "pending"
+    stats = json.loads(_run("stats", *data, "--json").stdout)
+    assert stats["counts"]["pending"] == 1
+    assert not (tmp_path / "zs" / "port").exists(), "a server started for one command is stopped after it"
