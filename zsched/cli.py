@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -110,7 +112,8 @@ async def _work(settings: Settings, announce: bool) -> None:
         if scheduler.server is not None:
             print(f"  inspect: redis-cli -p {scheduler.server.port} ZRANGE "
                   f"'{settings.prefix}:{{p0}}:due' 0 -1 WITHSCORES", flush=True)
-        print('  try:     zsched schedule --to alice --title Hello --message "first one" --in 2s', flush=True)
+        command = "zsched" if shutil.which("zsched") else str(Path(sys.executable).parent / "zsched")
+        print(f'  try:     {command} schedule --to alice --title Hello --message "first one" --in 2s', flush=True)
     try:
         await worker.run()
     finally:
