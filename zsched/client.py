@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,11 @@ class _Base:
         self.core = core or Core(**options)
         self.scripts = Scripts(connection)
         self.server = server
+        # Redis Cluster pipelines refuse EVALSHA, so there script steps go one call each.
+        self._pipeline_scripts = not isinstance(connection, redis.RedisCluster | aioredis.RedisCluster)
+
+    def _one_by_one(self, steps: Sequence[Step]) -> bool:
+        return len(steps) == 1 or (not self._pipeline_scripts and any(isinstance(s, Script) for s in steps))
 
 
 class Scheduler(_Base):
@@ -72,8 +78,8 @@ class Scheduler(_Base):
             raise UnavailableError(f"Redis did not answer: {exc}") from exc
 
     def _execute(self, steps: list[Step]) -> list[Any]:
-        if len(steps) == 1:
-            return [_queue(self.redis, self.scripts, steps[0])]
+        if self._one_by_one(steps):
+            return [_queue(self.redis, self.scripts, step) for step in steps]
         pipe = self.redis.pipeline(transaction=False)
         for step in steps:
             _queue(pipe, self.scripts, step)
@@ -154,8 +160,8 @@ class AsyncScheduler(_Base):
             raise UnavailableError(f"Redis did not answer: {exc}") from exc
 
     async def _execute(self, steps: Sequence[Step]) -> list[Any]:
-        if len(steps) == 1:
-            return [await _queue(self.redis, self.scripts, steps[0])]
+        if self._one_by_one(steps):
+            return list(await asyncio.gather(*(_queue(self.redis, self.scripts, step) for step in steps)))
         pipe = self.redis.pipeline(transaction=False)
         for step in steps:
             await _queue(pipe, self.scripts, step)  # an asyncio pipeline is awaitable and returns itself

@@ -153,6 +153,7 @@ class Worker:
 
     async def _subscribe(self) -> None:
         if self._pubsub is None:
+            await self.scheduler.redis.initialize()  # a cluster client learns its slot map here
             self._pubsub = self.scheduler.redis.pubsub(ignore_subscribe_messages=True)
             await self._pubsub.subscribe(*(p.wakeup for p in self.core.keys.partitions))
 
