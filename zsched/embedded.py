@@ -7,6 +7,7 @@ command (or ``redis-cli -p``) finds the running server instead of starting anoth
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -85,6 +86,7 @@ class EmbeddedServer:
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise RuntimeError(f"embedded valkey-server did not start on port {self.port}:\n{tail}")
             time.sleep(0.02)
+        atexit.register(self.stop)  # a process that forgets close() still leaves no server behind
         port_file.write_text(f"{self.port}\n")
         (self.data_dir / "pid").write_text(f"{self._process.pid}\n")
         return self
