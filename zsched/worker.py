@@ -41,7 +41,7 @@ class Worker:
         batch: int = 100,
         lease_ms: int = 30_000,
         idle_s: float = 5.0,
-        reap_every_s: float = 1.0,
+        reap_every_s: float | None = None,
         purge_every_s: float = 60.0,
         observer: Observer | None = None,
     ) -> None:
@@ -51,7 +51,8 @@ class Worker:
         self.batch = batch
         self.lease_ms = lease_ms
         self.idle_s = idle_s
-        self.reap_every_s = reap_every_s
+        # Expired leases are found within half a lease (at most 5 s) of expiring.
+        self.reap_every_s = reap_every_s if reap_every_s is not None else min(5.0, lease_ms / 2000)
         self.purge_every_s = purge_every_s
         self.observer = observer
         self.should_exit = False
