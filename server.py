@@ -61,7 +61,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        zs: AsyncScheduler = scheduler or await asyncio.to_thread(connect, settings)
+        zs = scheduler if scheduler is not None else await asyncio.to_thread(connect, settings)
         app.state.scheduler = zs
         api.attach(zs)
         worker: Worker | None = None
