@@ -1,18 +1,16 @@
 """Fixtures for the HTTP tests: the app on the test server under the test's prefix, and tokens."""
-# ruff: noqa: E402
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-
-import warnings
 
 import pytest
 import redis
 
 with warnings.catch_warnings():  # starlette 1.x suggests httpx2 for its TestClient; httpx is what we have
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from server import create_app
