@@ -130,6 +130,8 @@ async def read_json(request: Request, decoder: msgspec.json.Decoder[Any]) -> Any
         raise ApiError(422, text[: match.start()] if match else text, field) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "the body nests arrays or objects too deeply; keep it under a few hundred levels") from None
 
 
 def _first_line(exc: BaseException) -> str:
