@@ -21,7 +21,8 @@ from .worker import Worker
 
 EPILOG = """\
 examples:
-  zsched serve                                   run the worker on the embedded server (./.zsched)
+  zsched serve                                   HTTP API + worker on 127.0.0.1:8000, embedded server (./.zsched)
+  zsched token create --user alice               make an API token (printed once, on the last line)
   zsched schedule --to alice --title Hi --message "Stand-up in 5" --in 2s
   zsched status 1                                see where notification 1 is
   zsched cancel 1                                cancel it while it is pending
@@ -47,10 +48,29 @@ def _parser() -> argparse.ArgumentParser:
 
     for name in ("serve", "worker"):
         cmd = sub.add_parser(name, parents=[common], help=(
-            "run zsched: the worker delivering due notifications" if name == "serve"
-            else "run only the worker loop (claim -> deliver -> ack/retry)"))
+            "run zsched: the HTTP API and the worker delivering due notifications, in one process"
+            if name == "serve" else "run only the worker loop (claim -> deliver -> ack/retry)"))
         cmd.add_argument("--batch", type=int, help="most notifications claimed per call (default 100)")
         cmd.add_argument("--lease-ms", type=int, help="how long a claim is owned before reap (default 30000)")
+        if name == "serve":
+            cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+            cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+            cmd.add_argument("--no-worker", action="store_true", help="run the API alone, without the worker")
+            cmd.add_argument("--rate-per-s", type=float, help="API requests per second per token (default 10)")
+            cmd.add_argument("--rate-burst", type=int, help="API requests a token may burst (default 50)")
+
+    token = sub.add_parser("token", help="create, list or revoke API tokens").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION")
+    cmd = token.add_parser("create", parents=[common], help="create a token; it is printed once, on the last line")
+    cmd.add_argument("--user", required=True, help="the user id the token acts as (a recipient id)")
+    cmd.add_argument("--scope", action="append", default=[], metavar="SCOPE",
+                     help="grant a scope; schedule:any lets it schedule for other recipients (repeatable)")
+    cmd.add_argument("--admin", action="store_true", help="may see and change every notification, and stats")
+    cmd.add_argument("--name", help="a note for `zsched token list`, e.g. billing-service")
+    cmd = token.add_parser("list", parents=[common], help="every token's id, user and scopes (never a secret)")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd = token.add_parser("revoke", parents=[common], help="revoke a token by its id (from list) or the token")
+    cmd.add_argument("token", help="the id shown by `zsched token list`, or the token itself")
 
     cmd = sub.add_parser("schedule", parents=[common], help="schedule a notification for one or more recipients",
                          description="Schedule one notification per recipient, due --at a time or --in a delay.")
@@ -86,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(redis_url=args.redis_url, data_dir=args.data_dir, prefix=args.prefix,
                              partitions=args.partitions, batch=getattr(args, "batch", None),
-                             lease_ms=getattr(args, "lease_ms", None))
+                             lease_ms=getattr(args, "lease_ms", None), rate_per_s=getattr(args, "rate_per_s", None),
+                             rate_burst=getattr(args, "rate_burst", None))
 
 
 def _show(value: Any, as_json: bool) -> None:
@@ -120,6 +141,50 @@ async def _work(settings: Settings, announce: bool) -> None:
         await scheduler.close()
 
 
+def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
+    import uvicorn
+
+    try:
+        from server import create_app
+    except ImportError as exc:
+        raise ZschedError(f"cannot import the ASGI entry server.py ({exc}); run zsched from a checkout "
+                          "installed with `make install` (pip install -e .)") from None
+    app = create_app(settings, run_worker=run_worker)
+    where = settings.redis_url or f"the embedded server in {settings.data_dir}"
+    print(f"zsched serving http://{host}:{port} (API{' + worker' if run_worker else ' only'}) on {where}, "
+          f"prefix {settings.prefix!r}; docs at /docs. Ctrl-C stops it.", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from .auth import TokenStore
+
+    store = TokenStore(settings.prefix)
+    with settings.scheduler() as zs:
+        if args.token_command == "create":
+            token, p = store.create(zs.redis, args.user, scopes=tuple(args.scope), admin=args.admin, name=args.name)
+            print(f"created token {p.id} for user {p.user!r} (scopes: {', '.join(p.scopes) or 'none'}; "
+                  f"admin: {'yes' if p.admin else 'no'})")
+            print("it is shown only this once; send it as 'Authorization: Token <token>':")
+            print(token)
+        elif args.token_command == "list":
+            principals = store.list(zs.redis)
+            if args.json:
+                _show(principals, True)
+            for p in [] if args.json else principals:
+                made = datetime.fromtimestamp(p.created_at / 1000).isoformat(timespec="seconds")
+                print(f"{p.id}  user={p.user}  scopes={','.join(p.scopes) or '-'}  admin={'yes' if p.admin else 'no'}"
+                      f"  created={made}{f'  name={p.name}' if p.name else ''}")
+        elif not store.revoke(zs.redis, args.token):
+            print(f"zsched: error: no single token matches {args.token!r}; see `zsched token list` for ids",
+                  file=sys.stderr)
+            return 1
+        else:
+            print("revoked")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zsched`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -129,9 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("zsched.worker").setLevel(logging.INFO)
     try:
         settings = _settings(args)
-        if args.command in ("serve", "worker"):
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port, run_worker=not args.no_worker)
+        if args.command == "worker":
             asyncio.run(_work(settings, announce=True))
             return 0
+        if args.command == "token":
+            return _token(settings, args)
         with settings.scheduler() as zs:
             if args.command == "schedule":
                 data = json.loads(args.data) if args.data else None

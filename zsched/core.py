@@ -217,10 +217,12 @@ class Core:
         next_cursor = items[-1].id if items and (more or len(items) == limit) else None
         return Page(items=items, next_cursor=next_cursor)
 
-    def stats(self) -> Op:
-        """Counts per status and lifetime totals over every partition, and the earliest due lag."""
+    def stats(self, partitions: Sequence[Partition] | None = None) -> Op:
+        """Counts per status and lifetime totals over every partition (or just ``partitions``), and the
+        earliest due lag."""
+        chosen = self.keys.partitions if partitions is None else tuple(partitions)
         steps: list[Step] = [Command(("TIME",))]
-        for p in self.keys.partitions:
+        for p in chosen:
             steps += [Command(("ZCARD", p.due)), Command(("ZCARD", p.processing)), Command(("ZCARD", p.sent)),
                       Command(("ZCARD", p.cancelled)), Command(("ZCARD", p.failed)),
                       Command(("ZRANGE", p.due, 0, 0, "WITHSCORES")), Command(("HGETALL", p.counters))]
@@ -230,7 +232,7 @@ class Core:
         counts = dict.fromkeys(STATUSES, 0)
         totals: dict[str, int] = {}
         earliest: int | None = None
-        for i in range(len(self.keys.partitions)):
+        for i in range(len(chosen)):
             *cards, first, counters = replies[1 + 7 * i: 8 + 7 * i]
             for name, card in zip(STATUSES, cards, strict=True):
                 counts[name] += int(card)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 NAMES = (
-    "schedule", "claim", "ack", "retry", "cancel", "reschedule", "reap", "purge", "publish_inbox",
+    "schedule", "claim", "ack", "retry", "cancel", "reschedule", "reap", "purge", "publish_inbox", "rate_limit",
 )
 
 

@@ -47,6 +47,8 @@ class Settings(msgspec.Struct, kw_only=True):
     keep_failed_ms: int = 90 * DAY_MS
     lease_ms: int = 30_000
     batch: int = 100
+    rate_per_s: float = 10.0
+    rate_burst: int = 50
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

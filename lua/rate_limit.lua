@@ -1,0 +1,31 @@
+-- rate_limit: take one request's cost from a caller's token bucket, refilled continuously.
+-- KEYS[1] bucket        HASH  tokens (float, as text), at (epoch ms of the last refill)
+-- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
+-- ARGV[2] rate_per_s    tokens added per second
+-- ARGV[3] burst         bucket capacity (a full bucket allows this many requests at once)
+-- ARGV[4] cost          tokens this request takes
+-- Returns: {1, tokens left (floored), 0} when allowed | {0, 0, ms until enough tokens} when limited
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local rate, burst, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+
+local saved = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(saved[1]), tonumber(saved[2])
+if not tokens or not at then
+  tokens, at = burst, now
+end
+-- a clock that went backwards (another server, a pinned test clock) must not drain the bucket
+local elapsed_ms = math.max(0, now - at)
+tokens = math.min(burst, tokens + elapsed_ms * rate / 1000)
+
+local allowed = tokens >= cost
+if allowed then tokens = tokens - cost end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+if allowed then
+  return {1, math.floor(tokens), 0}
+end
+return {0, 0, math.ceil((cost - tokens) / rate * 1000)}

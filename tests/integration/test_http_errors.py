@@ -1,0 +1,157 @@
+"""Bad input over HTTP: each error code with the JSON error shape, nothing written, never a 500."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from tests.integration.http_support import TestClient, Tokens, client, future, schedule_body, settings, tokens
+
+__all__ = ["client", "settings", "tokens"]
+
+SCHEDULE = "/api/notifications/schedule/"
+
+
+@pytest.fixture
+def service(tokens: Tokens) -> dict[str, str]:
+    return tokens.service()
+
+
+def _nothing_written(redis_url: str, prefix: str) -> bool:
+    r = redis.Redis.from_url(redis_url)
+    keys = [k for k in r.scan_iter(match=f"{prefix}:*") if b"{auth}" not in k and b"{rate}" not in k]
+    r.close()
+    return not keys
+
+
+def _error(r: object, status: int, field: str | None = None) -> dict[str, object]:
+    assert r.status_code == status, r.text  # type: ignore[attr-defined]
+    body: dict[str, object] = r.json()  # type: ignore[attr-defined]
+    assert set(body) >= {"error", "detail", "field"} and body["detail"], body
+    if field is not None:
+        assert body["field"] == field, body
+    return body
+
+
+def test_400_malformed_json(client: TestClient, service: dict[str, str], redis_url: str, prefix: str) -> None:
+    for raw in (b"{", b'{"recipients": [1,]}', b"\xff\xfe", b"", b"nul"):
+        _error(client.post(SCHEDULE, headers={**service, "Content-Type": "application/json"}, content=raw), 400)
+    assert _nothing_written(redis_url, prefix)
+
+
+def test_415_not_json(client: TestClient, service: dict[str, str]) -> None:
+    body = json.dumps(schedule_body([1]))
+    for content_type in (None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+        headers = dict(service) if content_type is None else {**service, "Content-Type": content_type}
+        _error(client.post(SCHEDULE, headers=headers, content=body), 415, "Content-Type")
+    ok = client.post(SCHEDULE, headers={**service, "Content-Type": "application/json; charset=utf-8"}, content=body)
+    assert ok.status_code == 201
+
+
+def test_413_body_over_1_mib(client: TestClient, service: dict[str, str], redis_url: str, prefix: str) -> None:
+    big = schedule_body([1], data={"blob": "x" * (1024 * 1024 + 10)})
+    _error(client.post(SCHEDULE, headers=service, json=big), 413)
+
+    def chunks():  # no Content-Length: the limit holds while streaming too
+        for _ in range(20):
+            yield b" " * (64 * 1024)
+        yield json.dumps(schedule_body([1])).encode()
+
+    _error(client.post(SCHEDULE, headers={**service, "Content-Type": "application/json"}, content=chunks()), 413)
+    assert _nothing_written(redis_url, prefix)
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    ({"scheduled_at": "2020-01-01T00:00:00Z"}, "scheduled_at", "must be in the future"),
+    ({"scheduled_at": "2030-01-01T10:00:00"}, "scheduled_at", "timezone-aware"),
+    ({"scheduled_at": "tomorrow"}, "scheduled_at", "datetime"),
+    ({"scheduled_at": None}, "scheduled_at", "null"),
+    ({"recipients": []}, "recipients", "cannot be empty"),
+    ({"recipients": list(range(10_001))}, "recipients", "at most 10000"),
+    ({"recipients": 5}, "recipients", "array"),
+    ({"recipients": [True]}, "recipients[0]", "bool"),
+    ({"recipients": [""]}, "recipients[0]", "1 to 128"),
+    ({"recipients": ["two words"]}, "recipients[0]", "spaces"),
+    ({"recipients": [{"id": 1}]}, "recipients[0]", "object"),
+    ({"priority": "critical"}, "priority", "one of low, normal, high, urgent"),
+    ({"title": ""}, "title", "cannot be empty"),
+    ({"title": "t" * 201}, "title", "at most 200"),
+    ({"title": 7}, "title", "str"),
+    ({"message": "m" * 10_001}, "message", "at most 10000"),
+    ({"type": ""}, "type", "cannot be empty"),
+    ({"data": [1, 2]}, "data", "object"),
+    ({"data": {"blob": "x" * 20_000}}, "data", "at most 16384 bytes"),
+])
+def test_422_rules(client: TestClient, service: dict[str, str], redis_url: str, prefix: str,
+                   change: dict[str, object], field: str, words: str) -> None:
+    body = _error(client.post(SCHEDULE, headers=service, json={**schedule_body([1, 2]), **change}), 422, field)
+    assert words in str(body["detail"]), body
+    assert _nothing_written(redis_url, prefix)
+
+
+def test_422_missing_field_and_not_an_object(client: TestClient, service: dict[str, str]) -> None:
+    body = schedule_body([1])
+    del body["title"]
+    assert "title" in str(_error(client.post(SCHEDULE, headers=service, json=body), 422)["detail"])
+    _error(client.post(SCHEDULE, headers=service, json=[body]), 422)
+    _error(client.post(SCHEDULE, headers=service, json="hello"), 422)
+    r = client.post(SCHEDULE, headers={**service, "Idempotency-Key": "k" * 65}, json=schedule_body([1]))
+    _error(r, 422, "Idempotency-Key")
+
+
+def test_unknown_fields_are_ignored(client: TestClient, service: dict[str, str]) -> None:
+    r = client.post(SCHEDULE, headers=service, json={**schedule_body([1]), "colour": "blue"})
+    assert r.status_code == 201
+
+
+def test_404_and_405(client: TestClient, service: dict[str, str]) -> None:
+    for path in ("/api/notifications/424242/schedule_status/", "/api/notifications/abc/schedule_status/",
+                 f"/api/notifications/{2**80}/schedule_status/", "/api/nothing-here", "/"):
+        _error(client.get(path, headers=service), 404)
+    _error(client.delete(f"/api/notifications/{2**80}/cancel_scheduled/", headers=service), 404)
+    r = client.get(SCHEDULE, headers=service)
+    _error(r, 405)
+    assert "POST" in r.headers["Allow"]
+    _error(client.post("/api/notifications/1/cancel_scheduled/", headers=service), 405)
+    _error(client.put("/api/notifications/1/", headers=service, json={}), 405)
+
+
+def test_patch_errors(client: TestClient, tokens: Tokens) -> None:
+    me = tokens.headers("alice")
+    (nid,) = client.post(SCHEDULE, headers=me, json=schedule_body(["alice"])).json()["notification_ids"]
+    path = f"/api/notifications/{nid}/"
+    _error(client.patch(path, headers=me, content=b"{", ), 415)
+    _error(client.patch(path, headers={**me, "Content-Type": "application/json"}, content=b"{"), 400)
+    _error(client.patch(path, headers=me, json={}), 422)
+    _error(client.patch(path, headers=me, json={"scheduled_at": "2030-01-01T00:00:00"}), 422, "scheduled_at")
+    _error(client.patch(path, headers=me, json={"scheduled_at": future(20 * 366 * 86400)}), 422, "scheduled_at")
+
+
+ADVERSARIAL = [
+    b"null", b"0", b"[]", b"{}", b'{"recipients": null}', b'{"recipients": [null]}', b'{"recipients": [1e308]}',
+    b'{"recipients": [123456789012345678901234567890], "title": "t", "message": "m", '
+    b'"scheduled_at": "2030-01-01T00:00:00Z"}',
+    b'{"recipients": [-1], "title": "t", "message": "m", "scheduled_at": "9999-12-31T23:59:59Z"}',
+    b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "0001-01-01T00:00:00Z"}',
+    b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-02-30T00:00:00Z"}',
+    b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": 1893456000}',
+    b'{"recipients": [1], "title": "\\u0000", "message": "\\ud800", "scheduled_at": "2030-01-01T00:00:00+25:00"}',
+    b'{"recipients": ["\\u0000"], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z"}',
+    b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "data": '
+    + b'{"a":' * 2000 + b"1" + b"}" * 2000 + b"}",
+    b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "priority": null}',
+    b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "data": null}',
+    b"[" * 100_000,
+    b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "data": '
+    + b'{"a":' * 600 + b"1" + b"}" * 600 + b"}",
+]
+
+
+@pytest.mark.parametrize("raw", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
+def test_adversarial_bodies_never_500(client: TestClient, service: dict[str, str], raw: bytes) -> None:
+    for method, path in (("POST", SCHEDULE), ("PATCH", "/api/notifications/1/")):
+        r = client.request(method, path, headers={**service, "Content-Type": "application/json"}, content=raw)
+        assert r.status_code in (200, 201, 400, 404, 422), (method, r.text)
+        assert r.headers["content-type"] == "application/json"

@@ -1,0 +1,44 @@
+"""The token bucket script on a real server, with a pinned clock: burst, refill, per-key, header contract."""
+
+from __future__ import annotations
+
+import re
+
+import redis.asyncio as aioredis
+
+from tests.conftest import ManualClock
+from zsched.ratelimit import RateLimiter
+from zsched.scripts import lua_dir
+
+
+async def test_burst_then_refill(redis_url: str, prefix: str) -> None:
+    clock = ManualClock(1_000_000)
+    r = aioredis.Redis.from_url(redis_url)
+    try:
+        limiter = RateLimiter(r, prefix, rate_per_s=2.0, burst=3, clock=clock)
+        verdicts = [await limiter.take("a") for _ in range(4)]
+        assert [v.allowed for v in verdicts] == [True, True, True, False]
+        assert [v.remaining for v in verdicts[:3]] == [2, 1, 0] and verdicts[3].retry_after_ms == 500
+        assert (await limiter.take("b")).allowed  # buckets are per token
+        clock.advance(499)
+        assert not (await limiter.take("a")).allowed
+        clock.advance(1)
+        assert (await limiter.take("a")).allowed
+        clock.advance(3_600_000)  # a long pause refills to the burst, not beyond
+        assert [(await limiter.take("a")).allowed for _ in range(4)] == [True, True, True, False]
+        clock.advance(-10_000)  # a clock that went back does not drain or refill
+        assert not (await limiter.take("a")).allowed
+        ttl = await r.pttl(f"{prefix}:{{rate}}:bucket:a")
+        assert 0 < ttl <= 2500
+    finally:
+        await r.aclose()
+
+
+def test_header_names_every_key_and_arg() -> None:
+    source = (lua_dir() / "rate_limit.lua").read_text()
+    header = [line for line in source.splitlines() if line.startswith("--")]
+    declared_keys = {int(n) for n in re.findall(r"^-- KEYS\[(\d+)\]", "\n".join(header), re.M)}
+    declared_args = {int(n) for n in re.findall(r"^-- ARGV\[(\d+)\]", "\n".join(header), re.M)}
+    assert {int(n) for n in re.findall(r"KEYS\[(\d+)\]", source)} == declared_keys == {1}
+    assert {int(n) for n in re.findall(r"ARGV\[(\d+)\]", source)} == declared_args == {1, 2, 3, 4}
+    assert any(line.startswith("-- Returns:") for line in header)

@@ -1,0 +1,256 @@
+"""The HTTP API: the seed's endpoints and what users of such an API expect, as Starlette routes.
+
+Every ``/api/`` call is authenticated (``Authorization: Token <t>`` or ``Bearer <t>``), rate limited per
+token, and authorized by ownership: a caller sees and changes only notifications it created or receives
+(admins see all); anything else is 404, so existence does not leak. Errors are JSON, see ``http_errors``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from . import openapi, validation
+from .auth import Principal, TokenStore
+from .client import AsyncScheduler
+from .errors import NotFoundError, UnavailableError
+from .http_errors import JSON, ApiError, read_json
+from .metrics import CONTENT_TYPE, Metrics
+from .models import Notification
+from .ratelimit import RateLimiter
+
+MAX_ID = 2**63 - 1
+MAX_IDEMPOTENCY_HEADER = 64
+CHALLENGE = 'Token realm="zsched", Bearer realm="zsched"'
+
+
+class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
+    """``POST /api/notifications/schedule/``: one notification per recipient, all due at ``scheduled_at``."""
+
+    recipients: list[str | int]
+    title: str
+    message: str
+    scheduled_at: datetime
+    type: str = "system"
+    priority: str = "normal"
+    data: dict[str, Any] | None = None
+
+
+class RescheduleBody(msgspec.Struct, forbid_unknown_fields=False):
+    """``PATCH /api/notifications/{id}/``: the new due time."""
+
+    scheduled_at: datetime
+
+
+_schedule_decoder = msgspec.json.Decoder(ScheduleBody)
+_reschedule_decoder = msgspec.json.Decoder(RescheduleBody)
+
+
+def status_view(n: Notification) -> dict[str, Any]:
+    """The seed's schedule_status shape, plus ``recipient`` and ``attempts``."""
+    return {"id": n.id, "title": n.title, "scheduled_at": n.scheduled_at, "scheduled_status": n.scheduled_status,
+            "is_sent": n.is_sent, "sent_at": n.sent_at, "created_at": n.created_at, "recipient": n.recipient,
+            "attempts": n.attempts}
+
+
+def full_view(n: Notification) -> dict[str, Any]:
+    """Every field of a notification, plus ``is_sent``."""
+    return {**msgspec.structs.asdict(n), "is_sent": n.is_sent}
+
+
+class Api:
+    """The handlers; ``attach`` gives them a scheduler when the app starts, ``detach`` takes it away."""
+
+    def __init__(self, prefix: str, metrics: Metrics, *, rate_per_s: float, rate_burst: int) -> None:
+        self.tokens = TokenStore(prefix)
+        self.metrics = metrics
+        self.prefix = prefix
+        self.rate_per_s = rate_per_s
+        self.rate_burst = rate_burst
+        self._scheduler: AsyncScheduler | None = None
+        self._limiter: RateLimiter | None = None
+
+    def attach(self, scheduler: AsyncScheduler) -> None:
+        """Serve requests with ``scheduler`` (and rate limit on its connection and clock)."""
+        self._scheduler = scheduler
+        self._limiter = RateLimiter(scheduler.redis, self.prefix, rate_per_s=self.rate_per_s,
+                                    burst=self.rate_burst, clock=scheduler.core.clock)
+
+    def detach(self) -> None:
+        """Stop using the scheduler (the app is shutting down)."""
+        self._scheduler = self._limiter = None
+
+    @property
+    def zs(self) -> AsyncScheduler:
+        """The scheduler; 503 while the app is not started."""
+        if self._scheduler is None:
+            raise ApiError(503, "the service is starting or stopping; retry shortly", headers={"Retry-After": "1"})
+        return self._scheduler
+
+    def routes(self) -> list[BaseRoute]:
+        """Every route of the API."""
+        n = "/api/notifications"
+        return [
+            Route(f"{n}/schedule/", self.schedule, methods=["POST"]),
+            Route(f"{n}/", self.list_mine, methods=["GET"]),
+            Route(f"{n}/{{id:int}}/", self.one, methods=["GET", "PATCH"]),
+            Route(f"{n}/{{id:int}}/schedule_status/", self.status, methods=["GET"]),
+            Route(f"{n}/{{id:int}}/cancel_scheduled/", self.cancel, methods=["DELETE"]),
+            Route(f"{n}/{{id:int}}/scheduled/", self.cancel, methods=["DELETE"]),
+            Route("/api/stats", self.stats, methods=["GET"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics_text, methods=["GET"]),
+            Route("/openapi.json", self.openapi_json, methods=["GET"]),
+            Route("/docs", self.docs, methods=["GET"]),
+        ]
+
+    # -- who is calling --------------------------------------------------------------------------
+
+    async def authenticate(self, request: Request) -> Principal:
+        """The caller's principal from its token, after taking one request from its rate-limit bucket."""
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.strip().partition(" ")
+        if not header:
+            raise _unauthorized("send your token as 'Authorization: Token <token>' (or Bearer); "
+                                "create one with `zsched token create --user ID`")
+        if scheme.lower() not in ("token", "bearer") or not token.strip():
+            raise _unauthorized(f"the Authorization header must be 'Token <token>' or 'Bearer <token>'; "
+                                f"got scheme {scheme[:20]!r}")
+        principal = await self.tokens.averify(self.zs.redis, token.strip())
+        if principal is None:
+            raise _unauthorized("the token is unknown or revoked; create one with `zsched token create`")
+        assert self._limiter is not None
+        verdict = await self._limiter.take(principal.id)
+        if not verdict.allowed:
+            seconds = max(1, -(-verdict.retry_after_ms // 1000))
+            raise ApiError(429, f"rate limit of {self.rate_per_s:g} requests/s (burst {self.rate_burst}) "
+                           f"reached for this token; retry in {seconds} s", headers={"Retry-After": str(seconds)})
+        return principal
+
+    async def visible(self, principal: Principal, notification_id: int) -> Notification:
+        """The notification if the caller created or receives it (or is admin); 404 otherwise."""
+        if notification_id > MAX_ID:
+            raise NotFoundError(notification_id)
+        n: Notification = await self.zs.status(notification_id)
+        if not (principal.admin or n.recipient == principal.user or n.created_by == principal.user):
+            raise NotFoundError(notification_id)
+        return n
+
+    # -- the seed's endpoints --------------------------------------------------------------------
+
+    async def schedule(self, request: Request) -> Response:
+        """POST: schedule one notification per recipient; 201 with their ids."""
+        principal = await self.authenticate(request)
+        body: ScheduleBody = await read_json(request, _schedule_decoder)
+        people = validation.recipients(body.recipients)
+        others = [p for p in people if p != principal.user]
+        if others and not principal.can_schedule_for_others():
+            raise ApiError(403, f"you may schedule only for yourself ({principal.user!r}); got {others[0]!r}. "
+                           "Scheduling for others needs a token with the schedule:any scope", "recipients")
+        key = request.headers.get("idempotency-key")
+        if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_HEADER and key.isprintable()):
+            raise ApiError(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable characters; "
+                           f"got {len(key)}", "Idempotency-Key")
+        result = await self.zs.schedule(
+            people, body.title, body.message, at=body.scheduled_at, type=body.type, priority=body.priority,
+            data=body.data, idempotency_key=None if key is None else f"{principal.user}:{key}",
+            created_by=principal.user)
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+        return JSON({"notification_ids": result.notification_ids, "count": result.count,
+                     "scheduled_at": result.scheduled_at}, status_code=201, headers=headers)
+
+    async def status(self, request: Request) -> Response:
+        """GET: where one notification is."""
+        principal = await self.authenticate(request)
+        return JSON(status_view(await self.visible(principal, request.path_params["id"])))
+
+    async def cancel(self, request: Request) -> Response:
+        """DELETE: cancel while pending; 409 with the current status otherwise."""
+        principal = await self.authenticate(request)
+        n = await self.visible(principal, request.path_params["id"])
+        n = await self.zs.cancel(n.id)
+        return JSON({"id": n.id, "scheduled_status": n.scheduled_status, "cancelled_at": n.cancelled_at})
+
+    # -- what users of such an API also expect ---------------------------------------------------
+
+    async def one(self, request: Request) -> Response:
+        """GET: one notification in full; PATCH ``{"scheduled_at"}``: reschedule it while pending."""
+        principal = await self.authenticate(request)
+        n = await self.visible(principal, request.path_params["id"])
+        if request.method == "PATCH":
+            body: RescheduleBody = await read_json(request, _reschedule_decoder)
+            n = await self.zs.reschedule(n.id, at=body.scheduled_at)
+        return JSON(full_view(n))
+
+    async def list_mine(self, request: Request) -> Response:
+        """GET: the caller's received notifications (an admin may pass ?recipient=), newest first."""
+        principal = await self.authenticate(request)
+        query = request.query_params
+        recipient = query.get("recipient", principal.user)
+        if recipient != principal.user and not principal.admin:
+            raise ApiError(403, "only an admin token may list another recipient's notifications", "recipient")
+        limit = _int_param(query.get("limit"), "limit", 1, 1000)
+        page = await self.zs.list_for(recipient, status=query.get("status") or None,
+                                      limit=50 if limit is None else limit,
+                                      cursor=_int_param(query.get("cursor"), "cursor", 0, MAX_ID))
+        return JSON({"items": [full_view(n) for n in page.items], "next_cursor": page.next_cursor})
+
+    async def stats(self, request: Request) -> Response:
+        """GET (admin): counts per status, totals, next due and oldest overdue lag, overall and per partition."""
+        principal = await self.authenticate(request)
+        if not principal.admin:
+            raise ApiError(403, "stats need an admin token (`zsched token create --user ID --admin`)")
+        zs = self.zs
+        overall = await zs.stats()
+        parts = [await zs.run(zs.core.stats([p])) for p in zs.core.keys.partitions]
+        return JSON({**msgspec.structs.asdict(overall),
+                     "partitions": [{"partition": i, **msgspec.structs.asdict(s)} for i, s in enumerate(parts)]})
+
+    async def healthz(self, request: Request) -> Response:
+        """GET: the process is alive (no Redis involved)."""
+        return JSON({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        """GET: Redis answers; 503 otherwise."""
+        try:
+            await self.zs.redis.ping()
+        except ApiError:
+            raise
+        except Exception as exc:  # any failure to ping means not ready; the detail says which
+            raise ApiError(503, f"Redis does not answer: {str(exc)[:200]}", headers={"Retry-After": "1"}) from None
+        return JSON({"status": "ready"})
+
+    async def metrics_text(self, request: Request) -> Response:
+        """GET: Prometheus text; Redis-derived series are left out (``zsched_redis_up 0``) while it is down."""
+        try:
+            stats = await self.zs.stats()
+        except UnavailableError:
+            stats = None
+        return Response(self.metrics.render(stats), media_type=CONTENT_TYPE)
+
+    async def openapi_json(self, request: Request) -> Response:
+        """GET: the OpenAPI 3.1 document."""
+        return JSON(openapi.document())
+
+    async def docs(self, request: Request) -> Response:
+        """GET: the same document as a readable HTML page."""
+        return HTMLResponse(openapi.html())
+
+
+def _unauthorized(detail: str) -> ApiError:
+    return ApiError(401, detail, "Authorization", headers={"WWW-Authenticate": CHALLENGE})
+
+
+def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(422, f"{name} must be a whole number from {low} to {high}; got {raw[:40]!r}", name)
+    return int(raw)
+

@@ -1,0 +1,45 @@
+"""Per-token rate limiting: a token bucket kept in Redis by ``lua/rate_limit.lua``, so every API process
+behind one Redis shares each caller's budget."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from .scripts import Scripts
+
+
+def bucket_key(prefix: str, token_id: str) -> str:
+    """HASH: one caller's bucket (tokens left, time of the last refill); expires once full again."""
+    return f"{prefix}:{{rate}}:bucket:{token_id}"
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """Whether a request may go on, what is left of the bucket, and how long to wait when it may not."""
+
+    allowed: bool
+    remaining: int
+    retry_after_ms: int
+
+
+class RateLimiter:
+    """Takes ``cost`` tokens per request from a bucket of ``burst`` refilled at ``rate_per_s``."""
+
+    def __init__(self, connection: Any, prefix: str, *, rate_per_s: float, burst: int,
+                 clock: Callable[[], int] | None = None) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError(f"rate_per_s must be > 0 and burst >= 1; got {rate_per_s} and {burst}")
+        self.prefix = prefix
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.clock = clock
+        self.script = Scripts(connection)["rate_limit"]
+
+    async def take(self, token_id: str, cost: int = 1) -> Verdict:
+        """Spend ``cost`` tokens of ``token_id``'s bucket if it has them (asyncio connection)."""
+        now = "" if self.clock is None else str(self.clock())
+        reply = await self.script(keys=[bucket_key(self.prefix, token_id)],
+                                  args=[now, repr(float(self.rate_per_s)), self.burst, cost])
+        return Verdict(allowed=int(reply[0]) == 1, remaining=int(reply[1]), retry_after_ms=int(reply[2]))
