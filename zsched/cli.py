@@ -144,11 +144,8 @@ async def _work(settings: Settings, announce: bool) -> None:
 def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
     import uvicorn
 
-    try:
-        from server import create_app
-    except ImportError as exc:
-        raise ZschedError(f"cannot import the ASGI entry server.py ({exc}); run zsched from a checkout "
-                          "installed with `make install` (pip install -e .)") from None
+    from .app import create_app
+
     app = create_app(settings, run_worker=run_worker)
     where = settings.redis_url or f"the embedded server in {settings.data_dir}"
     print(f"zsched serving http://{host}:{port} (API{' + worker' if run_worker else ' only'}) on {where}, "

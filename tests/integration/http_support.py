@@ -13,7 +13,7 @@ with warnings.catch_warnings():  # starlette 1.x suggests httpx2 for its TestCli
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from server import create_app
+from zsched.app import create_app
 from zsched.auth import SCOPE_SCHEDULE_ANY, TokenStore
 from zsched.settings import Settings
 

@@ -6,8 +6,8 @@ import time
 
 import redis
 
-from server import create_app
 from tests.integration.http_support import TestClient, Tokens, client, future, schedule_body, settings, tokens
+from zsched.app import create_app
 from zsched.settings import Settings
 
 __all__ = ["client", "settings", "tokens"]  # fixtures used by name

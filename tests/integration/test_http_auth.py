@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from server import create_app
 from tests.integration.http_support import TestClient, Tokens, client, future, schedule_body, settings, tokens
+from zsched.app import create_app
 from zsched.settings import Settings
 
 __all__ = ["client", "settings", "tokens"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import zsched.embedded
-from server import create_app
 from tests.integration.http_support import TestClient, Tokens, schedule_body
+from zsched.app import create_app
 from zsched.embedded import EmbeddedServer
 from zsched.settings import Settings
 

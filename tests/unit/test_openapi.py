@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from server import create_app
 from zsched import openapi
+from zsched.app import create_app
 from zsched.settings import Settings
 
 

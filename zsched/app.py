@@ -1,0 +1,100 @@
+"""Assembles the web face: settings -> scheduler + worker + API (+ any extra routes) -> one Starlette app.
+
+Kept inside the package so ``zsched serve`` works from an installed wheel; ``server.py`` at the top of the
+checkout is the ASGI entry (``uvicorn server:app``) and only calls ``create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+
+import redis
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
+
+from zsched.client import AsyncScheduler
+from zsched.delivery import Delivery
+from zsched.errors import ZschedError
+from zsched.http import Api
+from zsched.http_errors import ApiError, handle
+from zsched.metrics import Metrics
+from zsched.settings import Settings
+from zsched.worker import Worker
+
+log = logging.getLogger("zsched.server")
+
+Service = Callable[[Starlette], AbstractAsyncContextManager[None]]
+"""Something started after the scheduler and stopped before it (the WebSocket gateway's listener)."""
+
+STOP_TIMEOUT_S = 10.0
+
+
+def connect(settings: Settings) -> AsyncScheduler:
+    """An asyncio scheduler with bounded socket timeouts, so a hung Redis becomes a 503, not a hang."""
+    server = settings.server()
+    connection = aioredis.Redis.from_url(settings.url(server), socket_connect_timeout=2, socket_timeout=5)
+    return AsyncScheduler(connection, core=settings.core(), server=server)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_worker: bool = True,
+    scheduler: AsyncScheduler | None = None,
+    delivery: Delivery | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    services: Sequence[Service] = (),
+) -> Starlette:
+    """The app. Its lifespan connects (or uses ``scheduler``, which the caller then closes), starts the
+    worker unless ``run_worker`` is False, then enters ``services``; shutdown runs in reverse.
+
+    ``app.state`` carries ``settings``, ``scheduler``, ``tokens`` and ``metrics`` for extra routes.
+    """
+    settings = settings or Settings.from_env()
+    metrics = Metrics()
+    api = Api(settings.prefix, metrics, rate_per_s=settings.rate_per_s, rate_burst=settings.rate_burst)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        zs = scheduler if scheduler is not None else await asyncio.to_thread(connect, settings)
+        app.state.scheduler = zs
+        api.attach(zs)
+        worker: Worker | None = None
+        task: asyncio.Task[None] | None = None
+        if run_worker:
+            worker = Worker(zs, delivery, batch=settings.batch, lease_ms=settings.lease_ms,
+                            observer=metrics.observe)
+            task = asyncio.create_task(worker.run(), name="zsched-worker")
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for service in services:
+                    await stack.enter_async_context(service(app))
+                yield
+        finally:
+            if worker is not None and task is not None:
+                worker.should_exit = True  # the batch in flight is finished, then run() returns
+                try:
+                    await asyncio.wait_for(task, STOP_TIMEOUT_S)
+                except TimeoutError:
+                    log.error("worker did not stop within %.0f s; cancelled", STOP_TIMEOUT_S)
+            api.detach()
+            if scheduler is None:
+                await zs.close()
+
+    app = Starlette(
+        routes=[*api.routes(), *extra_routes],
+        lifespan=lifespan,
+        exception_handlers={ApiError: handle, ZschedError: handle, HTTPException: handle,
+                            redis.ConnectionError: handle, redis.TimeoutError: handle, Exception: handle},
+    )
+    app.state.settings = settings
+    app.state.tokens = api.tokens
+    app.state.metrics = metrics
+    return app
+
