@@ -47,6 +47,10 @@ class Settings(msgspec.Struct, kw_only=True):
     keep_failed_ms: int = 90 * DAY_MS
     lease_ms: int = 30_000
     batch: int = 100
+    channels: tuple[str, ...] = ("websocket",)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -60,6 +64,8 @@ class Settings(msgspec.Struct, kw_only=True):
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("retry_delays_ms"), str):
             values["retry_delays_ms"] = [parse_duration_ms(d) for d in values["retry_delays_ms"].split(",")]
+        if isinstance(values.get("channels"), str):
+            values["channels"] = [c.strip() for c in values["channels"].split(",") if c.strip()]
         return msgspec.convert(values, cls, strict=False)
 
     def core(self) -> Core:
