@@ -16,11 +16,14 @@ import redis
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket
 
+from zsched.channels import Router, router_from_settings
 from zsched.client import AsyncScheduler
 from zsched.delivery import Delivery
 from zsched.errors import ZschedError
+from zsched.gateway import Gateway
 from zsched.http import Api
 from zsched.http_errors import ApiError, handle
 from zsched.metrics import Metrics
@@ -50,11 +53,13 @@ def create_app(
     delivery: Delivery | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     services: Sequence[Service] = (),
+    websocket: bool = True,
 ) -> Starlette:
     """The app. Its lifespan connects (or uses ``scheduler``, which the caller then closes), starts the
     worker unless ``run_worker`` is False, then enters ``services``; shutdown runs in reverse.
 
-    ``app.state`` carries ``settings``, ``scheduler``, ``tokens`` and ``metrics`` for extra routes.
+    ``app.state`` carries ``settings``, ``scheduler``, ``tokens`` and ``metrics`` for extra routes, and
+    ``gateway`` when ``websocket`` is True (the default): the WebSocket gateway at ``/ws``.
     """
     settings = settings or Settings.from_env()
     metrics = Metrics()
@@ -67,12 +72,21 @@ def create_app(
         api.attach(zs)
         worker: Worker | None = None
         task: asyncio.Task[None] | None = None
+        router: Router | None = None
         if run_worker:
-            worker = Worker(zs, delivery, batch=settings.batch, lease_ms=settings.lease_ms,
+            if delivery is None:
+                router = router_from_settings(settings, zs.redis, zs.core.keys)
+            worker = Worker(zs, delivery or router, batch=settings.batch, lease_ms=settings.lease_ms,
                             observer=metrics.observe)
             task = asyncio.create_task(worker.run(), name="zsched-worker")
         try:
             async with contextlib.AsyncExitStack() as stack:
+                if websocket:
+                    gateway = Gateway(zs.redis, zs.core.keys, api.tokens,
+                                      allowed_origins=settings.allowed_origins)
+                    await gateway.start()
+                    stack.push_async_callback(gateway.stop)
+                    app.state.gateway = gateway
                 for service in services:
                     await stack.enter_async_context(service(app))
                 yield
@@ -84,11 +98,17 @@ def create_app(
                 except TimeoutError:
                     log.error("worker did not stop within %.0f s; cancelled", STOP_TIMEOUT_S)
             api.detach()
+            if router is not None:
+                await router.aclose()
             if scheduler is None:
                 await zs.close()
 
+    async def ws_endpoint(websocket_: WebSocket) -> None:
+        await app.state.gateway.endpoint(websocket_)
+
+    ws_routes = [WebSocketRoute("/ws", ws_endpoint)] if websocket else []
     app = Starlette(
-        routes=[*api.routes(), *extra_routes],
+        routes=[*api.routes(), *ws_routes, *extra_routes],
         lifespan=lifespan,
         exception_handlers={ApiError: handle, ZschedError: handle, HTTPException: handle,
                             redis.ConnectionError: handle, redis.TimeoutError: handle, Exception: handle},

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from . import cli_dead
+from .channels import router_from_settings
 from .errors import ZschedError
 from .models import Notification
 from .settings import Settings, parse_duration_ms
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--limit", type=int, default=20)
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
+    cli_dead.add_parser(sub, common)
     cmd = sub.add_parser("stats", parents=[common], help="counts per status, totals, next due, overdue lag")
     cmd.add_argument("--json", action="store_true", help="print JSON")
     return top
@@ -125,7 +128,8 @@ def _show(value: Any, as_json: bool) -> None:
 
 async def _work(settings: Settings, announce: bool) -> None:
     scheduler = settings.async_scheduler()
-    worker = Worker(scheduler, batch=settings.batch, lease_ms=settings.lease_ms)
+    delivery = router_from_settings(settings, scheduler.redis, scheduler.core.keys)
+    worker = Worker(scheduler, delivery, batch=settings.batch, lease_ms=settings.lease_ms)
     worker.install_signal_handlers()
     if announce:
         where = scheduler.server.url if scheduler.server else settings.redis_url
@@ -138,6 +142,7 @@ async def _work(settings: Settings, announce: bool) -> None:
     try:
         await worker.run()
     finally:
+        await delivery.aclose()
         await scheduler.close()
 
 
@@ -191,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("zsched.worker").setLevel(logging.INFO)
     try:
         settings = _settings(args)
+        if args.command == "dead":
+            return cli_dead.run(args, settings)
         if args.command == "serve":
             return _serve(settings, args.host, args.port, run_worker=not args.no_worker)
         if args.command == "worker":

@@ -52,10 +52,10 @@ _reschedule_decoder = msgspec.json.Decoder(RescheduleBody)
 
 
 def status_view(n: Notification) -> dict[str, Any]:
-    """The seed's schedule_status shape, plus ``recipient`` and ``attempts``."""
+    """The seed's schedule_status shape, plus ``recipient``, ``attempts`` and ``delivered_at`` (client ack)."""
     return {"id": n.id, "title": n.title, "scheduled_at": n.scheduled_at, "scheduled_status": n.scheduled_status,
             "is_sent": n.is_sent, "sent_at": n.sent_at, "created_at": n.created_at, "recipient": n.recipient,
-            "attempts": n.attempts}
+            "attempts": n.attempts, "delivered_at": n.delivered_at}
 
 
 def full_view(n: Notification) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class State(msgspec.Struct, omit_defaults=True):
     cancelled_at: int | None = None
     failed_at: int | None = None
     last_error: str | None = None
+    delivered_at: int | None = None
 
 
 class Notification(msgspec.Struct, kw_only=True):
@@ -74,6 +75,7 @@ class Notification(msgspec.Struct, kw_only=True):
     failed_at: datetime | None = None
     last_error: str | None = None
     created_by: str | None = None
+    delivered_at: datetime | None = None
 
     @property
     def is_sent(self) -> bool:
@@ -101,6 +103,7 @@ class Notification(msgspec.Struct, kw_only=True):
             failed_at=_maybe_datetime(state.failed_at),
             last_error=state.last_error,
             created_by=payload.created_by,
+            delivered_at=_maybe_datetime(state.delivered_at),
         )
 
 

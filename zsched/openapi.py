@@ -89,13 +89,14 @@ def document() -> dict[str, Any]:
         "ScheduleStatus": {"type": "object", "properties": {
             "id": {"type": "integer"}, "title": {"type": "string"}, "scheduled_at": time,
             "scheduled_status": status, "is_sent": {"type": "boolean"}, "sent_at": maybe_time,
-            "created_at": time, "recipient": {"type": "string"}, "attempts": {"type": "integer"}}},
+            "created_at": time, "recipient": {"type": "string"}, "attempts": {"type": "integer"},
+            "delivered_at": {**maybe_time, "description": "when a WebSocket client acknowledged it"}}},
         "Notification": {"type": "object", "properties": {
             "id": {"type": "integer"}, "recipient": {"type": "string"}, "title": {"type": "string"},
             "message": {"type": "string"}, "type": {"type": "string"}, "priority": {"type": "string"},
             "data": {"type": "object"}, "scheduled_at": time, "scheduled_status": status,
             "is_sent": {"type": "boolean"}, "attempts": {"type": "integer"}, "created_at": time,
-            "sent_at": maybe_time, "cancelled_at": maybe_time, "failed_at": maybe_time,
+            "sent_at": maybe_time, "cancelled_at": maybe_time, "failed_at": maybe_time, "delivered_at": maybe_time,
             "last_error": {"type": ["string", "null"]}, "created_by": {"type": ["string", "null"]}}},
         "Cancelled": {"type": "object", "properties": {
             "id": {"type": "integer"}, "scheduled_status": {"const": "cancelled"}, "cancelled_at": time}},
@@ -141,6 +142,13 @@ def document() -> dict[str, Any]:
         "/metrics": {"get": _op("Prometheus text exposition", {
             "description": "Totals, pending gauge, lateness histogram.",
             "content": {"text/plain": {"schema": {"type": "string"}}}}, (), auth=False)},
+        "/ws": {"get": {
+            "summary": "WebSocket: live notifications for the token's user. Resume with ?since=<last stream_id>; "
+                       "ack with {\"type\": \"ack\", \"id\": N}. Bad token: close 1008; slow reader: close 1013",
+            "parameters": [
+                _query("token", {"type": "string"}, "the token, for browsers that cannot set Authorization"),
+                _query("since", {"type": "string"}, "the last stream_id received: what was missed comes first")],
+            "responses": {"101": {"description": "Switching Protocols: the socket is open."}}}},
         "/openapi.json": {"get": _op("This document", {"description": "OpenAPI 3.1."}, (), auth=False)},
         "/docs": {"get": _op("This document as HTML", {"description": "HTML."}, (), auth=False)},
     }

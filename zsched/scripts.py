@@ -12,6 +12,7 @@ from typing import Any
 
 NAMES = (
     "schedule", "claim", "ack", "retry", "cancel", "reschedule", "reap", "purge", "publish_inbox", "rate_limit",
+    "mark_delivered", "requeue_dead",
 )
 
 

@@ -49,6 +49,11 @@ class Settings(msgspec.Struct, kw_only=True):
     batch: int = 100
     rate_per_s: float = 10.0
     rate_burst: int = 50
+    channels: tuple[str, ...] = ("websocket",)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_timeout_s: float = 10.0
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -62,6 +67,9 @@ class Settings(msgspec.Struct, kw_only=True):
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("retry_delays_ms"), str):
             values["retry_delays_ms"] = [parse_duration_ms(d) for d in values["retry_delays_ms"].split(",")]
+        for name in ("channels", "allowed_origins"):
+            if isinstance(values.get(name), str):
+                values[name] = [c.strip() for c in values[name].split(",") if c.strip()]
         return msgspec.convert(values, cls, strict=False)
 
     def core(self) -> Core:

@@ -1,0 +1,45 @@
+-- requeue_dead: move dead letters (failed notifications) back to due now, with a fresh set of attempts.
+-- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- KEYS[2] failed        ZSET  id -> time its record is purged (epoch ms): the dead-letter set
+-- KEYS[3] state         HASH  id -> state JSON
+-- KEYS[4] counters      HASH  lifetime totals
+-- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
+-- ARGV[2] wakeup        channel told when the earliest due time moves earlier
+-- ARGV[3] limit         when no ids follow: requeue up to this many of the oldest dead letters
+-- ARGV[4..] ids         the dead letters to requeue; an id that is not failed is skipped
+-- Returns: {now_ms, requeued id...}
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local ids = {}
+if #ARGV >= 4 then
+  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+else
+  ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+end
+
+local reply = {now}
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[3], id)
+  if raw and redis.call('ZSCORE', KEYS[2], id) then
+    local st = cjson.decode(raw)
+    if st.status == 'failed' then
+      st.status = 'pending'
+      st.attempts = 0
+      st.scheduled_at = now
+      st.failed_at = nil
+      redis.call('HSET', KEYS[3], id, cjson.encode(st))
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('ZADD', KEYS[1], now, id)
+      reply[#reply + 1] = id
+    end
+  end
+end
+if #reply > 1 then
+  redis.call('HINCRBY', KEYS[4], 'requeued', #reply - 1)
+  redis.call('PUBLISH', ARGV[2], now)
+end
+return reply

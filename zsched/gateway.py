@@ -1,0 +1,475 @@
+"""The WebSocket gateway: ``GET /ws`` pushes each delivered notification to its recipient's open sockets.
+
+One Redis pub/sub connection per gateway multiplexes every connected user: a user's channel is
+subscribed when their first socket connects and unsubscribed when their last one leaves. Workers never
+talk to sockets; they append to the recipient's inbox stream and PUBLISH (``publish_inbox.lua``), so
+any number of gateways on one Redis each serve their own clients.
+
+A connection, in order: the token and Origin are checked (a failure closes with 1008 before anything is
+sent); the user's channel is subscribed and the subscription confirmed; the backlog is sent from the
+inbox stream (``?since=<stream_id>``: everything after it; no ``since``: the recent entries not yet
+acked); then live messages. Live messages that arrive while the backlog is sent are held and sent
+after it, skipping any the backlog already had, so the seam has no gap and no duplicate.
+
+    client -> {"type": "ack", "id": 7}      records delivered_at; answered {"type": "acked", ...}
+    client -> {"type": "ping"}              answered {"type": "pong"}
+    server -> {"type": "ping"}              every heartbeat_s; answer {"type": "pong"}
+    server -> {"type": "ready", ...}        the backlog is done; live messages follow
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+import redis
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .auth import Principal, TokenStore
+from .keys import Keyspace
+from .models import ms_to_datetime, state_decoder
+from .scripts import Scripts
+
+log = logging.getLogger("zsched.gateway")
+
+StreamId = tuple[int, int]
+_STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
+CLOSE_POLICY = 1008
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN = 1013
+CLOSE_RESTART = 1012
+
+
+class _Stamped(msgspec.Struct):
+    stream_id: str
+
+
+class _Identified(msgspec.Struct):
+    id: int
+
+
+class _ClientMessage(msgspec.Struct):
+    type: str
+    id: int | None = None
+    ids: list[int] = msgspec.field(default_factory=list)
+
+
+_stamped = msgspec.json.Decoder(_Stamped)
+_identified = msgspec.json.Decoder(_Identified)
+_client_message = msgspec.json.Decoder(_ClientMessage)
+_encode = msgspec.json.Encoder().encode
+
+
+def parse_stream_id(text: str) -> StreamId:
+    """``"1700000000000-3"`` (or ``"1700000000000"``) as a comparable ``(ms, seq)`` pair."""
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _stamp(stream_id: str, body: str) -> str:
+    """The message as pushed: the stored JSON object with ``stream_id`` spliced in first (as the Lua does)."""
+    return '{"stream_id":"' + stream_id + '",' + body[1:]
+
+
+class _Client:
+    """One open socket: its bounded send queue, and the live messages held while its backlog is sent."""
+
+    def __init__(self, websocket: WebSocket, user: str, channel: str, queue_size: int) -> None:
+        self.websocket = websocket
+        self.user = user
+        self.channel = channel
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self.live = False
+        self.held: list[tuple[StreamId, str]] = []
+        self.last: StreamId = (0, 0)
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closing = asyncio.Event()
+        self.heard_at = time.monotonic()
+
+    def offer(self, stream_id: StreamId, text: str) -> None:
+        """A live message: held until the backlog is sent, then queued unless already sent."""
+        if not self.live:
+            if len(self.held) >= self.queue.maxsize:
+                self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
+                return
+            self.held.append((stream_id, text))
+        elif stream_id > self.last:
+            self.last = stream_id
+            self.push(text)
+
+    def push(self, text: str) -> None:
+        """Queue a message; a full queue means a client that stopped reading, so it is closed (1013)."""
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
+
+    def go_live(self) -> None:
+        """Send what was held during the backlog, minus what the backlog already sent; then go live."""
+        held, self.held = self.held, []
+        self.live = True
+        for stream_id, text in held:
+            self.offer(stream_id, text)
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the connection's handler to close the socket with ``code`` (the first reason wins)."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self.closing.set()
+
+
+class Gateway:
+    """The ``/ws`` endpoint (``route``) and the shared pub/sub connection behind it (``start``/``stop``).
+
+    ``redis`` is a URL or a ``redis.asyncio`` client (its pool lends the one pub/sub connection).
+    ``allowed_origins`` lists browser origins besides the page's own; ``"*"`` allows any. A socket whose
+    unsent messages exceed ``send_queue`` is closed with 1013. When ``idle_timeout_s`` is set, a client
+    that sends nothing (not even a pong to the ``heartbeat_s`` pings) for that long is closed with 1001.
+    """
+
+    def __init__(
+        self,
+        redis_client: str | aioredis.Redis,
+        keyspace: Keyspace,
+        tokens: TokenStore,
+        *,
+        path: str = "/ws",
+        allowed_origins: Sequence[str] = (),
+        send_queue: int = 256,
+        heartbeat_s: float = 20.0,
+        idle_timeout_s: float | None = None,
+        backlog_limit: int = 100,
+        close_timeout_s: float = 2.0,
+        subscribe_timeout_s: float = 5.0,
+    ) -> None:
+        if send_queue < 1 or backlog_limit < 1 or heartbeat_s <= 0:
+            raise ValueError("send_queue and backlog_limit must be >= 1 and heartbeat_s > 0; got "
+                             f"{send_queue}, {backlog_limit}, {heartbeat_s}")
+        self._redis_arg = redis_client
+        self.redis: aioredis.Redis = (aioredis.Redis.from_url(redis_client) if isinstance(redis_client, str)
+                                      else redis_client)
+        self.keys = keyspace
+        self.tokens = tokens
+        self.path = path
+        self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
+        self.send_queue = send_queue
+        self.heartbeat_s = heartbeat_s
+        self.idle_timeout_s = idle_timeout_s
+        self.backlog_limit = backlog_limit
+        self.close_timeout_s = close_timeout_s
+        self.subscribe_timeout_s = subscribe_timeout_s
+        self._scripts = Scripts(self.redis)
+        self._control = f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}"
+        self._control_seen = False
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._subs: dict[str, set[_Client]] = {}
+        self._ready: dict[str, asyncio.Future[None]] = {}
+        self._confirms: dict[str, deque[asyncio.Future[None]]] = {}
+        self._clients: set[_Client] = set()
+        self._stopping = False
+
+    @property
+    def route(self) -> WebSocketRoute:
+        """The Starlette route to mount: ``WebSocketRoute(path, endpoint)``."""
+        return WebSocketRoute(self.path, self.endpoint)
+
+    @property
+    def connections(self) -> int:
+        """How many sockets are open on this gateway."""
+        return len(self._clients)
+
+    @property
+    def subscriptions(self) -> int:
+        """How many user channels the shared pub/sub connection is subscribed to."""
+        return len(self._subs)
+
+    async def start(self) -> None:
+        """Open the shared pub/sub connection and start reading it."""
+        self._stopping = False
+        self._pubsub = self.redis.pubsub()
+        await self._pubsub.subscribe(self._control)  # keeps the connection open and marks reconnects
+        self._reader = asyncio.create_task(self._read(), name="zsched-gateway-pubsub")
+
+    async def stop(self) -> None:
+        """Close every socket (1001), wait briefly for their handlers, then close the pub/sub connection."""
+        self._stopping = True
+        for client in list(self._clients):
+            client.close(CLOSE_GOING_AWAY, "server shutting down")
+        deadline = time.monotonic() + self.close_timeout_s
+        while self._clients and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        if isinstance(self._redis_arg, str):
+            await self.redis.aclose()
+
+    # -- the shared pub/sub connection --------------------------------------------------------------
+
+    async def _read(self) -> None:
+        backoff_s = 0.1
+        while not self._stopping:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+                backoff_s = 0.1
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                log.warning("pub/sub connection lost (%s); closing sockets so they resume, retry in %.1f s",
+                            exc, backoff_s)
+                self._drop_everyone("redis connection lost; reconnect with ?since=<last stream_id>")
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            if message is not None:
+                self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind, channel = message["type"], _text(message["channel"])
+        if kind == "message":
+            text = _text(message["data"])
+            clients = self._subs.get(channel)
+            if clients:
+                try:
+                    stream_id = parse_stream_id(_stamped.decode(text).stream_id)
+                except (msgspec.DecodeError, ValueError):
+                    log.warning("dropped a message without a stream_id on %s: %.200s", channel, text)
+                    return
+                for client in list(clients):
+                    client.offer(stream_id, text)
+        elif kind == "subscribe" and channel == self._control:
+            if self._control_seen:
+                # redis-py reconnected and resubscribed on its own; what was published meanwhile is lost
+                # to pub/sub, so every socket is closed and resumes from the inbox stream.
+                self._drop_everyone("redis reconnected; reconnect with ?since=<last stream_id>")
+            self._control_seen = True
+        elif kind == "subscribe":
+            waiting = self._confirms.get(channel)
+            if waiting:
+                future = waiting.popleft()
+                if not waiting:
+                    del self._confirms[channel]
+                if not future.done():
+                    future.set_result(None)
+
+    def _drop_everyone(self, reason: str) -> None:
+        for client in list(self._clients):
+            client.close(CLOSE_RESTART, reason)
+        for waiting in self._confirms.values():
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(ConnectionError(reason))
+        self._confirms.clear()
+
+    async def _join(self, client: _Client) -> None:
+        """Add the socket to its user's channel, subscribing first if it is the channel's first socket."""
+        channel = client.channel
+        clients = self._subs.get(channel)
+        if clients is None:
+            self._subs[channel] = {client}
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._ready[channel] = future
+            self._confirms.setdefault(channel, deque()).append(future)
+            await self._pubsub.subscribe(channel)
+        else:
+            clients.add(client)
+            future = self._ready[channel]
+        # PUBLISHes reach us only once the server has processed SUBSCRIBE: wait for its confirmation.
+        await asyncio.wait_for(asyncio.shield(future), self.subscribe_timeout_s)
+
+    async def _leave(self, client: _Client) -> None:
+        clients = self._subs.get(client.channel)
+        if clients is None or client not in clients:
+            return
+        clients.discard(client)
+        if not clients:
+            del self._subs[client.channel]
+            self._ready.pop(client.channel, None)
+            with contextlib.suppress(Exception):  # a broken connection drops the subscription anyway
+                await self._pubsub.unsubscribe(client.channel)
+
+    # -- one socket ----------------------------------------------------------------------------------
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        """Serve one socket from handshake to close."""
+        principal, refusal = await self._admit(websocket)
+        await websocket.accept()
+        if principal is None:
+            await websocket.close(CLOSE_POLICY, refusal)
+            return
+        since = websocket.query_params.get("since") or None
+        if since is not None and not _STREAM_ID.fullmatch(since):
+            await websocket.close(CLOSE_POLICY, "since must be a stream_id like 1700000000000-0")
+            return
+        if self._stopping:
+            await websocket.close(CLOSE_RESTART, "server shutting down")
+            return
+        user = principal.user
+        client = _Client(websocket, user, self.keys.for_recipient(user).user_channel(user), self.send_queue)
+        self._clients.add(client)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await self._join(client)
+            replayed = await self._replay(client, since)
+            last = None if client.last == (0, 0) else f"{client.last[0]}-{client.last[1]}"
+            client.push(_encode({"type": "ready", "user": user, "replayed": replayed, "stream_id": last}).decode())
+            client.go_live()
+            tasks = [asyncio.create_task(coro) for coro in (
+                self._send_loop(client), self._receive_loop(client), self._heartbeat(client), client.closing.wait())]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except (WebSocketDisconnect, ConnectionError, OSError, redis.RedisError, TimeoutError) as exc:
+            if not isinstance(exc, WebSocketDisconnect):
+                log.warning("closing socket of %s: %s", user, exc)
+                client.close(CLOSE_TRY_AGAIN, "gateway could not reach redis; reconnect later")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._clients.discard(client)
+            await self._leave(client)
+            if client.close_code is not None:
+                with contextlib.suppress(Exception):  # the peer may be gone, or too stuck to take a close frame
+                    await asyncio.wait_for(websocket.close(client.close_code, client.close_reason),
+                                           self.close_timeout_s)
+
+    async def _admit(self, websocket: WebSocket) -> tuple[Principal | None, str]:
+        origin = websocket.headers.get("origin")
+        if origin is not None and not self._origin_allowed(origin, websocket.headers.get("host", "")):
+            return None, "origin not allowed"
+        token = websocket.query_params.get("token", "")
+        authorization = websocket.headers.get("authorization", "")
+        if authorization.lower().startswith("bearer "):
+            token = authorization[7:].strip()
+        if not token:
+            return None, "missing token: Authorization: Bearer <token> or ?token="
+        principal = await self.tokens.averify(self.redis, token)
+        return (principal, "") if principal is not None else (None, "invalid or revoked token")
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        origin = origin.rstrip("/")
+        return "*" in self.allowed_origins or origin in self.allowed_origins or urlsplit(origin).netloc == host
+
+    async def _replay(self, client: _Client, since: str | None) -> int:
+        """Send the backlog straight to the socket; returns how many were sent."""
+        p = self.keys.for_recipient(client.user)
+        inbox = p.inbox(client.user)
+        sent = 0
+        if since is not None:
+            start = "-" if since == "0" else "(" + since
+            while True:
+                entries = _entries(await self.redis.xrange(inbox, start, "+", count=200))
+                for stream_id, body in entries:
+                    await self._send_entry(client, stream_id, body)
+                sent += len(entries)
+                if len(entries) < 200:
+                    return sent
+                start = "(" + entries[-1][0]
+        entries = _entries(await self.redis.xrevrange(inbox, "+", "-", count=self.backlog_limit))[::-1]
+        if not entries:
+            return 0
+        states = await self.redis.hmget(p.state, [_identified.decode(body).id for _, body in entries])
+        for (stream_id, body), state in zip(entries, states, strict=True):
+            if state is not None and state_decoder.decode(state).delivered_at is None:
+                await self._send_entry(client, stream_id, body)
+                sent += 1
+        client.last = max(client.last, parse_stream_id(entries[-1][0]))
+        return sent
+
+    async def _send_entry(self, client: _Client, stream_id: str, body: str) -> None:
+        await client.websocket.send_text(_stamp(stream_id, body))
+        client.last = parse_stream_id(stream_id)
+
+    async def _send_loop(self, client: _Client) -> None:
+        while True:
+            await client.websocket.send_text(await client.queue.get())
+
+    async def _receive_loop(self, client: _Client) -> None:
+        while True:
+            text = await client.websocket.receive_text()
+            client.heard_at = time.monotonic()
+            try:
+                message = _client_message.decode(text)
+            except msgspec.DecodeError as exc:
+                client.push(_error(f"expected a JSON object like {{\"type\": \"ack\", \"id\": 1}}; {exc}"))
+                continue
+            if message.type == "ack":
+                await self._ack(client, ([message.id] if message.id is not None else []) + message.ids)
+            elif message.type == "ping":
+                client.push('{"type":"pong"}')
+            elif message.type != "pong":
+                client.push(_error(f"unknown message type {message.type!r}; expected ack, ping or pong"))
+
+    async def _ack(self, client: _Client, ids: list[int]) -> None:
+        if not ids:
+            client.push(_error('an ack needs "id" (or "ids"): the notification id(s) received'))
+            return
+        groups: dict[int, list[int]] = {}
+        for notification_id in ids:
+            groups.setdefault(self.keys.for_id(notification_id).index, []).append(notification_id)
+        for index, members in groups.items():
+            reply = await self._scripts["mark_delivered"](
+                keys=[self.keys.partitions[index].state], args=["", client.user, *members], client=self.redis)
+            for notification_id, outcome in zip(members, reply[1:], strict=True):
+                if int(outcome) < 0:
+                    client.push(_error(f"cannot ack notification {notification_id}: no such notification "
+                                       f"was delivered to {client.user}"))
+                else:
+                    client.push(_encode({"type": "acked", "id": notification_id,
+                                         "delivered_at": ms_to_datetime(int(outcome))}).decode())
+
+    async def _heartbeat(self, client: _Client) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            idle_s = time.monotonic() - client.heard_at
+            if self.idle_timeout_s is not None and idle_s > self.idle_timeout_s:
+                client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
+                return
+            client.push('{"type":"ping"}')
+
+
+def _entries(reply: Any) -> list[tuple[str, str]]:
+    """XRANGE/XREVRANGE entries as (stream id, message JSON), skipping any without the ``n`` field."""
+    found: list[tuple[str, str]] = []
+    for stream_id, fields in reply or ():
+        body = fields.get(b"n", fields.get("n")) if fields else None
+        if body is not None:
+            found.append((_text(stream_id), _text(body)))
+    return found
+
+
+def _error(text: str) -> str:
+    return _encode({"type": "error", "error": text}).decode()
+
+
+def gateway_app(gateway: Gateway) -> Starlette:
+    """A Starlette app serving only the gateway, starting and stopping it with the app (tests, embedding)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    return Starlette(routes=[gateway.route], lifespan=lifespan)
