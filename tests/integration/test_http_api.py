@@ -28,7 +28,7 @@ def test_seed_examples_schedule_status_cancel(client: TestClient, tokens: Tokens
     assert r.status_code == 200
     status = r.json()
     assert set(status) == {"id", "title", "scheduled_at", "scheduled_status", "is_sent", "sent_at", "created_at",
-                           "recipient", "attempts"}
+                           "recipient", "attempts", "delivered_at"}
     assert (status["id"], status["title"], status["scheduled_status"], status["is_sent"], status["sent_at"],
             status["recipient"], status["attempts"]) == (first, "Meeting", "pending", False, None, "1", 0)
 
