@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,12 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.http_support import future
+from tests.integration.wsutil import open_socket, receive, until_ready, wait_for
 
 ZSCHED = [sys.executable, "-m", "zsched.cli"]
 
@@ -99,3 +102,30 @@ def test_seed_curl_flow_against_zsched_serve(serve: tuple[str, list[str]]) -> No
     token_id = listed.split()[0]
     assert _cli("token", "revoke", token_id, common=common).strip() == "revoked"
     assert httpx.get(f"{base}/api/notifications/", headers=auth).status_code == 401
+
+
+def test_schedule_over_http_and_receive_over_websocket_from_zsched_serve(serve: tuple[str, list[str]]) -> None:
+    base, common = serve
+    token = _cli("token", "create", "--user", "alice", common=common).strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {token}"}
+    ws_url = base.replace("http://", "ws://") + f"/ws?token={token}"
+    with open_socket(ws_url) as ws:
+        assert until_ready(ws) == []
+        due = future(1.5)
+        r = httpx.post(f"{base}/api/notifications/schedule/", headers=auth,
+                       json={"recipients": ["alice"], "title": "Stand-up", "message": "in 1.5 s",
+                             "scheduled_at": due, "priority": "high", "data": {"room": "B2"}})
+        assert r.status_code == 201, r.text
+        (nid,) = r.json()["notification_ids"]
+        pushed = receive(ws, timeout_s=15)
+        arrived = datetime.now(UTC)
+        assert (pushed["type"], pushed["id"], pushed["title"], pushed["priority"], pushed["data"]) == (
+            "notification", nid, "Stand-up", "high", {"room": "B2"})
+        lateness_s = (arrived - datetime.fromisoformat(due.replace("Z", "+00:00"))).total_seconds()
+        assert -0.05 < lateness_s < 5, f"arrived {lateness_s:.3f} s after due"  # generous: the bench measures
+        assert pushed["stream_id"]
+        ws.send(json.dumps({"type": "ack", "id": nid}))
+        wait_for(lambda: httpx.get(f"{base}/api/notifications/{nid}/schedule_status/", headers=auth)
+                 .json()["delivered_at"] is not None, "the ack to be recorded")
+    status = httpx.get(f"{base}/api/notifications/{nid}/schedule_status/", headers=auth).json()
+    assert status["scheduled_status"] == "sent" and status["is_sent"]
