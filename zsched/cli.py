@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import shutil
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -134,11 +135,7 @@ async def _work(settings: Settings, announce: bool) -> None:
     if announce:
         where = scheduler.server.url if scheduler.server else settings.redis_url
         print(f"zsched worker running on {where} (prefix {settings.prefix!r}); Ctrl-C stops it.", flush=True)
-        if scheduler.server is not None:
-            print(f"  inspect: redis-cli -p {scheduler.server.port} ZRANGE "
-                  f"'{settings.prefix}:{{p0}}:due' 0 -1 WITHSCORES", flush=True)
-        command = "zsched" if shutil.which("zsched") else str(Path(sys.executable).parent / "zsched")
-        print(f'  try:     {command} schedule --to alice --title Hello --message "first one" --in 2s', flush=True)
+        _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
     try:
         await worker.run()
     finally:
@@ -151,12 +148,39 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
 
     from .app import create_app
 
-    app = create_app(settings, run_worker=run_worker)
-    where = settings.redis_url or f"the embedded server in {settings.data_dir}"
-    print(f"zsched serving http://{host}:{port} (API{' + worker' if run_worker else ' only'}) on {where}, "
-          f"prefix {settings.prefix!r}; docs at /docs. Ctrl-C stops it.", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")
+    server = settings.server()  # owned here, so it outlives the app and stops (AOF flushed) after it
+    try:
+        if server is not None:
+            settings = msgspec.structs.replace(settings, redis_url=server.url)
+        app = create_app(settings, run_worker=run_worker)
+        where = f"the embedded server in {server.data_dir}" if server is not None else settings.redis_url
+        print(f"zsched serving http://{host}:{port} (API + WebSocket{' + worker' if run_worker else ''}) on "
+              f"{where}, prefix {settings.prefix!r}; docs at http://{host}:{port}/docs. Ctrl-C stops it.",
+              flush=True)
+        _hints(settings, server.port if server is not None else None, http=f"{host}:{port}")
+        # uvicorn re-raises the signal that stopped it once shutdown is done; exiting through SystemExit
+        # instead of dying of SIGTERM lets the embedded server below be stopped cleanly.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.stop()
     return 0
+
+
+def _hints(settings: Settings, port: int | None, http: str | None) -> None:
+    """What to type next: print it where the user is looking when zsched starts."""
+    command = "zsched" if shutil.which("zsched") else str(Path(sys.executable).parent / "zsched")
+    lines = [f'schedule:  {command} schedule --to alice --title Hello --message "first one" --in 2s',
+             f"status:    {command} status 1"]
+    if http is not None:
+        lines += [f"token:     TOKEN=$({command} token create --user alice | tail -n 1)",
+                  f'listen:    {Path(sys.executable)} -m websockets "ws://{http}/ws?token=$TOKEN"']
+    if port is not None:
+        lines.append(f"inspect:   redis-cli -p {port} ZRANGE '{settings.prefix}:{{p0}}:due' 0 -1 WITHSCORES")
+    print("\n".join(f"  {line}" for line in lines), flush=True)
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
