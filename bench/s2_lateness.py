@@ -24,13 +24,18 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _schedule_spread(ctx: Context, prefix: str, rate: int, count: int, first_ms: int) -> list[int]:
-    """One single-recipient schedule call per notification, due ``1/rate`` apart, pipelined 500 a round trip."""
+    """``count`` notifications due ``1/rate`` apart from ``first_ms``: one schedule call per due millisecond
+    (several recipients when the rate exceeds 1,000/s), pipelined 500 calls a round trip."""
     zs = ctx.scheduler(prefix)
     people = recipients(count)
+    by_ms: dict[int, list[str]] = {}
+    for i, person in enumerate(people):
+        by_ms.setdefault(first_ms + i * 1000 // rate, []).append(person)
+    calls = list(by_ms.items())
     ids: list[int] = []
-    for start in range(0, count, 500):
-        ops = [zs.core.schedule([people[i]], TITLE, MESSAGE, at=ms_to_datetime(first_ms + i * 1000 // rate))
-               for i in range(start, min(start + 500, count))]
+    for start in range(0, len(calls), 500):
+        ops = [zs.core.schedule(group, TITLE, MESSAGE, at=ms_to_datetime(due_ms))
+               for due_ms, group in calls[start:start + 500]]
         pipe = zs.redis.pipeline(transaction=False)
         for op in ops:
             for step in next(op):
@@ -44,12 +49,17 @@ def _schedule_spread(ctx: Context, prefix: str, rate: int, count: int, first_ms:
     return ids
 
 
+def calls_needed(rate: int, count: int) -> int:
+    """How many schedule calls ``_schedule_spread`` makes (one per distinct due millisecond)."""
+    return min(count, count * 1000 // rate + 1)
+
+
 def measure_rate(ctx: Context, rate: int, seconds: float, label: str = "S2") -> list[Figure]:
     """Lateness percentiles and delivery counts at ``rate`` notifications per second for ``seconds``."""
     count = max(10, int(rate * seconds))
     prefix = ctx.prefix(f"s2-{rate}")
     with WorkerPool(ctx.url, prefix, count=1) as pool:
-        first_ms = int(time.time() * 1000) + 1000 + count // 20
+        first_ms = int(time.time() * 1000) + 1000 + calls_needed(rate, count) // 4  # ~4,000 calls/s, loaded
         ids = _schedule_spread(ctx, prefix, rate, count, first_ms)
         lead_ms = first_ms - time.time() * 1000
         with ctx.bar(f"{label} {rate:,}/s for {seconds:g} s", count) as bar:
