@@ -1,4 +1,4 @@
-"""Start worker processes (``bench.worker_proc``), wait until the work is sent, stop them, read their records."""
+"""Start worker processes (``bench.worker_proc``), stop them, and merge what they recorded."""
 
 from __future__ import annotations
 
@@ -7,22 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
-
-import redis
-
-from zsched.keys import Keyspace
-
-
-@dataclass
-class Outcome:
-    """What the workers recorded: per notification id, how many times it left and how late each time."""
-
-    lateness_ms: dict[int, list[float]]
-    elapsed_s: float
-    timed_out: bool
 
 
 class WorkerPool:
@@ -48,22 +33,6 @@ class WorkerPool:
                 self.stop()
                 raise RuntimeError(f"benchmark worker did not start: expected 'ready', got {line!r}")
         return self
-
-    def wait_sent(self, expected: int, timeout_s: float, started: float | None = None) -> tuple[float, bool]:
-        """Poll the sent counter until ``expected`` were sent or ``timeout_s`` passed; (seconds, timed out)."""
-        r = redis.Redis.from_url(self.url)
-        counters = Keyspace(self.prefix).partitions[0].counters
-        started = time.perf_counter() if started is None else started
-        deadline = time.perf_counter() + timeout_s
-        timed_out = False
-        while int(r.hget(counters, "sent") or 0) < expected:
-            if time.perf_counter() > deadline:
-                timed_out = True
-                break
-            time.sleep(0.002)
-        elapsed = time.perf_counter() - started
-        r.close()
-        return elapsed, timed_out
 
     def stop(self) -> dict[int, list[float]]:
         """SIGTERM every worker (by its own PID), wait, and merge their records."""
