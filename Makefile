@@ -26,5 +26,8 @@ test: check  ## the whole suite: unit tests, then the real-server integration te
 unit: install
 	$(BIN)/pytest tests/unit
 
+bench: install  ## measure throughput, lateness, memory and scaling vs a raw-Redis baseline (~8 min)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .zsched .pytest_cache .mypy_cache .ruff_cache

@@ -17,23 +17,47 @@ if not now then
 end
 
 local purge_at = now + tonumber(ARGV[2])
-local acked = 0
+-- One multi-key call per command (sliced, for unpack's stack limit) instead of six per notification.
+local function call_sliced(cmd, key, list, step)
+  local out = {}
+  for i = 1, #list, step do
+    local part = redis.call(cmd, key, unpack(list, i, math.min(i + step - 1, #list)))
+    if type(part) == 'table' then
+      for j = 1, #part do out[#out + 1] = part[j] end
+    end
+  end
+  return out
+end
+
+local ids, seen = {}, {}
 for i = 3, #ARGV do
-  local id = ARGV[i]
-  local raw = redis.call('HGET', KEYS[3], id)
+  if not seen[ARGV[i]] then
+    seen[ARGV[i]] = true
+    ids[#ids + 1] = ARGV[i]
+  end
+end
+if #ids == 0 then return {now, 0} end
+local states = call_sliced('HMGET', KEYS[3], ids, 1000)
+local hset, done, zadd = {}, {}, {}
+for i, id in ipairs(ids) do
+  local raw = states[i]
   if raw then
     local st = cjson.decode(raw)
     if st.status == 'processing' or st.status == 'pending' then
       st.status = 'sent'
       st.sent_at = now
       st.lease_until = nil
-      redis.call('HSET', KEYS[3], id, cjson.encode(st))
-      redis.call('ZREM', KEYS[2], id)
-      redis.call('ZREM', KEYS[1], id)
-      redis.call('ZADD', KEYS[4], purge_at, id)
-      acked = acked + 1
+      hset[#hset + 1], hset[#hset + 2] = id, cjson.encode(st)
+      done[#done + 1] = id
+      zadd[#zadd + 1], zadd[#zadd + 2] = purge_at, id
     end
   end
 end
-if acked > 0 then redis.call('HINCRBY', KEYS[5], 'sent', acked) end
-return {now, acked}
+if #done > 0 then
+  call_sliced('HSET', KEYS[3], hset, 1000)
+  call_sliced('ZREM', KEYS[2], done, 1000)
+  call_sliced('ZREM', KEYS[1], done, 1000)
+  call_sliced('ZADD', KEYS[4], zadd, 1000)
+  redis.call('HINCRBY', KEYS[5], 'sent', #done)
+end
+return {now, #done}

@@ -45,17 +45,34 @@ local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
 local last = redis.call('INCRBY', KEYS[6], count)
 local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 
+-- Entries go out in multi-member ZADD/HSET calls of up to 500 per call: one redis.call per recipient per key
+-- was most of this script's cost for many-recipient calls. The state JSON is built by concatenation, since
+-- only the recipient differs between recipients (cjson.encode quotes and escapes it).
 local ids = {}
+local payload = ARGV[9]
+local state_head = '{"status":"pending","attempts":0,"scheduled_at":' .. string.format('%d', due)
+  .. ',"created_at":' .. string.format('%d', now) .. ',"recipient":'
+local zdue, hpay, hstate, zrec = {}, {}, {}, {}
+local function flush()
+  if #zdue == 0 then return end
+  redis.call('ZADD', KEYS[1], unpack(zdue))
+  redis.call('HSET', KEYS[2], unpack(hpay))
+  redis.call('HSET', KEYS[3], unpack(hstate))
+  redis.call('ZADD', KEYS[4], unpack(zrec))
+  zdue, hpay, hstate, zrec = {}, {}, {}, {}
+end
 for i = 0, count - 1 do
   local id = (last - count + 1 + i) * partitions + partition
   local recipient = ARGV[first + i]
   ids[#ids + 1] = id
-  redis.call('ZADD', KEYS[1], due, id)
-  redis.call('HSET', KEYS[2], id, ARGV[9])
-  redis.call('HSET', KEYS[3], id, cjson.encode({
-    status = 'pending', recipient = recipient, attempts = 0, scheduled_at = due, created_at = now}))
-  redis.call('ZADD', KEYS[4], 0, recipient .. ' ' .. string.format('%016d', id))
+  local n = #zdue
+  zdue[n + 1], zdue[n + 2] = due, id
+  hpay[n + 1], hpay[n + 2] = id, payload
+  hstate[n + 1], hstate[n + 2] = id, state_head .. cjson.encode(recipient) .. '}'
+  zrec[n + 1], zrec[n + 2] = 0, recipient .. ' ' .. string.format('%016d', id)
+  if n + 2 >= 1000 then flush() end
 end
+flush()
 redis.call('HINCRBY', KEYS[5], 'scheduled', count)
 
 if earliest[2] == nil or due < tonumber(earliest[2]) then

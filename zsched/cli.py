@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     cli_dead.add_parser(sub, common)
     cmd = sub.add_parser("stats", parents=[common], help="counts per status, totals, next due, overdue lag")
     cmd.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser("bench", help="measure throughput, lateness and memory against a raw-Redis baseline",
+                   add_help=False)  # its own flags: zsched bench --help
     return top
 
 
@@ -213,6 +216,9 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zsched`` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -260,6 +266,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _bench(argv: list[str]) -> int:
+    try:
+        from bench.runner import main as bench_main  # the benchmarks live beside the package, in a checkout
+    except ImportError:
+        print("zsched: error: zsched bench needs the source checkout (the bench/ folder); run it from there, "
+              "e.g. git clone ... && make bench", file=sys.stderr)
+        return 2
+    return bench_main(argv)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ from .models import Notification
 
 log = logging.getLogger("zsched.worker")
 
+EARLY_MS = 1
+"""How long before a due time the worker wakes to claim it (a claim or two per due time, at most)."""
+
 Observer = Callable[[str, Notification, float], None]
 """Called with ("sent" | "retry" | "failed", notification, lateness in ms) after each outcome."""
 
@@ -108,7 +111,9 @@ class Worker:
             if len(claimed.notifications) == self.batch or claimed.wait_ms == 0:
                 wait_s = 0.0
             elif claimed.wait_ms > 0:
-                wait_s = min(wait_s, claimed.wait_ms / 1000 - (time.monotonic() - claimed_at))
+                # Wake EARLY_MS before the due time, then claim again at once: the script's clock has whole
+                # ms and the event loop rounds timers up to the next ms, so an exact sleep lands 1-2 ms late.
+                wait_s = min(wait_s, (claimed.wait_ms - EARLY_MS) / 1000 - (time.monotonic() - claimed_at))
         return max(0.0, wait_s)
 
     async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:

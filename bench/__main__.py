@@ -1,0 +1,7 @@
+"""``python -m bench``: the same as ``make bench``."""
+
+import sys
+
+from .runner import main
+
+sys.exit(main())

@@ -1,0 +1,74 @@
+"""A zsched worker process for the benchmarks: the real ``zsched.worker.Worker`` and ``InboxDelivery``
+(inbox XADD + PUBLISH), wrapped to record when each notification left. SIGTERM stops it; it then writes
+``[[id, lateness_ms], ...]`` as JSON to ``--out``.
+
+    python -m bench.worker_proc --url redis://127.0.0.1:6379/0 --prefix zb-x --out /tmp/rec.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+
+from zsched import AsyncScheduler
+from zsched.core import Core
+from zsched.delivery import InboxDelivery, Outcome
+from zsched.keys import Keyspace
+from zsched.models import Notification
+from zsched.worker import Worker
+
+
+class RecordingDelivery:
+    """Delivers through ``InboxDelivery`` and notes, per notification, how late it left (wall clock)."""
+
+    def __init__(self, inner: InboxDelivery) -> None:
+        self.inner = inner
+        self.records: list[tuple[int, float]] = []
+
+    async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
+        """Deliver, then record ``now - scheduled_at`` in ms for each one delivered."""
+        outcomes = await self.inner.deliver(batch)
+        now_ms = time.time() * 1000
+        for n, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                self.records.append((n.id, now_ms - n.scheduled_at.timestamp() * 1000))
+        return outcomes
+
+
+async def run(url: str, prefix: str, out: str, batch: int) -> None:
+    """Run the worker until SIGTERM; write the records to ``out``."""
+    connection = aioredis.Redis.from_url(url)
+    scheduler = AsyncScheduler(connection, core=Core(Keyspace(prefix)))
+    delivery = RecordingDelivery(InboxDelivery(connection, scheduler.core.keys))
+    worker = Worker(scheduler, delivery, batch=batch, purge_every_s=3600)
+    worker.install_signal_handlers()
+    await worker._subscribe()
+    print("ready", flush=True)
+    try:
+        await worker.run()
+    finally:
+        await scheduler.close()
+        with open(out, "w") as f:
+            json.dump(delivery.records, f)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse flags, run until SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.url, args.prefix, args.out, args.batch))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

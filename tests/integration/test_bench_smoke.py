@@ -1,0 +1,63 @@
+"""A quick run of every benchmark scenario at tiny sizes, so the bench code cannot rot (no targets checked)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import runner, s1_schedule, s2_lateness, s4_claim, s5_memory
+from bench.common import Context, Figure
+from zsched.cli import main as cli_main
+
+
+@pytest.fixture
+def ctx(redis_url: str) -> Iterator[Context]:
+    context = Context(redis_url, scale=0.001, progress=False)
+    yield context
+    context.cleanup()
+
+
+def _sane(figures: list[Figure]) -> None:
+    assert figures
+    for f in figures:
+        assert f.value == f.value and f.value >= 0, f  # a number, not NaN
+        assert f.status in ("", "pass", "short")
+
+
+def test_s1_schedule_throughput(ctx: Context) -> None:
+    figures = s1_schedule.measure(ctx, singles=20, many=2000)
+    _sane(figures)
+    assert all(f.baseline and f.ratio for f in figures)
+
+
+def test_s2_lateness_counts_every_notification(ctx: Context) -> None:
+    late, counts = s2_lateness.measure_rate(ctx, rate=200, seconds=0.25)
+    assert late.extra["expected"] == 50 and late.extra["missing"] == 0 and late.extra["duplicated"] == 0
+    assert late.extra["once"] == 50 and 0 <= late.extra["p50_ms"] <= late.extra["max_ms"] < 5000
+    assert counts.value == 0
+
+
+def test_s4_claim_drains_with_two_workers(ctx: Context) -> None:
+    figures = s4_claim.measure(ctx)
+    _sane(figures)
+    assert [f.note.split(";")[1].strip() for f in figures] == ["0 duplicated", "0 duplicated"]
+
+
+def test_s5_memory_is_measured(ctx: Context) -> None:
+    figures = s5_memory.measure(ctx)  # on a shared server the used_memory delta may even be negative
+    assert len(figures) == 2 and all(f.value == f.value and f.unit == "B" for f in figures)
+
+
+def test_runner_writes_table_and_json(redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "latest.json"
+    code = cli_main(["bench", "--scenario", "s6", "--scale", "0.0001", "--redis-url", redis_url,
+                     "--no-progress", "--out", str(out)])
+    assert code == 0
+    assert "| S6 " in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["server"]["version"] and report["machine"]["cpus"] and report["commit"]
+    assert {f["scenario"] for f in report["figures"]} == {"S5", "S6"}
+    assert runner.main(["--scenario", "s3"]) == 2
