@@ -7,13 +7,17 @@
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most notifications to claim
 -- ARGV[3] lease_ms      how long the claimer owns them before reap hands them to another worker
--- Returns: {now_ms, wait_ms, id, state JSON, payload JSON, ...}
---          wait_ms: time until the next due notification after this claim, -1 when none is pending
-local now = tonumber(ARGV[1])
-if not now then
+-- Returns: {now_ms, wait_us, id, state JSON, payload JSON, ...}
+--          wait_us: microseconds until the next due notification after this claim, -1 when none is pending
+--          (finer than the ms scores, so a worker can wake within a fraction of a millisecond of due)
+local now_us = tonumber(ARGV[1])
+if now_us then
+  now_us = now_us * 1000
+else
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+local now = math.floor(now_us / 1000)
 
 local deadline = now + tonumber(ARGV[3])
 -- Reads and writes go out as one multi-key call per command (sliced, for unpack's stack limit) rather than
@@ -61,5 +65,5 @@ if #ids > 0 then
 end
 
 local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if next_due[2] then reply[2] = math.max(0, tonumber(next_due[2]) - now) end
+if next_due[2] then reply[2] = math.max(0, tonumber(next_due[2]) * 1000 - now_us) end
 return reply

@@ -66,7 +66,7 @@ class Claimed(msgspec.Struct):
     """What one claim returned: the server's time, how long until the next due one, and the batch."""
 
     now_ms: int
-    wait_ms: int
+    wait_ms: float
     notifications: list[Notification]
 
 
@@ -255,7 +255,8 @@ class Core:
         (reply,) = yield [Script("claim", [p.due, p.processing, p.notifications, p.state, p.counters],
                                  [self.now_arg(), limit, lease_ms])]
         items = [_notification(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(2, len(reply), 3)]
-        return Claimed(now_ms=int(reply[0]), wait_ms=int(reply[1]), notifications=items)
+        wait_us = int(reply[1])
+        return Claimed(now_ms=int(reply[0]), wait_ms=-1 if wait_us < 0 else wait_us / 1000, notifications=items)
 
     def ack(self, partition: Partition, ids: Sequence[int]) -> Op:
         """Mark delivered notifications sent; returns (server now ms, how many were acked)."""

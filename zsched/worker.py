@@ -26,7 +26,9 @@ from .models import Notification
 
 log = logging.getLogger("zsched.worker")
 
-EARLY_MS = 1
+SPIN_S = 0.0015
+"""The last stretch before a due time is waited by yielding to the event loop rather than by a timer:
+timers wake up to a millisecond late (epoll counts whole ms), a spin of at most this long does not."""
 """How long before a due time the worker wakes to claim it (a claim or two per due time, at most)."""
 
 Observer = Callable[[str, Notification, float], None]
@@ -104,16 +106,16 @@ class Worker:
         for p in self.core.keys.partitions:
             if self.should_exit:
                 return 0.0
-            claimed_at = time.monotonic()
             claimed: Claimed = await self.scheduler.run(self.core.claim(p, self.batch, self.lease_ms))
+            # The server read its clock before answering, so timing from the answer errs late by a fraction
+            # of a round trip; timing from the request would err early and cost a second, empty claim.
+            claimed_at = time.monotonic()
             if claimed.notifications:
                 await self._deliver(p, claimed, claimed_at)
             if len(claimed.notifications) == self.batch or claimed.wait_ms == 0:
                 wait_s = 0.0
             elif claimed.wait_ms > 0:
-                # Wake EARLY_MS before the due time, then claim again at once: the script's clock has whole
-                # ms and the event loop rounds timers up to the next ms, so an exact sleep lands 1-2 ms late.
-                wait_s = min(wait_s, (claimed.wait_ms - EARLY_MS) / 1000 - (time.monotonic() - claimed_at))
+                wait_s = min(wait_s, claimed.wait_ms / 1000 - (time.monotonic() - claimed_at))
         return max(0.0, wait_s)
 
     async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:
@@ -170,12 +172,12 @@ class Worker:
                 await pubsub.aclose()
 
     async def _wait(self, seconds: float) -> None:
-        """Sleep up to ``seconds``; return early on a wakeup message or ``should_exit``."""
+        """Sleep ``seconds``, to a fraction of a millisecond; return early on a wakeup or ``should_exit``."""
         deadline = time.monotonic() + seconds
         while not self.should_exit:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - time.monotonic() - SPIN_S
             if remaining <= 0:
-                return
+                break
             if self._pubsub is None:
                 await asyncio.sleep(min(remaining, 0.2))
                 continue
@@ -188,6 +190,8 @@ class Worker:
                 while await self._pubsub.get_message(timeout=0) is not None:
                     pass  # several wakeups collapse into one claim
                 return
+        while time.monotonic() < deadline and not self.should_exit:
+            await asyncio.sleep(0)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop claiming; the batch in flight is finished, then ``run`` returns."""
