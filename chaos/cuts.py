@@ -17,7 +17,7 @@ from .proxy import CuttingProxy
 class Plan(msgspec.Struct, kw_only=True, frozen=True):
     """Sizes and rates of one connection-cut run."""
 
-    count: int = 10_000
+    count: int = 20_000
     workers: int = 2
     cut_every_ms: tuple[int, int] = (50, 300)
     latency_ms: int = 20

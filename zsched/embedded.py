@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 DEFAULT_DATA_DIR = Path(".zsched")
 
@@ -33,10 +35,14 @@ def _free_port() -> int:
 
 
 def _answers(port: int) -> bool:
+    # one try, no retries: redis-py's default retries would turn a dead port into seconds of waiting
+    probe = redis.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5).ping())
+        return bool(probe.ping())
     except redis.RedisError:
         return False
+    finally:
+        probe.close()
 
 
 class EmbeddedServer:

@@ -5,13 +5,15 @@ step with a plain Python model of the seed's machine:
     pending -> processing -> sent | (retry) pending | failed;   processing -(lease expired)-> pending | failed;
     pending -> cancelled;   a late ack of a requeued one still marks it sent (it was delivered).
 
-``ZSCHED_STATE_MACHINE_EXAMPLES`` raises the number of examples (``make chaos`` runs it longer).
+``ZSCHED_STATE_MACHINE_EXAMPLES`` raises the number of examples (``make chaos`` runs it longer), and
+``ZSCHED_STATE_MACHINE_REPORT`` names a JSON file to write how many examples and steps of each kind ran.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -54,7 +56,7 @@ class Claim:
     notification: Notification
 
 
-def machine(redis_url: str) -> type[RuleBasedStateMachine]:
+def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
     """A state machine class bound to one server; each example gets its own key prefix."""
 
     class SchedulerMachine(RuleBasedStateMachine):
@@ -72,6 +74,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
             self.seen_terminal: dict[int, str] = {}
 
         def teardown(self) -> None:
+            tally["examples"] += 1
             keys = list(self.zs.redis.scan_iter(match=f"{self.keys.prefix}:*", count=1000))
             if keys:
                 self.zs.redis.unlink(*keys)
@@ -85,6 +88,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
         @rule(people=st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=3, unique=True),
               delay_ms=st.integers(0, 3000))
         def schedule(self, people: list[str], delay_ms: int) -> None:
+            tally["schedule"] += 1
             result = self.zs.schedule(people, "t", "m", delay=timedelta(milliseconds=delay_ms))
             assert len(result.notification_ids) == len(people)
             for nid, person in zip(result.notification_ids, people, strict=True):
@@ -93,6 +97,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
 
         @rule(target=claims, limit=st.integers(1, 4))
         def claim(self, limit: int) -> object:
+            tally["claim"] += 1
             due = {nid: r.score for nid, r in self.model.items() if r.status == "pending" and r.score <= self.now()}
             got = self.zs.run(self.core.claim(self.p, limit, LEASE_MS)).notifications
             ids = [n.id for n in got]
@@ -107,6 +112,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
 
         @rule(held=st.lists(claims, min_size=1, max_size=3))
         def ack(self, held: list[Claim]) -> None:
+            tally["ack"] += 1
             ids = list(dict.fromkeys(c.notification.id for c in held))
             expected = 0
             for nid in ids:
@@ -118,6 +124,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
 
         @rule(held=claims)
         def fail(self, held: Claim) -> None:
+            tally["fail"] += 1
             n = held.notification
             r = self.model.get(n.id)
             retried = failed = 0
@@ -135,6 +142,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
 
         @rule(data=st.data())
         def cancel(self, data: st.DataObject) -> None:
+            tally["cancel"] += 1
             nid = self._pick(data)
             r = self.model.get(nid)
             if r is None:
@@ -149,6 +157,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
 
         @rule(data=st.data(), delay_ms=st.integers(0, 3000))
         def reschedule(self, data: st.DataObject, delay_ms: int) -> None:
+            tally["reschedule"] += 1
             nid = self._pick(data)
             r = self.model.get(nid)
             if r is None:
@@ -163,6 +172,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
 
         @rule()
         def reap(self) -> None:
+            tally["reap"] += 1
             requeued = failed = 0
             for r in self.model.values():
                 if r.status == "processing" and r.score <= self.now():
@@ -176,6 +186,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
 
         @rule()
         def purge(self) -> None:
+            tally["purge"] += 1
             gone = [nid for nid, r in self.model.items() if r.status in TERMINAL and r.score <= self.now()]
             for nid in gone:
                 del self.model[nid]
@@ -184,6 +195,7 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
 
         @rule(ms=st.sampled_from([1, 50, 100, 500, 999, 1000, 2500, 5000]))
         def advance(self, ms: int) -> None:
+            tally["advance"] += 1
             self.clock.advance(ms)
 
         def _pick(self, data: st.DataObject) -> int:
@@ -222,6 +234,13 @@ def machine(redis_url: str) -> type[RuleBasedStateMachine]:
 
 
 def test_scripts_follow_the_model(redis_url: str) -> None:
-    run_state_machine_as_test(machine(redis_url), settings=settings(
-        max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    tally: Counter[str] = Counter()
+    try:
+        run_state_machine_as_test(machine(redis_url, tally), settings=settings(
+            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    finally:
+        report = os.environ.get("ZSCHED_STATE_MACHINE_REPORT")
+        if report:
+            with open(report, "wb") as out:
+                out.write(msgspec.json.encode(dict(tally)))
