@@ -22,8 +22,8 @@ from . import cuts, outage, redis_crash, worker_crash
 from .harness import ROOT, Figures
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-STATE_MACHINE_EXAMPLES = 300
-STATE_MACHINE_STEPS = 40
+STATE_MACHINE_EXAMPLES = 500
+STATE_MACHINE_STEPS = 50
 
 
 def state_machine() -> Figures:

@@ -86,7 +86,7 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
         # -- steps ---------------------------------------------------------------------------------
 
         @rule(people=st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=3, unique=True),
-              delay_ms=st.integers(0, 3000))
+              delay_ms=st.sampled_from([0, 0, 1, 50, 500, 1000, 3000]))
         def schedule(self, people: list[str], delay_ms: int) -> None:
             tally["schedule"] += 1
             result = self.zs.schedule(people, "t", "m", delay=timedelta(milliseconds=delay_ms))
@@ -110,10 +110,10 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
                 assert n.attempts == r.attempts
             return multiple(*(Claim(n) for n in got))
 
-        @rule(held=st.lists(claims, min_size=1, max_size=3))
-        def ack(self, held: list[Claim]) -> None:
+        @rule(held=claims, other=claims, together=st.booleans())
+        def ack(self, held: Claim, other: Claim, together: bool) -> None:
             tally["ack"] += 1
-            ids = list(dict.fromkeys(c.notification.id for c in held))
+            ids = list(dict.fromkeys(c.notification.id for c in ([held, other] if together else [held])))
             expected = 0
             for nid in ids:
                 r = self.model.get(nid)
