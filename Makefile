@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test check unit bench clean
+.PHONY: install run test check unit chaos bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ run: install  ## start zsched on the embedded server (data in ./.zsched)
 	$(BIN)/zsched serve
 
 check: install  ## lint and type-check
-	$(BIN)/ruff check zsched tests $(wildcard server.py bench)
+	$(BIN)/ruff check zsched tests chaos bench server.py
 	$(BIN)/mypy
 
 test: check  ## the whole suite: unit tests, then the real-server integration tests
@@ -28,6 +28,9 @@ unit: install
 
 bench: install  ## measure throughput, lateness, memory and scaling vs a raw-Redis baseline (~8 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+chaos: install  ## crash, outage and cut faults at full size, then the state machine at length (< 15 min)
+	$(BIN)/python -m chaos
 
 clean:
 	rm -rf $(VENV) .zsched .pytest_cache .mypy_cache .ruff_cache

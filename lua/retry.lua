@@ -1,5 +1,7 @@
 -- retry: put failed deliveries back in due after their backoff, or into failed (the dead letters)
--- when the caller's policy has no retry left for them.
+-- when the caller's policy has no retry left for them. Only the holder of the current lease may do so:
+-- a report naming an older attempt (its lease expired and the notification was claimed again, or the
+-- same report was sent twice) is ignored, so it cannot requeue work another worker is delivering.
 -- KEYS[1] due           ZSET  id -> due time (epoch ms)
 -- KEYS[2] processing    ZSET  id -> lease deadline (epoch ms)
 -- KEYS[3] state         HASH  id -> state JSON
@@ -8,7 +10,7 @@
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a failed record is kept
 -- ARGV[3] wakeup        channel told when the earliest due time moves earlier
--- ARGV[4..] triples     id, delay_ms (negative: no retry left), error text
+-- ARGV[4..] quadruples  id, attempt it reports on, delay_ms (negative: no retry left), error text
 -- Returns: {now_ms, retried count, failed count}
 local now = tonumber(ARGV[1])
 if not now then
@@ -19,12 +21,12 @@ end
 local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local soonest = tonumber(earliest[2])
 local retried, failed = 0, 0
-for i = 4, #ARGV, 3 do
-  local id, delay, err = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+for i = 4, #ARGV, 4 do
+  local id, attempt, delay, err = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
   local raw = redis.call('HGET', KEYS[3], id)
   if raw then
     local st = cjson.decode(raw)
-    if st.status == 'processing' then
+    if st.status == 'processing' and st.attempts == attempt then
       redis.call('ZREM', KEYS[2], id)
       st.last_error = err
       st.lease_until = nil

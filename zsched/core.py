@@ -266,12 +266,16 @@ class Core:
         return int(reply[0]), int(reply[1])
 
     def fail(self, partition: Partition, failures: Sequence[tuple[Notification, str]]) -> Op:
-        """Retry each failed delivery after the policy's backoff, or fail it for good when none is left."""
+        """Retry each failed delivery after the policy's backoff, or fail it for good when none is left.
+
+        A failure is applied only while the notification is still under the lease of the claim it names
+        (``n.attempts``); a stale report is ignored. Returns (retried, failed).
+        """
         p = partition
         args: list[str | int] = [self.now_arg(), self.retention.failed_ms, p.wakeup]
         for n, error in failures:
             delay = self.retry.delay_ms(n.attempts)
-            args += [n.id, -1 if delay is None else delay, error[:2000]]
+            args += [n.id, n.attempts, -1 if delay is None else delay, error[:2000]]
         (reply,) = yield [Script("retry", [p.due, p.processing, p.state, p.failed, p.counters], args)]
         return int(reply[1]), int(reply[2])
 

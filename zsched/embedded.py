@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 DEFAULT_DATA_DIR = Path(".zsched")
 
@@ -34,18 +36,23 @@ def _free_port() -> int:
 
 
 def _answers(port: int) -> bool:
+    # one try, no retries: redis-py's default retries would turn a dead port into seconds of waiting
+    probe = redis.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5, socket_connect_timeout=0.5).ping())
+        return bool(probe.ping())
     except redis.RedisError:
         return False
+    finally:
+        probe.close()
 
 
 class EmbeddedServer:
     """A valkey-server bound to 127.0.0.1 with its data in ``data_dir``; reused if one already runs there."""
 
-    def __init__(self, data_dir: Path | str = DEFAULT_DATA_DIR, *, persistent: bool = True) -> None:
+    def __init__(self, data_dir: Path | str = DEFAULT_DATA_DIR, *, persistent: bool = True, port: int = 0) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.persistent = persistent
+        self.requested_port = port  # 0: any free port; a fixed one lets a restart keep clients' URL
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -68,7 +75,7 @@ class EmbeddedServer:
             if port and _answers(port):
                 self.port = port
                 return self
-        self.port = _free_port()
+        self.port = self.requested_port or _free_port()
         persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else [
             "--appendonly", "no"]
         self._process = subprocess.Popen(

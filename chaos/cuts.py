@@ -1,0 +1,69 @@
+"""Connection cuts: every zsched connection goes through a proxy that drops connections at random."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import msgspec
+
+from .harness import Figures, Pool, own_server, schedule_many, scheduler, settled, tally, until
+from .proxy import CuttingProxy
+
+
+class Plan(msgspec.Struct, kw_only=True, frozen=True):
+    """Sizes and rates of one connection-cut run."""
+
+    count: int = 20_000
+    workers: int = 2
+    cut_every_ms: tuple[int, int] = (50, 300)
+    latency_ms: int = 20
+    lease_ms: int = 2000
+    timeout_s: float = 180.0
+    seed: int = 6
+
+
+def run(plan: Plan | None = None, *, url: str | None = None, prefix: str | None = None) -> Figures:
+    """Schedule and deliver ``plan.count`` notifications while the proxy cuts connections."""
+    plan = plan or Plan()
+    with tempfile.TemporaryDirectory(prefix="chaos-cuts-") as tmp:
+        if url is not None:
+            return _run(plan, url, prefix or f"chaos-{uuid.uuid4().hex[:8]}", Path(tmp))
+        with own_server(Path(tmp) / "data", persistent=False) as server:
+            return _run(plan, server.url, prefix or "chaos", Path(tmp))
+
+
+def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:
+    low, high = plan.cut_every_ms
+    figures = Figures(family="connection cuts", tried=f"proxy aborts a random connection every {low}-{high} ms")
+    started = time.monotonic()
+    proxy = CuttingProxy(urlparse(url).port or 6379, cut_every_ms=plan.cut_every_ms, seed=plan.seed).start()
+    proxy.cutting.set()
+    zs = scheduler(proxy.url, prefix)
+    direct = scheduler(url, prefix)  # the referee reads around the proxy
+    pool = Pool(proxy.url, prefix, workdir, lease_ms=plan.lease_ms, latency_ms=plan.latency_ms)
+    try:
+        pool.start(plan.workers)
+        # idempotency keys: redis-py re-sends a command whose reply was cut, and the key makes that a replay
+        ids = schedule_many(zs, plan.count, chunk=250, idempotent=True)
+        figures.check(until(settled(direct), plan.timeout_s, every_s=0.25), f"not settled after {plan.timeout_s:.0f} s")
+        proxy.cutting.clear()
+        pool.stop()
+        figures.faults = proxy.cuts
+        figures.duplicate_bound = proxy.cuts * pool.batch
+        tally(figures, ids, pool.deliveries(), direct)
+        created = direct.stats().totals.get("scheduled", 0)
+        figures.check(created == plan.count, f"{created} notifications created for {plan.count} requested")
+        figures.notes = {"connections through proxy": proxy.connections, "created": created,
+                         "worker reconnect waits": pool.log_count("redis unavailable")}
+    finally:
+        pool.stop()
+        zs.close()
+        direct.close()
+        proxy.stop()
+    figures.seconds = round(time.monotonic() - started, 1)
+    figures.ok = not figures.problems
+    return figures

@@ -1,0 +1,73 @@
+"""Worker crash: workers are SIGKILLed at random while they deliver; expired leases bring the work back."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import msgspec
+
+from .harness import Figures, Pool, own_server, schedule_many, scheduler, settled, tally
+
+
+class Plan(msgspec.Struct, kw_only=True, frozen=True):
+    """How hard to push: sizes and rates of one worker-crash run."""
+
+    count: int = 50_000
+    workers: int = 4
+    kill_every_ms: tuple[int, int] = (200, 600)
+    lease_ms: int = 2000
+    batch: int = 100
+    latency_ms: int = 40
+    timeout_s: float = 300.0
+    min_kills: int = 0
+    seed: int = 6
+
+
+def run(plan: Plan | None = None, *, url: str | None = None, prefix: str | None = None) -> Figures:
+    """Deliver ``plan.count`` notifications while a supervisor SIGKILLs a random worker every few hundred ms."""
+    plan = plan or Plan()
+    with tempfile.TemporaryDirectory(prefix="chaos-worker-") as tmp:
+        if url is not None:
+            return _run(plan, url, prefix or f"chaos-{uuid.uuid4().hex[:8]}", Path(tmp))
+        with own_server(Path(tmp) / "data", persistent=False) as server:
+            return _run(plan, server.url, prefix or "chaos", Path(tmp))
+
+
+def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:
+    rng = random.Random(plan.seed)
+    low, high = plan.kill_every_ms
+    figures = Figures(family="worker crash", tried=f"{plan.workers} workers, SIGKILL one every {low}-{high} ms")
+    started = time.monotonic()
+    zs = scheduler(url, prefix)
+    pool = Pool(url, prefix, workdir, lease_ms=plan.lease_ms, batch=plan.batch, latency_ms=plan.latency_ms)
+    try:
+        ids = schedule_many(zs, plan.count)
+        pool.start(plan.workers)
+        done = settled(zs)
+        deadline = started + plan.timeout_s
+        next_check = 0.0
+        while time.monotonic() < deadline:
+            time.sleep(rng.uniform(low, high) / 1000)
+            if pool.killed >= plan.min_kills and time.monotonic() >= next_check:  # not on every kill
+                next_check = time.monotonic() + 0.5
+                if done():
+                    break
+            pool.kill_random(rng)
+        figures.check(done(), f"not settled after {plan.timeout_s:.0f} s")
+        pool.stop()
+        figures.faults = pool.killed
+        figures.duplicate_bound = pool.killed * plan.batch
+        tally(figures, ids, pool.deliveries(), zs)
+        totals = zs.stats().totals
+        figures.notes = {"workers started": pool.spawned, "leases reaped": totals.get("reaped", 0),
+                         "lease_ms": plan.lease_ms, "batch": plan.batch, "delivery latency ms": plan.latency_ms}
+    finally:
+        pool.stop()
+        zs.close()
+    figures.seconds = round(time.monotonic() - started, 1)
+    figures.ok = not figures.problems
+    return figures

@@ -1,0 +1,246 @@
+"""The state machine, model-checked: hypothesis drives the real Lua scripts on a real server with random
+schedule / claim / ack / fail / cancel / reschedule / reap / purge / clock steps, and compares every
+step with a plain Python model of the seed's machine:
+
+    pending -> processing -> sent | (retry) pending | failed;   processing -(lease expired)-> pending | failed;
+    pending -> cancelled;   a late ack of a requeued one still marks it sent (it was delivered).
+
+``ZSCHED_STATE_MACHINE_EXAMPLES`` raises the number of examples (``make chaos`` runs it longer), and
+``ZSCHED_STATE_MACHINE_REPORT`` names a JSON file to write how many examples and steps of each kind ran.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+
+import msgspec
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule, run_state_machine_as_test
+
+from tests.conftest import ManualClock
+from zsched import Core, Keyspace, NotFoundError, NotPendingError, Retention, RetryPolicy, Scheduler
+from zsched.models import Notification
+
+EXAMPLES = int(os.environ.get("ZSCHED_STATE_MACHINE_EXAMPLES", "30"))
+STEPS = int(os.environ.get("ZSCHED_STATE_MACHINE_STEPS", "30"))
+POLICY = RetryPolicy(delays_ms=(50, 100))  # three attempts
+RETENTION = Retention(sent_ms=4000, cancelled_ms=3000, failed_ms=5000)
+LEASE_MS = 1000
+PEOPLE = ("ann", "bo", "cy", "dee")
+TERMINAL = {"sent", "cancelled", "failed"}
+ZSET_OF = {"pending": "due", "processing": "processing", "sent": "sent", "cancelled": "cancelled",
+           "failed": "failed"}
+
+
+@dataclass
+class Record:
+    """The model's view of one notification."""
+
+    recipient: str
+    status: str = "pending"
+    attempts: int = 0
+    score: int = 0  # due time, lease deadline or purge time, by status
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker holds after a claim: the notification as it was handed out (its attempt number)."""
+
+    notification: Notification
+
+
+def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
+    """A state machine class bound to one server; each example gets its own key prefix."""
+
+    class SchedulerMachine(RuleBasedStateMachine):
+        claims = Bundle("claims")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.clock = ManualClock(1_767_225_600_000)
+            self.keys = Keyspace(f"sm-{uuid.uuid4().hex[:10]}")
+            self.core = Core(self.keys, retry=POLICY, retention=RETENTION, clock=self.clock)
+            self.zs = Scheduler(redis.Redis.from_url(redis_url), core=self.core)
+            self.p = self.keys.partitions[0]
+            self.model: dict[int, Record] = {}
+            self.purged: set[int] = set()
+            self.seen_terminal: dict[int, str] = {}
+
+        def teardown(self) -> None:
+            tally["examples"] += 1
+            keys = list(self.zs.redis.scan_iter(match=f"{self.keys.prefix}:*", count=1000))
+            if keys:
+                self.zs.redis.unlink(*keys)
+            self.zs.redis.close()
+
+        def now(self) -> int:
+            return self.clock.ms
+
+        # -- steps ---------------------------------------------------------------------------------
+
+        @rule(people=st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=3, unique=True),
+              delay_ms=st.sampled_from([0, 0, 1, 50, 500, 1000, 3000]))
+        def schedule(self, people: list[str], delay_ms: int) -> None:
+            tally["schedule"] += 1
+            result = self.zs.schedule(people, "t", "m", delay=timedelta(milliseconds=delay_ms))
+            assert len(result.notification_ids) == len(people)
+            for nid, person in zip(result.notification_ids, people, strict=True):
+                assert nid not in self.model and nid not in self.purged
+                self.model[nid] = Record(person, score=self.now() + delay_ms)
+
+        @rule(target=claims, limit=st.integers(1, 4))
+        def claim(self, limit: int) -> object:
+            tally["claim"] += 1
+            due = {nid: r.score for nid, r in self.model.items() if r.status == "pending" and r.score <= self.now()}
+            got = self.zs.run(self.core.claim(self.p, limit, LEASE_MS)).notifications
+            ids = [n.id for n in got]
+            assert len(ids) == min(limit, len(due)) and set(ids) <= due.keys(), (ids, due)
+            if ids:  # the earliest are taken first
+                assert max(due[i] for i in ids) <= min((s for i, s in due.items() if i not in ids), default=2**62)
+            for n in got:
+                r = self.model[n.id]
+                r.status, r.attempts, r.score = "processing", r.attempts + 1, self.now() + LEASE_MS
+                assert n.attempts == r.attempts
+            return multiple(*(Claim(n) for n in got))
+
+        @rule(held=claims, other=claims, together=st.booleans())
+        def ack(self, held: Claim, other: Claim, together: bool) -> None:
+            tally["ack"] += 1
+            ids = list(dict.fromkeys(c.notification.id for c in ([held, other] if together else [held])))
+            expected = 0
+            for nid in ids:
+                r = self.model.get(nid)
+                if r is not None and r.status in ("processing", "pending"):
+                    r.status, r.score = "sent", self.now() + RETENTION.sent_ms
+                    expected += 1
+            assert self.zs.run(self.core.ack(self.p, ids))[1] == expected
+
+        @rule(held=claims)
+        def fail(self, held: Claim) -> None:
+            tally["fail"] += 1
+            n = held.notification
+            r = self.model.get(n.id)
+            retried = failed = 0
+            # only the worker that holds the current lease may fail it: a worker whose lease expired and
+            # whose notification was claimed again must not requeue it under the new holder's feet
+            if r is not None and r.status == "processing" and r.attempts == n.attempts:
+                delay = POLICY.delay_ms(n.attempts)
+                if delay is None:
+                    r.status, r.score = "failed", self.now() + RETENTION.failed_ms
+                    failed = 1
+                else:
+                    r.status, r.score = "pending", self.now() + delay
+                    retried = 1
+            assert self.zs.run(self.core.fail(self.p, [(n, "boom")])) == (retried, failed)
+
+        @rule(data=st.data())
+        def cancel(self, data: st.DataObject) -> None:
+            tally["cancel"] += 1
+            nid = self._pick(data)
+            r = self.model.get(nid)
+            if r is None:
+                with pytest.raises(NotFoundError):
+                    self.zs.cancel(nid)
+            elif r.status != "pending":
+                with pytest.raises(NotPendingError):
+                    self.zs.cancel(nid)
+            else:
+                assert self.zs.cancel(nid).scheduled_status == "cancelled"
+                r.status, r.score = "cancelled", self.now() + RETENTION.cancelled_ms
+
+        @rule(data=st.data(), delay_ms=st.integers(0, 3000))
+        def reschedule(self, data: st.DataObject, delay_ms: int) -> None:
+            tally["reschedule"] += 1
+            nid = self._pick(data)
+            r = self.model.get(nid)
+            if r is None:
+                with pytest.raises(NotFoundError):
+                    self.zs.reschedule(nid, delay=timedelta(milliseconds=delay_ms))
+            elif r.status != "pending":
+                with pytest.raises(NotPendingError):
+                    self.zs.reschedule(nid, delay=timedelta(milliseconds=delay_ms))
+            else:
+                self.zs.reschedule(nid, delay=timedelta(milliseconds=delay_ms))
+                r.score = self.now() + delay_ms
+
+        @rule()
+        def reap(self) -> None:
+            tally["reap"] += 1
+            requeued = failed = 0
+            for r in self.model.values():
+                if r.status == "processing" and r.score <= self.now():
+                    if r.attempts >= POLICY.max_attempts:
+                        r.status, r.score = "failed", self.now() + RETENTION.failed_ms
+                        failed += 1
+                    else:
+                        r.status, r.score = "pending", self.now()
+                        requeued += 1
+            assert self.zs.run(self.core.reap(self.p)) == (requeued, failed)
+
+        @rule()
+        def purge(self) -> None:
+            tally["purge"] += 1
+            gone = [nid for nid, r in self.model.items() if r.status in TERMINAL and r.score <= self.now()]
+            for nid in gone:
+                del self.model[nid]
+                self.purged.add(nid)
+            assert self.zs.run(self.core.purge(self.p)) == len(gone)
+
+        @rule(ms=st.sampled_from([1, 50, 100, 500, 999, 1000, 2500, 5000]))
+        def advance(self, ms: int) -> None:
+            tally["advance"] += 1
+            self.clock.advance(ms)
+
+        def _pick(self, data: st.DataObject) -> int:
+            known = sorted(self.model.keys() | self.purged)
+            return data.draw(st.sampled_from(known)) if known else 999_999
+
+        # -- invariants ----------------------------------------------------------------------------
+
+        @invariant()
+        def matches_the_model(self) -> None:
+            r = self.zs.redis
+            members: dict[str, dict[int, int]] = {}
+            for status, name in ZSET_OF.items():
+                key = getattr(self.p, name)
+                members[status] = {int(m): int(float(s)) for m, s in r.zrange(key, 0, -1, withscores=True)}
+            everywhere = [nid for ids in members.values() for nid in ids]
+            assert len(everywhere) == len(set(everywhere)), "an id sits in two status sets"
+            assert set(everywhere) == self.model.keys(), "status sets and the model disagree on which ids exist"
+            states = {int(k): msgspec.json.decode(v) for k, v in r.hgetall(self.p.state).items()}
+            assert states.keys() == self.model.keys() == {int(k) for k in r.hkeys(self.p.notifications)}
+            for nid, record in self.model.items():
+                state = states[nid]
+                assert nid in members[record.status], (nid, record, state)
+                assert members[record.status][nid] == record.score, (nid, record, members[record.status][nid])
+                assert (state["status"], state["attempts"]) == (record.status, record.attempts), (nid, state, record)
+                assert state["attempts"] <= POLICY.max_attempts
+                assert state["recipient"] == record.recipient
+                if nid in self.seen_terminal:
+                    assert state["status"] == self.seen_terminal[nid], "a terminal status moved"
+                if state["status"] in TERMINAL:
+                    self.seen_terminal[nid] = state["status"]
+            index = {m.decode() for m in r.zrange(self.p.by_recipient, 0, -1)}
+            assert index == {f"{rec.recipient} {nid:016d}" for nid, rec in self.model.items()}
+
+    return SchedulerMachine
+
+
+def test_scripts_follow_the_model(redis_url: str) -> None:
+    tally: Counter[str] = Counter()
+    try:
+        run_state_machine_as_test(machine(redis_url, tally), settings=settings(
+            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    finally:
+        report = os.environ.get("ZSCHED_STATE_MACHINE_REPORT")
+        if report:
+            with open(report, "wb") as out:
+                out.write(msgspec.json.encode(dict(tally)))
