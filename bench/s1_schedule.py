@@ -12,8 +12,9 @@ import redis.asyncio as aioredis
 from zsched import AsyncScheduler
 from zsched.core import Core
 from zsched.keys import Keyspace
+from zsched.progress import Progress
 
-from .common import MESSAGE, TITLE, Context, Figure, Progress, chunks, raw_payload, recipients
+from .common import MESSAGE, TITLE, Context, Figure, chunks, raw_payload, recipients
 
 CONCURRENCY = 16  # async callers in flight at once
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
-from .common import Context, Figure, Progress, chunks, fill, raw_fill, recipients
+from zsched.progress import Progress
+
+from .common import Context, Figure, chunks, fill, raw_fill, recipients
 from .workers import WorkerPool
 
 RAW_CLAIM = """

@@ -17,9 +17,12 @@ import msgspec
 
 from . import cli_dead
 from .channels import router_from_settings
+from .client import Scheduler
 from .errors import ZschedError
-from .models import Notification
+from .models import Notification, ScheduleResult
+from .progress import Progress
 from .settings import Settings, parse_duration_ms
+from .validation import MAX_RECIPIENTS
 from .worker import Worker
 
 EPILOG = """\
@@ -77,8 +80,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cmd = sub.add_parser("schedule", parents=[common], help="schedule a notification for one or more recipients",
                          description="Schedule one notification per recipient, due --at a time or --in a delay.")
-    cmd.add_argument("--to", action="append", required=True, metavar="RECIPIENT",
+    cmd.add_argument("--to", action="append", default=[], metavar="RECIPIENT",
                      help="recipient id; repeat for several")
+    cmd.add_argument("--to-file", metavar="FILE",
+                     help="recipient ids, one per line ('-' reads stdin); any number, sent in calls of 10,000 "
+                          "with a progress bar. With --idempotency-key a failed run can simply be run again")
     cmd.add_argument("--title", required=True)
     cmd.add_argument("--message", required=True)
     when = cmd.add_mutually_exclusive_group(required=True)
@@ -214,6 +220,43 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipients(args: argparse.Namespace) -> list[str]:
+    people = list(args.to)
+    if args.to_file:
+        with (sys.stdin if args.to_file == "-" else open(args.to_file, encoding="utf-8")) as lines:
+            people += [line.strip() for line in lines if line.strip()]
+    if not people:
+        raise ValueError("give recipients with --to ID (repeatable) or --to-file FILE")
+    return list(dict.fromkeys(people))
+
+
+def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
+    """One call per 10,000 recipients (the per-call limit); with --in, each call's delay runs from its own start."""
+    people = _recipients(args)
+    data = json.loads(args.data) if args.data else None
+    when: dict[str, Any] = ({"at": datetime.fromisoformat(args.at.replace("Z", "+00:00"))} if args.at
+                            else {"delay": parse_duration_ms(args.delay) / 1000})
+    chunks = [people[i:i + MAX_RECIPIENTS] for i in range(0, len(people), MAX_RECIPIENTS)]
+    ids: list[int] = []
+    result: ScheduleResult | None = None
+    with Progress("scheduling", len(people), enabled=len(chunks) > 1) as bar:
+        for number, chunk in enumerate(chunks):
+            key = args.idempotency_key and (args.idempotency_key if len(chunks) == 1
+                                            else f"{args.idempotency_key}:{number}")
+            result = zs.schedule(chunk, args.title, args.message, type=args.type, priority=args.priority,
+                                 data=data, idempotency_key=key, **when)
+            ids += result.notification_ids
+            bar.update(len(chunk))
+    assert result is not None
+    total = ScheduleResult(notification_ids=ids, count=len(ids), scheduled_at=result.scheduled_at,
+                           replayed=result.replayed)
+    if args.json:
+        _show(total, True)
+    else:
+        shown = ", ".join(map(str, ids[:20])) + (f", ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
+        print(f"scheduled {total.count} notification(s) for {total.scheduled_at.isoformat()}: {shown}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zsched`` console script; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
@@ -237,17 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             return _token(settings, args)
         with settings.scheduler() as zs:
             if args.command == "schedule":
-                data = json.loads(args.data) if args.data else None
-                when: dict[str, Any] = (
-                    {"at": datetime.fromisoformat(args.at.replace("Z", "+00:00"))} if args.at
-                    else {"delay": parse_duration_ms(args.delay) / 1000})
-                result = zs.schedule(args.to, args.title, args.message, type=args.type, priority=args.priority,
-                                     data=data, idempotency_key=args.idempotency_key, **when)
-                if args.json:
-                    _show(result, True)
-                else:
-                    ids = ", ".join(map(str, result.notification_ids))
-                    print(f"scheduled {result.count} notification(s) for {result.scheduled_at.isoformat()}: {ids}")
+                _schedule(zs, args)
             elif args.command == "status":
                 _show(zs.status(args.id), args.json)
             elif args.command == "cancel":

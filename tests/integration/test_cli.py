@@ -76,3 +76,21 @@ def test_embedded_server_by_default_keeps_data_between_commands(tmp_path: Path) 
     stats = json.loads(_run("stats", *data, "--json").stdout)
     assert stats["counts"]["pending"] == 1
     assert not (tmp_path / "zs" / "port").exists(), "a server started for one command is stopped after it"
+
+
+def test_recipients_from_a_file_in_calls_of_ten_thousand(redis_url: str, prefix: str, tmp_path: Path) -> None:
+    people = tmp_path / "people.txt"
+    people.write_text("".join(f"user{i}\n" for i in range(12_345)) + "\nuser7\n")  # blank line, duplicate
+    target = ["--redis-url", redis_url, "--prefix", prefix]
+    args = ["schedule", *target, "--to-file", str(people), "--title", "All hands", "--message", "10:00",
+            "--in", "1h", "--idempotency-key", "all-hands", "--json"]
+    first = _run(*args)
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    assert result["count"] == 12_345 and len(set(result["notification_ids"])) == 12_345
+    again = json.loads(_run(*args).stdout)  # a re-run after a failure creates nothing new
+    assert again["notification_ids"] == result["notification_ids"] and again["replayed"]
+    stats = json.loads(_run("stats", *target, "--json").stdout)
+    assert stats["counts"]["pending"] == 12_345
+    none = _run("schedule", *target, "--title", "t", "--message", "m", "--in", "1s")
+    assert none.returncode == 2 and "give recipients with --to" in none.stderr
