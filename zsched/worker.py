@@ -79,6 +79,9 @@ class Worker:
                     log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
                     await self._close_pubsub()
                     wait_s, backoff_s = backoff_s, min(backoff_s * 2, 5.0)
+                except redis.RedisError as exc:  # e.g. OOM or a busy script: the server answered, with an error
+                    log.error("redis refused a worker call (%s); retrying in %.1f s", exc, backoff_s)
+                    wait_s, backoff_s = backoff_s, min(backoff_s * 2, 5.0)
                 if wait_s > 0:
                     await self._wait(wait_s)
         finally:

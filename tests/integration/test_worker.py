@@ -146,3 +146,31 @@ async def test_retry_backoff_runs_in_real_time(redis_url: str, keyspace: Keyspac
     assert n.last_error == "TimeoutError: gateway timed out"
     await worker.scheduler.close()
     await producer.close()
+
+
+async def test_a_refusing_server_is_waited_out_not_fatal(valkey: object, prefix: str) -> None:
+    import redis as sync_redis
+
+    url = valkey.url  # type: ignore[attr-defined]
+    core = Core(Keyspace(prefix))
+    producer = _async(url, core)
+    (nid,) = (await producer.schedule(["oom"], "Later", "after the refusal", delay=0)).notification_ids
+    admin = sync_redis.Redis.from_url(url)
+    admin.config_set("maxmemory", "1")  # every write is refused with OOM while this holds
+    # A claim can still go through (its first write, ZREM, frees memory); the delivery's XADD is refused, so
+    # the notification waits out its lease and is delivered once the server accepts writes again.
+    worker = Worker(_async(url, core), Recorder(), idle_s=0.05, lease_ms=300)
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.4)
+    assert not task.done() and worker.delivered == 0
+    admin.config_set("maxmemory", "0")
+
+    async def sent() -> bool:
+        return (await producer.status(nid)).is_sent
+
+    await _until(sent, 10)
+    worker.should_exit = True
+    await task
+    admin.close()
+    await worker.scheduler.close()
+    await producer.close()
