@@ -250,7 +250,7 @@ def _unauthorized(detail: str) -> ApiError:
 def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # '²'.isdigit() is True
         raise ApiError(422, f"{name} must be a whole number from {low} to {high}; got {raw[:40]!r}", name)
     return int(raw)
 

@@ -155,3 +155,10 @@ def test_adversarial_bodies_never_500(client: TestClient, service: dict[str, str
         r = client.request(method, path, headers={**service, "Content-Type": "application/json"}, content=raw)
         assert r.status_code in (200, 201, 400, 404, 422), (method, r.text)
         assert r.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("raw", ["²", "١٢", "-1", "1.5", "1e3", " 7", "0x10", "9" * 40])
+def test_query_numbers_must_be_ascii_digits(client: TestClient, service: dict[str, str], raw: str) -> None:
+    """Found by fuzzing: '²'.isdigit() is True but int('²') raises, which was a 500."""
+    for name in ("limit", "cursor"):
+        _error(client.get("/api/notifications/", headers=service, params={name: raw}), 422, name)
