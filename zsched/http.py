@@ -24,7 +24,7 @@ from .metrics import CONTENT_TYPE, Metrics
 from .models import Notification
 from .ratelimit import RateLimiter
 
-MAX_ID = 2**63 - 1
+MAX_ID = openapi.MAX_ID
 MAX_IDEMPOTENCY_HEADER = 64
 CHALLENGE = 'Token realm="zsched", Bearer realm="zsched"'
 
@@ -32,7 +32,7 @@ CHALLENGE = 'Token realm="zsched", Bearer realm="zsched"'
 class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
     """``POST /api/notifications/schedule/``: one notification per recipient, all due at ``scheduled_at``."""
 
-    recipients: list[str | int]
+    recipients: list[str | int | float]  # JSON has one number type: 7.0 is the integer 7 (checked in schedule)
     title: str
     message: str
     scheduled_at: datetime
@@ -108,6 +108,7 @@ class Api:
             Route("/metrics", self.metrics_text, methods=["GET"]),
             Route("/openapi.json", self.openapi_json, methods=["GET"]),
             Route("/docs", self.docs, methods=["GET"]),
+            Route("/ws", self.upgrade_required, methods=["GET"]),  # plain HTTP only; WebSockets go to the gateway
         ]
 
     # -- who is calling --------------------------------------------------------------------------
@@ -148,15 +149,15 @@ class Api:
         """POST: schedule one notification per recipient; 201 with their ids."""
         principal = await self.authenticate(request)
         body: ScheduleBody = await read_json(request, _schedule_decoder)
-        people = validation.recipients(body.recipients)
+        people = validation.recipients(_integral(v) for v in body.recipients)
         others = [p for p in people if p != principal.user]
         if others and not principal.can_schedule_for_others():
             raise ApiError(403, f"you may schedule only for yourself ({principal.user!r}); got {others[0]!r}. "
                            "Scheduling for others needs a token with the schedule:any scope", "recipients")
         key = request.headers.get("idempotency-key")
-        if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_HEADER and key.isprintable()):
-            raise ApiError(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable characters; "
-                           f"got {len(key)}", "Idempotency-Key")
+        if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_HEADER and key.isascii() and key.isprintable()):
+            raise ApiError(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable ASCII characters; "
+                           f"got {len(key)} character(s) {key[:MAX_IDEMPOTENCY_HEADER]!r}", "Idempotency-Key")
         result = await self.zs.schedule(
             people, body.title, body.message, at=body.scheduled_at, type=body.type, priority=body.priority,
             data=body.data, idempotency_key=None if key is None else f"{principal.user}:{key}",
@@ -196,7 +197,7 @@ class Api:
         if recipient != principal.user and not principal.admin:
             raise ApiError(403, "only an admin token may list another recipient's notifications", "recipient")
         limit = _int_param(query.get("limit"), "limit", 1, 1000)
-        page = await self.zs.list_for(recipient, status=query.get("status") or None,
+        page = await self.zs.list_for(recipient, status=query.get("status"),
                                       limit=50 if limit is None else limit,
                                       cursor=_int_param(query.get("cursor"), "cursor", 0, MAX_ID))
         return JSON({"items": [full_view(n) for n in page.items], "next_cursor": page.next_cursor})
@@ -238,9 +239,19 @@ class Api:
         """GET: the OpenAPI 3.1 document."""
         return JSON(openapi.document())
 
+    async def upgrade_required(self, request: Request) -> Response:
+        """GET /ws without a WebSocket handshake: 426, saying how to connect."""
+        raise ApiError(426, "/ws is a WebSocket endpoint; connect with a WebSocket client "
+                       "(ws://host/ws?token=...) instead of plain HTTP", headers={"Upgrade": "websocket"})
+
     async def docs(self, request: Request) -> Response:
         """GET: the same document as a readable HTML page."""
         return HTMLResponse(openapi.html())
+
+
+def _integral(value: str | int | float) -> str | int | float:
+    """A JSON number with no fraction as the integer it is (``7.0`` is ``7``); anything else unchanged."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _unauthorized(detail: str) -> ApiError:
@@ -248,7 +259,7 @@ def _unauthorized(detail: str) -> ApiError:
 
 
 def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
-    if raw is None or raw == "":
+    if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # '²'.isdigit() is True
         raise ApiError(422, f"{name} must be a whole number from {low} to {high}; got {raw[:40]!r}", name)

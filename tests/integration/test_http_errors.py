@@ -162,3 +162,35 @@ def test_query_numbers_must_be_ascii_digits(client: TestClient, service: dict[st
     """Found by fuzzing: '²'.isdigit() is True but int('²') raises, which was a 500."""
     for name in ("limit", "cursor"):
         _error(client.get("/api/notifications/", headers=service, params={name: raw}), 422, name)
+
+
+def test_integral_json_numbers_are_integer_recipients(client: TestClient, service: dict[str, str]) -> None:
+    """Found by fuzzing: JSON Schema (and JSON) treat 7.0 as the integer 7, so the API must too."""
+    r = client.post(SCHEDULE, headers=service, json=schedule_body([7.0, -3.0, 1.8e19]))
+    assert r.status_code == 201, r.text
+    status = client.get(f"/api/notifications/{r.json()['notification_ids'][0]}/", headers=service).json()
+    assert status["recipient"] == "7"
+    for bad, status in ((7.5, 422), (1e300, 422), (float("nan"), 400), (float("inf"), 400)):  # NaN is not JSON
+        raw = json.dumps(schedule_body([bad])).encode()
+        _error(client.post(SCHEDULE, headers={**service, "Content-Type": "application/json"}, content=raw), status)
+
+
+def test_plain_http_to_the_websocket_endpoint_is_426(client: TestClient) -> None:
+    r = client.get("/ws")
+    assert _error(r, 426)["error"] == "upgrade_required" and r.headers["Upgrade"] == "websocket"
+
+
+def test_empty_query_values_are_rejected_not_ignored(client: TestClient, service: dict[str, str]) -> None:
+    """Found by fuzzing: ?status= was read as 'any status' though the document allows only the statuses."""
+    for name in ("status", "limit", "cursor"):
+        _error(client.get(f"/api/notifications/?{name}=", headers=service), 422, name)
+
+
+@pytest.mark.parametrize("key", ["café", "a\u0085b", "\u200bkey", "k" * 65, ""])
+def test_idempotency_key_is_printable_ascii(client: TestClient, service: dict[str, str], key: str,
+                                            redis_url: str, prefix: str) -> None:
+    headers = [(b"authorization", service["Authorization"].encode()), (b"content-type", b"application/json"),
+               (b"idempotency-key", key.encode("utf-8"))]
+    r = client.post(SCHEDULE, headers=headers, content=json.dumps(schedule_body([1])).encode())
+    _error(r, 422, "Idempotency-Key")
+    assert _nothing_written(redis_url, prefix)
