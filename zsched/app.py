@@ -63,7 +63,8 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     metrics = Metrics()
-    api = Api(settings.prefix, metrics, rate_per_s=settings.rate_per_s, rate_burst=settings.rate_burst)
+    api = Api(settings.prefix, metrics, rate_per_s=settings.rate_per_s, rate_burst=settings.rate_burst,
+              auth_fail_per_s=settings.auth_fail_per_s, auth_fail_burst=settings.auth_fail_burst)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,7 +84,7 @@ def create_app(
             async with contextlib.AsyncExitStack() as stack:
                 if websocket:
                     gateway = Gateway(zs.redis, zs.core.keys, api.tokens,
-                                      allowed_origins=settings.allowed_origins)
+                                      allowed_origins=settings.allowed_origins, failures=api.failures)
                     await gateway.start()
                     stack.push_async_callback(gateway.stop)
                     app.state.gateway = gateway

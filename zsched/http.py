@@ -22,7 +22,7 @@ from .errors import NotFoundError, UnavailableError
 from .http_errors import JSON, ApiError, read_json
 from .metrics import CONTENT_TYPE, Metrics
 from .models import Notification
-from .ratelimit import RateLimiter
+from .ratelimit import FailedAuthLimiter, RateLimiter
 
 MAX_ID = openapi.MAX_ID
 MAX_IDEMPOTENCY_HEADER = 64
@@ -66,24 +66,30 @@ def full_view(n: Notification) -> dict[str, Any]:
 class Api:
     """The handlers; ``attach`` gives them a scheduler when the app starts, ``detach`` takes it away."""
 
-    def __init__(self, prefix: str, metrics: Metrics, *, rate_per_s: float, rate_burst: int) -> None:
+    def __init__(self, prefix: str, metrics: Metrics, *, rate_per_s: float, rate_burst: int,
+                 auth_fail_per_s: float = 1.0, auth_fail_burst: int = 20) -> None:
         self.tokens = TokenStore(prefix)
         self.metrics = metrics
         self.prefix = prefix
         self.rate_per_s = rate_per_s
         self.rate_burst = rate_burst
+        self.auth_fail_per_s = auth_fail_per_s
+        self.auth_fail_burst = auth_fail_burst
         self._scheduler: AsyncScheduler | None = None
         self._limiter: RateLimiter | None = None
+        self.failures: FailedAuthLimiter | None = None
 
     def attach(self, scheduler: AsyncScheduler) -> None:
         """Serve requests with ``scheduler`` (and rate limit on its connection and clock)."""
         self._scheduler = scheduler
         self._limiter = RateLimiter(scheduler.redis, self.prefix, rate_per_s=self.rate_per_s,
                                     burst=self.rate_burst, clock=scheduler.core.clock)
+        self.failures = FailedAuthLimiter(scheduler.redis, self.prefix, rate_per_s=self.auth_fail_per_s,
+                                          burst=self.auth_fail_burst, clock=scheduler.core.clock)
 
     def detach(self) -> None:
         """Stop using the scheduler (the app is shutting down)."""
-        self._scheduler = self._limiter = None
+        self._scheduler = self._limiter = self.failures = None
 
     @property
     def zs(self) -> AsyncScheduler:
@@ -114,17 +120,31 @@ class Api:
     # -- who is calling --------------------------------------------------------------------------
 
     async def authenticate(self, request: Request) -> Principal:
-        """The caller's principal from its token, after taking one request from its rate-limit bucket."""
+        """The caller's principal from its token, after taking one request from its rate-limit bucket.
+
+        Failed authentications are counted per client address; an address out of failures gets 429 before
+        its token is even looked at, so guessing runs at ``auth_fail_per_s`` at most.
+        """
         header = request.headers.get("authorization", "")
         scheme, _, token = header.strip().partition(" ")
         if not header:
             raise _unauthorized("send your token as 'Authorization: Token <token>' (or Bearer); "
                                 "create one with `zsched token create --user ID`")
+        zs, failures = self.zs, self.failures
+        assert failures is not None
+        address = request.client.host if request.client else "unknown"
+        locked_ms = await failures.locked_ms(address)
+        if locked_ms:
+            seconds = -(-locked_ms // 1000)
+            raise ApiError(429, f"too many failed authentications from {address}; retry in {seconds} s",
+                           "Authorization", headers={"Retry-After": str(seconds)})
         if scheme.lower() not in ("token", "bearer") or not token.strip():
+            await failures.failed(address)
             raise _unauthorized(f"the Authorization header must be 'Token <token>' or 'Bearer <token>'; "
                                 f"got scheme {scheme[:20]!r}")
-        principal = await self.tokens.averify(self.zs.redis, token.strip())
+        principal = await self.tokens.averify(zs.redis, token.strip())
         if principal is None:
+            await failures.failed(address)
             raise _unauthorized("the token is unknown or revoked; create one with `zsched token create`")
         assert self._limiter is not None
         verdict = await self._limiter.take(principal.id)
