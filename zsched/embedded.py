@@ -43,9 +43,11 @@ def _answers(port: int) -> bool:
 class EmbeddedServer:
     """A valkey-server bound to 127.0.0.1 with its data in ``data_dir``; reused if one already runs there."""
 
-    def __init__(self, data_dir: Path | str = DEFAULT_DATA_DIR, *, persistent: bool = True) -> None:
+    def __init__(self, data_dir: Path | str = DEFAULT_DATA_DIR, *, persistent: bool = True,
+                 port: int | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.persistent = persistent
+        self.requested_port = port  # None: a free one, chosen at start
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -68,7 +70,7 @@ class EmbeddedServer:
             if port and _answers(port):
                 self.port = port
                 return self
-        self.port = _free_port()
+        self.port = self.requested_port or _free_port()
         persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else [
             "--appendonly", "no"]
         self._process = subprocess.Popen(
