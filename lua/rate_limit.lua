@@ -3,7 +3,7 @@
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] rate_per_s    tokens added per second
 -- ARGV[3] burst         bucket capacity (a full bucket allows this many requests at once)
--- ARGV[4] cost          tokens this request takes
+-- ARGV[4] cost          tokens this request takes; 0 only looks: allowed while one token is left, nothing written
 -- Returns: {1, tokens left (floored), 0} when allowed | {0, 0, ms until enough tokens} when limited
 local now = tonumber(ARGV[1])
 if not now then
@@ -21,11 +21,14 @@ end
 local elapsed_ms = math.max(0, now - at)
 tokens = math.min(burst, tokens + elapsed_ms * rate / 1000)
 
-local allowed = tokens >= cost
+local need = math.max(cost, 1)
+local allowed = tokens >= need
 if allowed then tokens = tokens - cost end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+if cost > 0 then  -- a look (cost 0) writes nothing
+  redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', now)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+end
 if allowed then
   return {1, math.floor(tokens), 0}
 end
-return {0, 0, math.ceil((cost - tokens) / rate * 1000)}
+return {0, 0, math.ceil((need - tokens) / rate * 1000)}

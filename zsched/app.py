@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from zsched.auth import TOKEN_PREFIX
 from zsched.channels import Router, router_from_settings
 from zsched.client import AsyncScheduler
 from zsched.delivery import Delivery
@@ -36,6 +38,27 @@ Service = Callable[[Starlette], AbstractAsyncContextManager[None]]
 """Something started after the scheduler and stopped before it (the WebSocket gateway's listener)."""
 
 STOP_TIMEOUT_S = 10.0
+_SECRET = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]+")
+
+
+class RedactSecrets(logging.Filter):
+    """Masks token secrets in a record (uvicorn logs request lines, and browsers send ``/ws?token=``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _SECRET.sub(TOKEN_PREFIX + "[redacted]", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SECRET.sub(TOKEN_PREFIX + "[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+def redact_server_logs() -> None:
+    """Install ``RedactSecrets`` on uvicorn's loggers (once; after uvicorn configured them)."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())
 
 
 def connect(settings: Settings) -> AsyncScheduler:
@@ -63,10 +86,12 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     metrics = Metrics()
-    api = Api(settings.prefix, metrics, rate_per_s=settings.rate_per_s, rate_burst=settings.rate_burst)
+    api = Api(settings.prefix, metrics, rate_per_s=settings.rate_per_s, rate_burst=settings.rate_burst,
+              auth_fail_per_s=settings.auth_fail_per_s, auth_fail_burst=settings.auth_fail_burst)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redact_server_logs()
         zs = scheduler if scheduler is not None else await asyncio.to_thread(connect, settings)
         app.state.scheduler = zs
         api.attach(zs)
@@ -83,7 +108,7 @@ def create_app(
             async with contextlib.AsyncExitStack() as stack:
                 if websocket:
                     gateway = Gateway(zs.redis, zs.core.keys, api.tokens,
-                                      allowed_origins=settings.allowed_origins)
+                                      allowed_origins=settings.allowed_origins, failures=api.failures)
                     await gateway.start()
                     stack.push_async_callback(gateway.stop)
                     app.state.gateway = gateway

@@ -40,6 +40,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .auth import Principal, TokenStore
 from .keys import Keyspace
 from .models import ms_to_datetime, state_decoder
+from .ratelimit import FailedAuthLimiter
 from .scripts import Scripts
 
 log = logging.getLogger("zsched.gateway")
@@ -142,6 +143,7 @@ class Gateway:
     ``allowed_origins`` lists browser origins besides the page's own; ``"*"`` allows any. A socket whose
     unsent messages exceed ``send_queue`` is closed with 1013. When ``idle_timeout_s`` is set, a client
     that sends nothing (not even a pong to the ``heartbeat_s`` pings) for that long is closed with 1001.
+    ``failures`` counts bad tokens per client address (shared with the HTTP API when served together).
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class Gateway:
         backlog_limit: int = 100,
         close_timeout_s: float = 2.0,
         subscribe_timeout_s: float = 5.0,
+        failures: FailedAuthLimiter | None = None,
     ) -> None:
         if send_queue < 1 or backlog_limit < 1 or heartbeat_s <= 0:
             raise ValueError("send_queue and backlog_limit must be >= 1 and heartbeat_s > 0; got "
@@ -176,6 +179,7 @@ class Gateway:
         self.close_timeout_s = close_timeout_s
         self.subscribe_timeout_s = subscribe_timeout_s
         self._scripts = Scripts(self.redis)
+        self.failures = failures or FailedAuthLimiter(self.redis, keyspace.prefix)
         self._control = f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}"
         self._control_seen = False
         self._pubsub: Any = None
@@ -362,8 +366,15 @@ class Gateway:
             token = authorization[7:].strip()
         if not token:
             return None, "missing token: Authorization: Bearer <token> or ?token="
+        address = websocket.client.host if websocket.client else "unknown"
+        locked_ms = await self.failures.locked_ms(address)
+        if locked_ms:  # checked before the token, so guessing cannot go faster than the failure budget
+            return None, f"too many failed authentications; retry in {-(-locked_ms // 1000)} s"
         principal = await self.tokens.averify(self.redis, token)
-        return (principal, "") if principal is not None else (None, "invalid or revoked token")
+        if principal is None:
+            await self.failures.failed(address)
+            return None, "invalid or revoked token"
+        return principal, ""
 
     def _origin_allowed(self, origin: str, host: str) -> bool:
         origin = origin.rstrip("/")

@@ -22,9 +22,9 @@ from .errors import NotFoundError, UnavailableError
 from .http_errors import JSON, ApiError, read_json
 from .metrics import CONTENT_TYPE, Metrics
 from .models import Notification
-from .ratelimit import RateLimiter
+from .ratelimit import FailedAuthLimiter, RateLimiter
 
-MAX_ID = 2**63 - 1
+MAX_ID = openapi.MAX_ID
 MAX_IDEMPOTENCY_HEADER = 64
 CHALLENGE = 'Token realm="zsched", Bearer realm="zsched"'
 
@@ -32,7 +32,7 @@ CHALLENGE = 'Token realm="zsched", Bearer realm="zsched"'
 class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
     """``POST /api/notifications/schedule/``: one notification per recipient, all due at ``scheduled_at``."""
 
-    recipients: list[str | int]
+    recipients: list[str | int | float]  # JSON has one number type: 7.0 is the integer 7 (checked in schedule)
     title: str
     message: str
     scheduled_at: datetime
@@ -66,24 +66,30 @@ def full_view(n: Notification) -> dict[str, Any]:
 class Api:
     """The handlers; ``attach`` gives them a scheduler when the app starts, ``detach`` takes it away."""
 
-    def __init__(self, prefix: str, metrics: Metrics, *, rate_per_s: float, rate_burst: int) -> None:
+    def __init__(self, prefix: str, metrics: Metrics, *, rate_per_s: float, rate_burst: int,
+                 auth_fail_per_s: float = 1.0, auth_fail_burst: int = 20) -> None:
         self.tokens = TokenStore(prefix)
         self.metrics = metrics
         self.prefix = prefix
         self.rate_per_s = rate_per_s
         self.rate_burst = rate_burst
+        self.auth_fail_per_s = auth_fail_per_s
+        self.auth_fail_burst = auth_fail_burst
         self._scheduler: AsyncScheduler | None = None
         self._limiter: RateLimiter | None = None
+        self.failures: FailedAuthLimiter | None = None
 
     def attach(self, scheduler: AsyncScheduler) -> None:
         """Serve requests with ``scheduler`` (and rate limit on its connection and clock)."""
         self._scheduler = scheduler
         self._limiter = RateLimiter(scheduler.redis, self.prefix, rate_per_s=self.rate_per_s,
                                     burst=self.rate_burst, clock=scheduler.core.clock)
+        self.failures = FailedAuthLimiter(scheduler.redis, self.prefix, rate_per_s=self.auth_fail_per_s,
+                                          burst=self.auth_fail_burst, clock=scheduler.core.clock)
 
     def detach(self) -> None:
         """Stop using the scheduler (the app is shutting down)."""
-        self._scheduler = self._limiter = None
+        self._scheduler = self._limiter = self.failures = None
 
     @property
     def zs(self) -> AsyncScheduler:
@@ -108,22 +114,37 @@ class Api:
             Route("/metrics", self.metrics_text, methods=["GET"]),
             Route("/openapi.json", self.openapi_json, methods=["GET"]),
             Route("/docs", self.docs, methods=["GET"]),
+            Route("/ws", self.upgrade_required, methods=["GET"]),  # plain HTTP only; WebSockets go to the gateway
         ]
 
     # -- who is calling --------------------------------------------------------------------------
 
     async def authenticate(self, request: Request) -> Principal:
-        """The caller's principal from its token, after taking one request from its rate-limit bucket."""
+        """The caller's principal from its token, after taking one request from its rate-limit bucket.
+
+        Failed authentications are counted per client address; an address out of failures gets 429 before
+        its token is even looked at, so guessing runs at ``auth_fail_per_s`` at most.
+        """
         header = request.headers.get("authorization", "")
         scheme, _, token = header.strip().partition(" ")
         if not header:
             raise _unauthorized("send your token as 'Authorization: Token <token>' (or Bearer); "
                                 "create one with `zsched token create --user ID`")
+        zs, failures = self.zs, self.failures
+        assert failures is not None
+        address = request.client.host if request.client else "unknown"
+        locked_ms = await failures.locked_ms(address)
+        if locked_ms:
+            seconds = -(-locked_ms // 1000)
+            raise ApiError(429, f"too many failed authentications from {address}; retry in {seconds} s",
+                           "Authorization", headers={"Retry-After": str(seconds)})
         if scheme.lower() not in ("token", "bearer") or not token.strip():
+            await failures.failed(address)
             raise _unauthorized(f"the Authorization header must be 'Token <token>' or 'Bearer <token>'; "
                                 f"got scheme {scheme[:20]!r}")
-        principal = await self.tokens.averify(self.zs.redis, token.strip())
+        principal = await self.tokens.averify(zs.redis, token.strip())
         if principal is None:
+            await failures.failed(address)
             raise _unauthorized("the token is unknown or revoked; create one with `zsched token create`")
         assert self._limiter is not None
         verdict = await self._limiter.take(principal.id)
@@ -148,15 +169,15 @@ class Api:
         """POST: schedule one notification per recipient; 201 with their ids."""
         principal = await self.authenticate(request)
         body: ScheduleBody = await read_json(request, _schedule_decoder)
-        people = validation.recipients(body.recipients)
+        people = validation.recipients(_integral(v) for v in body.recipients)
         others = [p for p in people if p != principal.user]
         if others and not principal.can_schedule_for_others():
             raise ApiError(403, f"you may schedule only for yourself ({principal.user!r}); got {others[0]!r}. "
                            "Scheduling for others needs a token with the schedule:any scope", "recipients")
         key = request.headers.get("idempotency-key")
-        if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_HEADER and key.isprintable()):
-            raise ApiError(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable characters; "
-                           f"got {len(key)}", "Idempotency-Key")
+        if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_HEADER and key.isascii() and key.isprintable()):
+            raise ApiError(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable ASCII characters; "
+                           f"got {len(key)} character(s) {key[:MAX_IDEMPOTENCY_HEADER]!r}", "Idempotency-Key")
         result = await self.zs.schedule(
             people, body.title, body.message, at=body.scheduled_at, type=body.type, priority=body.priority,
             data=body.data, idempotency_key=None if key is None else f"{principal.user}:{key}",
@@ -196,7 +217,7 @@ class Api:
         if recipient != principal.user and not principal.admin:
             raise ApiError(403, "only an admin token may list another recipient's notifications", "recipient")
         limit = _int_param(query.get("limit"), "limit", 1, 1000)
-        page = await self.zs.list_for(recipient, status=query.get("status") or None,
+        page = await self.zs.list_for(recipient, status=query.get("status"),
                                       limit=50 if limit is None else limit,
                                       cursor=_int_param(query.get("cursor"), "cursor", 0, MAX_ID))
         return JSON({"items": [full_view(n) for n in page.items], "next_cursor": page.next_cursor})
@@ -238,9 +259,19 @@ class Api:
         """GET: the OpenAPI 3.1 document."""
         return JSON(openapi.document())
 
+    async def upgrade_required(self, request: Request) -> Response:
+        """GET /ws without a WebSocket handshake: 426, saying how to connect."""
+        raise ApiError(426, "/ws is a WebSocket endpoint; connect with a WebSocket client "
+                       "(ws://host/ws?token=...) instead of plain HTTP", headers={"Upgrade": "websocket"})
+
     async def docs(self, request: Request) -> Response:
         """GET: the same document as a readable HTML page."""
         return HTMLResponse(openapi.html())
+
+
+def _integral(value: str | int | float) -> str | int | float:
+    """A JSON number with no fraction as the integer it is (``7.0`` is ``7``); anything else unchanged."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _unauthorized(detail: str) -> ApiError:
@@ -248,9 +279,9 @@ def _unauthorized(detail: str) -> ApiError:
 
 
 def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # '²'.isdigit() is True
         raise ApiError(422, f"{name} must be a whole number from {low} to {high}; got {raw[:40]!r}", name)
     return int(raw)
 

@@ -31,6 +31,7 @@ MAX_BODY_BYTES = 1024 * 1024
 _PATH = re.compile(r" - at `\$\.?(.*)`$")
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           409: "conflict", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid",
+          426: "upgrade_required",
           429: "rate_limited", 500: "internal_error", 503: "unavailable"}
 
 

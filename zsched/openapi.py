@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .models import PRIORITIES, STATUSES
-from .validation import MAX_MESSAGE, MAX_RECIPIENTS, MAX_TITLE
+from .validation import MAX_MESSAGE, MAX_RECIPIENT_LEN, MAX_RECIPIENTS, MAX_TITLE, MAX_TYPE
 
 _ERRORS = {
     400: "The body is not valid JSON.",
@@ -23,12 +23,18 @@ _ERRORS = {
          "or the Idempotency-Key was used for a different request.",
     413: "The body is over 1 MiB.",
     415: "The body is not sent as application/json.",
+    426: "A plain HTTP request to the WebSocket endpoint; connect with a WebSocket client.",
     422: "A rule is broken: a past or naive time, empty or too many recipients, a bad priority, an oversize field, "
          "a value of the wrong type. 'field' names where.",
     429: "This token's rate limit is reached; see Retry-After.",
     503: "Redis is unavailable; nothing was written. Retry after Retry-After seconds.",
 }
 _REF = "#/components/schemas/"
+MAX_ID = 2**63 - 1
+
+_RECIPIENT_ID = {"type": "string", "format": "recipient-id", "minLength": 1, "maxLength": MAX_RECIPIENT_LEN,
+                 "pattern": r"^[^\s\x00-\x1f\x7f-\x9f]+$",
+                 "description": "printable characters, no spaces or control characters"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -74,14 +80,16 @@ def document() -> dict[str, Any]:
             "scheduled_status": {**status, "description": "409 not_pending only: the status now"}}},
         "ScheduleRequest": {"type": "object", "required": ["recipients", "title", "message", "scheduled_at"],
                             "properties": {
-            "recipients": {"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS,
-                           "items": {"type": ["string", "integer"]}},
+            "recipients": {"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS, "items": _ref("Recipient")},
             "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
             "message": {"type": "string", "maxLength": MAX_MESSAGE},
             "scheduled_at": {**time, "description": "ISO 8601 with an offset (Z or +hh:mm), in the future"},
-            "type": {"type": "string", "default": "system", "maxLength": 64},
+            "type": {"type": "string", "default": "system", "minLength": 1, "maxLength": MAX_TYPE},
             "priority": {"type": "string", "enum": list(PRIORITIES), "default": "normal"},
             "data": {"type": "object", "description": "any JSON object up to 16 KiB"}}},
+        "Recipient": {"description": "a user id: a string or an integer, 1 to 128 printable characters, no spaces",
+                      "oneOf": [_RECIPIENT_ID,
+                                {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}]},
         "ScheduleResponse": {"type": "object", "properties": {
             "notification_ids": {"type": "array", "items": {"type": "integer"}},
             "count": {"type": "integer"}, "scheduled_at": time}},
@@ -118,14 +126,17 @@ def document() -> dict[str, Any]:
             "Schedule one notification per recipient (an Idempotency-Key header makes retries safe)",
             _json(_ref("ScheduleResponse"), "Created."), (400, 403, 409, 413, 415, 422), body="ScheduleRequest",
             params=({"name": "Idempotency-Key", "in": "header", "required": False,
-                     "schema": {"type": "string", "maxLength": 64}},), status=201)},
+                     "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[ -~]+$"},
+                     "description": "1 to 64 printable ASCII characters; a retry with the same key and body "
+                                    "returns the first answer"},), status=201)},
         f"{n}/": {"get": _op(
             "Your received notifications, newest first (admins may pass recipient)",
             _json(_ref("Page"), "One page."), (403, 422), params=(
                 _query("status", status, "only this status"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}, "page size"),
-                _query("cursor", {"type": "integer"}, "next_cursor of the previous page"),
-                _query("recipient", {"type": "string"}, "admin only: whose notifications")))},
+                _query("cursor", {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                       "next_cursor of the previous page"),
+                _query("recipient", _RECIPIENT_ID, "admin only: whose notifications")))},
         f"{n}/{{id}}/": {
             "get": _op("One notification in full", _json(_ref("Notification"), "The notification."), (404,),
                        params=(_ID,)),
@@ -148,7 +159,9 @@ def document() -> dict[str, Any]:
             "parameters": [
                 _query("token", {"type": "string"}, "the token, for browsers that cannot set Authorization"),
                 _query("since", {"type": "string"}, "the last stream_id received: what was missed comes first")],
-            "responses": {"101": {"description": "Switching Protocols: the socket is open."}}}},
+            "security": [],  # the token is checked after the handshake (header or ?token=); bad: close 1008
+            "responses": {"101": {"description": "Switching Protocols: the socket is open."},
+                          "426": _json(_ref("Error"), _ERRORS[426])}}},
         "/openapi.json": {"get": _op("This document", {"description": "OpenAPI 3.1."}, (), auth=False)},
         "/docs": {"get": _op("This document as HTML", {"description": "HTML."}, (), auth=False)},
     }

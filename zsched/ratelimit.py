@@ -43,3 +43,26 @@ class RateLimiter:
         reply = await self.script(keys=[bucket_key(self.prefix, token_id)],
                                   args=[now, repr(float(self.rate_per_s)), self.burst, cost])
         return Verdict(allowed=int(reply[0]) == 1, remaining=int(reply[1]), retry_after_ms=int(reply[2]))
+
+
+class FailedAuthLimiter:
+    """Slows token guessing: each client address may fail authentication ``burst`` times at once, then
+    ``rate_per_s`` times a second; while its bucket is empty even a right token is refused, unchecked."""
+
+    def __init__(self, connection: Any, prefix: str, *, rate_per_s: float = 1.0, burst: int = 20,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.limiter = RateLimiter(connection, prefix, rate_per_s=rate_per_s, burst=burst, clock=clock)
+
+    @staticmethod
+    def bucket(address: str) -> str:
+        """The bucket id of one client address (token ids are hex, so the two never meet)."""
+        return f"auth-fail:{address}"
+
+    async def locked_ms(self, address: str) -> int:
+        """0 if ``address`` may try a token now, else the ms until it may; writes nothing."""
+        verdict = await self.limiter.take(self.bucket(address), cost=0)
+        return 0 if verdict.allowed else max(1, verdict.retry_after_ms)
+
+    async def failed(self, address: str) -> None:
+        """Count one failed authentication against ``address``."""
+        await self.limiter.take(self.bucket(address))

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from tests.helpers import tick
-from tests.integration.wsutil import GatewayServer, open_socket, receive, until_ready
+from tests.integration.wsutil import GatewayServer, close_code, open_socket, receive, until_ready
 from zsched import Scheduler
 from zsched.auth import TokenStore
 
@@ -92,3 +92,29 @@ def test_no_gap_and_no_duplicate_at_the_seam(gw: GatewayServer, token: str, zs: 
     finally:
         producer.join(60)
     assert received == ids
+
+
+def test_gateway_restart_loses_nothing(redis_url: str, prefix: str, token: str, zs: Scheduler) -> None:
+    """The gateway process stops (its socket closes), notifications are delivered while it is down, a new
+    gateway starts: a client reconnecting with ``since`` gets every one of them, once, then live ones."""
+    first = GatewayServer(redis_url, prefix, heartbeat_s=60).start()
+    try:
+        with open_socket(first.url(token)) as ws:
+            assert until_ready(ws) == []
+            before = _send(zs, "before")
+            got = receive(ws)
+            assert got["id"] == before
+            since = got["stream_id"]
+            first.stop()
+            close_code(ws, timeout_s=15)  # the server going away closes the socket
+    finally:
+        first.stop()  # bounded and idempotent, for a failure above
+    while_down = [_send(zs, f"while down {i}") for i in range(5)]
+    second = GatewayServer(redis_url, prefix, heartbeat_s=60).start()
+    try:
+        with open_socket(second.url(token, since=since)) as ws:
+            assert [m["id"] for m in until_ready(ws)] == while_down
+            live = _send(zs, "after")
+            assert receive(ws)["id"] == live
+    finally:
+        second.stop()

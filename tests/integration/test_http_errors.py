@@ -155,3 +155,138 @@ def test_adversarial_bodies_never_500(client: TestClient, service: dict[str, str
         r = client.request(method, path, headers={**service, "Content-Type": "application/json"}, content=raw)
         assert r.status_code in (200, 201, 400, 404, 422), (method, r.text)
         assert r.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("raw", ["²", "١٢", "-1", "1.5", "1e3", " 7", "0x10", "9" * 40])
+def test_query_numbers_must_be_ascii_digits(client: TestClient, service: dict[str, str], raw: str) -> None:
+    """Found by fuzzing: '²'.isdigit() is True but int('²') raises, which was a 500."""
+    for name in ("limit", "cursor"):
+        _error(client.get("/api/notifications/", headers=service, params={name: raw}), 422, name)
+
+
+def test_integral_json_numbers_are_integer_recipients(client: TestClient, service: dict[str, str]) -> None:
+    """Found by fuzzing: JSON Schema (and JSON) treat 7.0 as the integer 7, so the API must too."""
+    r = client.post(SCHEDULE, headers=service, json=schedule_body([7.0, -3.0, 1.8e19]))
+    assert r.status_code == 201, r.text
+    status = client.get(f"/api/notifications/{r.json()['notification_ids'][0]}/", headers=service).json()
+    assert status["recipient"] == "7"
+    for bad, status in ((7.5, 422), (1e300, 422), (float("nan"), 400), (float("inf"), 400)):  # NaN is not JSON
+        raw = json.dumps(schedule_body([bad])).encode()
+        _error(client.post(SCHEDULE, headers={**service, "Content-Type": "application/json"}, content=raw), status)
+
+
+def test_plain_http_to_the_websocket_endpoint_is_426(client: TestClient) -> None:
+    r = client.get("/ws")
+    assert _error(r, 426)["error"] == "upgrade_required" and r.headers["Upgrade"] == "websocket"
+
+
+def test_empty_query_values_are_rejected_not_ignored(client: TestClient, service: dict[str, str]) -> None:
+    """Found by fuzzing: ?status= was read as 'any status' though the document allows only the statuses."""
+    for name in ("status", "limit", "cursor"):
+        _error(client.get(f"/api/notifications/?{name}=", headers=service), 422, name)
+
+
+@pytest.mark.parametrize("key", ["café", "a\u0085b", "\u200bkey", "k" * 65, ""])
+def test_idempotency_key_is_printable_ascii(client: TestClient, service: dict[str, str], key: str,
+                                            redis_url: str, prefix: str) -> None:
+    headers = [(b"authorization", service["Authorization"].encode()), (b"content-type", b"application/json"),
+               (b"idempotency-key", key.encode("utf-8"))]
+    r = client.post(SCHEDULE, headers=headers, content=json.dumps(schedule_body([1])).encode())
+    _error(r, 422, "Idempotency-Key")
+    assert _nothing_written(redis_url, prefix)
+
+
+# -- adversarial inputs: each a clear 4xx naming the field, nothing written -----------------------------
+
+def _post_raw(client: TestClient, headers: dict[str, str], raw: bytes) -> object:
+    return client.post(SCHEDULE, headers={**headers, "Content-Type": "application/json"}, content=raw)
+
+
+@pytest.mark.parametrize(("raw", "status"), [
+    (b"[" * 100_000 + b"]" * 100_000, 422),                       # deeply nested, under 1 MiB: not an object
+    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "data": '
+     + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}", 400),
+    (b'{"recipients": [1], "title": "t", "message": "' + b"x" * (1024 * 1024) + b'"}', 413),
+    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": NaN}', 400),
+    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": Infinity}', 400),
+    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": -1}', 422),
+    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": 1e309}', 422),
+    (b'{"recipients": [NaN], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z"}', 400),
+    (b'{"recipients": [-Infinity], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z"}', 400),
+], ids=["nested-arrays", "nested-data", "over-1-MiB", "NaN", "Infinity", "negative", "1e309", "NaN-recipient",
+        "-Infinity-recipient"])
+def test_huge_nested_and_non_finite_bodies(client: TestClient, service: dict[str, str], redis_url: str,
+                                           prefix: str, raw: bytes, status: int) -> None:
+    _error(_post_raw(client, service, raw), status)
+    assert _nothing_written(redis_url, prefix)
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z",
+                                "0001-01-01T00:00:00Z", "-0001-01-01T00:00:00Z", "10000-01-01T00:00:00Z",
+                                "2030-01-01T00:00:00+24:00", "2030-13-01T00:00:00Z", "2030-01-01T25:00:00Z"])
+def test_timestamps_outside_what_can_be_meant(client: TestClient, service: dict[str, str], redis_url: str,
+                                              prefix: str, at: str) -> None:
+    _error(client.post(SCHEDULE, headers=service, json=schedule_body([1], scheduled_at=at)), 422, "scheduled_at")
+    assert _nothing_written(redis_url, prefix)
+
+
+def test_reschedule_to_impossible_times_changes_nothing(client: TestClient, tokens: Tokens) -> None:
+    me = tokens.headers("alice")
+    (nid,) = client.post(SCHEDULE, headers=me, json=schedule_body(["alice"])).json()["notification_ids"]
+    before = client.get(f"/api/notifications/{nid}/", headers=me).json()
+    for at in ("9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z", -5, None):
+        _error(client.patch(f"/api/notifications/{nid}/", headers=me, json={"scheduled_at": at}), 422,
+               "scheduled_at")
+    for raw in (b'{"scheduled_at": NaN}', b'{"scheduled_at": -Infinity}'):
+        _error(client.patch(f"/api/notifications/{nid}/", headers={**me, "Content-Type": "application/json"},
+                            content=raw), 400)
+    assert client.get(f"/api/notifications/{nid}/", headers=me).json() == before
+
+
+CONTROL = "a\x00b\x07c\x1bd\x7fe\x85f\u2028g"
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"recipients": [CONTROL]}, "recipients[0]"),
+    ({"recipients": ["ok", "tab\there"]}, "recipients[1]"),
+    ({"recipients": ["\u00a0"]}, "recipients[0]"),
+    ({"recipients": ["\u202eevil"]}, "recipients[0]"),  # a right-to-left override is not printable
+    ({"title": CONTROL * 30}, "title"),                  # over 200 characters
+    ({"type": "x" * 65}, "type"),
+    ({"priority": "high\x00"}, "priority"),
+])
+def test_control_characters_where_they_cannot_go(client: TestClient, service: dict[str, str], redis_url: str,
+                                                 prefix: str, change: dict[str, object], field: str) -> None:
+    _error(client.post(SCHEDULE, headers=service, json={**schedule_body([1]), **change}), 422, field)
+    assert _nothing_written(redis_url, prefix)
+
+
+LUA = "]]..redis.call('FLUSHALL')..[["
+
+
+def test_unicode_and_lua_looking_text_are_stored_verbatim(client: TestClient, service: dict[str, str],
+                                                         redis_url: str, prefix: str) -> None:
+    """Text is data: it reaches Lua only through ARGV, so nothing in it is ever run; it comes back exact."""
+    r = redis.Redis.from_url(redis_url)
+    r.set(f"{prefix}:canary", "still here")
+    body = schedule_body([LUA, "😀", "ﷺ"], title=f"{LUA} 😀 \u202e ǅ", message=f"{CONTROL}\n{LUA}",
+                         type=LUA[:64], data={LUA: [LUA, "\x00", "\ud7ff"], "nested": {"k": LUA}})
+    created = client.post(SCHEDULE, headers={**service, "Idempotency-Key": LUA}, json=body)
+    assert created.status_code == 201, created.text
+    for nid, who in zip(created.json()["notification_ids"], body["recipients"], strict=True):  # type: ignore
+        n = client.get(f"/api/notifications/{nid}/", headers=service).json()
+        assert (n["recipient"], n["title"], n["message"], n["type"], n["data"]) == (
+            who, body["title"], body["message"], body["type"], body["data"])
+    assert r.get(f"{prefix}:canary") == b"still here"
+    r.close()
+
+
+@pytest.mark.parametrize("value", [b"k\r\nX-Injected: 1", b"k\nSet-Cookie: a=b", b"k\r", b"k\x00", b"k\x7f"])
+def test_header_injection_in_idempotency_key(client: TestClient, service: dict[str, str], redis_url: str,
+                                             prefix: str, value: bytes) -> None:
+    headers = [(b"authorization", service["Authorization"].encode()), (b"content-type", b"application/json"),
+               (b"idempotency-key", value)]
+    r = client.post(SCHEDULE, headers=headers, content=json.dumps(schedule_body([1])).encode())
+    _error(r, 422, "Idempotency-Key")
+    assert "x-injected" not in r.headers and "set-cookie" not in r.headers
+    assert _nothing_written(redis_url, prefix)

@@ -42,3 +42,22 @@ def test_header_names_every_key_and_arg() -> None:
     assert {int(n) for n in re.findall(r"KEYS\[(\d+)\]", source)} == declared_keys == {1}
     assert {int(n) for n in re.findall(r"ARGV\[(\d+)\]", source)} == declared_args == {1, 2, 3, 4}
     assert any(line.startswith("-- Returns:") for line in header)
+
+
+async def test_cost_zero_only_looks(redis_url: str, prefix: str) -> None:
+    """The failed-authentication lock asks first (cost 0): that writes nothing and says when one is left."""
+    clock = ManualClock(1_000_000)
+    r = aioredis.Redis.from_url(redis_url)
+    try:
+        limiter = RateLimiter(r, prefix, rate_per_s=1.0, burst=2, clock=clock)
+        assert (await limiter.take("peek", cost=0)).allowed
+        assert await r.exists(f"{prefix}:{{rate}}:bucket:peek") == 0
+        await limiter.take("peek")
+        await limiter.take("peek")
+        looked = await limiter.take("peek", cost=0)
+        assert not looked.allowed and looked.retry_after_ms == 1000
+        clock.advance(1000)
+        assert (await limiter.take("peek", cost=0)).remaining == 1
+        assert (await limiter.take("peek")).allowed  # looking spent nothing
+    finally:
+        await r.aclose()

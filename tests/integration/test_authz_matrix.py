@@ -1,0 +1,191 @@
+"""Who may do what: every endpoint and the WebSocket against eight kinds of caller, one table, every cell.
+
+The notification under test is created by ``owner`` (a service token, user ``billing``) for ``recipient``
+(``bob``). ``service`` is another service token (``crm``); ``stranger`` is a plain user (``mallory``).
+A refused change leaves the notification exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from tests.helpers import tick
+from tests.integration.http_support import TestClient, Tokens, future, schedule_body
+from tests.integration.wsutil import GatewayServer, close_code, open_socket, receive, until_ready
+from zsched import Scheduler
+from zsched.app import create_app
+from zsched.auth import SCOPE_SCHEDULE_ANY
+from zsched.ratelimit import FailedAuthLimiter
+from zsched.settings import Settings
+
+CALLERS = ("anonymous", "wrong", "revoked", "owner", "recipient", "stranger", "service", "admin")
+USERS = {"owner": "billing", "recipient": "bob", "stranger": "mallory", "service": "crm", "admin": "ops"}
+
+N = "/api/notifications"
+PUBLIC = (200,) * 8
+# endpoint -> expected status for each caller, in CALLERS order
+MATRIX: dict[str, tuple[int, ...]] = {
+    "POST schedule for yourself":       (401, 401, 401, 201, 201, 201, 201, 201),
+    "POST schedule for someone else":   (401, 401, 401, 201, 403, 403, 201, 201),
+    "GET list your own":                (401, 401, 401, 200, 200, 200, 200, 200),
+    "GET list ?recipient=bob":          (401, 401, 401, 403, 200, 403, 403, 200),
+    "GET {id}":                         (401, 401, 401, 200, 200, 404, 404, 200),
+    "GET {id}/schedule_status":         (401, 401, 401, 200, 200, 404, 404, 200),
+    "PATCH {id}":                       (401, 401, 401, 200, 200, 404, 404, 200),
+    "DELETE {id}/cancel_scheduled":     (401, 401, 401, 200, 200, 404, 404, 200),
+    "DELETE {id}/scheduled":            (401, 401, 401, 200, 200, 404, 404, 200),
+    "GET stats":                        (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET healthz":                      PUBLIC,
+    "GET readyz":                       PUBLIC,
+    "GET metrics":                      PUBLIC,
+    "GET openapi.json":                 PUBLIC,
+    "GET docs":                         PUBLIC,
+}
+# who sees notification N in their own list (GET list): only its recipient
+IN_OWN_LIST = {"recipient"}
+WS_REFUSED = {"anonymous", "wrong", "revoked"}  # closed with 1008; everyone else gets their own stream only
+
+
+def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | None]:
+    paths = {"POST schedule for yourself": f"{N}/schedule/", "POST schedule for someone else": f"{N}/schedule/",
+             "GET list your own": f"{N}/", "GET list ?recipient=bob": f"{N}/?recipient=bob",
+             "GET {id}": f"{N}/{nid}/", "GET {id}/schedule_status": f"{N}/{nid}/schedule_status/",
+             "PATCH {id}": f"{N}/{nid}/", "DELETE {id}/cancel_scheduled": f"{N}/{nid}/cancel_scheduled/",
+             "DELETE {id}/scheduled": f"{N}/{nid}/scheduled/", "GET stats": "/api/stats", "GET healthz": "/healthz",
+             "GET readyz": "/readyz", "GET metrics": "/metrics", "GET openapi.json": "/openapi.json",
+             "GET docs": "/docs"}
+    method = endpoint.split()[0]
+    return method, paths[endpoint], {"scheduled_at": future(7200)} if method == "PATCH" else None
+
+
+@pytest.fixture
+def callers(redis_url: str, prefix: str, tokens: Tokens) -> dict[str, dict[str, str]]:
+    revoked = tokens.headers("eve")
+    assert tokens.store.revoke(tokens.redis, revoked["Authorization"].split()[1])
+    return {
+        "anonymous": {},
+        "wrong": {"Authorization": "Token zs_" + "A" * 43},
+        "revoked": revoked,
+        "owner": tokens.headers("billing", scopes=(SCOPE_SCHEDULE_ANY,)),
+        "recipient": tokens.headers("bob"),
+        "stranger": tokens.headers("mallory"),
+        "service": tokens.headers("crm", scopes=(SCOPE_SCHEDULE_ANY,)),
+        "admin": tokens.headers("ops", admin=True),
+    }
+
+
+@pytest.fixture
+def tokens(redis_url: str, prefix: str) -> Iterator[Tokens]:
+    t = Tokens(redis_url, prefix)
+    yield t
+    t.redis.close()
+
+
+@pytest.fixture
+def client(redis_url: str, prefix: str) -> Iterator[TestClient]:
+    settings = Settings(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000,
+                        auth_fail_burst=1000)  # the matrix fails on purpose many times from one address
+    with TestClient(create_app(settings, run_worker=False)) as c:
+        yield c
+
+
+@pytest.mark.parametrize("endpoint", list(MATRIX))
+def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], endpoint: str) -> None:
+    got: dict[str, int] = {}
+    for caller in CALLERS:
+        created = client.post(f"{N}/schedule/", headers=callers["owner"], json=schedule_body(["bob"]))
+        nid = int(created.json()["notification_ids"][0])
+        before = client.get(f"{N}/{nid}/", headers=callers["admin"]).json()
+        method, path, body = _request(endpoint, nid)
+        if endpoint.startswith("POST"):
+            me = USERS.get(caller, "bob")
+            body = schedule_body([me] if endpoint.endswith("yourself") else [me, "carol"])
+        r = client.request(method, path, headers=callers[caller], json=body)
+        got[caller] = r.status_code
+        if r.status_code >= 400:
+            assert r.headers["content-type"] == "application/json" and r.json()["detail"], (caller, r.text)
+            after = client.get(f"{N}/{nid}/", headers=callers["admin"]).json()
+            assert after == before, (caller, "a refused request changed the notification")
+        if endpoint == "GET list your own" and r.status_code == 200:
+            listed = {n["id"] for n in r.json()["items"]}
+            assert (nid in listed) == (caller in IN_OWN_LIST), caller
+        if r.status_code == 401:
+            assert "Token" in r.headers["WWW-Authenticate"]
+    assert got == dict(zip(CALLERS, MATRIX[endpoint], strict=True))
+
+
+def test_every_api_route_is_in_the_matrix(client: TestClient) -> None:
+    """A new endpoint cannot slip in without a row: the OpenAPI paths are exactly the matrix's."""
+    documented = {(m.upper(), p) for p, ops in client.get("/openapi.json").json()["paths"].items() for m in ops}
+    covered = {(_request(e, 0)[0], _request(e, 0)[1].split("?")[0].replace("/0/", "/{id}/")) for e in MATRIX}
+    assert documented - {("GET", "/ws")} == covered
+
+
+@pytest.fixture
+def gw(redis_url: str, prefix: str) -> Iterator[GatewayServer]:
+    server = GatewayServer(redis_url, prefix, heartbeat_s=60).start()
+    yield server
+    server.stop()
+
+
+def test_websocket_matrix(gw: GatewayServer, callers: dict[str, dict[str, str]], zs: Scheduler) -> None:
+    """Refused callers are closed with 1008; each admitted one receives its own notifications and no one
+    else's (two rounds are delivered to every user, so a leaked message would arrive before the second)."""
+    sockets = {}
+    with ExitStack() as stack:
+        for caller in CALLERS:
+            token = callers[caller].get("Authorization", "").partition(" ")[2] or None
+            ws = stack.enter_context(open_socket(gw.url(token)))
+            if caller in WS_REFUSED:
+                assert close_code(ws) == 1008, caller
+                continue
+            sockets[caller] = ws
+            assert until_ready(ws) == [], caller
+        rounds: dict[str, list[int]] = {caller: [] for caller in sockets}
+        for _ in range(2):
+            for caller in sockets:
+                (nid,) = zs.schedule([USERS[caller]], "for you", "...", delay=0).notification_ids
+                rounds[caller].append(nid)
+            tick(zs)
+        for caller, ws in sockets.items():
+            got = [receive(ws), receive(ws)]
+            assert [m["id"] for m in got] == rounds[caller], caller
+            assert {m["recipient"] for m in got} == {USERS[caller]}
+
+
+def test_token_guessing_is_slowed_per_address(redis_url: str, prefix: str, tokens: Tokens) -> None:
+    """After ``auth_fail_burst`` bad tokens an address gets 429 (Retry-After) before any token is checked,
+    even a right one; a missing header is not a guess; another address is not affected."""
+    settings = Settings(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000,
+                        auth_fail_per_s=0.01, auth_fail_burst=3)
+    good = tokens.headers("alice")
+    with TestClient(create_app(settings, run_worker=False), client=("203.0.113.7", 4000)) as guesser:
+        for _ in range(5):
+            assert guesser.get(f"{N}/").status_code == 401  # no token at all: not counted
+        codes = [guesser.get(f"{N}/", headers={"Authorization": f"Token zs_guess{i}"}).status_code
+                 for i in range(4)]
+        assert codes == [401, 401, 401, 429]
+    with TestClient(create_app(settings, run_worker=False), client=("203.0.113.7", 4001)) as guesser:
+        r = guesser.get(f"{N}/", headers=good)  # another API process: the count lives in Redis
+        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 100
+        assert "too many failed authentications" in r.json()["detail"]
+    with TestClient(create_app(settings, run_worker=False), client=("198.51.100.2", 4000)) as other:
+        assert other.get(f"{N}/", headers=good).status_code == 200
+
+
+def test_websocket_token_guessing_is_slowed(redis_url: str, prefix: str, tokens: Tokens) -> None:
+    gw = GatewayServer(redis_url, prefix, heartbeat_s=60)
+    gw.gateway.failures = FailedAuthLimiter(gw.gateway.redis, prefix, rate_per_s=0.01, burst=2)
+    gw.start()
+    try:
+        good = tokens.headers("alice")["Authorization"].split()[1]
+        for guess in ("zs_guess1", "zs_guess2"):
+            with open_socket(gw.url(guess)) as ws:
+                assert close_code(ws) == 1008
+        with open_socket(gw.url(good)) as ws:  # locked out: refused before the token is looked at
+            assert close_code(ws) == 1008
+    finally:
+        gw.stop()
