@@ -63,6 +63,8 @@ class Context:
     scale: float = 1.0
     progress: bool = True
     prefixes: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    """What this run measured so far (S3 sets S2's worker-only lateness beside its own)."""
 
     def size(self, full: int, least: int = 1) -> int:
         """``full`` scaled by ``scale`` (never below ``least``)."""

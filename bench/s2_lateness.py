@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from zsched.client import _queue
 from zsched.models import ms_to_datetime
@@ -23,11 +24,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-def _schedule_spread(ctx: Context, prefix: str, rate: int, count: int, first_ms: int) -> list[int]:
+def _schedule_spread(ctx: Context, prefix: str, rate: int, count: int, first_ms: int,
+                     users: Sequence[str] = ()) -> list[int]:
     """``count`` notifications due ``1/rate`` apart from ``first_ms``: one schedule call per due millisecond
-    (several recipients when the rate exceeds 1,000/s), pipelined 500 calls a round trip."""
+    (several recipients when the rate exceeds 1,000/s), pipelined 500 calls a round trip. Each goes to its
+    own recipient, or, given ``users``, to ``users`` in turn."""
     zs = ctx.scheduler(prefix)
-    people = recipients(count)
+    people = [users[i % len(users)] for i in range(count)] if users else recipients(count)
     by_ms: dict[int, list[str]] = {}
     for i, person in enumerate(people):
         by_ms.setdefault(first_ms + i * 1000 // rate, []).append(person)

@@ -38,6 +38,8 @@ Service = Callable[[Starlette], AbstractAsyncContextManager[None]]
 """Something started after the scheduler and stopped before it (the WebSocket gateway's listener)."""
 
 STOP_TIMEOUT_S = 10.0
+POOL_SIZE = 100
+"""Redis connections one ``zsched serve`` process holds at most (API calls, acks, worker, pub/sub)."""
 _SECRET = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]+")
 
 
@@ -64,7 +66,11 @@ def redact_server_logs() -> None:
 def connect(settings: Settings) -> AsyncScheduler:
     """An asyncio scheduler with bounded socket timeouts, so a hung Redis becomes a 503, not a hang."""
     server = settings.server()
-    connection = aioredis.Redis.from_url(settings.url(server), socket_connect_timeout=2, socket_timeout=5)
+    # A burst (every socket acking at once) can want more connections than the pool holds: wait up to
+    # 5 s for one to come free rather than fail the request, or the socket, with MaxConnectionsError.
+    pool = aioredis.BlockingConnectionPool.from_url(settings.url(server), max_connections=POOL_SIZE, timeout=5,
+                                                    socket_connect_timeout=2, socket_timeout=5)
+    connection = aioredis.Redis.from_pool(pool)
     return AsyncScheduler(connection, core=settings.core(), server=server)
 
 

@@ -51,6 +51,8 @@ CLOSE_POLICY = 1008
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN = 1013
 CLOSE_RESTART = 1012
+_HANDLED = (WebSocketDisconnect, ConnectionError, OSError, redis.RedisError, TimeoutError)
+"""What ends one socket's handler without ending the gateway: the client left, or Redis failed it."""
 
 
 class _Stamped(msgspec.Struct):
@@ -340,8 +342,12 @@ class Gateway:
             client.go_live()
             tasks = [asyncio.create_task(coro) for coro in (
                 self._send_loop(client), self._receive_loop(client), self._heartbeat(client), client.closing.wait())]
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except (WebSocketDisconnect, ConnectionError, OSError, redis.RedisError, TimeoutError) as exc:
+            finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:  # a loop that failed (a Redis error in an ack) is handled below, not lost
+                error = None if task.cancelled() else task.exception()
+                if isinstance(error, _HANDLED):
+                    raise error
+        except _HANDLED as exc:
             if not isinstance(exc, WebSocketDisconnect):
                 log.warning("closing socket of %s: %s", user, exc)
                 client.close(CLOSE_TRY_AGAIN, "gateway could not reach redis; reconnect later")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner, s1_schedule, s2_lateness, s4_claim, s5_memory
+from bench import runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory
 from bench.common import Context, Figure
 from zsched.cli import main as cli_main
 
@@ -40,6 +40,14 @@ def test_s2_lateness_counts_every_notification(ctx: Context) -> None:
     assert counts.value == 0
 
 
+def test_s3_end_to_end_reaches_every_socket(ctx: Context) -> None:
+    late, counts = s3_end_to_end.measure_windows(ctx, [(50, 0.2)], users=3)
+    extra = late.extra
+    assert extra["expected"] == 10 and extra["once"] == 10 and extra["missing"] == extra["duplicated"] == 0
+    assert extra["misrouted"] == extra["lost_sockets"] == 0 and 0 <= extra["p50_ms"] <= extra["max_ms"] < 5000
+    assert counts.value == 0 and late.baseline is None
+
+
 def test_s4_claim_drains_with_two_workers(ctx: Context) -> None:
     figures = s4_claim.measure(ctx)
     _sane(figures)
@@ -60,4 +68,4 @@ def test_runner_writes_table_and_json(redis_url: str, tmp_path: Path, capsys: py
     report = json.loads(out.read_text())
     assert report["server"]["version"] and report["machine"]["cpus"] and report["commit"]
     assert {f["scenario"] for f in report["figures"]} == {"S5", "S6"}
-    assert runner.main(["--scenario", "s3"]) == 2
+    assert runner.main(["--scenario", "s9"]) == 2
