@@ -26,6 +26,8 @@ from .models import Notification
 
 log = logging.getLogger("zsched.worker")
 
+LOG_EACH_UP_TO = 10
+"""Batches up to this size log one line per notification sent; larger ones log one line in all."""
 SPIN_S = 0.0015
 """The last stretch before a due time is waited by yielding to the event loop rather than by a timer:
 timers wake up to a millisecond late (epoll counts whole ms), a spin of at most this long does not."""
@@ -132,11 +134,20 @@ class Worker:
             self.delivered += len(sent)
         if failures:
             await self.scheduler.run(self.core.fail(p, failures))
+        # A line per notification while batches are small; a large batch gets one line naming its ids, so
+        # a busy worker does not spend its time logging (each notification's line is still at DEBUG).
+        each = log.isEnabledFor(logging.DEBUG) or len(sent) <= LOG_EACH_UP_TO
+        lateness: list[float] = []
         for n in sent:
             late_ms = done_ms - n.scheduled_at.timestamp() * 1000
-            log.info("sent notification %s to %s (attempt %d, %.1f ms after due)",
-                     n.id, n.recipient, n.attempts, late_ms)
+            lateness.append(late_ms)
+            if each:
+                log.info("sent notification %s to %s (attempt %d, %.1f ms after due)",
+                         n.id, n.recipient, n.attempts, late_ms)
             self._observe("sent", n, late_ms)
+        if not each:
+            log.info("sent %d notifications (ids %s; %.1f to %.1f ms after due)", len(sent),
+                     ",".join(str(n.id) for n in sent), min(lateness), max(lateness))
         for n, error in failures:
             delay = self.core.retry.delay_ms(n.attempts)
             late_ms = done_ms - n.scheduled_at.timestamp() * 1000
