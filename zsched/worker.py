@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -28,9 +29,10 @@ log = logging.getLogger("zsched.worker")
 
 LOG_EACH_UP_TO = 10
 """Batches up to this size log one line per notification sent; larger ones log one line in all."""
-SPIN_S = 0.0015
-"""The last stretch before a due time is waited by yielding to the event loop rather than by a timer:
-timers wake up to a millisecond late (epoll counts whole ms), a spin of at most this long does not."""
+SPIN_S = 0.001
+"""The last stretch before a due time is waited by yielding to the event loop rather than by a timer: the
+loop's timers wake a few tenths of a ms late for whole-ms timeouts and 1-2 ms late for fractional ones, so
+timed waits are whole ms ending at least this long before the due time, and the rest is spun."""
 """How long before a due time the worker wakes to claim it (a claim or two per due time, at most)."""
 
 Observer = Callable[[str, Notification, float], None]
@@ -111,10 +113,11 @@ class Worker:
         for p in self.core.keys.partitions:
             if self.should_exit:
                 return 0.0
-            claimed: Claimed = await self.scheduler.run(self.core.claim(p, self.batch, self.lease_ms))
-            # The server read its clock before answering, so timing from the answer errs late by a fraction
-            # of a round trip; timing from the request would err early and cost a second, empty claim.
+            # The wait is timed from when the claim was sent: the server read its clock about one network
+            # leg later, so the next claim, sent at due minus that leg, reaches the server at the due time.
+            # (Timing from the answer would add the way back, and the reply's parsing, to every wake.)
             claimed_at = time.monotonic()
+            claimed: Claimed = await self.scheduler.run(self.core.claim(p, self.batch, self.lease_ms))
             if claimed.notifications:
                 await self._deliver(p, claimed, claimed_at)
             if len(claimed.notifications) == self.batch or claimed.wait_ms == 0:
@@ -189,7 +192,7 @@ class Worker:
         """Sleep ``seconds``, to a fraction of a millisecond; return early on a wakeup or ``should_exit``."""
         deadline = time.monotonic() + seconds
         while not self.should_exit:
-            remaining = deadline - time.monotonic() - SPIN_S
+            remaining = math.floor((deadline - time.monotonic() - SPIN_S) * 1000) / 1000
             if remaining <= 0:
                 break
             if self._pubsub is None:
