@@ -148,7 +148,7 @@ class Worker:
                 log.info("sent notification %s to %s (attempt %d, %.1f ms after due)",
                          n.id, n.recipient, n.attempts, late_ms)
             self._observe("sent", n, late_ms)
-        if not each:
+        if not each and log.isEnabledFor(logging.INFO):
             log.info("sent %d notifications (ids %s; %.1f to %.1f ms after due)", len(sent),
                      ",".join(str(n.id) for n in sent), min(lateness), max(lateness))
         for n, error in failures:
