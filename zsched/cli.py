@@ -170,7 +170,7 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
         # uvicorn re-raises the signal that stopped it once shutdown is done; exiting through SystemExit
         # instead of dying of SIGTERM lets the embedded server below be stopped cleanly.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")
+        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", ws_per_message_deflate=False)
     except KeyboardInterrupt:
         pass
     finally:
