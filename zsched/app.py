@@ -93,7 +93,8 @@ def create_app(
     settings = settings or Settings.from_env()
     metrics = Metrics()
     api = Api(settings.prefix, metrics, rate_per_s=settings.rate_per_s, rate_burst=settings.rate_burst,
-              auth_fail_per_s=settings.auth_fail_per_s, auth_fail_burst=settings.auth_fail_burst)
+              auth_fail_per_s=settings.auth_fail_per_s, auth_fail_burst=settings.auth_fail_burst,
+              channels=settings.delivery_channels())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

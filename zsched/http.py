@@ -39,6 +39,7 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
     type: str = "system"
     priority: str = "normal"
     data: dict[str, Any] | None = None
+    channels: list[str] | None = None
 
 
 class RescheduleBody(msgspec.Struct, forbid_unknown_fields=False):
@@ -67,8 +68,10 @@ class Api:
     """The handlers; ``attach`` gives them a scheduler when the app starts, ``detach`` takes it away."""
 
     def __init__(self, prefix: str, metrics: Metrics, *, rate_per_s: float, rate_burst: int,
-                 auth_fail_per_s: float = 1.0, auth_fail_burst: int = 20) -> None:
+                 auth_fail_per_s: float = 1.0, auth_fail_burst: int = 20,
+                 channels: tuple[str, ...] = ("websocket",)) -> None:
         self.tokens = TokenStore(prefix)
+        self.channels = channels
         self.metrics = metrics
         self.prefix = prefix
         self.rate_per_s = rate_per_s
@@ -178,10 +181,15 @@ class Api:
         if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_HEADER and key.isascii() and key.isprintable()):
             raise ApiError(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable ASCII characters; "
                            f"got {len(key)} character(s) {key[:MAX_IDEMPOTENCY_HEADER]!r}", "Idempotency-Key")
+        channels = list(dict.fromkeys(body.channels or ()))
+        unknown = [c for c in channels if c not in self.channels]
+        if unknown:
+            raise ApiError(422, f"channels must be among {', '.join(self.channels)} (what this server delivers "
+                           f"through); got {unknown[0][:64]!r}", "channels")
         result = await self.zs.schedule(
             people, body.title, body.message, at=body.scheduled_at, type=body.type, priority=body.priority,
             data=body.data, idempotency_key=None if key is None else f"{principal.user}:{key}",
-            created_by=principal.user)
+            created_by=principal.user, channels=channels)
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
         return JSON({"notification_ids": result.notification_ids, "count": result.count,
                      "scheduled_at": result.scheduled_at}, status_code=201, headers=headers)
@@ -257,7 +265,7 @@ class Api:
 
     async def openapi_json(self, request: Request) -> Response:
         """GET: the OpenAPI 3.1 document."""
-        return JSON(openapi.document())
+        return JSON(openapi.document(self.channels))
 
     async def upgrade_required(self, request: Request) -> Response:
         """GET /ws without a WebSocket handshake: 426, saying how to connect."""
@@ -266,7 +274,7 @@ class Api:
 
     async def docs(self, request: Request) -> Response:
         """GET: the same document as a readable HTML page."""
-        return HTMLResponse(openapi.html())
+        return HTMLResponse(openapi.html(self.channels))
 
 
 def _integral(value: str | int | float) -> str | int | float:

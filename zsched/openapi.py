@@ -67,7 +67,7 @@ def _query(name: str, schema: dict[str, Any], text: str) -> dict[str, Any]:
 
 
 @cache
-def document() -> dict[str, Any]:
+def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     """The OpenAPI document of every endpoint and error."""
     time = {"type": "string", "format": "date-time"}
     maybe_time = {"type": ["string", "null"], "format": "date-time"}
@@ -86,7 +86,9 @@ def document() -> dict[str, Any]:
             "scheduled_at": {**time, "description": "ISO 8601 with an offset (Z or +hh:mm), in the future"},
             "type": {"type": "string", "default": "system", "minLength": 1, "maxLength": MAX_TYPE},
             "priority": {"type": "string", "enum": list(PRIORITIES), "default": "normal"},
-            "data": {"type": "object", "description": "any JSON object up to 16 KiB"}}},
+            "data": {"type": "object", "description": "any JSON object up to 16 KiB"},
+            "channels": {"type": "array", "uniqueItems": True, "items": {"enum": list(channels)},
+                         "description": "how it leaves when due; default: the server's default channels"}}},
         "Recipient": {"description": "a user id: a string or an integer, 1 to 128 printable characters, no spaces",
                       "oneOf": [_RECIPIENT_ID,
                                 {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}]},
@@ -180,9 +182,9 @@ def document() -> dict[str, Any]:
 
 
 @cache
-def html() -> str:
+def html(channels: tuple[str, ...] = ("websocket",)) -> str:
     """A readable HTML rendering of ``document()``: one section per endpoint, its errors listed."""
-    doc = document()
+    doc = document(channels)
     esc = _html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>zsched API</title><style>"

@@ -74,6 +74,10 @@ class Settings(msgspec.Struct, kw_only=True):
                 values[name] = [c.strip() for c in values[name].split(",") if c.strip()]
         return msgspec.convert(values, cls, strict=False)
 
+    def delivery_channels(self) -> tuple[str, ...]:
+        """The channels a ``zsched`` process can deliver through: websocket, and webhook when configured."""
+        return ("websocket", "webhook") if self.webhook_url else ("websocket",)
+
     def core(self) -> Core:
         """The core these settings describe."""
         return Core(

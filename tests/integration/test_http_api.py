@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import redis
 
 from tests.integration.http_support import TestClient, Tokens, client, future, schedule_body, settings, tokens
@@ -139,3 +140,24 @@ def test_worker_in_lifespan_delivers_and_feeds_metrics(redis_url: str, prefix: s
         text = c.get("/metrics").text
     assert "zsched_sent_total 1" in text and "zsched_scheduled_total 1" in text and "zsched_pending 0" in text
     assert "zsched_delivery_lateness_seconds_count 1" in text and 'le="+Inf"} 1' in text
+
+
+def test_channels_are_chosen_among_what_this_server_delivers_through(client: TestClient, tokens: Tokens,
+                                                                     settings: Settings) -> None:
+    me = tokens.headers("alice")
+    r = client.post(SCHEDULE, headers=me, json=schedule_body(["alice"], channels=["websocket", "websocket"]))
+    assert r.status_code == 201, r.text
+    (nid,) = r.json()["notification_ids"]
+    assert client.get(f"/api/notifications/{nid}/", headers=me).json()["channels"] == ["websocket"]
+    r = client.post(SCHEDULE, headers=me, json=schedule_body(["alice"], channels=["webhook"]))
+    assert r.status_code == 422 and r.json()["field"] == "channels"
+    assert "must be among websocket" in r.json()["detail"]
+    assert client.get("/openapi.json").json()["components"]["schemas"]["ScheduleRequest"]["properties"][
+        "channels"]["items"]["enum"] == ["websocket"]
+
+    hooked = msgspec.structs.replace(settings, webhook_url="http://127.0.0.1:9/hook", webhook_secret="s3cret")
+    with TestClient(create_app(hooked, run_worker=False)) as other:
+        r = other.post(SCHEDULE, headers=me, json=schedule_body(["alice"], channels=["webhook"]))
+        assert r.status_code == 201, r.text
+        assert other.get("/openapi.json").json()["components"]["schemas"]["ScheduleRequest"]["properties"][
+            "channels"]["items"]["enum"] == ["websocket", "webhook"]
