@@ -15,6 +15,8 @@ from contextlib import AbstractAsyncContextManager
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -68,8 +70,11 @@ def connect(settings: Settings) -> AsyncScheduler:
     server = settings.server()
     # A burst (every socket acking at once) can want more connections than the pool holds: wait up to
     # 5 s for one to come free rather than fail the request, or the socket, with MaxConnectionsError.
+    # A pool built by hand gets no retry policy of its own: without this one, every connection pooled before a
+    # Redis restart would fail its next request (503) instead of reconnecting.
+    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3)
     pool = aioredis.BlockingConnectionPool.from_url(settings.url(server), max_connections=POOL_SIZE, timeout=5,
-                                                    socket_connect_timeout=2, socket_timeout=5)
+                                                    socket_connect_timeout=2, socket_timeout=5, retry=retry)
     connection = aioredis.Redis.from_pool(pool)
     return AsyncScheduler(connection, core=settings.core(), server=server)
 

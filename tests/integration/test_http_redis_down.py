@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import redis
 
 from tests.integration.http_support import TestClient, Tokens, future, schedule_body
-from zsched.app import create_app
+from zsched.app import connect, create_app
 from zsched.embedded import EmbeddedServer
 from zsched.settings import Settings
 
@@ -75,4 +76,19 @@ def test_redis_stopped_then_back(tmp_path: Path) -> None:
                 time.sleep(0.05)
     finally:
         tokens.redis.close()
+        server.stop()
+
+
+async def test_connections_pooled_before_a_restart_reconnect_by_themselves(tmp_path: Path) -> None:
+    server = EmbeddedServer(tmp_path / "pool").start()
+    try:
+        zs = connect(Settings(redis_url=server.url))
+        # Five at once, so the pool holds five connections that the restart below leaves stale.
+        await asyncio.gather(*(zs.redis.blpop(["zt-nothing"], timeout=0.05) for _ in range(5)))
+        port = server.port
+        server.stop()
+        server = EmbeddedServer(tmp_path / "pool", port=port).start()
+        assert await asyncio.gather(*(zs.redis.ping() for _ in range(5))) == [True] * 5
+        await zs.close()
+    finally:
         server.stop()
