@@ -25,7 +25,6 @@ import logging
 import re
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,100 +41,37 @@ from .keys import Keyspace
 from .models import ms_to_datetime, state_decoder
 from .ratelimit import FailedAuthLimiter
 from .scripts import Scripts
+from .sockets import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    CLOSE_RESTART,
+    CLOSE_TRY_AGAIN,
+    Socket,
+    parse_stream_id,
+    stamp,
+)
+from .subscriptions import Subscriptions
 
 log = logging.getLogger("zsched.gateway")
 
-StreamId = tuple[int, int]
 _STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
-CLOSE_POLICY = 1008
-CLOSE_GOING_AWAY = 1001
-CLOSE_TRY_AGAIN = 1013
-CLOSE_RESTART = 1012
 _HANDLED = (WebSocketDisconnect, ConnectionError, OSError, redis.RedisError, TimeoutError)
 """What ends one socket's handler without ending the gateway: the client left, or Redis failed it."""
-
-
-class _Stamped(msgspec.Struct):
-    stream_id: str
 
 
 class _Identified(msgspec.Struct):
     id: int
 
 
-class _ClientMessage(msgspec.Struct):
+class SocketMessage(msgspec.Struct):
     type: str
     id: int | None = None
     ids: list[int] = msgspec.field(default_factory=list)
 
 
-_stamped = msgspec.json.Decoder(_Stamped)
 _identified = msgspec.json.Decoder(_Identified)
-_client_message = msgspec.json.Decoder(_ClientMessage)
+_client_message = msgspec.json.Decoder(SocketMessage)
 _encode = msgspec.json.Encoder().encode
-
-
-def parse_stream_id(text: str) -> StreamId:
-    """``"1700000000000-3"`` (or ``"1700000000000"``) as a comparable ``(ms, seq)`` pair."""
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _stamp(stream_id: str, body: str) -> str:
-    """The message as pushed: the stored JSON object with ``stream_id`` spliced in first (as the Lua does)."""
-    return '{"stream_id":"' + stream_id + '",' + body[1:]
-
-
-class _Client:
-    """One open socket: its bounded send queue, and the live messages held while its backlog is sent."""
-
-    def __init__(self, websocket: WebSocket, user: str, channel: str, queue_size: int) -> None:
-        self.websocket = websocket
-        self.user = user
-        self.channel = channel
-        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
-        self.live = False
-        self.held: list[tuple[StreamId, str]] = []
-        self.last: StreamId = (0, 0)
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.closing = asyncio.Event()
-        self.heard_at = time.monotonic()
-
-    def offer(self, stream_id: StreamId, text: str) -> None:
-        """A live message: held until the backlog is sent, then queued unless already sent."""
-        if not self.live:
-            if len(self.held) >= self.queue.maxsize:
-                self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
-                return
-            self.held.append((stream_id, text))
-        elif stream_id > self.last:
-            self.last = stream_id
-            self.push(text)
-
-    def push(self, text: str) -> None:
-        """Queue a message; a full queue means a client that stopped reading, so it is closed (1013)."""
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
-
-    def go_live(self) -> None:
-        """Send what was held during the backlog, minus what the backlog already sent; then go live."""
-        held, self.held = self.held, []
-        self.live = True
-        for stream_id, text in held:
-            self.offer(stream_id, text)
-
-    def close(self, code: int, reason: str) -> None:
-        """Ask the connection's handler to close the socket with ``code`` (the first reason wins)."""
-        if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
-        self.closing.set()
 
 
 class Gateway:
@@ -182,14 +118,9 @@ class Gateway:
         self.subscribe_timeout_s = subscribe_timeout_s
         self._scripts = Scripts(self.redis)
         self.failures = failures or FailedAuthLimiter(self.redis, keyspace.prefix)
-        self._control = f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}"
-        self._control_seen = False
-        self._pubsub: Any = None
-        self._reader: asyncio.Task[None] | None = None
-        self._subs: dict[str, set[_Client]] = {}
-        self._ready: dict[str, asyncio.Future[None]] = {}
-        self._confirms: dict[str, deque[asyncio.Future[None]]] = {}
-        self._clients: set[_Client] = set()
+        self._subscriptions = Subscriptions(self.redis, f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}",
+                                            self._drop_everyone, subscribe_timeout_s=subscribe_timeout_s)
+        self._clients: set[Socket] = set()
         self._stopping = False
 
     @property
@@ -205,14 +136,12 @@ class Gateway:
     @property
     def subscriptions(self) -> int:
         """How many user channels the shared pub/sub connection is subscribed to."""
-        return len(self._subs)
+        return len(self._subscriptions)
 
     async def start(self) -> None:
         """Open the shared pub/sub connection and start reading it."""
         self._stopping = False
-        self._pubsub = self.redis.pubsub()
-        await self._pubsub.subscribe(self._control)  # keeps the connection open and marks reconnects
-        self._reader = asyncio.create_task(self._read(), name="zsched-gateway-pubsub")
+        await self._subscriptions.start()
 
     async def stop(self) -> None:
         """Close every socket (1001), wait briefly for their handlers, then close the pub/sub connection."""
@@ -222,97 +151,9 @@ class Gateway:
         deadline = time.monotonic() + self.close_timeout_s
         while self._clients and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+        await self._subscriptions.stop()
         if isinstance(self._redis_arg, str):
             await self.redis.aclose()
-
-    # -- the shared pub/sub connection --------------------------------------------------------------
-
-    async def _read(self) -> None:
-        backoff_s = 0.1
-        while not self._stopping:
-            try:
-                message = await self._pubsub.get_message(timeout=1.0)
-                backoff_s = 0.1
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                log.warning("pub/sub connection lost (%s); closing sockets so they resume, retry in %.1f s",
-                            exc, backoff_s)
-                self._drop_everyone("redis connection lost; reconnect with ?since=<last stream_id>")
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
-                continue
-            if message is not None:
-                self._handle(message)
-
-    def _handle(self, message: dict[str, Any]) -> None:
-        kind, channel = message["type"], _text(message["channel"])
-        if kind == "message":
-            text = _text(message["data"])
-            clients = self._subs.get(channel)
-            if clients:
-                try:
-                    stream_id = parse_stream_id(_stamped.decode(text).stream_id)
-                except (msgspec.DecodeError, ValueError):
-                    log.warning("dropped a message without a stream_id on %s: %.200s", channel, text)
-                    return
-                for client in list(clients):
-                    client.offer(stream_id, text)
-        elif kind == "subscribe" and channel == self._control:
-            if self._control_seen:
-                # redis-py reconnected and resubscribed on its own; what was published meanwhile is lost
-                # to pub/sub, so every socket is closed and resumes from the inbox stream.
-                self._drop_everyone("redis reconnected; reconnect with ?since=<last stream_id>")
-            self._control_seen = True
-        elif kind == "subscribe":
-            waiting = self._confirms.get(channel)
-            if waiting:
-                future = waiting.popleft()
-                if not waiting:
-                    del self._confirms[channel]
-                if not future.done():
-                    future.set_result(None)
-
-    def _drop_everyone(self, reason: str) -> None:
-        for client in list(self._clients):
-            client.close(CLOSE_RESTART, reason)
-        for waiting in self._confirms.values():
-            for future in waiting:
-                if not future.done():
-                    future.set_exception(ConnectionError(reason))
-        self._confirms.clear()
-
-    async def _join(self, client: _Client) -> None:
-        """Add the socket to its user's channel, subscribing first if it is the channel's first socket."""
-        channel = client.channel
-        clients = self._subs.get(channel)
-        if clients is None:
-            self._subs[channel] = {client}
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._ready[channel] = future
-            self._confirms.setdefault(channel, deque()).append(future)
-            await self._pubsub.subscribe(channel)
-        else:
-            clients.add(client)
-            future = self._ready[channel]
-        # PUBLISHes reach us only once the server has processed SUBSCRIBE: wait for its confirmation.
-        await asyncio.wait_for(asyncio.shield(future), self.subscribe_timeout_s)
-
-    async def _leave(self, client: _Client) -> None:
-        clients = self._subs.get(client.channel)
-        if clients is None or client not in clients:
-            return
-        clients.discard(client)
-        if not clients:
-            del self._subs[client.channel]
-            self._ready.pop(client.channel, None)
-            with contextlib.suppress(Exception):  # a broken connection drops the subscription anyway
-                await self._pubsub.unsubscribe(client.channel)
 
     # -- one socket ----------------------------------------------------------------------------------
 
@@ -331,11 +172,11 @@ class Gateway:
             await websocket.close(CLOSE_RESTART, "server shutting down")
             return
         user = principal.user
-        client = _Client(websocket, user, self.keys.for_recipient(user).user_channel(user), self.send_queue)
+        client = Socket(websocket, user, self.keys.for_recipient(user).user_channel(user), self.send_queue)
         self._clients.add(client)
         tasks: list[asyncio.Task[Any]] = []
         try:
-            await self._join(client)
+            await self._subscriptions.join(client)
             replayed = await self._replay(client, since)
             last = None if client.last == (0, 0) else f"{client.last[0]}-{client.last[1]}"
             client.push(_encode({"type": "ready", "user": user, "replayed": replayed, "stream_id": last}).decode())
@@ -356,11 +197,16 @@ class Gateway:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._clients.discard(client)
-            await self._leave(client)
+            await self._subscriptions.leave(client)
             if client.close_code is not None:
                 with contextlib.suppress(Exception):  # the peer may be gone, or too stuck to take a close frame
                     await asyncio.wait_for(websocket.close(client.close_code, client.close_reason),
                                            self.close_timeout_s)
+
+    def _drop_everyone(self, reason: str) -> None:
+        """The pub/sub connection lost messages: close every socket (1012) so it resumes with ``since``."""
+        for client in list(self._clients):
+            client.close(CLOSE_RESTART, reason)
 
     async def _admit(self, websocket: WebSocket) -> tuple[Principal | None, str]:
         origin = websocket.headers.get("origin")
@@ -386,7 +232,7 @@ class Gateway:
         origin = origin.rstrip("/")
         return "*" in self.allowed_origins or origin in self.allowed_origins or urlsplit(origin).netloc == host
 
-    async def _replay(self, client: _Client, since: str | None) -> int:
+    async def _replay(self, client: Socket, since: str | None) -> int:
         """Send the backlog straight to the socket; returns how many were sent."""
         p = self.keys.for_recipient(client.user)
         inbox = p.inbox(client.user)
@@ -412,15 +258,15 @@ class Gateway:
         client.last = max(client.last, parse_stream_id(entries[-1][0]))
         return sent
 
-    async def _send_entry(self, client: _Client, stream_id: str, body: str) -> None:
-        await client.websocket.send_text(_stamp(stream_id, body))
+    async def _send_entry(self, client: Socket, stream_id: str, body: str) -> None:
+        await client.websocket.send_text(stamp(stream_id, body))
         client.last = parse_stream_id(stream_id)
 
-    async def _send_loop(self, client: _Client) -> None:
+    async def _send_loop(self, client: Socket) -> None:
         while True:
             await client.websocket.send_text(await client.queue.get())
 
-    async def _receive_loop(self, client: _Client) -> None:
+    async def _receive_loop(self, client: Socket) -> None:
         while True:
             text = await client.websocket.receive_text()
             client.heard_at = time.monotonic()
@@ -436,7 +282,7 @@ class Gateway:
             elif message.type != "pong":
                 client.push(_error(f"unknown message type {message.type!r}; expected ack, ping or pong"))
 
-    async def _ack(self, client: _Client, ids: list[int]) -> None:
+    async def _ack(self, client: Socket, ids: list[int]) -> None:
         if not ids:
             client.push(_error('an ack needs "id" (or "ids"): the notification id(s) received'))
             return
@@ -454,7 +300,7 @@ class Gateway:
                     client.push(_encode({"type": "acked", "id": notification_id,
                                          "delivered_at": ms_to_datetime(int(outcome))}).decode())
 
-    async def _heartbeat(self, client: _Client) -> None:
+    async def _heartbeat(self, client: Socket) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             idle_s = time.monotonic() - client.heard_at
@@ -462,6 +308,10 @@ class Gateway:
                 client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
                 return
             client.push('{"type":"ping"}')
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _entries(reply: Any) -> list[tuple[str, str]]:

@@ -1,0 +1,74 @@
+"""One open WebSocket as the gateway sees it: a bounded send queue, and the live messages held while the
+backlog is sent, so the seam between backlog and live has no gap and no duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.websockets import WebSocket
+
+StreamId = tuple[int, int]
+CLOSE_POLICY = 1008
+CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN = 1013
+CLOSE_RESTART = 1012
+
+
+def parse_stream_id(text: str) -> StreamId:
+    """``"1700000000000-3"`` (or ``"1700000000000"``) as a comparable ``(ms, seq)`` pair."""
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def stamp(stream_id: str, body: str) -> str:
+    """The message as pushed: the stored JSON object with ``stream_id`` spliced in first (as the Lua does)."""
+    return '{"stream_id":"' + stream_id + '",' + body[1:]
+
+
+class Socket:
+    """One open socket: its bounded send queue, and the live messages held while its backlog is sent."""
+
+    def __init__(self, websocket: WebSocket, user: str, channel: str, queue_size: int) -> None:
+        self.websocket = websocket
+        self.user = user
+        self.channel = channel
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self.live = False
+        self.held: list[tuple[StreamId, str]] = []
+        self.last: StreamId = (0, 0)
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closing = asyncio.Event()
+        self.heard_at = time.monotonic()
+
+    def offer(self, stream_id: StreamId, text: str) -> None:
+        """A live message: held until the backlog is sent, then queued unless already sent."""
+        if not self.live:
+            if len(self.held) >= self.queue.maxsize:
+                self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
+                return
+            self.held.append((stream_id, text))
+        elif stream_id > self.last:
+            self.last = stream_id
+            self.push(text)
+
+    def push(self, text: str) -> None:
+        """Queue a message; a full queue means a client that stopped reading, so it is closed (1013)."""
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
+
+    def go_live(self) -> None:
+        """Send what was held during the backlog, minus what the backlog already sent; then go live."""
+        held, self.held = self.held, []
+        self.live = True
+        for stream_id, text in held:
+            self.offer(stream_id, text)
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the connection's handler to close the socket with ``code`` (the first reason wins)."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self.closing.set()
