@@ -36,7 +36,6 @@ SPIN_S = 0.001
 """The last stretch before a due time is waited by yielding to the event loop rather than by a timer: the
 loop's timers wake a few tenths of a ms late for whole-ms timeouts and 1-2 ms late for fractional ones, so
 timed waits are whole ms ending at least this long before the due time, and the rest is spun."""
-"""How long before a due time the worker wakes to claim it (a claim or two per due time, at most)."""
 
 Observer = Callable[[str, Notification, float], None]
 """Called with ("sent" | "retry" | "failed", notification, lateness in ms) after each outcome."""
