@@ -44,9 +44,7 @@ def state_machine() -> Figures:
     figures.faults = sum(steps.values())  # here: steps checked against the model
     figures.notes = {"examples": examples, "steps by kind": steps}
     figures.check(done.returncode == 0, "the model and the scripts disagree:\n" + done.stdout[-3000:])
-    figures.seconds = round(time.monotonic() - started, 1)
-    figures.ok = not figures.problems
-    return figures
+    return figures.finish(started)
 
 
 FAMILIES: dict[str, Callable[[], Figures]] = {

@@ -64,6 +64,4 @@ def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:
         zs.close()
         direct.close()
         proxy.stop()
-    figures.seconds = round(time.monotonic() - started, 1)
-    figures.ok = not figures.problems
-    return figures
+    return figures.finish(started)

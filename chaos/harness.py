@@ -53,6 +53,12 @@ class Figures(msgspec.Struct, kw_only=True):
         if not condition:
             self.problems.append(problem)
 
+    def finish(self, started: float) -> Figures:
+        """Close the row: how long it took since ``started`` (monotonic), and ok when nothing went wrong."""
+        self.seconds = round(time.monotonic() - started, 1)
+        self.ok = not self.problems
+        return self
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""

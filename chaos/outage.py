@@ -64,6 +64,4 @@ def run(plan: Plan | None = None) -> Figures:
         finally:
             pool.stop()
             zs.close()
-    figures.seconds = round(time.monotonic() - started, 1)
-    figures.ok = not figures.problems
-    return figures
+    return figures.finish(started)

@@ -123,7 +123,5 @@ def run(plan: Plan | None = None) -> Figures:
             trickle.stop.set()
             pool.stop()
             zs.close()
-    figures.seconds = round(time.monotonic() - started, 1)
-    figures.ok = not figures.problems
-    return figures
+    return figures.finish(started)
 

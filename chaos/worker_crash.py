@@ -68,6 +68,4 @@ def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:
     finally:
         pool.stop()
         zs.close()
-    figures.seconds = round(time.monotonic() - started, 1)
-    figures.ok = not figures.problems
-    return figures
+    return figures.finish(started)
