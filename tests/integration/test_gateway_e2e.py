@@ -8,19 +8,15 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.integration.wsutil import GatewayServer, open_socket, receive, until_ready
+from tests.integration.wsutil import GatewayServer, open_socket, receive, until_ready, user_token
 from zsched import Scheduler
-from zsched.auth import TokenStore
 
 
 @pytest.mark.slow
 def test_scheduled_notification_reaches_the_socket_near_its_due_time(
         redis_url: str, prefix: str, zs: Scheduler) -> None:
-    r = redis.Redis.from_url(redis_url)
-    token = TokenStore(prefix).create(r, "hana")[0]
-    r.close()
+    token = user_token(redis_url, prefix, "hana")
     server = GatewayServer(redis_url, prefix).start()
     worker = subprocess.Popen([str(Path(sys.executable).parent / "zsched"), "worker", "--redis-url", redis_url,
                                "--prefix", prefix], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

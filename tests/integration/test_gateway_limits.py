@@ -7,20 +7,15 @@ import socket
 import time
 
 import pytest
-import redis
 
 from tests.helpers import tick
-from tests.integration.wsutil import GatewayServer, close_code, open_socket, receive, until_ready, wait_for
+from tests.integration.wsutil import GatewayServer, close_code, open_socket, receive, until_ready, user_token, wait_for
 from zsched import Scheduler
-from zsched.auth import TokenStore
 
 
 @pytest.fixture
 def token(redis_url: str, prefix: str) -> str:
-    r = redis.Redis.from_url(redis_url)
-    secret = TokenStore(prefix).create(r, "dave")[0]
-    r.close()
-    return secret
+    return user_token(redis_url, prefix, "dave")
 
 
 def test_slow_consumer_is_closed_1013(redis_url: str, prefix: str, token: str, zs: Scheduler) -> None:

@@ -6,12 +6,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from tests.helpers import tick
-from tests.integration.wsutil import GatewayServer, close_code, open_socket, receive, until_ready
+from tests.integration.wsutil import GatewayServer, close_code, open_socket, receive, until_ready, user_token
 from zsched import Scheduler
-from zsched.auth import TokenStore
 
 
 @pytest.fixture
@@ -23,10 +21,7 @@ def gw(redis_url: str, prefix: str) -> Iterator[GatewayServer]:
 
 @pytest.fixture
 def token(redis_url: str, prefix: str) -> str:
-    r = redis.Redis.from_url(redis_url)
-    secret = TokenStore(prefix).create(r, "carol")[0]
-    r.close()
-    return secret
+    return user_token(redis_url, prefix, "carol")
 
 
 def _send(zs: Scheduler, title: str) -> int:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -50,6 +51,15 @@ class GatewayServer(ServerThread):
     def url(self, token: str | None = None, since: str | None = None) -> str:
         query = "&".join(f"{k}={v}" for k, v in (("token", token), ("since", since)) if v is not None)
         return f"ws://127.0.0.1:{self.port}/ws" + (f"?{query}" if query else "")
+
+
+def user_token(redis_url: str, prefix: str, user: str) -> str:
+    """A fresh token for ``user`` under the test's prefix (the secret, as a client would hold it)."""
+    r = redis.Redis.from_url(redis_url)
+    try:
+        return TokenStore(prefix).create(r, user)[0]
+    finally:
+        r.close()
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 10.0) -> None:
