@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -265,16 +265,19 @@ class Core:
                                  [self.now_arg(), self.retention.sent_ms, *ids])]
         return int(reply[0]), int(reply[1])
 
-    def fail(self, partition: Partition, failures: Sequence[tuple[Notification, str]]) -> Op:
+    def fail(self, partition: Partition, failures: Sequence[tuple[Notification, str]],
+             delays_ms: Mapping[int, int | None] | None = None) -> Op:
         """Retry each failed delivery after the policy's backoff, or fail it for good when none is left.
 
-        A failure is applied only while the notification is still under the lease of the claim it names
-        (``n.attempts``); a stale report is ignored. Returns (retried, failed).
+        ``delays_ms`` (notification id -> delay, None: no retry left) passes backoffs the caller already
+        drew, so a jittered delay it logs is the one applied. A failure is applied only while the
+        notification is still under the lease of the claim it names (``n.attempts``); a stale report is
+        ignored. Returns (retried, failed).
         """
         p = partition
         args: list[str | int] = [self.now_arg(), self.retention.failed_ms, p.wakeup]
         for n, error in failures:
-            delay = self.retry.delay_ms(n.attempts)
+            delay = delays_ms[n.id] if delays_ms is not None else self.retry.delay_ms(n.attempts)
             args += [n.id, n.attempts, -1 if delay is None else delay, error[:2000]]
         (reply,) = yield [Script("retry", [p.due, p.processing, p.state, p.failed, p.counters], args)]
         return int(reply[1]), int(reply[2])

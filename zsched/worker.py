@@ -137,8 +137,9 @@ class Worker:
         if sent:
             await self.scheduler.run(self.core.ack(p, [n.id for n in sent]))
             self.delivered += len(sent)
+        delays = {n.id: self.core.retry.delay_ms(n.attempts) for n, _ in failures}  # drawn once: jitter
         if failures:
-            await self.scheduler.run(self.core.fail(p, failures))
+            await self.scheduler.run(self.core.fail(p, failures, delays))
         # A line per notification while batches are small; a large batch gets one line naming its ids, so
         # a busy worker does not spend its time logging (each notification's line is still at DEBUG).
         each = log.isEnabledFor(logging.DEBUG) or len(sent) <= LOG_EACH_UP_TO
@@ -154,7 +155,7 @@ class Worker:
             log.info("sent %d notifications (ids %s; %.1f to %.1f ms after due)", len(sent),
                      ",".join(str(n.id) for n in sent), min(lateness), max(lateness))
         for n, error in failures:
-            delay = self.core.retry.delay_ms(n.attempts)
+            delay = delays[n.id]
             late_ms = done_ms - n.scheduled_at.timestamp() * 1000
             if delay is None:
                 log.error("notification %s to %s failed for good after %d attempts: %s",

@@ -174,3 +174,21 @@ async def test_a_refusing_server_is_waited_out_not_fatal(valkey: object, prefix:
     admin.close()
     await worker.scheduler.close()
     await producer.close()
+
+
+def test_a_jittered_retry_logs_the_delay_it_applies(redis_url: str, keyspace: Keyspace, clock: ManualClock,
+                                                    caplog: object) -> None:
+    import logging
+
+    import redis as sync_redis
+
+    zs = Scheduler(sync_redis.Redis.from_url(redis_url),
+                   core=Core(keyspace, retry=RetryPolicy(delays_ms=(100_000,), jitter=0.5), clock=clock))
+    (nid,) = zs.schedule(["jit"], "Jitter", "once", delay=0).notification_ids
+    with caplog.at_level(logging.WARNING, logger="zsched.worker"):  # type: ignore[attr-defined]
+        tick(zs, Recorder(fail={nid}))
+    applied_ms = (zs.status(nid).scheduled_at.timestamp() * 1000) - clock.ms
+    assert 50_000 <= applied_ms <= 150_000
+    logged = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]  # type: ignore[attr-defined]
+    assert logged and f"retrying in {applied_ms / 1000:.1f} s" in logged[0], (logged, applied_ms)
+    zs.close()
