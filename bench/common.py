@@ -11,10 +11,10 @@ from typing import Any
 import redis
 
 from zsched import Scheduler
+from zsched.cli.progress import Progress
 from zsched.client import _queue
-from zsched.core import Core
-from zsched.keys import Keyspace
-from zsched.progress import Progress
+from zsched.engine import Core
+from zsched.engine.keys import Keyspace
 
 TITLE = "Quarterly review meeting moved to room B"  # 40 characters
 MESSAGE = ("The quarterly review starts at 10:00 in room 4B instead of 2A. Bring the updated figures, "

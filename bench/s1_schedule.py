@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from zsched import AsyncScheduler
-from zsched.core import Core
-from zsched.keys import Keyspace
-from zsched.progress import Progress
+from zsched.cli.progress import Progress
+from zsched.engine import Core
+from zsched.engine.keys import Keyspace
 
 from .common import MESSAGE, TITLE, Context, Figure, chunks, raw_payload, recipients
 

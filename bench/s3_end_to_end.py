@@ -21,8 +21,8 @@ from pathlib import Path
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 
-from zsched.auth import TokenStore
-from zsched.progress import Progress
+from zsched.cli.progress import Progress
+from zsched.web.auth import TokenStore
 
 from .common import Context, Figure, recipients
 from .s2_lateness import _schedule_spread, calls_needed, percentile

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from zsched.progress import Progress
+from zsched.cli.progress import Progress
 
 from .common import Context, Figure, chunks, fill, raw_fill, recipients
 from .workers import WorkerPool

@@ -1,4 +1,4 @@
-"""A zsched worker process for the benchmarks: the real ``zsched.worker.Worker`` and ``InboxDelivery``
+"""A zsched worker process for the benchmarks: the real ``zsched.Worker`` and ``InboxDelivery``
 (inbox XADD + PUBLISH), wrapped to record when each notification left. SIGTERM stops it; it then writes
 ``[[id, lateness_ms], ...]`` as JSON to ``--out``.
 
@@ -17,11 +17,11 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from zsched import AsyncScheduler
-from zsched.core import Core
 from zsched.delivery import InboxDelivery, Outcome
-from zsched.keys import Keyspace
+from zsched.delivery.worker import Worker
+from zsched.engine import Core
+from zsched.engine.keys import Keyspace
 from zsched.models import Notification
-from zsched.worker import Worker
 
 
 class RecordingDelivery:

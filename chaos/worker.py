@@ -1,4 +1,4 @@
-"""A chaos worker: the real ``zsched.worker.Worker`` whose delivery appends ids to a file.
+"""A chaos worker: the real ``zsched.Worker`` whose delivery appends ids to a file.
 
 The file lives outside Redis, so the supervisor can count what really left even when Redis itself
 crashes. One write per batch, before the worker acks it: a SIGKILL between the write and the ack is
@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 
 from zsched import AsyncScheduler, Core, Keyspace, RetryPolicy
 from zsched.delivery import Outcome
+from zsched.delivery.worker import Worker
 from zsched.models import Notification
-from zsched.worker import Worker
 
 RETRY = RetryPolicy(delays_ms=(100, 200, 400))
 """Short retries, so a delivery that failed on a cut connection is retried within the run."""

@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 
 from zsched import AsyncScheduler, Scheduler
 from zsched.delivery import Delivery, Outcome
+from zsched.delivery.worker import Worker
 from zsched.models import Notification
-from zsched.worker import Worker
 
 
 class Recorder:

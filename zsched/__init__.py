@@ -1,8 +1,26 @@
-"""zsched: a Redis-native scheduler for delayed notifications."""
+"""zsched: a Redis-native scheduler for delayed notifications.
 
-from .backoff import RetryPolicy
+The vocabulary users import lives here; the subpackages hold the machinery: ``engine`` (operations,
+keys, scripts), ``delivery`` (the worker and the channels), ``web`` (HTTP API, WebSocket gateway) and
+``cli`` (the ``zsched`` command).
+"""
+
+__version__ = "0.1.0"
+
+from . import _moved
 from .client import AsyncScheduler, Scheduler
-from .core import Core, Retention
+from .delivery import (
+    CallableDelivery,
+    Delivery,
+    InboxDelivery,
+    Router,
+    UnknownChannelError,
+    WebhookChannel,
+    WebhookError,
+    Worker,
+)
+from .embedded import EmbeddedServer
+from .engine import Core, Keyspace, Retention, RetryPolicy
 from .errors import (
     IdempotencyConflictError,
     NotFoundError,
@@ -12,12 +30,14 @@ from .errors import (
     ValidationError,
     ZschedError,
 )
-from .keys import Keyspace
 from .models import Notification, Page, ScheduleResult, Stats
+from .settings import Settings
+
+_moved.install()
 
 __all__ = [
-    "AsyncScheduler", "Core", "IdempotencyConflictError", "Keyspace", "NotFoundError", "NotPendingError",
-    "Notification", "Page", "PastScheduleError", "Retention", "RetryPolicy", "ScheduleResult", "Scheduler",
-    "Stats", "UnavailableError", "ValidationError", "ZschedError",
+    "AsyncScheduler", "CallableDelivery", "Core", "Delivery", "EmbeddedServer", "IdempotencyConflictError",
+    "InboxDelivery", "Keyspace", "NotFoundError", "NotPendingError", "Notification", "Page", "PastScheduleError",
+    "Retention", "RetryPolicy", "Router", "ScheduleResult", "Scheduler", "Settings", "Stats", "UnavailableError",
+    "UnknownChannelError", "ValidationError", "WebhookChannel", "WebhookError", "Worker", "ZschedError",
 ]
-__version__ = "0.1.0"

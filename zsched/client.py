@@ -16,11 +16,11 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from .core import Command, Core, Op, Script, Step
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
+from .engine.core import Command, Core, Op, Script, Step
+from .engine.scripts import Scripts
 from .errors import UnavailableError
 from .models import Notification, Page, ScheduleResult, Stats
-from .scripts import Scripts
 
 _UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 

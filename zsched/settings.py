@@ -11,11 +11,11 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
-from .backoff import RetryPolicy
 from .client import AsyncScheduler, Scheduler
-from .core import DAY_MS, Core, Retention
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
-from .keys import Keyspace
+from .engine.backoff import RetryPolicy
+from .engine.core import DAY_MS, Core, Retention
+from .engine.keys import Keyspace
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}

@@ -13,9 +13,9 @@ with warnings.catch_warnings():  # starlette 1.x suggests httpx2 for its TestCli
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from zsched.app import create_app
-from zsched.auth import SCOPE_SCHEDULE_ANY, TokenStore
 from zsched.settings import Settings
+from zsched.web.app import create_app
+from zsched.web.auth import SCOPE_SCHEDULE_ANY, TokenStore
 
 
 def future(seconds: float = 3600) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from zsched.auth import SCOPE_SCHEDULE_ANY, TokenStore, digest
+from zsched.web.auth import SCOPE_SCHEDULE_ANY, TokenStore, digest
 
 
 def test_create_verify_list_revoke(redis_url: str, prefix: str) -> None:

@@ -16,10 +16,10 @@ from tests.helpers import tick
 from tests.integration.http_support import TestClient, Tokens, future, schedule_body
 from tests.integration.wsutil import GatewayServer, close_code, open_socket, receive, until_ready
 from zsched import Scheduler
-from zsched.app import create_app
-from zsched.auth import SCOPE_SCHEDULE_ANY
-from zsched.ratelimit import FailedAuthLimiter
 from zsched.settings import Settings
+from zsched.web.app import create_app
+from zsched.web.auth import SCOPE_SCHEDULE_ANY
+from zsched.web.ratelimit import FailedAuthLimiter
 
 CALLERS = ("anonymous", "wrong", "revoked", "owner", "recipient", "stranger", "service", "admin")
 USERS = {"owner": "billing", "recipient": "bob", "stranger": "mallory", "service": "crm", "admin": "ops"}

@@ -8,8 +8,8 @@ from tests.conftest import ManualClock
 from tests.helpers import Recorder, tick
 from tests.integration.hookserver import HookServer
 from zsched import Scheduler
-from zsched.channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, Router, WebhookChannel, verify_signature
-from zsched.dead import list_dead, requeue_dead
+from zsched.delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, Router, WebhookChannel, verify_signature
+from zsched.engine import list_dead, requeue_dead
 from zsched.models import Notification
 
 SECRET = "s3cret"

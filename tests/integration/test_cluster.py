@@ -16,8 +16,8 @@ from redis.cluster import RedisCluster
 
 from tests.helpers import Recorder
 from zsched import AsyncScheduler, Core, Keyspace, Scheduler
+from zsched.delivery.worker import Worker
 from zsched.embedded import valkey_binary
-from zsched.worker import Worker
 
 
 def _free_port_pair() -> int:

@@ -10,7 +10,7 @@ import redis
 from tests.helpers import tick
 from tests.integration.wsutil import GatewayServer, close_code, open_socket, receive, until_ready, wait_for
 from zsched import Scheduler
-from zsched.auth import TokenStore
+from zsched.web.auth import TokenStore
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 import redis
 
 from tests.integration.http_support import TestClient, Tokens, client, future, schedule_body, settings, tokens
-from zsched.app import create_app
 from zsched.settings import Settings
+from zsched.web.app import create_app
 
 __all__ = ["client", "settings", "tokens"]
 

@@ -27,8 +27,8 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.python.asgi import get_client, shutdown_lifespans
 
 from tests.integration.http_support import Tokens, schedule_body, tokens
-from zsched.app import create_app
 from zsched.settings import Settings
+from zsched.web.app import create_app
 
 __all__ = ["tokens"]
 

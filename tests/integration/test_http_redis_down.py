@@ -10,9 +10,9 @@ from pathlib import Path
 import redis
 
 from tests.integration.http_support import TestClient, Tokens, future, schedule_body
-from zsched.app import connect, create_app
 from zsched.embedded import EmbeddedServer
 from zsched.settings import Settings
+from zsched.web.app import connect, create_app
 
 SCHEDULE = "/api/notifications/schedule/"
 

@@ -7,8 +7,8 @@ import re
 import redis.asyncio as aioredis
 
 from tests.conftest import ManualClock
-from zsched.ratelimit import RateLimiter
-from zsched.scripts import lua_dir
+from zsched.engine.scripts import lua_dir
+from zsched.web.ratelimit import RateLimiter
 
 
 async def test_burst_then_refill(redis_url: str, prefix: str) -> None:

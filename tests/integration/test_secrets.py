@@ -14,8 +14,8 @@ import uvicorn
 
 from tests.integration.http_support import future
 from tests.integration.wsutil import ServerThread, close_code, open_socket, until_ready
-from zsched.app import create_app
 from zsched.settings import Settings
+from zsched.web.app import create_app
 
 ZSCHED = [sys.executable, "-m", "zsched.cli"]
 

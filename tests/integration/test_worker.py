@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from tests.conftest import ManualClock
 from tests.helpers import Recorder, tick
 from zsched import AsyncScheduler, Core, Keyspace, RetryPolicy, Scheduler
-from zsched.worker import Worker
+from zsched.delivery.worker import Worker
 
 
 def _async(redis_url: str, core: Core) -> AsyncScheduler:

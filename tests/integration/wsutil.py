@@ -14,9 +14,9 @@ import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from zsched.auth import TokenStore
-from zsched.gateway import Gateway, gateway_app
-from zsched.keys import Keyspace
+from zsched.engine.keys import Keyspace
+from zsched.web.auth import TokenStore
+from zsched.web.gateway import Gateway, gateway_app
 
 
 class ServerThread:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from zsched.backoff import MINUTE_MS, RetryPolicy
+from zsched.engine.backoff import MINUTE_MS, RetryPolicy
 
 
 def test_default_is_the_seeds_5_10_20_minutes_then_give_up() -> None:

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from zsched import Core, Keyspace
-from zsched.core import Script
+from zsched.engine import Script
+from zsched.engine.scripts import NAMES, sources
 from zsched.models import Notification, ms_to_datetime
-from zsched.scripts import NAMES, sources
 
 HEADER = re.compile(r"^-- (KEYS|ARGV)\[(\d+)(\.\.)?\]", re.M)
 BODY = re.compile(r"(KEYS|ARGV)\[(\d+)\]")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from zsched.metrics import Histogram, Metrics
 from zsched.models import Notification, Stats
+from zsched.web.metrics import Histogram, Metrics
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

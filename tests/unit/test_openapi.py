@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import Route, WebSocketRoute
 
-from zsched import openapi
-from zsched.app import create_app
 from zsched.settings import Settings
+from zsched.web import openapi
+from zsched.web.app import create_app
 
 
 def test_every_route_and_method_is_documented() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from zsched.keys import Keyspace
+from zsched.engine.keys import Keyspace
 from zsched.settings import Settings, parse_duration_ms
 
 

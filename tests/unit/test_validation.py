@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from zsched import validation
+from zsched.engine import validation
 from zsched.errors import FieldError, NaiveDatetimeError, RecipientsError, ValidationError
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from .scripts import Scripts
+from ..engine.scripts import Scripts
 
 
 def bucket_key(prefix: str, token_id: str) -> str:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .errors import (
+from ..errors import (
     IdempotencyConflictError,
     NotFoundError,
     NotPendingError,

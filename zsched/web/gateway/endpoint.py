@@ -36,12 +36,12 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .auth import Principal, TokenStore
-from .keys import Keyspace
-from .models import ms_to_datetime, state_decoder
-from .ratelimit import FailedAuthLimiter
-from .scripts import Scripts
-from .sockets import (
+from ...engine.keys import Keyspace
+from ...engine.scripts import Scripts
+from ...models import ms_to_datetime, state_decoder
+from ..auth import Principal, TokenStore
+from ..ratelimit import FailedAuthLimiter
+from .socket import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
     CLOSE_RESTART,

@@ -7,8 +7,8 @@ import sys
 
 import msgspec
 
-from .dead import list_dead, requeue_dead
-from .settings import Settings
+from ..engine import list_dead, requeue_dead
+from ..settings import Settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],

@@ -22,17 +22,15 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from zsched.auth import TOKEN_PREFIX
-from zsched.channels import Router, router_from_settings
-from zsched.client import AsyncScheduler
-from zsched.delivery import Delivery
-from zsched.errors import ZschedError
-from zsched.gateway import Gateway
-from zsched.http import Api
-from zsched.http_errors import ApiError, handle
-from zsched.metrics import Metrics
-from zsched.settings import Settings
-from zsched.worker import Worker
+from ..client import AsyncScheduler
+from ..delivery import Delivery, Router, Worker, router_from_settings
+from ..errors import ZschedError
+from ..settings import Settings
+from .api import Api
+from .auth import TOKEN_PREFIX
+from .errors import ApiError, handle
+from .gateway import Gateway
+from .metrics import Metrics
 
 log = logging.getLogger("zsched.server")
 

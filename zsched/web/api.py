@@ -15,13 +15,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import openapi, validation
+from ..client import AsyncScheduler
+from ..engine import validation
+from ..errors import NotFoundError, UnavailableError
+from ..models import Notification
+from . import openapi
 from .auth import Principal, TokenStore
-from .client import AsyncScheduler
-from .errors import NotFoundError, UnavailableError
-from .http_errors import JSON, ApiError, read_json
+from .errors import JSON, ApiError, read_json
 from .metrics import CONTENT_TYPE, Metrics
-from .models import Notification
 from .ratelimit import FailedAuthLimiter, RateLimiter
 
 MAX_ID = openapi.MAX_ID

@@ -9,9 +9,9 @@ import html as _html
 from functools import cache
 from typing import Any
 
-from . import __version__
-from .models import PRIORITIES, STATUSES
-from .validation import MAX_MESSAGE, MAX_RECIPIENT_LEN, MAX_RECIPIENTS, MAX_TITLE, MAX_TYPE
+from .. import __version__
+from ..engine.validation import MAX_MESSAGE, MAX_RECIPIENT_LEN, MAX_RECIPIENTS, MAX_TITLE, MAX_TYPE
+from ..models import PRIORITIES, STATUSES
 
 _ERRORS = {
     400: "The body is not valid JSON.",

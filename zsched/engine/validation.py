@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 
-from .errors import FieldError, NaiveDatetimeError, RecipientsError, ValidationError
-from .models import PRIORITIES, Payload, datetime_to_ms
+from ..errors import FieldError, NaiveDatetimeError, RecipientsError, ValidationError
+from ..models import PRIORITIES, Payload, datetime_to_ms
 
 MAX_RECIPIENTS = 10_000
 MAX_RECIPIENT_LEN = 128

@@ -19,7 +19,7 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
-from .sockets import Socket, parse_stream_id
+from .socket import Socket, parse_stream_id
 
 log = logging.getLogger("zsched.gateway")
 

@@ -18,12 +18,13 @@ from typing import Any
 
 import redis
 
-from .client import AsyncScheduler
-from .core import Claimed
-from .delivery import Delivery, InboxDelivery, Outcome
-from .errors import UnavailableError
-from .keys import Partition
-from .models import Notification
+from ..client import AsyncScheduler
+from ..engine.keys import Partition
+from ..engine.leases import Claimed
+from ..errors import UnavailableError
+from ..models import Notification
+from .channel import Delivery, Outcome
+from .inbox import InboxDelivery
 
 log = logging.getLogger("zsched.worker")
 

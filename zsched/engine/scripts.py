@@ -18,8 +18,8 @@ NAMES = (
 
 def lua_dir() -> Path:
     """Where the scripts are: inside the installed package, or ``lua/`` beside it in a checkout."""
-    packaged = Path(__file__).parent / "lua"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "lua"
+    packaged = Path(__file__).parent.parent / "lua"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "lua"
 
 
 @cache

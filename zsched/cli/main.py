@@ -1,0 +1,89 @@
+"""The ``zsched`` command. Run ``zsched --help``, or ``zsched COMMAND --help`` for one command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import ZschedError
+from ..settings import Settings
+from . import dead, notifications, run, tokens
+
+EPILOG = """\
+examples:
+  zsched serve                                   HTTP API + worker on 127.0.0.1:8000, embedded server (./.zsched)
+  zsched token create --user alice               make an API token (printed once, on the last line)
+  zsched schedule --to alice --title Hi --message "Stand-up in 5" --in 2s
+  zsched status 1                                see where notification 1 is
+  zsched cancel 1                                cancel it while it is pending
+  zsched stats                                   counts per status, next due, overdue lag
+  redis-cli -p $(cat .zsched/port) ZRANGE zsched:{p0}:due 0 9 WITHSCORES
+
+With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
+lives in --data-dir: a running one is reused, otherwise one is started for the command.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="zsched", description="Schedule notifications for a future time and deliver them when due.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--redis-url", help="Redis to use (env ZSCHED_REDIS_URL); default: the embedded server")
+    common.add_argument("--data-dir", help="embedded server's data folder (env ZSCHED_DATA_DIR; default .zsched)")
+    common.add_argument("--prefix", help="key prefix (env ZSCHED_PREFIX; default zsched)")
+    common.add_argument("--partitions", type=int, help="hash-tagged partitions (env ZSCHED_PARTITIONS; default 1)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run.add_parsers(sub, common)
+    tokens.add_parsers(sub, common)
+    notifications.add_parsers(sub, common)
+    dead.add_parser(sub, common)
+    sub.add_parser("bench", help="measure throughput, lateness and memory against a raw-Redis baseline",
+                   add_help=False)  # its own flags: zsched bench --help
+    return top
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(redis_url=args.redis_url, data_dir=args.data_dir, prefix=args.prefix,
+                             partitions=args.partitions, batch=getattr(args, "batch", None),
+                             lease_ms=getattr(args, "lease_ms", None), rate_per_s=getattr(args, "rate_per_s", None),
+                             rate_burst=getattr(args, "rate_burst", None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``zsched`` console script; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("zsched.worker").setLevel(logging.INFO)
+    try:
+        settings = _settings(args)
+        runner = {"dead": dead.run, "serve": run.run, "worker": run.run, "token": tokens.run}.get(
+            args.command, notifications.run)
+        return runner(args, settings)
+    except (ZschedError, ValueError) as exc:
+        print(f"zsched: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _bench(argv: list[str]) -> int:
+    try:
+        from bench.runner import main as bench_main  # the benchmarks live beside the package, in a checkout
+    except ImportError:
+        print("zsched: error: zsched bench needs the source checkout (the bench/ folder); run it from there, "
+              "e.g. git clone ... && make bench", file=sys.stderr)
+        return 2
+    return bench_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

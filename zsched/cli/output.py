@@ -1,0 +1,25 @@
+"""How commands print a value: JSON with ``--json``, otherwise lines a person reads."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ..models import Notification
+
+
+def show(value: Any, as_json: bool) -> None:
+    """Print ``value`` as JSON, or as aligned fields (a notification) or indented JSON (anything else)."""
+    if as_json:
+        print(msgspec.json.encode(value).decode())
+    elif isinstance(value, Notification):
+        for field in ("id", "recipient", "title", "scheduled_status", "scheduled_at", "attempts", "created_at",
+                      "sent_at", "cancelled_at", "failed_at", "last_error"):
+            item = getattr(value, field)
+            if item is not None:
+                print(f"{field:>17}: {item.isoformat() if isinstance(item, datetime) else item}")
+    else:
+        print(json.dumps(msgspec.to_builtins(value), indent=2))

@@ -1,0 +1,95 @@
+"""``zsched serve`` and ``zsched worker``: the long-running processes, and the hints they print at start."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import msgspec
+
+from ..delivery import Worker, router_from_settings
+from ..settings import Settings
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Register ``serve`` and ``worker``."""
+    for name in ("serve", "worker"):
+        cmd = sub.add_parser(name, parents=[common], help=(
+            "run zsched: the HTTP API and the worker delivering due notifications, in one process"
+            if name == "serve" else "run only the worker loop (claim -> deliver -> ack/retry)"))
+        cmd.add_argument("--batch", type=int, help="most notifications claimed per call (default 100)")
+        cmd.add_argument("--lease-ms", type=int, help="how long a claim is owned before reap (default 30000)")
+        if name == "serve":
+            cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+            cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+            cmd.add_argument("--no-worker", action="store_true", help="run the API alone, without the worker")
+            cmd.add_argument("--rate-per-s", type=float, help="API requests per second per token (default 10)")
+            cmd.add_argument("--rate-burst", type=int, help="API requests a token may burst (default 50)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``serve`` or ``worker`` until a signal stops it."""
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port, run_worker=not args.no_worker)
+    asyncio.run(_work(settings, announce=True))
+    return 0
+
+
+async def _work(settings: Settings, announce: bool) -> None:
+    scheduler = settings.async_scheduler()
+    delivery = router_from_settings(settings, scheduler.redis, scheduler.core.keys)
+    worker = Worker(scheduler, delivery, batch=settings.batch, lease_ms=settings.lease_ms)
+    worker.install_signal_handlers()
+    if announce:
+        where = scheduler.server.url if scheduler.server else settings.redis_url
+        print(f"zsched worker running on {where} (prefix {settings.prefix!r}); Ctrl-C stops it.", flush=True)
+        _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
+    try:
+        await worker.run()
+    finally:
+        await delivery.aclose()
+        await scheduler.close()
+
+
+def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
+    import uvicorn
+
+    from ..web.app import create_app
+
+    server = settings.server()  # owned here, so it outlives the app and stops (AOF flushed) after it
+    try:
+        if server is not None:
+            settings = msgspec.structs.replace(settings, redis_url=server.url)
+        app = create_app(settings, run_worker=run_worker)
+        where = f"the embedded server in {server.data_dir}" if server is not None else settings.redis_url
+        print(f"zsched serving http://{host}:{port} (API + WebSocket{' + worker' if run_worker else ''}) on "
+              f"{where}, prefix {settings.prefix!r}; docs at http://{host}:{port}/docs. Ctrl-C stops it.",
+              flush=True)
+        _hints(settings, server.port if server is not None else None, http=f"{host}:{port}")
+        # uvicorn re-raises the signal that stopped it once shutdown is done; exiting through SystemExit
+        # instead of dying of SIGTERM lets the embedded server below be stopped cleanly.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", ws_per_message_deflate=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+def _hints(settings: Settings, port: int | None, http: str | None) -> None:
+    """What to type next: print it where the user is looking when zsched starts."""
+    command = "zsched" if shutil.which("zsched") else str(Path(sys.executable).parent / "zsched")
+    lines = [f'schedule:  {command} schedule --to alice --title Hello --message "first one" --in 2s',
+             f"status:    {command} status 1"]
+    if http is not None:
+        lines += [f"token:     TOKEN=$({command} token create --user alice | tail -n 1)",
+                  f'listen:    {Path(sys.executable)} -m websockets "ws://{http}/ws?token=$TOKEN"']
+    if port is not None:
+        lines.append(f"inspect:   redis-cli -p {port} ZRANGE '{settings.prefix}:{{p0}}:due' 0 -1 WITHSCORES")
+    print("\n".join(f"  {line}" for line in lines), flush=True)

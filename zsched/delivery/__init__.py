@@ -1,0 +1,17 @@
+"""Delivery: the worker (claim -> deliver -> ack or retry), the router, and one module per channel.
+
+    websocket   the inbox stream + PUBLISH that the WebSocket gateway forwards (``InboxDelivery``)
+    webhook     an HTTP POST of the notification JSON, signed with HMAC-SHA256 (``WebhookChannel``)
+    <any name>  a Python callable (sync or async) or ``Delivery`` registered with ``Router.register``
+"""
+
+from .callables import CallableDelivery
+from .channel import Delivery, Outcome
+from .inbox import InboxDelivery
+from .router import Router, UnknownChannelError, router_from_settings
+from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, WebhookError, sign, verify_signature
+from .worker import Worker
+
+__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "CallableDelivery", "Delivery", "InboxDelivery", "Outcome",
+           "Router", "UnknownChannelError", "WebhookChannel", "WebhookError", "Worker", "router_from_settings",
+           "sign", "verify_signature"]

@@ -1,0 +1,48 @@
+"""The websocket channel: each due notification is appended to its recipient's inbox stream and
+PUBLISHed on the recipient's channel, in one script call per partition. PUBLISH alone would drop a
+message nobody listens to; the stream keeps it for a client that connects later. The WebSocket gateway
+(``zsched.web.gateway``) listens to both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ..engine.keys import Keyspace
+from ..engine.scripts import Scripts
+from ..models import Delivered, Notification, json_encoder
+from .channel import Outcome
+
+
+class InboxDelivery:
+    """Inbox stream + PUBLISH on the recipient's channel: what the WebSocket gateway listens to."""
+
+    def __init__(self, connection: Any, keyspace: Keyspace, *, inbox_maxlen: int = 1000) -> None:
+        self.redis = connection
+        self.keys = keyspace
+        self.inbox_maxlen = inbox_maxlen
+        self.script = Scripts(connection)["publish_inbox"]
+
+    async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
+        """One publish_inbox call per partition in the batch; a failed call fails its partition's share."""
+        sent_at = datetime.now(UTC)
+        groups: dict[int, list[int]] = {}
+        for position, n in enumerate(batch):
+            groups.setdefault(self.keys.for_recipient(n.recipient).index, []).append(position)
+        outcomes: list[Outcome] = [None] * len(batch)
+        for index, positions in groups.items():
+            p = self.keys.partitions[index]
+            keys: list[str] = []
+            args: list[str | int] = [self.inbox_maxlen]
+            for position in positions:
+                n = batch[position]
+                keys.append(p.inbox(n.recipient))
+                args += [p.user_channel(n.recipient), json_encoder.encode(Delivered.of(n, sent_at)).decode()]
+            try:
+                await self.script(keys=keys, args=args, client=self.redis)
+            except Exception as exc:
+                for position in positions:
+                    outcomes[position] = exc
+        return outcomes

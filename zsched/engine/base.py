@@ -1,0 +1,48 @@
+"""What every engine operation shares: the keyspace, the retry policy, retention, and the one clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from .backoff import RetryPolicy
+from .keys import Keyspace
+
+DAY_MS = 24 * 3600 * 1000
+
+
+class Retention(msgspec.Struct, frozen=True):
+    """How long terminal records are kept before purge removes them (the seed keeps cancelled 30 days)."""
+
+    sent_ms: int = 90 * DAY_MS
+    cancelled_ms: int = 30 * DAY_MS
+    failed_ms: int = 90 * DAY_MS
+
+
+class CoreBase:
+    """The configuration the operations read; owns no connection."""
+
+    def __init__(
+        self,
+        keyspace: Keyspace | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        retention: Retention | None = None,
+        idempotency_ttl_ms: int = DAY_MS,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.keys = keyspace or Keyspace()
+        self.retry = retry or RetryPolicy()
+        self.retention = retention or Retention()
+        self.idempotency_ttl_ms = idempotency_ttl_ms
+        self.clock = clock
+
+    def now_arg(self) -> str:
+        """ARGV[1] of every script: '' lets the server's TIME decide; a pinned clock passes its value."""
+        return "" if self.clock is None else str(self.clock())
+
+    def rough_now_ms(self) -> int:
+        """This process's idea of now, used only for coarse sanity bounds, never to decide "due"."""
+        return self.clock() if self.clock is not None else int(time.time() * 1000)

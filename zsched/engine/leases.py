@@ -1,0 +1,76 @@
+"""Lease operations, the worker's side: claim due notifications under a lease, ack or fail them, reap
+expired leases, purge records past retention.
+
+Each is a generator of Redis steps (see ``steps``); nothing here does I/O of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import msgspec
+
+from ..models import Notification
+from . import records
+from .base import CoreBase
+from .keys import Partition
+from .steps import Op, Script
+
+
+class Claimed(msgspec.Struct):
+    """What one claim returned: the server's time, how long until the next due one, and the batch."""
+
+    now_ms: int
+    wait_ms: float
+    notifications: list[Notification]
+
+
+class LeaseOps(CoreBase):
+    """Operations a worker runs on one partition."""
+
+    def claim(self, partition: Partition, limit: int, lease_ms: int) -> Op:
+        """Claim up to ``limit`` due notifications of one partition under a lease."""
+        p = partition
+        (reply,) = yield [Script("claim", [p.due, p.processing, p.notifications, p.state, p.counters],
+                                 [self.now_arg(), limit, lease_ms])]
+        items = [records.notification(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(2, len(reply), 3)]
+        wait_us = int(reply[1])
+        return Claimed(now_ms=int(reply[0]), wait_ms=-1 if wait_us < 0 else wait_us / 1000, notifications=items)
+
+    def ack(self, partition: Partition, ids: Sequence[int]) -> Op:
+        """Mark delivered notifications sent; returns (server now ms, how many were acked)."""
+        p = partition
+        (reply,) = yield [Script("ack", [p.due, p.processing, p.state, p.sent, p.counters],
+                                 [self.now_arg(), self.retention.sent_ms, *ids])]
+        return int(reply[0]), int(reply[1])
+
+    def fail(self, partition: Partition, failures: Sequence[tuple[Notification, str]],
+             delays_ms: Mapping[int, int | None] | None = None) -> Op:
+        """Retry each failed delivery after the policy's backoff, or fail it for good when none is left.
+
+        ``delays_ms`` (notification id -> delay, None: no retry left) passes backoffs the caller already
+        drew, so a jittered delay it logs is the one applied. A failure is applied only while the
+        notification is still under the lease of the claim it names (``n.attempts``); a stale report is
+        ignored. Returns (retried, failed).
+        """
+        p = partition
+        args: list[str | int] = [self.now_arg(), self.retention.failed_ms, p.wakeup]
+        for n, error in failures:
+            delay = delays_ms[n.id] if delays_ms is not None else self.retry.delay_ms(n.attempts)
+            args += [n.id, n.attempts, -1 if delay is None else delay, error[:2000]]
+        (reply,) = yield [Script("retry", [p.due, p.processing, p.state, p.failed, p.counters], args)]
+        return int(reply[1]), int(reply[2])
+
+    def reap(self, partition: Partition, limit: int = 1000) -> Op:
+        """Hand expired leases back to due (or fail them after the last attempt); (requeued, failed)."""
+        p = partition
+        (reply,) = yield [Script("reap", [p.due, p.processing, p.state, p.failed, p.counters], [
+            self.now_arg(), limit, self.retry.max_attempts, self.retention.failed_ms, p.wakeup])]
+        return int(reply[1]), int(reply[2])
+
+    def purge(self, partition: Partition, limit: int = 1000) -> Op:
+        """Remove terminal records past their retention, with their index entries; how many."""
+        p = partition
+        (reply,) = yield [Script("purge", [p.sent, p.cancelled, p.failed, p.notifications, p.state,
+                                            p.by_recipient, p.counters], [self.now_arg(), limit])]
+        return int(reply[1])

@@ -1,0 +1,152 @@
+"""Producer operations: schedule, cancel, reschedule, and requeue dead letters.
+
+Each is a generator of Redis steps (see ``steps``); nothing here does I/O of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..errors import IdempotencyConflictError, NotFoundError, NotPendingError, PastScheduleError
+from ..models import ScheduleResult, json_encoder, ms_to_datetime
+from . import records, validation
+from .base import CoreBase
+from .steps import Op, Script, Step
+from .views import ReadViews
+
+
+class ProducerOps(ReadViews):
+    """Operations that create or change pending notifications."""
+
+    def schedule(
+        self,
+        recipients: Iterable[object],
+        title: object,
+        message: object,
+        *,
+        at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        type: object = "system",
+        priority: object = "normal",
+        data: object = None,
+        idempotency_key: object = None,
+        created_by: str | None = None,
+        channels: Iterable[str] = (),
+    ) -> Op:
+        """Create one pending notification per distinct recipient; all or nothing is validated first."""
+        people = validation.recipients(recipients)
+        body = validation.payload(title, message, type, priority, data, created_by, channels)
+        at_ms, delay_ms = validation.due(at, delay, self.rough_now_ms())
+        key = validation.idempotency_key(idempotency_key)
+        payload_json = json_encoder.encode(body)
+        fingerprint = hashlib.sha256(
+            json_encoder.encode([people, at_ms, delay_ms]) + payload_json).hexdigest() if key else ""
+
+        groups: dict[int, list[str]] = {}
+        for person in people:
+            groups.setdefault(self.keys.for_recipient(person).index, []).append(person)
+        steps: list[Step] = []
+        for index, members in groups.items():
+            p = self.keys.partitions[index]
+            steps.append(Script("schedule", [
+                p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence,
+                p.idempotency(key or ""),
+            ], [
+                self.now_arg(), "" if at_ms is None else at_ms, delay_ms, len(self.keys.partitions), index,
+                self.idempotency_ttl_ms if key else 0, fingerprint, p.wakeup, payload_json.decode(), *members,
+            ]))
+        replies = yield steps
+
+        ids_of: dict[str, int] = {}
+        due_ms, replayed = 0, False
+        for members, reply in zip(groups.values(), replies, strict=True):
+            outcome = records.text(reply[0])
+            if outcome == "conflict":
+                raise IdempotencyConflictError(str(key))
+            if outcome == "past":
+                raise _past(int(reply[1]), int(reply[2]))
+            due_ms, replayed = int(reply[1]), outcome == "replayed"
+            ids_of.update(zip(members, (int(i) for i in reply[3:]), strict=True))
+        ids = [ids_of[person] for person in people]
+        return ScheduleResult(notification_ids=ids, count=len(ids), scheduled_at=ms_to_datetime(due_ms),
+                              replayed=replayed)
+
+    def cancel(self, notification_id: int) -> Op:
+        """Cancel a pending notification; NotFoundError or NotPendingError otherwise."""
+        p = self.keys.for_id(notification_id)
+        (reply,) = yield [Script("cancel", [p.due, p.state, p.cancelled, p.counters], [
+            self.now_arg(), self.retention.cancelled_ms, notification_id])]
+        _raise_unless(reply, "cancelled", notification_id, "cancel")
+        return (yield from self.status(notification_id))
+
+    def reschedule(
+        self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None,
+    ) -> Op:
+        """Move a pending notification to a new due time."""
+        at_ms, delay_ms = validation.due(at, delay, self.rough_now_ms())
+        p = self.keys.for_id(notification_id)
+        (reply,) = yield [Script("reschedule", [p.due, p.state], [
+            self.now_arg(), notification_id, "" if at_ms is None else at_ms, delay_ms, p.wakeup])]
+        if records.text(reply[0]) == "past":
+            raise _past(int(reply[1]), int(reply[2]))
+        _raise_unless(reply, "rescheduled", notification_id, "reschedule")
+        return (yield from self.status(notification_id))
+
+
+def requeue_dead(core: CoreBase, ids: Sequence[int] = (), *, everything: bool = False, batch: int = 1000) -> Op:
+    """Make dead letters due now with fresh attempts: the given ``ids``, or all of them with ``everything``.
+
+    Returns the requeued ids; an id that is not a dead letter is left out of the answer.
+    """
+    if bool(ids) == everything:
+        raise ValueError("give notification ids, or everything=True, but not both")
+    requeued: list[int] = []
+    if ids:
+        groups: dict[int, list[int]] = {}
+        for i in ids:
+            groups.setdefault(core.keys.for_id(i).index, []).append(i)
+        steps: list[Step] = [_requeue(core, index, members, batch) for index, members in groups.items()]
+        replies = yield steps
+        for reply in replies:
+            requeued += [int(i) for i in reply[1:]]
+        return requeued
+    for p in core.keys.partitions:
+        while True:
+            (reply,) = yield [_requeue(core, p.index, [], batch)]
+            requeued += [int(i) for i in reply[1:]]
+            if len(reply) - 1 < batch:
+                break
+    return requeued
+
+
+def _requeue(core: CoreBase, index: int, ids: Sequence[int], batch: int) -> Script:
+    p = core.keys.partitions[index]
+    return Script("requeue_dead", [p.due, p.failed, p.state, p.counters], [core.now_arg(), p.wakeup, batch, *ids])
+
+
+def _raise_unless(reply: list[Any], expected: str, notification_id: int, action: str) -> None:
+    outcome = records.text(reply[0])
+    if outcome == "missing":
+        raise NotFoundError(notification_id)
+    if outcome == "not_pending":
+        raise NotPendingError(notification_id, records.text(reply[1]), action)
+    if outcome != expected:
+        raise RuntimeError(f"unexpected reply from {action} script: {reply!r}")
+
+
+def _past(due_ms: int, now_ms: int) -> PastScheduleError:
+    ago = (now_ms - due_ms) / 1000
+    return PastScheduleError(
+        f"scheduled_at must be in the future; got {ms_to_datetime(due_ms).isoformat()} "
+        f"({_human(ago)} ago by the server's clock). Pick a later time, or use delay=0 to send now",
+        "scheduled_at")
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.1f} s"
