@@ -16,8 +16,9 @@ install: $(STAMP)
 run: install  ## start zsched on the embedded server (data in ./.zsched)
 	$(BIN)/zsched serve
 
-check: install  ## lint and type-check
+check: install  ## lint, formatting and type-check
 	$(BIN)/ruff check zsched tests chaos bench server.py
+	$(BIN)/ruff format --check zsched tests chaos bench server.py
 	$(BIN)/mypy
 
 test: check  ## the whole suite: unit tests, then the real-server integration tests

@@ -17,8 +17,10 @@ from zsched.engine import Core
 from zsched.engine.keys import Keyspace
 
 TITLE = "Quarterly review meeting moved to room B"  # 40 characters
-MESSAGE = ("The quarterly review starts at 10:00 in room 4B instead of 2A. Bring the updated figures, "
-           "and the slides for section 3a.")  # 120 characters
+MESSAGE = (
+    "The quarterly review starts at 10:00 in room 4B instead of 2A. Bring the updated figures, "
+    "and the slides for section 3a."
+)  # 120 characters
 assert len(TITLE) == 40 and len(MESSAGE) == 120
 
 
@@ -117,17 +119,23 @@ def recipients(count: int, start: int = 0) -> list[str]:
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     """``items`` in consecutive slices of ``size``."""
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
-def fill(zs: Scheduler, people: Iterable[Sequence[str]], *, delay_s: float = 3600.0,
-         ops_per_round: int = 500, bar: Progress | None = None) -> int:
+def fill(
+    zs: Scheduler,
+    people: Iterable[Sequence[str]],
+    *,
+    delay_s: float = 3600.0,
+    ops_per_round: int = 500,
+    bar: Progress | None = None,
+) -> int:
     """Schedule one call per group in ``people`` through zsched's own core, pipelining many calls per round
     trip; the Redis work per call is exactly a ``schedule`` call's, only the round trips are shared."""
     created = 0
     groups = list(people)
     for start in range(0, len(groups), ops_per_round):
-        ops = [zs.core.schedule(g, TITLE, MESSAGE, delay=delay_s) for g in groups[start:start + ops_per_round]]
+        ops = [zs.core.schedule(g, TITLE, MESSAGE, delay=delay_s) for g in groups[start : start + ops_per_round]]
         pipe = zs.redis.pipeline(transaction=False)
         sizes = []
         for op in ops:
@@ -139,17 +147,18 @@ def fill(zs: Scheduler, people: Iterable[Sequence[str]], *, delay_s: float = 360
         at = 0
         for op, n in zip(ops, sizes, strict=True):
             try:
-                op.send(replies[at:at + n])
+                op.send(replies[at : at + n])
             except StopIteration as done:
                 created += done.value.count
             at += n
         if bar is not None:
-            bar.update(sum(len(g) for g in groups[start:start + ops_per_round]))
+            bar.update(sum(len(g) for g in groups[start : start + ops_per_round]))
     return created
 
 
-def raw_fill(r: redis.Redis, prefix: str, people: Sequence[str], due_ms: int, *, per_round: int = 1000,
-             first_id: int = 1) -> None:
+def raw_fill(
+    r: redis.Redis, prefix: str, people: Sequence[str], due_ms: int, *, per_round: int = 1000, first_id: int = 1
+) -> None:
     """The raw baseline's storage: ZADD id -> due and HSET id -> payload JSON, pipelined, nothing else."""
     body = raw_payload()
     for start in range(0, len(people), per_round):
@@ -172,8 +181,11 @@ def server_info(url: str) -> dict[str, str]:
     """The server's name and version, from INFO server."""
     info = redis.Redis.from_url(url).info("server")
     name = "valkey" if "valkey_version" in info else "redis"
-    return {"server": name, "version": str(info.get("valkey_version") or info.get("redis_version")),
-            "redis_version": str(info.get("redis_version"))}
+    return {
+        "server": name,
+        "version": str(info.get("valkey_version") or info.get("redis_version")),
+        "redis_version": str(info.get("redis_version")),
+    }
 
 
 def used_memory(r: redis.Redis) -> int:

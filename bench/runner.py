@@ -47,18 +47,30 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return {"cpus": os.cpu_count(), "cpu_model": model or platform.processor(), "memory_mb": mem_kb // 1024,
-            "os": platform.platform(), "python": platform.python_version(), "load_avg_at_start": list(load)}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model or platform.processor(),
+        "memory_mb": mem_kb // 1024,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_avg_at_start": list(load),
+    }
 
 
 def commit() -> str:
     """The checkout's commit, with '-dirty' when there are uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -86,8 +98,19 @@ def _s3_baseline(figures: list[Figure]) -> str:
 def table(figures: list[Figure]) -> str:
     """The figures as one plain-text (and Markdown) table."""
     head = ["scenario", "figure", "zsched", "raw baseline", "ratio", "target", "status", "note"]
-    rows = [[f.scenario, f.name, _fmt(f.value, f.unit), _fmt(f.baseline, f.unit),
-             "" if f.ratio is None else f"{f.ratio:.2f}", f.target_text, f.status, f.note] for f in figures]
+    rows = [
+        [
+            f.scenario,
+            f.name,
+            _fmt(f.value, f.unit),
+            _fmt(f.baseline, f.unit),
+            "" if f.ratio is None else f"{f.ratio:.2f}",
+            f.target_text,
+            f.status,
+            f.note,
+        ]
+        for f in figures
+    ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
@@ -97,15 +120,21 @@ def table(figures: list[Figure]) -> str:
 
 def parser() -> argparse.ArgumentParser:
     """The flags ``make bench``, ``python -m bench`` and ``zsched bench`` share."""
-    p = argparse.ArgumentParser(prog="zsched bench", description=(
-        "Measure zsched against a raw-Redis baseline on the same server: S1 schedule throughput, "
-        "S2 lateness, S3 end to end through zsched serve to WebSocket clients, S4 claim + deliver throughput, "
-        "S5 memory per notification, S6 cost growth."))
-    p.add_argument("--scenario", default="all",
-                   help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)")
+    p = argparse.ArgumentParser(
+        prog="zsched bench",
+        description=(
+            "Measure zsched against a raw-Redis baseline on the same server: S1 schedule throughput, "
+            "S2 lateness, S3 end to end through zsched serve to WebSocket clients, S4 claim + deliver throughput, "
+            "S5 memory per notification, S6 cost growth."
+        ),
+    )
+    p.add_argument("--scenario", default="all", help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every size by this (default 1.0)")
-    p.add_argument("--redis-url", help="Redis to measure (default: start a private bundled valkey-server); "
-                   "only keys under zb-* prefixes are written, and deleted afterwards")
+    p.add_argument(
+        "--redis-url",
+        help="Redis to measure (default: start a private bundled valkey-server); "
+        "only keys under zb-* prefixes are written, and deleted afterwards",
+    )
     p.add_argument("--out", default=str(RESULTS), help=f"where to write the JSON (default {RESULTS})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     return p
@@ -117,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = list(SCENARIOS) if args.scenario == "all" else [s.strip().lower() for s in args.scenario.split(",")]
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
-        print(f"zsched bench: unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}",
-              file=sys.stderr)
+        print(
+            f"zsched bench: unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}", file=sys.stderr
+        )
         return 2
     server = None
     if args.redis_url is None:
@@ -141,11 +171,19 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     total_s = time.monotonic() - started
     print(table(figures))
-    print(f"\n{info['server']} {info['version']} on {machine()['cpus']} CPUs; commit {commit()}; "
-          f"{total_s:.0f} s; {_s3_baseline(figures)}", flush=True)
+    print(
+        f"\n{info['server']} {info['version']} on {machine()['cpus']} CPUs; commit {commit()}; "
+        f"{total_s:.0f} s; {_s3_baseline(figures)}",
+        flush=True,
+    )
     report = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit(), "machine": machine(),
-        "server": info, "scale": args.scale, "scenarios": chosen, "durations_s": durations,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit(),
+        "machine": machine(),
+        "server": info,
+        "scale": args.scale,
+        "scenarios": chosen,
+        "durations_s": durations,
         "total_s": round(total_s, 1),
         "figures": [{**asdict(f), "ratio": f.ratio, "status": f.status} for f in figures],
     }

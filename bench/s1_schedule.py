@@ -67,8 +67,7 @@ def _sync_raw(ctx: Context, people: list[str], per_call: int, bar: Progress) -> 
 
 async def _async_zsched(ctx: Context, people: list[str], per_call: int, bar: Progress) -> float:
     prefix = ctx.prefix("s1a")
-    zs = AsyncScheduler(aioredis.Redis.from_url(ctx.url, max_connections=CONCURRENCY),
-                        core=Core(Keyspace(prefix)))
+    zs = AsyncScheduler(aioredis.Redis.from_url(ctx.url, max_connections=CONCURRENCY), core=Core(Keyspace(prefix)))
     groups = list(chunks(people, per_call))
 
     async def caller(mine: Sequence[Sequence[str]]) -> None:
@@ -107,8 +106,9 @@ async def _async_raw(ctx: Context, people: list[str], per_call: int, bar: Progre
     return len(people) / elapsed
 
 
-def measure(ctx: Context, *, label: str = "S1", singles: int | None = None, many: int | None = None,
-            with_baseline: bool = True) -> list[Figure]:
+def measure(
+    ctx: Context, *, label: str = "S1", singles: int | None = None, many: int | None = None, with_baseline: bool = True
+) -> list[Figure]:
     """Notifications scheduled per second in the four modes; baselines measured right after each."""
     n_single = singles if singles is not None else ctx.size(10_000, 50)
     n_many = many if many is not None else ctx.size(100_000, 2_000)
@@ -118,15 +118,27 @@ def measure(ctx: Context, *, label: str = "S1", singles: int | None = None, many
             people = recipients(total)
             what = "single calls" if per_call == 1 else "1,000-recipient calls"
             with ctx.bar(f"{label} {mode} {what}", total) as bar:
-                value = (_sync_zsched(ctx, people, per_call, bar) if mode == "sync"
-                         else asyncio.run(_async_zsched(ctx, people, per_call, bar)))
+                value = (
+                    _sync_zsched(ctx, people, per_call, bar)
+                    if mode == "sync"
+                    else asyncio.run(_async_zsched(ctx, people, per_call, bar))
+                )
             base = None
             if with_baseline:
                 with ctx.bar(f"{label} {mode} {what} (raw)", total) as bar:
-                    base = (_sync_raw(ctx, people, per_call, bar) if mode == "sync"
-                            else asyncio.run(_async_raw(ctx, people, per_call, bar)))
-            fig = Figure(label, f"schedule {mode}, {what}", value, "notif/s", baseline=base,
-                         note=f"{total:,} notifications" + (f", {CONCURRENCY} callers" if mode == "async" else ""))
+                    base = (
+                        _sync_raw(ctx, people, per_call, bar)
+                        if mode == "sync"
+                        else asyncio.run(_async_raw(ctx, people, per_call, bar))
+                    )
+            fig = Figure(
+                label,
+                f"schedule {mode}, {what}",
+                value,
+                "notif/s",
+                baseline=base,
+                note=f"{total:,} notifications" + (f", {CONCURRENCY} callers" if mode == "async" else ""),
+            )
             if per_call == 1:
                 fig.target, fig.target_text, fig.target_on_ratio = 0.8, ">= 0.8 x raw", True
             else:

@@ -24,8 +24,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
-def _schedule_spread(ctx: Context, prefix: str, rate: int, count: int, first_ms: int,
-                     users: Sequence[str] = ()) -> list[int]:
+def _schedule_spread(
+    ctx: Context, prefix: str, rate: int, count: int, first_ms: int, users: Sequence[str] = ()
+) -> list[int]:
     """``count`` notifications due ``1/rate`` apart from ``first_ms``: one schedule call per due millisecond
     (several recipients when the rate exceeds 1,000/s), pipelined 500 calls a round trip. Each goes to its
     own recipient, or, given ``users``, to ``users`` in turn."""
@@ -37,8 +38,10 @@ def _schedule_spread(ctx: Context, prefix: str, rate: int, count: int, first_ms:
     calls = list(by_ms.items())
     ids: list[int] = []
     for start in range(0, len(calls), 500):
-        ops = [zs.core.schedule(group, TITLE, MESSAGE, at=ms_to_datetime(due_ms))
-               for due_ms, group in calls[start:start + 500]]
+        ops = [
+            zs.core.schedule(group, TITLE, MESSAGE, at=ms_to_datetime(due_ms))
+            for due_ms, group in calls[start : start + 500]
+        ]
         pipe = zs.redis.pipeline(transaction=False)
         for op in ops:
             for step in next(op):
@@ -86,15 +89,32 @@ def measure_rate(ctx: Context, rate: int, seconds: float, label: str = "S2") -> 
     late = [records[i][0] for i in expected if i in records]
     p50, p99, worst = percentile(late, 50), percentile(late, 99), max(late, default=float("nan"))
     counts = {"expected": count, "once": once, "missing": missing, "duplicated": duplicated}
-    note = (f"p50 {p50:.2f} ms, max {worst:.1f} ms; {once:,} once, {missing} missing, {duplicated} duplicated"
-            + ("" if lead_ms > 0 else f"; scheduling overran the window start by {-lead_ms:.0f} ms"))
+    note = f"p50 {p50:.2f} ms, max {worst:.1f} ms; {once:,} once, {missing} missing, {duplicated} duplicated" + (
+        "" if lead_ms > 0 else f"; scheduling overran the window start by {-lead_ms:.0f} ms"
+    )
     target = TARGETS_MS.get(rate)
     return [
-        Figure(label, f"lateness p99 at {rate:,}/s", p99, "ms", higher_is_better=False, target=target,
-               target_text=f"<= {target:g} ms" if target else "stretch", note=note,
-               extra={"p50_ms": p50, "p99_ms": p99, "max_ms": worst, **counts}),
-        Figure(label, f"missing + duplicated at {rate:,}/s", missing + duplicated, "notif", higher_is_better=False,
-               target=0, target_text="0", note=f"{count:,} due over {seconds:g} s"),
+        Figure(
+            label,
+            f"lateness p99 at {rate:,}/s",
+            p99,
+            "ms",
+            higher_is_better=False,
+            target=target,
+            target_text=f"<= {target:g} ms" if target else "stretch",
+            note=note,
+            extra={"p50_ms": p50, "p99_ms": p99, "max_ms": worst, **counts},
+        ),
+        Figure(
+            label,
+            f"missing + duplicated at {rate:,}/s",
+            missing + duplicated,
+            "notif",
+            higher_is_better=False,
+            target=0,
+            target_text="0",
+            note=f"{count:,} due over {seconds:g} s",
+        ),
     ]
 
 

@@ -72,16 +72,35 @@ def serve(url: str, prefix: str) -> Iterator[int]:
     log = Path(tempfile.mkstemp(prefix="zsched-bench-serve-", suffix=".log")[1])
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "zsched.cli", "serve", "--redis-url", url, "--prefix", prefix,
-             "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "zsched.cli",
+                "serve",
+                "--redis-url",
+                url,
+                "--prefix",
+                prefix,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"zsched serve did not become ready on port {port} (exit code {proc.poll()}); "
-                                   f"its log ends:\n{log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError), \
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply:
+                raise RuntimeError(
+                    f"zsched serve did not become ready on port {port} (exit code {proc.poll()}); "
+                    f"its log ends:\n{log.read_text()[-2000:]}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as reply,
+            ):
                 if reply.status == 200:
                     break
             time.sleep(0.1)
@@ -124,16 +143,18 @@ async def _listen(ws: ClientConnection, user: str, got: _Receipts, ack: bool) ->
 
 
 async def _open(port: int, user: str, token: str) -> ClientConnection:
-    ws = await connect(f"ws://127.0.0.1:{port}/ws", additional_headers={"Authorization": f"Bearer {token}"},
-                       open_timeout=20)
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/ws", additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=20
+    )
     ready = _pushed.decode(await asyncio.wait_for(ws.recv(), 20))
     if ready.type != "ready":
         raise RuntimeError(f"expected the gateway's ready message first, got {ready.type!r}")
     return ws
 
 
-async def _drive(ctx: Context, prefix: str, port: int, tokens: dict[str, str],
-                 windows: Sequence[tuple[int, float]], ack: bool) -> tuple[list[_Window], _Receipts]:
+async def _drive(
+    ctx: Context, prefix: str, port: int, tokens: dict[str, str], windows: Sequence[tuple[int, float]], ack: bool
+) -> tuple[list[_Window], _Receipts]:
     """Open one socket per user, then run each window; returns each window and what the clients got."""
     got = _Receipts()
     sockets: list[ClientConnection] = []
@@ -141,7 +162,7 @@ async def _drive(ctx: Context, prefix: str, port: int, tokens: dict[str, str],
     done: list[_Window] = []
     try:
         for start in range(0, len(tokens), 20):  # 20 handshakes at a time: a burst of 100 is not the test
-            batch = list(tokens.items())[start:start + 20]
+            batch = list(tokens.items())[start : start + 20]
             sockets += await asyncio.gather(*(_open(port, user, token) for user, token in batch))
         users = list(tokens)
         listeners = [asyncio.create_task(_listen(ws, user, got, ack)) for ws, user in zip(sockets, users, strict=True)]
@@ -172,8 +193,9 @@ async def _drive(ctx: Context, prefix: str, port: int, tokens: dict[str, str],
     return done, got
 
 
-def measure_windows(ctx: Context, windows: Sequence[tuple[int, float]], *, users: int = USERS,
-                    ack: bool = True) -> list[Figure]:
+def measure_windows(
+    ctx: Context, windows: Sequence[tuple[int, float]], *, users: int = USERS, ack: bool = True
+) -> list[Figure]:
     """Lateness percentiles and delivery counts for each (rate per second, seconds) window, through one
     ``zsched serve`` and ``users`` connected sockets."""
     prefix = ctx.prefix("s3")
@@ -198,23 +220,50 @@ def _figures(ctx: Context, window: _Window, got: _Receipts, users: int, ack: boo
     raw_duplicates = sum(len(received.get(i, ())) - 1 for i in expected if i in received)
     late = [received[i][0] - due_ms[i] for i in expected if i in received and i in due_ms]
     p50, p99, worst = percentile(late, 50), percentile(late, 99), max(late, default=float("nan"))
-    counts = {"expected": len(ids), "once": once, "missing": missing, "duplicated": duplicated,
-              "raw_duplicates": raw_duplicates, "misrouted": got.misrouted, "lost_sockets": got.lost_sockets,
-              "users": users, "ack": ack}
-    note = (f"p50 {p50:.2f} ms, max {worst:.1f} ms; {once:,} once, {missing} missing, {duplicated} duplicated"
-            + ("" if lead_ms > 0 else f"; scheduling overran the window start by {-lead_ms:.0f} ms")
-            + (f"; {got.lost_sockets} sockets dropped by the server" if got.lost_sockets else "")
-            + (f"; {got.misrouted} to the wrong user" if got.misrouted else ""))
-    worker_only = next((f.value for f in ctx.figures
-                        if f.scenario == "S2" and f.name == f"lateness p99 at {rate:,}/s"), None)
+    counts = {
+        "expected": len(ids),
+        "once": once,
+        "missing": missing,
+        "duplicated": duplicated,
+        "raw_duplicates": raw_duplicates,
+        "misrouted": got.misrouted,
+        "lost_sockets": got.lost_sockets,
+        "users": users,
+        "ack": ack,
+    }
+    note = (
+        f"p50 {p50:.2f} ms, max {worst:.1f} ms; {once:,} once, {missing} missing, {duplicated} duplicated"
+        + ("" if lead_ms > 0 else f"; scheduling overran the window start by {-lead_ms:.0f} ms")
+        + (f"; {got.lost_sockets} sockets dropped by the server" if got.lost_sockets else "")
+        + (f"; {got.misrouted} to the wrong user" if got.misrouted else "")
+    )
+    worker_only = next(
+        (f.value for f in ctx.figures if f.scenario == "S2" and f.name == f"lateness p99 at {rate:,}/s"), None
+    )
     target = TARGETS_MS.get(rate)
     return [
-        Figure("S3", f"lateness p99 at {rate:,}/s, {users} sockets", p99, "ms", baseline=worker_only,
-               higher_is_better=False, target=target, target_text=f"<= {target:g} ms" if target else "",
-               note=note, extra={"p50_ms": p50, "p99_ms": p99, "max_ms": worst, **counts}),
-        Figure("S3", f"missing + duplicated at {rate:,}/s", missing + duplicated, "notif", higher_is_better=False,
-               target=0, target_text="0",
-               note=f"{len(ids):,} due over {seconds:g} s; {raw_duplicates} raw duplicate receipts"),
+        Figure(
+            "S3",
+            f"lateness p99 at {rate:,}/s, {users} sockets",
+            p99,
+            "ms",
+            baseline=worker_only,
+            higher_is_better=False,
+            target=target,
+            target_text=f"<= {target:g} ms" if target else "",
+            note=note,
+            extra={"p50_ms": p50, "p99_ms": p99, "max_ms": worst, **counts},
+        ),
+        Figure(
+            "S3",
+            f"missing + duplicated at {rate:,}/s",
+            missing + duplicated,
+            "notif",
+            higher_is_better=False,
+            target=0,
+            target_text="0",
+            note=f"{len(ids):,} due over {seconds:g} s; {raw_duplicates} raw duplicate receipts",
+        ),
     ]
 
 

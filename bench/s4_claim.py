@@ -86,11 +86,15 @@ def measure(ctx: Context, label: str = "S4") -> list[Figure]:
         make_due(ctx, prefix, count, label)
         rate, duplicated = drain(ctx, prefix, count, processes, label)
         ctx.drop(prefix)
-        fig = Figure(label, f"claim + deliver, {processes} worker process{'es' if processes > 1 else ''}", rate,
-                     "notif/s", baseline=base, note=f"{count:,} due; {duplicated} duplicated")
+        fig = Figure(
+            label,
+            f"claim + deliver, {processes} worker process{'es' if processes > 1 else ''}",
+            rate,
+            "notif/s",
+            baseline=base,
+            note=f"{count:,} due; {duplicated} duplicated",
+        )
         if processes == 1:
             fig.target, fig.target_text = 50_000, ">= 50,000/s"
         figures.append(fig)
     return figures
-
-

@@ -14,8 +14,13 @@ def zsched_bytes(ctx: Context, prefix: str, count: int, per_call: int, label: st
     before = used_memory(zs.redis)
     what = "single-recipient" if per_call == 1 else f"{per_call:,}-recipient"
     with ctx.bar(f"{label} fill {count:,} ({what})", count) as bar:
-        fill(zs, chunks(recipients(count, start), per_call), delay_s=7200,
-             ops_per_round=500 if per_call == 1 else 5, bar=bar)
+        fill(
+            zs,
+            chunks(recipients(count, start), per_call),
+            delay_s=7200,
+            ops_per_round=500 if per_call == 1 else 5,
+            bar=bar,
+        )
     after = used_memory(zs.redis)
     zs.close()
     return (after - before) / count
@@ -43,8 +48,17 @@ def figure(label: str, count: int, per_call: int, value: float, base: float | No
     single = per_call == 1
     target = SINGLE_TARGET_B if single else MANY_TARGET_B
     name = f"bytes per pending, {count:,} {'single' if single else '1,000-recipient calls'}"
-    return Figure(label, name, value, "B", baseline=base, higher_is_better=False, target=target,
-                  target_text=f"<= {target:g} B", note=f"payload itself {payload_bytes()} B")
+    return Figure(
+        label,
+        name,
+        value,
+        "B",
+        baseline=base,
+        higher_is_better=False,
+        target=target,
+        target_text=f"<= {target:g} B",
+        note=f"payload itself {payload_bytes()} B",
+    )
 
 
 def measure(ctx: Context, label: str = "S5") -> list[Figure]:

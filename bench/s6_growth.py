@@ -12,8 +12,10 @@ from .common import MESSAGE, TITLE, Context, Figure, chunks, fill, recipients
 def _rates(ctx: Context, prefix: str, label: str) -> dict[str, float]:
     zs = ctx.scheduler(prefix)
     out: dict[str, float] = {}
-    for name, count, per_call in (("schedule, single calls", ctx.size(3_000, 50), 1),
-                                  ("schedule, 1,000-recipient calls", ctx.size(20_000, 1_000), 1000)):
+    for name, count, per_call in (
+        ("schedule, single calls", ctx.size(3_000, 50), 1),
+        ("schedule, 1,000-recipient calls", ctx.size(20_000, 1_000), 1000),
+    ):
         people = recipients(count, 5_000_000)
         with ctx.bar(f"{label} {name}", count) as bar:
             started = time.perf_counter()
@@ -42,7 +44,17 @@ def measure(ctx: Context, label: str = "S6") -> list[Figure]:
     base_b = s5_memory.raw_bytes(ctx, big)
     figures = [s5_memory.figure("S5", big, 1, per_b, base_b)]
     for name in low:
-        figures.append(Figure(label, f"{name} @{big:,} pending", high[name], "notif/s", baseline=low[name],
-                              target=0.8, target_text=">= 0.8 x @1,000", target_on_ratio=True,
-                              note=f"ratio column: vs the same with {small:,} pending"))
+        figures.append(
+            Figure(
+                label,
+                f"{name} @{big:,} pending",
+                high[name],
+                "notif/s",
+                baseline=low[name],
+                target=0.8,
+                target_text=">= 0.8 x @1,000",
+                target_on_ratio=True,
+                note=f"ratio column: vs the same with {small:,} pending",
+            )
+        )
     return figures

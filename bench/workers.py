@@ -22,9 +22,23 @@ class WorkerPool:
         """Start the processes and wait until each has subscribed to its wakeup channel."""
         for i in range(self.count):
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.worker_proc", "--url", self.url, "--prefix", self.prefix,
-                 "--out", str(self.dir / f"w{i}.json"), "--batch", str(self.batch)],
-                stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.worker_proc",
+                    "--url",
+                    self.url,
+                    "--prefix",
+                    self.prefix,
+                    "--out",
+                    str(self.dir / f"w{i}.json"),
+                    "--batch",
+                    str(self.batch),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
             self.procs.append(proc)
         for proc in self.procs:
             assert proc.stdout is not None

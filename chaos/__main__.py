@@ -28,17 +28,36 @@ STATE_MACHINE_STEPS = 50
 
 def state_machine() -> Figures:
     """Run the hypothesis state-machine test with many more examples than ``make test`` does."""
-    figures = Figures(family="state machine",
-                      tried=f"hypothesis vs model: {STATE_MACHINE_EXAMPLES} runs x <= {STATE_MACHINE_STEPS} steps")
+    figures = Figures(
+        family="state machine",
+        tried=f"hypothesis vs model: {STATE_MACHINE_EXAMPLES} runs x <= {STATE_MACHINE_STEPS} steps",
+    )
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chaos-sm-") as tmp:
         report = Path(tmp) / "steps.json"
-        env = {**os.environ, "ZSCHED_STATE_MACHINE_EXAMPLES": str(STATE_MACHINE_EXAMPLES),
-               "ZSCHED_STATE_MACHINE_STEPS": str(STATE_MACHINE_STEPS), "ZSCHED_STATE_MACHINE_REPORT": str(report)}
+        env = {
+            **os.environ,
+            "ZSCHED_STATE_MACHINE_EXAMPLES": str(STATE_MACHINE_EXAMPLES),
+            "ZSCHED_STATE_MACHINE_STEPS": str(STATE_MACHINE_STEPS),
+            "ZSCHED_STATE_MACHINE_REPORT": str(report),
+        }
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "tests/integration/test_state_machine.py::test_scripts_follow_the_model[valkey]"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/integration/test_state_machine.py::test_scripts_follow_the_model[valkey]",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
         steps: dict[str, int] = msgspec.json.decode(report.read_bytes()) if report.exists() else {}
     examples = steps.pop("examples", 0)
     figures.faults = sum(steps.values())  # here: steps checked against the model
@@ -55,8 +74,20 @@ FAMILIES: dict[str, Callable[[], Figures]] = {
     "state-machine": state_machine,
 }
 
-COLUMNS = (("family", 16), ("tried", 52), ("faults", 7), ("scheduled", 9), ("delivered", 9), ("lost", 5),
-           ("duplicated", 10), ("dup bound", 9), ("dedup dups", 10), ("failed", 6), ("s", 6), ("ok", 3))
+COLUMNS = (
+    ("family", 16),
+    ("tried", 52),
+    ("faults", 7),
+    ("scheduled", 9),
+    ("delivered", 9),
+    ("lost", 5),
+    ("duplicated", 10),
+    ("dup bound", 9),
+    ("dedup dups", 10),
+    ("failed", 6),
+    ("s", 6),
+    ("ok", 3),
+)
 
 
 def table(rows: list[Figures]) -> str:
@@ -64,9 +95,20 @@ def table(rows: list[Figures]) -> str:
     head = "  ".join(f"{name:<{width}}" for name, width in COLUMNS)
     lines = [head, "-" * len(head)]
     for f in rows:
-        cells = (f.family, f.tried, f.faults, f.scheduled, f.delivered, f.lost, f.duplicated,
-                 "-" if f.duplicate_bound is None else f.duplicate_bound, f.dedup_duplicates, f.failed,
-                 f.seconds, "yes" if f.ok else "NO")
+        cells = (
+            f.family,
+            f.tried,
+            f.faults,
+            f.scheduled,
+            f.delivered,
+            f.lost,
+            f.duplicated,
+            "-" if f.duplicate_bound is None else f.duplicate_bound,
+            f.dedup_duplicates,
+            f.failed,
+            f.seconds,
+            "yes" if f.ok else "NO",
+        )
         lines.append("  ".join(f"{cell!s:<{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True)))
     return "\n".join(lines)
 
@@ -93,8 +135,10 @@ def main(names: list[str]) -> int:
     total_s = round(time.monotonic() - started, 1)
     print(f"\n{sum(f.lost for f in rows)} lost in total; {total_s} s")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_bytes(msgspec.json.format(msgspec.json.encode(
-        {"seconds": total_s, "ok": all(f.ok for f in rows), "families": rows})) + b"\n")
+    RESULTS.write_bytes(
+        msgspec.json.format(msgspec.json.encode({"seconds": total_s, "ok": all(f.ok for f in rows), "families": rows}))
+        + b"\n"
+    )
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0 if all(f.ok for f in rows) else 1
 

@@ -57,8 +57,11 @@ def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:
         tally(figures, ids, pool.deliveries(), direct)
         created = direct.stats().totals.get("scheduled", 0)
         figures.check(created == plan.count, f"{created} notifications created for {plan.count} requested")
-        figures.notes = {"connections through proxy": proxy.connections, "created": created,
-                         "worker reconnect waits": pool.log_count("redis unavailable")}
+        figures.notes = {
+            "connections through proxy": proxy.connections,
+            "created": created,
+            "worker reconnect waits": pool.log_count("redis unavailable"),
+        }
     finally:
         pool.stop()
         zs.close()

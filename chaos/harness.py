@@ -90,8 +90,9 @@ def until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.1)
 class Pool:
     """Chaos worker processes (``python -m chaos.worker``), each logging its deliveries to its own file."""
 
-    def __init__(self, url: str, prefix: str, workdir: Path, *, lease_ms: int = 2000, batch: int = 100,
-                 latency_ms: int = 0) -> None:
+    def __init__(
+        self, url: str, prefix: str, workdir: Path, *, lease_ms: int = 2000, batch: int = 100, latency_ms: int = 0
+    ) -> None:
         self.url, self.prefix, self.workdir = url, prefix, workdir
         self.lease_ms, self.batch, self.latency_ms = lease_ms, batch, latency_ms
         self.live: list[subprocess.Popen[bytes]] = []
@@ -105,11 +106,29 @@ class Pool:
         self.spawned += 1
         with open(self.workdir / f"worker-{n}.err", "wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "chaos.worker", "--redis-url", self.url, "--prefix", self.prefix,
-                 "--lease-ms", str(self.lease_ms), "--batch", str(self.batch), "--latency-ms", str(self.latency_ms),
-                 "--log", str(self.workdir / f"deliveries-{n}.log")],
-                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                env={**os.environ, "PYTHONPATH": str(ROOT)})
+                [
+                    sys.executable,
+                    "-m",
+                    "chaos.worker",
+                    "--redis-url",
+                    self.url,
+                    "--prefix",
+                    self.prefix,
+                    "--lease-ms",
+                    str(self.lease_ms),
+                    "--batch",
+                    str(self.batch),
+                    "--latency-ms",
+                    str(self.latency_ms),
+                    "--log",
+                    str(self.workdir / f"deliveries-{n}.log"),
+                ],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
         self.live.append(process)
         return process
 
@@ -171,8 +190,9 @@ def scheduler(url: str, prefix: str) -> Scheduler:
     return Scheduler(redis.Redis.from_url(url), core=Core(Keyspace(prefix), retry=RETRY))
 
 
-def schedule_many(zs: Scheduler, count: int, *, delay_s: float = 0.0, chunk: int = 500, tag: str = "n",
-                  idempotent: bool = False) -> list[int]:
+def schedule_many(
+    zs: Scheduler, count: int, *, delay_s: float = 0.0, chunk: int = 500, tag: str = "n", idempotent: bool = False
+) -> list[int]:
     """``count`` notifications, ``chunk`` recipients per schedule call (one script call each)."""
     ids: list[int] = []
     for start in range(0, count, chunk):
@@ -210,7 +230,7 @@ def statuses(zs: Scheduler, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
     p = zs.core.keys.partitions[0]
     out: dict[int, tuple[str, int]] = {}
     for start in range(0, len(ids), 1000):
-        chunk = list(ids[start:start + 1000])
+        chunk = list(ids[start : start + 1000])
         for nid, raw in zip(chunk, zs.redis.hmget(p.state, chunk), strict=True):
             if raw is not None:
                 state = msgspec.json.decode(raw)
@@ -218,8 +238,13 @@ def statuses(zs: Scheduler, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
     return out
 
 
-def tally(figures: Figures, ids: Sequence[int], deliveries: Sequence[tuple[int, str]], zs: Scheduler,
-          known: set[int] | None = None) -> None:
+def tally(
+    figures: Figures,
+    ids: Sequence[int],
+    deliveries: Sequence[tuple[int, str]],
+    zs: Scheduler,
+    known: set[int] | None = None,
+) -> None:
     """Fill delivered / lost / duplicated / dedup_duplicates / failed from the delivery logs and Redis.
 
     Every chaos notification has its own recipient, so a recipient reached under two different ids is
@@ -250,8 +275,10 @@ def tally(figures: Figures, ids: Sequence[int], deliveries: Sequence[tuple[int, 
     unknown = delivered.keys() - (known if known is not None else wanted)
     figures.check(not unknown, f"{len(unknown)} unknown ids delivered")
     if figures.duplicate_bound is not None:
-        figures.check(figures.duplicated <= figures.duplicate_bound,
-                      f"{figures.duplicated} duplicates exceed the bound {figures.duplicate_bound}")
+        figures.check(
+            figures.duplicated <= figures.duplicate_bound,
+            f"{figures.duplicated} duplicates exceed the bound {figures.duplicate_bound}",
+        )
 
 
 def rank(status: str) -> int:

@@ -26,8 +26,10 @@ def run(plan: Plan | None = None) -> Figures:
     plan = plan or Plan()
     figures = Figures(family="redis outage", tried=f"stop valkey for {plan.outage_s:.0f} s, start on the same port")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="chaos-outage-") as tmp, \
-            own_server(Path(tmp) / "data", persistent=True) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="chaos-outage-") as tmp,
+        own_server(Path(tmp) / "data", persistent=True) as server,
+    ):
         zs = scheduler(server.url, "chaos")
         pool = Pool(server.url, "chaos", Path(tmp) / "work", lease_ms=5000)
         try:
@@ -38,8 +40,9 @@ def run(plan: Plan | None = None) -> Figures:
             step_s = max(0.0, plan.outage_s - 3) / max(1, plan.during // 500)
             during: list[int] = []
             for k in range(max(1, plan.during // 500)):
-                during += schedule_many(zs, min(500, plan.during - len(during)), delay_s=2.0 + k * step_s,
-                                        tag=f"during{k}-")
+                during += schedule_many(
+                    zs, min(500, plan.during - len(during)), delay_s=2.0 + k * step_s, tag=f"during{k}-"
+                )
             time.sleep(1.0)
             cpu_before, waits_before = pool.cpu_s(), pool.log_count("redis unavailable")
             server.stop()
@@ -49,18 +52,24 @@ def run(plan: Plan | None = None) -> Figures:
             waits = pool.log_count("redis unavailable") - waits_before
             delivered_in_outage = sum(1 for nid, _ in pool.deliveries() if nid in set(during))
             server.start()
-            figures.check(until(settled(zs), plan.timeout_s, every_s=0.25),
-                          f"not settled after {plan.timeout_s:.0f} s")
+            figures.check(until(settled(zs), plan.timeout_s, every_s=0.25), f"not settled after {plan.timeout_s:.0f} s")
             pool.stop()
             figures.duplicate_bound = 0
             tally(figures, ids + during, pool.deliveries(), zs)
             figures.check(delivered_in_outage == 0, f"{delivered_in_outage} delivered while Redis was down?")
-            figures.check(cpu_s < 0.25 * plan.outage_s * plan.workers,
-                          f"workers used {cpu_s:.1f} CPU s in a {plan.outage_s:.0f} s outage: spinning")
-            figures.check(waits <= 10 * plan.outage_s * plan.workers,
-                          f"{waits} connection retries in {plan.outage_s:.0f} s: spinning")
-            figures.notes = {"due during outage": len(during), "worker CPU s during outage": round(cpu_s, 2),
-                             "worker reconnect waits during outage": waits}
+            figures.check(
+                cpu_s < 0.25 * plan.outage_s * plan.workers,
+                f"workers used {cpu_s:.1f} CPU s in a {plan.outage_s:.0f} s outage: spinning",
+            )
+            figures.check(
+                waits <= 10 * plan.outage_s * plan.workers,
+                f"{waits} connection retries in {plan.outage_s:.0f} s: spinning",
+            )
+            figures.notes = {
+                "due during outage": len(during),
+                "worker CPU s during outage": round(cpu_s, 2),
+                "worker reconnect waits during outage": waits,
+            }
         finally:
             pool.stop()
             zs.close()

@@ -12,18 +12,7 @@ import msgspec
 
 from zsched import Scheduler, UnavailableError
 
-from .harness import (
-    Figures,
-    Pool,
-    backwards,
-    own_server,
-    schedule_many,
-    scheduler,
-    settled,
-    statuses,
-    tally,
-    until,
-)
+from .harness import Figures, Pool, backwards, own_server, schedule_many, scheduler, settled, statuses, tally, until
 
 
 class Plan(msgspec.Struct, kw_only=True, frozen=True):
@@ -57,8 +46,13 @@ class Trickle(threading.Thread):
             people = [f"t{chunk}-{i}" for i in range(25)]
             for _ in range(30):  # the same idempotency key on every try: a lost reply is replayed, not doubled
                 try:
-                    result = self.zs.schedule(people, "Trickle", "during the crash", delay=self.rng.uniform(0.5, 2),
-                                              idempotency_key=f"trickle-{chunk}")
+                    result = self.zs.schedule(
+                        people,
+                        "Trickle",
+                        "during the crash",
+                        delay=self.rng.uniform(0.5, 2),
+                        idempotency_key=f"trickle-{chunk}",
+                    )
                 except UnavailableError:
                     self.errors += 1
                     time.sleep(0.2)
@@ -74,8 +68,10 @@ def run(plan: Plan | None = None) -> Figures:
     rng = random.Random(plan.seed)
     figures = Figures(family="redis crash", tried=f"SIGKILL valkey (AOF everysec), {plan.down_s:.0f} s down, restart")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="chaos-redis-") as tmp, \
-            own_server(Path(tmp) / "data", persistent=True) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="chaos-redis-") as tmp,
+        own_server(Path(tmp) / "data", persistent=True) as server,
+    ):
         zs = scheduler(server.url, "chaos")
         pool = Pool(server.url, "chaos", Path(tmp) / "work", lease_ms=plan.lease_ms, latency_ms=plan.latency_ms)
         trickle = Trickle(scheduler(server.url, "chaos"), rng)
@@ -115,13 +111,15 @@ def run(plan: Plan | None = None) -> Figures:
             figures.duplicate_bound = max(1, pool.log_count("redis unavailable")) * pool.batch
             tally(figures, survivors, pool.deliveries(), zs, known=set(everything))
             figures.notes = {
-                "pending at crash": pending_at_crash, "acknowledged before crash": len(before),
+                "pending at crash": pending_at_crash,
+                "acknowledged before crash": len(before),
                 "acknowledged in the last second and lost": len(everything) - len(survivors),
                 "worker reconnect waits": pool.log_count("redis unavailable"),
-                "producer retries": trickle.errors, "down s": round(restarted_at - crashed_at, 1)}
+                "producer retries": trickle.errors,
+                "down s": round(restarted_at - crashed_at, 1),
+            }
         finally:
             trickle.stop.set()
             pool.stop()
             zs.close()
     return figures.finish(started)
-

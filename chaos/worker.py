@@ -50,8 +50,9 @@ class FileDelivery:
 async def serve(url: str, prefix: str, lease_ms: int, batch: int, log_path: str, latency_ms: int) -> None:
     """Run one worker until SIGTERM/SIGINT."""
     scheduler = AsyncScheduler(aioredis.Redis.from_url(url), core=Core(Keyspace(prefix), retry=RETRY))
-    worker = Worker(scheduler, FileDelivery(log_path, latency_ms), batch=batch, lease_ms=lease_ms, idle_s=1.0,
-                    reap_every_s=0.5)
+    worker = Worker(
+        scheduler, FileDelivery(log_path, latency_ms), batch=batch, lease_ms=lease_ms, idle_s=1.0, reap_every_s=0.5
+    )
     worker.install_signal_handlers()
     try:
         await worker.run()

@@ -63,8 +63,13 @@ def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:
         figures.duplicate_bound = pool.killed * plan.batch
         tally(figures, ids, pool.deliveries(), zs)
         totals = zs.stats().totals
-        figures.notes = {"workers started": pool.spawned, "leases reaped": totals.get("reaped", 0),
-                         "lease_ms": plan.lease_ms, "batch": plan.batch, "delivery latency ms": plan.latency_ms}
+        figures.notes = {
+            "workers started": pool.spawned,
+            "leases reaped": totals.get("reaped", 0),
+            "lease_ms": plan.lease_ms,
+            "batch": plan.batch,
+            "delivery latency ms": plan.latency_ms,
+        }
     finally:
         pool.stop()
         zs.close()

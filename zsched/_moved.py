@@ -43,8 +43,9 @@ class _Alias(importlib.abc.Loader):
         self.new = new
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        warnings.warn(f"{spec.name} moved to {self.new}; the old path goes away in zsched 0.3",
-                      DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            f"{spec.name} moved to {self.new}; the old path goes away in zsched 0.3", DeprecationWarning, stacklevel=3
+        )
         return importlib.import_module(self.new)
 
     def exec_module(self, module: ModuleType) -> None:
@@ -54,8 +55,9 @@ class _Alias(importlib.abc.Loader):
 class MovedFinder(importlib.abc.MetaPathFinder):
     """Finds the old paths in ``MOVED``; every other name is left to the usual finders."""
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None,
-                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         new = MOVED.get(fullname)
         return None if new is None else importlib.machinery.ModuleSpec(fullname, _Alias(new))
 

@@ -1,8 +1,8 @@
 """``Scheduler`` (sync) and ``AsyncScheduler`` (asyncio): the same operations from ``core``, two drivers.
 
-    with Scheduler.embedded() as zs:                      # or Scheduler.from_url("redis://...")
-        r = zs.schedule(["alice", "bob"], "Meeting", "In 30 minutes", delay=timedelta(minutes=30))
-        zs.status(r.notification_ids[0]).scheduled_status  # 'pending'
+with Scheduler.embedded() as zs:                      # or Scheduler.from_url("redis://...")
+    r = zs.schedule(["alice", "bob"], "Meeting", "In 30 minutes", delay=timedelta(minutes=30))
+    zs.status(r.notification_ids[0]).scheduled_status  # 'pending'
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ class _Base:
 class Scheduler(_Base):
     """Schedules, cancels and inspects notifications over a sync redis-py connection."""
 
-    def __init__(self, connection: redis.Redis, *, core: Core | None = None,
-                 server: EmbeddedServer | None = None, **options: Any) -> None:
+    def __init__(
+        self, connection: redis.Redis, *, core: Core | None = None, server: EmbeddedServer | None = None, **options: Any
+    ) -> None:
         super().__init__(connection, core, server, **options)
 
     @classmethod
@@ -85,21 +86,45 @@ class Scheduler(_Base):
             _queue(pipe, self.scripts, step)
         return list(pipe.execute())
 
-    def schedule(self, recipients: Iterable[object], title: str, message: str, *, at: datetime | None = None,
-                 delay: timedelta | float | None = None, type: str = "system", priority: str = "normal",
-                 data: dict[str, Any] | None = None, idempotency_key: str | None = None,
-                 created_by: str | None = None, channels: Iterable[str] = ()) -> ScheduleResult:
+    def schedule(
+        self,
+        recipients: Iterable[object],
+        title: str,
+        message: str,
+        *,
+        at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        type: str = "system",
+        priority: str = "normal",
+        data: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        created_by: str | None = None,
+        channels: Iterable[str] = (),
+    ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
-        return self.run(self.core.schedule(  # type: ignore[no-any-return]
-            recipients, title, message, at=at, delay=delay, type=type, priority=priority, data=data,
-            idempotency_key=idempotency_key, created_by=created_by, channels=channels))
+        return self.run(  # type: ignore[no-any-return]
+            self.core.schedule(
+                recipients,
+                title,
+                message,
+                at=at,
+                delay=delay,
+                type=type,
+                priority=priority,
+                data=data,
+                idempotency_key=idempotency_key,
+                created_by=created_by,
+                channels=channels,
+            )
+        )
 
     def cancel(self, notification_id: int) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
         return self.run(self.core.cancel(notification_id))  # type: ignore[no-any-return]
 
-    def reschedule(self, notification_id: int, *, at: datetime | None = None,
-                   delay: timedelta | float | None = None) -> Notification:
+    def reschedule(
+        self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None
+    ) -> Notification:
         """Move a pending notification to a new time and return it."""
         return self.run(self.core.reschedule(notification_id, at=at, delay=delay))  # type: ignore[no-any-return]
 
@@ -107,11 +132,13 @@ class Scheduler(_Base):
         """The notification as it is now; NotFoundError if unknown or purged."""
         return self.run(self.core.status(notification_id))  # type: ignore[no-any-return]
 
-    def list_for(self, recipient: str | int, *, status: str | None = None, limit: int = 50,
-                 cursor: int | None = None) -> Page:
+    def list_for(
+        self, recipient: str | int, *, status: str | None = None, limit: int = 50, cursor: int | None = None
+    ) -> Page:
         """A recipient's notifications, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
-        return self.run(self.core.list_for(  # type: ignore[no-any-return]
-            recipient, status=status, limit=limit, cursor=cursor))
+        return self.run(  # type: ignore[no-any-return]
+            self.core.list_for(recipient, status=status, limit=limit, cursor=cursor)
+        )
 
     def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
@@ -133,8 +160,14 @@ class Scheduler(_Base):
 class AsyncScheduler(_Base):
     """The same operations as ``Scheduler``, as coroutines over a ``redis.asyncio`` connection."""
 
-    def __init__(self, connection: aioredis.Redis, *, core: Core | None = None,
-                 server: EmbeddedServer | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        connection: aioredis.Redis,
+        *,
+        core: Core | None = None,
+        server: EmbeddedServer | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(connection, core, server, **options)
 
     @classmethod
@@ -167,35 +200,61 @@ class AsyncScheduler(_Base):
             await _queue(pipe, self.scripts, step)  # an asyncio pipeline is awaitable and returns itself
         return list(await pipe.execute())
 
-    async def schedule(self, recipients: Iterable[object], title: str, message: str, *,
-                       at: datetime | None = None, delay: timedelta | float | None = None, type: str = "system",
-                       priority: str = "normal", data: dict[str, Any] | None = None,
-                       idempotency_key: str | None = None, created_by: str | None = None,
-                       channels: Iterable[str] = ()) -> ScheduleResult:
+    async def schedule(
+        self,
+        recipients: Iterable[object],
+        title: str,
+        message: str,
+        *,
+        at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        type: str = "system",
+        priority: str = "normal",
+        data: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        created_by: str | None = None,
+        channels: Iterable[str] = (),
+    ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
-        return await self.run(self.core.schedule(  # type: ignore[no-any-return]
-            recipients, title, message, at=at, delay=delay, type=type, priority=priority, data=data,
-            idempotency_key=idempotency_key, created_by=created_by, channels=channels))
+        return await self.run(  # type: ignore[no-any-return]
+            self.core.schedule(
+                recipients,
+                title,
+                message,
+                at=at,
+                delay=delay,
+                type=type,
+                priority=priority,
+                data=data,
+                idempotency_key=idempotency_key,
+                created_by=created_by,
+                channels=channels,
+            )
+        )
 
     async def cancel(self, notification_id: int) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
         return await self.run(self.core.cancel(notification_id))  # type: ignore[no-any-return]
 
-    async def reschedule(self, notification_id: int, *, at: datetime | None = None,
-                         delay: timedelta | float | None = None) -> Notification:
+    async def reschedule(
+        self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None
+    ) -> Notification:
         """Move a pending notification to a new time and return it."""
         return await self.run(  # type: ignore[no-any-return]
-            self.core.reschedule(notification_id, at=at, delay=delay))
+            self.core.reschedule(notification_id, at=at, delay=delay)
+        )
 
     async def status(self, notification_id: int) -> Notification:
         """The notification as it is now; NotFoundError if unknown or purged."""
         return await self.run(self.core.status(notification_id))  # type: ignore[no-any-return]
 
-    async def list_for(self, recipient: str | int, *, status: str | None = None, limit: int = 50,
-                       cursor: int | None = None) -> Page:
+    async def list_for(
+        self, recipient: str | int, *, status: str | None = None, limit: int = 50, cursor: int | None = None
+    ) -> Page:
         """A recipient's notifications, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
-        return await self.run(self.core.list_for(  # type: ignore[no-any-return]
-            recipient, status=status, limit=limit, cursor=cursor))
+        return await self.run(  # type: ignore[no-any-return]
+            self.core.list_for(recipient, status=status, limit=limit, cursor=cursor)
+        )
 
     async def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""

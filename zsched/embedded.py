@@ -76,13 +76,31 @@ class EmbeddedServer:
                 self.port = port
                 return self
         self.port = self.requested_port or _free_port()
-        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else [
-            "--appendonly", "no"]
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+        )
         self._process = subprocess.Popen(
-            [str(valkey_binary()), "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-             "--dir", str(self.data_dir), "--save", "", *persistence, "--logfile", "valkey.log",
-             "--daemonize", "no"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(valkey_binary()),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "yes",
+                "--dir",
+                str(self.data_dir),
+                "--save",
+                "",
+                *persistence,
+                "--logfile",
+                "valkey.log",
+                "--daemonize",
+                "no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s

@@ -1,15 +1,15 @@
 """The exceptions zsched raises. Every message says what was expected, what came, and how to fix it.
 
-    ZschedError
-    ├── ValidationError (also ValueError)    the call was wrong; nothing was written
-    │   ├── PastScheduleError                scheduled time already passed on the server's clock
-    │   ├── NaiveDatetimeError               a datetime without a timezone
-    │   ├── RecipientsError                  empty, too many, or a bad recipient id
-    │   └── FieldError                       title, message, type, priority or data out of bounds
-    ├── NotFoundError (also KeyError)        no such notification (or it was purged)
-    ├── NotPendingError                      cancel/reschedule of one that already left pending
-    ├── IdempotencyConflictError             an idempotency key reused for a different request
-    └── UnavailableError                     Redis did not answer; safe to retry
+ZschedError
+├── ValidationError (also ValueError)    the call was wrong; nothing was written
+│   ├── PastScheduleError                scheduled time already passed on the server's clock
+│   ├── NaiveDatetimeError               a datetime without a timezone
+│   ├── RecipientsError                  empty, too many, or a bad recipient id
+│   └── FieldError                       title, message, type, priority or data out of bounds
+├── NotFoundError (also KeyError)        no such notification (or it was purged)
+├── NotPendingError                      cancel/reschedule of one that already left pending
+├── IdempotencyConflictError             an idempotency key reused for a different request
+└── UnavailableError                     Redis did not answer; safe to retry
 """
 
 from __future__ import annotations
@@ -71,8 +71,7 @@ class IdempotencyConflictError(ZschedError):
 
     def __init__(self, key: str) -> None:
         super().__init__(
-            f"idempotency key {key!r} was already used for a different request; "
-            "use a new key for a new request"
+            f"idempotency key {key!r} was already used for a different request; use a new key for a new request"
         )
         self.key = key
 

@@ -30,8 +30,9 @@ class Tokens:
         self.redis = redis.Redis.from_url(redis_url)
         self.store = TokenStore(prefix)
 
-    def headers(self, user: str, *, scopes: tuple[str, ...] = (), admin: bool = False,
-                scheme: str = "Token") -> dict[str, str]:
+    def headers(
+        self, user: str, *, scopes: tuple[str, ...] = (), admin: bool = False, scheme: str = "Token"
+    ) -> dict[str, str]:
         token, _ = self.store.create(self.redis, user, scopes=scopes, admin=admin)
         return {"Authorization": f"{scheme} {token}"}
 
@@ -59,5 +60,4 @@ def tokens(redis_url: str, prefix: str) -> Iterator[Tokens]:
 
 def schedule_body(recipients: list[object], **extra: object) -> dict[str, object]:
     """The seed's example body, due an hour from now unless ``extra`` says otherwise."""
-    return {"recipients": recipients, "title": "Meeting", "message": "In 30 minutes", "scheduled_at": future(),
-            **extra}
+    return {"recipients": recipients, "title": "Meeting", "message": "In 30 minutes", "scheduled_at": future(), **extra}

@@ -28,21 +28,21 @@ N = "/api/notifications"
 PUBLIC = (200,) * 8
 # endpoint -> expected status for each caller, in CALLERS order
 MATRIX: dict[str, tuple[int, ...]] = {
-    "POST schedule for yourself":       (401, 401, 401, 201, 201, 201, 201, 201),
-    "POST schedule for someone else":   (401, 401, 401, 201, 403, 403, 201, 201),
-    "GET list your own":                (401, 401, 401, 200, 200, 200, 200, 200),
-    "GET list ?recipient=bob":          (401, 401, 401, 403, 200, 403, 403, 200),
-    "GET {id}":                         (401, 401, 401, 200, 200, 404, 404, 200),
-    "GET {id}/schedule_status":         (401, 401, 401, 200, 200, 404, 404, 200),
-    "PATCH {id}":                       (401, 401, 401, 200, 200, 404, 404, 200),
-    "DELETE {id}/cancel_scheduled":     (401, 401, 401, 200, 200, 404, 404, 200),
-    "DELETE {id}/scheduled":            (401, 401, 401, 200, 200, 404, 404, 200),
-    "GET stats":                        (401, 401, 401, 403, 403, 403, 403, 200),
-    "GET healthz":                      PUBLIC,
-    "GET readyz":                       PUBLIC,
-    "GET metrics":                      PUBLIC,
-    "GET openapi.json":                 PUBLIC,
-    "GET docs":                         PUBLIC,
+    "POST schedule for yourself": (401, 401, 401, 201, 201, 201, 201, 201),
+    "POST schedule for someone else": (401, 401, 401, 201, 403, 403, 201, 201),
+    "GET list your own": (401, 401, 401, 200, 200, 200, 200, 200),
+    "GET list ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "GET {id}": (401, 401, 401, 200, 200, 404, 404, 200),
+    "GET {id}/schedule_status": (401, 401, 401, 200, 200, 404, 404, 200),
+    "PATCH {id}": (401, 401, 401, 200, 200, 404, 404, 200),
+    "DELETE {id}/cancel_scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
+    "DELETE {id}/scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
+    "GET stats": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET healthz": PUBLIC,
+    "GET readyz": PUBLIC,
+    "GET metrics": PUBLIC,
+    "GET openapi.json": PUBLIC,
+    "GET docs": PUBLIC,
 }
 # who sees notification N in their own list (GET list): only its recipient
 IN_OWN_LIST = {"recipient"}
@@ -50,13 +50,23 @@ WS_REFUSED = {"anonymous", "wrong", "revoked"}  # closed with 1008; everyone els
 
 
 def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | None]:
-    paths = {"POST schedule for yourself": f"{N}/schedule/", "POST schedule for someone else": f"{N}/schedule/",
-             "GET list your own": f"{N}/", "GET list ?recipient=bob": f"{N}/?recipient=bob",
-             "GET {id}": f"{N}/{nid}/", "GET {id}/schedule_status": f"{N}/{nid}/schedule_status/",
-             "PATCH {id}": f"{N}/{nid}/", "DELETE {id}/cancel_scheduled": f"{N}/{nid}/cancel_scheduled/",
-             "DELETE {id}/scheduled": f"{N}/{nid}/scheduled/", "GET stats": "/api/stats", "GET healthz": "/healthz",
-             "GET readyz": "/readyz", "GET metrics": "/metrics", "GET openapi.json": "/openapi.json",
-             "GET docs": "/docs"}
+    paths = {
+        "POST schedule for yourself": f"{N}/schedule/",
+        "POST schedule for someone else": f"{N}/schedule/",
+        "GET list your own": f"{N}/",
+        "GET list ?recipient=bob": f"{N}/?recipient=bob",
+        "GET {id}": f"{N}/{nid}/",
+        "GET {id}/schedule_status": f"{N}/{nid}/schedule_status/",
+        "PATCH {id}": f"{N}/{nid}/",
+        "DELETE {id}/cancel_scheduled": f"{N}/{nid}/cancel_scheduled/",
+        "DELETE {id}/scheduled": f"{N}/{nid}/scheduled/",
+        "GET stats": "/api/stats",
+        "GET healthz": "/healthz",
+        "GET readyz": "/readyz",
+        "GET metrics": "/metrics",
+        "GET openapi.json": "/openapi.json",
+        "GET docs": "/docs",
+    }
     method = endpoint.split()[0]
     return method, paths[endpoint], {"scheduled_at": future(7200)} if method == "PATCH" else None
 
@@ -86,8 +96,9 @@ def tokens(redis_url: str, prefix: str) -> Iterator[Tokens]:
 
 @pytest.fixture
 def client(redis_url: str, prefix: str) -> Iterator[TestClient]:
-    settings = Settings(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000,
-                        auth_fail_burst=1000)  # the matrix fails on purpose many times from one address
+    settings = Settings(
+        redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000, auth_fail_burst=1000
+    )  # the matrix fails on purpose many times from one address
     with TestClient(create_app(settings, run_worker=False)) as c:
         yield c
 
@@ -159,14 +170,14 @@ def test_websocket_matrix(gw: GatewayServer, callers: dict[str, dict[str, str]],
 def test_token_guessing_is_slowed_per_address(redis_url: str, prefix: str, tokens: Tokens) -> None:
     """After ``auth_fail_burst`` bad tokens an address gets 429 (Retry-After) before any token is checked,
     even a right one; a missing header is not a guess; another address is not affected."""
-    settings = Settings(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000,
-                        auth_fail_per_s=0.01, auth_fail_burst=3)
+    settings = Settings(
+        redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000, auth_fail_per_s=0.01, auth_fail_burst=3
+    )
     good = tokens.headers("alice")
     with TestClient(create_app(settings, run_worker=False), client=("203.0.113.7", 4000)) as guesser:
         for _ in range(5):
             assert guesser.get(f"{N}/").status_code == 401  # no token at all: not counted
-        codes = [guesser.get(f"{N}/", headers={"Authorization": f"Token zs_guess{i}"}).status_code
-                 for i in range(4)]
+        codes = [guesser.get(f"{N}/", headers={"Authorization": f"Token zs_guess{i}"}).status_code for i in range(4)]
         assert codes == [401, 401, 401, 429]
     with TestClient(create_app(settings, run_worker=False), client=("203.0.113.7", 4001)) as guesser:
         r = guesser.get(f"{N}/", headers=good)  # another API process: the count lives in Redis

@@ -61,8 +61,9 @@ def test_s5_memory_is_measured(ctx: Context) -> None:
 
 def test_runner_writes_table_and_json(redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "latest.json"
-    code = cli_main(["bench", "--scenario", "s6", "--scale", "0.0001", "--redis-url", redis_url,
-                     "--no-progress", "--out", str(out)])
+    code = cli_main(
+        ["bench", "--scenario", "s6", "--scale", "0.0001", "--redis-url", redis_url, "--no-progress", "--out", str(out)]
+    )
     assert code == 0
     assert "| S6 " in capsys.readouterr().out
     report = json.loads(out.read_text())

@@ -94,4 +94,5 @@ def test_router_names_channels_per_notification(pinned: Scheduler) -> None:
     assert failed.scheduled_status == "pending" and "pager is down" in (failed.last_error or "")
     lost = pinned.status(unknown)
     assert "names channel 'sms', which is not registered; registered: audit, pager, websocket" in (
-        lost.last_error or "")
+        lost.last_error or ""
+    )

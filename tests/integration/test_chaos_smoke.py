@@ -18,16 +18,14 @@ def _assert_nothing_lost(figures: Figures) -> None:
 
 
 def test_workers_killed_mid_batch_lose_nothing(redis_url: str, prefix: str) -> None:
-    plan = worker_crash.Plan(count=1500, workers=2, kill_every_ms=(150, 300), min_kills=4, lease_ms=1000,
-                             timeout_s=90)
+    plan = worker_crash.Plan(count=1500, workers=2, kill_every_ms=(150, 300), min_kills=4, lease_ms=1000, timeout_s=90)
     figures = worker_crash.run(plan, url=redis_url, prefix=prefix)
     _assert_nothing_lost(figures)
     assert figures.duplicate_bound is not None and figures.duplicated <= figures.duplicate_bound
 
 
 def test_redis_sigkill_and_restart_keeps_acknowledged_schedules() -> None:
-    plan = redis_crash.Plan(count=1000, workers=1, due_within_s=(1.0, 3.0), crash_after_s=1.0, down_s=0.5,
-                            timeout_s=90)
+    plan = redis_crash.Plan(count=1000, workers=1, due_within_s=(1.0, 3.0), crash_after_s=1.0, down_s=0.5, timeout_s=90)
     figures = redis_crash.run(plan)
     _assert_nothing_lost(figures)
     assert figures.notes["worker reconnect waits"] >= 1, "the worker never noticed the crash"
@@ -41,7 +39,10 @@ def test_outage_is_waited_out_and_then_delivered_once() -> None:
 
 
 def test_cut_connections_lose_nothing(redis_url: str, prefix: str) -> None:
-    figures = cuts.run(cuts.Plan(count=1000, workers=2, cut_every_ms=(100, 300), lease_ms=1000, timeout_s=90),
-                       url=redis_url, prefix=prefix)
+    figures = cuts.run(
+        cuts.Plan(count=1000, workers=2, cut_every_ms=(100, 300), lease_ms=1000, timeout_s=90),
+        url=redis_url,
+        prefix=prefix,
+    )
     _assert_nothing_lost(figures)
     assert figures.notes["created"] == 1000

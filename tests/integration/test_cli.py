@@ -16,8 +16,14 @@ ZSCHED = [sys.executable, "-m", "zsched.cli"]
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*ZSCHED, *args], capture_output=True, text=True, timeout=60, cwd=cwd,
-                          env={**os.environ, "ZSCHED_REDIS_URL": ""})
+    return subprocess.run(
+        [*ZSCHED, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**os.environ, "ZSCHED_REDIS_URL": ""},
+    )
 
 
 def test_help_teaches() -> None:
@@ -28,11 +34,11 @@ def test_help_teaches() -> None:
 
 def test_scheduled_two_seconds_ahead_is_sent_on_time(redis_url: str, prefix: str, tmp_path: Path) -> None:
     target = ["--redis-url", redis_url, "--prefix", prefix]
-    worker = subprocess.Popen([*ZSCHED, "worker", *target], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+    worker = subprocess.Popen([*ZSCHED, "worker", *target], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        scheduled = _run("schedule", *target, "--to", "alice", "--title", "Hello", "--message", "first",
-                         "--in", "2s", "--json")
+        scheduled = _run(
+            "schedule", *target, "--to", "alice", "--title", "Hello", "--message", "first", "--in", "2s", "--json"
+        )
         assert scheduled.returncode == 0, scheduled.stderr
         (nid,) = json.loads(scheduled.stdout)["notification_ids"]
         deadline = time.monotonic() + 15
@@ -67,8 +73,7 @@ def test_errors_are_clear_and_exit_2(redis_url: str, prefix: str) -> None:
 
 def test_embedded_server_by_default_keeps_data_between_commands(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "zs")]
-    scheduled = _run("schedule", *data, "--to", "bo", "--title", "Kept", "--message", "on disk", "--in", "1h",
-                     "--json")
+    scheduled = _run("schedule", *data, "--to", "bo", "--title", "Kept", "--message", "on disk", "--in", "1h", "--json")
     assert scheduled.returncode == 0, scheduled.stderr
     (nid,) = json.loads(scheduled.stdout)["notification_ids"]
     status = _run("status", *data, str(nid), "--json")  # a new server process replays the AOF
@@ -82,8 +87,21 @@ def test_recipients_from_a_file_in_calls_of_ten_thousand(redis_url: str, prefix:
     people = tmp_path / "people.txt"
     people.write_text("".join(f"user{i}\n" for i in range(12_345)) + "\nuser7\n")  # blank line, duplicate
     target = ["--redis-url", redis_url, "--prefix", prefix]
-    args = ["schedule", *target, "--to-file", str(people), "--title", "All hands", "--message", "10:00",
-            "--in", "1h", "--idempotency-key", "all-hands", "--json"]
+    args = [
+        "schedule",
+        *target,
+        "--to-file",
+        str(people),
+        "--title",
+        "All hands",
+        "--message",
+        "10:00",
+        "--in",
+        "1h",
+        "--idempotency-key",
+        "all-hands",
+        "--json",
+    ]
     first = _run(*args)
     assert first.returncode == 0, first.stderr
     result = json.loads(first.stdout)

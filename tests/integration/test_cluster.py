@@ -43,10 +43,29 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     processes = []
     for port in ports:
         (root / str(port)).mkdir()
-        processes.append(subprocess.Popen(
-            [str(valkey_binary()), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", "nodes.conf", "--dir", str(root / str(port)), "--save", "",
-             "--appendonly", "no", "--logfile", "valkey.log"]))
+        processes.append(
+            subprocess.Popen(
+                [
+                    str(valkey_binary()),
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--dir",
+                    str(root / str(port)),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--logfile",
+                    "valkey.log",
+                ]
+            )
+        )
     try:
         clients = [redis.Redis(port=p) for p in ports]
         deadline = time.monotonic() + 10
@@ -62,7 +81,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         for port in ports[1:]:
             clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port)
         while b"cluster_state:ok" not in clients[0].execute_command("CLUSTER", "INFO") or any(
-                len(c.execute_command("CLUSTER", "NODES").splitlines()) < 3 for c in clients):
+            len(c.execute_command("CLUSTER", "NODES").splitlines()) < 3 for c in clients
+        ):
             assert time.monotonic() < deadline + 20, "cluster did not form"
             time.sleep(0.1)
         for c in clients:

@@ -26,8 +26,9 @@ def _kill_all(zs: Scheduler, clock: ManualClock, ids: list[int]) -> None:
         clock.advance(1000)
 
 
-def test_dead_list_and_retry_cli(pinned: Scheduler, clock: ManualClock, redis_url: str, prefix: str,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_dead_list_and_retry_cli(
+    pinned: Scheduler, clock: ManualClock, redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     ids = pinned.schedule(["f1", "f2", "f3"], "Gone", "...", delay=0).notification_ids
     _kill_all(pinned, clock, ids)
     common = ["--redis-url", redis_url, "--prefix", prefix]
@@ -53,11 +54,28 @@ def test_dead_list_and_retry_cli(pinned: Scheduler, clock: ManualClock, redis_ur
 def test_worker_killed_mid_delivery_loses_nothing(zs: Scheduler, redis_url: str, prefix: str) -> None:
     """A worker is SIGKILLed while its webhook call hangs; after the lease expires another delivers."""
     with HookServer([200], hang_s=30) as hook:
-        env = dict(os.environ, ZSCHED_CHANNELS="webhook", ZSCHED_WEBHOOK_URL=hook.url,
-                   ZSCHED_WEBHOOK_SECRET="k", ZSCHED_WEBHOOK_TIMEOUT_S="60")
+        env = dict(
+            os.environ,
+            ZSCHED_CHANNELS="webhook",
+            ZSCHED_WEBHOOK_URL=hook.url,
+            ZSCHED_WEBHOOK_SECRET="k",
+            ZSCHED_WEBHOOK_TIMEOUT_S="60",
+        )
         worker = subprocess.Popen(
-            [str(Path(sys.executable).parent / "zsched"), "worker", "--redis-url", redis_url, "--prefix", prefix,
-             "--lease-ms", "1500"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                str(Path(sys.executable).parent / "zsched"),
+                "worker",
+                "--redis-url",
+                redis_url,
+                "--prefix",
+                prefix,
+                "--lease-ms",
+                "1500",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             (nid,) = zs.schedule(["gus"], "Survive", "the crash", delay=0).notification_ids
             wait_for(lambda: hook.requests, "the first worker to claim and start delivering", 30)

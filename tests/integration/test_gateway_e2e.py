@@ -15,11 +15,15 @@ from zsched import Scheduler
 
 @pytest.mark.slow
 def test_scheduled_notification_reaches_the_socket_near_its_due_time(
-        redis_url: str, prefix: str, zs: Scheduler) -> None:
+    redis_url: str, prefix: str, zs: Scheduler
+) -> None:
     token = user_token(redis_url, prefix, "hana")
     server = GatewayServer(redis_url, prefix).start()
-    worker = subprocess.Popen([str(Path(sys.executable).parent / "zsched"), "worker", "--redis-url", redis_url,
-                               "--prefix", prefix], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "zsched"), "worker", "--redis-url", redis_url, "--prefix", prefix],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with open_socket(server.url(token)) as ws:
             assert until_ready(ws) == []

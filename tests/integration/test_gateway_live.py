@@ -29,9 +29,12 @@ def tokens(redis_url: str, prefix: str) -> Iterator[dict[str, str]]:
 
 
 def test_bad_token_closes_1008_before_anything_is_sent(gw: GatewayServer, tokens: dict[str, str]) -> None:
-    for url, headers in ((gw.url("zs_not-a-real-token"), {}), (gw.url(), {}),
-                         (gw.url(), {"Authorization": "Bearer zs_wrong"}),
-                         (gw.url(tokens["alice"]), {"Origin": "https://evil.example"})):
+    for url, headers in (
+        (gw.url("zs_not-a-real-token"), {}),
+        (gw.url(), {}),
+        (gw.url(), {"Authorization": "Bearer zs_wrong"}),
+        (gw.url(tokens["alice"]), {"Origin": "https://evil.example"}),
+    ):
         with open_socket(url, additional_headers=headers) as ws:
             assert close_code(ws) == 1008
     assert gw.gateway.connections == 0 and gw.gateway.subscriptions == 0
@@ -46,23 +49,32 @@ def test_origin_allow_list_and_header_token(gw: GatewayServer, tokens: dict[str,
 
 
 def test_live_fan_out_ack_and_subscriptions_follow_sockets(
-        gw: GatewayServer, tokens: dict[str, str], zs: Scheduler, redis_url: str) -> None:
+    gw: GatewayServer, tokens: dict[str, str], zs: Scheduler, redis_url: str
+) -> None:
     r = redis.Redis.from_url(redis_url)
     channel = zs.core.keys.for_recipient("alice").user_channel("alice")
-    with open_socket(gw.url(tokens["alice"])) as tab1, open_socket(gw.url(tokens["alice"])) as tab2, \
-            open_socket(gw.url(tokens["bob"])) as other:
+    with (
+        open_socket(gw.url(tokens["alice"])) as tab1,
+        open_socket(gw.url(tokens["alice"])) as tab2,
+        open_socket(gw.url(tokens["bob"])) as other,
+    ):
         for ws in (tab1, tab2, other):
             assert until_ready(ws) == []
         # one pub/sub connection for the whole gateway: alice's two tabs share one subscription
         assert r.pubsub_numsub(channel)[0][1] == 1 and gw.gateway.subscriptions == 2
-        (nid,) = zs.schedule(["alice"], "Stand-up", "in 5", delay=0, priority="high",
-                             data={"room": "B2"}).notification_ids
+        (nid,) = zs.schedule(
+            ["alice"], "Stand-up", "in 5", delay=0, priority="high", data={"room": "B2"}
+        ).notification_ids
         tick(zs)
         first, second = receive(tab1), receive(tab2)
         assert first == second
         assert first["type"] == "notification" and first["id"] == nid and first["stream_id"]
         assert (first["title"], first["message"], first["priority"], first["notification_type"]) == (
-            "Stand-up", "in 5", "high", "system")
+            "Stand-up",
+            "in 5",
+            "high",
+            "system",
+        )
         assert first["data"] == {"room": "B2"} and first["scheduled_at"] and first["sent_at"]
         tab1.send(f'{{"type":"ack","id":{nid}}}')
         acked = receive(tab1)

@@ -18,8 +18,11 @@ SCHEDULE = "/api/notifications/schedule/"
 
 def test_seed_examples_schedule_status_cancel(client: TestClient, tokens: Tokens) -> None:
     service = tokens.service()
-    r = client.post(SCHEDULE, headers=service, json={
-        "recipients": [1, 2, 3], "title": "Meeting", "message": "In 30 minutes", "scheduled_at": future()})
+    r = client.post(
+        SCHEDULE,
+        headers=service,
+        json={"recipients": [1, 2, 3], "title": "Meeting", "message": "In 30 minutes", "scheduled_at": future()},
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["count"] == 3 and len(body["notification_ids"]) == 3 and body["scheduled_at"].endswith("Z")
@@ -28,10 +31,27 @@ def test_seed_examples_schedule_status_cancel(client: TestClient, tokens: Tokens
     r = client.get(f"/api/notifications/{first}/schedule_status/", headers=service)
     assert r.status_code == 200
     status = r.json()
-    assert set(status) == {"id", "title", "scheduled_at", "scheduled_status", "is_sent", "sent_at", "created_at",
-                           "recipient", "attempts", "delivered_at"}
-    assert (status["id"], status["title"], status["scheduled_status"], status["is_sent"], status["sent_at"],
-            status["recipient"], status["attempts"]) == (first, "Meeting", "pending", False, None, "1", 0)
+    assert set(status) == {
+        "id",
+        "title",
+        "scheduled_at",
+        "scheduled_status",
+        "is_sent",
+        "sent_at",
+        "created_at",
+        "recipient",
+        "attempts",
+        "delivered_at",
+    }
+    assert (
+        status["id"],
+        status["title"],
+        status["scheduled_status"],
+        status["is_sent"],
+        status["sent_at"],
+        status["recipient"],
+        status["attempts"],
+    ) == (first, "Meeting", "pending", False, None, "1", 0)
 
     r = client.delete(f"/api/notifications/{first}/cancel_scheduled/", headers=service)
     assert r.status_code == 200 and r.json()["scheduled_status"] == "cancelled" and r.json()["id"] == first
@@ -45,17 +65,23 @@ def test_seed_examples_schedule_status_cancel(client: TestClient, tokens: Tokens
 
 def test_optional_fields_and_bearer(client: TestClient, tokens: Tokens) -> None:
     me = tokens.headers("alice", scheme="Bearer")
-    r = client.post(SCHEDULE, headers=me, json=schedule_body(
-        ["alice"], type="reminder", priority="urgent", data={"room": "B2", "n": [1, 2.5]}))
+    r = client.post(
+        SCHEDULE,
+        headers=me,
+        json=schedule_body(["alice"], type="reminder", priority="urgent", data={"room": "B2", "n": [1, 2.5]}),
+    )
     assert r.status_code == 201, r.text
     (nid,) = r.json()["notification_ids"]
     full = client.get(f"/api/notifications/{nid}/", headers=me).json()
     assert (full["type"], full["priority"], full["data"], full["created_by"]) == (
-        "reminder", "urgent", {"room": "B2", "n": [1, 2.5]}, "alice")
+        "reminder",
+        "urgent",
+        {"room": "B2", "n": [1, 2.5]},
+        "alice",
+    )
 
 
-def test_idempotency_key_replays_first_answer(client: TestClient, tokens: Tokens, redis_url: str,
-                                              prefix: str) -> None:
+def test_idempotency_key_replays_first_answer(client: TestClient, tokens: Tokens, redis_url: str, prefix: str) -> None:
     service = tokens.service()
     body = schedule_body([1, 2])
     first = client.post(SCHEDULE, headers={**service, "Idempotency-Key": "order-42"}, json=body)
@@ -71,8 +97,10 @@ def test_idempotency_key_replays_first_answer(client: TestClient, tokens: Tokens
 
 def test_list_newest_first_paginated_and_filtered(client: TestClient, tokens: Tokens) -> None:
     service, bob = tokens.service(), tokens.headers("bob")
-    ids = [client.post(SCHEDULE, headers=service, json=schedule_body(["bob"])).json()["notification_ids"][0]
-           for _ in range(5)]
+    ids = [
+        client.post(SCHEDULE, headers=service, json=schedule_body(["bob"])).json()["notification_ids"][0]
+        for _ in range(5)
+    ]
     client.delete(f"/api/notifications/{ids[0]}/cancel_scheduled/", headers=bob)
     page = client.get("/api/notifications/?limit=2", headers=bob).json()
     assert [n["id"] for n in page["items"]] == ids[:-3:-1] and page["next_cursor"] == ids[3]
@@ -85,8 +113,12 @@ def test_list_newest_first_paginated_and_filtered(client: TestClient, tokens: To
     assert len(client.get("/api/notifications/?recipient=bob", headers=admin).json()["items"]) == 5
     r = client.get("/api/notifications/?recipient=bob", headers=tokens.headers("carol"))
     assert r.status_code == 403 and r.json()["field"] == "recipient"
-    for query, field in (("limit=0", "limit"), ("limit=abc", "limit"), ("cursor=-1", "cursor"),
-                         ("status=lost", "status")):
+    for query, field in (
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("cursor=-1", "cursor"),
+        ("status=lost", "status"),
+    ):
         r = client.get(f"/api/notifications/?{query}", headers=bob)
         assert r.status_code == 422 and r.json()["field"] == field, query
 
@@ -142,8 +174,9 @@ def test_worker_in_lifespan_delivers_and_feeds_metrics(redis_url: str, prefix: s
     assert "zsched_delivery_lateness_seconds_count 1" in text and 'le="+Inf"} 1' in text
 
 
-def test_channels_are_chosen_among_what_this_server_delivers_through(client: TestClient, tokens: Tokens,
-                                                                     settings: Settings) -> None:
+def test_channels_are_chosen_among_what_this_server_delivers_through(
+    client: TestClient, tokens: Tokens, settings: Settings
+) -> None:
     me = tokens.headers("alice")
     r = client.post(SCHEDULE, headers=me, json=schedule_body(["alice"], channels=["websocket", "websocket"]))
     assert r.status_code == 201, r.text
@@ -152,12 +185,14 @@ def test_channels_are_chosen_among_what_this_server_delivers_through(client: Tes
     r = client.post(SCHEDULE, headers=me, json=schedule_body(["alice"], channels=["webhook"]))
     assert r.status_code == 422 and r.json()["field"] == "channels"
     assert "must be among websocket" in r.json()["detail"]
-    assert client.get("/openapi.json").json()["components"]["schemas"]["ScheduleRequest"]["properties"][
-        "channels"]["items"]["enum"] == ["websocket"]
+    assert client.get("/openapi.json").json()["components"]["schemas"]["ScheduleRequest"]["properties"]["channels"][
+        "items"
+    ]["enum"] == ["websocket"]
 
     hooked = msgspec.structs.replace(settings, webhook_url="http://127.0.0.1:9/hook", webhook_secret="s3cret")
     with TestClient(create_app(hooked, run_worker=False)) as other:
         r = other.post(SCHEDULE, headers=me, json=schedule_body(["alice"], channels=["webhook"]))
         assert r.status_code == 201, r.text
-        assert other.get("/openapi.json").json()["components"]["schemas"]["ScheduleRequest"]["properties"][
-            "channels"]["items"]["enum"] == ["websocket", "webhook"]
+        assert other.get("/openapi.json").json()["components"]["schemas"]["ScheduleRequest"]["properties"]["channels"][
+            "items"
+        ]["enum"] == ["websocket", "webhook"]

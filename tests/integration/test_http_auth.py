@@ -14,13 +14,27 @@ __all__ = ["client", "settings", "tokens"]
 SCHEDULE = "/api/notifications/schedule/"
 
 
-@pytest.mark.parametrize("header", [None, "Token", "Token ", "Basic dXNlcjpwYXNz", "Token zs_not-a-real-token",
-                                    "Bearer nonsense", "zs_missing-scheme"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Token",
+        "Token ",
+        "Basic dXNlcjpwYXNz",
+        "Token zs_not-a-real-token",
+        "Bearer nonsense",
+        "zs_missing-scheme",
+    ],
+)
 def test_no_or_bad_token_is_401_with_challenge(client: TestClient, header: str | None) -> None:
     headers = {} if header is None else {"Authorization": header}
-    for method, path in (("POST", SCHEDULE), ("GET", "/api/notifications/"), ("GET", "/api/stats"),
-                         ("GET", "/api/notifications/1/schedule_status/"),
-                         ("DELETE", "/api/notifications/1/cancel_scheduled/")):
+    for method, path in (
+        ("POST", SCHEDULE),
+        ("GET", "/api/notifications/"),
+        ("GET", "/api/stats"),
+        ("GET", "/api/notifications/1/schedule_status/"),
+        ("DELETE", "/api/notifications/1/cancel_scheduled/"),
+    ):
         r = client.request(method, path, headers=headers, json=schedule_body([1]))
         assert r.status_code == 401, (method, path, r.text)
         assert "Token" in r.headers["WWW-Authenticate"] and r.json()["field"] == "Authorization"
@@ -42,15 +56,21 @@ def test_scheduling_for_others_needs_scope(client: TestClient, tokens: Tokens, r
     assert store.zcard(f"{prefix}:{{p0}}:due") == 1  # the rejected batch wrote nothing
     store.close()
     assert client.post(SCHEDULE, headers=tokens.service(), json=schedule_body(["bob"])).status_code == 201
-    assert client.post(SCHEDULE, headers=tokens.headers("ops", admin=True),
-                       json=schedule_body(["bob"])).status_code == 201
+    assert (
+        client.post(SCHEDULE, headers=tokens.headers("ops", admin=True), json=schedule_body(["bob"])).status_code == 201
+    )
 
 
 def test_ownership_matrix(client: TestClient, tokens: Tokens) -> None:
     """Creator, recipient and admin see and change it; a stranger and another service get 404."""
     creator = tokens.service("billing")
-    who = {"creator": creator, "recipient": tokens.headers("bob"), "admin": tokens.headers("ops", admin=True),
-           "stranger": tokens.headers("mallory"), "other service": tokens.service("crm")}
+    who = {
+        "creator": creator,
+        "recipient": tokens.headers("bob"),
+        "admin": tokens.headers("ops", admin=True),
+        "stranger": tokens.headers("mallory"),
+        "other service": tokens.service("crm"),
+    }
     allowed = {"creator", "recipient", "admin"}
 
     def fresh() -> int:

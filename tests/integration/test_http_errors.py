@@ -63,29 +63,39 @@ def test_413_body_over_1_mib(client: TestClient, service: dict[str, str], redis_
     assert _nothing_written(redis_url, prefix)
 
 
-@pytest.mark.parametrize(("change", "field", "words"), [
-    ({"scheduled_at": "2020-01-01T00:00:00Z"}, "scheduled_at", "must be in the future"),
-    ({"scheduled_at": "2030-01-01T10:00:00"}, "scheduled_at", "timezone-aware"),
-    ({"scheduled_at": "tomorrow"}, "scheduled_at", "datetime"),
-    ({"scheduled_at": None}, "scheduled_at", "null"),
-    ({"recipients": []}, "recipients", "cannot be empty"),
-    ({"recipients": list(range(10_001))}, "recipients", "at most 10000"),
-    ({"recipients": 5}, "recipients", "array"),
-    ({"recipients": [True]}, "recipients[0]", "bool"),
-    ({"recipients": [""]}, "recipients[0]", "1 to 128"),
-    ({"recipients": ["two words"]}, "recipients[0]", "spaces"),
-    ({"recipients": [{"id": 1}]}, "recipients[0]", "object"),
-    ({"priority": "critical"}, "priority", "one of low, normal, high, urgent"),
-    ({"title": ""}, "title", "cannot be empty"),
-    ({"title": "t" * 201}, "title", "at most 200"),
-    ({"title": 7}, "title", "str"),
-    ({"message": "m" * 10_001}, "message", "at most 10000"),
-    ({"type": ""}, "type", "cannot be empty"),
-    ({"data": [1, 2]}, "data", "object"),
-    ({"data": {"blob": "x" * 20_000}}, "data", "at most 16384 bytes"),
-])
-def test_422_rules(client: TestClient, service: dict[str, str], redis_url: str, prefix: str,
-                   change: dict[str, object], field: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"scheduled_at": "2020-01-01T00:00:00Z"}, "scheduled_at", "must be in the future"),
+        ({"scheduled_at": "2030-01-01T10:00:00"}, "scheduled_at", "timezone-aware"),
+        ({"scheduled_at": "tomorrow"}, "scheduled_at", "datetime"),
+        ({"scheduled_at": None}, "scheduled_at", "null"),
+        ({"recipients": []}, "recipients", "cannot be empty"),
+        ({"recipients": list(range(10_001))}, "recipients", "at most 10000"),
+        ({"recipients": 5}, "recipients", "array"),
+        ({"recipients": [True]}, "recipients[0]", "bool"),
+        ({"recipients": [""]}, "recipients[0]", "1 to 128"),
+        ({"recipients": ["two words"]}, "recipients[0]", "spaces"),
+        ({"recipients": [{"id": 1}]}, "recipients[0]", "object"),
+        ({"priority": "critical"}, "priority", "one of low, normal, high, urgent"),
+        ({"title": ""}, "title", "cannot be empty"),
+        ({"title": "t" * 201}, "title", "at most 200"),
+        ({"title": 7}, "title", "str"),
+        ({"message": "m" * 10_001}, "message", "at most 10000"),
+        ({"type": ""}, "type", "cannot be empty"),
+        ({"data": [1, 2]}, "data", "object"),
+        ({"data": {"blob": "x" * 20_000}}, "data", "at most 16384 bytes"),
+    ],
+)
+def test_422_rules(
+    client: TestClient,
+    service: dict[str, str],
+    redis_url: str,
+    prefix: str,
+    change: dict[str, object],
+    field: str,
+    words: str,
+) -> None:
     body = _error(client.post(SCHEDULE, headers=service, json={**schedule_body([1, 2]), **change}), 422, field)
     assert words in str(body["detail"]), body
     assert _nothing_written(redis_url, prefix)
@@ -107,8 +117,13 @@ def test_unknown_fields_are_ignored(client: TestClient, service: dict[str, str])
 
 
 def test_404_and_405(client: TestClient, service: dict[str, str]) -> None:
-    for path in ("/api/notifications/424242/schedule_status/", "/api/notifications/abc/schedule_status/",
-                 f"/api/notifications/{2**80}/schedule_status/", "/api/nothing-here", "/"):
+    for path in (
+        "/api/notifications/424242/schedule_status/",
+        "/api/notifications/abc/schedule_status/",
+        f"/api/notifications/{2**80}/schedule_status/",
+        "/api/nothing-here",
+        "/",
+    ):
         _error(client.get(path, headers=service), 404)
     _error(client.delete(f"/api/notifications/{2**80}/cancel_scheduled/", headers=service), 404)
     r = client.get(SCHEDULE, headers=service)
@@ -122,7 +137,7 @@ def test_patch_errors(client: TestClient, tokens: Tokens) -> None:
     me = tokens.headers("alice")
     (nid,) = client.post(SCHEDULE, headers=me, json=schedule_body(["alice"])).json()["notification_ids"]
     path = f"/api/notifications/{nid}/"
-    _error(client.patch(path, headers=me, content=b"{", ), 415)
+    _error(client.patch(path, headers=me, content=b"{"), 415)
     _error(client.patch(path, headers={**me, "Content-Type": "application/json"}, content=b"{"), 400)
     _error(client.patch(path, headers=me, json={}), 422)
     _error(client.patch(path, headers=me, json={"scheduled_at": "2030-01-01T00:00:00"}), 422, "scheduled_at")
@@ -130,7 +145,13 @@ def test_patch_errors(client: TestClient, tokens: Tokens) -> None:
 
 
 ADVERSARIAL = [
-    b"null", b"0", b"[]", b"{}", b'{"recipients": null}', b'{"recipients": [null]}', b'{"recipients": [1e308]}',
+    b"null",
+    b"0",
+    b"[]",
+    b"{}",
+    b'{"recipients": null}',
+    b'{"recipients": [null]}',
+    b'{"recipients": [1e308]}',
     b'{"recipients": [123456789012345678901234567890], "title": "t", "message": "m", '
     b'"scheduled_at": "2030-01-01T00:00:00Z"}',
     b'{"recipients": [-1], "title": "t", "message": "m", "scheduled_at": "9999-12-31T23:59:59Z"}',
@@ -140,12 +161,18 @@ ADVERSARIAL = [
     b'{"recipients": [1], "title": "\\u0000", "message": "\\ud800", "scheduled_at": "2030-01-01T00:00:00+25:00"}',
     b'{"recipients": ["\\u0000"], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z"}',
     b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "data": '
-    + b'{"a":' * 2000 + b"1" + b"}" * 2000 + b"}",
+    + b'{"a":' * 2000
+    + b"1"
+    + b"}" * 2000
+    + b"}",
     b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "priority": null}',
     b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "data": null}',
     b"[" * 100_000,
     b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "data": '
-    + b'{"a":' * 600 + b"1" + b"}" * 600 + b"}",
+    + b'{"a":' * 600
+    + b"1"
+    + b"}" * 600
+    + b"}",
 ]
 
 
@@ -187,10 +214,14 @@ def test_empty_query_values_are_rejected_not_ignored(client: TestClient, service
 
 
 @pytest.mark.parametrize("key", ["café", "a\u0085b", "\u200bkey", "k" * 65, ""])
-def test_idempotency_key_is_printable_ascii(client: TestClient, service: dict[str, str], key: str,
-                                            redis_url: str, prefix: str) -> None:
-    headers = [(b"authorization", service["Authorization"].encode()), (b"content-type", b"application/json"),
-               (b"idempotency-key", key.encode("utf-8"))]
+def test_idempotency_key_is_printable_ascii(
+    client: TestClient, service: dict[str, str], key: str, redis_url: str, prefix: str
+) -> None:
+    headers = [
+        (b"authorization", service["Authorization"].encode()),
+        (b"content-type", b"application/json"),
+        (b"idempotency-key", key.encode("utf-8")),
+    ]
     r = client.post(SCHEDULE, headers=headers, content=json.dumps(schedule_body([1])).encode())
     _error(r, 422, "Idempotency-Key")
     assert _nothing_written(redis_url, prefix)
@@ -198,34 +229,67 @@ def test_idempotency_key_is_printable_ascii(client: TestClient, service: dict[st
 
 # -- adversarial inputs: each a clear 4xx naming the field, nothing written -----------------------------
 
+
 def _post_raw(client: TestClient, headers: dict[str, str], raw: bytes) -> object:
     return client.post(SCHEDULE, headers={**headers, "Content-Type": "application/json"}, content=raw)
 
 
-@pytest.mark.parametrize(("raw", "status"), [
-    (b"[" * 100_000 + b"]" * 100_000, 422),                       # deeply nested, under 1 MiB: not an object
-    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "data": '
-     + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}", 400),
-    (b'{"recipients": [1], "title": "t", "message": "' + b"x" * (1024 * 1024) + b'"}', 413),
-    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": NaN}', 400),
-    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": Infinity}', 400),
-    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": -1}', 422),
-    (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": 1e309}', 422),
-    (b'{"recipients": [NaN], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z"}', 400),
-    (b'{"recipients": [-Infinity], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z"}', 400),
-], ids=["nested-arrays", "nested-data", "over-1-MiB", "NaN", "Infinity", "negative", "1e309", "NaN-recipient",
-        "-Infinity-recipient"])
-def test_huge_nested_and_non_finite_bodies(client: TestClient, service: dict[str, str], redis_url: str,
-                                           prefix: str, raw: bytes, status: int) -> None:
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, 422),  # deeply nested, under 1 MiB: not an object
+        (
+            b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z", "data": '
+            + b'{"a":' * 5000
+            + b"1"
+            + b"}" * 5000
+            + b"}",
+            400,
+        ),
+        (b'{"recipients": [1], "title": "t", "message": "' + b"x" * (1024 * 1024) + b'"}', 413),
+        (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": NaN}', 400),
+        (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": Infinity}', 400),
+        (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": -1}', 422),
+        (b'{"recipients": [1], "title": "t", "message": "m", "scheduled_at": 1e309}', 422),
+        (b'{"recipients": [NaN], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z"}', 400),
+        (b'{"recipients": [-Infinity], "title": "t", "message": "m", "scheduled_at": "2030-01-01T00:00:00Z"}', 400),
+    ],
+    ids=[
+        "nested-arrays",
+        "nested-data",
+        "over-1-MiB",
+        "NaN",
+        "Infinity",
+        "negative",
+        "1e309",
+        "NaN-recipient",
+        "-Infinity-recipient",
+    ],
+)
+def test_huge_nested_and_non_finite_bodies(
+    client: TestClient, service: dict[str, str], redis_url: str, prefix: str, raw: bytes, status: int
+) -> None:
     _error(_post_raw(client, service, raw), status)
     assert _nothing_written(redis_url, prefix)
 
 
-@pytest.mark.parametrize("at", ["9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z",
-                                "0001-01-01T00:00:00Z", "-0001-01-01T00:00:00Z", "10000-01-01T00:00:00Z",
-                                "2030-01-01T00:00:00+24:00", "2030-13-01T00:00:00Z", "2030-01-01T25:00:00Z"])
-def test_timestamps_outside_what_can_be_meant(client: TestClient, service: dict[str, str], redis_url: str,
-                                              prefix: str, at: str) -> None:
+@pytest.mark.parametrize(
+    "at",
+    [
+        "9999-12-31T23:59:59Z",
+        "1969-12-31T23:59:59Z",
+        "1970-01-01T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "-0001-01-01T00:00:00Z",
+        "10000-01-01T00:00:00Z",
+        "2030-01-01T00:00:00+24:00",
+        "2030-13-01T00:00:00Z",
+        "2030-01-01T25:00:00Z",
+    ],
+)
+def test_timestamps_outside_what_can_be_meant(
+    client: TestClient, service: dict[str, str], redis_url: str, prefix: str, at: str
+) -> None:
     _error(client.post(SCHEDULE, headers=service, json=schedule_body([1], scheduled_at=at)), 422, "scheduled_at")
     assert _nothing_written(redis_url, prefix)
 
@@ -235,28 +299,33 @@ def test_reschedule_to_impossible_times_changes_nothing(client: TestClient, toke
     (nid,) = client.post(SCHEDULE, headers=me, json=schedule_body(["alice"])).json()["notification_ids"]
     before = client.get(f"/api/notifications/{nid}/", headers=me).json()
     for at in ("9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z", -5, None):
-        _error(client.patch(f"/api/notifications/{nid}/", headers=me, json={"scheduled_at": at}), 422,
-               "scheduled_at")
+        _error(client.patch(f"/api/notifications/{nid}/", headers=me, json={"scheduled_at": at}), 422, "scheduled_at")
     for raw in (b'{"scheduled_at": NaN}', b'{"scheduled_at": -Infinity}'):
-        _error(client.patch(f"/api/notifications/{nid}/", headers={**me, "Content-Type": "application/json"},
-                            content=raw), 400)
+        _error(
+            client.patch(f"/api/notifications/{nid}/", headers={**me, "Content-Type": "application/json"}, content=raw),
+            400,
+        )
     assert client.get(f"/api/notifications/{nid}/", headers=me).json() == before
 
 
 CONTROL = "a\x00b\x07c\x1bd\x7fe\x85f\u2028g"
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"recipients": [CONTROL]}, "recipients[0]"),
-    ({"recipients": ["ok", "tab\there"]}, "recipients[1]"),
-    ({"recipients": ["\u00a0"]}, "recipients[0]"),
-    ({"recipients": ["\u202eevil"]}, "recipients[0]"),  # a right-to-left override is not printable
-    ({"title": CONTROL * 30}, "title"),                  # over 200 characters
-    ({"type": "x" * 65}, "type"),
-    ({"priority": "high\x00"}, "priority"),
-])
-def test_control_characters_where_they_cannot_go(client: TestClient, service: dict[str, str], redis_url: str,
-                                                 prefix: str, change: dict[str, object], field: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"recipients": [CONTROL]}, "recipients[0]"),
+        ({"recipients": ["ok", "tab\there"]}, "recipients[1]"),
+        ({"recipients": ["\u00a0"]}, "recipients[0]"),
+        ({"recipients": ["\u202eevil"]}, "recipients[0]"),  # a right-to-left override is not printable
+        ({"title": CONTROL * 30}, "title"),  # over 200 characters
+        ({"type": "x" * 65}, "type"),
+        ({"priority": "high\x00"}, "priority"),
+    ],
+)
+def test_control_characters_where_they_cannot_go(
+    client: TestClient, service: dict[str, str], redis_url: str, prefix: str, change: dict[str, object], field: str
+) -> None:
     _error(client.post(SCHEDULE, headers=service, json={**schedule_body([1]), **change}), 422, field)
     assert _nothing_written(redis_url, prefix)
 
@@ -264,28 +333,43 @@ def test_control_characters_where_they_cannot_go(client: TestClient, service: di
 LUA = "]]..redis.call('FLUSHALL')..[["
 
 
-def test_unicode_and_lua_looking_text_are_stored_verbatim(client: TestClient, service: dict[str, str],
-                                                         redis_url: str, prefix: str) -> None:
+def test_unicode_and_lua_looking_text_are_stored_verbatim(
+    client: TestClient, service: dict[str, str], redis_url: str, prefix: str
+) -> None:
     """Text is data: it reaches Lua only through ARGV, so nothing in it is ever run; it comes back exact."""
     r = redis.Redis.from_url(redis_url)
     r.set(f"{prefix}:canary", "still here")
-    body = schedule_body([LUA, "😀", "ﷺ"], title=f"{LUA} 😀 \u202e ǅ", message=f"{CONTROL}\n{LUA}",
-                         type=LUA[:64], data={LUA: [LUA, "\x00", "\ud7ff"], "nested": {"k": LUA}})
+    body = schedule_body(
+        [LUA, "😀", "ﷺ"],
+        title=f"{LUA} 😀 \u202e ǅ",
+        message=f"{CONTROL}\n{LUA}",
+        type=LUA[:64],
+        data={LUA: [LUA, "\x00", "\ud7ff"], "nested": {"k": LUA}},
+    )
     created = client.post(SCHEDULE, headers={**service, "Idempotency-Key": LUA}, json=body)
     assert created.status_code == 201, created.text
     for nid, who in zip(created.json()["notification_ids"], body["recipients"], strict=True):  # type: ignore
         n = client.get(f"/api/notifications/{nid}/", headers=service).json()
         assert (n["recipient"], n["title"], n["message"], n["type"], n["data"]) == (
-            who, body["title"], body["message"], body["type"], body["data"])
+            who,
+            body["title"],
+            body["message"],
+            body["type"],
+            body["data"],
+        )
     assert r.get(f"{prefix}:canary") == b"still here"
     r.close()
 
 
 @pytest.mark.parametrize("value", [b"k\r\nX-Injected: 1", b"k\nSet-Cookie: a=b", b"k\r", b"k\x00", b"k\x7f"])
-def test_header_injection_in_idempotency_key(client: TestClient, service: dict[str, str], redis_url: str,
-                                             prefix: str, value: bytes) -> None:
-    headers = [(b"authorization", service["Authorization"].encode()), (b"content-type", b"application/json"),
-               (b"idempotency-key", value)]
+def test_header_injection_in_idempotency_key(
+    client: TestClient, service: dict[str, str], redis_url: str, prefix: str, value: bytes
+) -> None:
+    headers = [
+        (b"authorization", service["Authorization"].encode()),
+        (b"content-type", b"application/json"),
+        (b"idempotency-key", value),
+    ]
     r = client.post(SCHEDULE, headers=headers, content=json.dumps(schedule_body([1])).encode())
     _error(r, 422, "Idempotency-Key")
     assert "x-injected" not in r.headers and "set-cookie" not in r.headers

@@ -46,10 +46,17 @@ def _future(case: Any, seconds: int) -> None:
 
 
 def _fuzz(operation: Any, mode: GenerationMode, callers: dict[str, dict[str, str]], ran: Counter[str]) -> None:
-    @hypothesis.given(case=operation.as_strategy(mode), who=st.sampled_from(sorted(callers)),
-                      ahead_s=st.integers(60, 9 * 365 * 86400))
-    @hypothesis.settings(max_examples=CASES_PER_OPERATION, deadline=None, database=None, derandomize=True,
-                         phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @hypothesis.given(
+        case=operation.as_strategy(mode), who=st.sampled_from(sorted(callers)), ahead_s=st.integers(60, 9 * 365 * 86400)
+    )
+    @hypothesis.settings(
+        max_examples=CASES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def fuzz(case: Any, who: str, ahead_s: int) -> None:
         if mode is GenerationMode.POSITIVE:
             _future(case, ahead_s)
@@ -69,8 +76,9 @@ def _fuzz(operation: Any, mode: GenerationMode, callers: dict[str, dict[str, str
 
 
 def test_fuzz_the_api_from_its_openapi_document(redis_url: str, prefix: str, tokens: Tokens) -> None:
-    settings = Settings(redis_url=redis_url, prefix=prefix, rate_per_s=1e6, rate_burst=1_000_000,
-                        auth_fail_burst=1_000_000)  # made-up tokens must not lock the real ones out
+    settings = Settings(
+        redis_url=redis_url, prefix=prefix, rate_per_s=1e6, rate_burst=1_000_000, auth_fail_burst=1_000_000
+    )  # made-up tokens must not lock the real ones out
     app = create_app(settings, run_worker=False)
     callers: dict[str, dict[str, str]] = {
         "anonymous": {},  # schemathesis sends a made-up Authorization value: must be 401
@@ -83,8 +91,9 @@ def test_fuzz_the_api_from_its_openapi_document(redis_url: str, prefix: str, tok
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         with get_client(app) as http:  # ids 1..6 exist, so small generated ids reach the 200 paths
             for _ in range(3):
-                r = http.post("/api/notifications/schedule/", headers=callers["service"],
-                              json=schedule_body(["alice", "bob"]))
+                r = http.post(
+                    "/api/notifications/schedule/", headers=callers["service"], json=schedule_body(["alice", "bob"])
+                )
                 assert r.status_code == 201, r.text
         for result in schema.get_all_operations():
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -93,4 +102,3 @@ def test_fuzz_the_api_from_its_openapi_document(redis_url: str, prefix: str, tok
         shutdown_lifespans()
     print(f"schemathesis: {sum(ran.values())} cases ({ran['positive']} valid, {ran['negative']} invalid)")
     assert ran["positive"] >= 10 * CASES_PER_OPERATION and ran["negative"] >= 5 * CASES_PER_OPERATION
-

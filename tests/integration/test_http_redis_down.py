@@ -40,10 +40,14 @@ def test_redis_stopped_then_back(tmp_path: Path) -> None:
             before = _keys(server.url, prefix)
             server.stop()  # SIGTERM: the AOF is flushed, so what was written survives
 
-            for method, path in (("POST", SCHEDULE), ("GET", f"/api/notifications/{kept}/schedule_status/"),
-                                 ("DELETE", f"/api/notifications/{kept}/cancel_scheduled/"),
-                                 ("GET", "/api/notifications/"), ("PATCH", f"/api/notifications/{kept}/"),
-                                 ("GET", f"/api/notifications/{kept}/")):
+            for method, path in (
+                ("POST", SCHEDULE),
+                ("GET", f"/api/notifications/{kept}/schedule_status/"),
+                ("DELETE", f"/api/notifications/{kept}/cancel_scheduled/"),
+                ("GET", "/api/notifications/"),
+                ("PATCH", f"/api/notifications/{kept}/"),
+                ("GET", f"/api/notifications/{kept}/"),
+            ):
                 body = {"scheduled_at": future(60)} if method == "PATCH" else schedule_body(["alice"])
                 r = c.request(method, path, headers=me, json=body)
                 assert r.status_code == 503, (method, path, r.text)
@@ -68,7 +72,8 @@ def test_redis_stopped_then_back(tmp_path: Path) -> None:
             assert [n["id"] for n in listed] == [r.json()["notification_ids"][0], kept]  # nothing half-written
             assert "zsched_redis_up 1" in c.get("/metrics").text
             (soon,) = c.post(SCHEDULE, headers=me, json=schedule_body(["alice"], scheduled_at=future(1))).json()[
-                "notification_ids"]
+                "notification_ids"
+            ]
             deadline = time.monotonic() + 30  # the worker reconnected by itself and delivers
             while (got := c.get(f"/api/notifications/{soon}/", headers=me).json()).get("scheduled_status") != "sent":
                 assert "error" not in got, got

@@ -40,8 +40,13 @@ def serve(redis_url: str, prefix: str, repo_root: Path, tmp_path: Path) -> Itera
     port = _free_port()
     log = tmp_path / "serve.log"
     output = log.open("w")
-    process = subprocess.Popen([*ZSCHED, "serve", "--port", str(port), *common], cwd=repo_root,
-                               stdout=output, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [*ZSCHED, "serve", "--port", str(port), *common],
+        cwd=repo_root,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -78,9 +83,11 @@ def test_seed_curl_flow_against_zsched_serve(serve: tuple[str, list[str]]) -> No
     assert "user=ops" in listed and token not in listed
     auth = {"Authorization": f"Token {token}"}
 
-    r = httpx.post(f"{base}/api/notifications/schedule/", headers={**auth, "Content-Type": "application/json"},
-                   json={"recipients": [1, 2, 3], "title": "Meeting", "message": "In 30 minutes",
-                         "scheduled_at": future()})
+    r = httpx.post(
+        f"{base}/api/notifications/schedule/",
+        headers={**auth, "Content-Type": "application/json"},
+        json={"recipients": [1, 2, 3], "title": "Meeting", "message": "In 30 minutes", "scheduled_at": future()},
+    )
     assert r.status_code == 201 and r.json()["count"] == 3, r.text
     assert r.json()["notification_ids"][0] == 1  # so the seed's `/api/notifications/1/...` examples work verbatim
     r = httpx.get(f"{base}/api/notifications/1/schedule_status/", headers=auth)
@@ -88,8 +95,11 @@ def test_seed_curl_flow_against_zsched_serve(serve: tuple[str, list[str]]) -> No
     r = httpx.delete(f"{base}/api/notifications/1/cancel_scheduled/", headers=auth)
     assert r.status_code == 200 and r.json()["scheduled_status"] == "cancelled"
 
-    r = httpx.post(f"{base}/api/notifications/schedule/", headers=auth,
-                   json={"recipients": [2], "title": "Soon", "message": "now", "scheduled_at": future(0.3)})
+    r = httpx.post(
+        f"{base}/api/notifications/schedule/",
+        headers=auth,
+        json={"recipients": [2], "title": "Soon", "message": "now", "scheduled_at": future(0.3)},
+    )
     (soon,) = r.json()["notification_ids"]
     deadline = time.monotonic() + 15
     while httpx.get(f"{base}/api/notifications/{soon}/schedule_status/", headers=auth).json()["is_sent"] is False:
@@ -112,20 +122,39 @@ def test_schedule_over_http_and_receive_over_websocket_from_zsched_serve(serve: 
     with open_socket(ws_url) as ws:
         assert until_ready(ws) == []
         due = future(1.5)
-        r = httpx.post(f"{base}/api/notifications/schedule/", headers=auth,
-                       json={"recipients": ["alice"], "title": "Stand-up", "message": "in 1.5 s",
-                             "scheduled_at": due, "priority": "high", "data": {"room": "B2"}})
+        r = httpx.post(
+            f"{base}/api/notifications/schedule/",
+            headers=auth,
+            json={
+                "recipients": ["alice"],
+                "title": "Stand-up",
+                "message": "in 1.5 s",
+                "scheduled_at": due,
+                "priority": "high",
+                "data": {"room": "B2"},
+            },
+        )
         assert r.status_code == 201, r.text
         (nid,) = r.json()["notification_ids"]
         pushed = receive(ws, timeout_s=15)
         arrived = datetime.now(UTC)
         assert (pushed["type"], pushed["id"], pushed["title"], pushed["priority"], pushed["data"]) == (
-            "notification", nid, "Stand-up", "high", {"room": "B2"})
+            "notification",
+            nid,
+            "Stand-up",
+            "high",
+            {"room": "B2"},
+        )
         lateness_s = (arrived - datetime.fromisoformat(due.replace("Z", "+00:00"))).total_seconds()
         assert -0.05 < lateness_s < 5, f"arrived {lateness_s:.3f} s after due"  # generous: the bench measures
         assert pushed["stream_id"]
         ws.send(json.dumps({"type": "ack", "id": nid}))
-        wait_for(lambda: httpx.get(f"{base}/api/notifications/{nid}/schedule_status/", headers=auth)
-                 .json()["delivered_at"] is not None, "the ack to be recorded")
+        wait_for(
+            lambda: (
+                httpx.get(f"{base}/api/notifications/{nid}/schedule_status/", headers=auth).json()["delivered_at"]
+                is not None
+            ),
+            "the ack to be recorded",
+        )
     status = httpx.get(f"{base}/api/notifications/{nid}/schedule_status/", headers=auth).json()
     assert status["scheduled_status"] == "sent" and status["is_sent"]

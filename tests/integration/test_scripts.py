@@ -50,13 +50,16 @@ def test_idempotent_schedule_returns_the_same_ids_and_creates_nothing(zs: Schedu
     assert zs.stats().totals["scheduled"] == 2
 
 
-def test_retention_expires_terminal_records_and_trims_the_index(redis_url: str, keyspace: Keyspace,
-                                                                 clock: ManualClock) -> None:
+def test_retention_expires_terminal_records_and_trims_the_index(
+    redis_url: str, keyspace: Keyspace, clock: ManualClock
+) -> None:
     retention = Retention(sent_ms=90 * DAY_MS, cancelled_ms=30 * DAY_MS, failed_ms=90 * DAY_MS)
     zs = Scheduler(redis.Redis.from_url(redis_url), core=Core(keyspace, retention=retention, clock=clock))
     p = keyspace.partitions[0]
-    sent, cancelled, pending = (zs.schedule(["rita"], t, "x", delay=d).notification_ids[0]
-                                for t, d in (("sent", 0), ("cancelled", 60), ("pending", 200 * 86400)))
+    sent, cancelled, pending = (
+        zs.schedule(["rita"], t, "x", delay=d).notification_ids[0]
+        for t, d in (("sent", 0), ("cancelled", 60), ("pending", 200 * 86400))
+    )
     tick(zs, Recorder())
     zs.cancel(cancelled)
     assert zs.redis.zscore(p.sent, sent) == clock.ms + 90 * DAY_MS
@@ -113,8 +116,9 @@ def test_partitions_keep_a_recipient_together_and_ids_route_home(redis_url: str,
     used = {zs.core.keys.for_recipient(p).index for p in people}
     assert len(used) == 4 and zs.stats().counts["pending"] == 40
     again = zs.schedule(people, "Spread", "out", delay=60, idempotency_key="k")
-    assert zs.schedule(people, "Spread", "out", delay=60, idempotency_key="k").notification_ids == \
-        again.notification_ids
+    assert (
+        zs.schedule(people, "Spread", "out", delay=60, idempotency_key="k").notification_ids == again.notification_ids
+    )
     zs.close()
 
 

@@ -21,8 +21,9 @@ ZSCHED = [sys.executable, "-m", "zsched.cli"]
 
 
 def _cli(*args: str) -> str:
-    done = subprocess.run([*ZSCHED, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "ZSCHED_REDIS_URL": ""})
+    done = subprocess.run(
+        [*ZSCHED, *args], capture_output=True, text=True, timeout=60, env={**os.environ, "ZSCHED_REDIS_URL": ""}
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr
 
@@ -34,13 +35,16 @@ class InfoServer(ServerThread):
         super().__init__(app)
         self.server.config = uvicorn.Config(app, lifespan="on", log_level="info")
 
+
 CLIENT_SIDE = ("httpx", "httpcore", "websockets.client")  # the test's own clients log what they send
 
 
 def test_no_secret_in_logs_or_token_list(redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture) -> None:
     target = ["--redis-url", redis_url, "--prefix", prefix]
-    created = [_cli("token", "create", *target, "--user", user, *extra).strip().splitlines()[-1]
-               for user, extra in (("alice", ()), ("billing", ("--scope", "schedule:any")), ("ops", ("--admin",)))]
+    created = [
+        _cli("token", "create", *target, "--user", user, *extra).strip().splitlines()[-1]
+        for user, extra in (("alice", ()), ("billing", ("--scope", "schedule:any")), ("ops", ("--admin",)))
+    ]
     alice, service, admin = created
     assert all(t.startswith("zs_") for t in created)
     caplog.set_level(logging.DEBUG)
@@ -53,10 +57,16 @@ def test_no_secret_in_logs_or_token_list(redis_url: str, prefix: str, caplog: py
         base = f"http://127.0.0.1:{server.port}"
         with httpx.Client(base_url=base, timeout=10) as http:
             body = {"recipients": ["alice"], "title": "t", "message": "m", "scheduled_at": future()}
-            assert http.post("/api/notifications/schedule/", json=body,
-                             headers={"Authorization": f"Token {service}"}).status_code == 201
-            assert http.get(f"/api/notifications/?token={alice}",
-                            headers={"Authorization": f"Bearer {alice}"}).status_code == 200
+            assert (
+                http.post(
+                    "/api/notifications/schedule/", json=body, headers={"Authorization": f"Token {service}"}
+                ).status_code
+                == 201
+            )
+            assert (
+                http.get(f"/api/notifications/?token={alice}", headers={"Authorization": f"Bearer {alice}"}).status_code
+                == 200
+            )
             assert http.get("/api/stats", headers={"Authorization": f"Token {admin}"}).status_code == 200
             assert http.get("/api/stats", headers={"Authorization": f"Token {alice}x"}).status_code == 401
         ws_url = f"ws://127.0.0.1:{server.port}/ws"

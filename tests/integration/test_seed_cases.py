@@ -28,8 +28,15 @@ def test_01_single_recipient(pinned: Scheduler, clock: ManualClock) -> None:
 
 
 def test_02_multiple_recipients(zs: Scheduler) -> None:
-    result = zs.schedule([1, 2, 3, 2, "3"], "Meeting", "In 30 minutes", delay=timedelta(minutes=5),
-                         type="reminder", priority="high", data={"room": "B2", "ids": [1, 2.5, {}]})
+    result = zs.schedule(
+        [1, 2, 3, 2, "3"],
+        "Meeting",
+        "In 30 minutes",
+        delay=timedelta(minutes=5),
+        type="reminder",
+        priority="high",
+        data={"room": "B2", "ids": [1, 2.5, {}]},
+    )
     assert result.count == 3 and len(set(result.notification_ids)) == 3
     people = [zs.status(i) for i in result.notification_ids]
     assert [n.recipient for n in people] == ["1", "2", "3"]
@@ -67,8 +74,10 @@ def test_06_cannot_cancel_sent(pinned: Scheduler, clock: ManualClock) -> None:
 
 
 def test_07_get_pending(zs: Scheduler) -> None:
-    ids = zs.schedule(["bob"], "A", "a", delay=60).notification_ids + zs.schedule(
-        ["bob"], "B", "b", delay=120).notification_ids
+    ids = (
+        zs.schedule(["bob"], "A", "a", delay=60).notification_ids
+        + zs.schedule(["bob"], "B", "b", delay=120).notification_ids
+    )
     zs.cancel(ids[0])
     pending = zs.list_for("bob", status="pending")
     assert [n.id for n in pending.items] == [ids[1]]

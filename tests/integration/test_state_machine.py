@@ -35,8 +35,7 @@ RETENTION = Retention(sent_ms=4000, cancelled_ms=3000, failed_ms=5000)
 LEASE_MS = 1000
 PEOPLE = ("ann", "bo", "cy", "dee")
 TERMINAL = {"sent", "cancelled", "failed"}
-ZSET_OF = {"pending": "due", "processing": "processing", "sent": "sent", "cancelled": "cancelled",
-           "failed": "failed"}
+ZSET_OF = {"pending": "due", "processing": "processing", "sent": "sent", "cancelled": "cancelled", "failed": "failed"}
 
 
 @dataclass
@@ -85,8 +84,10 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
 
         # -- steps ---------------------------------------------------------------------------------
 
-        @rule(people=st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=3, unique=True),
-              delay_ms=st.sampled_from([0, 0, 1, 50, 500, 1000, 3000]))
+        @rule(
+            people=st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=3, unique=True),
+            delay_ms=st.sampled_from([0, 0, 1, 50, 500, 1000, 3000]),
+        )
         def schedule(self, people: list[str], delay_ms: int) -> None:
             tally["schedule"] += 1
             result = self.zs.schedule(people, "t", "m", delay=timedelta(milliseconds=delay_ms))
@@ -236,9 +237,16 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
 def test_scripts_follow_the_model(redis_url: str) -> None:
     tally: Counter[str] = Counter()
     try:
-        run_state_machine_as_test(machine(redis_url, tally), settings=settings(
-            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+        run_state_machine_as_test(
+            machine(redis_url, tally),
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
     finally:
         report = os.environ.get("ZSCHED_STATE_MACHINE_REPORT")
         if report:

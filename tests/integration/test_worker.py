@@ -176,14 +176,17 @@ async def test_a_refusing_server_is_waited_out_not_fatal(valkey: object, prefix:
     await producer.close()
 
 
-def test_a_jittered_retry_logs_the_delay_it_applies(redis_url: str, keyspace: Keyspace, clock: ManualClock,
-                                                    caplog: object) -> None:
+def test_a_jittered_retry_logs_the_delay_it_applies(
+    redis_url: str, keyspace: Keyspace, clock: ManualClock, caplog: object
+) -> None:
     import logging
 
     import redis as sync_redis
 
-    zs = Scheduler(sync_redis.Redis.from_url(redis_url),
-                   core=Core(keyspace, retry=RetryPolicy(delays_ms=(100_000,), jitter=0.5), clock=clock))
+    zs = Scheduler(
+        sync_redis.Redis.from_url(redis_url),
+        core=Core(keyspace, retry=RetryPolicy(delays_ms=(100_000,), jitter=0.5), clock=clock),
+    )
     (nid,) = zs.schedule(["jit"], "Jitter", "once", delay=0).notification_ids
     with caplog.at_level(logging.WARNING, logger="zsched.worker"):  # type: ignore[attr-defined]
         tick(zs, Recorder(fail={nid}))

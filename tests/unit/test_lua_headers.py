@@ -49,18 +49,34 @@ def test_header_names_what_the_body_uses(name: str) -> None:
         start = varargs[kind]
         fixed_used = {i for i in used[kind] if start is None or i < start}
         assert fixed_used == named[kind], (
-            f"{name}: {kind} named in header {sorted(named[kind])}, used {sorted(fixed_used)}")
+            f"{name}: {kind} named in header {sorted(named[kind])}, used {sorted(fixed_used)}"
+        )
         if start is None:
             assert named[kind] == set(range(1, len(named[kind]) + 1)), f"{name}: {kind} numbered without gaps"
 
 
 def _steps(core: Core) -> list[Script]:
     p = core.keys.partitions[0]
-    n = Notification(id=1, recipient="a", title="t", message="m", scheduled_at=ms_to_datetime(0),
-                     scheduled_status="processing", created_at=ms_to_datetime(0), attempts=1)
-    ops = [core.schedule(["a", "b"], "t", "m", delay=timedelta(seconds=1), idempotency_key="k"),
-           core.cancel(1), core.reschedule(1, delay=5), core.claim(p, 10, 1000), core.ack(p, [1]),
-           core.fail(p, [(n, "boom")]), core.reap(p), core.purge(p)]
+    n = Notification(
+        id=1,
+        recipient="a",
+        title="t",
+        message="m",
+        scheduled_at=ms_to_datetime(0),
+        scheduled_status="processing",
+        created_at=ms_to_datetime(0),
+        attempts=1,
+    )
+    ops = [
+        core.schedule(["a", "b"], "t", "m", delay=timedelta(seconds=1), idempotency_key="k"),
+        core.cancel(1),
+        core.reschedule(1, delay=5),
+        core.claim(p, 10, 1000),
+        core.ack(p, [1]),
+        core.fail(p, [(n, "boom")]),
+        core.reap(p),
+        core.purge(p),
+    ]
     return [step for op in ops for step in next(op) if isinstance(step, Script)]
 
 

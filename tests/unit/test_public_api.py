@@ -11,10 +11,33 @@ import zsched
 from zsched._moved import MOVED
 
 PUBLIC = [
-    "AsyncScheduler", "CallableDelivery", "Core", "Delivery", "EmbeddedServer", "IdempotencyConflictError",
-    "InboxDelivery", "Keyspace", "NotFoundError", "NotPendingError", "Notification", "Page", "PastScheduleError",
-    "Retention", "RetryPolicy", "Router", "ScheduleResult", "Scheduler", "Settings", "Stats", "UnavailableError",
-    "UnknownChannelError", "ValidationError", "WebhookChannel", "WebhookError", "Worker", "ZschedError",
+    "AsyncScheduler",
+    "CallableDelivery",
+    "Core",
+    "Delivery",
+    "EmbeddedServer",
+    "IdempotencyConflictError",
+    "InboxDelivery",
+    "Keyspace",
+    "NotFoundError",
+    "NotPendingError",
+    "Notification",
+    "Page",
+    "PastScheduleError",
+    "Retention",
+    "RetryPolicy",
+    "Router",
+    "ScheduleResult",
+    "Scheduler",
+    "Settings",
+    "Stats",
+    "UnavailableError",
+    "UnknownChannelError",
+    "ValidationError",
+    "WebhookChannel",
+    "WebhookError",
+    "Worker",
+    "ZschedError",
 ]
 
 

@@ -6,8 +6,9 @@ from zsched.engine.keys import Keyspace
 from zsched.settings import Settings, parse_duration_ms
 
 
-@pytest.mark.parametrize(("text", "ms"), [("500ms", 500), ("2s", 2000), ("1h30m", 5_400_000), ("7d", 604_800_000),
-                                          ("1.5", 1500)])
+@pytest.mark.parametrize(
+    ("text", "ms"), [("500ms", 500), ("2s", 2000), ("1h30m", 5_400_000), ("7d", 604_800_000), ("1.5", 1500)]
+)
 def test_durations(text: str, ms: int) -> None:
     assert parse_duration_ms(text) == ms
 
@@ -18,8 +19,9 @@ def test_bad_duration_says_what_works() -> None:
 
 
 def test_settings_from_env_then_flags() -> None:
-    s = Settings.from_env({"ZSCHED_PREFIX": "app", "ZSCHED_PARTITIONS": "4", "ZSCHED_RETRY_DELAYS_MS": "1s,2s"},
-                          partitions=8)
+    s = Settings.from_env(
+        {"ZSCHED_PREFIX": "app", "ZSCHED_PARTITIONS": "4", "ZSCHED_RETRY_DELAYS_MS": "1s,2s"}, partitions=8
+    )
     assert (s.prefix, s.partitions, s.retry_delays_ms) == ("app", 8, (1000, 2000))
     assert s.core().retry.max_attempts == 3
 

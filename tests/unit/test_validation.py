@@ -14,18 +14,21 @@ def test_recipients_collapse_duplicates_and_keep_order() -> None:
     assert validation.recipients([3, "a", 3, "3", "b"]) == ["3", "a", "b"]
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ([], "cannot be empty"),
-    ("alice", "must be a list of ids"),
-    ([""], r"recipients\[0\] must be 1 to 128"),
-    (["x" * 129], "must be 1 to 128"),
-    ([True], "must be a string or an integer"),
-    ([1.5], "must be a string or an integer"),
-    ([None], "must be a string or an integer"),
-    (["a b"], "cannot contain spaces"),
-    (["a\x00"], "control characters"),
-    ([str(i) for i in range(10_001)], "at most 10000 recipients"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([], "cannot be empty"),
+        ("alice", "must be a list of ids"),
+        ([""], r"recipients\[0\] must be 1 to 128"),
+        (["x" * 129], "must be 1 to 128"),
+        ([True], "must be a string or an integer"),
+        ([1.5], "must be a string or an integer"),
+        ([None], "must be a string or an integer"),
+        (["a b"], "cannot contain spaces"),
+        (["a\x00"], "control characters"),
+        ([str(i) for i in range(10_001)], "at most 10000 recipients"),
+    ],
+)
 def test_bad_recipients(value: object, message: str) -> None:
     with pytest.raises(RecipientsError, match=message) as caught:
         validation.recipients(value)  # type: ignore[arg-type]
@@ -36,16 +39,19 @@ def test_ten_thousand_recipients_are_fine() -> None:
     assert len(validation.recipients(range(10_000))) == 10_000
 
 
-@pytest.mark.parametrize(("kwargs", "field", "message"), [
-    ({"title": "x" * 201}, "title", "at most 200"),
-    ({"title": ""}, "title", "cannot be empty"),
-    ({"title": 5}, "title", "must be a string"),
-    ({"message": "x" * 10_001}, "message", "at most 10000"),
-    ({"priority": "critical"}, "priority", "low, normal, high, urgent"),
-    ({"data": [1, 2]}, "data", "JSON object"),
-    ({"data": {"blob": "x" * 17_000}}, "data", "at most 16384 bytes"),
-    ({"data": {"when": object()}}, "data", "JSON-encodable"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field", "message"),
+    [
+        ({"title": "x" * 201}, "title", "at most 200"),
+        ({"title": ""}, "title", "cannot be empty"),
+        ({"title": 5}, "title", "must be a string"),
+        ({"message": "x" * 10_001}, "message", "at most 10000"),
+        ({"priority": "critical"}, "priority", "low, normal, high, urgent"),
+        ({"data": [1, 2]}, "data", "JSON object"),
+        ({"data": {"blob": "x" * 17_000}}, "data", "at most 16384 bytes"),
+        ({"data": {"when": object()}}, "data", "JSON-encodable"),
+    ],
+)
 def test_bad_fields(kwargs: dict[str, object], field: str, message: str) -> None:
     args: dict[str, object] = {"title": "t", "message": "m", "type": "system", "priority": "normal", "data": None}
     args.update(kwargs)
@@ -59,15 +65,18 @@ def test_naive_datetime_says_how_to_fix() -> None:
         validation.due(datetime(2030, 1, 1), None, 0)
 
 
-@pytest.mark.parametrize(("at", "delay", "message"), [
-    (None, None, "exactly one of"),
-    (datetime(2030, 1, 1, tzinfo=UTC), 5, "exactly one of"),
-    (None, -1, "cannot be negative"),
-    (None, float("nan"), "finite"),
-    (None, timedelta(days=4000), "at most ten years"),
-    (datetime(9999, 1, 1, tzinfo=UTC), None, "between now and ten years"),
-    (datetime(1960, 1, 1, tzinfo=UTC), None, "between now and ten years"),
-])
+@pytest.mark.parametrize(
+    ("at", "delay", "message"),
+    [
+        (None, None, "exactly one of"),
+        (datetime(2030, 1, 1, tzinfo=UTC), 5, "exactly one of"),
+        (None, -1, "cannot be negative"),
+        (None, float("nan"), "finite"),
+        (None, timedelta(days=4000), "at most ten years"),
+        (datetime(9999, 1, 1, tzinfo=UTC), None, "between now and ten years"),
+        (datetime(1960, 1, 1, tzinfo=UTC), None, "between now and ten years"),
+    ],
+)
 def test_bad_times(at: datetime | None, delay: object, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         validation.due(at, delay, 1_800_000_000_000)  # type: ignore[arg-type]

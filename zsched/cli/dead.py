@@ -11,16 +11,21 @@ from ..engine import list_dead, requeue_dead
 from ..settings import Settings
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-               common: argparse.ArgumentParser) -> None:
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     """Register ``dead list`` and ``dead retry`` under the ``zsched`` command."""
     dead = subparsers.add_parser("dead", help="the dead letters: notifications that failed every attempt")
     verbs = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
     cmd = verbs.add_parser("list", parents=[common], help="show failed notifications, oldest failure first")
     cmd.add_argument("--limit", type=int, default=100, help="most per partition (default 100)")
     cmd.add_argument("--json", action="store_true", help="print JSON")
-    cmd = verbs.add_parser("retry", parents=[common], help="requeue failed notifications for delivery now",
-                           description="Make dead letters due now, with a fresh set of attempts.")
+    cmd = verbs.add_parser(
+        "retry",
+        parents=[common],
+        help="requeue failed notifications for delivery now",
+        description="Make dead letters due now, with a fresh set of attempts.",
+    )
     cmd.add_argument("ids", nargs="*", type=int, default=[], metavar="ID", help="notification id(s)")
     cmd.add_argument("--all", action="store_true", help="every dead letter")
 
@@ -40,8 +45,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{len(items)} dead letter(s)")
             return 0
         if bool(args.all) == bool(args.ids):
-            print("zsched: error: dead retry takes notification ids or --all (one of the two); "
-                  f"got ids={args.ids} all={args.all}", file=sys.stderr)
+            print(
+                "zsched: error: dead retry takes notification ids or --all (one of the two); "
+                f"got ids={args.ids} all={args.all}",
+                file=sys.stderr,
+            )
             return 2
         requeued: list[int] = zs.run(requeue_dead(zs.core, args.ids, everything=args.all))
         print(f"requeued {len(requeued)} notification(s): {', '.join(map(str, requeued)) or '-'}")

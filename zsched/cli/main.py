@@ -27,8 +27,11 @@ lives in --data-dir: a running one is reused, otherwise one is started for the c
 
 def _parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
-        prog="zsched", description="Schedule notifications for a future time and deliver them when due.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="zsched",
+        description="Schedule notifications for a future time and deliver them when due.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--redis-url", help="Redis to use (env ZSCHED_REDIS_URL); default: the embedded server")
     common.add_argument("--data-dir", help="embedded server's data folder (env ZSCHED_DATA_DIR; default .zsched)")
@@ -41,16 +44,23 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_parsers(sub, common)
     notifications.add_parsers(sub, common)
     dead.add_parser(sub, common)
-    sub.add_parser("bench", help="measure throughput, lateness and memory against a raw-Redis baseline",
-                   add_help=False)  # its own flags: zsched bench --help
+    sub.add_parser(
+        "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
+    )  # its own flags: zsched bench --help
     return top
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(redis_url=args.redis_url, data_dir=args.data_dir, prefix=args.prefix,
-                             partitions=args.partitions, batch=getattr(args, "batch", None),
-                             lease_ms=getattr(args, "lease_ms", None), rate_per_s=getattr(args, "rate_per_s", None),
-                             rate_burst=getattr(args, "rate_burst", None))
+    return Settings.from_env(
+        redis_url=args.redis_url,
+        data_dir=args.data_dir,
+        prefix=args.prefix,
+        partitions=args.partitions,
+        batch=getattr(args, "batch", None),
+        lease_ms=getattr(args, "lease_ms", None),
+        rate_per_s=getattr(args, "rate_per_s", None),
+        rate_burst=getattr(args, "rate_burst", None),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,14 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if not args.verbose:
         logging.getLogger("zsched.worker").setLevel(logging.INFO)
     try:
         settings = _settings(args)
         runner = {"dead": dead.run, "serve": run.run, "worker": run.run, "token": tokens.run}.get(
-            args.command, notifications.run)
+            args.command, notifications.run
+        )
         return runner(args, settings)
     except (ZschedError, ValueError) as exc:
         print(f"zsched: error: {exc}", file=sys.stderr)
@@ -79,8 +91,11 @@ def _bench(argv: list[str]) -> int:
     try:
         from bench.runner import main as bench_main  # the benchmarks live beside the package, in a checkout
     except ImportError:
-        print("zsched: error: zsched bench needs the source checkout (the bench/ folder); run it from there, "
-              "e.g. git clone ... && make bench", file=sys.stderr)
+        print(
+            "zsched: error: zsched bench needs the source checkout (the bench/ folder); run it from there, "
+            "e.g. git clone ... && make bench",
+            file=sys.stderr,
+        )
         return 2
     return bench_main(argv)
 

@@ -18,13 +18,19 @@ from .progress import Progress
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     """Register ``schedule``, ``status``, ``cancel``, ``list`` and ``stats``."""
-    cmd = sub.add_parser("schedule", parents=[common], help="schedule a notification for one or more recipients",
-                         description="Schedule one notification per recipient, due --at a time or --in a delay.")
-    cmd.add_argument("--to", action="append", default=[], metavar="RECIPIENT",
-                     help="recipient id; repeat for several")
-    cmd.add_argument("--to-file", metavar="FILE",
-                     help="recipient ids, one per line ('-' reads stdin); any number, sent in calls of 10,000 "
-                          "with a progress bar. With --idempotency-key a failed run can simply be run again")
+    cmd = sub.add_parser(
+        "schedule",
+        parents=[common],
+        help="schedule a notification for one or more recipients",
+        description="Schedule one notification per recipient, due --at a time or --in a delay.",
+    )
+    cmd.add_argument("--to", action="append", default=[], metavar="RECIPIENT", help="recipient id; repeat for several")
+    cmd.add_argument(
+        "--to-file",
+        metavar="FILE",
+        help="recipient ids, one per line ('-' reads stdin); any number, sent in calls of 10,000 "
+        "with a progress bar. With --idempotency-key a failed run can simply be run again",
+    )
     cmd.add_argument("--title", required=True)
     cmd.add_argument("--message", required=True)
     when = cmd.add_mutually_exclusive_group(required=True)
@@ -74,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _recipients(args: argparse.Namespace) -> list[str]:
     people = list(args.to)
     if args.to_file:
-        with (sys.stdin if args.to_file == "-" else open(args.to_file, encoding="utf-8")) as lines:
+        with sys.stdin if args.to_file == "-" else open(args.to_file, encoding="utf-8") as lines:
             people += [line.strip() for line in lines if line.strip()]
     if not people:
         raise ValueError("give recipients with --to ID (repeatable) or --to-file FILE")
@@ -85,22 +91,35 @@ def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
     """One call per 10,000 recipients (the per-call limit); with --in, each call's delay runs from its own start."""
     people = _recipients(args)
     data = json.loads(args.data) if args.data else None
-    when: dict[str, Any] = ({"at": datetime.fromisoformat(args.at.replace("Z", "+00:00"))} if args.at
-                            else {"delay": parse_duration_ms(args.delay) / 1000})
-    chunks = [people[i:i + MAX_RECIPIENTS] for i in range(0, len(people), MAX_RECIPIENTS)]
+    when: dict[str, Any] = (
+        {"at": datetime.fromisoformat(args.at.replace("Z", "+00:00"))}
+        if args.at
+        else {"delay": parse_duration_ms(args.delay) / 1000}
+    )
+    chunks = [people[i : i + MAX_RECIPIENTS] for i in range(0, len(people), MAX_RECIPIENTS)]
     ids: list[int] = []
     result: ScheduleResult | None = None
     with Progress("scheduling", len(people), enabled=len(chunks) > 1) as bar:
         for number, chunk in enumerate(chunks):
-            key = args.idempotency_key and (args.idempotency_key if len(chunks) == 1
-                                            else f"{args.idempotency_key}:{number}")
-            result = zs.schedule(chunk, args.title, args.message, type=args.type, priority=args.priority,
-                                 data=data, idempotency_key=key, **when)
+            key = args.idempotency_key and (
+                args.idempotency_key if len(chunks) == 1 else f"{args.idempotency_key}:{number}"
+            )
+            result = zs.schedule(
+                chunk,
+                args.title,
+                args.message,
+                type=args.type,
+                priority=args.priority,
+                data=data,
+                idempotency_key=key,
+                **when,
+            )
             ids += result.notification_ids
             bar.update(len(chunk))
     assert result is not None
-    total = ScheduleResult(notification_ids=ids, count=len(ids), scheduled_at=result.scheduled_at,
-                           replayed=result.replayed)
+    total = ScheduleResult(
+        notification_ids=ids, count=len(ids), scheduled_at=result.scheduled_at, replayed=result.replayed
+    )
     if args.json:
         show(total, True)
     else:

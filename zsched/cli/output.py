@@ -16,8 +16,19 @@ def show(value: Any, as_json: bool) -> None:
     if as_json:
         print(msgspec.json.encode(value).decode())
     elif isinstance(value, Notification):
-        for field in ("id", "recipient", "title", "scheduled_status", "scheduled_at", "attempts", "created_at",
-                      "sent_at", "cancelled_at", "failed_at", "last_error"):
+        for field in (
+            "id",
+            "recipient",
+            "title",
+            "scheduled_status",
+            "scheduled_at",
+            "attempts",
+            "created_at",
+            "sent_at",
+            "cancelled_at",
+            "failed_at",
+            "last_error",
+        ):
             item = getattr(value, field)
             if item is not None:
                 print(f"{field:>17}: {item.isoformat() if isinstance(item, datetime) else item}")

@@ -28,8 +28,7 @@ class Progress:
         frac = min(1.0, self.done / self.total)
         bar = "#" * int(frac * self.width)
         rate = self.done / max(now - self.started, 1e-9)
-        sys.stderr.write(f"\r  {self.label:<40} [{bar:<{self.width}}] {frac:4.0%} {self.done:>9,} "
-                         f"{rate:>10,.0f}/s ")
+        sys.stderr.write(f"\r  {self.label:<40} [{bar:<{self.width}}] {frac:4.0%} {self.done:>9,} {rate:>10,.0f}/s ")
         sys.stderr.flush()
 
     def close(self) -> None:

@@ -18,9 +18,15 @@ from ..settings import Settings
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     """Register ``serve`` and ``worker``."""
     for name in ("serve", "worker"):
-        cmd = sub.add_parser(name, parents=[common], help=(
-            "run zsched: the HTTP API and the worker delivering due notifications, in one process"
-            if name == "serve" else "run only the worker loop (claim -> deliver -> ack/retry)"))
+        cmd = sub.add_parser(
+            name,
+            parents=[common],
+            help=(
+                "run zsched: the HTTP API and the worker delivering due notifications, in one process"
+                if name == "serve"
+                else "run only the worker loop (claim -> deliver -> ack/retry)"
+            ),
+        )
         cmd.add_argument("--batch", type=int, help="most notifications claimed per call (default 100)")
         cmd.add_argument("--lease-ms", type=int, help="how long a claim is owned before reap (default 30000)")
         if name == "serve":
@@ -66,9 +72,11 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
             settings = msgspec.structs.replace(settings, redis_url=server.url)
         app = create_app(settings, run_worker=run_worker)
         where = f"the embedded server in {server.data_dir}" if server is not None else settings.redis_url
-        print(f"zsched serving http://{host}:{port} (API + WebSocket{' + worker' if run_worker else ''}) on "
-              f"{where}, prefix {settings.prefix!r}; docs at http://{host}:{port}/docs. Ctrl-C stops it.",
-              flush=True)
+        print(
+            f"zsched serving http://{host}:{port} (API + WebSocket{' + worker' if run_worker else ''}) on "
+            f"{where}, prefix {settings.prefix!r}; docs at http://{host}:{port}/docs. Ctrl-C stops it.",
+            flush=True,
+        )
         _hints(settings, server.port if server is not None else None, http=f"{host}:{port}")
         # uvicorn re-raises the signal that stopped it once shutdown is done; exiting through SystemExit
         # instead of dying of SIGTERM lets the embedded server below be stopped cleanly.
@@ -85,11 +93,15 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
 def _hints(settings: Settings, port: int | None, http: str | None) -> None:
     """What to type next: print it where the user is looking when zsched starts."""
     command = "zsched" if shutil.which("zsched") else str(Path(sys.executable).parent / "zsched")
-    lines = [f'schedule:  {command} schedule --to alice --title Hello --message "first one" --in 2s',
-             f"status:    {command} status 1"]
+    lines = [
+        f'schedule:  {command} schedule --to alice --title Hello --message "first one" --in 2s',
+        f"status:    {command} status 1",
+    ]
     if http is not None:
-        lines += [f"token:     TOKEN=$({command} token create --user alice | tail -n 1)",
-                  f'listen:    {Path(sys.executable)} -m websockets "ws://{http}/ws?token=$TOKEN"']
+        lines += [
+            f"token:     TOKEN=$({command} token create --user alice | tail -n 1)",
+            f'listen:    {Path(sys.executable)} -m websockets "ws://{http}/ws?token=$TOKEN"',
+        ]
     if port is not None:
         lines.append(f"inspect:   redis-cli -p {port} ZRANGE '{settings.prefix}:{{p0}}:due' 0 -1 WITHSCORES")
     print("\n".join(f"  {line}" for line in lines), flush=True)

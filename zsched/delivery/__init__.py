@@ -1,8 +1,8 @@
 """Delivery: the worker (claim -> deliver -> ack or retry), the router, and one module per channel.
 
-    websocket   the inbox stream + PUBLISH that the WebSocket gateway forwards (``InboxDelivery``)
-    webhook     an HTTP POST of the notification JSON, signed with HMAC-SHA256 (``WebhookChannel``)
-    <any name>  a Python callable (sync or async) or ``Delivery`` registered with ``Router.register``
+websocket   the inbox stream + PUBLISH that the WebSocket gateway forwards (``InboxDelivery``)
+webhook     an HTTP POST of the notification JSON, signed with HMAC-SHA256 (``WebhookChannel``)
+<any name>  a Python callable (sync or async) or ``Delivery`` registered with ``Router.register``
 """
 
 from .callables import CallableDelivery
@@ -12,6 +12,19 @@ from .router import Router, UnknownChannelError, router_from_settings
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, WebhookError, sign, verify_signature
 from .worker import Worker
 
-__all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "CallableDelivery", "Delivery", "InboxDelivery", "Outcome",
-           "Router", "UnknownChannelError", "WebhookChannel", "WebhookError", "Worker", "router_from_settings",
-           "sign", "verify_signature"]
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "CallableDelivery",
+    "Delivery",
+    "InboxDelivery",
+    "Outcome",
+    "Router",
+    "UnknownChannelError",
+    "WebhookChannel",
+    "WebhookError",
+    "Worker",
+    "router_from_settings",
+    "sign",
+    "verify_signature",
+]

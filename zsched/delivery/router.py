@@ -55,7 +55,8 @@ class Router:
                 elif outcomes[position] is None:
                     outcomes[position] = UnknownChannelError(
                         f"notification {n.id} names channel {name!r}, which is not registered; "
-                        f"registered: {', '.join(sorted(self.channels)) or 'none'}")
+                        f"registered: {', '.join(sorted(self.channels)) or 'none'}"
+                    )
         names = list(groups)
         results = await asyncio.gather(*(self._through(name, [batch[i] for i in groups[name]]) for name in names))
         for name, result in zip(names, results, strict=True):
@@ -86,10 +87,14 @@ def router_from_settings(settings: Settings, connection: Any, keyspace: Keyspace
     """The router a ``zsched`` process uses: websocket always, webhook when a URL is configured."""
     router = Router({"websocket": InboxDelivery(connection, keyspace)}, default=settings.channels)
     if settings.webhook_url:
-        router.register("webhook", WebhookChannel(settings.webhook_url, settings.webhook_secret or "",
-                                                  timeout_s=settings.webhook_timeout_s))
+        router.register(
+            "webhook",
+            WebhookChannel(settings.webhook_url, settings.webhook_secret or "", timeout_s=settings.webhook_timeout_s),
+        )
     missing = [name for name in settings.channels if name not in router.channels]
     if missing:
-        raise ValueError(f"default channels {missing} are not configured; set ZSCHED_WEBHOOK_URL and "
-                         "ZSCHED_WEBHOOK_SECRET for 'webhook', or register a callable through the library")
+        raise ValueError(
+            f"default channels {missing} are not configured; set ZSCHED_WEBHOOK_URL and "
+            "ZSCHED_WEBHOOK_SECRET for 'webhook', or register a callable through the library"
+        )
     return router

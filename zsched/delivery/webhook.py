@@ -32,8 +32,9 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify_signature(secret: str, body: bytes, timestamp: str, signature: str, *,
-                     tolerance_s: float = 300.0, now_s: float | None = None) -> bool:
+def verify_signature(
+    secret: str, body: bytes, timestamp: str, signature: str, *, tolerance_s: float = 300.0, now_s: float | None = None
+) -> bool:
     """Whether a received webhook is genuine: the signature matches and the timestamp is recent."""
     try:
         age_s = abs((time.time() if now_s is None else now_s) - int(timestamp))
@@ -45,8 +46,15 @@ def verify_signature(secret: str, body: bytes, timestamp: str, signature: str, *
 class WebhookChannel:
     """POSTs each notification's JSON to ``url``; a non-2xx answer or a timeout fails that notification."""
 
-    def __init__(self, url: str, secret: str, *, timeout_s: float = 10.0, concurrency: int = 16,
-                 client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        timeout_s: float = 10.0,
+        concurrency: int = 16,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook url must start with http:// or https://; got {url!r}")
         if not secret:
@@ -61,16 +69,20 @@ class WebhookChannel:
     async def _post(self, n: Notification, sent_at: datetime) -> None:
         body = json_encoder.encode(Delivered.of(n, sent_at))
         timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "X-Zsched-Id": str(n.id), "X-Zsched-Attempt": str(n.attempts),
-                   TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(self.secret, timestamp, body)}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Zsched-Id": str(n.id),
+            "X-Zsched-Attempt": str(n.attempts),
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(self.secret, timestamp, body),
+        }
         async with self._limit:
             try:
                 answer = await self._client.post(self.url, content=body, headers=headers, timeout=self.timeout_s)
             except httpx.TimeoutException as exc:
                 raise WebhookError(f"webhook {self.url} did not answer within {self.timeout_s} s ({exc!r})") from exc
         if not 200 <= answer.status_code < 300:
-            raise WebhookError(f"webhook {self.url} answered {answer.status_code}; expected 2xx: "
-                               f"{answer.text[:200]!r}")
+            raise WebhookError(f"webhook {self.url} answered {answer.status_code}; expected 2xx: {answer.text[:200]!r}")
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
         """POST every notification concurrently (at most ``concurrency`` at once); collect failures."""

@@ -103,8 +103,9 @@ class Worker:
             for p in self.core.keys.partitions:
                 requeued, failed = await self.scheduler.run(self.core.reap(p))
                 if requeued or failed:
-                    log.warning("partition %s: %d expired leases requeued, %d failed for good",
-                                p.index, requeued, failed)
+                    log.warning(
+                        "partition %s: %d expired leases requeued, %d failed for good", p.index, requeued, failed
+                    )
         if now >= self._next_purge:
             self._next_purge = now + self.purge_every_s
             for p in self.core.keys.partitions:
@@ -149,22 +150,36 @@ class Worker:
             late_ms = done_ms - n.scheduled_at.timestamp() * 1000
             lateness.append(late_ms)
             if each:
-                log.info("sent notification %s to %s (attempt %d, %.1f ms after due)",
-                         n.id, n.recipient, n.attempts, late_ms)
+                log.info(
+                    "sent notification %s to %s (attempt %d, %.1f ms after due)", n.id, n.recipient, n.attempts, late_ms
+                )
             self._observe("sent", n, late_ms)
         if not each and log.isEnabledFor(logging.INFO):
-            log.info("sent %d notifications (ids %s; %.1f to %.1f ms after due)", len(sent),
-                     ",".join(str(n.id) for n in sent), min(lateness), max(lateness))
+            log.info(
+                "sent %d notifications (ids %s; %.1f to %.1f ms after due)",
+                len(sent),
+                ",".join(str(n.id) for n in sent),
+                min(lateness),
+                max(lateness),
+            )
         for n, error in failures:
             delay = delays[n.id]
             late_ms = done_ms - n.scheduled_at.timestamp() * 1000
             if delay is None:
-                log.error("notification %s to %s failed for good after %d attempts: %s",
-                          n.id, n.recipient, n.attempts, error)
+                log.error(
+                    "notification %s to %s failed for good after %d attempts: %s", n.id, n.recipient, n.attempts, error
+                )
                 self._observe("failed", n, late_ms)
             else:
-                log.warning("notification %s to %s failed (attempt %d of %d): %s; retrying in %.1f s",
-                            n.id, n.recipient, n.attempts, self.core.retry.max_attempts, error, delay / 1000)
+                log.warning(
+                    "notification %s to %s failed (attempt %d of %d): %s; retrying in %.1f s",
+                    n.id,
+                    n.recipient,
+                    n.attempts,
+                    self.core.retry.max_attempts,
+                    error,
+                    delay / 1000,
+                )
                 self._observe("retry", n, late_ms)
 
     async def _attempt(self, batch: Sequence[Notification]) -> list[Outcome]:

@@ -9,5 +9,18 @@ from .keys import Keyspace, Partition
 from .producer import requeue_dead
 from .views import list_dead
 
-__all__ = ["DAY_MS", "Claimed", "Command", "Core", "Keyspace", "Op", "Partition", "Retention", "RetryPolicy",
-           "Script", "Step", "list_dead", "requeue_dead"]
+__all__ = [
+    "DAY_MS",
+    "Claimed",
+    "Command",
+    "Core",
+    "Keyspace",
+    "Op",
+    "Partition",
+    "Retention",
+    "RetryPolicy",
+    "Script",
+    "Step",
+    "list_dead",
+    "requeue_dead",
+]

@@ -35,12 +35,10 @@ class RetryPolicy(msgspec.Struct, frozen=True):
 
     @classmethod
     def exponential(
-        cls, base_ms: int, factor: float = 2.0, retries: int = 3, max_ms: int = 24 * 60 * MINUTE_MS,
-        jitter: float = 0.0,
+        cls, base_ms: int, factor: float = 2.0, retries: int = 3, max_ms: int = 24 * 60 * MINUTE_MS, jitter: float = 0.0
     ) -> RetryPolicy:
         """``base_ms``, then ``base_ms * factor``, ... capped at ``max_ms``, ``retries`` times."""
-        return cls(delays_ms=None, base_ms=base_ms, factor=factor, retries=retries, max_ms=max_ms,
-                   jitter=jitter)
+        return cls(delays_ms=None, base_ms=base_ms, factor=factor, retries=retries, max_ms=max_ms, jitter=jitter)
 
     @property
     def max_retries(self) -> int:

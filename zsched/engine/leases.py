@@ -31,8 +31,11 @@ class LeaseOps(CoreBase):
     def claim(self, partition: Partition, limit: int, lease_ms: int) -> Op:
         """Claim up to ``limit`` due notifications of one partition under a lease."""
         p = partition
-        (reply,) = yield [Script("claim", [p.due, p.processing, p.notifications, p.state, p.counters],
-                                 [self.now_arg(), limit, lease_ms])]
+        (reply,) = yield [
+            Script(
+                "claim", [p.due, p.processing, p.notifications, p.state, p.counters], [self.now_arg(), limit, lease_ms]
+            )
+        ]
         items = [records.notification(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(2, len(reply), 3)]
         wait_us = int(reply[1])
         return Claimed(now_ms=int(reply[0]), wait_ms=-1 if wait_us < 0 else wait_us / 1000, notifications=items)
@@ -40,12 +43,21 @@ class LeaseOps(CoreBase):
     def ack(self, partition: Partition, ids: Sequence[int]) -> Op:
         """Mark delivered notifications sent; returns (server now ms, how many were acked)."""
         p = partition
-        (reply,) = yield [Script("ack", [p.due, p.processing, p.state, p.sent, p.counters],
-                                 [self.now_arg(), self.retention.sent_ms, *ids])]
+        (reply,) = yield [
+            Script(
+                "ack",
+                [p.due, p.processing, p.state, p.sent, p.counters],
+                [self.now_arg(), self.retention.sent_ms, *ids],
+            )
+        ]
         return int(reply[0]), int(reply[1])
 
-    def fail(self, partition: Partition, failures: Sequence[tuple[Notification, str]],
-             delays_ms: Mapping[int, int | None] | None = None) -> Op:
+    def fail(
+        self,
+        partition: Partition,
+        failures: Sequence[tuple[Notification, str]],
+        delays_ms: Mapping[int, int | None] | None = None,
+    ) -> Op:
         """Retry each failed delivery after the policy's backoff, or fail it for good when none is left.
 
         ``delays_ms`` (notification id -> delay, None: no retry left) passes backoffs the caller already
@@ -64,13 +76,23 @@ class LeaseOps(CoreBase):
     def reap(self, partition: Partition, limit: int = 1000) -> Op:
         """Hand expired leases back to due (or fail them after the last attempt); (requeued, failed)."""
         p = partition
-        (reply,) = yield [Script("reap", [p.due, p.processing, p.state, p.failed, p.counters], [
-            self.now_arg(), limit, self.retry.max_attempts, self.retention.failed_ms, p.wakeup])]
+        (reply,) = yield [
+            Script(
+                "reap",
+                [p.due, p.processing, p.state, p.failed, p.counters],
+                [self.now_arg(), limit, self.retry.max_attempts, self.retention.failed_ms, p.wakeup],
+            )
+        ]
         return int(reply[1]), int(reply[2])
 
     def purge(self, partition: Partition, limit: int = 1000) -> Op:
         """Remove terminal records past their retention, with their index entries; how many."""
         p = partition
-        (reply,) = yield [Script("purge", [p.sent, p.cancelled, p.failed, p.notifications, p.state,
-                                            p.by_recipient, p.counters], [self.now_arg(), limit])]
+        (reply,) = yield [
+            Script(
+                "purge",
+                [p.sent, p.cancelled, p.failed, p.notifications, p.state, p.by_recipient, p.counters],
+                [self.now_arg(), limit],
+            )
+        ]
         return int(reply[1])

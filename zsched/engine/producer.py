@@ -42,8 +42,9 @@ class ProducerOps(ReadViews):
         at_ms, delay_ms = validation.due(at, delay, self.rough_now_ms())
         key = validation.idempotency_key(idempotency_key)
         payload_json = json_encoder.encode(body)
-        fingerprint = hashlib.sha256(
-            json_encoder.encode([people, at_ms, delay_ms]) + payload_json).hexdigest() if key else ""
+        fingerprint = (
+            hashlib.sha256(json_encoder.encode([people, at_ms, delay_ms]) + payload_json).hexdigest() if key else ""
+        )
 
         groups: dict[int, list[str]] = {}
         for person in people:
@@ -51,13 +52,24 @@ class ProducerOps(ReadViews):
         steps: list[Step] = []
         for index, members in groups.items():
             p = self.keys.partitions[index]
-            steps.append(Script("schedule", [
-                p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence,
-                p.idempotency(key or ""),
-            ], [
-                self.now_arg(), "" if at_ms is None else at_ms, delay_ms, len(self.keys.partitions), index,
-                self.idempotency_ttl_ms if key else 0, fingerprint, p.wakeup, payload_json.decode(), *members,
-            ]))
+            steps.append(
+                Script(
+                    "schedule",
+                    [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence, p.idempotency(key or "")],
+                    [
+                        self.now_arg(),
+                        "" if at_ms is None else at_ms,
+                        delay_ms,
+                        len(self.keys.partitions),
+                        index,
+                        self.idempotency_ttl_ms if key else 0,
+                        fingerprint,
+                        p.wakeup,
+                        payload_json.decode(),
+                        *members,
+                    ],
+                )
+            )
         replies = yield steps
 
         ids_of: dict[str, int] = {}
@@ -71,25 +83,36 @@ class ProducerOps(ReadViews):
             due_ms, replayed = int(reply[1]), outcome == "replayed"
             ids_of.update(zip(members, (int(i) for i in reply[3:]), strict=True))
         ids = [ids_of[person] for person in people]
-        return ScheduleResult(notification_ids=ids, count=len(ids), scheduled_at=ms_to_datetime(due_ms),
-                              replayed=replayed)
+        return ScheduleResult(
+            notification_ids=ids, count=len(ids), scheduled_at=ms_to_datetime(due_ms), replayed=replayed
+        )
 
     def cancel(self, notification_id: int) -> Op:
         """Cancel a pending notification; NotFoundError or NotPendingError otherwise."""
         p = self.keys.for_id(notification_id)
-        (reply,) = yield [Script("cancel", [p.due, p.state, p.cancelled, p.counters], [
-            self.now_arg(), self.retention.cancelled_ms, notification_id])]
+        (reply,) = yield [
+            Script(
+                "cancel",
+                [p.due, p.state, p.cancelled, p.counters],
+                [self.now_arg(), self.retention.cancelled_ms, notification_id],
+            )
+        ]
         _raise_unless(reply, "cancelled", notification_id, "cancel")
         return (yield from self.status(notification_id))
 
     def reschedule(
-        self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None,
+        self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None
     ) -> Op:
         """Move a pending notification to a new due time."""
         at_ms, delay_ms = validation.due(at, delay, self.rough_now_ms())
         p = self.keys.for_id(notification_id)
-        (reply,) = yield [Script("reschedule", [p.due, p.state], [
-            self.now_arg(), notification_id, "" if at_ms is None else at_ms, delay_ms, p.wakeup])]
+        (reply,) = yield [
+            Script(
+                "reschedule",
+                [p.due, p.state],
+                [self.now_arg(), notification_id, "" if at_ms is None else at_ms, delay_ms, p.wakeup],
+            )
+        ]
         if records.text(reply[0]) == "past":
             raise _past(int(reply[1]), int(reply[2]))
         _raise_unless(reply, "rescheduled", notification_id, "reschedule")
@@ -142,7 +165,8 @@ def _past(due_ms: int, now_ms: int) -> PastScheduleError:
     return PastScheduleError(
         f"scheduled_at must be in the future; got {ms_to_datetime(due_ms).isoformat()} "
         f"({_human(ago)} ago by the server's clock). Pick a later time, or use delay=0 to send now",
-        "scheduled_at")
+        "scheduled_at",
+    )
 
 
 def _human(seconds: float) -> str:

@@ -11,8 +11,18 @@ from pathlib import Path
 from typing import Any
 
 NAMES = (
-    "schedule", "claim", "ack", "retry", "cancel", "reschedule", "reap", "purge", "publish_inbox", "rate_limit",
-    "mark_delivered", "requeue_dead",
+    "schedule",
+    "claim",
+    "ack",
+    "retry",
+    "cancel",
+    "reschedule",
+    "reap",
+    "purge",
+    "publish_inbox",
+    "rate_limit",
+    "mark_delivered",
+    "requeue_dead",
 )
 
 

@@ -31,14 +31,17 @@ def recipients(values: Iterable[object]) -> list[str]:
     if isinstance(values, str | bytes | int):
         raise RecipientsError(
             f"recipients must be a list of ids; got a single {type(values).__name__} {values!r}. "
-            "Wrap it in a list: [id]", "recipients")
+            "Wrap it in a list: [id]",
+            "recipients",
+        )
     seen: dict[str, None] = {}
     for position, value in enumerate(values):
         seen.setdefault(recipient(value, f"recipients[{position}]"), None)
         if len(seen) > MAX_RECIPIENTS:
             raise RecipientsError(
                 f"at most {MAX_RECIPIENTS} recipients per call; got more. Split the list into several calls",
-                "recipients")
+                "recipients",
+            )
     if not seen:
         raise RecipientsError("recipients cannot be empty; give at least one recipient id", "recipients")
     return list(seen)
@@ -47,21 +50,23 @@ def recipients(values: Iterable[object]) -> list[str]:
 def recipient(value: object, where: str = "recipient") -> str:
     """One recipient id as a string: a non-empty string or an integer, at most 128 characters."""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise RecipientsError(
-            f"{where} must be a string or an integer; got {type(value).__name__} {value!r}", where)
+        raise RecipientsError(f"{where} must be a string or an integer; got {type(value).__name__} {value!r}", where)
     text = str(value)
     if not text or len(text) > MAX_RECIPIENT_LEN:
-        raise RecipientsError(
-            f"{where} must be 1 to {MAX_RECIPIENT_LEN} characters; got {len(text)}", where)
+        raise RecipientsError(f"{where} must be 1 to {MAX_RECIPIENT_LEN} characters; got {len(text)}", where)
     if any(c.isspace() or not c.isprintable() for c in text):
-        raise RecipientsError(
-            f"{where} cannot contain spaces or control characters; got {text!r}", where)
+        raise RecipientsError(f"{where} cannot contain spaces or control characters; got {text!r}", where)
     return text
 
 
 def payload(
-    title: object, message: object, type: object, priority: object, data: object,
-    created_by: str | None = None, channels: Iterable[str] = (),
+    title: object,
+    message: object,
+    type: object,
+    priority: object,
+    data: object,
+    created_by: str | None = None,
+    channels: Iterable[str] = (),
 ) -> Payload:
     """The stored payload, after checking each field's kind and size."""
     _text("title", title, MAX_TITLE, allow_empty=False)
@@ -80,8 +85,14 @@ def payload(
     if size > MAX_DATA_BYTES:
         raise FieldError(f"data must be at most {MAX_DATA_BYTES} bytes as JSON; got {size}", "data")
     return Payload(
-        title=str(title), message=str(message), type=str(type), priority=priority,  # type: ignore[arg-type]
-        data=data, created_by=created_by, channels=list(channels))
+        title=str(title),
+        message=str(message),
+        type=str(type),
+        priority=priority,  # type: ignore[arg-type]
+        data=data,
+        created_by=created_by,
+        channels=list(channels),
+    )
 
 
 def due(at: datetime | None, delay: timedelta | float | None, now_ms: int) -> tuple[int | None, int]:
@@ -113,11 +124,12 @@ def at_ms(at: object, now_ms: int, field: str = "scheduled_at") -> int:
     if at.tzinfo is None or at.utcoffset() is None:
         raise NaiveDatetimeError(
             f"{field} must be timezone-aware; got {at.isoformat()} with no offset. "
-            "Add one, e.g. datetime(..., tzinfo=timezone.utc) or '2025-12-28T10:00:00Z'", field)
+            "Add one, e.g. datetime(..., tzinfo=timezone.utc) or '2025-12-28T10:00:00Z'",
+            field,
+        )
     value = datetime_to_ms(at)
     if value < MIN_AT_MS or value > now_ms + MAX_DELAY_MS:
-        raise ValidationError(
-            f"{field} must be between now and ten years from now; got {at.isoformat()}", field)
+        raise ValidationError(f"{field} must be between now and ten years from now; got {at.isoformat()}", field)
     return value
 
 
@@ -127,8 +139,8 @@ def idempotency_key(key: object) -> str | None:
         return None
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise ValidationError(
-            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters; got {key!r}",
-            "idempotency_key")
+            f"idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters; got {key!r}", "idempotency_key"
+        )
     return key
 
 

@@ -21,14 +21,16 @@ class ReadViews(CoreBase):
     def status(self, notification_id: int) -> Op:
         """The notification as it is now; NotFoundError if unknown or purged."""
         p = self.keys.for_id(notification_id)
-        state, payload = yield [Command(("HGET", p.state, notification_id)),
-                                Command(("HGET", p.notifications, notification_id))]
+        state, payload = yield [
+            Command(("HGET", p.state, notification_id)),
+            Command(("HGET", p.notifications, notification_id)),
+        ]
         if state is None or payload is None:
             raise NotFoundError(notification_id)
         return records.notification(notification_id, state, payload)
 
     def list_for(
-        self, recipient: object, *, status: str | None = None, limit: int = 50, cursor: int | None = None,
+        self, recipient: object, *, status: str | None = None, limit: int = 50, cursor: int | None = None
     ) -> Op:
         """A recipient's notifications, newest first, optionally of one status; at most ``limit``."""
         person = validation.recipient(recipient)
@@ -67,9 +69,15 @@ class ReadViews(CoreBase):
         chosen = self.keys.partitions if partitions is None else tuple(partitions)
         steps: list[Step] = [Command(("TIME",))]
         for p in chosen:
-            steps += [Command(("ZCARD", p.due)), Command(("ZCARD", p.processing)), Command(("ZCARD", p.sent)),
-                      Command(("ZCARD", p.cancelled)), Command(("ZCARD", p.failed)),
-                      Command(("ZRANGE", p.due, 0, 0, "WITHSCORES")), Command(("HGETALL", p.counters))]
+            steps += [
+                Command(("ZCARD", p.due)),
+                Command(("ZCARD", p.processing)),
+                Command(("ZCARD", p.sent)),
+                Command(("ZCARD", p.cancelled)),
+                Command(("ZCARD", p.failed)),
+                Command(("ZRANGE", p.due, 0, 0, "WITHSCORES")),
+                Command(("HGETALL", p.counters)),
+            ]
         replies = yield steps
         seconds, micros = replies[0]
         now_ms = self.clock() if self.clock else int(seconds) * 1000 + int(micros) // 1000
@@ -77,7 +85,7 @@ class ReadViews(CoreBase):
         totals: dict[str, int] = {}
         earliest: int | None = None
         for i in range(len(chosen)):
-            *cards, first, counters = replies[1 + 7 * i: 8 + 7 * i]
+            *cards, first, counters = replies[1 + 7 * i : 8 + 7 * i]
             for name, card in zip(STATUSES, cards, strict=True):
                 counts[name] += int(card)
             for field, value in counters.items():
@@ -86,10 +94,12 @@ class ReadViews(CoreBase):
                 score = int(float(first[0][1]))
                 earliest = score if earliest is None else min(earliest, score)
         return Stats(
-            counts=counts, totals=totals,
+            counts=counts,
+            totals=totals,
             next_due_at=None if earliest is None else ms_to_datetime(earliest),
             oldest_overdue_ms=max(0, now_ms - earliest) if earliest is not None else 0,
-            server_time=ms_to_datetime(now_ms))
+            server_time=ms_to_datetime(now_ms),
+        )
 
 
 def list_dead(core: CoreBase, limit: int = 100) -> Op:

@@ -55,9 +55,18 @@ _reschedule_decoder = msgspec.json.Decoder(RescheduleBody)
 
 def status_view(n: Notification) -> dict[str, Any]:
     """The seed's schedule_status shape, plus ``recipient``, ``attempts`` and ``delivered_at`` (client ack)."""
-    return {"id": n.id, "title": n.title, "scheduled_at": n.scheduled_at, "scheduled_status": n.scheduled_status,
-            "is_sent": n.is_sent, "sent_at": n.sent_at, "created_at": n.created_at, "recipient": n.recipient,
-            "attempts": n.attempts, "delivered_at": n.delivered_at}
+    return {
+        "id": n.id,
+        "title": n.title,
+        "scheduled_at": n.scheduled_at,
+        "scheduled_status": n.scheduled_status,
+        "is_sent": n.is_sent,
+        "sent_at": n.sent_at,
+        "created_at": n.created_at,
+        "recipient": n.recipient,
+        "attempts": n.attempts,
+        "delivered_at": n.delivered_at,
+    }
 
 
 def full_view(n: Notification) -> dict[str, Any]:
@@ -68,9 +77,17 @@ def full_view(n: Notification) -> dict[str, Any]:
 class Api:
     """The handlers; ``attach`` gives them a scheduler when the app starts, ``detach`` takes it away."""
 
-    def __init__(self, prefix: str, metrics: Metrics, *, rate_per_s: float, rate_burst: int,
-                 auth_fail_per_s: float = 1.0, auth_fail_burst: int = 20,
-                 channels: tuple[str, ...] = ("websocket",)) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        metrics: Metrics,
+        *,
+        rate_per_s: float,
+        rate_burst: int,
+        auth_fail_per_s: float = 1.0,
+        auth_fail_burst: int = 20,
+        channels: tuple[str, ...] = ("websocket",),
+    ) -> None:
         self.tokens = TokenStore(prefix)
         self.channels = channels
         self.metrics = metrics
@@ -86,10 +103,16 @@ class Api:
     def attach(self, scheduler: AsyncScheduler) -> None:
         """Serve requests with ``scheduler`` (and rate limit on its connection and clock)."""
         self._scheduler = scheduler
-        self._limiter = RateLimiter(scheduler.redis, self.prefix, rate_per_s=self.rate_per_s,
-                                    burst=self.rate_burst, clock=scheduler.core.clock)
-        self.failures = FailedAuthLimiter(scheduler.redis, self.prefix, rate_per_s=self.auth_fail_per_s,
-                                          burst=self.auth_fail_burst, clock=scheduler.core.clock)
+        self._limiter = RateLimiter(
+            scheduler.redis, self.prefix, rate_per_s=self.rate_per_s, burst=self.rate_burst, clock=scheduler.core.clock
+        )
+        self.failures = FailedAuthLimiter(
+            scheduler.redis,
+            self.prefix,
+            rate_per_s=self.auth_fail_per_s,
+            burst=self.auth_fail_burst,
+            clock=scheduler.core.clock,
+        )
 
     def detach(self) -> None:
         """Stop using the scheduler (the app is shutting down)."""
@@ -132,20 +155,27 @@ class Api:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.strip().partition(" ")
         if not header:
-            raise _unauthorized("send your token as 'Authorization: Token <token>' (or Bearer); "
-                                "create one with `zsched token create --user ID`")
+            raise _unauthorized(
+                "send your token as 'Authorization: Token <token>' (or Bearer); "
+                "create one with `zsched token create --user ID`"
+            )
         zs, failures = self.zs, self.failures
         assert failures is not None
         address = request.client.host if request.client else "unknown"
         locked_ms = await failures.locked_ms(address)
         if locked_ms:
             seconds = -(-locked_ms // 1000)
-            raise ApiError(429, f"too many failed authentications from {address}; retry in {seconds} s",
-                           "Authorization", headers={"Retry-After": str(seconds)})
+            raise ApiError(
+                429,
+                f"too many failed authentications from {address}; retry in {seconds} s",
+                "Authorization",
+                headers={"Retry-After": str(seconds)},
+            )
         if scheme.lower() not in ("token", "bearer") or not token.strip():
             await failures.failed(address)
-            raise _unauthorized(f"the Authorization header must be 'Token <token>' or 'Bearer <token>'; "
-                                f"got scheme {scheme[:20]!r}")
+            raise _unauthorized(
+                f"the Authorization header must be 'Token <token>' or 'Bearer <token>'; got scheme {scheme[:20]!r}"
+            )
         principal = await self.tokens.averify(zs.redis, token.strip())
         if principal is None:
             await failures.failed(address)
@@ -154,8 +184,12 @@ class Api:
         verdict = await self._limiter.take(principal.id)
         if not verdict.allowed:
             seconds = max(1, -(-verdict.retry_after_ms // 1000))
-            raise ApiError(429, f"rate limit of {self.rate_per_s:g} requests/s (burst {self.rate_burst}) "
-                           f"reached for this token; retry in {seconds} s", headers={"Retry-After": str(seconds)})
+            raise ApiError(
+                429,
+                f"rate limit of {self.rate_per_s:g} requests/s (burst {self.rate_burst}) "
+                f"reached for this token; retry in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
         return principal
 
     async def visible(self, principal: Principal, notification_id: int) -> Notification:
@@ -176,24 +210,47 @@ class Api:
         people = validation.recipients(_integral(v) for v in body.recipients)
         others = [p for p in people if p != principal.user]
         if others and not principal.can_schedule_for_others():
-            raise ApiError(403, f"you may schedule only for yourself ({principal.user!r}); got {others[0]!r}. "
-                           "Scheduling for others needs a token with the schedule:any scope", "recipients")
+            raise ApiError(
+                403,
+                f"you may schedule only for yourself ({principal.user!r}); got {others[0]!r}. "
+                "Scheduling for others needs a token with the schedule:any scope",
+                "recipients",
+            )
         key = request.headers.get("idempotency-key")
         if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_HEADER and key.isascii() and key.isprintable()):
-            raise ApiError(422, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable ASCII characters; "
-                           f"got {len(key)} character(s) {key[:MAX_IDEMPOTENCY_HEADER]!r}", "Idempotency-Key")
+            raise ApiError(
+                422,
+                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable ASCII characters; "
+                f"got {len(key)} character(s) {key[:MAX_IDEMPOTENCY_HEADER]!r}",
+                "Idempotency-Key",
+            )
         channels = list(dict.fromkeys(body.channels or ()))
         unknown = [c for c in channels if c not in self.channels]
         if unknown:
-            raise ApiError(422, f"channels must be among {', '.join(self.channels)} (what this server delivers "
-                           f"through); got {unknown[0][:64]!r}", "channels")
+            raise ApiError(
+                422,
+                f"channels must be among {', '.join(self.channels)} (what this server delivers "
+                f"through); got {unknown[0][:64]!r}",
+                "channels",
+            )
         result = await self.zs.schedule(
-            people, body.title, body.message, at=body.scheduled_at, type=body.type, priority=body.priority,
-            data=body.data, idempotency_key=None if key is None else f"{principal.user}:{key}",
-            created_by=principal.user, channels=channels)
+            people,
+            body.title,
+            body.message,
+            at=body.scheduled_at,
+            type=body.type,
+            priority=body.priority,
+            data=body.data,
+            idempotency_key=None if key is None else f"{principal.user}:{key}",
+            created_by=principal.user,
+            channels=channels,
+        )
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-        return JSON({"notification_ids": result.notification_ids, "count": result.count,
-                     "scheduled_at": result.scheduled_at}, status_code=201, headers=headers)
+        return JSON(
+            {"notification_ids": result.notification_ids, "count": result.count, "scheduled_at": result.scheduled_at},
+            status_code=201,
+            headers=headers,
+        )
 
     async def status(self, request: Request) -> Response:
         """GET: where one notification is."""
@@ -226,9 +283,12 @@ class Api:
         if recipient != principal.user and not principal.admin:
             raise ApiError(403, "only an admin token may list another recipient's notifications", "recipient")
         limit = _int_param(query.get("limit"), "limit", 1, 1000)
-        page = await self.zs.list_for(recipient, status=query.get("status"),
-                                      limit=50 if limit is None else limit,
-                                      cursor=_int_param(query.get("cursor"), "cursor", 0, MAX_ID))
+        page = await self.zs.list_for(
+            recipient,
+            status=query.get("status"),
+            limit=50 if limit is None else limit,
+            cursor=_int_param(query.get("cursor"), "cursor", 0, MAX_ID),
+        )
         return JSON({"items": [full_view(n) for n in page.items], "next_cursor": page.next_cursor})
 
     async def stats(self, request: Request) -> Response:
@@ -239,8 +299,12 @@ class Api:
         zs = self.zs
         overall = await zs.stats()
         parts = [await zs.run(zs.core.stats([p])) for p in zs.core.keys.partitions]
-        return JSON({**msgspec.structs.asdict(overall),
-                     "partitions": [{"partition": i, **msgspec.structs.asdict(s)} for i, s in enumerate(parts)]})
+        return JSON(
+            {
+                **msgspec.structs.asdict(overall),
+                "partitions": [{"partition": i, **msgspec.structs.asdict(s)} for i, s in enumerate(parts)],
+            }
+        )
 
     async def healthz(self, request: Request) -> Response:
         """GET: the process is alive (no Redis involved)."""
@@ -270,8 +334,12 @@ class Api:
 
     async def upgrade_required(self, request: Request) -> Response:
         """GET /ws without a WebSocket handshake: 426, saying how to connect."""
-        raise ApiError(426, "/ws is a WebSocket endpoint; connect with a WebSocket client "
-                       "(ws://host/ws?token=...) instead of plain HTTP", headers={"Upgrade": "websocket"})
+        raise ApiError(
+            426,
+            "/ws is a WebSocket endpoint; connect with a WebSocket client "
+            "(ws://host/ws?token=...) instead of plain HTTP",
+            headers={"Upgrade": "websocket"},
+        )
 
     async def docs(self, request: Request) -> Response:
         """GET: the same document as a readable HTML page."""
@@ -293,4 +361,3 @@ def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # '²'.isdigit() is True
         raise ApiError(422, f"{name} must be a whole number from {low} to {high}; got {raw[:40]!r}", name)
     return int(raw)
-

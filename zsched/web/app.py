@@ -50,8 +50,9 @@ class RedactSecrets(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = _SECRET.sub(TOKEN_PREFIX + "[redacted]", record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(_SECRET.sub(TOKEN_PREFIX + "[redacted]", a) if isinstance(a, str) else a
-                                for a in record.args)
+            record.args = tuple(
+                _SECRET.sub(TOKEN_PREFIX + "[redacted]", a) if isinstance(a, str) else a for a in record.args
+            )
         return True
 
 
@@ -71,8 +72,14 @@ def connect(settings: Settings) -> AsyncScheduler:
     # A pool built by hand gets no retry policy of its own: without this one, every connection pooled before a
     # Redis restart would fail its next request (503) instead of reconnecting.
     retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3)
-    pool = aioredis.BlockingConnectionPool.from_url(settings.url(server), max_connections=POOL_SIZE, timeout=5,
-                                                    socket_connect_timeout=2, socket_timeout=5, retry=retry)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.url(server),
+        max_connections=POOL_SIZE,
+        timeout=5,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=retry,
+    )
     connection = aioredis.Redis.from_pool(pool)
     return AsyncScheduler(connection, core=settings.core(), server=server)
 
@@ -95,9 +102,15 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     metrics = Metrics()
-    api = Api(settings.prefix, metrics, rate_per_s=settings.rate_per_s, rate_burst=settings.rate_burst,
-              auth_fail_per_s=settings.auth_fail_per_s, auth_fail_burst=settings.auth_fail_burst,
-              channels=settings.delivery_channels())
+    api = Api(
+        settings.prefix,
+        metrics,
+        rate_per_s=settings.rate_per_s,
+        rate_burst=settings.rate_burst,
+        auth_fail_per_s=settings.auth_fail_per_s,
+        auth_fail_burst=settings.auth_fail_burst,
+        channels=settings.delivery_channels(),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -111,14 +124,20 @@ def create_app(
         if run_worker:
             if delivery is None:
                 router = router_from_settings(settings, zs.redis, zs.core.keys)
-            worker = Worker(zs, delivery or router, batch=settings.batch, lease_ms=settings.lease_ms,
-                            observer=metrics.observe)
+            worker = Worker(
+                zs, delivery or router, batch=settings.batch, lease_ms=settings.lease_ms, observer=metrics.observe
+            )
             task = asyncio.create_task(worker.run(), name="zsched-worker")
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if websocket:
-                    gateway = Gateway(zs.redis, zs.core.keys, api.tokens,
-                                      allowed_origins=settings.allowed_origins, failures=api.failures)
+                    gateway = Gateway(
+                        zs.redis,
+                        zs.core.keys,
+                        api.tokens,
+                        allowed_origins=settings.allowed_origins,
+                        failures=api.failures,
+                    )
                     await gateway.start()
                     stack.push_async_callback(gateway.stop)
                     app.state.gateway = gateway
@@ -145,11 +164,16 @@ def create_app(
     app = Starlette(
         routes=[*api.routes(), *ws_routes, *extra_routes],
         lifespan=lifespan,
-        exception_handlers={ApiError: handle, ZschedError: handle, HTTPException: handle,
-                            redis.ConnectionError: handle, redis.TimeoutError: handle, Exception: handle},
+        exception_handlers={
+            ApiError: handle,
+            ZschedError: handle,
+            HTTPException: handle,
+            redis.ConnectionError: handle,
+            redis.TimeoutError: handle,
+            Exception: handle,
+        },
     )
     app.state.settings = settings
     app.state.tokens = api.tokens
     app.state.metrics = metrics
     return app
-

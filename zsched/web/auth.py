@@ -53,14 +53,21 @@ class TokenStore:
     def __init__(self, prefix: str = "zsched") -> None:
         self.key = tokens_key(prefix)
 
-    def new(self, user: str, *, scopes: tuple[str, ...] = (), admin: bool = False,
-            name: str | None = None) -> tuple[str, Principal, bytes]:
+    def new(
+        self, user: str, *, scopes: tuple[str, ...] = (), admin: bool = False, name: str | None = None
+    ) -> tuple[str, Principal, bytes]:
         """A fresh secret, its principal, and the JSON to store under its digest (nothing is written)."""
         if not user or len(user) > 128 or any(c.isspace() or not c.isprintable() for c in user):
             raise ValueError(f"user must be 1 to 128 printable characters without spaces; got {user!r}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        principal = Principal(id=digest(token)[:12], user=user, scopes=tuple(sorted(set(scopes))), admin=admin,
-                              created_at=int(time.time() * 1000), name=name)
+        principal = Principal(
+            id=digest(token)[:12],
+            user=user,
+            scopes=tuple(sorted(set(scopes))),
+            admin=admin,
+            created_at=int(time.time() * 1000),
+            name=name,
+        )
         return token, principal, _encode(principal)
 
     def create(self, r: Any, user: str, **options: Any) -> tuple[str, Principal]:

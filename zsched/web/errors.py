@@ -29,10 +29,21 @@ log = logging.getLogger("zsched.http")
 
 MAX_BODY_BYTES = 1024 * 1024
 _PATH = re.compile(r" - at `\$\.?(.*)`$")
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid",
-          426: "upgrade_required",
-          429: "rate_limited", 500: "internal_error", 503: "unavailable"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    426: "upgrade_required",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 class Error(msgspec.Struct):
@@ -55,8 +66,16 @@ class JSON(Response):
 class ApiError(Exception):
     """An error the API answers with ``status`` and the JSON error body; nothing was written."""
 
-    def __init__(self, status: int, detail: str, field: str | None = None, *, code: str | None = None,
-                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        field: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.body = Error(code or _CODES.get(status, "error"), detail, field)
@@ -66,8 +85,7 @@ class ApiError(Exception):
 
 def error_response(error: ApiError) -> JSON:
     """The response for an ``ApiError``."""
-    return JSON({**msgspec.structs.asdict(error.body), **error.extra}, status_code=error.status,
-                headers=error.headers)
+    return JSON({**msgspec.structs.asdict(error.body), **error.extra}, status_code=error.status, headers=error.headers)
 
 
 def as_api_error(exc: BaseException) -> ApiError | None:
@@ -79,17 +97,26 @@ def as_api_error(exc: BaseException) -> ApiError | None:
     if isinstance(exc, NotFoundError):
         return ApiError(404, f"no notification with id {exc.notification_id} that you can see", "id")
     if isinstance(exc, NotPendingError):
-        return ApiError(409, str(exc), "scheduled_status", code="not_pending",
-                        extra={"id": exc.notification_id, "scheduled_status": exc.status})
+        return ApiError(
+            409,
+            str(exc),
+            "scheduled_status",
+            code="not_pending",
+            extra={"id": exc.notification_id, "scheduled_status": exc.status},
+        )
     if isinstance(exc, IdempotencyConflictError):
         return ApiError(409, str(exc), "Idempotency-Key", code="idempotency_conflict")
     if isinstance(exc, UnavailableError | redis.ConnectionError | redis.TimeoutError):
-        return ApiError(503, f"Redis is unavailable, so nothing was done; retry shortly ({_first_line(exc)})",
-                        headers={"Retry-After": "1"})
+        return ApiError(
+            503,
+            f"Redis is unavailable, so nothing was done; retry shortly ({_first_line(exc)})",
+            headers={"Retry-After": "1"},
+        )
     if isinstance(exc, HTTPException):
-        detail = {404: "no such endpoint; see /docs for the API",
-                  405: f"method not allowed here; allowed: {(exc.headers or {}).get('Allow', '')}"}.get(
-                      exc.status_code, exc.detail)
+        detail = {
+            404: "no such endpoint; see /docs for the API",
+            405: f"method not allowed here; allowed: {(exc.headers or {}).get('Allow', '')}",
+        }.get(exc.status_code, exc.detail)
         return ApiError(exc.status_code, detail, headers=dict(exc.headers or {}))
     if isinstance(exc, ZschedError):
         return ApiError(422, str(exc))
@@ -110,8 +137,9 @@ async def read_json(request: Request, decoder: msgspec.json.Decoder[Any]) -> Any
     422 with the field path when a value has the wrong type."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
-        raise ApiError(415, f"send the body as JSON with Content-Type: application/json; got {media or 'none'!r}",
-                       "Content-Type")
+        raise ApiError(
+            415, f"send the body as JSON with Content-Type: application/json; got {media or 'none'!r}", "Content-Type"
+        )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ApiError(413, f"the body must be at most {MAX_BODY_BYTES} bytes; got {declared}")

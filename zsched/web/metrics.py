@@ -12,7 +12,21 @@ from collections.abc import Iterable, Sequence
 from ..models import STATUSES, Notification, Stats
 
 LATENESS_BUCKETS_S: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
 TOTALS: tuple[tuple[str, str], ...] = (
     ("scheduled", "Notifications scheduled."),
     ("sent", "Notifications delivered."),
@@ -72,27 +86,55 @@ class Metrics:
     def render(self, stats: Stats | None) -> str:
         """The exposition text; ``stats`` None means Redis did not answer (``zsched_redis_up 0``)."""
         lines: list[str] = []
-        _family(lines, "zsched_redis_up", "gauge", "Whether Redis answered this scrape.", [
-            f"zsched_redis_up {0 if stats is None else 1}"])
+        _family(
+            lines,
+            "zsched_redis_up",
+            "gauge",
+            "Whether Redis answered this scrape.",
+            [f"zsched_redis_up {0 if stats is None else 1}"],
+        )
         if stats is not None:
             for field, text in TOTALS:
                 name = f"zsched_{field}_total"
-                _family(lines, name, "counter", f"{text} Lifetime, all processes.", [
-                    f"{name} {stats.totals.get(field, 0)}"])
-            _family(lines, "zsched_pending", "gauge", "Notifications waiting for their time.", [
-                f"zsched_pending {stats.counts.get('pending', 0)}"])
-            _family(lines, "zsched_notifications", "gauge", "Notifications held, by status.", [
-                f'zsched_notifications{{status="{s}"}} {stats.counts.get(s, 0)}' for s in STATUSES])
-            _family(lines, "zsched_oldest_overdue_seconds", "gauge",
-                    "How long the earliest pending notification has been due (0 when none is overdue).", [
-                        f"zsched_oldest_overdue_seconds {_number(stats.oldest_overdue_ms / 1000)}"])
+                _family(
+                    lines, name, "counter", f"{text} Lifetime, all processes.", [f"{name} {stats.totals.get(field, 0)}"]
+                )
+            _family(
+                lines,
+                "zsched_pending",
+                "gauge",
+                "Notifications waiting for their time.",
+                [f"zsched_pending {stats.counts.get('pending', 0)}"],
+            )
+            _family(
+                lines,
+                "zsched_notifications",
+                "gauge",
+                "Notifications held, by status.",
+                [f'zsched_notifications{{status="{s}"}} {stats.counts.get(s, 0)}' for s in STATUSES],
+            )
+            _family(
+                lines,
+                "zsched_oldest_overdue_seconds",
+                "gauge",
+                "How long the earliest pending notification has been due (0 when none is overdue).",
+                [f"zsched_oldest_overdue_seconds {_number(stats.oldest_overdue_ms / 1000)}"],
+            )
         name = "zsched_delivery_lateness_seconds"
-        _family(lines, name, "histogram",
-                "From due time to delivered, for deliveries made by this process's worker.",
-                self.lateness.lines(name))
-        _family(lines, "zsched_worker_outcomes_total", "counter",
-                "Delivery outcomes seen by this process's worker.", [
-                    f'zsched_worker_outcomes_total{{outcome="{k}"}} {v}' for k, v in sorted(self.outcomes.items())])
+        _family(
+            lines,
+            name,
+            "histogram",
+            "From due time to delivered, for deliveries made by this process's worker.",
+            self.lateness.lines(name),
+        )
+        _family(
+            lines,
+            "zsched_worker_outcomes_total",
+            "counter",
+            "Delivery outcomes seen by this process's worker.",
+            [f'zsched_worker_outcomes_total{{outcome="{k}"}} {v}' for k, v in sorted(self.outcomes.items())],
+        )
         return "\n".join(lines) + "\n"
 
 

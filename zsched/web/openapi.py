@@ -20,21 +20,26 @@ _ERRORS = {
     404: "No such notification, or not one you created or receive.",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
-         "or the Idempotency-Key was used for a different request.",
+    "or the Idempotency-Key was used for a different request.",
     413: "The body is over 1 MiB.",
     415: "The body is not sent as application/json.",
     426: "A plain HTTP request to the WebSocket endpoint; connect with a WebSocket client.",
     422: "A rule is broken: a past or naive time, empty or too many recipients, a bad priority, an oversize field, "
-         "a value of the wrong type. 'field' names where.",
+    "a value of the wrong type. 'field' names where.",
     429: "This token's rate limit is reached; see Retry-After.",
     503: "Redis is unavailable; nothing was written. Retry after Retry-After seconds.",
 }
 _REF = "#/components/schemas/"
 MAX_ID = 2**63 - 1
 
-_RECIPIENT_ID = {"type": "string", "format": "recipient-id", "minLength": 1, "maxLength": MAX_RECIPIENT_LEN,
-                 "pattern": r"^[^\s\x00-\x1f\x7f-\x9f]+$",
-                 "description": "printable characters, no spaces or control characters"}
+_RECIPIENT_ID = {
+    "type": "string",
+    "format": "recipient-id",
+    "minLength": 1,
+    "maxLength": MAX_RECIPIENT_LEN,
+    "pattern": r"^[^\s\x00-\x1f\x7f-\x9f]+$",
+    "description": "printable characters, no spaces or control characters",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -45,8 +50,16 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _op(summary: str, ok: dict[str, Any], errors: tuple[int, ...], *, body: str | None = None,
-        params: tuple[dict[str, Any], ...] = (), auth: bool = True, status: int = 200) -> dict[str, Any]:
+def _op(
+    summary: str,
+    ok: dict[str, Any],
+    errors: tuple[int, ...],
+    *,
+    body: str | None = None,
+    params: tuple[dict[str, Any], ...] = (),
+    auth: bool = True,
+    status: int = 200,
+) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": {str(status): ok}}
     for code in sorted({*errors, *((401, 429, 503) if auth else ())}):
         op["responses"][str(code)] = _json(_ref("Error"), _ERRORS[code])
@@ -73,110 +86,225 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     maybe_time = {"type": ["string", "null"], "format": "date-time"}
     status = {"type": "string", "enum": list(STATUSES)}
     schemas: dict[str, Any] = {
-        "Error": {"type": "object", "required": ["error", "detail", "field"], "properties": {
-            "error": {"type": "string", "description": "a short code, e.g. invalid, not_found, not_pending"},
-            "detail": {"type": "string", "description": "what was expected, what came, and how to fix it"},
-            "field": {"type": ["string", "null"], "description": "where: a body field path, header or parameter"},
-            "scheduled_status": {**status, "description": "409 not_pending only: the status now"}}},
-        "ScheduleRequest": {"type": "object", "required": ["recipients", "title", "message", "scheduled_at"],
-                            "properties": {
-            "recipients": {"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS, "items": _ref("Recipient")},
-            "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
-            "message": {"type": "string", "maxLength": MAX_MESSAGE},
-            "scheduled_at": {**time, "description": "ISO 8601 with an offset (Z or +hh:mm), in the future"},
-            "type": {"type": "string", "default": "system", "minLength": 1, "maxLength": MAX_TYPE},
-            "priority": {"type": "string", "enum": list(PRIORITIES), "default": "normal"},
-            "data": {"type": "object", "description": "any JSON object up to 16 KiB"},
-            "channels": {"type": "array", "uniqueItems": True, "items": {"enum": list(channels)},
-                         "description": "how it leaves when due; default: the server's default channels"}}},
-        "Recipient": {"description": "a user id: a string or an integer, 1 to 128 printable characters, no spaces",
-                      "oneOf": [_RECIPIENT_ID,
-                                {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}]},
-        "ScheduleResponse": {"type": "object", "properties": {
-            "notification_ids": {"type": "array", "items": {"type": "integer"}},
-            "count": {"type": "integer"}, "scheduled_at": time}},
+        "Error": {
+            "type": "object",
+            "required": ["error", "detail", "field"],
+            "properties": {
+                "error": {"type": "string", "description": "a short code, e.g. invalid, not_found, not_pending"},
+                "detail": {"type": "string", "description": "what was expected, what came, and how to fix it"},
+                "field": {"type": ["string", "null"], "description": "where: a body field path, header or parameter"},
+                "scheduled_status": {**status, "description": "409 not_pending only: the status now"},
+            },
+        },
+        "ScheduleRequest": {
+            "type": "object",
+            "required": ["recipients", "title", "message", "scheduled_at"],
+            "properties": {
+                "recipients": {"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS, "items": _ref("Recipient")},
+                "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
+                "message": {"type": "string", "maxLength": MAX_MESSAGE},
+                "scheduled_at": {**time, "description": "ISO 8601 with an offset (Z or +hh:mm), in the future"},
+                "type": {"type": "string", "default": "system", "minLength": 1, "maxLength": MAX_TYPE},
+                "priority": {"type": "string", "enum": list(PRIORITIES), "default": "normal"},
+                "data": {"type": "object", "description": "any JSON object up to 16 KiB"},
+                "channels": {
+                    "type": "array",
+                    "uniqueItems": True,
+                    "items": {"enum": list(channels)},
+                    "description": "how it leaves when due; default: the server's default channels",
+                },
+            },
+        },
+        "Recipient": {
+            "description": "a user id: a string or an integer, 1 to 128 printable characters, no spaces",
+            "oneOf": [_RECIPIENT_ID, {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}],
+        },
+        "ScheduleResponse": {
+            "type": "object",
+            "properties": {
+                "notification_ids": {"type": "array", "items": {"type": "integer"}},
+                "count": {"type": "integer"},
+                "scheduled_at": time,
+            },
+        },
         "RescheduleRequest": {"type": "object", "required": ["scheduled_at"], "properties": {"scheduled_at": time}},
-        "ScheduleStatus": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "title": {"type": "string"}, "scheduled_at": time,
-            "scheduled_status": status, "is_sent": {"type": "boolean"}, "sent_at": maybe_time,
-            "created_at": time, "recipient": {"type": "string"}, "attempts": {"type": "integer"},
-            "delivered_at": {**maybe_time, "description": "when a WebSocket client acknowledged it"}}},
-        "Notification": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "recipient": {"type": "string"}, "title": {"type": "string"},
-            "message": {"type": "string"}, "type": {"type": "string"}, "priority": {"type": "string"},
-            "data": {"type": "object"}, "scheduled_at": time, "scheduled_status": status,
-            "is_sent": {"type": "boolean"}, "attempts": {"type": "integer"}, "created_at": time,
-            "sent_at": maybe_time, "cancelled_at": maybe_time, "failed_at": maybe_time, "delivered_at": maybe_time,
-            "last_error": {"type": ["string", "null"]}, "created_by": {"type": ["string", "null"]}}},
-        "Cancelled": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "scheduled_status": {"const": "cancelled"}, "cancelled_at": time}},
-        "Page": {"type": "object", "properties": {
-            "items": {"type": "array", "items": _ref("Notification")},
-            "next_cursor": {"type": ["integer", "null"], "description": "pass as ?cursor= for the next page"}}},
-        "Stats": {"type": "object", "properties": {
-            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "next_due_at": maybe_time, "oldest_overdue_ms": {"type": "integer"}, "server_time": time,
-            "partitions": {"type": "array", "items": {"type": "object"}}}},
+        "ScheduleStatus": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "title": {"type": "string"},
+                "scheduled_at": time,
+                "scheduled_status": status,
+                "is_sent": {"type": "boolean"},
+                "sent_at": maybe_time,
+                "created_at": time,
+                "recipient": {"type": "string"},
+                "attempts": {"type": "integer"},
+                "delivered_at": {**maybe_time, "description": "when a WebSocket client acknowledged it"},
+            },
+        },
+        "Notification": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "recipient": {"type": "string"},
+                "title": {"type": "string"},
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "priority": {"type": "string"},
+                "data": {"type": "object"},
+                "scheduled_at": time,
+                "scheduled_status": status,
+                "is_sent": {"type": "boolean"},
+                "attempts": {"type": "integer"},
+                "created_at": time,
+                "sent_at": maybe_time,
+                "cancelled_at": maybe_time,
+                "failed_at": maybe_time,
+                "delivered_at": maybe_time,
+                "last_error": {"type": ["string", "null"]},
+                "created_by": {"type": ["string", "null"]},
+            },
+        },
+        "Cancelled": {
+            "type": "object",
+            "properties": {"id": {"type": "integer"}, "scheduled_status": {"const": "cancelled"}, "cancelled_at": time},
+        },
+        "Page": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": _ref("Notification")},
+                "next_cursor": {"type": ["integer", "null"], "description": "pass as ?cursor= for the next page"},
+            },
+        },
+        "Stats": {
+            "type": "object",
+            "properties": {
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "next_due_at": maybe_time,
+                "oldest_overdue_ms": {"type": "integer"},
+                "server_time": time,
+                "partitions": {"type": "array", "items": {"type": "object"}},
+            },
+        },
         "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
     }
     n = "/api/notifications"
-    cancel = _op("Cancel a pending notification", _json(_ref("Cancelled"), "Cancelled."), (404, 409),
-                 params=(_ID,))
+    cancel = _op("Cancel a pending notification", _json(_ref("Cancelled"), "Cancelled."), (404, 409), params=(_ID,))
     paths = {
-        f"{n}/schedule/": {"post": _op(
-            "Schedule one notification per recipient (an Idempotency-Key header makes retries safe)",
-            _json(_ref("ScheduleResponse"), "Created."), (400, 403, 409, 413, 415, 422), body="ScheduleRequest",
-            params=({"name": "Idempotency-Key", "in": "header", "required": False,
-                     "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[ -~]+$"},
-                     "description": "1 to 64 printable ASCII characters; a retry with the same key and body "
-                                    "returns the first answer"},), status=201)},
-        f"{n}/": {"get": _op(
-            "Your received notifications, newest first (admins may pass recipient)",
-            _json(_ref("Page"), "One page."), (403, 422), params=(
-                _query("status", status, "only this status"),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}, "page size"),
-                _query("cursor", {"type": "integer", "minimum": 0, "maximum": MAX_ID},
-                       "next_cursor of the previous page"),
-                _query("recipient", _RECIPIENT_ID, "admin only: whose notifications")))},
+        f"{n}/schedule/": {
+            "post": _op(
+                "Schedule one notification per recipient (an Idempotency-Key header makes retries safe)",
+                _json(_ref("ScheduleResponse"), "Created."),
+                (400, 403, 409, 413, 415, 422),
+                body="ScheduleRequest",
+                params=(
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[ -~]+$"},
+                        "description": "1 to 64 printable ASCII characters; a retry with the same key and body "
+                        "returns the first answer",
+                    },
+                ),
+                status=201,
+            )
+        },
+        f"{n}/": {
+            "get": _op(
+                "Your received notifications, newest first (admins may pass recipient)",
+                _json(_ref("Page"), "One page."),
+                (403, 422),
+                params=(
+                    _query("status", status, "only this status"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}, "page size"),
+                    _query(
+                        "cursor",
+                        {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                        "next_cursor of the previous page",
+                    ),
+                    _query("recipient", _RECIPIENT_ID, "admin only: whose notifications"),
+                ),
+            )
+        },
         f"{n}/{{id}}/": {
-            "get": _op("One notification in full", _json(_ref("Notification"), "The notification."), (404,),
-                       params=(_ID,)),
-            "patch": _op("Reschedule a pending notification", _json(_ref("Notification"), "Rescheduled."),
-                         (400, 404, 409, 413, 415, 422), body="RescheduleRequest", params=(_ID,))},
-        f"{n}/{{id}}/schedule_status/": {"get": _op(
-            "Where a notification is", _json(_ref("ScheduleStatus"), "Its status."), (404,), params=(_ID,))},
+            "get": _op(
+                "One notification in full", _json(_ref("Notification"), "The notification."), (404,), params=(_ID,)
+            ),
+            "patch": _op(
+                "Reschedule a pending notification",
+                _json(_ref("Notification"), "Rescheduled."),
+                (400, 404, 409, 413, 415, 422),
+                body="RescheduleRequest",
+                params=(_ID,),
+            ),
+        },
+        f"{n}/{{id}}/schedule_status/": {
+            "get": _op("Where a notification is", _json(_ref("ScheduleStatus"), "Its status."), (404,), params=(_ID,))
+        },
         f"{n}/{{id}}/cancel_scheduled/": {"delete": cancel},
         f"{n}/{{id}}/scheduled/": {"delete": {**cancel, "summary": "Cancel (the seed checklist's spelling)"}},
-        "/api/stats": {"get": _op("Counts, totals, next due and lag, overall and per partition (admin)",
-                                  _json(_ref("Stats"), "Stats."), (403,))},
+        "/api/stats": {
+            "get": _op(
+                "Counts, totals, next due and lag, overall and per partition (admin)",
+                _json(_ref("Stats"), "Stats."),
+                (403,),
+            )
+        },
         "/healthz": {"get": _op("The process is alive", _json(_ref("Health"), "Alive."), (), auth=False)},
         "/readyz": {"get": _op("Redis answers", _json(_ref("Health"), "Ready."), (503,), auth=False)},
-        "/metrics": {"get": _op("Prometheus text exposition", {
-            "description": "Totals, pending gauge, lateness histogram.",
-            "content": {"text/plain": {"schema": {"type": "string"}}}}, (), auth=False)},
-        "/ws": {"get": {
-            "summary": "WebSocket: live notifications for the token's user. Resume with ?since=<last stream_id>; "
-                       "ack with {\"type\": \"ack\", \"id\": N}. Bad token: close 1008; slow reader: close 1013",
-            "parameters": [
-                _query("token", {"type": "string"}, "the token, for browsers that cannot set Authorization"),
-                _query("since", {"type": "string"}, "the last stream_id received: what was missed comes first")],
-            "security": [],  # the token is checked after the handshake (header or ?token=); bad: close 1008
-            "responses": {"101": {"description": "Switching Protocols: the socket is open."},
-                          "426": _json(_ref("Error"), _ERRORS[426])}}},
+        "/metrics": {
+            "get": _op(
+                "Prometheus text exposition",
+                {
+                    "description": "Totals, pending gauge, lateness histogram.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                (),
+                auth=False,
+            )
+        },
+        "/ws": {
+            "get": {
+                "summary": "WebSocket: live notifications for the token's user. Resume with ?since=<last stream_id>; "
+                'ack with {"type": "ack", "id": N}. Bad token: close 1008; slow reader: close 1013',
+                "parameters": [
+                    _query("token", {"type": "string"}, "the token, for browsers that cannot set Authorization"),
+                    _query("since", {"type": "string"}, "the last stream_id received: what was missed comes first"),
+                ],
+                "security": [],  # the token is checked after the handshake (header or ?token=); bad: close 1008
+                "responses": {
+                    "101": {"description": "Switching Protocols: the socket is open."},
+                    "426": _json(_ref("Error"), _ERRORS[426]),
+                },
+            }
+        },
         "/openapi.json": {"get": _op("This document", {"description": "OpenAPI 3.1."}, (), auth=False)},
         "/docs": {"get": _op("This document as HTML", {"description": "HTML."}, (), auth=False)},
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "zsched", "version": __version__,
-                 "description": "Schedule notifications for a future time; see /docs. Every error is JSON "
-                                "{error, detail, field}; 405 is answered for a wrong method on any path."},
+        "info": {
+            "title": "zsched",
+            "version": __version__,
+            "description": "Schedule notifications for a future time; see /docs. Every error is JSON "
+            "{error, detail, field}; 405 is answered for a wrong method on any path.",
+        },
         "servers": [{"url": "/"}],
         "security": [{"token": []}],
-        "components": {"schemas": schemas, "securitySchemes": {"token": {
-            "type": "apiKey", "in": "header", "name": "Authorization",
-            "description": "'Token <token>' or 'Bearer <token>', from `zsched token create --user ID`"}}},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "'Token <token>' or 'Bearer <token>', from `zsched token create --user ID`",
+                }
+            },
+        },
         "paths": paths,
     }
 
@@ -203,10 +331,15 @@ def html(channels: tuple[str, ...] = ("websocket",)) -> str:
                 name = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
                 fields = doc["components"]["schemas"][name]["properties"]
                 required = set(doc["components"]["schemas"][name].get("required", ()))
-                parts.append("<p>Body (JSON): " + ", ".join(
-                    f"<code>{esc(f)}</code>{'' if f in required else '?'}" for f in fields) + "</p>")
-            rows = "".join(f"<tr><td><b>{code}</b></td><td>{esc(r['description'])}</td></tr>"
-                           for code, r in op["responses"].items())
+                parts.append(
+                    "<p>Body (JSON): "
+                    + ", ".join(f"<code>{esc(f)}</code>{'' if f in required else '?'}" for f in fields)
+                    + "</p>"
+                )
+            rows = "".join(
+                f"<tr><td><b>{code}</b></td><td>{esc(r['description'])}</td></tr>"
+                for code, r in op["responses"].items()
+            )
             parts.append(f"<table>{rows}</table>")
     parts.append("</body></html>")
     return "".join(parts)

@@ -27,8 +27,9 @@ class Verdict(msgspec.Struct, frozen=True):
 class RateLimiter:
     """Takes ``cost`` tokens per request from a bucket of ``burst`` refilled at ``rate_per_s``."""
 
-    def __init__(self, connection: Any, prefix: str, *, rate_per_s: float, burst: int,
-                 clock: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, connection: Any, prefix: str, *, rate_per_s: float, burst: int, clock: Callable[[], int] | None = None
+    ) -> None:
         if rate_per_s <= 0 or burst < 1:
             raise ValueError(f"rate_per_s must be > 0 and burst >= 1; got {rate_per_s} and {burst}")
         self.prefix = prefix
@@ -40,8 +41,9 @@ class RateLimiter:
     async def take(self, token_id: str, cost: int = 1) -> Verdict:
         """Spend ``cost`` tokens of ``token_id``'s bucket if it has them (asyncio connection)."""
         now = "" if self.clock is None else str(self.clock())
-        reply = await self.script(keys=[bucket_key(self.prefix, token_id)],
-                                  args=[now, repr(float(self.rate_per_s)), self.burst, cost])
+        reply = await self.script(
+            keys=[bucket_key(self.prefix, token_id)], args=[now, repr(float(self.rate_per_s)), self.burst, cost]
+        )
         return Verdict(allowed=int(reply[0]) == 1, remaining=int(reply[1]), retry_after_ms=int(reply[2]))
 
 
@@ -49,8 +51,15 @@ class FailedAuthLimiter:
     """Slows token guessing: each client address may fail authentication ``burst`` times at once, then
     ``rate_per_s`` times a second; while its bucket is empty even a right token is refused, unchecked."""
 
-    def __init__(self, connection: Any, prefix: str, *, rate_per_s: float = 1.0, burst: int = 20,
-                 clock: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        prefix: str,
+        *,
+        rate_per_s: float = 1.0,
+        burst: int = 20,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
         self.limiter = RateLimiter(connection, prefix, rate_per_s=rate_per_s, burst=burst, clock=clock)
 
     @staticmethod

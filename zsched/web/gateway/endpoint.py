@@ -41,15 +41,7 @@ from ...engine.scripts import Scripts
 from ...models import ms_to_datetime, state_decoder
 from ..auth import Principal, TokenStore
 from ..ratelimit import FailedAuthLimiter
-from .socket import (
-    CLOSE_GOING_AWAY,
-    CLOSE_POLICY,
-    CLOSE_RESTART,
-    CLOSE_TRY_AGAIN,
-    Socket,
-    parse_stream_id,
-    stamp,
-)
+from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN, Socket, parse_stream_id, stamp
 from .subscriptions import Subscriptions
 
 log = logging.getLogger("zsched.gateway")
@@ -101,11 +93,14 @@ class Gateway:
         failures: FailedAuthLimiter | None = None,
     ) -> None:
         if send_queue < 1 or backlog_limit < 1 or heartbeat_s <= 0:
-            raise ValueError("send_queue and backlog_limit must be >= 1 and heartbeat_s > 0; got "
-                             f"{send_queue}, {backlog_limit}, {heartbeat_s}")
+            raise ValueError(
+                "send_queue and backlog_limit must be >= 1 and heartbeat_s > 0; got "
+                f"{send_queue}, {backlog_limit}, {heartbeat_s}"
+            )
         self._redis_arg = redis_client
-        self.redis: aioredis.Redis = (aioredis.Redis.from_url(redis_client) if isinstance(redis_client, str)
-                                      else redis_client)
+        self.redis: aioredis.Redis = (
+            aioredis.Redis.from_url(redis_client) if isinstance(redis_client, str) else redis_client
+        )
         self.keys = keyspace
         self.tokens = tokens
         self.path = path
@@ -118,8 +113,12 @@ class Gateway:
         self.subscribe_timeout_s = subscribe_timeout_s
         self._scripts = Scripts(self.redis)
         self.failures = failures or FailedAuthLimiter(self.redis, keyspace.prefix)
-        self._subscriptions = Subscriptions(self.redis, f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}",
-                                            self._drop_everyone, subscribe_timeout_s=subscribe_timeout_s)
+        self._subscriptions = Subscriptions(
+            self.redis,
+            f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}",
+            self._drop_everyone,
+            subscribe_timeout_s=subscribe_timeout_s,
+        )
         self._clients: set[Socket] = set()
         self._stopping = False
 
@@ -181,8 +180,15 @@ class Gateway:
             last = None if client.last == (0, 0) else f"{client.last[0]}-{client.last[1]}"
             client.push(_encode({"type": "ready", "user": user, "replayed": replayed, "stream_id": last}).decode())
             client.go_live()
-            tasks = [asyncio.create_task(coro) for coro in (
-                self._send_loop(client), self._receive_loop(client), self._heartbeat(client), client.closing.wait())]
+            tasks = [
+                asyncio.create_task(coro)
+                for coro in (
+                    self._send_loop(client),
+                    self._receive_loop(client),
+                    self._heartbeat(client),
+                    client.closing.wait(),
+                )
+            ]
             finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in finished:  # a loop that failed (a Redis error in an ack) is handled below, not lost
                 error = None if task.cancelled() else task.exception()
@@ -200,8 +206,9 @@ class Gateway:
             await self._subscriptions.leave(client)
             if client.close_code is not None:
                 with contextlib.suppress(Exception):  # the peer may be gone, or too stuck to take a close frame
-                    await asyncio.wait_for(websocket.close(client.close_code, client.close_reason),
-                                           self.close_timeout_s)
+                    await asyncio.wait_for(
+                        websocket.close(client.close_code, client.close_reason), self.close_timeout_s
+                    )
 
     def _drop_everyone(self, reason: str) -> None:
         """The pub/sub connection lost messages: close every socket (1012) so it resumes with ``since``."""
@@ -273,7 +280,7 @@ class Gateway:
             try:
                 message = _client_message.decode(text)
             except msgspec.DecodeError as exc:
-                client.push(_error(f"expected a JSON object like {{\"type\": \"ack\", \"id\": 1}}; {exc}"))
+                client.push(_error(f'expected a JSON object like {{"type": "ack", "id": 1}}; {exc}'))
                 continue
             if message.type == "ack":
                 await self._ack(client, ([message.id] if message.id is not None else []) + message.ids)
@@ -291,14 +298,22 @@ class Gateway:
             groups.setdefault(self.keys.for_id(notification_id).index, []).append(notification_id)
         for index, members in groups.items():
             reply = await self._scripts["mark_delivered"](
-                keys=[self.keys.partitions[index].state], args=["", client.user, *members], client=self.redis)
+                keys=[self.keys.partitions[index].state], args=["", client.user, *members], client=self.redis
+            )
             for notification_id, outcome in zip(members, reply[1:], strict=True):
                 if int(outcome) < 0:
-                    client.push(_error(f"cannot ack notification {notification_id}: no such notification "
-                                       f"was delivered to {client.user}"))
+                    client.push(
+                        _error(
+                            f"cannot ack notification {notification_id}: no such notification "
+                            f"was delivered to {client.user}"
+                        )
+                    )
                 else:
-                    client.push(_encode({"type": "acked", "id": notification_id,
-                                         "delivered_at": ms_to_datetime(int(outcome))}).decode())
+                    client.push(
+                        _encode(
+                            {"type": "acked", "id": notification_id, "delivered_at": ms_to_datetime(int(outcome))}
+                        ).decode()
+                    )
 
     async def _heartbeat(self, client: Socket) -> None:
         while True:

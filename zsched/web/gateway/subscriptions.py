@@ -38,8 +38,14 @@ def _text(value: bytes | str) -> str:
 class Subscriptions:
     """Joins sockets to their user's channel and hands each published message to the channel's sockets."""
 
-    def __init__(self, connection: aioredis.Redis, control: str, on_lost: Callable[[str], None], *,
-                 subscribe_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        connection: aioredis.Redis,
+        control: str,
+        on_lost: Callable[[str], None],
+        *,
+        subscribe_timeout_s: float = 5.0,
+    ) -> None:
         self.redis = connection
         self._control = control
         self._on_lost = on_lost
@@ -80,8 +86,9 @@ class Subscriptions:
                 message = await self._pubsub.get_message(timeout=1.0)
                 backoff_s = 0.1
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                log.warning("pub/sub connection lost (%s); closing sockets so they resume, retry in %.1f s",
-                            exc, backoff_s)
+                log.warning(
+                    "pub/sub connection lost (%s); closing sockets so they resume, retry in %.1f s", exc, backoff_s
+                )
                 self._drop_everyone("redis connection lost; reconnect with ?since=<last stream_id>")
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
