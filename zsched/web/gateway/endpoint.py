@@ -41,6 +41,7 @@ from ...engine.scripts import Scripts
 from ...models import ms_to_datetime, state_decoder
 from ..auth import Principal, TokenStore
 from ..ratelimit import FailedAuthLimiter
+from . import messages
 from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN, Socket, parse_stream_id, stamp
 from .subscriptions import Subscriptions
 
@@ -55,15 +56,7 @@ class _Identified(msgspec.Struct):
     id: int
 
 
-class SocketMessage(msgspec.Struct):
-    type: str
-    id: int | None = None
-    ids: list[int] = msgspec.field(default_factory=list)
-
-
 _identified = msgspec.json.Decoder(_Identified)
-_client_message = msgspec.json.Decoder(SocketMessage)
-_encode = msgspec.json.Encoder().encode
 
 
 class Gateway:
@@ -178,7 +171,7 @@ class Gateway:
             await self._subscriptions.join(client)
             replayed = await self._replay(client, since)
             last = None if client.last == (0, 0) else f"{client.last[0]}-{client.last[1]}"
-            client.push(_encode({"type": "ready", "user": user, "replayed": replayed, "stream_id": last}).decode())
+            client.push(messages.encode(messages.Ready(user, replayed, last)))
             client.go_live()
             tasks = [
                 asyncio.create_task(coro)
@@ -278,16 +271,19 @@ class Gateway:
             text = await client.websocket.receive_text()
             client.heard_at = time.monotonic()
             try:
-                message = _client_message.decode(text)
+                message = messages.decode(text)
             except msgspec.DecodeError as exc:
-                client.push(_error(f'expected a JSON object like {{"type": "ack", "id": 1}}; {exc}'))
+                client.push(
+                    _error(f"expected a JSON object like {messages.CLIENT_EXAMPLE} (type ack, ping or pong); {exc}")
+                )
                 continue
-            if message.type == "ack":
-                await self._ack(client, ([message.id] if message.id is not None else []) + message.ids)
-            elif message.type == "ping":
-                client.push('{"type":"pong"}')
-            elif message.type != "pong":
-                client.push(_error(f"unknown message type {message.type!r}; expected ack, ping or pong"))
+            match message:
+                case messages.Ack():
+                    await self._ack(client, message.all_ids())
+                case messages.Ping():
+                    client.push(messages.PONG)
+                case messages.Pong():
+                    pass
 
     async def _ack(self, client: Socket, ids: list[int]) -> None:
         if not ids:
@@ -309,11 +305,7 @@ class Gateway:
                         )
                     )
                 else:
-                    client.push(
-                        _encode(
-                            {"type": "acked", "id": notification_id, "delivered_at": ms_to_datetime(int(outcome))}
-                        ).decode()
-                    )
+                    client.push(messages.encode(messages.Acked(notification_id, ms_to_datetime(int(outcome)))))
 
     async def _heartbeat(self, client: Socket) -> None:
         while True:
@@ -322,7 +314,7 @@ class Gateway:
             if self.idle_timeout_s is not None and idle_s > self.idle_timeout_s:
                 client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
                 return
-            client.push('{"type":"ping"}')
+            client.push(messages.PING)
 
 
 def _text(value: bytes | str) -> str:
@@ -340,7 +332,7 @@ def _entries(reply: Any) -> list[tuple[str, str]]:
 
 
 def _error(text: str) -> str:
-    return _encode({"type": "error", "error": text}).decode()
+    return messages.encode(messages.Error(text))
 
 
 def gateway_app(gateway: Gateway) -> Starlette:
