@@ -5,14 +5,26 @@ ZschedError
 │   ├── PastScheduleError                scheduled time already passed on the server's clock
 │   ├── NaiveDatetimeError               a datetime without a timezone
 │   ├── RecipientsError                  empty, too many, or a bad recipient id
-│   └── FieldError                       title, message, type, priority or data out of bounds
+│   ├── FieldError                       an argument (title, message, type, priority, data, status,
+│   │                                    limit, ids) out of bounds
+│   └── ConfigError                      a setting out of range: keyspace, retry policy
 ├── NotFoundError (also KeyError)        no such notification (or it was purged)
 ├── NotPendingError                      cancel/reschedule of one that already left pending
 ├── IdempotencyConflictError             an idempotency key reused for a different request
-└── UnavailableError                     Redis did not answer; safe to retry
+├── UnavailableError                     Redis did not answer; safe to retry
+└── DeliveryError                        a channel could not deliver; the worker retries it
+    ├── WebhookError                     a webhook answered non-2xx, or not in time
+    └── UnknownChannelError              a notification names a channel nobody registered
+
+A script refuses with a code (its reply's first value); ``OUTCOMES`` maps each code to the exception
+it stands for, and ``refusal_error`` builds it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 
 class ZschedError(Exception):
@@ -30,6 +42,16 @@ class ValidationError(ZschedError, ValueError):
 class PastScheduleError(ValidationError):
     """The scheduled time is already in the past on the server's clock."""
 
+    @classmethod
+    def at(cls, due_ms: int, now_ms: int) -> PastScheduleError:
+        """The error for due time ``due_ms`` refused at server time ``now_ms`` (both epoch ms)."""
+        due = datetime.fromtimestamp(due_ms / 1000, tz=UTC).isoformat()
+        return cls(
+            f"scheduled_at must be in the future; got {due} ({_human((now_ms - due_ms) / 1000)} ago by the "
+            "server's clock). Pick a later time, or use delay=0 to send now",
+            "scheduled_at",
+        )
+
 
 class NaiveDatetimeError(ValidationError):
     """A datetime came without a timezone, so the moment it names is ambiguous."""
@@ -40,7 +62,11 @@ class RecipientsError(ValidationError):
 
 
 class FieldError(ValidationError):
-    """A field is too long, of the wrong kind, or not one of the allowed values."""
+    """An argument is too long, of the wrong kind, or not one of the allowed values."""
+
+
+class ConfigError(ValidationError):
+    """A configuration value (keyspace, retry policy) is out of range; nothing was built."""
 
 
 class NotFoundError(ZschedError, KeyError):
@@ -78,3 +104,52 @@ class IdempotencyConflictError(ZschedError):
 
 class UnavailableError(ZschedError):
     """Redis did not answer; nothing is known to be written, and the call is safe to retry."""
+
+
+class DeliveryError(ZschedError):
+    """A channel could not deliver a notification; the worker retries it under the retry policy."""
+
+
+class WebhookError(DeliveryError):
+    """A webhook answered with a non-2xx status, or did not answer in time."""
+
+
+class UnknownChannelError(DeliveryError):
+    """A notification names a channel nobody registered."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A script's refusal: its code, the values it came with, and what the call was about."""
+
+    code: str
+    action: str
+    notification_id: int = 0
+    status: str = ""
+    due_ms: int = 0
+    now_ms: int = 0
+    key: str = ""
+
+
+OUTCOMES: dict[str, Callable[[Refusal], ZschedError]] = {
+    "missing": lambda r: NotFoundError(r.notification_id),
+    "not_pending": lambda r: NotPendingError(r.notification_id, r.status, r.action),
+    "past": lambda r: PastScheduleError.at(r.due_ms, r.now_ms),
+    "conflict": lambda r: IdempotencyConflictError(r.key),
+}
+"""Script refusal code -> the exception it stands for (``lua/*.lua`` headers list each script's codes)."""
+
+
+def refusal_error(refusal: Refusal) -> Exception:
+    """The exception a script's refusal stands for; a RuntimeError for a code no script returns (a bug)."""
+    make = OUTCOMES.get(refusal.code)
+    if make is None:
+        return RuntimeError(f"unexpected reply from {refusal.action} script: {refusal.code!r}")
+    return make(refusal)
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.1f} s"

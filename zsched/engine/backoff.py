@@ -6,6 +6,8 @@ import random
 
 import msgspec
 
+from ..errors import ConfigError
+
 MINUTE_MS = 60_000
 
 
@@ -27,11 +29,14 @@ class RetryPolicy(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         if self.delays_ms is not None and any(d < 0 for d in self.delays_ms):
-            raise ValueError(f"retry delays must be >= 0 ms; got {self.delays_ms}")
+            raise ConfigError(f"retry delays must be >= 0 ms; got {self.delays_ms}", "delays_ms")
         if not 0 <= self.jitter <= 1:
-            raise ValueError(f"jitter must be a fraction between 0 and 1; got {self.jitter}")
+            raise ConfigError(f"jitter must be a fraction between 0 and 1; got {self.jitter}", "jitter")
         if self.retries < 0 or self.base_ms < 0 or self.factor < 1:
-            raise ValueError("retries and base_ms must be >= 0 and factor >= 1")
+            raise ConfigError(
+                "retries and base_ms must be >= 0 and factor >= 1; got "
+                f"retries={self.retries}, base_ms={self.base_ms}, factor={self.factor}"
+            )
 
     @classmethod
     def exponential(
