@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -23,6 +23,7 @@ from .errors import UnavailableError
 from .models import Notification, Page, ScheduleResult, Stats
 
 _UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
+T = TypeVar("T")
 
 
 def _queue(target: Any, scripts: Scripts, step: Step) -> Any:
@@ -67,14 +68,15 @@ class Scheduler(_Base):
         server = EmbeddedServer(data_dir).start()
         return cls(redis.Redis.from_url(server.url), server=server, **options)
 
-    def run(self, op: Op) -> Any:
+    def run(self, op: Op[T]) -> T:
         """Drive one core operation to its result over this connection."""
         try:
             steps = next(op)
             while True:
                 steps = op.send(self._execute(steps))
         except StopIteration as done:
-            return done.value
+            result: T = done.value
+            return result
         except _UNAVAILABLE as exc:
             raise UnavailableError(f"Redis did not answer: {exc}") from exc
 
@@ -102,7 +104,7 @@ class Scheduler(_Base):
         channels: Iterable[str] = (),
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
-        return self.run(  # type: ignore[no-any-return]
+        return self.run(
             self.core.schedule(
                 recipients,
                 title,
@@ -120,29 +122,27 @@ class Scheduler(_Base):
 
     def cancel(self, notification_id: int) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
-        return self.run(self.core.cancel(notification_id))  # type: ignore[no-any-return]
+        return self.run(self.core.cancel(notification_id))
 
     def reschedule(
         self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None
     ) -> Notification:
         """Move a pending notification to a new time and return it."""
-        return self.run(self.core.reschedule(notification_id, at=at, delay=delay))  # type: ignore[no-any-return]
+        return self.run(self.core.reschedule(notification_id, at=at, delay=delay))
 
     def status(self, notification_id: int) -> Notification:
         """The notification as it is now; NotFoundError if unknown or purged."""
-        return self.run(self.core.status(notification_id))  # type: ignore[no-any-return]
+        return self.run(self.core.status(notification_id))
 
     def list_for(
         self, recipient: str | int, *, status: str | None = None, limit: int = 50, cursor: int | None = None
     ) -> Page:
         """A recipient's notifications, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
-        return self.run(  # type: ignore[no-any-return]
-            self.core.list_for(recipient, status=status, limit=limit, cursor=cursor)
-        )
+        return self.run(self.core.list_for(recipient, status=status, limit=limit, cursor=cursor))
 
     def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
-        return self.run(self.core.stats())  # type: ignore[no-any-return]
+        return self.run(self.core.stats())
 
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
@@ -181,14 +181,15 @@ class AsyncScheduler(_Base):
         server = EmbeddedServer(data_dir).start()
         return cls(aioredis.Redis.from_url(server.url), server=server, **options)
 
-    async def run(self, op: Op) -> Any:
+    async def run(self, op: Op[T]) -> T:
         """Drive one core operation to its result over this connection."""
         try:
             steps = next(op)
             while True:
                 steps = op.send(await self._execute(steps))
         except StopIteration as done:
-            return done.value
+            result: T = done.value
+            return result
         except _UNAVAILABLE as exc:
             raise UnavailableError(f"Redis did not answer: {exc}") from exc
 
@@ -216,7 +217,7 @@ class AsyncScheduler(_Base):
         channels: Iterable[str] = (),
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
-        return await self.run(  # type: ignore[no-any-return]
+        return await self.run(
             self.core.schedule(
                 recipients,
                 title,
@@ -234,31 +235,27 @@ class AsyncScheduler(_Base):
 
     async def cancel(self, notification_id: int) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
-        return await self.run(self.core.cancel(notification_id))  # type: ignore[no-any-return]
+        return await self.run(self.core.cancel(notification_id))
 
     async def reschedule(
         self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None
     ) -> Notification:
         """Move a pending notification to a new time and return it."""
-        return await self.run(  # type: ignore[no-any-return]
-            self.core.reschedule(notification_id, at=at, delay=delay)
-        )
+        return await self.run(self.core.reschedule(notification_id, at=at, delay=delay))
 
     async def status(self, notification_id: int) -> Notification:
         """The notification as it is now; NotFoundError if unknown or purged."""
-        return await self.run(self.core.status(notification_id))  # type: ignore[no-any-return]
+        return await self.run(self.core.status(notification_id))
 
     async def list_for(
         self, recipient: str | int, *, status: str | None = None, limit: int = 50, cursor: int | None = None
     ) -> Page:
         """A recipient's notifications, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
-        return await self.run(  # type: ignore[no-any-return]
-            self.core.list_for(recipient, status=status, limit=limit, cursor=cursor)
-        )
+        return await self.run(self.core.list_for(recipient, status=status, limit=limit, cursor=cursor))
 
     async def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
-        return await self.run(self.core.stats())  # type: ignore[no-any-return]
+        return await self.run(self.core.stats())
 
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""

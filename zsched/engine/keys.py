@@ -11,6 +11,8 @@ import zlib
 from dataclasses import dataclass
 from functools import cached_property
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Partition:
@@ -61,7 +63,8 @@ class Partition:
 
     @cached_property
     def by_recipient(self) -> str:
-        """ZSET at score 0: ``"<recipient> <id, 16 digits>"``, so a lex range lists one recipient's ids."""
+        """ZSET at score 0: ``"<recipient> <id, 16 digits>"`` (see ``recipient_member``), so a lex range
+        lists one recipient's ids."""
         return f"{self.tag}:by_recipient"
 
     @cached_property
@@ -97,9 +100,9 @@ class Keyspace:
 
     def __init__(self, prefix: str = "zsched", partitions: int = 1) -> None:
         if partitions < 1:
-            raise ValueError(f"partitions must be at least 1; got {partitions}")
+            raise ConfigError(f"partitions must be at least 1; got {partitions}", "partitions")
         if not prefix or any(c in prefix for c in "{} \t\r\n"):
-            raise ValueError(f"prefix must be non-empty with no braces or spaces; got {prefix!r}")
+            raise ConfigError(f"prefix must be non-empty with no braces or spaces; got {prefix!r}", "prefix")
         self.prefix = prefix
         self.partitions = tuple(Partition(prefix, i) for i in range(partitions))
 
@@ -112,3 +115,22 @@ class Keyspace:
     def for_id(self, notification_id: int) -> Partition:
         """The partition holding this notification."""
         return self.partitions[notification_id % len(self.partitions)]
+
+
+def recipient_member(recipient: str, notification_id: int) -> str:
+    """The ``by_recipient`` member of one notification: ``"<recipient> <id, 16 digits>"`` (as the Lua builds it)."""
+    return f"{recipient} {notification_id:016d}"
+
+
+def recipient_bounds(recipient: str, before: int | None = None) -> tuple[str, str]:
+    """ZREVRANGEBYLEX (max, min), both exclusive, over a recipient's members with ids below ``before`` (all
+    when None)."""
+    # '!' sorts right after ' ', so "<recipient>!" is above every "<recipient> <digits>" member.
+    upper = f"({recipient}!" if before is None else f"({recipient_member(recipient, before)}"
+    return upper, f"({recipient} "
+
+
+def parse_recipient_member(member: bytes | str) -> tuple[str, int]:
+    """The recipient and notification id a ``by_recipient`` member names."""
+    recipient, _, digits = (member.decode() if isinstance(member, bytes) else member).rpartition(" ")
+    return recipient, int(digits)

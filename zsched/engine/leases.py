@@ -14,6 +14,7 @@ from ..models import Notification
 from . import records
 from .base import CoreBase
 from .keys import Partition
+from .replies import AckReply, ClaimReply, PurgeReply, ReapReply, RetryReply
 from .steps import Op, Script
 
 
@@ -28,7 +29,7 @@ class Claimed(msgspec.Struct):
 class LeaseOps(CoreBase):
     """Operations a worker runs on one partition."""
 
-    def claim(self, partition: Partition, limit: int, lease_ms: int) -> Op:
+    def claim(self, partition: Partition, limit: int, lease_ms: int) -> Op[Claimed]:
         """Claim up to ``limit`` due notifications of one partition under a lease."""
         p = partition
         (reply,) = yield [
@@ -36,11 +37,14 @@ class LeaseOps(CoreBase):
                 "claim", [p.due, p.processing, p.notifications, p.state, p.counters], [self.now_arg(), limit, lease_ms]
             )
         ]
-        items = [records.notification(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(2, len(reply), 3)]
-        wait_us = int(reply[1])
-        return Claimed(now_ms=int(reply[0]), wait_ms=-1 if wait_us < 0 else wait_us / 1000, notifications=items)
+        got = ClaimReply.read(reply)
+        return Claimed(
+            now_ms=got.now_ms,
+            wait_ms=-1 if got.wait_us < 0 else got.wait_us / 1000,
+            notifications=[records.notification(*claimed) for claimed in got.claimed],
+        )
 
-    def ack(self, partition: Partition, ids: Sequence[int]) -> Op:
+    def ack(self, partition: Partition, ids: Sequence[int]) -> Op[tuple[int, int]]:
         """Mark delivered notifications sent; returns (server now ms, how many were acked)."""
         p = partition
         (reply,) = yield [
@@ -50,14 +54,15 @@ class LeaseOps(CoreBase):
                 [self.now_arg(), self.retention.sent_ms, *ids],
             )
         ]
-        return int(reply[0]), int(reply[1])
+        got = AckReply.read(reply)
+        return got.now_ms, got.acked
 
     def fail(
         self,
         partition: Partition,
         failures: Sequence[tuple[Notification, str]],
         delays_ms: Mapping[int, int | None] | None = None,
-    ) -> Op:
+    ) -> Op[tuple[int, int]]:
         """Retry each failed delivery after the policy's backoff, or fail it for good when none is left.
 
         ``delays_ms`` (notification id -> delay, None: no retry left) passes backoffs the caller already
@@ -71,9 +76,10 @@ class LeaseOps(CoreBase):
             delay = delays_ms[n.id] if delays_ms is not None else self.retry.delay_ms(n.attempts)
             args += [n.id, n.attempts, -1 if delay is None else delay, error[:2000]]
         (reply,) = yield [Script("retry", [p.due, p.processing, p.state, p.failed, p.counters], args)]
-        return int(reply[1]), int(reply[2])
+        got = RetryReply.read(reply)
+        return got.retried, got.failed
 
-    def reap(self, partition: Partition, limit: int = 1000) -> Op:
+    def reap(self, partition: Partition, limit: int = 1000) -> Op[tuple[int, int]]:
         """Hand expired leases back to due (or fail them after the last attempt); (requeued, failed)."""
         p = partition
         (reply,) = yield [
@@ -83,9 +89,10 @@ class LeaseOps(CoreBase):
                 [self.now_arg(), limit, self.retry.max_attempts, self.retention.failed_ms, p.wakeup],
             )
         ]
-        return int(reply[1]), int(reply[2])
+        got = ReapReply.read(reply)
+        return got.requeued, got.failed
 
-    def purge(self, partition: Partition, limit: int = 1000) -> Op:
+    def purge(self, partition: Partition, limit: int = 1000) -> Op[int]:
         """Remove terminal records past their retention, with their index entries; how many."""
         p = partition
         (reply,) = yield [
@@ -95,4 +102,4 @@ class LeaseOps(CoreBase):
                 [self.now_arg(), limit],
             )
         ]
-        return int(reply[1])
+        return PurgeReply.read(reply).purged

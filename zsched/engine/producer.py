@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-from ..errors import IdempotencyConflictError, NotFoundError, NotPendingError, PastScheduleError
-from ..models import ScheduleResult, json_encoder, ms_to_datetime
-from . import records, validation
+from ..errors import FieldError, refusal_error
+from ..models import Notification, ScheduleResult, json_encoder, ms_to_datetime
+from . import validation
 from .base import CoreBase
+from .replies import ChangeReply, RequeueDeadReply, ScheduleReply
 from .steps import Op, Script, Step
 from .views import ReadViews
 
@@ -35,7 +35,7 @@ class ProducerOps(ReadViews):
         idempotency_key: object = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
-    ) -> Op:
+    ) -> Op[ScheduleResult]:
         """Create one pending notification per distinct recipient; all or nothing is validated first."""
         people = validation.recipients(recipients)
         body = validation.payload(title, message, type, priority, data, created_by, channels)
@@ -74,20 +74,19 @@ class ProducerOps(ReadViews):
 
         ids_of: dict[str, int] = {}
         due_ms, replayed = 0, False
-        for members, reply in zip(groups.values(), replies, strict=True):
-            outcome = records.text(reply[0])
-            if outcome == "conflict":
-                raise IdempotencyConflictError(str(key))
-            if outcome == "past":
-                raise _past(int(reply[1]), int(reply[2]))
-            due_ms, replayed = int(reply[1]), outcome == "replayed"
-            ids_of.update(zip(members, (int(i) for i in reply[3:]), strict=True))
+        for members, raw in zip(groups.values(), replies, strict=True):
+            reply = ScheduleReply.read(raw)
+            refusal = reply.refusal(str(key))
+            if refusal is not None:
+                raise refusal_error(refusal)
+            due_ms, replayed = reply.due_ms, reply.code == "replayed"
+            ids_of.update(zip(members, reply.ids, strict=True))
         ids = [ids_of[person] for person in people]
         return ScheduleResult(
             notification_ids=ids, count=len(ids), scheduled_at=ms_to_datetime(due_ms), replayed=replayed
         )
 
-    def cancel(self, notification_id: int) -> Op:
+    def cancel(self, notification_id: int) -> Op[Notification]:
         """Cancel a pending notification; NotFoundError or NotPendingError otherwise."""
         p = self.keys.for_id(notification_id)
         (reply,) = yield [
@@ -97,12 +96,14 @@ class ProducerOps(ReadViews):
                 [self.now_arg(), self.retention.cancelled_ms, notification_id],
             )
         ]
-        _raise_unless(reply, "cancelled", notification_id, "cancel")
+        refusal = ChangeReply.read(reply).refusal("cancelled", "cancel", notification_id)
+        if refusal is not None:
+            raise refusal_error(refusal)
         return (yield from self.status(notification_id))
 
     def reschedule(
         self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None
-    ) -> Op:
+    ) -> Op[Notification]:
         """Move a pending notification to a new due time."""
         at_ms, delay_ms = validation.due(at, delay, self.rough_now_ms())
         p = self.keys.for_id(notification_id)
@@ -113,19 +114,21 @@ class ProducerOps(ReadViews):
                 [self.now_arg(), notification_id, "" if at_ms is None else at_ms, delay_ms, p.wakeup],
             )
         ]
-        if records.text(reply[0]) == "past":
-            raise _past(int(reply[1]), int(reply[2]))
-        _raise_unless(reply, "rescheduled", notification_id, "reschedule")
+        refusal = ChangeReply.read(reply).refusal("rescheduled", "reschedule", notification_id)
+        if refusal is not None:
+            raise refusal_error(refusal)
         return (yield from self.status(notification_id))
 
 
-def requeue_dead(core: CoreBase, ids: Sequence[int] = (), *, everything: bool = False, batch: int = 1000) -> Op:
+def requeue_dead(
+    core: CoreBase, ids: Sequence[int] = (), *, everything: bool = False, batch: int = 1000
+) -> Op[list[int]]:
     """Make dead letters due now with fresh attempts: the given ``ids``, or all of them with ``everything``.
 
     Returns the requeued ids; an id that is not a dead letter is left out of the answer.
     """
     if bool(ids) == everything:
-        raise ValueError("give notification ids, or everything=True, but not both")
+        raise FieldError("give notification ids, or everything=True, but not both", "ids")
     requeued: list[int] = []
     if ids:
         groups: dict[int, list[int]] = {}
@@ -134,13 +137,14 @@ def requeue_dead(core: CoreBase, ids: Sequence[int] = (), *, everything: bool = 
         steps: list[Step] = [_requeue(core, index, members, batch) for index, members in groups.items()]
         replies = yield steps
         for reply in replies:
-            requeued += [int(i) for i in reply[1:]]
+            requeued += RequeueDeadReply.read(reply).ids
         return requeued
     for p in core.keys.partitions:
         while True:
             (reply,) = yield [_requeue(core, p.index, [], batch)]
-            requeued += [int(i) for i in reply[1:]]
-            if len(reply) - 1 < batch:
+            ids_now = RequeueDeadReply.read(reply).ids
+            requeued += ids_now
+            if len(ids_now) < batch:
                 break
     return requeued
 
@@ -148,29 +152,3 @@ def requeue_dead(core: CoreBase, ids: Sequence[int] = (), *, everything: bool = 
 def _requeue(core: CoreBase, index: int, ids: Sequence[int], batch: int) -> Script:
     p = core.keys.partitions[index]
     return Script("requeue_dead", [p.due, p.failed, p.state, p.counters], [core.now_arg(), p.wakeup, batch, *ids])
-
-
-def _raise_unless(reply: list[Any], expected: str, notification_id: int, action: str) -> None:
-    outcome = records.text(reply[0])
-    if outcome == "missing":
-        raise NotFoundError(notification_id)
-    if outcome == "not_pending":
-        raise NotPendingError(notification_id, records.text(reply[1]), action)
-    if outcome != expected:
-        raise RuntimeError(f"unexpected reply from {action} script: {reply!r}")
-
-
-def _past(due_ms: int, now_ms: int) -> PastScheduleError:
-    ago = (now_ms - due_ms) / 1000
-    return PastScheduleError(
-        f"scheduled_at must be in the future; got {ms_to_datetime(due_ms).isoformat()} "
-        f"({_human(ago)} ago by the server's clock). Pick a later time, or use delay=0 to send now",
-        "scheduled_at",
-    )
-
-
-def _human(seconds: float) -> str:
-    for unit, size in (("years", 365 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit}"
-    return f"{seconds:.1f} s"

@@ -1,6 +1,7 @@
 """The steps an engine operation yields: script calls and plain commands, and the generator type ``Op``.
 
-An operation is a generator: it yields a batch of steps, receives their replies, and returns its result.
+An operation is a generator: it yields a batch of steps, receives their replies (in step order), and
+returns its result; ``Op[ScheduleResult]`` is one whose result is a ``ScheduleResult``.
 ``client.Scheduler`` and ``client.AsyncScheduler`` drive the same generators over a sync or an asyncio
 connection, so the logic exists once and the engine does no I/O.
 """
@@ -8,7 +9,7 @@ connection, so the logic exists once and the engine does no I/O.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import msgspec
 
@@ -27,5 +28,7 @@ class Command(msgspec.Struct, frozen=True):
     args: tuple[str | int, ...]
 
 
-Step = Script | Command
-Op = Generator[list[Step], list[Any], Any]
+T = TypeVar("T")
+
+Step: TypeAlias = Script | Command
+Op: TypeAlias = Generator[list[Step], list[Any], T]

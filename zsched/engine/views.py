@@ -5,20 +5,23 @@ Each is a generator of Redis steps (see ``steps``); nothing here does I/O of its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import msgspec
 
 from ..errors import FieldError, NotFoundError
-from ..models import STATUSES, Notification, Page, Stats, ms_to_datetime, payload_decoder, state_decoder
+from ..models import STATUSES, Notification, Page, Stats, ms_to_datetime
 from . import records, validation
 from .base import CoreBase
-from .keys import Partition
+from .keys import Partition, parse_recipient_member, recipient_bounds
 from .steps import Command, Op, Step
 
 
 class ReadViews(CoreBase):
     """Operations that only read."""
 
-    def status(self, notification_id: int) -> Op:
+    def status(self, notification_id: int) -> Op[Notification]:
         """The notification as it is now; NotFoundError if unknown or purged."""
         p = self.keys.for_id(notification_id)
         state, payload = yield [
@@ -31,7 +34,7 @@ class ReadViews(CoreBase):
 
     def list_for(
         self, recipient: object, *, status: str | None = None, limit: int = 50, cursor: int | None = None
-    ) -> Op:
+    ) -> Op[Page]:
         """A recipient's notifications, newest first, optionally of one status; at most ``limit``."""
         person = validation.recipient(recipient)
         if status is not None and status not in STATUSES:
@@ -39,20 +42,20 @@ class ReadViews(CoreBase):
         if not 1 <= limit <= 1000:
             raise FieldError(f"limit must be between 1 and 1000; got {limit}", "limit")
         p = self.keys.for_recipient(person)
-        upper = f"({person} {cursor:016d}" if cursor is not None else f"({person}!"
+        upper, lower = recipient_bounds(person, cursor)
         items: list[Notification] = []
         batch = limit if status is None else max(100, limit * 2)
         scanned, more = 0, True
         while len(items) < limit and more and scanned < 20 * batch:
-            (members,) = yield [Command(("ZREVRANGEBYLEX", p.by_recipient, upper, f"({person} ", "LIMIT", 0, batch))]
+            (members,) = yield [Command(("ZREVRANGEBYLEX", p.by_recipient, upper, lower, "LIMIT", 0, batch))]
             more = len(members) == batch
             scanned += len(members)
             if not members:
                 break
-            ids = [int(records.text(m).rsplit(" ", 1)[1]) for m in members]
+            ids = [parse_recipient_member(m)[1] for m in members]
             states, payloads = yield [Command(("HMGET", p.state, *ids)), Command(("HMGET", p.notifications, *ids))]
             for notification_id, state, payload in zip(ids, states, payloads, strict=True):
-                upper = f"({person} {notification_id:016d}"
+                upper = recipient_bounds(person, notification_id)[0]
                 if state is None or payload is None:
                     continue
                 n = records.notification(notification_id, state, payload)
@@ -63,36 +66,28 @@ class ReadViews(CoreBase):
         next_cursor = items[-1].id if items and (more or len(items) == limit) else None
         return Page(items=items, next_cursor=next_cursor)
 
-    def stats(self, partitions: Sequence[Partition] | None = None) -> Op:
+    def stats(self, partitions: Sequence[Partition] | None = None) -> Op[Stats]:
         """Counts per status and lifetime totals over every partition (or just ``partitions``), and the
         earliest due lag."""
         chosen = self.keys.partitions if partitions is None else tuple(partitions)
         steps: list[Step] = [Command(("TIME",))]
         for p in chosen:
-            steps += [
-                Command(("ZCARD", p.due)),
-                Command(("ZCARD", p.processing)),
-                Command(("ZCARD", p.sent)),
-                Command(("ZCARD", p.cancelled)),
-                Command(("ZCARD", p.failed)),
-                Command(("ZRANGE", p.due, 0, 0, "WITHSCORES")),
-                Command(("HGETALL", p.counters)),
-            ]
-        replies = yield steps
-        seconds, micros = replies[0]
+            steps += PartitionStats.steps(p)
+        time_reply, *rest = yield steps
+        seconds, micros = time_reply
         now_ms = self.clock() if self.clock else int(seconds) * 1000 + int(micros) // 1000
         counts = dict.fromkeys(STATUSES, 0)
         totals: dict[str, int] = {}
         earliest: int | None = None
-        for i in range(len(chosen)):
-            *cards, first, counters = replies[1 + 7 * i : 8 + 7 * i]
-            for name, card in zip(STATUSES, cards, strict=True):
-                counts[name] += int(card)
-            for field, value in counters.items():
-                totals[records.text(field)] = totals.get(records.text(field), 0) + int(value)
-            if first:
-                score = int(float(first[0][1]))
-                earliest = score if earliest is None else min(earliest, score)
+        replies = iter(rest)
+        for _ in chosen:
+            part = PartitionStats.read(replies)
+            for name, count in part.counts.items():
+                counts[name] += count
+            for field, value in part.totals.items():
+                totals[field] = totals.get(field, 0) + value
+            if part.earliest_due_ms is not None:
+                earliest = part.earliest_due_ms if earliest is None else min(earliest, part.earliest_due_ms)
         return Stats(
             counts=counts,
             totals=totals,
@@ -102,18 +97,52 @@ class ReadViews(CoreBase):
         )
 
 
-def list_dead(core: CoreBase, limit: int = 100) -> Op:
+class PartitionStats(msgspec.Struct, frozen=True):
+    """One partition's counts per status, lifetime totals and earliest due time: its steps and their reading."""
+
+    counts: dict[str, int]
+    totals: dict[str, int]
+    earliest_due_ms: int | None
+
+    @staticmethod
+    def steps(p: Partition) -> list[Step]:
+        """The commands that read one partition's figures; ``read`` takes their replies in this order."""
+        sets = {
+            "pending": p.due,
+            "processing": p.processing,
+            "sent": p.sent,
+            "cancelled": p.cancelled,
+            "failed": p.failed,
+        }
+        return [
+            *(Command(("ZCARD", sets[status])) for status in STATUSES),
+            Command(("ZRANGE", p.due, 0, 0, "WITHSCORES")),
+            Command(("HGETALL", p.counters)),
+        ]
+
+    @classmethod
+    def read(cls, replies: Iterator[Any]) -> PartitionStats:
+        """Consume the replies to ``steps`` (in order) from ``replies``."""
+        counts = {status: int(next(replies)) for status in STATUSES}
+        first, counters = next(replies), next(replies)
+        return cls(
+            counts=counts,
+            totals={records.text(field): int(value) for field, value in counters.items()},
+            earliest_due_ms=int(float(first[0][1])) if first else None,
+        )
+
+
+def list_dead(core: CoreBase, limit: int = 100) -> Op[list[Notification]]:
     """Up to ``limit`` dead letters per partition, oldest failure first, as notifications."""
     if limit < 1:
-        raise ValueError(f"limit must be at least 1; got {limit}")
+        raise FieldError(f"limit must be at least 1; got {limit}", "limit")
     steps: list[Step] = [Command(("ZRANGE", p.failed, 0, limit - 1)) for p in core.keys.partitions]
     id_lists = yield steps
-    found: list[tuple[int, bytes | str, bytes | str]] = []
+    items: list[Notification] = []
     for p, raw_ids in zip(core.keys.partitions, id_lists, strict=True):
         ids = [int(i) for i in raw_ids]
         if not ids:
             continue
         states, payloads = yield [Command(("HMGET", p.state, *ids)), Command(("HMGET", p.notifications, *ids))]
-        found += [(i, s, b) for i, s, b in zip(ids, states, payloads, strict=True) if s is not None and b]
-    items = [Notification.from_stored(i, state_decoder.decode(s), payload_decoder.decode(b)) for i, s, b in found]
+        items += [records.notification(i, s, b) for i, s, b in zip(ids, states, payloads, strict=True) if s and b]
     return sorted(items, key=lambda n: (n.failed_at is None, n.failed_at, n.id))

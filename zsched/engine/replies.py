@@ -1,0 +1,199 @@
+"""Each Lua script's reply, read by name: one Struct per ``lua/<name>.lua``, quoting its ``Returns:`` header.
+
+``read`` is the one place a reply's positions are spelled; operations use only the named fields. A unit
+test checks each docstring against its script's header and runs each reader on the real script's reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ..errors import Refusal
+from .records import text
+
+
+class ScheduleReply(msgspec.Struct, frozen=True):
+    """The reply of ``schedule.lua``: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
+    | {'past', due_ms, now_ms} | {'conflict'}."""
+
+    code: str
+    due_ms: int = 0
+    now_ms: int = 0
+    ids: list[int] = []
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> ScheduleReply:
+        """The reply as fields; a refusal carries no ids."""
+        code = text(reply[0])
+        if code == "conflict":
+            return cls(code)
+        return cls(code, int(reply[1]), int(reply[2]), [int(i) for i in reply[3:]])
+
+    def refusal(self, key: str) -> Refusal | None:
+        """What went wrong, or None when the notifications were created (or replayed)."""
+        if self.code in ("created", "replayed"):
+            return None
+        return Refusal(self.code, "schedule", due_ms=self.due_ms, now_ms=self.now_ms, key=key)
+
+
+class ChangeReply(msgspec.Struct, frozen=True):
+    """The reply of ``cancel.lua``: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status};
+    and of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
+    | {'not_pending', status}."""
+
+    code: str
+    status: str = ""
+    due_ms: int = 0
+    now_ms: int = 0
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> ChangeReply:
+        """The reply as fields (cancel's ``now_ms`` comes second, reschedule's third)."""
+        code = text(reply[0])
+        if code == "not_pending":
+            return cls(code, status=text(reply[1]))
+        if code == "cancelled":
+            return cls(code, now_ms=int(reply[1]))
+        if len(reply) == 3:
+            return cls(code, due_ms=int(reply[1]), now_ms=int(reply[2]))
+        return cls(code)
+
+    def refusal(self, done: str, action: str, notification_id: int) -> Refusal | None:
+        """What went wrong, or None when the code is ``done``."""
+        if self.code == done:
+            return None
+        return Refusal(self.code, action, notification_id, self.status, self.due_ms, self.now_ms)
+
+
+class ClaimReply(msgspec.Struct, frozen=True):
+    """The reply of ``claim.lua``: {now_ms, wait_us, id, state JSON, payload JSON, ...}."""
+
+    now_ms: int
+    wait_us: int
+    claimed: list[tuple[int, bytes | str, bytes | str]]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> ClaimReply:
+        """The reply as fields; ``claimed`` holds (id, state JSON, payload JSON) per notification."""
+        claimed = [(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(2, len(reply), 3)]
+        return cls(int(reply[0]), int(reply[1]), claimed)
+
+
+class AckReply(msgspec.Struct, frozen=True):
+    """The reply of ``ack.lua``: {now_ms, acked count}."""
+
+    now_ms: int
+    acked: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> AckReply:
+        """The reply as fields."""
+        return cls(int(reply[0]), int(reply[1]))
+
+
+class RetryReply(msgspec.Struct, frozen=True):
+    """The reply of ``retry.lua``: {now_ms, retried count, failed count}."""
+
+    now_ms: int
+    retried: int
+    failed: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> RetryReply:
+        """The reply as fields."""
+        return cls(int(reply[0]), int(reply[1]), int(reply[2]))
+
+
+class ReapReply(msgspec.Struct, frozen=True):
+    """The reply of ``reap.lua``: {now_ms, requeued count, failed count}."""
+
+    now_ms: int
+    requeued: int
+    failed: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> ReapReply:
+        """The reply as fields."""
+        return cls(int(reply[0]), int(reply[1]), int(reply[2]))
+
+
+class PurgeReply(msgspec.Struct, frozen=True):
+    """The reply of ``purge.lua``: {now_ms, purged count}."""
+
+    now_ms: int
+    purged: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> PurgeReply:
+        """The reply as fields."""
+        return cls(int(reply[0]), int(reply[1]))
+
+
+class RequeueDeadReply(msgspec.Struct, frozen=True):
+    """The reply of ``requeue_dead.lua``: {now_ms, requeued id...}."""
+
+    now_ms: int
+    ids: list[int]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> RequeueDeadReply:
+        """The reply as fields."""
+        return cls(int(reply[0]), [int(i) for i in reply[1:]])
+
+
+class MarkDeliveredReply(msgspec.Struct, frozen=True):
+    """The reply of ``mark_delivered.lua``: {now_ms, outcome...}; per id in call order, when it was delivered
+    (epoch ms), or -1 when it is not the recipient's to ack."""
+
+    now_ms: int
+    delivered_at_ms: list[int]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> MarkDeliveredReply:
+        """The reply as fields."""
+        return cls(int(reply[0]), [int(i) for i in reply[1:]])
+
+
+class PublishInboxReply(msgspec.Struct, frozen=True):
+    """The reply of ``publish_inbox.lua``: {stream id, ...}."""
+
+    stream_ids: list[str]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> PublishInboxReply:
+        """The reply as fields."""
+        return cls([text(i) for i in reply])
+
+
+class RateLimitReply(msgspec.Struct, frozen=True):
+    """The reply of ``rate_limit.lua``: {1, tokens left (floored), 0} when allowed | {0, 0, ms until enough
+    tokens}."""
+
+    allowed: bool
+    remaining: int
+    retry_after_ms: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> RateLimitReply:
+        """The reply as fields."""
+        return cls(int(reply[0]) == 1, int(reply[1]), int(reply[2]))
+
+
+READERS: dict[str, Callable[[list[Any]], msgspec.Struct]] = {
+    "schedule": ScheduleReply.read,
+    "cancel": ChangeReply.read,
+    "reschedule": ChangeReply.read,
+    "claim": ClaimReply.read,
+    "ack": AckReply.read,
+    "retry": RetryReply.read,
+    "reap": ReapReply.read,
+    "purge": PurgeReply.read,
+    "requeue_dead": RequeueDeadReply.read,
+    "mark_delivered": MarkDeliveredReply.read,
+    "publish_inbox": PublishInboxReply.read,
+    "rate_limit": RateLimitReply.read,
+}
+"""Script name -> the reader of its reply."""
