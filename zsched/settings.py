@@ -1,11 +1,20 @@
-"""Settings from the environment (``ZSCHED_*``) and command-line flags, and what they build."""
+"""Settings: every tunable of a zsched process, one nested Struct per subsystem, each default written once.
+
+Each field has one environment variable, ``ZSCHED_`` + its name in capitals (``lease_ms`` ->
+``ZSCHED_LEASE_MS``); names are unique across sections, so a variable names one field. A duration's name
+ends with its unit (``_ms``, ``_s``): a bare number is in that unit, and any duration also takes units
+(``ZSCHED_LEASE_MS=30s``, ``ZSCHED_RETRY_DELAYS_MS=5m,10m,20m``). A bad value is an error naming the variable.
+Command-line flags override variables, which override the defaults.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import msgspec
 import redis
@@ -16,16 +25,21 @@ from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.backoff import RetryPolicy
 from .engine.core import DAY_MS, Core, Retention
 from .engine.keys import Keyspace
+from .errors import ValidationError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
 
 
-def parse_duration_ms(text: str) -> int:
-    """``"500ms"``, ``"2s"``, ``"1h30m"``, ``"7d"`` (or a bare number of seconds) as milliseconds."""
+class SettingsError(ValidationError):
+    """A setting's value cannot be used; the message names the variable or flag."""
+
+
+def parse_duration_ms(text: str, bare_unit: str = "s") -> int:
+    """``"500ms"``, ``"2s"``, ``"1h30m"``, ``"7d"`` as milliseconds; a bare number is in ``bare_unit``."""
     text = text.strip().lower()
     try:
-        return round(float(text) * 1000)
+        return round(float(text) * _UNIT_MS[bare_unit])
     except ValueError:
         pass
     parts = _DURATION.findall(text)
@@ -34,65 +48,143 @@ def parse_duration_ms(text: str) -> int:
     return round(sum(float(n) * _UNIT_MS[u] for n, u in parts))
 
 
-class Settings(msgspec.Struct, kw_only=True):
-    """Everything a zsched process is configured by; ``from_env`` reads ``ZSCHED_*`` variables."""
+class RedisSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """Where the data lives and how this process connects to it."""
 
-    redis_url: str | None = None
+    redis_url: str | None = None  # None: the embedded valkey-server in data_dir
     data_dir: str = str(DEFAULT_DATA_DIR)
     prefix: str = "zsched"
     partitions: int = 1
+    pool_size: int = 100  # connections one serve process holds at most (API, acks, worker, pub/sub)
+    socket_timeout_s: float = 5.0
+    connect_timeout_s: float = 2.0
+
+
+class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """Retry policy and how long records are kept."""
+
     retry_delays_ms: tuple[int, ...] = (300_000, 600_000, 1_200_000)
     keep_sent_ms: int = 90 * DAY_MS
     keep_cancelled_ms: int = 30 * DAY_MS
     keep_failed_ms: int = 90 * DAY_MS
-    lease_ms: int = 30_000
+    idempotency_ttl_ms: int = DAY_MS
+
+
+class WorkerSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """The claim -> deliver -> ack loop."""
+
     batch: int = 100
+    lease_ms: int = 30_000
+    idle_s: float = 5.0  # an idle worker claims once per idle_s (a wakeup cuts it short)
+    reap_every_s: float | None = None  # None: half a lease, at most 5 s
+    purge_every_s: float = 60.0
+    stop_timeout_s: float = 10.0  # how long shutdown waits for the batch in flight
+
+
+class DeliverySettings(msgspec.Struct, kw_only=True, frozen=True):
+    """The channels: which are used by default, and how the built-in ones behave."""
+
+    channels: tuple[str, ...] = ("websocket",)  # for notifications that name none
+    inbox_maxlen: int = 1000
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_timeout_s: float = 10.0
+    webhook_concurrency: int = 16
+
+
+class ApiSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """The HTTP API's limits."""
+
     rate_per_s: float = 10.0
     rate_burst: int = 50
     auth_fail_per_s: float = 1.0  # failed authentications refilled per second, per client address
     auth_fail_burst: int = 20  # failed authentications one address may make at once
-    channels: tuple[str, ...] = ("websocket",)
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    webhook_timeout_s: float = 10.0
+
+
+class GatewaySettings(msgspec.Struct, kw_only=True, frozen=True):
+    """The WebSocket gateway."""
+
     allowed_origins: tuple[str, ...] = ()
+    send_queue: int = 256
+    heartbeat_s: float = 20.0
+    idle_timeout_s: float | None = None
+    backlog_limit: int = 100
+    close_timeout_s: float = 2.0
+    subscribe_timeout_s: float = 5.0
+
+
+SECTIONS: dict[str, Any] = {  # section name -> its Struct
+    "redis": RedisSettings,
+    "engine": EngineSettings,
+    "worker": WorkerSettings,
+    "delivery": DeliverySettings,
+    "api": ApiSettings,
+    "gateway": GatewaySettings,
+}
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Everything a zsched process is configured by: ``Settings.from_env()`` or ``Settings.of(field=...)``."""
+
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
+    api: ApiSettings = msgspec.field(default_factory=ApiSettings)
+    gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then ``ZSCHED_*`` variables, then non-None ``overrides`` (command-line flags)."""
-        env = dict(os.environ) if env is None else env
-        values: dict[str, Any] = {}
-        for field in msgspec.structs.fields(cls):
-            raw = env.get(f"ZSCHED_{field.name.upper()}")
-            if raw is not None and raw != "":
-                values[field.name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        if isinstance(values.get("retry_delays_ms"), str):
-            values["retry_delays_ms"] = [parse_duration_ms(d) for d in values["retry_delays_ms"].split(",")]
-        for name in ("channels", "allowed_origins"):
-            if isinstance(values.get(name), str):
-                values[name] = [c.strip() for c in values[name].split(",") if c.strip()]
-        return msgspec.convert(values, cls, strict=False)
+    def of(cls, **values: Any) -> Settings:
+        """Defaults, then ``values`` by field name (``redis_url=...``, ``lease_ms=...``); no environment."""
+        return cls.from_env({}, **values)
 
-    def delivery_channels(self) -> tuple[str, ...]:
-        """The channels a ``zsched`` process can deliver through: websocket, and webhook when configured."""
-        return ("websocket", "webhook") if self.webhook_url else ("websocket",)
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``ZSCHED_*`` variables, then non-None ``overrides`` by field name (command-line flags)."""
+        env = os.environ if env is None else env
+        unknown = set(overrides) - set(FIELDS)
+        if unknown:
+            raise SettingsError(f"no setting named {sorted(unknown)[0]!r}; settings are: {', '.join(sorted(FIELDS))}")
+        sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        for name, (section, kind) in FIELDS.items():
+            variable = env_name(name)
+            raw, where = env.get(variable), variable
+            if overrides.get(name) is not None:
+                raw, where = overrides[name], f"{name} ({variable})"
+            if raw is not None and raw != "":
+                sections[section][name] = _parse(raw, kind, name, where)
+        return cls(**{name: SECTIONS[name](**values) for name, values in sections.items()})
+
+    def replace(self, **values: Any) -> Settings:
+        """A copy with ``values`` by field name (``redis_url=...``) replaced; their types are checked."""
+        sections: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in FIELDS:
+                raise SettingsError(f"no setting named {name!r}; settings are: {', '.join(sorted(FIELDS))}")
+            section, kind = FIELDS[name]
+            current = sections.get(section, getattr(self, section))
+            sections[section] = msgspec.structs.replace(current, **{name: _parse(value, kind, name, name)})
+        return msgspec.structs.replace(self, **sections)
+
+    # -- what the settings build -----------------------------------------------------------------
 
     def core(self) -> Core:
-        """The core these settings describe."""
+        """The engine these settings describe."""
+        e = self.engine
         return Core(
-            Keyspace(self.prefix, self.partitions),
-            retry=RetryPolicy(delays_ms=self.retry_delays_ms),
-            retention=Retention(self.keep_sent_ms, self.keep_cancelled_ms, self.keep_failed_ms),
+            Keyspace(self.redis.prefix, self.redis.partitions),
+            retry=RetryPolicy(delays_ms=e.retry_delays_ms),
+            retention=Retention(e.keep_sent_ms, e.keep_cancelled_ms, e.keep_failed_ms),
+            idempotency_ttl_ms=e.idempotency_ttl_ms,
         )
 
     def server(self) -> EmbeddedServer | None:
         """The embedded server to use (attached or started) when no Redis URL is configured."""
-        return None if self.redis_url else EmbeddedServer(Path(self.data_dir)).start()
+        return None if self.redis.redis_url else EmbeddedServer(Path(self.redis.data_dir)).start()
 
     def url(self, server: EmbeddedServer | None) -> str:
         """The Redis URL to connect to."""
-        return server.url if server is not None else str(self.redis_url)
+        return server.url if server is not None else str(self.redis.redis_url)
 
     def scheduler(self) -> Scheduler:
         """A sync scheduler on the configured Redis (the embedded one by default)."""
@@ -103,3 +195,49 @@ class Settings(msgspec.Struct, kw_only=True):
         """An asyncio scheduler on the configured Redis (the embedded one by default)."""
         server = self.server()
         return AsyncScheduler(aioredis.Redis.from_url(self.url(server)), core=self.core(), server=server)
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting: ``lease_ms`` -> ``ZSCHED_LEASE_MS``."""
+    return f"ZSCHED_{field.upper()}"
+
+
+def _fields() -> dict[str, tuple[str, Any]]:
+    """Every setting's name -> (its section, its type); names are unique across sections."""
+    found: dict[str, tuple[str, Any]] = {}
+    for section, struct in SECTIONS.items():
+        for name, kind in get_type_hints(struct).items():
+            if name in found:
+                raise RuntimeError(f"setting {name!r} is in both {found[name][0]} and {section}")
+            found[name] = (section, kind)
+    return found
+
+
+FIELDS = _fields()
+
+
+def _parse(raw: Any, kind: Any, name: str, where: str) -> Any:
+    """A raw value (text from the environment, or a flag's value) as ``kind``; an error names ``where``."""
+    try:
+        return _convert(raw, kind, name)
+    except (ValueError, msgspec.ValidationError) as exc:
+        raise SettingsError(f"{where}: {exc}", name) from None
+
+
+def _convert(raw: Any, kind: Any, name: str) -> Any:
+    origin, args = get_origin(kind), get_args(kind)
+    if origin in (Union, types.UnionType):  # X | None: empty, "none" or "null" is None
+        if isinstance(raw, str) and raw.strip().lower() in ("", "none", "null"):
+            return None
+        return _convert(raw, next(a for a in args if a is not type(None)), name)
+    if origin is tuple:
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        return tuple(_convert(i.strip() if isinstance(i, str) else i, args[0], name) for i in items if i != "")
+    if isinstance(raw, str) and kind in (int, float) and name.endswith(("_ms", "_s")):
+        ms = parse_duration_ms(raw, bare_unit="ms" if name.endswith("_ms") else "s")
+        value = ms if name.endswith("_ms") else ms / 1000
+    else:
+        value = msgspec.convert(raw, kind, strict=False)
+    if kind in (int, float) and value < 0:
+        raise ValueError(f"must not be negative; got {raw!r}")
+    return value

@@ -42,7 +42,7 @@ class Tokens:
 
 @pytest.fixture
 def settings(redis_url: str, prefix: str) -> Settings:
-    return Settings(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000)
+    return Settings.of(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000)
 
 
 @pytest.fixture

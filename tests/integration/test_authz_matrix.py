@@ -96,7 +96,7 @@ def tokens(redis_url: str, prefix: str) -> Iterator[Tokens]:
 
 @pytest.fixture
 def client(redis_url: str, prefix: str) -> Iterator[TestClient]:
-    settings = Settings(
+    settings = Settings.of(
         redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000, auth_fail_burst=1000
     )  # the matrix fails on purpose many times from one address
     with TestClient(create_app(settings, run_worker=False)) as c:
@@ -170,7 +170,7 @@ def test_websocket_matrix(gw: GatewayServer, callers: dict[str, dict[str, str]],
 def test_token_guessing_is_slowed_per_address(redis_url: str, prefix: str, tokens: Tokens) -> None:
     """After ``auth_fail_burst`` bad tokens an address gets 429 (Retry-After) before any token is checked,
     even a right one; a missing header is not a guess; another address is not affected."""
-    settings = Settings(
+    settings = Settings.of(
         redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000, auth_fail_per_s=0.01, auth_fail_burst=3
     )
     good = tokens.headers("alice")

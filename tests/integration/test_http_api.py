@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import msgspec
 import redis
 
 from tests.integration.http_support import TestClient, Tokens, client, future, schedule_body, settings, tokens
@@ -158,7 +157,7 @@ def test_health_docs_openapi(client: TestClient) -> None:
 
 
 def test_worker_in_lifespan_delivers_and_feeds_metrics(redis_url: str, prefix: str, tokens: Tokens) -> None:
-    settings = Settings(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000)
+    settings = Settings.of(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000)
     with TestClient(create_app(settings, run_worker=True)) as c:
         me = tokens.headers("alice")
         r = c.post(SCHEDULE, headers=me, json=schedule_body(["alice"], scheduled_at=future(0.3)))
@@ -189,7 +188,7 @@ def test_channels_are_chosen_among_what_this_server_delivers_through(
         "items"
     ]["enum"] == ["websocket"]
 
-    hooked = msgspec.structs.replace(settings, webhook_url="http://127.0.0.1:9/hook", webhook_secret="s3cret")
+    hooked = settings.replace(webhook_url="http://127.0.0.1:9/hook", webhook_secret="s3cret")
     with TestClient(create_app(hooked, run_worker=False)) as other:
         r = other.post(SCHEDULE, headers=me, json=schedule_body(["alice"], channels=["webhook"]))
         assert r.status_code == 201, r.text

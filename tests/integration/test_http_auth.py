@@ -98,7 +98,7 @@ def test_ownership_matrix(client: TestClient, tokens: Tokens) -> None:
 
 
 def test_rate_limit_429_with_retry_after(redis_url: str, prefix: str, tokens: Tokens) -> None:
-    settings = Settings(redis_url=redis_url, prefix=prefix, rate_per_s=0.01, rate_burst=3)
+    settings = Settings.of(redis_url=redis_url, prefix=prefix, rate_per_s=0.01, rate_burst=3)
     with TestClient(create_app(settings, run_worker=False)) as c:
         alice, bob = tokens.headers("alice"), tokens.headers("bob")
         codes = [c.get("/api/notifications/", headers=alice).status_code for _ in range(4)]

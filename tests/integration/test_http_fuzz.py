@@ -76,7 +76,7 @@ def _fuzz(operation: Any, mode: GenerationMode, callers: dict[str, dict[str, str
 
 
 def test_fuzz_the_api_from_its_openapi_document(redis_url: str, prefix: str, tokens: Tokens) -> None:
-    settings = Settings(
+    settings = Settings.of(
         redis_url=redis_url, prefix=prefix, rate_per_s=1e6, rate_burst=1_000_000, auth_fail_burst=1_000_000
     )  # made-up tokens must not lock the real ones out
     app = create_app(settings, run_worker=False)

@@ -34,7 +34,7 @@ def test_redis_stopped_then_back(tmp_path: Path) -> None:
     tokens = Tokens(server.url, prefix)
     try:
         me = tokens.headers("alice")
-        settings = Settings(redis_url=server.url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000)
+        settings = Settings.of(redis_url=server.url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000)
         with TestClient(create_app(settings, run_worker=True)) as c:
             (kept,) = c.post(SCHEDULE, headers=me, json=schedule_body(["alice"])).json()["notification_ids"]
             before = _keys(server.url, prefix)
@@ -87,7 +87,7 @@ def test_redis_stopped_then_back(tmp_path: Path) -> None:
 async def test_connections_pooled_before_a_restart_reconnect_by_themselves(tmp_path: Path) -> None:
     server = EmbeddedServer(tmp_path / "pool").start()
     try:
-        zs = connect(Settings(redis_url=server.url))
+        zs = connect(Settings.of(redis_url=server.url))
         # Five at once, so the pool holds five connections that the restart below leaves stale.
         await asyncio.gather(*(zs.redis.blpop(["zt-nothing"], timeout=0.05) for _ in range(5)))
         port = server.port

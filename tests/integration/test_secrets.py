@@ -48,7 +48,7 @@ def test_no_secret_in_logs_or_token_list(redis_url: str, prefix: str, caplog: py
     alice, service, admin = created
     assert all(t.startswith("zs_") for t in created)
     caplog.set_level(logging.DEBUG)
-    settings = Settings(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000)
+    settings = Settings.of(redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000)
     server = InfoServer(create_app(settings, run_worker=True))
     for name in ("uvicorn.error", "uvicorn.access"):  # after uvicorn configured them: they do not propagate
         logging.getLogger(name).addHandler(caplog.handler)

@@ -10,7 +10,7 @@ from zsched.web.app import create_app
 
 
 def test_every_route_and_method_is_documented() -> None:
-    app = create_app(Settings(redis_url="redis://127.0.0.1:1/0"), run_worker=False)
+    app = create_app(Settings.of(redis_url="redis://127.0.0.1:1/0"), run_worker=False)
     doc = openapi.document()
     for route in app.routes:
         if isinstance(route, WebSocketRoute):

@@ -9,9 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-import msgspec
-
-from ..delivery import Worker, router_from_settings
+from ..delivery import build_router, build_worker
 from ..settings import Settings
 
 
@@ -47,12 +45,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _work(settings: Settings, announce: bool) -> None:
     scheduler = settings.async_scheduler()
-    delivery = router_from_settings(settings, scheduler.redis, scheduler.core.keys)
-    worker = Worker(scheduler, delivery, batch=settings.batch, lease_ms=settings.lease_ms)
+    delivery = build_router(settings, scheduler.redis, scheduler.core.keys)
+    worker = build_worker(settings, scheduler, delivery)
     worker.install_signal_handlers()
     if announce:
-        where = scheduler.server.url if scheduler.server else settings.redis_url
-        print(f"zsched worker running on {where} (prefix {settings.prefix!r}); Ctrl-C stops it.", flush=True)
+        where = scheduler.server.url if scheduler.server else settings.redis.redis_url
+        print(f"zsched worker running on {where} (prefix {settings.redis.prefix!r}); Ctrl-C stops it.", flush=True)
         _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
     try:
         await worker.run()
@@ -69,12 +67,12 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
     server = settings.server()  # owned here, so it outlives the app and stops (AOF flushed) after it
     try:
         if server is not None:
-            settings = msgspec.structs.replace(settings, redis_url=server.url)
+            settings = settings.replace(redis_url=server.url)
         app = create_app(settings, run_worker=run_worker)
-        where = f"the embedded server in {server.data_dir}" if server is not None else settings.redis_url
+        where = f"the embedded server in {server.data_dir}" if server is not None else settings.redis.redis_url
         print(
             f"zsched serving http://{host}:{port} (API + WebSocket{' + worker' if run_worker else ''}) on "
-            f"{where}, prefix {settings.prefix!r}; docs at http://{host}:{port}/docs. Ctrl-C stops it.",
+            f"{where}, prefix {settings.redis.prefix!r}; docs at http://{host}:{port}/docs. Ctrl-C stops it.",
             flush=True,
         )
         _hints(settings, server.port if server is not None else None, http=f"{host}:{port}")
@@ -103,5 +101,5 @@ def _hints(settings: Settings, port: int | None, http: str | None) -> None:
             f'listen:    {Path(sys.executable)} -m websockets "ws://{http}/ws?token=$TOKEN"',
         ]
     if port is not None:
-        lines.append(f"inspect:   redis-cli -p {port} ZRANGE '{settings.prefix}:{{p0}}:due' 0 -1 WITHSCORES")
+        lines.append(f"inspect:   redis-cli -p {port} ZRANGE '{settings.redis.prefix}:{{p0}}:due' 0 -1 WITHSCORES")
     print("\n".join(f"  {line}" for line in lines), flush=True)

@@ -35,7 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from ..web.auth import TokenStore
 
-    store = TokenStore(settings.prefix)
+    store = TokenStore(settings.redis.prefix)
     with settings.scheduler() as zs:
         if args.token_command == "create":
             token, p = store.create(zs.redis, args.user, scopes=tuple(args.scope), admin=args.admin, name=args.name)

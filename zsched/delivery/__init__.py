@@ -8,14 +8,16 @@ webhook     an HTTP POST of the notification JSON, signed with HMAC-SHA256 (``We
 from .callables import CallableDelivery
 from .channel import Delivery, Outcome
 from .inbox import InboxDelivery
-from .router import Router, UnknownChannelError, router_from_settings
+from .router import Router, UnknownChannelError
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, WebhookError, sign, verify_signature
+from .wiring import ChannelContext, build_router, build_worker, enabled_channels, register_channel, unregister_channel
 from .worker import Worker
 
 __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "CallableDelivery",
+    "ChannelContext",
     "Delivery",
     "InboxDelivery",
     "Outcome",
@@ -24,7 +26,11 @@ __all__ = [
     "WebhookChannel",
     "WebhookError",
     "Worker",
-    "router_from_settings",
+    "build_router",
+    "build_worker",
+    "enabled_channels",
+    "register_channel",
     "sign",
+    "unregister_channel",
     "verify_signature",
 ]

@@ -16,13 +16,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from ..engine.keys import Keyspace
+from ..errors import ValidationError
 from ..models import Notification
-from ..settings import Settings
 from .callables import CallableDelivery
 from .channel import Delivery, Outcome
-from .inbox import InboxDelivery
-from .webhook import WebhookChannel
 
 
 class UnknownChannelError(Exception):
@@ -34,14 +31,26 @@ class Router:
 
     def __init__(self, channels: Mapping[str, Delivery] | None = None, *, default: Sequence[str] = ("websocket",)):
         if not default:
-            raise ValueError("the default channels cannot be empty; name at least one, e.g. ('websocket',)")
+            raise ValidationError(
+                "the default channels cannot be empty; name at least one, e.g. ('websocket',)", "channels"
+            )
         self.channels: dict[str, Delivery] = dict(channels or {})
         self.default = tuple(default)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The channels this router delivers through: what notifications may name."""
+        return tuple(self.channels)
+
+    @staticmethod
+    def check_name(name: str) -> None:
+        """Channel names are letters, digits, '-' and '_' (they appear in URLs, logs and keys)."""
+        if not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise ValidationError(f"channel names are letters, digits, '-' and '_'; got {name!r}", "channels")
+
     def register(self, name: str, channel: Delivery | Callable[[Notification], Awaitable[object] | object]) -> None:
         """Add a channel under ``name``: a Delivery, or a function called once per notification."""
-        if not name or not name.replace("_", "").replace("-", "").isalnum():
-            raise ValueError(f"channel names are letters, digits, '-' and '_'; got {name!r}")
+        self.check_name(name)
         self.channels[name] = channel if hasattr(channel, "deliver") else CallableDelivery(channel)
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
@@ -81,20 +90,3 @@ class Router:
             close: Any = getattr(channel, "aclose", None)
             if close is not None:
                 await close()
-
-
-def router_from_settings(settings: Settings, connection: Any, keyspace: Keyspace) -> Router:
-    """The router a ``zsched`` process uses: websocket always, webhook when a URL is configured."""
-    router = Router({"websocket": InboxDelivery(connection, keyspace)}, default=settings.channels)
-    if settings.webhook_url:
-        router.register(
-            "webhook",
-            WebhookChannel(settings.webhook_url, settings.webhook_secret or "", timeout_s=settings.webhook_timeout_s),
-        )
-    missing = [name for name in settings.channels if name not in router.channels]
-    if missing:
-        raise ValueError(
-            f"default channels {missing} are not configured; set ZSCHED_WEBHOOK_URL and "
-            "ZSCHED_WEBHOOK_SECRET for 'webhook', or register a callable through the library"
-        )
-    return router

@@ -19,6 +19,7 @@ from ..client import AsyncScheduler
 from ..engine import validation
 from ..errors import NotFoundError, UnavailableError
 from ..models import Notification
+from ..settings import ApiSettings
 from . import openapi
 from .auth import Principal, TokenStore
 from .errors import JSON, ApiError, read_json
@@ -81,21 +82,19 @@ class Api:
         self,
         prefix: str,
         metrics: Metrics,
+        limits: ApiSettings | None = None,
         *,
-        rate_per_s: float,
-        rate_burst: int,
-        auth_fail_per_s: float = 1.0,
-        auth_fail_burst: int = 20,
         channels: tuple[str, ...] = ("websocket",),
     ) -> None:
+        limits = limits or ApiSettings()
         self.tokens = TokenStore(prefix)
         self.channels = channels
         self.metrics = metrics
         self.prefix = prefix
-        self.rate_per_s = rate_per_s
-        self.rate_burst = rate_burst
-        self.auth_fail_per_s = auth_fail_per_s
-        self.auth_fail_burst = auth_fail_burst
+        self.rate_per_s = limits.rate_per_s
+        self.rate_burst = limits.rate_burst
+        self.auth_fail_per_s = limits.auth_fail_per_s
+        self.auth_fail_burst = limits.auth_fail_burst
         self._scheduler: AsyncScheduler | None = None
         self._limiter: RateLimiter | None = None
         self.failures: FailedAuthLimiter | None = None

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from ..client import AsyncScheduler
-from ..delivery import Delivery, Router, Worker, router_from_settings
+from ..delivery import Delivery, Router, Worker, build_router, build_worker, enabled_channels
 from ..errors import ZschedError
 from ..settings import Settings
 from .api import Api
@@ -37,9 +37,6 @@ log = logging.getLogger("zsched.server")
 Service = Callable[[Starlette], AbstractAsyncContextManager[None]]
 """Something started after the scheduler and stopped before it (the WebSocket gateway's listener)."""
 
-STOP_TIMEOUT_S = 10.0
-POOL_SIZE = 100
-"""Redis connections one ``zsched serve`` process holds at most (API calls, acks, worker, pub/sub)."""
 _SECRET = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_\-]+")
 
 
@@ -71,13 +68,14 @@ def connect(settings: Settings) -> AsyncScheduler:
     # 5 s for one to come free rather than fail the request, or the socket, with MaxConnectionsError.
     # A pool built by hand gets no retry policy of its own: without this one, every connection pooled before a
     # Redis restart would fail its next request (503) instead of reconnecting.
+    r = settings.redis
     retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3)
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.url(server),
-        max_connections=POOL_SIZE,
+        max_connections=r.pool_size,
         timeout=5,
-        socket_connect_timeout=2,
-        socket_timeout=5,
+        socket_connect_timeout=r.connect_timeout_s,
+        socket_timeout=r.socket_timeout_s,
         retry=retry,
     )
     connection = aioredis.Redis.from_pool(pool)
@@ -89,7 +87,7 @@ def create_app(
     *,
     run_worker: bool = True,
     scheduler: AsyncScheduler | None = None,
-    delivery: Delivery | None = None,
+    delivery: Router | Delivery | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     services: Sequence[Service] = (),
     websocket: bool = True,
@@ -97,20 +95,19 @@ def create_app(
     """The app. Its lifespan connects (or uses ``scheduler``, which the caller then closes), starts the
     worker unless ``run_worker`` is False, then enters ``services``; shutdown runs in reverse.
 
+    The worker delivers through ``delivery``: by default the router of every channel the settings enable
+    (``zsched.delivery.build_router``). A ``Router`` given here decides the channels instead, and the API
+    accepts exactly its channel names; any other ``Delivery`` serves the settings' default channels.
+
     ``app.state`` carries ``settings``, ``scheduler``, ``tokens`` and ``metrics`` for extra routes, and
     ``gateway`` when ``websocket`` is True (the default): the WebSocket gateway at ``/ws``.
     """
     settings = settings or Settings.from_env()
     metrics = Metrics()
-    api = Api(
-        settings.prefix,
-        metrics,
-        rate_per_s=settings.rate_per_s,
-        rate_burst=settings.rate_burst,
-        auth_fail_per_s=settings.auth_fail_per_s,
-        auth_fail_burst=settings.auth_fail_burst,
-        channels=settings.delivery_channels(),
-    )
+    if delivery is not None and not isinstance(delivery, Router):
+        delivery = Router(dict.fromkeys(settings.delivery.channels, delivery), default=settings.delivery.channels)
+    channels = delivery.names if delivery is not None else enabled_channels(settings)
+    api = Api(settings.redis.prefix, metrics, settings.api, channels=channels)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -120,22 +117,28 @@ def create_app(
         api.attach(zs)
         worker: Worker | None = None
         task: asyncio.Task[None] | None = None
-        router: Router | None = None
+        router: Router | None = None  # built here, so closed here
         if run_worker:
-            if delivery is None:
-                router = router_from_settings(settings, zs.redis, zs.core.keys)
-            worker = Worker(
-                zs, delivery or router, batch=settings.batch, lease_ms=settings.lease_ms, observer=metrics.observe
-            )
+            chosen = delivery
+            if chosen is None:
+                chosen = router = build_router(settings, zs.redis, zs.core.keys)
+            worker = build_worker(settings, zs, chosen, observer=metrics.observe)
             task = asyncio.create_task(worker.run(), name="zsched-worker")
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if websocket:
+                    g = settings.gateway
                     gateway = Gateway(
                         zs.redis,
                         zs.core.keys,
                         api.tokens,
-                        allowed_origins=settings.allowed_origins,
+                        allowed_origins=g.allowed_origins,
+                        send_queue=g.send_queue,
+                        heartbeat_s=g.heartbeat_s,
+                        idle_timeout_s=g.idle_timeout_s,
+                        backlog_limit=g.backlog_limit,
+                        close_timeout_s=g.close_timeout_s,
+                        subscribe_timeout_s=g.subscribe_timeout_s,
                         failures=api.failures,
                     )
                     await gateway.start()
@@ -147,10 +150,11 @@ def create_app(
         finally:
             if worker is not None and task is not None:
                 worker.should_exit = True  # the batch in flight is finished, then run() returns
+                stop_s = settings.worker.stop_timeout_s
                 try:
-                    await asyncio.wait_for(task, STOP_TIMEOUT_S)
+                    await asyncio.wait_for(task, stop_s)
                 except TimeoutError:
-                    log.error("worker did not stop within %.0f s; cancelled", STOP_TIMEOUT_S)
+                    log.error("worker did not stop within %.0f s; cancelled", stop_s)
             api.detach()
             if router is not None:
                 await router.aclose()
