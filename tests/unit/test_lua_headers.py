@@ -1,20 +1,30 @@
-"""Each Lua script's header is its contract: the KEYS and ARGV it names are the ones its body uses,
-and the Python side passes exactly that many keys, all in one hash tag."""
+"""Each Lua script's header is its contract: the KEYS and ARGV it names are the ones its body uses, the
+codes its Returns line names are the ones its body returns, its reply reader quotes the Returns line, and
+the Python side (the engine, and the modules that call a script directly) passes exactly that many keys,
+all in one hash tag."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from zsched import Core, Keyspace
-from zsched.engine import Script
-from zsched.engine.scripts import NAMES, sources
+from zsched.delivery.inbox import InboxDelivery
+from zsched.engine import Script, list_dead, requeue_dead
+from zsched.engine.replies import READERS
+from zsched.engine.scripts import NAMES, lua_dir, sources
+from zsched.errors import OUTCOMES
 from zsched.models import Notification, ms_to_datetime
+from zsched.web.gateway.endpoint import Gateway
+from zsched.web.ratelimit import RateLimiter
 
 HEADER = re.compile(r"^-- (KEYS|ARGV)\[(\d+)(\.\.)?\]", re.M)
 BODY = re.compile(r"(KEYS|ARGV)\[(\d+)\]")
+CODE = re.compile(r"\{'(\w+)'")
+BODY_CODE = re.compile(r"(?:return|=) \{'(\w+)'")  # a reply returned, or built and returned later
 
 
 def _split(source: str) -> tuple[str, str]:
@@ -36,6 +46,20 @@ def _contract(source: str) -> tuple[dict[str, set[int]], dict[str, int | None]]:
     return named, varargs
 
 
+def _returns(source: str) -> str:
+    """The reply's shape: the Returns line and its ``|`` continuations, up to the last ``}``."""
+    lines = _split(source)[0].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("-- Returns:"))
+    shape = [lines[start].removeprefix("-- Returns:")]
+    shape += [line[2:] for line in lines[start + 1 :] if line[2:].lstrip().startswith("|")]
+    text = " ".join(" ".join(shape).split())
+    return text[: text.rindex("}") + 1]
+
+
+def test_every_script_file_is_registered() -> None:
+    assert sorted(NAMES) == sorted(path.stem for path in lua_dir().glob("*.lua"))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_header_names_what_the_body_uses(name: str) -> None:
     source = sources()[name]
@@ -53,9 +77,28 @@ def test_header_names_what_the_body_uses(name: str) -> None:
         )
         if start is None:
             assert named[kind] == set(range(1, len(named[kind]) + 1)), f"{name}: {kind} numbered without gaps"
+        else:
+            assert start == len(named[kind]) + 1, f"{name}: {kind}[{start}..] does not follow the named ones"
 
 
-def _steps(core: Core) -> list[Script]:
+@pytest.mark.parametrize("name", NAMES)
+def test_returns_names_the_codes_the_body_returns(name: str) -> None:
+    source = sources()[name]
+    promised = set(CODE.findall(_returns(source)))
+    returned = set(BODY_CODE.findall(_split(source)[1]))
+    assert promised == returned, f"{name}: header returns {sorted(promised)}, body {sorted(returned)}"
+    refusals = returned - {"created", "replayed", "cancelled", "rescheduled"}
+    assert refusals <= OUTCOMES.keys(), f"{name}: codes {sorted(refusals - OUTCOMES.keys())} map to no exception"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reply_reader_quotes_the_returns_line(name: str) -> None:
+    reader = READERS[name]
+    doc = " ".join((reader.__doc__ or "").split())
+    assert f"``{name}.lua``: {_returns(sources()[name])}" in doc, f"{reader.__name__} does not quote {name}.lua"
+
+
+def _engine_steps(core: Core) -> list[Script]:
     p = core.keys.partitions[0]
     n = Notification(
         id=1,
@@ -76,20 +119,77 @@ def _steps(core: Core) -> list[Script]:
         core.fail(p, [(n, "boom")]),
         core.reap(p),
         core.purge(p),
+        requeue_dead(core, [1, 2, 3]),
+        requeue_dead(core, everything=True),
+        list_dead(core),
     ]
     return [step for op in ops for step in next(op) if isinstance(step, Script)]
 
 
-def test_python_passes_the_header_keys_all_in_one_hash_tag() -> None:
-    core = Core(Keyspace("zsched", partitions=4))
-    steps = _steps(core)
-    assert {s.name for s in steps} == {"schedule", "claim", "ack", "retry", "cancel", "reschedule", "reap", "purge"}
+class _Recorder:
+    """Stands in for a redis client: records each script call and answers with a reply of the right shape."""
+
+    def __init__(self) -> None:
+        self.calls: list[Script] = []
+
+    def register_script(self, source: str) -> Any:
+        name = next(n for n, s in sources().items() if s == source)
+
+        async def call(keys: list[str], args: list[str | int], client: Any = None) -> list[Any]:
+            self.calls.append(Script(name, list(keys), list(args)))
+            canned = {"mark_delivered": [0, *[-1] * (len(args) - 2)], "publish_inbox": ["0-1"] * len(keys)}
+            return canned.get(name, [1, 1, 0])
+
+        return call
+
+
+class _Client:
+    user = "a"
+
+    def push(self, text: str) -> None:
+        pass
+
+
+async def _direct_steps(keys: Keyspace) -> list[Script]:
+    """The script calls made outside the engine: inbox delivery, rate limits, client acks."""
+    recorder = _Recorder()
+    batch = [
+        Notification(
+            id=i,
+            recipient=r,
+            title="t",
+            message="m",
+            scheduled_at=ms_to_datetime(0),
+            scheduled_status="processing",
+            created_at=ms_to_datetime(0),
+        )
+        for i, r in ((1, "a"), (2, "b"), (3, "a"))
+    ]
+    await InboxDelivery(recorder, keys).deliver(batch)
+    await RateLimiter(recorder, keys.prefix, rate_per_s=1, burst=1).take("t")
+    no_tokens: Any = None
+    await Gateway(recorder, keys, no_tokens)._ack(_Client(), [1, 2, 5])
+    return recorder.calls
+
+
+async def test_python_passes_the_header_keys_all_in_one_hash_tag() -> None:
+    keys = Keyspace("zsched", partitions=4)
+    steps = _engine_steps(Core(keys)) + await _direct_steps(keys)
+    assert {s.name for s in steps} == set(NAMES), "every script is called here"
     for step in steps:
         named, varargs = _contract(sources()[step.name])
-        assert varargs["KEYS"] is None and len(step.keys) == len(named["KEYS"]), step.name
-        tags = {re.search(r"\{[^}]*\}", key).group(0) for key in step.keys}  # type: ignore[union-attr]
-        assert len(tags) == 1, f"{step.name} touches several hash tags: {tags}"
+        if varargs["KEYS"] is None:
+            assert len(step.keys) == len(named["KEYS"]), step.name
+        else:
+            assert len(step.keys) >= 1, step.name
+        if step.name == "publish_inbox":  # one channel and message per key
+            assert len(step.args) == 1 + 2 * len(step.keys), step.name
+        tags = {key[key.find("{") : key.find("}") + 1] for key in step.keys}
+        if step.name != "rate_limit":  # a token bucket belongs to no partition
+            assert len(tags) == 1 and "" not in tags, f"{step.name} touches several hash tags, or none: {tags}"
         assert len(step.args) >= len(named["ARGV"]), step.name
+        if varargs["ARGV"] is None:
+            assert len(step.args) == len(named["ARGV"]), step.name
 
 
 def test_no_value_is_built_into_script_text() -> None:

@@ -6,8 +6,7 @@ test checks each docstring against its script's header and runs each reader on t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -15,7 +14,16 @@ from ..errors import Refusal
 from .records import text
 
 
-class ScheduleReply(msgspec.Struct, frozen=True):
+class Reply(msgspec.Struct, frozen=True):
+    """A script's reply, read by name; each subclass reads one script's."""
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        raise NotImplementedError
+
+
+class ScheduleReply(Reply, frozen=True):
     """The reply of ``schedule.lua``: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
     | {'past', due_ms, now_ms} | {'conflict'}."""
 
@@ -25,7 +33,7 @@ class ScheduleReply(msgspec.Struct, frozen=True):
     ids: list[int] = []
 
     @classmethod
-    def read(cls, reply: list[Any]) -> ScheduleReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields; a refusal carries no ids."""
         code = text(reply[0])
         if code == "conflict":
@@ -39,7 +47,7 @@ class ScheduleReply(msgspec.Struct, frozen=True):
         return Refusal(self.code, "schedule", due_ms=self.due_ms, now_ms=self.now_ms, key=key)
 
 
-class ChangeReply(msgspec.Struct, frozen=True):
+class ChangeReply(Reply, frozen=True):
     """The reply of ``cancel.lua``: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status};
     and of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
     | {'not_pending', status}."""
@@ -50,7 +58,7 @@ class ChangeReply(msgspec.Struct, frozen=True):
     now_ms: int = 0
 
     @classmethod
-    def read(cls, reply: list[Any]) -> ChangeReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields (cancel's ``now_ms`` comes second, reschedule's third)."""
         code = text(reply[0])
         if code == "not_pending":
@@ -68,7 +76,7 @@ class ChangeReply(msgspec.Struct, frozen=True):
         return Refusal(self.code, action, notification_id, self.status, self.due_ms, self.now_ms)
 
 
-class ClaimReply(msgspec.Struct, frozen=True):
+class ClaimReply(Reply, frozen=True):
     """The reply of ``claim.lua``: {now_ms, wait_us, id, state JSON, payload JSON, ...}."""
 
     now_ms: int
@@ -76,25 +84,25 @@ class ClaimReply(msgspec.Struct, frozen=True):
     claimed: list[tuple[int, bytes | str, bytes | str]]
 
     @classmethod
-    def read(cls, reply: list[Any]) -> ClaimReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields; ``claimed`` holds (id, state JSON, payload JSON) per notification."""
         claimed = [(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(2, len(reply), 3)]
         return cls(int(reply[0]), int(reply[1]), claimed)
 
 
-class AckReply(msgspec.Struct, frozen=True):
+class AckReply(Reply, frozen=True):
     """The reply of ``ack.lua``: {now_ms, acked count}."""
 
     now_ms: int
     acked: int
 
     @classmethod
-    def read(cls, reply: list[Any]) -> AckReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields."""
         return cls(int(reply[0]), int(reply[1]))
 
 
-class RetryReply(msgspec.Struct, frozen=True):
+class RetryReply(Reply, frozen=True):
     """The reply of ``retry.lua``: {now_ms, retried count, failed count}."""
 
     now_ms: int
@@ -102,12 +110,12 @@ class RetryReply(msgspec.Struct, frozen=True):
     failed: int
 
     @classmethod
-    def read(cls, reply: list[Any]) -> RetryReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields."""
         return cls(int(reply[0]), int(reply[1]), int(reply[2]))
 
 
-class ReapReply(msgspec.Struct, frozen=True):
+class ReapReply(Reply, frozen=True):
     """The reply of ``reap.lua``: {now_ms, requeued count, failed count}."""
 
     now_ms: int
@@ -115,36 +123,36 @@ class ReapReply(msgspec.Struct, frozen=True):
     failed: int
 
     @classmethod
-    def read(cls, reply: list[Any]) -> ReapReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields."""
         return cls(int(reply[0]), int(reply[1]), int(reply[2]))
 
 
-class PurgeReply(msgspec.Struct, frozen=True):
+class PurgeReply(Reply, frozen=True):
     """The reply of ``purge.lua``: {now_ms, purged count}."""
 
     now_ms: int
     purged: int
 
     @classmethod
-    def read(cls, reply: list[Any]) -> PurgeReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields."""
         return cls(int(reply[0]), int(reply[1]))
 
 
-class RequeueDeadReply(msgspec.Struct, frozen=True):
+class RequeueDeadReply(Reply, frozen=True):
     """The reply of ``requeue_dead.lua``: {now_ms, requeued id...}."""
 
     now_ms: int
     ids: list[int]
 
     @classmethod
-    def read(cls, reply: list[Any]) -> RequeueDeadReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields."""
         return cls(int(reply[0]), [int(i) for i in reply[1:]])
 
 
-class MarkDeliveredReply(msgspec.Struct, frozen=True):
+class MarkDeliveredReply(Reply, frozen=True):
     """The reply of ``mark_delivered.lua``: {now_ms, outcome...}; per id in call order, when it was delivered
     (epoch ms), or -1 when it is not the recipient's to ack."""
 
@@ -152,23 +160,23 @@ class MarkDeliveredReply(msgspec.Struct, frozen=True):
     delivered_at_ms: list[int]
 
     @classmethod
-    def read(cls, reply: list[Any]) -> MarkDeliveredReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields."""
         return cls(int(reply[0]), [int(i) for i in reply[1:]])
 
 
-class PublishInboxReply(msgspec.Struct, frozen=True):
+class PublishInboxReply(Reply, frozen=True):
     """The reply of ``publish_inbox.lua``: {stream id, ...}."""
 
     stream_ids: list[str]
 
     @classmethod
-    def read(cls, reply: list[Any]) -> PublishInboxReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields."""
         return cls([text(i) for i in reply])
 
 
-class RateLimitReply(msgspec.Struct, frozen=True):
+class RateLimitReply(Reply, frozen=True):
     """The reply of ``rate_limit.lua``: {1, tokens left (floored), 0} when allowed | {0, 0, ms until enough
     tokens}."""
 
@@ -177,23 +185,23 @@ class RateLimitReply(msgspec.Struct, frozen=True):
     retry_after_ms: int
 
     @classmethod
-    def read(cls, reply: list[Any]) -> RateLimitReply:
+    def read(cls, reply: list[Any]) -> Self:
         """The reply as fields."""
         return cls(int(reply[0]) == 1, int(reply[1]), int(reply[2]))
 
 
-READERS: dict[str, Callable[[list[Any]], msgspec.Struct]] = {
-    "schedule": ScheduleReply.read,
-    "cancel": ChangeReply.read,
-    "reschedule": ChangeReply.read,
-    "claim": ClaimReply.read,
-    "ack": AckReply.read,
-    "retry": RetryReply.read,
-    "reap": ReapReply.read,
-    "purge": PurgeReply.read,
-    "requeue_dead": RequeueDeadReply.read,
-    "mark_delivered": MarkDeliveredReply.read,
-    "publish_inbox": PublishInboxReply.read,
-    "rate_limit": RateLimitReply.read,
+READERS: dict[str, type[Reply]] = {
+    "schedule": ScheduleReply,
+    "cancel": ChangeReply,
+    "reschedule": ChangeReply,
+    "claim": ClaimReply,
+    "ack": AckReply,
+    "retry": RetryReply,
+    "reap": ReapReply,
+    "purge": PurgeReply,
+    "requeue_dead": RequeueDeadReply,
+    "mark_delivered": MarkDeliveredReply,
+    "publish_inbox": PublishInboxReply,
+    "rate_limit": RateLimitReply,
 }
-"""Script name -> the reader of its reply."""
+"""Script name -> the Struct its reply reads into."""
