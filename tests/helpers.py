@@ -36,7 +36,12 @@ def tick(zs: Scheduler, delivery: Delivery | None = None, **options: object) -> 
 
     async def go() -> Worker:
         url = zs.redis.connection_pool.connection_kwargs
-        connection = aioredis.Redis(host=url.get("host", "127.0.0.1"), port=url.get("port", 6379), db=url.get("db", 0))
+        connection = aioredis.Redis(
+            host=url.get("host", "127.0.0.1"),
+            port=url.get("port", 6379),
+            db=url.get("db", 0),
+            password=url.get("password"),
+        )
         scheduler = AsyncScheduler(connection, core=zs.core)
         worker = Worker(scheduler, delivery, **options)  # type: ignore[arg-type]
         try:
