@@ -8,7 +8,7 @@ import sys
 
 from ..errors import ZschedError
 from ..settings import Settings
-from . import dead, notifications, run, tokens
+from . import dead, notifications, rediscli, run, tokens
 
 EPILOG = """\
 examples:
@@ -18,7 +18,7 @@ examples:
   zsched status 1                                see where notification 1 is
   zsched cancel 1                                cancel it while it is pending
   zsched stats                                   counts per status, next due, overdue lag
-  redis-cli -p $(cat .zsched/port) ZRANGE zsched:{p0}:due 0 9 WITHSCORES
+  zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
 With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
 lives in --data-dir: a running one is reused, otherwise one is started for the command.
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_parsers(sub, common)
     notifications.add_parsers(sub, common)
     dead.add_parser(sub, common)
+    rediscli.add_parser(sub, common)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help
@@ -76,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("zsched.worker").setLevel(logging.INFO)
     try:
         settings = _settings(args)
-        runner = {"dead": dead.run, "serve": run.run, "worker": run.run, "token": tokens.run}.get(
-            args.command, notifications.run
-        )
+        runner = {
+            "dead": dead.run,
+            "redis-cli": rediscli.run,
+            "serve": run.run,
+            "worker": run.run,
+            "token": tokens.run,
+        }.get(args.command, notifications.run)
         return runner(args, settings)
     except (ZschedError, ValueError) as exc:
         print(f"zsched: error: {exc}", file=sys.stderr)

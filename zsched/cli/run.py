@@ -49,7 +49,7 @@ async def _work(settings: Settings, announce: bool) -> None:
     worker = build_worker(settings, scheduler, delivery)
     worker.install_signal_handlers()
     if announce:
-        where = scheduler.server.url if scheduler.server else settings.redis.redis_url
+        where = f"the embedded server in {scheduler.server.data_dir}" if scheduler.server else settings.redis.redis_url
         print(f"zsched worker running on {where} (prefix {settings.redis.prefix!r}); Ctrl-C stops it.", flush=True)
         _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
     try:
@@ -101,5 +101,8 @@ def _hints(settings: Settings, port: int | None, http: str | None) -> None:
             f'listen:    {Path(sys.executable)} -m websockets "ws://{http}/ws?token=$TOKEN"',
         ]
     if port is not None:
-        lines.append(f"inspect:   redis-cli -p {port} ZRANGE '{settings.redis.prefix}:{{p0}}:due' 0 -1 WITHSCORES")
+        lines.append(
+            f"inspect:   {command} redis-cli --data-dir {settings.redis.data_dir} "
+            f"ZRANGE '{settings.redis.prefix}:{{p0}}:due' 0 -1 WITHSCORES"
+        )
     print("\n".join(f"  {line}" for line in lines), flush=True)
