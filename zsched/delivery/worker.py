@@ -230,13 +230,20 @@ class Worker:
             await asyncio.sleep(0)
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop claiming; the batch in flight is finished, then ``run`` returns."""
+        """SIGTERM or SIGINT stops claiming: the batch in flight is finished, then ``run`` returns. A second
+        one exits at once (``SystemExit``), abandoning the batch to its lease, as uvicorn does."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._handle_exit, sig)
 
     def _handle_exit(self, sig: int) -> None:
-        log.info("received %s: finishing the batch in flight, then stopping", signal.Signals(sig).name)
+        name = signal.Signals(sig).name
+        if self.should_exit:
+            # Raised out of the event loop: asyncio.run cancels the tasks (a stalled delivery included) and
+            # exits; what was claimed is not lost, it is re-delivered when its lease expires.
+            log.warning("received %s again: exiting now; the batch in flight is re-delivered after its lease", name)
+            raise SystemExit(128 + sig)
+        log.info("received %s: finishing the batch in flight, then stopping (again to force exit)", name)
         self.should_exit = True
 
 
