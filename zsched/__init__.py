@@ -9,25 +9,20 @@ __version__ = "0.1.0"
 
 from . import _moved
 from .client import AsyncScheduler, Scheduler
-from .delivery import (
-    CallableDelivery,
-    Delivery,
-    InboxDelivery,
-    Router,
-    UnknownChannelError,
-    WebhookChannel,
-    WebhookError,
-    Worker,
-)
+from .delivery import CallableDelivery, Delivery, InboxDelivery, Router, WebhookChannel, Worker
 from .embedded import EmbeddedServer
 from .engine import Core, Keyspace, Retention, RetryPolicy
 from .errors import (
+    ConfigError,
+    DeliveryError,
     IdempotencyConflictError,
     NotFoundError,
     NotPendingError,
     PastScheduleError,
     UnavailableError,
+    UnknownChannelError,
     ValidationError,
+    WebhookError,
     ZschedError,
 )
 from .models import Notification, Page, ScheduleResult, Stats
@@ -38,8 +33,10 @@ _moved.install()
 __all__ = [
     "AsyncScheduler",
     "CallableDelivery",
+    "ConfigError",
     "Core",
     "Delivery",
+    "DeliveryError",
     "EmbeddedServer",
     "IdempotencyConflictError",
     "InboxDelivery",

@@ -25,13 +25,13 @@ from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.backoff import RetryPolicy
 from .engine.core import DAY_MS, Core, Retention
 from .engine.keys import Keyspace
-from .errors import ValidationError
+from .errors import ConfigError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
 
 
-class SettingsError(ValidationError):
+class SettingsError(ConfigError):
     """A setting's value cannot be used; the message names the variable or flag."""
 
 

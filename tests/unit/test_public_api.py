@@ -13,8 +13,10 @@ from zsched._moved import MOVED
 PUBLIC = [
     "AsyncScheduler",
     "CallableDelivery",
+    "ConfigError",
     "Core",
     "Delivery",
+    "DeliveryError",
     "EmbeddedServer",
     "IdempotencyConflictError",
     "InboxDelivery",

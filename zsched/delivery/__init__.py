@@ -5,11 +5,12 @@ webhook     an HTTP POST of the notification JSON, signed with HMAC-SHA256 (``We
 <any name>  a Python callable (sync or async) or ``Delivery`` registered with ``Router.register``
 """
 
+from ..errors import DeliveryError, UnknownChannelError, WebhookError
 from .callables import CallableDelivery
 from .channel import Delivery, Outcome
 from .inbox import InboxDelivery
-from .router import Router, UnknownChannelError
-from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, WebhookError, sign, verify_signature
+from .router import Router
+from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, sign, verify_signature
 from .wiring import ChannelContext, build_router, build_worker, enabled_channels, register_channel, unregister_channel
 from .worker import Worker
 
@@ -19,6 +20,7 @@ __all__ = [
     "CallableDelivery",
     "ChannelContext",
     "Delivery",
+    "DeliveryError",
     "InboxDelivery",
     "Outcome",
     "Router",

@@ -16,14 +16,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import ConfigError, FieldError, UnknownChannelError
 from ..models import Notification
 from .callables import CallableDelivery
 from .channel import Delivery, Outcome
-
-
-class UnknownChannelError(Exception):
-    """A notification names a channel nobody registered."""
 
 
 class Router:
@@ -31,7 +27,7 @@ class Router:
 
     def __init__(self, channels: Mapping[str, Delivery] | None = None, *, default: Sequence[str] = ("websocket",)):
         if not default:
-            raise ValidationError(
+            raise ConfigError(
                 "the default channels cannot be empty; name at least one, e.g. ('websocket',)", "channels"
             )
         self.channels: dict[str, Delivery] = dict(channels or {})
@@ -46,7 +42,7 @@ class Router:
     def check_name(name: str) -> None:
         """Channel names are letters, digits, '-' and '_' (they appear in URLs, logs and keys)."""
         if not name or not name.replace("_", "").replace("-", "").isalnum():
-            raise ValidationError(f"channel names are letters, digits, '-' and '_'; got {name!r}", "channels")
+            raise FieldError(f"channel names are letters, digits, '-' and '_'; got {name!r}", "channels")
 
     def register(self, name: str, channel: Delivery | Callable[[Notification], Awaitable[object] | object]) -> None:
         """Add a channel under ``name``: a Delivery, or a function called once per notification."""

@@ -15,15 +15,12 @@ from datetime import UTC, datetime
 
 import httpx
 
+from ..errors import ConfigError, WebhookError
 from ..models import Delivered, Notification, json_encoder
 from .channel import Outcome
 
 SIGNATURE_HEADER = "X-Zsched-Signature"
 TIMESTAMP_HEADER = "X-Zsched-Timestamp"
-
-
-class WebhookError(Exception):
-    """A webhook answered with a non-2xx status, or did not answer in time."""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -56,9 +53,9 @@ class WebhookChannel:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook url must start with http:// or https://; got {url!r}")
+            raise ConfigError(f"webhook url must start with http:// or https://; got {url!r}")
         if not secret:
-            raise ValueError("a webhook needs a signing secret (ZSCHED_WEBHOOK_SECRET); got an empty one")
+            raise ConfigError("a webhook needs a signing secret (ZSCHED_WEBHOOK_SECRET); got an empty one")
         self.url = url
         self.secret = secret
         self.timeout_s = timeout_s

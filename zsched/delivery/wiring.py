@@ -14,7 +14,7 @@ from typing import Any
 
 from ..client import AsyncScheduler
 from ..engine.keys import Keyspace
-from ..errors import ValidationError
+from ..errors import ConfigError
 from ..settings import Settings, env_name
 from .channel import Delivery
 from .inbox import InboxDelivery
@@ -68,7 +68,7 @@ def build_router(settings: Settings, connection: Any, keyspace: Keyspace) -> Rou
     names = enabled_channels(settings)
     missing = [name for name in settings.delivery.channels if name not in names]
     if missing:
-        raise ValidationError(
+        raise ConfigError(
             f"{env_name('channels')}: default channel {missing[0]!r} is not enabled; enabled: {', '.join(names)}. "
             f"Set {env_name('webhook_url')} and {env_name('webhook_secret')} for 'webhook', or register a channel "
             "with zsched.delivery.register_channel",
@@ -97,7 +97,7 @@ def build_worker(
 def _webhook(context: ChannelContext) -> Delivery:
     d = context.settings.delivery
     if not d.webhook_secret:
-        raise ValidationError(
+        raise ConfigError(
             f"{env_name('webhook_secret')}: a webhook needs a signing secret; set it beside {env_name('webhook_url')}",
             "webhook_secret",
         )

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from ..engine.scripts import Scripts
+from ..errors import ConfigError
 
 
 def bucket_key(prefix: str, token_id: str) -> str:
@@ -31,7 +32,7 @@ class RateLimiter:
         self, connection: Any, prefix: str, *, rate_per_s: float, burst: int, clock: Callable[[], int] | None = None
     ) -> None:
         if rate_per_s <= 0 or burst < 1:
-            raise ValueError(f"rate_per_s must be > 0 and burst >= 1; got {rate_per_s} and {burst}")
+            raise ConfigError(f"rate_per_s must be > 0 and burst >= 1; got {rate_per_s} and {burst}")
         self.prefix = prefix
         self.rate_per_s = rate_per_s
         self.burst = burst
