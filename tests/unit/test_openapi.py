@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route, WebSocketRoute
 
 from zsched.settings import Settings
-from zsched.web import openapi
+from zsched.web import docs_page, openapi
 from zsched.web.app import create_app
 
 
@@ -28,6 +28,6 @@ def test_every_route_and_method_is_documented() -> None:
 
 
 def test_docs_page_is_self_contained() -> None:
-    page = openapi.html()
+    page = docs_page.html()
     assert "<script" not in page and "http://" not in page and "https://" not in page
     assert "POST /api/notifications/schedule/" in page and "429" in page

@@ -2,13 +2,11 @@
 
 Every ``/api/`` call is authenticated (``Authorization: Token <t>`` or ``Bearer <t>``), rate limited per
 token, and authorized by ownership: a caller sees and changes only notifications it created or receives
-(admins see all); anything else is 404, so existence does not leak. Errors are JSON, see ``http_errors``.
+(admins see all); anything else is 404, so existence does not leak. Errors are JSON, see ``errors``;
+request bodies and response shapes are in ``bodies``.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
-from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -20,8 +18,18 @@ from ..engine import validation
 from ..errors import NotFoundError, UnavailableError
 from ..models import Notification
 from ..settings import ApiSettings
-from . import openapi
+from . import docs_page, openapi
 from .auth import Principal, TokenStore
+from .bodies import (
+    RescheduleBody,
+    ScheduleBody,
+    full_view,
+    integral,
+    parse_int,
+    reschedule_decoder,
+    schedule_decoder,
+    status_view,
+)
 from .errors import JSON, ApiError, read_json
 from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import FailedAuthLimiter, RateLimiter
@@ -29,50 +37,6 @@ from .ratelimit import FailedAuthLimiter, RateLimiter
 MAX_ID = openapi.MAX_ID
 MAX_IDEMPOTENCY_HEADER = 64
 CHALLENGE = 'Token realm="zsched", Bearer realm="zsched"'
-
-
-class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
-    """``POST /api/notifications/schedule/``: one notification per recipient, all due at ``scheduled_at``."""
-
-    recipients: list[str | int | float]  # JSON has one number type: 7.0 is the integer 7 (checked in schedule)
-    title: str
-    message: str
-    scheduled_at: datetime
-    type: str = "system"
-    priority: str = "normal"
-    data: dict[str, Any] | None = None
-    channels: list[str] | None = None
-
-
-class RescheduleBody(msgspec.Struct, forbid_unknown_fields=False):
-    """``PATCH /api/notifications/{id}/``: the new due time."""
-
-    scheduled_at: datetime
-
-
-_schedule_decoder = msgspec.json.Decoder(ScheduleBody)
-_reschedule_decoder = msgspec.json.Decoder(RescheduleBody)
-
-
-def status_view(n: Notification) -> dict[str, Any]:
-    """The seed's schedule_status shape, plus ``recipient``, ``attempts`` and ``delivered_at`` (client ack)."""
-    return {
-        "id": n.id,
-        "title": n.title,
-        "scheduled_at": n.scheduled_at,
-        "scheduled_status": n.scheduled_status,
-        "is_sent": n.is_sent,
-        "sent_at": n.sent_at,
-        "created_at": n.created_at,
-        "recipient": n.recipient,
-        "attempts": n.attempts,
-        "delivered_at": n.delivered_at,
-    }
-
-
-def full_view(n: Notification) -> dict[str, Any]:
-    """Every field of a notification, plus ``is_sent``."""
-    return {**msgspec.structs.asdict(n), "is_sent": n.is_sent}
 
 
 class Api:
@@ -205,8 +169,8 @@ class Api:
     async def schedule(self, request: Request) -> Response:
         """POST: schedule one notification per recipient; 201 with their ids."""
         principal = await self.authenticate(request)
-        body: ScheduleBody = await read_json(request, _schedule_decoder)
-        people = validation.recipients(_integral(v) for v in body.recipients)
+        body: ScheduleBody = await read_json(request, schedule_decoder)
+        people = validation.recipients(integral(v) for v in body.recipients)
         others = [p for p in people if p != principal.user]
         if others and not principal.can_schedule_for_others():
             raise ApiError(
@@ -270,7 +234,7 @@ class Api:
         principal = await self.authenticate(request)
         n = await self.visible(principal, request.path_params["id"])
         if request.method == "PATCH":
-            body: RescheduleBody = await read_json(request, _reschedule_decoder)
+            body: RescheduleBody = await read_json(request, reschedule_decoder)
             n = await self.zs.reschedule(n.id, at=body.scheduled_at)
         return JSON(full_view(n))
 
@@ -281,12 +245,12 @@ class Api:
         recipient = query.get("recipient", principal.user)
         if recipient != principal.user and not principal.admin:
             raise ApiError(403, "only an admin token may list another recipient's notifications", "recipient")
-        limit = _int_param(query.get("limit"), "limit", 1, 1000)
+        limit = parse_int(query.get("limit"), "limit", 1, 1000)
         page = await self.zs.list_for(
             recipient,
             status=query.get("status"),
             limit=50 if limit is None else limit,
-            cursor=_int_param(query.get("cursor"), "cursor", 0, MAX_ID),
+            cursor=parse_int(query.get("cursor"), "cursor", 0, MAX_ID),
         )
         return JSON({"items": [full_view(n) for n in page.items], "next_cursor": page.next_cursor})
 
@@ -342,21 +306,8 @@ class Api:
 
     async def docs(self, request: Request) -> Response:
         """GET: the same document as a readable HTML page."""
-        return HTMLResponse(openapi.html(self.channels))
-
-
-def _integral(value: str | int | float) -> str | int | float:
-    """A JSON number with no fraction as the integer it is (``7.0`` is ``7``); anything else unchanged."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+        return HTMLResponse(docs_page.html(self.channels))
 
 
 def _unauthorized(detail: str) -> ApiError:
     return ApiError(401, detail, "Authorization", headers={"WWW-Authenticate": CHALLENGE})
-
-
-def _int_param(raw: str | None, name: str, low: int, high: int) -> int | None:
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # '²'.isdigit() is True
-        raise ApiError(422, f"{name} must be a whole number from {low} to {high}; got {raw[:40]!r}", name)
-    return int(raw)

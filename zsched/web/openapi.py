@@ -1,11 +1,7 @@
-"""The OpenAPI 3.1 document of the HTTP API, written by hand, and a plain HTML page rendering it.
-
-The page has no scripts or external assets, so it works on a closed network.
-"""
+"""The OpenAPI 3.1 document of the HTTP API, written by hand (``docs_page`` renders it as HTML)."""
 
 from __future__ import annotations
 
-import html as _html
 from functools import cache
 from typing import Any
 
@@ -40,6 +36,7 @@ _RECIPIENT_ID = {
     "pattern": r"^[^\s\x00-\x1f\x7f-\x9f]+$",
     "description": "printable characters, no spaces or control characters",
 }
+_NO_NUL = {"pattern": r"^[^\x00]*$"}  # text may hold anything but NUL (as in Django REST Framework)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -101,12 +98,15 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
             "required": ["recipients", "title", "message", "scheduled_at"],
             "properties": {
                 "recipients": {"type": "array", "minItems": 1, "maxItems": MAX_RECIPIENTS, "items": _ref("Recipient")},
-                "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
-                "message": {"type": "string", "maxLength": MAX_MESSAGE},
+                "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, **_NO_NUL},
+                "message": {"type": "string", "maxLength": MAX_MESSAGE, **_NO_NUL},
                 "scheduled_at": {**time, "description": "ISO 8601 with an offset (Z or +hh:mm), in the future"},
-                "type": {"type": "string", "default": "system", "minLength": 1, "maxLength": MAX_TYPE},
+                "type": {"type": "string", "default": "system", "minLength": 1, "maxLength": MAX_TYPE, **_NO_NUL},
                 "priority": {"type": "string", "enum": list(PRIORITIES), "default": "normal"},
-                "data": {"type": "object", "description": "any JSON object up to 16 KiB"},
+                "data": {
+                    **_ref("DataObject"),
+                    "description": "any JSON object up to 16 KiB, with no NUL in its keys or strings",
+                },
                 "channels": {
                     "type": "array",
                     "uniqueItems": True,
@@ -114,6 +114,15 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                     "description": "how it leaves when due; default: the server's default channels",
                 },
             },
+        },
+        "DataObject": {"type": "object", "propertyNames": _NO_NUL, "additionalProperties": _ref("DataValue")},
+        "DataValue": {
+            "anyOf": [
+                {"type": ["null", "boolean", "number"]},
+                {"type": "string", **_NO_NUL},
+                {"type": "array", "items": _ref("DataValue")},
+                _ref("DataObject"),
+            ]
         },
         "Recipient": {
             "description": "a user id: a string or an integer, 1 to 128 printable characters, no spaces",
@@ -307,39 +316,3 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
         },
         "paths": paths,
     }
-
-
-@cache
-def html(channels: tuple[str, ...] = ("websocket",)) -> str:
-    """A readable HTML rendering of ``document()``: one section per endpoint, its errors listed."""
-    doc = document(channels)
-    esc = _html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>zsched API</title><style>"
-        "body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
-        "code,pre{background:#f4f4f4;padding:0 .2em}h2{margin-top:1.5em;font-size:1.1em}"
-        "td{vertical-align:top;padding:.1em .6em}</style></head><body>",
-        f"<h1>zsched API {esc(doc['info']['version'])}</h1><p>{esc(doc['info']['description'])}</p>",
-        "<p>Authenticate with <code>Authorization: Token &lt;token&gt;</code> (or <code>Bearer</code>); "
-        "create a token with <code>zsched token create --user ID</code>. "
-        "The machine-readable form is <a href='/openapi.json'>/openapi.json</a>.</p>",
-    ]
-    for path, methods in doc["paths"].items():
-        for method, op in methods.items():
-            parts.append(f"<h2><code>{method.upper()} {esc(path)}</code></h2><p>{esc(op['summary'])}</p>")
-            if "requestBody" in op:
-                name = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
-                fields = doc["components"]["schemas"][name]["properties"]
-                required = set(doc["components"]["schemas"][name].get("required", ()))
-                parts.append(
-                    "<p>Body (JSON): "
-                    + ", ".join(f"<code>{esc(f)}</code>{'' if f in required else '?'}" for f in fields)
-                    + "</p>"
-                )
-            rows = "".join(
-                f"<tr><td><b>{code}</b></td><td>{esc(r['description'])}</td></tr>"
-                for code, r in op["responses"].items()
-            )
-            parts.append(f"<table>{rows}</table>")
-    parts.append("</body></html>")
-    return "".join(parts)
