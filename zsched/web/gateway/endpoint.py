@@ -22,12 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 import redis
@@ -38,25 +36,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ...engine.keys import Keyspace
 from ...engine.scripts import Scripts
-from ...models import ms_to_datetime, state_decoder
-from ..auth import Principal, TokenStore
+from ...models import ms_to_datetime
+from ..auth import TokenStore
 from ..ratelimit import FailedAuthLimiter
 from . import messages
-from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN, Socket, parse_stream_id, stamp
+from .admission import Admission
+from .replay import STREAM_ID, replay
+from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN, Socket
 from .subscriptions import Subscriptions
 
 log = logging.getLogger("zsched.gateway")
 
-_STREAM_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
 _HANDLED = (WebSocketDisconnect, ConnectionError, OSError, redis.RedisError, TimeoutError)
 """What ends one socket's handler without ending the gateway: the client left, or Redis failed it."""
-
-
-class _Identified(msgspec.Struct):
-    id: int
-
-
-_identified = msgspec.json.Decoder(_Identified)
 
 
 class Gateway:
@@ -97,7 +89,6 @@ class Gateway:
         self.keys = keyspace
         self.tokens = tokens
         self.path = path
-        self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
         self.send_queue = send_queue
         self.heartbeat_s = heartbeat_s
         self.idle_timeout_s = idle_timeout_s
@@ -105,7 +96,12 @@ class Gateway:
         self.close_timeout_s = close_timeout_s
         self.subscribe_timeout_s = subscribe_timeout_s
         self._scripts = Scripts(self.redis)
-        self.failures = failures or FailedAuthLimiter(self.redis, keyspace.prefix)
+        self._admission = Admission(
+            self.redis,
+            tokens,
+            failures or FailedAuthLimiter(self.redis, keyspace.prefix),
+            allowed_origins=allowed_origins,
+        )
         self._subscriptions = Subscriptions(
             self.redis,
             f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}",
@@ -119,6 +115,15 @@ class Gateway:
     def route(self) -> WebSocketRoute:
         """The Starlette route to mount: ``WebSocketRoute(path, endpoint)``."""
         return WebSocketRoute(self.path, self.endpoint)
+
+    @property
+    def failures(self) -> FailedAuthLimiter:
+        """Counts bad tokens per client address; refuses an address while its budget is spent."""
+        return self._admission.failures
+
+    @failures.setter
+    def failures(self, limiter: FailedAuthLimiter) -> None:
+        self._admission.failures = limiter
 
     @property
     def connections(self) -> int:
@@ -151,13 +156,13 @@ class Gateway:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """Serve one socket from handshake to close."""
-        principal, refusal = await self._admit(websocket)
+        principal, refusal = await self._admission.admit(websocket)
         await websocket.accept()
         if principal is None:
             await websocket.close(CLOSE_POLICY, refusal)
             return
         since = websocket.query_params.get("since") or None
-        if since is not None and not _STREAM_ID.fullmatch(since):
+        if since is not None and not STREAM_ID.fullmatch(since):
             await websocket.close(CLOSE_POLICY, "since must be a stream_id like 1700000000000-0")
             return
         if self._stopping:
@@ -169,7 +174,7 @@ class Gateway:
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._subscriptions.join(client)
-            replayed = await self._replay(client, since)
+            replayed = await replay(self.redis, self.keys, client, since, self.backlog_limit)
             last = None if client.last == (0, 0) else f"{client.last[0]}-{client.last[1]}"
             client.push(messages.encode(messages.Ready(user, replayed, last)))
             client.go_live()
@@ -207,60 +212,6 @@ class Gateway:
         """The pub/sub connection lost messages: close every socket (1012) so it resumes with ``since``."""
         for client in list(self._clients):
             client.close(CLOSE_RESTART, reason)
-
-    async def _admit(self, websocket: WebSocket) -> tuple[Principal | None, str]:
-        origin = websocket.headers.get("origin")
-        if origin is not None and not self._origin_allowed(origin, websocket.headers.get("host", "")):
-            return None, "origin not allowed"
-        token = websocket.query_params.get("token", "")
-        authorization = websocket.headers.get("authorization", "")
-        if authorization.lower().startswith("bearer "):
-            token = authorization[7:].strip()
-        if not token:
-            return None, "missing token: Authorization: Bearer <token> or ?token="
-        address = websocket.client.host if websocket.client else "unknown"
-        locked_ms = await self.failures.locked_ms(address)
-        if locked_ms:  # checked before the token, so guessing cannot go faster than the failure budget
-            return None, f"too many failed authentications; retry in {-(-locked_ms // 1000)} s"
-        principal = await self.tokens.averify(self.redis, token)
-        if principal is None:
-            await self.failures.failed(address)
-            return None, "invalid or revoked token"
-        return principal, ""
-
-    def _origin_allowed(self, origin: str, host: str) -> bool:
-        origin = origin.rstrip("/")
-        return "*" in self.allowed_origins or origin in self.allowed_origins or urlsplit(origin).netloc == host
-
-    async def _replay(self, client: Socket, since: str | None) -> int:
-        """Send the backlog straight to the socket; returns how many were sent."""
-        p = self.keys.for_recipient(client.user)
-        inbox = p.inbox(client.user)
-        sent = 0
-        if since is not None:
-            start = "-" if since == "0" else "(" + since
-            while True:
-                entries = _entries(await self.redis.xrange(inbox, start, "+", count=200))
-                for stream_id, body in entries:
-                    await self._send_entry(client, stream_id, body)
-                sent += len(entries)
-                if len(entries) < 200:
-                    return sent
-                start = "(" + entries[-1][0]
-        entries = _entries(await self.redis.xrevrange(inbox, "+", "-", count=self.backlog_limit))[::-1]
-        if not entries:
-            return 0
-        states = await self.redis.hmget(p.state, [_identified.decode(body).id for _, body in entries])
-        for (stream_id, body), state in zip(entries, states, strict=True):
-            if state is not None and state_decoder.decode(state).delivered_at is None:
-                await self._send_entry(client, stream_id, body)
-                sent += 1
-        client.last = max(client.last, parse_stream_id(entries[-1][0]))
-        return sent
-
-    async def _send_entry(self, client: Socket, stream_id: str, body: str) -> None:
-        await client.websocket.send_text(stamp(stream_id, body))
-        client.last = parse_stream_id(stream_id)
 
     async def _send_loop(self, client: Socket) -> None:
         while True:
@@ -315,20 +266,6 @@ class Gateway:
                 client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
                 return
             client.push(messages.PING)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _entries(reply: Any) -> list[tuple[str, str]]:
-    """XRANGE/XREVRANGE entries as (stream id, message JSON), skipping any without the ``n`` field."""
-    found: list[tuple[str, str]] = []
-    for stream_id, fields in reply or ():
-        body = fields.get(b"n", fields.get("n")) if fields else None
-        if body is not None:
-            found.append((_text(stream_id), _text(body)))
-    return found
 
 
 def _error(text: str) -> str:
