@@ -50,6 +50,13 @@ def test_ten_thousand_recipients_are_fine() -> None:
         ({"data": [1, 2]}, "data", "JSON object"),
         ({"data": {"blob": "x" * 17_000}}, "data", "at most 16384 bytes"),
         ({"data": {"when": object()}}, "data", "JSON-encodable"),
+        ({"title": "hello\x00"}, "title", r"title must not contain NUL characters \(\\x00\); got one at position 5"),
+        ({"message": "\x00"}, "message", "message must not contain NUL characters.*position 0"),
+        ({"type": "sys\x00tem"}, "type", "type must not contain NUL characters.*position 3"),
+        ({"data": {"k": "v\x00"}}, "data", r"data\['k'\] must not contain NUL.*position 1"),
+        ({"data": {"k\x00": "v"}}, "data", r"the key 'k\\x00' in data must not contain NUL.*position 1"),
+        ({"data": {"a": [1, {"b": ["ok", "\x00"]}]}}, "data", r"data\['a'\]\[1\]\['b'\]\[1\] must not contain NUL"),
+        ({"data": {"a": {"b": {"\x00": None}}}}, "data", r"the key '\\x00' in data\['a'\]\['b'\] must not"),
     ],
 )
 def test_bad_fields(kwargs: dict[str, object], field: str, message: str) -> None:
@@ -58,6 +65,14 @@ def test_bad_fields(kwargs: dict[str, object], field: str, message: str) -> None
     with pytest.raises(FieldError, match=message) as caught:
         validation.payload(**args)  # type: ignore[arg-type]
     assert caught.value.field == field
+
+
+def test_text_other_than_nul_is_kept_verbatim() -> None:
+    """Only NUL is refused: other control characters, unicode and Lua-looking text are data like any other."""
+    odd = "a\x01b\x07c\x1bd\x7fe\x85f\u2028g\u202e😀 ]]..redis.call('FLUSHALL')..[["
+    data = {odd: [odd, {"k": odd}], "\\x00": "\\u0000"}  # a backslash and digits are not a NUL
+    body = validation.payload(odd[:200], odd, odd[:64], "normal", data)
+    assert (body.title, body.message, body.type, body.data) == (odd[:200], odd, odd[:64], data)
 
 
 def test_naive_datetime_says_how_to_fix() -> None:

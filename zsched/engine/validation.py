@@ -23,6 +23,9 @@ MAX_DELAY_MS = 10 * 366 * 24 * 3600 * 1000  # ten years: later than that is a bu
 MIN_AT_MS = 0
 MAX_AT_MS = 253402300799000  # 9999-12-31T23:59:59Z
 
+NUL = "\x00"
+_NO_NUL = "must not contain NUL characters (\\x00)"
+
 _encode = msgspec.json.Encoder().encode
 
 
@@ -84,6 +87,7 @@ def payload(
         raise FieldError(f"data must be JSON-encodable: {exc}", "data") from None
     if size > MAX_DATA_BYTES:
         raise FieldError(f"data must be at most {MAX_DATA_BYTES} bytes as JSON; got {size}", "data")
+    _no_nul_in_data(data)
     return Payload(
         title=str(title),
         message=str(message),
@@ -151,6 +155,36 @@ def _text(field: str, value: object, limit: int, allow_empty: bool) -> None:
         raise FieldError(f"{field} cannot be empty", field)
     if len(value) > limit:
         raise FieldError(f"{field} must be at most {limit} characters; got {len(value)}", field)
+    if NUL in value:
+        raise FieldError(f"{field} {_NO_NUL}; got one at position {value.index(NUL)}", field)
+
+
+def _no_nul_in_data(data: dict[str, Any]) -> None:
+    """Reject a NUL in any key or string value of ``data``, naming the path to it (``data['a'][0]``).
+
+    ``data`` is already known to encode to at most 16 KiB of JSON, which bounds the walk; the walk uses a
+    stack, not recursion, so deep nesting cannot overflow Python's stack.
+    """
+    stack: list[tuple[str, object]] = [("data", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                raise FieldError(f"{path} {_NO_NUL}; got one at position {value.index(NUL)}", "data")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and NUL in key:
+                    raise FieldError(
+                        f"the key {_short(key)} in {path} {_NO_NUL}; got one at position {key.index(NUL)}", "data"
+                    )
+                stack.append((f"{path}[{_short(key)}]", item))
+        elif isinstance(value, list | tuple):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+
+
+def _short(key: object, limit: int = 40) -> str:
+    text = repr(key)
+    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
 
 
 def type_name(value: Any) -> str:
