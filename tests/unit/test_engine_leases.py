@@ -1,0 +1,133 @@
+"""The lease operations driven by hand with canned replies, no Redis: the steps each yields and how each
+script's reply is read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from zsched import Core, Keyspace, RetryPolicy
+from zsched.engine import Claimed, Op, Script
+from zsched.models import Notification, ms_to_datetime
+
+NOW = 1_700_000_000_000
+
+
+def finish(op: Op[Any], replies: list[Any]) -> Any:
+    """Send the last batch of replies; the operation's result."""
+    with pytest.raises(StopIteration) as done:
+        op.send(replies)
+    return done.value.value
+
+
+def core() -> Core:
+    return Core(Keyspace("t", 2), retry=RetryPolicy(delays_ms=(1000, 2000)), clock=lambda: NOW)
+
+
+def state(recipient: str, attempts: int) -> bytes:
+    return (
+        f'{{"status":"processing","recipient":"{recipient}","scheduled_at":{NOW},"created_at":{NOW},'
+        f'"attempts":{attempts},"lease_until":{NOW + 30_000}}}'
+    ).encode()
+
+
+def notification(notification_id: int, attempts: int) -> Notification:
+    return Notification(
+        id=notification_id,
+        recipient="alice",
+        title="t",
+        message="m",
+        scheduled_at=ms_to_datetime(NOW),
+        scheduled_status="processing",
+        created_at=ms_to_datetime(NOW),
+        attempts=attempts,
+    )
+
+
+def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
+    c = core()
+    p = c.keys.partitions[1]
+    op = c.claim(p, 10, 30_000)
+    (step,) = next(op)
+    assert step == Script("claim", [p.due, p.processing, p.notifications, p.state, p.counters], [str(NOW), 10, 30_000])
+    claimed: Claimed = finish(
+        op,
+        [
+            [
+                NOW,
+                1500,
+                3,
+                state("alice", 1),
+                b'{"title":"a","message":"m"}',
+                5,
+                state("bob", 2),
+                b'{"title":"","message":"m"}',
+            ]
+        ],
+    )
+    assert claimed.now_ms == NOW and claimed.wait_ms == 1.5
+    assert [(n.id, n.recipient, n.attempts, n.title) for n in claimed.notifications] == [
+        (3, "alice", 1, "a"),
+        (5, "bob", 2, ""),
+    ]
+
+
+def test_claim_with_nothing_pending_waits_forever() -> None:
+    op = core().claim(core().keys.partitions[0], 10, 1000)
+    next(op)
+    claimed: Claimed = finish(op, [[NOW, -1]])
+    assert claimed.wait_ms == -1 and claimed.notifications == []
+
+
+def test_ack_passes_the_ids_and_returns_time_and_count() -> None:
+    c = core()
+    p = c.keys.partitions[0]
+    op = c.ack(p, [2, 4])
+    (step,) = next(op)
+    assert step == Script(
+        "ack", [p.due, p.processing, p.state, p.sent, p.counters], [str(NOW), c.retention.sent_ms, 2, 4]
+    )
+    assert finish(op, [[NOW, 2]]) == (NOW, 2)
+
+
+def test_fail_passes_the_policy_delay_or_minus_one_when_no_retry_is_left() -> None:
+    c = core()
+    p = c.keys.partitions[0]
+    op = c.fail(p, [(notification(2, 1), "boom"), (notification(4, 3), "x" * 3000)])
+    (step,) = next(op)
+    assert isinstance(step, Script) and step.name == "retry"
+    assert step.keys == [p.due, p.processing, p.state, p.failed, p.counters]
+    assert step.args[:3] == [str(NOW), c.retention.failed_ms, p.wakeup]
+    assert step.args[3:7] == [2, 1, 1000, "boom"]
+    assert step.args[7:10] == [4, 3, -1] and len(str(step.args[10])) == 2000, "error text is capped"
+    assert finish(op, [[NOW, 1, 1]]) == (1, 1)
+
+
+def test_fail_uses_the_delays_the_caller_drew() -> None:
+    c = core()
+    op = c.fail(c.keys.partitions[0], [(notification(2, 1), "boom")], {2: 1234})
+    (step,) = next(op)
+    assert isinstance(step, Script) and step.args[5] == 1234
+
+
+def test_reap_passes_max_attempts_and_returns_requeued_and_failed() -> None:
+    c = core()
+    p = c.keys.partitions[1]
+    op = c.reap(p, limit=50)
+    (step,) = next(op)
+    assert step == Script(
+        "reap", [p.due, p.processing, p.state, p.failed, p.counters], [str(NOW), 50, 3, c.retention.failed_ms, p.wakeup]
+    )
+    assert finish(op, [[NOW, 4, 1]]) == (4, 1)
+
+
+def test_purge_returns_how_many() -> None:
+    c = core()
+    p = c.keys.partitions[0]
+    op = c.purge(p, limit=20)
+    (step,) = next(op)
+    assert step == Script(
+        "purge", [p.sent, p.cancelled, p.failed, p.notifications, p.state, p.by_recipient, p.counters], [str(NOW), 20]
+    )
+    assert finish(op, [[NOW, 7]]) == 7

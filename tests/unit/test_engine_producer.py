@@ -1,0 +1,186 @@
+"""The producer operations driven by hand with canned replies, no Redis: the steps each yields (script,
+keys, arguments) and what each makes of the script's answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from zsched import Core, Keyspace
+from zsched.engine import Command, Op, Script, requeue_dead
+from zsched.errors import (
+    FieldError,
+    IdempotencyConflictError,
+    NotFoundError,
+    NotPendingError,
+    PastScheduleError,
+    ValidationError,
+)
+from zsched.models import Notification, ScheduleResult, ms_to_datetime
+
+NOW = 1_700_000_000_000
+STATE = b'{"status":"cancelled","recipient":"alice","scheduled_at":1700000060000,"created_at":1700000000000}'
+PAYLOAD = b'{"title":"t","message":"m"}'
+
+
+def finish(op: Op[Any], replies: list[Any]) -> Any:
+    """Send the last batch of replies; the operation's result."""
+    with pytest.raises(StopIteration) as done:
+        op.send(replies)
+    return done.value.value
+
+
+def core(partitions: int = 1) -> Core:
+    return Core(Keyspace("t", partitions), clock=lambda: NOW)
+
+
+def test_schedule_makes_one_script_call_per_partition_with_its_recipients() -> None:
+    c = core(4)
+    people = ["alice", "bob", "carol", "dave", "erin", "alice"]
+    op = c.schedule(people, "t", "m", delay=timedelta(minutes=1))
+    steps = next(op)
+    assert all(isinstance(s, Script) and s.name == "schedule" for s in steps)
+    seen: list[str] = []
+    replies = []
+    for step in steps:
+        assert isinstance(step, Script)
+        index, members = step.args[4], [str(m) for m in step.args[9:]]
+        p = c.keys.partitions[int(index)]
+        assert step.keys[:6] == [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence]
+        assert all(c.keys.for_recipient(m) is p for m in members)
+        assert step.args[:4] == [str(NOW), "", 60_000, 4]
+        assert step.args[5:7] == [0, ""], "no idempotency key: nothing remembered, no fingerprint"
+        seen += members
+        replies.append([b"created", NOW + 60_000, NOW, *(100 + people.index(m) for m in members)])
+    assert sorted(seen) == ["alice", "bob", "carol", "dave", "erin"], "each distinct recipient once"
+    result: ScheduleResult = finish(op, replies)
+    assert result.notification_ids == [100, 101, 102, 103, 104]
+    assert result.count == 5
+    assert result.scheduled_at == ms_to_datetime(NOW + 60_000)
+    assert not result.replayed
+
+
+def test_schedule_with_an_idempotency_key_remembers_and_replays() -> None:
+    c = core()
+    op = c.schedule(["alice"], "t", "m", delay=5, idempotency_key="k1")
+    (step,) = next(op)
+    assert isinstance(step, Script)
+    assert step.keys[6] == c.keys.partitions[0].idempotency("k1")
+    assert step.args[5] == c.idempotency_ttl_ms and len(str(step.args[6])) == 64
+    result: ScheduleResult = finish(op, [[b"replayed", NOW - 1000, NOW, 7]])
+    assert result.replayed and result.notification_ids == [7]
+
+
+def test_the_same_request_has_the_same_fingerprint_and_another_does_not() -> None:
+    def fingerprint(message: str) -> object:
+        (step,) = next(core().schedule(["alice"], "t", message, delay=5, idempotency_key="k"))
+        assert isinstance(step, Script)
+        return step.args[6]
+
+    assert fingerprint("m") == fingerprint("m") != fingerprint("other")
+
+
+def test_schedule_conflict_raises_with_the_key() -> None:
+    op = core().schedule(["alice"], "t", "m", delay=5, idempotency_key="k1")
+    next(op)
+    with pytest.raises(IdempotencyConflictError) as caught:
+        op.send([[b"conflict"]])
+    assert caught.value.key == "k1"
+
+
+def test_schedule_in_the_past_by_the_server_clock_raises_with_how_long_ago() -> None:
+    op = core().schedule(["alice"], "t", "m", delay=0)
+    next(op)
+    with pytest.raises(PastScheduleError) as caught:
+        op.send([[b"past", NOW - 3 * 3600_000, NOW]])
+    assert caught.value.field == "scheduled_at"
+    assert "3 hours ago" in str(caught.value) and ms_to_datetime(NOW - 3 * 3600_000).isoformat() in str(caught.value)
+
+
+def test_schedule_validates_before_any_step() -> None:
+    with pytest.raises(ValidationError):
+        next(core().schedule([], "t", "m", delay=5))
+
+
+def test_cancel_then_reads_the_notification_back() -> None:
+    c = core(2)
+    op = c.cancel(11)
+    (step,) = next(op)
+    p = c.keys.for_id(11)
+    assert step == Script("cancel", [p.due, p.state, p.cancelled, p.counters], [str(NOW), c.retention.cancelled_ms, 11])
+    reads = op.send([[b"cancelled", NOW]])
+    assert reads == [Command(("HGET", p.state, 11)), Command(("HGET", p.notifications, 11))]
+    n: Notification = finish(op, [STATE, PAYLOAD])
+    assert n.id == 11 and n.scheduled_status == "cancelled" and n.recipient == "alice"
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [([b"missing"], NotFoundError), ([b"not_pending", b"sent"], NotPendingError), ([b"weird"], RuntimeError)],
+)
+def test_cancel_refusals_raise_their_exception(reply: list[Any], error: type[Exception]) -> None:
+    op = core().cancel(3)
+    next(op)
+    with pytest.raises(error) as caught:
+        op.send([reply])
+    if isinstance(caught.value, NotPendingError):
+        assert caught.value.status == "sent" and caught.value.notification_id == 3
+        assert "cannot cancel notification 3: it is sent" in str(caught.value)
+
+
+def test_reschedule_passes_the_new_time_and_reads_back() -> None:
+    c = core()
+    at = ms_to_datetime(NOW + 3_600_000)
+    op = c.reschedule(5, at=at)
+    (step,) = next(op)
+    p = c.keys.partitions[0]
+    assert step == Script("reschedule", [p.due, p.state], [str(NOW), 5, NOW + 3_600_000, 0, p.wakeup])
+    op.send([[b"rescheduled", NOW + 3_600_000, NOW]])
+    n: Notification = finish(op, [STATE, PAYLOAD])
+    assert n.id == 5
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ([b"past", NOW - 10, NOW], PastScheduleError),
+        ([b"missing"], NotFoundError),
+        ([b"not_pending", b"processing"], NotPendingError),
+    ],
+)
+def test_reschedule_refusals_raise_their_exception(reply: list[Any], error: type[Exception]) -> None:
+    op = core().reschedule(5, delay=1)
+    next(op)
+    with pytest.raises(error):
+        op.send([reply])
+
+
+def test_requeue_dead_groups_ids_by_partition_and_collects_what_came_back() -> None:
+    c = core(2)
+    op = requeue_dead(c, [1, 2, 3, 4])
+    steps = next(op)
+    assert [(s.name, s.args[3:]) for s in steps if isinstance(s, Script)] == [
+        ("requeue_dead", [1, 3]),
+        ("requeue_dead", [2, 4]),
+    ]
+    assert finish(op, [[NOW, 1], [NOW, 2, 4]]) == [1, 2, 4]
+
+
+def test_requeue_everything_asks_each_partition_again_while_batches_come_back_full() -> None:
+    c = core(2)
+    op = requeue_dead(c, everything=True, batch=2)
+    (first,) = next(op)
+    assert isinstance(first, Script) and first.keys[0] == c.keys.partitions[0].due and first.args[3:] == []
+    (again,) = op.send([[NOW, 10, 12]])
+    assert isinstance(again, Script) and again.keys[0] == c.keys.partitions[0].due
+    (second,) = op.send([[NOW, 14]])
+    assert isinstance(second, Script) and second.keys[0] == c.keys.partitions[1].due
+    assert finish(op, [[NOW]]) == [10, 12, 14]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"ids": [1], "everything": True}])
+def test_requeue_dead_needs_ids_or_everything(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(FieldError):
+        next(requeue_dead(core(), **kwargs))
