@@ -176,12 +176,42 @@ ADVERSARIAL = [
 ]
 
 
-@pytest.mark.parametrize("raw", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
-def test_adversarial_bodies_never_500(client: TestClient, service: dict[str, str], raw: bytes) -> None:
-    for method, path in (("POST", SCHEDULE), ("PATCH", "/api/notifications/1/")):
-        r = client.request(method, path, headers={**service, "Content-Type": "application/json"}, content=raw)
-        assert r.status_code in (200, 201, 400, 404, 422), (method, r.text)
-        assert r.headers["content-type"] == "application/json"
+# What each ADVERSARIAL body gets as a reschedule (PATCH reads only scheduled_at): 422 when it is not an
+# object, lacks scheduled_at or holds a bad one; 400 when it is not JSON or nests too deeply to decode; 200
+# when, under the junk the schedule call chokes on, it is a valid move to 2030-01-01.
+PATCH_STATUS = [422, 422, 422, 422, 422, 422, 422, 200, 422, 422, 422, 422, 400, 200, 400, 200, 200, 422, 200]
+
+
+@pytest.mark.parametrize(("raw", "patch_status"), list(zip(ADVERSARIAL, PATCH_STATUS, strict=True)), ids=range(19))
+def test_adversarial_bodies_never_500(
+    client: TestClient, service: dict[str, str], raw: bytes, patch_status: int
+) -> None:
+    r = client.post(SCHEDULE, headers={**service, "Content-Type": "application/json"}, content=raw)
+    assert r.status_code in (201, 400, 422), r.text
+    assert r.headers["content-type"] == "application/json"
+    # PATCH a real, pending notification the caller owns, so the body is read rather than refused by a 404.
+    (nid,) = client.post(SCHEDULE, headers=service, json=schedule_body(["billing"])).json()["notification_ids"]
+    path = f"/api/notifications/{nid}/"
+    before = client.get(path, headers=service).json()
+    assert before["scheduled_status"] == "pending", before
+    r = client.patch(path, headers={**service, "Content-Type": "application/json"}, content=raw)
+    if patch_status == 200:
+        assert r.status_code == 200, r.text
+        before["scheduled_at"] = "2030-01-01T00:00:00Z"  # the one change a valid reschedule makes
+    else:
+        _error(r, patch_status)
+    assert client.get(path, headers=service).json() == before
+
+
+def test_patch_over_1_mib_or_not_json_changes_nothing(client: TestClient, service: dict[str, str]) -> None:
+    (nid,) = client.post(SCHEDULE, headers=service, json=schedule_body(["billing"])).json()["notification_ids"]
+    path = f"/api/notifications/{nid}/"
+    before = client.get(path, headers=service).json()
+    move = json.dumps({"scheduled_at": future(7200)}).encode()
+    big = move[:-1] + b', "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    _error(client.patch(path, headers={**service, "Content-Type": "application/json"}, content=big), 413)
+    _error(client.patch(path, headers={**service, "Content-Type": "text/plain"}, content=move), 415, "Content-Type")
+    assert client.get(path, headers=service).json() == before
 
 
 @pytest.mark.parametrize("raw", ["²", "١٢", "-1", "1.5", "1e3", " 7", "0x10", "9" * 40])
@@ -308,7 +338,7 @@ def test_reschedule_to_impossible_times_changes_nothing(client: TestClient, toke
     assert client.get(f"/api/notifications/{nid}/", headers=me).json() == before
 
 
-CONTROL = "a\x00b\x07c\x1bd\x7fe\x85f\u2028g"
+CONTROL = "a\x01b\x07c\x1bd\x7fe\x85f\u2028g"
 
 
 @pytest.mark.parametrize(
@@ -330,6 +360,32 @@ def test_control_characters_where_they_cannot_go(
     assert _nothing_written(redis_url, prefix)
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "where"),
+    [
+        ({"title": "Meet\x00ing"}, "title", "title"),
+        ({"message": "\x00"}, "message", "message"),
+        ({"type": "system\x00"}, "type", "type"),
+        ({"data": {"k": "v\x00"}}, "data", "data['k']"),
+        ({"data": {"k\x00": "v"}}, "data", "the key 'k\\x00' in data"),
+        ({"data": {"a": [1, {"b": "\x00"}]}}, "data", "data['a'][1]['b']"),
+    ],
+)
+def test_nul_characters_are_refused(
+    client: TestClient,
+    service: dict[str, str],
+    redis_url: str,
+    prefix: str,
+    change: dict[str, object],
+    field: str,
+    where: str,
+) -> None:
+    """Like Django REST Framework's CharField: a NUL is refused wherever text goes, naming where it was."""
+    body = _error(client.post(SCHEDULE, headers=service, json={**schedule_body([1]), **change}), 422, field)
+    assert f"{where} must not contain NUL characters" in str(body["detail"]), body
+    assert _nothing_written(redis_url, prefix)
+
+
 LUA = "]]..redis.call('FLUSHALL')..[["
 
 
@@ -344,7 +400,7 @@ def test_unicode_and_lua_looking_text_are_stored_verbatim(
         title=f"{LUA} 😀 \u202e ǅ",
         message=f"{CONTROL}\n{LUA}",
         type=LUA[:64],
-        data={LUA: [LUA, "\x00", "\ud7ff"], "nested": {"k": LUA}},
+        data={LUA: [LUA, "\x01", "\ud7ff"], "nested": {"k": LUA}},
     )
     created = client.post(SCHEDULE, headers={**service, "Idempotency-Key": LUA}, json=body)
     assert created.status_code == 201, created.text
