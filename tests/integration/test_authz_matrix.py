@@ -193,10 +193,13 @@ def test_websocket_token_guessing_is_slowed(redis_url: str, prefix: str, tokens:
     gw.start()
     try:
         good = tokens.headers("alice")["Authorization"].split()[1]
+        with open_socket(gw.url(good)) as ws:  # the positive control: before the guesses this token is let in
+            assert until_ready(ws) == []
         for guess in ("zs_guess1", "zs_guess2"):
             with open_socket(gw.url(guess)) as ws:
-                assert close_code(ws) == 1008
+                assert (close_code(ws), ws.close_reason) == (1008, "invalid or revoked token")
         with open_socket(gw.url(good)) as ws:  # locked out: refused before the token is looked at
             assert close_code(ws) == 1008
+            assert ws.close_reason.startswith("too many failed authentications; retry in "), ws.close_reason
     finally:
         gw.stop()
