@@ -12,6 +12,8 @@ from pathlib import Path
 
 import redis
 
+from zsched.settings import FIELDS, env_name
+
 ZSCHED = [sys.executable, "-m", "zsched.cli"]
 
 
@@ -112,3 +114,17 @@ def test_recipients_from_a_file_in_calls_of_ten_thousand(redis_url: str, prefix:
     assert stats["counts"]["pending"] == 12_345
     none = _run("schedule", *target, "--title", "t", "--message", "m", "--in", "1s")
     assert none.returncode == 2 and "give recipients with --to" in none.stderr
+
+
+def test_config_lists_every_setting_and_hides_secrets() -> None:
+    env = {**os.environ, "ZSCHED_LEASE_MS": "5s", "ZSCHED_WEBHOOK_SECRET": "topsecret"}
+    env["ZSCHED_REDIS_URL"] = "redis://:hunter2@127.0.0.1:1/0"
+    out = subprocess.run([*ZSCHED, "config"], capture_output=True, text=True, env=env, check=True).stdout
+    assert "ZSCHED_LEASE_MS             5s  (default 30s)" in out
+    assert "topsecret" not in out and "hunter2" not in out and "redis://:***@127.0.0.1:1/0" in out
+    assert len(out.splitlines()) == len(FIELDS)
+    data = json.loads(subprocess.run([*ZSCHED, "config", "--json"], capture_output=True, text=True, env=env).stdout)
+    assert set(data) == {env_name(name) for name in FIELDS} and data["ZSCHED_BATCH"] == {
+        "value": "100",
+        "default": "100",
+    }

@@ -8,7 +8,7 @@ import sys
 
 from ..errors import ZschedError
 from ..settings import Settings
-from . import dead, notifications, rediscli, run, tokens
+from . import config, dead, notifications, rediscli, run, tokens
 
 EPILOG = """\
 examples:
@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     notifications.add_parsers(sub, common)
     dead.add_parser(sub, common)
     rediscli.add_parser(sub, common)
+    config.add_parser(sub, common)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         runner = {
+            "config": config.run,
             "dead": dead.run,
             "redis-cli": rediscli.run,
             "serve": run.run,
