@@ -5,12 +5,15 @@ all in one hash tag."""
 
 from __future__ import annotations
 
+import ast
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import zsched
 from zsched import Core, Keyspace
 from zsched.delivery.inbox import InboxDelivery
 from zsched.engine import Script, list_dead, requeue_dead
@@ -18,7 +21,6 @@ from zsched.engine.replies import READERS
 from zsched.engine.scripts import NAMES, lua_dir, sources
 from zsched.errors import OUTCOMES
 from zsched.models import Notification, ms_to_datetime
-from zsched.web.gateway.endpoint import Gateway
 from zsched.web.ratelimit import RateLimiter
 
 HEADER = re.compile(r"^-- (KEYS|ARGV)\[(\d+)(\.\.)?\]", re.M)
@@ -146,15 +148,8 @@ class _Recorder:
         return call
 
 
-class _Client:
-    user = "a"
-
-    def push(self, text: str) -> None:
-        pass
-
-
 async def _direct_steps(keys: Keyspace) -> list[Script]:
-    """The script calls made outside the engine: inbox delivery, rate limits, client acks."""
+    """The script calls made outside the engine that build their keys at run time: inbox delivery, rate limits."""
     recorder = _Recorder()
     batch = [
         Notification(
@@ -170,17 +165,36 @@ async def _direct_steps(keys: Keyspace) -> list[Script]:
     ]
     await InboxDelivery(recorder, keys).deliver(batch)
     await RateLimiter(recorder, keys.prefix, rate_per_s=1, burst=1).take("t")
-    redis: Any = recorder  # what Gateway and the limiters call on a client is register_script alone
-    no_tokens: Any = None
-    socket: Any = _Client()
-    await Gateway(redis, keys, no_tokens)._ack(socket, [1, 2, 5])
     return recorder.calls
+
+
+def _literal_calls() -> list[tuple[str, str, int]]:
+    """Every ``<scripts>["name"](keys=[...])`` in the package: (where, script name, how many keys)."""
+    package = Path(zsched.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Subscript)):
+                continue
+            name, keys = node.func.slice, next((k.value for k in node.keywords if k.arg == "keys"), None)
+            if isinstance(name, ast.Constant) and name.value in NAMES and isinstance(keys, ast.List):
+                found.append((f"{path.relative_to(package)}:{node.lineno}", name.value, len(keys.elts)))
+    return found
+
+
+def test_direct_calls_with_literal_keys_pass_the_header_keys() -> None:
+    calls = _literal_calls()
+    assert "mark_delivered" in {name for _, name, _ in calls}, "client acks call mark_delivered with its keys"
+    for where, name, count in calls:
+        named, varargs = _contract(sources()[name])
+        assert varargs["KEYS"] is None and count == len(named["KEYS"]), f"{where}: {name} gets {count} keys"
 
 
 async def test_python_passes_the_header_keys_all_in_one_hash_tag() -> None:
     keys = Keyspace("zsched", partitions=4)
     steps = _engine_steps(Core(keys)) + await _direct_steps(keys)
-    assert {s.name for s in steps} == set(NAMES), "every script is called here"
+    called = {s.name for s in steps} | {name for _, name, _ in _literal_calls()}
+    assert called == set(NAMES), f"scripts nobody calls: {sorted(set(NAMES) - called)}"
     for step in steps:
         named, varargs = _contract(sources()[step.name])
         if varargs["KEYS"] is None:
