@@ -60,6 +60,8 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
             path = self.dir / f"w{i}.json"
             if path.exists():
                 for nid, late in json.loads(path.read_text()):
