@@ -5,7 +5,7 @@ keys, scripts), ``delivery`` (the worker and the channels), ``web`` (HTTP API, W
 ``cli`` (the ``zsched`` command).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import _moved
 from .client import AsyncScheduler, Scheduler

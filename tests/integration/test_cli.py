@@ -128,3 +128,12 @@ def test_config_lists_every_setting_and_hides_secrets() -> None:
         "value": "100",
         "default": "100",
     }
+
+
+def test_version_has_one_source() -> None:
+    import importlib.metadata
+
+    import zsched
+
+    out = subprocess.run([*ZSCHED, "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"zsched {zsched.__version__}" == f"zsched {importlib.metadata.version('zsched')}"

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from .. import __version__
 from ..errors import ZschedError
 from ..settings import Settings
 from . import config, dead, notifications, rediscli, run, tokens
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    top.add_argument("--version", action="version", version=f"zsched {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--redis-url", help="Redis to use (env ZSCHED_REDIS_URL); default: the embedded server")
     common.add_argument("--data-dir", help="embedded server's data folder (env ZSCHED_DATA_DIR; default .zsched)")
