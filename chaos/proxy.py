@@ -1,4 +1,11 @@
-"""A loopback TCP proxy in front of Redis that cuts connections at random (an RST, mid-command or not)."""
+"""A loopback TCP proxy in front of Redis that cuts connections in the middle of a command.
+
+A connection picked for a cut is aborted (an RST both ways) at its next command, half the time
+before the command reaches the server (the request is lost) and half the time after the server
+answered (it ran, and the reply is lost, the case retries must survive). A picked connection that
+sends nothing for ``IDLE_CUT_S`` (a pub/sub one) is cut idle, and counted apart: only mid-command
+cuts prove the clients met a fault.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +13,41 @@ import asyncio
 import contextlib
 import random
 import threading
+import time
+from urllib.parse import urlparse, urlunparse
 
 from .harness import free_port
 
+IDLE_CUT_S = 1.0
+
+
+class _Link:
+    """One proxied connection: both writers, and whether (and how) it is to be cut."""
+
+    def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
+        self.writers = (client, upstream)
+        self.doom: str | None = None  # "request" or "reply"
+        self.doomed_at = 0.0
+        self.reply_due = False  # the doomed request went through; cut when its reply comes back
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+
 
 class CuttingProxy:
-    """Forwards 127.0.0.1:``port`` to the upstream port; every ``cut_every_ms`` it aborts one live connection."""
+    """Forwards 127.0.0.1:<own port> to ``upstream_url``; every ``cut_every_ms`` it dooms one live connection."""
 
-    def __init__(self, upstream_port: int, *, cut_every_ms: tuple[int, int] = (50, 300), seed: int = 6) -> None:
-        self.upstream_port = upstream_port
+    def __init__(self, upstream_url: str, *, cut_every_ms: tuple[int, int] = (50, 300), seed: int = 6) -> None:
+        self.upstream = urlparse(upstream_url)
         self.port = free_port()
         self.cut_every_ms = cut_every_ms
         self.rng = random.Random(seed)
         self.cuts = 0
+        self.cuts_mid_command = 0
         self.connections = 0
         self.cutting = threading.Event()
-        self._pairs: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+        self._links: list[_Link] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
@@ -29,8 +55,10 @@ class CuttingProxy:
 
     @property
     def url(self) -> str:
-        """The redis:// URL that goes through the proxy."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The upstream URL (credentials, database) with the proxy's address instead of the server's."""
+        auth = self.upstream.netloc.rpartition("@")[0]
+        netloc = f"{auth}@127.0.0.1:{self.port}" if auth else f"127.0.0.1:{self.port}"
+        return urlunparse(self.upstream._replace(netloc=netloc))
 
     def start(self) -> CuttingProxy:
         """Listen and start the cutter (cutting begins when ``cutting`` is set)."""
@@ -44,30 +72,60 @@ class CuttingProxy:
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream.port or 6379)
         except OSError:
             client_writer.transport.abort()
             return
         self.connections += 1
-        pair = (client_writer, up_writer)
-        self._pairs.append(pair)
+        link = _Link(client_writer, up_writer)
+        self._links.append(link)
         try:
-            await asyncio.gather(_pipe(client_reader, up_writer), _pipe(up_reader, client_writer))
+            await asyncio.gather(self._requests(client_reader, link), self._replies(up_reader, link))
         finally:
-            if pair in self._pairs:
-                self._pairs.remove(pair)
-            for writer in pair:
-                writer.transport.abort()
+            if link in self._links:
+                self._links.remove(link)
+            link.abort()
+
+    async def _requests(self, reader: asyncio.StreamReader, link: _Link) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                if link.doom == "request":
+                    self._cut(link, mid_command=True)
+                    return
+                link.writers[1].write(data)
+                await link.writers[1].drain()
+                if link.doom == "reply":
+                    link.reply_due = True
+        link.abort()
+
+    async def _replies(self, reader: asyncio.StreamReader, link: _Link) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(65536):
+                if link.reply_due:
+                    self._cut(link, mid_command=True)
+                    return
+                link.writers[0].write(data)
+                await link.writers[0].drain()
+        link.abort()
+
+    def _cut(self, link: _Link, *, mid_command: bool) -> None:
+        if link in self._links:
+            self._links.remove(link)
+            self.cuts += 1
+            self.cuts_mid_command += mid_command
+        link.abort()
 
     async def _cut_forever(self) -> None:
         low, high = self.cut_every_ms
         while True:
             await asyncio.sleep(self.rng.uniform(low, high) / 1000)
-            if self.cutting.is_set() and self._pairs:
-                pair = self._pairs.pop(self.rng.randrange(len(self._pairs)))
-                for writer in pair:
-                    writer.transport.abort()
-                self.cuts += 1
+            now = time.monotonic()
+            for link in [k for k in self._links if k.doom and now - k.doomed_at > IDLE_CUT_S]:
+                self._cut(link, mid_command=False)
+            spared = [k for k in self._links if not k.doom]
+            if self.cutting.is_set() and spared:
+                link = spared[self.rng.randrange(len(spared))]
+                link.doom, link.doomed_at = self.rng.choice(("request", "reply")), now
 
     def stop(self) -> None:
         """Close the listener and every connection, and stop the proxy's thread."""
@@ -77,19 +135,10 @@ class CuttingProxy:
                 self._cutter.cancel()
             if self._server is not None:
                 self._server.close()
-            for pair in self._pairs:
-                for writer in pair:
-                    writer.transport.abort()
+            for link in self._links:
+                link.abort()
 
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.transport.abort()

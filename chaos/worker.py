@@ -1,10 +1,17 @@
-"""A chaos worker: the real ``zsched.Worker`` whose delivery appends ids to a file.
+"""A chaos worker: the real ``zsched.Worker`` whose delivery appends to a journal file.
 
-The file lives outside Redis, so the supervisor can count what really left even when Redis itself
-crashes. One write per batch, before the worker acks it: a SIGKILL between the write and the ack is
-exactly the duplicate that at-least-once allows.
+The journal lives outside Redis, so the supervisor can count what really left even when Redis itself
+crashes, and say why each duplicate happened (``chaos.ledger`` reads it). Lines, one write each::
 
-    python -m chaos.worker --redis-url redis://127.0.0.1:6379/0 --prefix p --lease-ms 2000 --log d.log
+    C <monotonic s> <id,id,...>   a claimed batch reached delivery
+    D <id> <recipient>            delivered (the whole batch in one write, before the ack)
+    A <monotonic s> <id,id,...>   the ack for that batch returned
+    X <monotonic s> <id,id,...>   the worker went on (or stopped) without acking it: its ack failed
+
+``time.monotonic`` is CLOCK_MONOTONIC, one clock for every process on the machine, so the supervisor
+can compare these times with its own (e.g. the moment it killed Redis).
+
+    python -m chaos.worker --redis-url redis://127.0.0.1:6379/0 --prefix p --lease-ms 2000 --log j.log
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import argparse
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
@@ -27,7 +35,7 @@ RETRY = RetryPolicy(delays_ms=(100, 200, 400))
 
 
 class FileDelivery:
-    """Appends one line per notification (``id recipient``) to a file with O_APPEND; never fails.
+    """Journals each claimed batch, its delivery and its ack (see the module docstring); never fails.
 
     ``latency_ms`` stands for the network: half of it passes before the write (sending), half after
     (waiting for the far end to confirm), so a kill can land on either side of the delivery.
@@ -36,27 +44,54 @@ class FileDelivery:
     def __init__(self, path: str, latency_ms: int = 0) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.half_s = latency_ms / 2000
+        self.held: list[int] = []  # the batch delivered and not yet acked
+        self.unacked: set[int] = set()
+
+    def _write(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def _event(self, tag: str, ids: Sequence[int]) -> None:
+        self._write(f"{tag} {time.monotonic():.4f} {','.join(map(str, ids))}\n")
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
-        """Record the batch in one write, then report every notification delivered."""
+        """Journal the claim, wait, record the batch in one write, wait; report every notification delivered."""
+        self.drop()
+        self.held = [n.id for n in batch]
+        self.unacked = set(self.held)
+        self._event("C", self.held)
         if self.half_s:
             await asyncio.sleep(self.half_s)
-        os.write(self.fd, "".join(f"{n.id} {n.recipient}\n" for n in batch).encode())
+        self._write("".join(f"D {n.id} {n.recipient}\n" for n in batch))
         if self.half_s:
             await asyncio.sleep(self.half_s)
         return [None] * len(batch)
+
+    def observe(self, kind: str, n: Notification, late_ms: float) -> None:
+        """The worker's observer: called with "sent" once the ack returned; the batch's last one journals it."""
+        self.unacked.discard(n.id)
+        if self.held and not self.unacked:
+            self._event("A", self.held)
+            self.held = []
+
+    def drop(self) -> None:
+        """Journal a batch the worker moved on from without its ack (the ack raised: Redis went away)."""
+        if self.held:
+            self._event("X", self.held)
+            self.held = []
 
 
 async def serve(url: str, prefix: str, lease_ms: int, batch: int, log_path: str, latency_ms: int) -> None:
     """Run one worker until SIGTERM/SIGINT."""
     scheduler = AsyncScheduler(aioredis.Redis.from_url(url), core=Core(Keyspace(prefix), retry=RETRY))
+    journal = FileDelivery(log_path, latency_ms)
     worker = Worker(
-        scheduler, FileDelivery(log_path, latency_ms), batch=batch, lease_ms=lease_ms, idle_s=1.0, reap_every_s=0.5
+        scheduler, journal, batch=batch, lease_ms=lease_ms, idle_s=1.0, reap_every_s=0.5, observer=journal.observe
     )
     worker.install_signal_handlers()
     try:
         await worker.run()
     finally:
+        journal.drop()
         await scheduler.close()
 
 
@@ -67,7 +102,7 @@ def main() -> None:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--lease-ms", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--log", required=True, help="file the delivered ids are appended to")
+    parser.add_argument("--log", required=True, help="the journal file (claims, deliveries, acks)")
     parser.add_argument("--latency-ms", type=int, default=0, help="simulated delivery time per batch")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
