@@ -94,6 +94,17 @@ def test_idempotency_key_replays_first_answer(client: TestClient, tokens: Tokens
     assert other.status_code == 409 and other.json()["field"] == "Idempotency-Key"
 
 
+def test_idempotency_keys_of_different_users_never_collide(client: TestClient, tokens: Tokens) -> None:
+    """User ``a`` with key ``b:c`` and user ``a:b`` with key ``c`` are different requests (once one key)."""
+    first = client.post(SCHEDULE, headers={**tokens.headers("a"), "Idempotency-Key": "b:c"}, json=schedule_body(["a"]))
+    second = client.post(
+        SCHEDULE, headers={**tokens.headers("a:b"), "Idempotency-Key": "c"}, json=schedule_body(["a:b"])
+    )
+    assert first.status_code == second.status_code == 201, second.text
+    assert "Idempotent-Replayed" not in second.headers
+    assert first.json()["notification_ids"] != second.json()["notification_ids"]
+
+
 def test_list_newest_first_paginated_and_filtered(client: TestClient, tokens: Tokens) -> None:
     service, bob = tokens.service(), tokens.headers("bob")
     ids = [

@@ -204,7 +204,7 @@ class Api:
             type=body.type,
             priority=body.priority,
             data=body.data,
-            idempotency_key=None if key is None else f"{principal.user}:{key}",
+            idempotency_key=None if key is None else _scoped_key(principal.user, key),
             created_by=principal.user,
             channels=channels,
         )
@@ -311,3 +311,9 @@ class Api:
 
 def _unauthorized(detail: str) -> ApiError:
     return ApiError(401, detail, "Authorization", headers={"WWW-Authenticate": CHALLENGE})
+
+
+def _scoped_key(user: str, key: str) -> str:
+    """One user's Idempotency-Key, unambiguous across users: the length prefix keeps user ``a`` with key
+    ``b:c`` apart from user ``a:b`` with key ``c``."""
+    return f"{len(user)}:{user}:{key}"
