@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import redis.asyncio as aioredis
 
 from tests.conftest import ManualClock
+from tests.integration.http_support import TestClient, Tokens, tokens
 from zsched.engine.scripts import lua_dir
+from zsched.settings import Settings
+from zsched.web.app import create_app
 from zsched.web.ratelimit import RateLimiter
+
+__all__ = ["tokens"]  # a fixture used by name
 
 
 async def test_burst_then_refill(redis_url: str, prefix: str) -> None:
@@ -61,3 +67,17 @@ async def test_cost_zero_only_looks(redis_url: str, prefix: str) -> None:
         assert (await limiter.take("peek")).allowed  # looking spent nothing
     finally:
         await r.aclose()
+
+
+def test_parallel_bad_tokens_are_charged_atomically(redis_url: str, prefix: str, tokens: Tokens) -> None:
+    """Twenty bad tokens at once from one address with a budget of three: exactly three get 401, the rest
+    429. (Looking at the budget, then charging it, in two steps let parallel guesses all pass the look.)"""
+    settings = Settings.of(
+        redis_url=redis_url, prefix=prefix, rate_per_s=1000.0, rate_burst=1000, auth_fail_per_s=0.001, auth_fail_burst=3
+    )
+    with TestClient(create_app(settings, run_worker=False), client=("203.0.113.9", 4000)) as c:
+        guess = {"Authorization": "Token zs_guess"}
+        with ThreadPoolExecutor(20) as pool:
+            codes = sorted(pool.map(lambda _: c.get("/api/notifications/", headers=guess).status_code, range(20)))
+        assert codes == [401] * 3 + [429] * 17
+        assert c.get("/api/notifications/", headers=tokens.headers("alice")).status_code == 200

@@ -112,8 +112,8 @@ class Api:
     async def authenticate(self, request: Request) -> Principal:
         """The caller's principal from its token, after taking one request from its rate-limit bucket.
 
-        Failed authentications are counted per client address; an address out of failures gets 429 before
-        its token is even looked at, so guessing runs at ``auth_fail_per_s`` at most.
+        A right token always passes. A wrong one is charged to the client address in one atomic step: 401
+        while the address has failures left, 429 (Retry-After) once it has none. A missing header is no guess.
         """
         header = request.headers.get("authorization", "")
         scheme, _, token = header.strip().partition(" ")
@@ -125,23 +125,14 @@ class Api:
         zs, failures = self.zs, self.failures
         assert failures is not None
         address = request.client.host if request.client else "unknown"
-        locked_ms = await failures.locked_ms(address)
-        if locked_ms:
-            seconds = -(-locked_ms // 1000)
-            raise ApiError(
-                429,
-                f"too many failed authentications from {address}; retry in {seconds} s",
-                "Authorization",
-                headers={"Retry-After": str(seconds)},
-            )
         if scheme.lower() not in ("token", "bearer") or not token.strip():
-            await failures.failed(address)
+            await _charge(failures, address)
             raise _unauthorized(
                 f"the Authorization header must be 'Token <token>' or 'Bearer <token>'; got scheme {scheme[:20]!r}"
             )
         principal = await self.tokens.averify(zs.redis, token.strip())
         if principal is None:
-            await failures.failed(address)
+            await _charge(failures, address)
             raise _unauthorized("the token is unknown or revoked; create one with `zsched token create`")
         assert self._limiter is not None
         verdict = await self._limiter.take(principal.id)
@@ -311,6 +302,19 @@ class Api:
 
 def _unauthorized(detail: str) -> ApiError:
     return ApiError(401, detail, "Authorization", headers={"WWW-Authenticate": CHALLENGE})
+
+
+async def _charge(failures: FailedAuthLimiter, address: str) -> None:
+    """Count a failed authentication; 429 once the address has none left."""
+    locked_ms = await failures.failed(address)
+    if locked_ms:
+        seconds = -(-locked_ms // 1000)
+        raise ApiError(
+            429,
+            f"too many failed authentications from {address}; retry in {seconds} s",
+            "Authorization",
+            headers={"Retry-After": str(seconds)},
+        )
 
 
 def _scoped_key(user: str, key: str) -> str:

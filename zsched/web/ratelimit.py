@@ -49,8 +49,12 @@ class RateLimiter:
 
 
 class FailedAuthLimiter:
-    """Slows token guessing: each client address may fail authentication ``burst`` times at once, then
-    ``rate_per_s`` times a second; while its bucket is empty even a right token is refused, unchecked."""
+    """Counts failed authentications per client address: ``burst`` at once, then ``rate_per_s`` a second.
+
+    Only failures are charged, and a right token always passes: many clients behind one NAT or proxy share
+    an address, and one of them guessing must not lock the others out. The limit bounds what a flood of bad
+    tokens from one address costs; against guessing itself, a token's 256 random bits are the protection.
+    """
 
     def __init__(
         self,
@@ -69,10 +73,13 @@ class FailedAuthLimiter:
         return f"auth-fail:{address}"
 
     async def locked_ms(self, address: str) -> int:
-        """0 if ``address`` may try a token now, else the ms until it may; writes nothing."""
+        """0 if ``address`` has failures left, else the ms until it has; writes nothing."""
         verdict = await self.limiter.take(self.bucket(address), cost=0)
         return 0 if verdict.allowed else max(1, verdict.retry_after_ms)
 
-    async def failed(self, address: str) -> None:
-        """Count one failed authentication against ``address``."""
-        await self.limiter.take(self.bucket(address))
+    async def failed(self, address: str) -> int:
+        """Charge one failed authentication to ``address`` in one atomic step (check and charge together, so
+        parallel failures cannot all slip past a check); 0 if it was within the budget, else the ms until
+        the address has failures left again."""
+        verdict = await self.limiter.take(self.bucket(address))
+        return 0 if verdict.allowed else max(1, verdict.retry_after_ms)
