@@ -29,6 +29,7 @@ from .errors import ConfigError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
+_URL_PASSWORD = re.compile(r"(://[^:@/]*:)[^@/]*@")
 
 
 class SettingsError(ConfigError):
@@ -195,6 +196,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         """An asyncio scheduler on the configured Redis (the embedded one by default)."""
         server = self.server()
         return AsyncScheduler(aioredis.Redis.from_url(self.url(server)), core=self.core(), server=server)
+
+
+def redact_url(url: str) -> str:
+    """A Redis URL safe to print: its password, if any, as ``***``."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
 
 
 def env_name(field: str) -> str:

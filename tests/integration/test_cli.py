@@ -137,3 +137,21 @@ def test_version_has_one_source() -> None:
 
     out = subprocess.run([*ZSCHED, "--version"], capture_output=True, text=True, check=True).stdout
     assert out.strip() == f"zsched {zsched.__version__}" == f"zsched {importlib.metadata.version('zsched')}"
+
+
+def test_a_redis_password_is_never_printed_at_start() -> None:
+    url = "redis://:hunter2@127.0.0.1:1/0"  # nothing listens: the worker announces itself, then waits it out
+    proc = subprocess.Popen(
+        [*ZSCHED, "worker", "--redis-url", url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        assert proc.stdout is not None
+        rest = proc.stdout.read()
+        proc.stdout.close()
+    assert "zsched worker running on redis://:***@127.0.0.1:1/0" in first
+    assert "hunter2" not in first + rest

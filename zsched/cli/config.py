@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import re
 
 import msgspec
 
-from ..settings import FIELDS, Settings, env_name
-
-_URL_PASSWORD = re.compile(r"(://[^:@/]*:)[^@/]*@")
+from ..settings import FIELDS, Settings, env_name, redact_url
 
 
 def add_parser(
@@ -55,7 +52,7 @@ def _text(name: str, value: object) -> str:
     if "secret" in name:
         return "(set)"
     if name.endswith("_url") and isinstance(value, str):
-        return _URL_PASSWORD.sub(r"\1***@", value)
+        return redact_url(value)
     if name.endswith("_ms"):
         values = value if isinstance(value, tuple) else (value,)
         return ",".join(_duration(int(v)) for v in values)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..delivery import build_router, build_worker
-from ..settings import Settings
+from ..settings import Settings, redact_url
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -49,7 +49,11 @@ async def _work(settings: Settings, announce: bool) -> None:
     worker = build_worker(settings, scheduler, delivery)
     worker.install_signal_handlers()
     if announce:
-        where = f"the embedded server in {scheduler.server.data_dir}" if scheduler.server else settings.redis.redis_url
+        where = (
+            f"the embedded server in {scheduler.server.data_dir}"
+            if scheduler.server
+            else redact_url(str(settings.redis.redis_url))
+        )
         print(f"zsched worker running on {where} (prefix {settings.redis.prefix!r}); Ctrl-C stops it.", flush=True)
         _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
     try:
@@ -69,7 +73,11 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
         if server is not None:
             settings = settings.replace(redis_url=server.url)
         app = create_app(settings, run_worker=run_worker)
-        where = f"the embedded server in {server.data_dir}" if server is not None else settings.redis.redis_url
+        where = (
+            f"the embedded server in {server.data_dir}"
+            if server is not None
+            else redact_url(str(settings.redis.redis_url))
+        )
         print(
             f"zsched serving http://{host}:{port} (API + WebSocket{' + worker' if run_worker else ''}) on "
             f"{where}, prefix {settings.redis.prefix!r}; docs at http://{host}:{port}/docs. Ctrl-C stops it.",
