@@ -120,17 +120,17 @@ class Scheduler(_Base):
             )
         )
 
-    def cancel(self, notification_id: int) -> Notification:
+    def cancel(self, notification_id: int | str) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
         return self.run(self.core.cancel(notification_id))
 
     def reschedule(
-        self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None
+        self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None
     ) -> Notification:
         """Move a pending notification to a new time and return it."""
         return self.run(self.core.reschedule(notification_id, at=at, delay=delay))
 
-    def status(self, notification_id: int) -> Notification:
+    def status(self, notification_id: int | str) -> Notification:
         """The notification as it is now; NotFoundError if unknown or purged."""
         return self.run(self.core.status(notification_id))
 
@@ -233,17 +233,17 @@ class AsyncScheduler(_Base):
             )
         )
 
-    async def cancel(self, notification_id: int) -> Notification:
+    async def cancel(self, notification_id: int | str) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
         return await self.run(self.core.cancel(notification_id))
 
     async def reschedule(
-        self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None
+        self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None
     ) -> Notification:
         """Move a pending notification to a new time and return it."""
         return await self.run(self.core.reschedule(notification_id, at=at, delay=delay))
 
-    async def status(self, notification_id: int) -> Notification:
+    async def status(self, notification_id: int | str) -> Notification:
         """The notification as it is now; NotFoundError if unknown or purged."""
         return await self.run(self.core.status(notification_id))
 

@@ -86,8 +86,9 @@ class ProducerOps(ReadViews):
             notification_ids=ids, count=len(ids), scheduled_at=ms_to_datetime(due_ms), replayed=replayed
         )
 
-    def cancel(self, notification_id: int) -> Op[Notification]:
+    def cancel(self, notification_id: int | str) -> Op[Notification]:
         """Cancel a pending notification; NotFoundError or NotPendingError otherwise."""
+        notification_id = validation.notification_id(notification_id)
         p = self.keys.for_id(notification_id)
         (reply,) = yield [
             Script(
@@ -102,9 +103,10 @@ class ProducerOps(ReadViews):
         return (yield from self.status(notification_id))
 
     def reschedule(
-        self, notification_id: int, *, at: datetime | None = None, delay: timedelta | float | None = None
+        self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None
     ) -> Op[Notification]:
         """Move a pending notification to a new due time."""
+        notification_id = validation.notification_id(notification_id)
         at_ms, delay_ms = validation.due(at, delay, self.rough_now_ms())
         p = self.keys.for_id(notification_id)
         (reply,) = yield [
@@ -121,7 +123,7 @@ class ProducerOps(ReadViews):
 
 
 def requeue_dead(
-    core: CoreBase, ids: Sequence[int] = (), *, everything: bool = False, batch: int = 1000
+    core: CoreBase, ids: Sequence[int | str] = (), *, everything: bool = False, batch: int = 1000
 ) -> Op[list[int]]:
     """Make dead letters due now with fresh attempts: the given ``ids``, or all of them with ``everything``.
 
@@ -129,10 +131,11 @@ def requeue_dead(
     """
     if bool(ids) == everything:
         raise FieldError("give notification ids, or everything=True, but not both", "ids")
+    numbers = [validation.notification_id(i, f"ids[{n}]") for n, i in enumerate(ids)]
     requeued: list[int] = []
-    if ids:
+    if numbers:
         groups: dict[int, list[int]] = {}
-        for i in ids:
+        for i in numbers:
             groups.setdefault(core.keys.for_id(i).index, []).append(i)
         steps: list[Step] = [_requeue(core, index, members, batch) for index, members in groups.items()]
         replies = yield steps

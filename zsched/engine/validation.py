@@ -22,6 +22,7 @@ MAX_IDEMPOTENCY_KEY = 200
 MAX_DELAY_MS = 10 * 366 * 24 * 3600 * 1000  # ten years: later than that is a bug, not a plan
 MIN_AT_MS = 0
 MAX_AT_MS = 253402300799000  # 9999-12-31T23:59:59Z
+MAX_ID = 2**63 - 1  # what Redis's integers and the HTTP paths take
 
 NUL = "\x00"
 _NO_NUL = "must not contain NUL characters (\\x00)"
@@ -60,6 +61,15 @@ def recipient(value: object, where: str = "recipient") -> str:
     if any(c.isspace() or not c.isprintable() for c in text):
         raise RecipientsError(f"{where} cannot contain spaces or control characters; got {text!r}", where)
     return text
+
+
+def notification_id(value: object, field: str = "notification_id") -> int:
+    """A notification id as an int: an integer, or a string of ASCII digits (as the HTTP paths take), 0 to 2**63-1."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():  # '²'.isdigit() is True, hence isascii
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise FieldError(f"{field} must be a whole number; got {_short(value)}", field)
+    return value
 
 
 def payload(

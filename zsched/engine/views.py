@@ -21,8 +21,9 @@ from .steps import Command, Op, Step
 class ReadViews(CoreBase):
     """Operations that only read."""
 
-    def status(self, notification_id: int) -> Op[Notification]:
+    def status(self, notification_id: int | str) -> Op[Notification]:
         """The notification as it is now; NotFoundError if unknown or purged."""
+        notification_id = validation.notification_id(notification_id)
         p = self.keys.for_id(notification_id)
         state, payload = yield [
             Command(("HGET", p.state, notification_id)),
