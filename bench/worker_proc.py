@@ -2,7 +2,7 @@
 (inbox XADD + PUBLISH), wrapped to record when each notification left. SIGTERM stops it; it then writes
 ``[[id, lateness_ms], ...]`` as JSON to ``--out``.
 
-    python -m bench.worker_proc --url redis://127.0.0.1:6379/0 --prefix zb-x --out /tmp/rec.json
+    ZSCHED_REDIS_URL=redis://127.0.0.1:6379/0 python -m bench.worker_proc --prefix zb-x --out /tmp/rec.json
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -61,11 +62,15 @@ async def run(url: str, prefix: str, out: str, batch: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse flags, run until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True)
+    parser.add_argument(
+        "--url", default=os.environ.get("ZSCHED_REDIS_URL"), help="default: ZSCHED_REDIS_URL (off argv)"
+    )
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch", type=int, default=100)
     args = parser.parse_args(argv)
+    if not args.url:
+        parser.error("give --url or ZSCHED_REDIS_URL")
     asyncio.run(run(args.url, args.prefix, args.out, args.batch))
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -26,8 +27,6 @@ class WorkerPool:
                     sys.executable,
                     "-m",
                     "bench.worker_proc",
-                    "--url",
-                    self.url,
                     "--prefix",
                     self.prefix,
                     "--out",
@@ -37,6 +36,7 @@ class WorkerPool:
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
+                env={**os.environ, "ZSCHED_REDIS_URL": self.url},  # not argv: a password there shows in ps
                 cwd=Path(__file__).resolve().parent.parent,
             )
             self.procs.append(proc)
