@@ -94,8 +94,13 @@ def until_ready(ws: ClientConnection) -> list[dict[str, Any]]:
 
 def close_code(ws: ClientConnection, timeout_s: float = 10.0) -> int | None:
     """Read until the server closes; the close code it sent (None: no close frame)."""
+    return closed_with(ws, timeout_s)[0]
+
+
+def closed_with(ws: ClientConnection, timeout_s: float = 10.0) -> tuple[int | None, str]:
+    """Read until the server closes; the close code and reason it sent (None and "": no close frame)."""
     try:
         while True:
             ws.recv(timeout=timeout_s)
     except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd is not None else None
+        return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd is not None else (None, "")

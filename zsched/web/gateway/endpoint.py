@@ -5,16 +5,14 @@ subscribed when their first socket connects and unsubscribed when their last one
 talk to sockets; they append to the recipient's inbox stream and PUBLISH (``publish_inbox.lua``), so
 any number of gateways on one Redis each serve their own clients.
 
-A connection, in order: the token and Origin are checked (a failure closes with 1008 before anything is
-sent); the user's channel is subscribed and the subscription confirmed; the backlog is sent from the
-inbox stream (``?since=<stream_id>``: everything after it; no ``since``: the recent entries not yet
-acked); then live messages. Live messages that arrive while the backlog is sent are held and sent
-after it, skipping any the backlog already had, so the seam has no gap and no duplicate.
-
-    client -> {"type": "ack", "id": 7}      records delivered_at; answered {"type": "acked", ...}
-    client -> {"type": "ping"}              answered {"type": "pong"}
-    server -> {"type": "ping"}              every heartbeat_s; answer {"type": "pong"}
-    server -> {"type": "ready", ...}        the backlog is done; live messages follow
+A connection, in order: ``admission`` checks the Origin, the token and the token's connect budget (a
+refusal closes the socket before anything is sent); the user's channel is subscribed and the
+subscription confirmed; ``replay`` sends the backlog from the inbox stream (``?since=<stream_id>``:
+everything after it; no ``since``: the recent entries not yet acked); then live messages, while
+``inbound`` answers the client's messages (``messages`` is the wire format). Live messages that arrive
+while the backlog is sent are held and sent after it, skipping any the backlog already had, so the seam
+has no gap and no duplicate. Anything that closes a socket (a limit, a revoked token, shutdown) ends its
+handler at once, the backlog included.
 """
 
 from __future__ import annotations
@@ -24,10 +22,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
-import msgspec
 import redis
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
@@ -35,13 +32,13 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ...engine.keys import Keyspace
-from ...engine.scripts import Scripts
-from ...models import ms_to_datetime
 from ..auth import TokenStore
 from ..ratelimit import FailedAuthLimiter
 from . import messages
-from .admission import Admission
+from .admission import Admission, Refused
+from .inbound import Inbound
 from .replay import STREAM_ID, replay
+from .revocation import RevocationWatch
 from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN, Socket
 from .subscriptions import Subscriptions
 
@@ -59,6 +56,13 @@ class Gateway:
     unsent messages exceed ``send_queue`` is closed with 1013. When ``idle_timeout_s`` is set, a client
     that sends nothing (not even a pong to the ``heartbeat_s`` pings) for that long is closed with 1001.
     ``failures`` counts bad tokens per client address (shared with the HTTP API when served together).
+
+    Limits (a client breaking one is closed with the code named): a token may connect ``connects_burst``
+    times at once, then ``connects_per_s`` a second, counted in Redis across gateways (1013); a client
+    message may be at most ``max_frame_bytes`` (1009) and a text frame (1003); a socket may send
+    ``messages_burst`` messages at once, then ``messages_per_s`` a second (1008); an ack may name at most
+    ``max_ack_ids`` ids (1008); each backlog message must be taken within ``send_timeout_s`` (1013); and a
+    revoked token's sockets are closed within about ``revoke_check_s`` (1008).
     """
 
     def __init__(
@@ -76,11 +80,19 @@ class Gateway:
         close_timeout_s: float = 2.0,
         subscribe_timeout_s: float = 5.0,
         failures: FailedAuthLimiter | None = None,
+        connects_per_s: float = 1.0,
+        connects_burst: int = 20,
+        max_frame_bytes: int = 64 * 1024,
+        messages_per_s: float = 50.0,
+        messages_burst: int = 1000,
+        max_ack_ids: int = 1000,
+        send_timeout_s: float = 10.0,
+        revoke_check_s: float = 0.5,
     ) -> None:
-        if send_queue < 1 or backlog_limit < 1 or heartbeat_s <= 0:
+        if send_queue < 1 or backlog_limit < 1 or heartbeat_s <= 0 or send_timeout_s <= 0:
             raise ValueError(
-                "send_queue and backlog_limit must be >= 1 and heartbeat_s > 0; got "
-                f"{send_queue}, {backlog_limit}, {heartbeat_s}"
+                "send_queue and backlog_limit must be >= 1, heartbeat_s and send_timeout_s > 0; got "
+                f"{send_queue}, {backlog_limit}, {heartbeat_s}, {send_timeout_s}"
             )
         self._redis_arg = redis_client
         self.redis: aioredis.Redis = (
@@ -95,13 +107,25 @@ class Gateway:
         self.backlog_limit = backlog_limit
         self.close_timeout_s = close_timeout_s
         self.subscribe_timeout_s = subscribe_timeout_s
-        self._scripts = Scripts(self.redis)
+        self.send_timeout_s = send_timeout_s
+        self._inbound = Inbound(
+            self.redis,
+            keyspace,
+            max_frame_bytes=max_frame_bytes,
+            messages_per_s=messages_per_s,
+            messages_burst=messages_burst,
+            max_ack_ids=max_ack_ids,
+        )
         self._admission = Admission(
             self.redis,
+            keyspace.prefix,
             tokens,
             failures or FailedAuthLimiter(self.redis, keyspace.prefix),
             allowed_origins=allowed_origins,
+            connects_per_s=connects_per_s,
+            connects_burst=connects_burst,
         )
+        self._revocations = RevocationWatch(self.redis, tokens, lambda: self._clients, interval_s=revoke_check_s)
         self._subscriptions = Subscriptions(
             self.redis,
             f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}",
@@ -136,9 +160,10 @@ class Gateway:
         return len(self._subscriptions)
 
     async def start(self) -> None:
-        """Open the shared pub/sub connection and start reading it."""
+        """Open the shared pub/sub connection and start reading it; start re-checking open sockets' tokens."""
         self._stopping = False
         await self._subscriptions.start()
+        await self._revocations.start()
 
     async def stop(self) -> None:
         """Close every socket (1001), wait briefly for their handlers, then close the pub/sub connection."""
@@ -148,6 +173,7 @@ class Gateway:
         deadline = time.monotonic() + self.close_timeout_s
         while self._clients and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        await self._revocations.stop()
         await self._subscriptions.stop()
         if isinstance(self._redis_arg, str):
             await self.redis.aclose()
@@ -156,10 +182,10 @@ class Gateway:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """Serve one socket from handshake to close."""
-        principal, refusal = await self._admission.admit(websocket)
+        admitted = await self._admission.admit(websocket)
         await websocket.accept()
-        if principal is None:
-            await websocket.close(CLOSE_POLICY, refusal)
+        if isinstance(admitted, Refused):
+            await websocket.close(admitted.code, admitted.reason)
             return
         since = websocket.query_params.get("since") or None
         if since is not None and not STREAM_ID.fullmatch(since):
@@ -168,13 +194,20 @@ class Gateway:
         if self._stopping:
             await websocket.close(CLOSE_RESTART, "server shutting down")
             return
-        user = principal.user
-        client = Socket(websocket, user, self.keys.for_recipient(user).user_channel(user), self.send_queue)
+        user = admitted.principal.user
+        channel = self.keys.for_recipient(user).user_channel(user)
+        client = Socket(
+            websocket, user, channel, self.send_queue, digest=admitted.digest, budget=self._inbound.budget()
+        )
         self._clients.add(client)
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._subscriptions.join(client)
-            replayed = await replay(self.redis, self.keys, client, since, self.backlog_limit)
+            replayed = await self._unless_closed(
+                client, replay(self.redis, self.keys, client, since, self.backlog_limit, self.send_timeout_s)
+            )
+            if replayed is None:
+                return  # closed while the backlog was sent: a limit, a revoked token, shutdown
             last = None if client.last == (0, 0) else f"{client.last[0]}-{client.last[1]}"
             client.push(messages.encode(messages.Ready(user, replayed, last)))
             client.go_live()
@@ -182,7 +215,7 @@ class Gateway:
                 asyncio.create_task(coro)
                 for coro in (
                     self._send_loop(client),
-                    self._receive_loop(client),
+                    self._inbound.run(client),
                     self._heartbeat(client),
                     client.closing.wait(),
                 )
@@ -213,50 +246,22 @@ class Gateway:
         for client in list(self._clients):
             client.close(CLOSE_RESTART, reason)
 
+    async def _unless_closed(self, client: Socket, work: Coroutine[Any, Any, int]) -> int | None:
+        """``work``'s result, or None when the socket is closed first (``work`` is then cancelled)."""
+        task = asyncio.create_task(work)
+        closing = asyncio.create_task(client.closing.wait())
+        try:
+            await asyncio.wait((task, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+            if client.closing.is_set() or not task.done():
+                task.cancel()
+                await asyncio.gather(task, closing, return_exceptions=True)
+        return None if client.closing.is_set() else task.result()
+
     async def _send_loop(self, client: Socket) -> None:
         while True:
             await client.websocket.send_text(await client.queue.get())
-
-    async def _receive_loop(self, client: Socket) -> None:
-        while True:
-            text = await client.websocket.receive_text()
-            client.heard_at = time.monotonic()
-            try:
-                message = messages.decode(text)
-            except msgspec.DecodeError as exc:
-                client.push(
-                    _error(f"expected a JSON object like {messages.CLIENT_EXAMPLE} (type ack, ping or pong); {exc}")
-                )
-                continue
-            match message:
-                case messages.Ack():
-                    await self._ack(client, message.all_ids())
-                case messages.Ping():
-                    client.push(messages.PONG)
-                case messages.Pong():
-                    pass
-
-    async def _ack(self, client: Socket, ids: list[int]) -> None:
-        if not ids:
-            client.push(_error('an ack needs "id" (or "ids"): the notification id(s) received'))
-            return
-        groups: dict[int, list[int]] = {}
-        for notification_id in ids:
-            groups.setdefault(self.keys.for_id(notification_id).index, []).append(notification_id)
-        for index, members in groups.items():
-            reply = await self._scripts["mark_delivered"](
-                keys=[self.keys.partitions[index].state], args=["", client.user, *members], client=self.redis
-            )
-            for notification_id, outcome in zip(members, reply[1:], strict=True):
-                if int(outcome) < 0:
-                    client.push(
-                        _error(
-                            f"cannot ack notification {notification_id}: no such notification "
-                            f"was delivered to {client.user}"
-                        )
-                    )
-                else:
-                    client.push(messages.encode(messages.Acked(notification_id, ms_to_datetime(int(outcome)))))
 
     async def _heartbeat(self, client: Socket) -> None:
         while True:
@@ -266,10 +271,6 @@ class Gateway:
                 client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
                 return
             client.push(messages.PING)
-
-
-def _error(text: str) -> str:
-    return messages.encode(messages.Error(text))
 
 
 def gateway_app(gateway: Gateway) -> Starlette:

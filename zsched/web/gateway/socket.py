@@ -1,18 +1,21 @@
-"""One open WebSocket as the gateway sees it: a bounded send queue, and the live messages held while the
-backlog is sent, so the seam between backlog and live has no gap and no duplicate."""
+"""One open WebSocket as the gateway sees it: a bounded send queue, the live messages held while the
+backlog is sent (so the seam between backlog and live has no gap and no duplicate), and its message budget."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from starlette.websockets import WebSocket
 
 StreamId = tuple[int, int]
-CLOSE_POLICY = 1008
 CLOSE_GOING_AWAY = 1001
-CLOSE_TRY_AGAIN = 1013
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
 CLOSE_RESTART = 1012
+CLOSE_TRY_AGAIN = 1013
 
 
 def parse_stream_id(text: str) -> StreamId:
@@ -26,13 +29,41 @@ def stamp(stream_id: str, body: str) -> str:
     return '{"stream_id":"' + stream_id + '",' + body[1:]
 
 
-class Socket:
-    """One open socket: its bounded send queue, and the live messages held while its backlog is sent."""
+class TokenBucket:
+    """An in-process token bucket: ``burst`` takes at once, refilled continuously at ``rate_per_s``."""
 
-    def __init__(self, websocket: WebSocket, user: str, channel: str, queue_size: int) -> None:
+    def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError(f"rate_per_s must be > 0 and burst >= 1; got {rate_per_s} and {burst}")
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)
+        self.at = clock()
+
+    def take(self) -> bool:
+        """Spend one token if there is one; whether there was."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate_per_s)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Socket:
+    """One open socket: its bounded send queue, the live messages held while its backlog is sent, the digest
+    of the token it was opened with (re-checked while it is open) and its budget of client messages."""
+
+    def __init__(
+        self, websocket: WebSocket, user: str, channel: str, queue_size: int, *, digest: str, budget: TokenBucket
+    ) -> None:
         self.websocket = websocket
         self.user = user
         self.channel = channel
+        self.digest = digest
+        self.budget = budget
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.live = False
         self.held: list[tuple[StreamId, str]] = []
@@ -59,6 +90,11 @@ class Socket:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
             self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
+
+    async def reply(self, text: str) -> None:
+        """Queue the answer to a client message, waiting for room: a client that sends without reading
+        stops being read (its live messages still close it with 1013 when the queue stays full)."""
+        await self.queue.put(text)
 
     def go_live(self) -> None:
         """Send what was held during the backlog, minus what the backlog already sent; then go live."""

@@ -1,0 +1,76 @@
+"""Revoked tokens lose their open sockets: every ``interval_s`` one HMGET looks up the token digests of all
+open sockets, and a socket whose digest is gone (``TokenStore.revoke`` deletes it) is closed with 1008."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+
+import redis
+import redis.asyncio as aioredis
+
+from ..auth import TokenStore
+from .socket import CLOSE_POLICY, Socket
+
+log = logging.getLogger("zsched.gateway")
+
+CHUNK = 1000
+"""Digests per HMGET, so a gateway with many sockets does not send one huge command."""
+
+
+class RevocationWatch:
+    """Re-verifies the tokens of ``sockets()`` every ``interval_s`` (``start``/``stop``)."""
+
+    def __init__(
+        self,
+        connection: aioredis.Redis,
+        tokens: TokenStore,
+        sockets: Callable[[], Iterable[Socket]],
+        *,
+        interval_s: float = 0.5,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0; got {interval_s}")
+        self.redis = connection
+        self.tokens = tokens
+        self.sockets = sockets
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start checking."""
+        self._task = asyncio.create_task(self._run(), name="zsched-gateway-revocations")
+
+    async def stop(self) -> None:
+        """Stop checking."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def check(self) -> int:
+        """Close (1008) every open socket whose token was revoked; how many were closed."""
+        by_digest: dict[str, list[Socket]] = {}
+        for client in self.sockets():
+            by_digest.setdefault(client.digest, []).append(client)
+        digests = list(by_digest)
+        closed = 0
+        for start in range(0, len(digests), CHUNK):
+            chunk = digests[start : start + CHUNK]
+            for found, revoked in zip(await self.redis.hmget(self.tokens.key, chunk), chunk, strict=True):
+                if found is None:
+                    for client in by_digest[revoked]:
+                        client.close(CLOSE_POLICY, "token revoked")
+                        closed += 1
+        return closed
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.check()
+            except (redis.RedisError, OSError) as exc:  # a Redis outage also drops the pub/sub: sockets resume
+                log.warning("could not re-check the tokens of open sockets: %s", exc)
