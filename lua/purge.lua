@@ -6,6 +6,7 @@
 -- KEYS[5] state         HASH  id -> state JSON
 -- KEYS[6] by_recipient  ZSET  "<recipient> <id, 16 digits>" at score 0
 -- KEYS[7] counters      HASH  lifetime totals
+-- KEYS[8] by_creator    ZSET  "<created_by> <id, 16 digits>" at score 0
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most records to purge from each terminal set in one call
 -- Returns: {now_ms, purged count}
@@ -23,6 +24,9 @@ for _, terminal in ipairs({KEYS[1], KEYS[2], KEYS[3]}) do
     if raw then
       local st = cjson.decode(raw)
       redis.call('ZREM', KEYS[6], st.recipient .. ' ' .. string.format('%016d', tonumber(id)))
+      if st.created_by then
+        redis.call('ZREM', KEYS[8], st.created_by .. ' ' .. string.format('%016d', tonumber(id)))
+      end
     end
     redis.call('HDEL', KEYS[4], id)
     redis.call('HDEL', KEYS[5], id)

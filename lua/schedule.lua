@@ -6,6 +6,7 @@
 -- KEYS[5] counters      HASH   lifetime totals
 -- KEYS[6] sequence      STRING last sequence number handed out in this partition
 -- KEYS[7] idempotency   STRING remembered answer for the caller's idempotency key
+-- KEYS[8] by_creator    ZSET   "<created_by> <id, 16 digits>" at score 0, read by name
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] at_ms         due time, or '' to use delay_ms
 -- ARGV[3] delay_ms      delay from now, used when at_ms is ''
@@ -15,7 +16,8 @@
 -- ARGV[7] fingerprint   digest of the request the idempotency key stands for
 -- ARGV[8] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[9] payload       payload JSON shared by every recipient
--- ARGV[10..] recipients
+-- ARGV[10] created_by   who scheduled it ('' for nobody): indexed in by_creator, kept in the state
+-- ARGV[11..] recipients
 -- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
 --        | {'past', due_ms, now_ms} | {'conflict'}
 local now = tonumber(ARGV[1])
@@ -39,7 +41,7 @@ end
 local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
 if due < now then return {'past', due, now} end
 
-local first = 10
+local first = 11
 local count = #ARGV - first + 1
 local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
 local last = redis.call('INCRBY', KEYS[6], count)
@@ -50,16 +52,20 @@ local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 -- only the recipient differs between recipients (cjson.encode quotes and escapes it).
 local ids = {}
 local payload = ARGV[9]
+local creator = ARGV[10]
 local state_head = '{"status":"pending","attempts":0,"scheduled_at":' .. string.format('%d', due)
-  .. ',"created_at":' .. string.format('%d', now) .. ',"recipient":'
-local zdue, hpay, hstate, zrec = {}, {}, {}, {}
+  .. ',"created_at":' .. string.format('%d', now)
+if creator ~= '' then state_head = state_head .. ',"created_by":' .. cjson.encode(creator) end
+state_head = state_head .. ',"recipient":'
+local zdue, hpay, hstate, zrec, zcre = {}, {}, {}, {}, {}
 local function flush()
   if #zdue == 0 then return end
   redis.call('ZADD', KEYS[1], unpack(zdue))
   redis.call('HSET', KEYS[2], unpack(hpay))
   redis.call('HSET', KEYS[3], unpack(hstate))
   redis.call('ZADD', KEYS[4], unpack(zrec))
-  zdue, hpay, hstate, zrec = {}, {}, {}, {}
+  if creator ~= '' then redis.call('ZADD', KEYS[8], unpack(zcre)) end
+  zdue, hpay, hstate, zrec, zcre = {}, {}, {}, {}, {}
 end
 for i = 0, count - 1 do
   local id = (last - count + 1 + i) * partitions + partition
@@ -70,6 +76,7 @@ for i = 0, count - 1 do
   hpay[n + 1], hpay[n + 2] = id, payload
   hstate[n + 1], hstate[n + 2] = id, state_head .. cjson.encode(recipient) .. '}'
   zrec[n + 1], zrec[n + 2] = 0, recipient .. ' ' .. string.format('%016d', id)
+  zcre[n + 1], zcre[n + 2] = 0, creator .. ' ' .. string.format('%016d', id)
   if n + 2 >= 1000 then flush() end
 end
 flush()

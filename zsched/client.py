@@ -134,8 +134,23 @@ class Scheduler(_Base):
         """The notification as it is now; NotFoundError if unknown or purged."""
         return self.run(self.core.status(notification_id))
 
+    def list(
+        self,
+        *,
+        recipient: str | int | None = None,
+        created_by: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: int | str | None = None,
+    ) -> Page:
+        """Notifications newest first: a recipient's, a creator's (across partitions), or all when neither is
+        given; ``next_cursor`` is None only when nothing more matches (a page may be short before that)."""
+        return self.run(
+            self.core.list(recipient=recipient, created_by=created_by, status=status, limit=limit, cursor=cursor)
+        )
+
     def list_for(
-        self, recipient: str | int, *, status: str | None = None, limit: int = 50, cursor: int | None = None
+        self, recipient: str | int, *, status: str | None = None, limit: int = 50, cursor: int | str | None = None
     ) -> Page:
         """A recipient's notifications, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
         return self.run(self.core.list_for(recipient, status=status, limit=limit, cursor=cursor))
@@ -247,8 +262,23 @@ class AsyncScheduler(_Base):
         """The notification as it is now; NotFoundError if unknown or purged."""
         return await self.run(self.core.status(notification_id))
 
+    async def list(
+        self,
+        *,
+        recipient: str | int | None = None,
+        created_by: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: int | str | None = None,
+    ) -> Page:
+        """Notifications newest first: a recipient's, a creator's (across partitions), or all when neither is
+        given; ``next_cursor`` is None only when nothing more matches (a page may be short before that)."""
+        return await self.run(
+            self.core.list(recipient=recipient, created_by=created_by, status=status, limit=limit, cursor=cursor)
+        )
+
     async def list_for(
-        self, recipient: str | int, *, status: str | None = None, limit: int = 50, cursor: int | None = None
+        self, recipient: str | int, *, status: str | None = None, limit: int = 50, cursor: int | str | None = None
     ) -> Page:
         """A recipient's notifications, newest first; pass ``page.next_cursor`` as ``cursor`` for more."""
         return await self.run(self.core.list_for(recipient, status=status, limit=limit, cursor=cursor))

@@ -53,6 +53,7 @@ class State(msgspec.Struct, omit_defaults=True):
     failed_at: int | None = None
     last_error: str | None = None
     delivered_at: int | None = None
+    created_by: str | None = None  # also in the payload; here so the scripts can keep its index and counts
 
 
 class Notification(msgspec.Struct, kw_only=True):
@@ -121,7 +122,7 @@ class ScheduleResult(msgspec.Struct):
 
 
 class Page(msgspec.Struct):
-    """One page of a recipient's notifications, newest first; pass ``next_cursor`` for the next page."""
+    """One page of notifications, newest first; pass ``next_cursor`` for the next page (None: there is no more)."""
 
     items: list[Notification]
     next_cursor: int | None

@@ -32,6 +32,7 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "POST schedule for someone else": (401, 401, 401, 201, 403, 403, 201, 201),
     "GET list your own": (401, 401, 401, 200, 200, 200, 200, 200),
     "GET list ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "GET list ?created_by=billing": (401, 401, 401, 200, 403, 403, 403, 200),
     "GET {id}": (401, 401, 401, 200, 200, 404, 404, 200),
     "GET {id}/schedule_status": (401, 401, 401, 200, 200, 404, 404, 200),
     "PATCH {id}": (401, 401, 401, 200, 200, 404, 404, 200),
@@ -44,8 +45,10 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET openapi.json": PUBLIC,
     "GET docs": PUBLIC,
 }
-# who sees notification N in their own list (GET list): only its recipient
-IN_OWN_LIST = {"recipient"}
+# who sees notification N in their list with no filter: its recipient, and an admin (whose list is everything)
+IN_OWN_LIST = {"recipient", "admin"}
+# who sees it listing ?created_by=billing: its creator and an admin
+IN_CREATED_LIST = {"owner", "admin"}
 WS_REFUSED = {"anonymous", "wrong", "revoked"}  # closed with 1008; everyone else gets their own stream only
 
 
@@ -55,6 +58,7 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "POST schedule for someone else": f"{N}/schedule/",
         "GET list your own": f"{N}/",
         "GET list ?recipient=bob": f"{N}/?recipient=bob",
+        "GET list ?created_by=billing": f"{N}/?created_by=billing",
         "GET {id}": f"{N}/{nid}/",
         "GET {id}/schedule_status": f"{N}/{nid}/schedule_status/",
         "PATCH {id}": f"{N}/{nid}/",
@@ -123,6 +127,9 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
         if endpoint == "GET list your own" and r.status_code == 200:
             listed = {n["id"] for n in r.json()["items"]}
             assert (nid in listed) == (caller in IN_OWN_LIST), caller
+        if endpoint == "GET list ?created_by=billing" and r.status_code == 200:
+            listed = {n["id"] for n in r.json()["items"]}
+            assert (nid in listed) == (caller in IN_CREATED_LIST), caller
         if r.status_code == 401:
             assert "Token" in r.headers["WWW-Authenticate"]
     assert got == dict(zip(CALLERS, MATRIX[endpoint], strict=True))

@@ -128,6 +128,8 @@ def test_purge_returns_how_many() -> None:
     op = c.purge(p, limit=20)
     (step,) = next(op)
     assert step == Script(
-        "purge", [p.sent, p.cancelled, p.failed, p.notifications, p.state, p.by_recipient, p.counters], [str(NOW), 20]
+        "purge",
+        [p.sent, p.cancelled, p.failed, p.notifications, p.state, p.by_recipient, p.counters, p.by_creator],
+        [str(NOW), 20],
     )
     assert finish(op, [[NOW, 7]]) == 7

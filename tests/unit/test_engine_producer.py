@@ -46,7 +46,7 @@ def test_schedule_makes_one_script_call_per_partition_with_its_recipients() -> N
     replies = []
     for step in steps:
         assert isinstance(step, Script)
-        index, members = step.args[4], [str(m) for m in step.args[9:]]
+        index, members = step.args[4], [str(m) for m in step.args[10:]]
         p = c.keys.partitions[int(index)]
         assert step.keys[:6] == [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence]
         assert all(c.keys.for_recipient(m) is p for m in members)

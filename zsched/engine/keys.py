@@ -68,6 +68,12 @@ class Partition:
         return f"{self.tag}:by_recipient"
 
     @cached_property
+    def by_creator(self) -> str:
+        """ZSET at score 0: ``"<created_by> <id, 16 digits>"`` (as ``recipient_member``), so a lex range lists
+        the ids one creator scheduled in this partition."""
+        return f"{self.tag}:by_creator"
+
+    @cached_property
     def counters(self) -> str:
         """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, reaped, purged)."""
         return f"{self.tag}:counters"
@@ -118,7 +124,8 @@ class Keyspace:
 
 
 def recipient_member(recipient: str, notification_id: int) -> str:
-    """The ``by_recipient`` member of one notification: ``"<recipient> <id, 16 digits>"`` (as the Lua builds it)."""
+    """The ``by_recipient`` member of one notification: ``"<recipient> <id, 16 digits>"`` (as the Lua builds it);
+    ``by_creator`` members are built the same way from the creator."""
     return f"{recipient} {notification_id:016d}"
 
 

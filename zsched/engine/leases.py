@@ -98,7 +98,7 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "purge",
-                [p.sent, p.cancelled, p.failed, p.notifications, p.state, p.by_recipient, p.counters],
+                [p.sent, p.cancelled, p.failed, p.notifications, p.state, p.by_recipient, p.counters, p.by_creator],
                 [self.now_arg(), limit],
             )
         ]

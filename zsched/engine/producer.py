@@ -38,7 +38,8 @@ class ProducerOps(ReadViews):
     ) -> Op[ScheduleResult]:
         """Create one pending notification per distinct recipient; all or nothing is validated first."""
         people = validation.recipients(recipients)
-        body = validation.payload(title, message, type, priority, data, created_by, channels)
+        creator = None if created_by is None else validation.user_id(created_by, "created_by")
+        body = validation.payload(title, message, type, priority, data, creator, channels)
         at_ms, delay_ms = validation.due(at, delay, self.rough_now_ms())
         key = validation.idempotency_key(idempotency_key)
         payload_json = json_encoder.encode(body)
@@ -55,7 +56,16 @@ class ProducerOps(ReadViews):
             steps.append(
                 Script(
                     "schedule",
-                    [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence, p.idempotency(key or "")],
+                    [
+                        p.due,
+                        p.notifications,
+                        p.state,
+                        p.by_recipient,
+                        p.counters,
+                        p.sequence,
+                        p.idempotency(key or ""),
+                        p.by_creator,
+                    ],
                     [
                         self.now_arg(),
                         "" if at_ms is None else at_ms,
@@ -66,6 +76,7 @@ class ProducerOps(ReadViews):
                         fingerprint,
                         p.wakeup,
                         payload_json.decode(),
+                        creator or "",
                         *members,
                     ],
                 )

@@ -63,6 +63,14 @@ def recipient(value: object, where: str = "recipient") -> str:
     return text
 
 
+def user_id(value: object, field: str) -> str:
+    """A user id other than a recipient (``created_by``): the same rules as a recipient id, as a FieldError."""
+    try:
+        return recipient(value, field)
+    except RecipientsError as exc:
+        raise FieldError(str(exc), field) from None
+
+
 def notification_id(value: object, field: str = "notification_id") -> int:
     """A notification id as an int: an integer, or a string of ASCII digits (as the HTTP paths take), 0 to 2**63-1."""
     if isinstance(value, str) and value.isascii() and value.isdigit():  # '²'.isdigit() is True, hence isascii

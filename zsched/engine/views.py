@@ -34,38 +34,92 @@ class ReadViews(CoreBase):
         return records.notification(notification_id, state, payload)
 
     def list_for(
-        self, recipient: object, *, status: str | None = None, limit: int = 50, cursor: int | None = None
+        self, recipient: object, *, status: str | None = None, limit: int = 50, cursor: int | str | None = None
     ) -> Op[Page]:
         """A recipient's notifications, newest first, optionally of one status; at most ``limit``."""
-        person = validation.recipient(recipient)
+        return (yield from self.list(recipient=recipient, status=status, limit=limit, cursor=cursor))
+
+    def list(
+        self,
+        *,
+        recipient: object = None,
+        created_by: object = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: int | str | None = None,
+    ) -> Op[Page]:
+        """Notifications newest first (by id) with ids below ``cursor``: a recipient's, a creator's, or all of
+        them when neither is given; optionally of one status; at most ``limit``.
+
+        A page may come back short, even empty, with a ``next_cursor`` when the scan budget ran out before
+        ``limit`` matches were found; ``next_cursor`` is None only when nothing more matches.
+        """
+        person = None if recipient is None else validation.recipient(recipient)
+        creator = None if created_by is None else validation.user_id(created_by, "created_by")
         if status is not None and status not in STATUSES:
             raise FieldError(f"status must be one of {', '.join(STATUSES)}; got {status!r}", "status")
-        if not 1 <= limit <= 1000:
-            raise FieldError(f"limit must be between 1 and 1000; got {limit}", "limit")
-        p = self.keys.for_recipient(person)
-        upper, lower = recipient_bounds(person, cursor)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise FieldError(f"limit must be between 1 and 1000; got {limit!r}", "limit")
+        before = None if cursor is None else validation.notification_id(cursor, "cursor")
+        # A recipient's notifications sit in one partition; a creator's, and everything, in every partition.
+        sources: list[_Source]
+        if person is not None:
+            home = self.keys.for_recipient(person)
+            sources = [_Source(home, before, index=home.by_recipient, name=person)]
+        elif creator is not None:
+            sources = [_Source(p, before, index=p.by_creator, name=creator) for p in self.keys.partitions]
+        else:
+            sequences = yield [Command(("GET", p.sequence)) for p in self.keys.partitions]
+            count = len(self.keys.partitions)
+            sources = [
+                _Source(p, before, sequence=int(seq or 0), partitions=count)
+                for p, seq in zip(self.keys.partitions, sequences, strict=True)
+            ]
+        filtered = status is not None or (person is not None and creator is not None)
+        batch = min(1000, max(100, 2 * limit)) if filtered else limit
+        budget = 20 * batch
+
+        found: dict[int, Notification] = {}
         items: list[Notification] = []
-        batch = limit if status is None else max(100, limit * 2)
-        scanned, more = 0, True
-        while len(items) < limit and more and scanned < 20 * batch:
-            (members,) = yield [Command(("ZREVRANGEBYLEX", p.by_recipient, upper, lower, "LIMIT", 0, batch))]
-            more = len(members) == batch
-            scanned += len(members)
-            if not members:
+        scanned = 0
+        while True:
+            active = [s for s in sources if not s.done]
+            if not active or scanned >= budget:
                 break
-            ids = [parse_recipient_member(m)[1] for m in members]
-            states, payloads = yield [Command(("HMGET", p.state, *ids)), Command(("HMGET", p.notifications, *ids))]
-            for notification_id, state, payload in zip(ids, states, payloads, strict=True):
-                upper = recipient_bounds(person, notification_id)[0]
-                if state is None or payload is None:
-                    continue
-                n = records.notification(notification_id, state, payload)
-                if status is None or n.scheduled_status == status:
-                    items.append(n)
-                    if len(items) == limit:
-                        break
-        next_cursor = items[-1].id if items and (more or len(items) == limit) else None
-        return Page(items=items, next_cursor=next_cursor)
+            indexed = [s for s in active if s.index is not None]
+            members = (yield [s.fetch(batch) for s in indexed]) if indexed else []
+            for s, got in zip(indexed, members, strict=True):
+                s.take([parse_recipient_member(m)[1] for m in got], batch)
+            for s in active:
+                if s.index is None:
+                    s.take(s.count_down(batch), batch)
+            reading = [s for s in active if s.ids]
+            replies = (yield [c for s in reading for c in s.reads()]) if reading else []
+            for n, s in enumerate(reading):
+                states, payloads = replies[2 * n], replies[2 * n + 1]
+                scanned += len(s.ids)
+                for i, state, payload in zip(s.ids, states, payloads, strict=True):
+                    if state is not None and payload is not None:
+                        note = records.notification(i, state, payload)
+                        if (
+                            (status is None or note.scheduled_status == status)
+                            and (creator is None or note.created_by == creator)
+                            and (person is None or note.recipient == person)
+                        ):
+                            found[i] = note
+            # Everything at or above the highest position a live source reached is known in every source.
+            floor = max((s.position for s in sources if not s.done and s.position is not None), default=-1)
+            for i in sorted((i for i in found if i >= floor), reverse=True):
+                items.append(found.pop(i))
+                if len(items) == limit:
+                    break
+            if len(items) == limit:
+                break
+        if len(items) == limit:
+            more = bool(found) or any(not s.done for s in sources)
+            return Page(items=items, next_cursor=items[-1].id if more else None)
+        live = [s.position for s in sources if not s.done and s.position is not None]
+        return Page(items=items, next_cursor=max(live) if live else None)
 
     def stats(self, partitions: Sequence[Partition] | None = None) -> Op[Stats]:
         """Counts per status and lifetime totals over every partition (or just ``partitions``), and the
@@ -131,6 +185,58 @@ class PartitionStats(msgspec.Struct, frozen=True):
             totals={records.text(field): int(value) for field, value in counters.items()},
             earliest_due_ms=int(float(first[0][1])) if first else None,
         )
+
+
+class _Source:
+    """One partition's ids, newest first, below a moving ``position`` (ids at or above it are examined): from
+    an index (``index`` and ``name`` given: a recipient's or a creator's lex range) or, for everything,
+    counted down from the partition's sequence (ids are ``sequence * partitions + partition``)."""
+
+    def __init__(
+        self,
+        partition: Partition,
+        before: int | None,
+        *,
+        index: str | None = None,
+        name: str = "",
+        sequence: int = 0,
+        partitions: int = 1,
+    ) -> None:
+        self.partition, self.index, self.name, self.step = partition, index, name, partitions
+        self.position = before
+        self.ids: list[int] = []
+        self.done = False
+        if index is None:
+            top = sequence * partitions + partition.index + 1
+            self.position = top if before is None else min(before, top)
+            self.done = self._next_id() < partitions  # the smallest id here is partitions + index
+
+    def _next_id(self) -> int:
+        assert self.position is not None
+        return (self.position - 1 - self.partition.index) // self.step * self.step + self.partition.index
+
+    def fetch(self, batch: int) -> Command:
+        """The next ``batch`` index members below ``position``."""
+        assert self.index is not None
+        upper, lower = recipient_bounds(self.name, self.position)
+        return Command(("ZREVRANGEBYLEX", self.index, upper, lower, "LIMIT", 0, batch))
+
+    def count_down(self, batch: int) -> list[int]:
+        """The next ``batch`` ids this partition may hold below ``position`` (purged ones read as nothing)."""
+        top = self._next_id()
+        return [i for i in range(top, top - batch * self.step, -self.step) if i >= self.step]
+
+    def take(self, ids: list[int], batch: int) -> None:
+        """Note the ids the last fetch returned; fewer than ``batch`` means this source has no more."""
+        self.ids = ids
+        if ids:
+            self.position = min(ids)
+        self.done = len(ids) < batch or (self.index is None and self._next_id() < self.step)
+
+    def reads(self) -> list[Step]:
+        """The state and payload of ``ids``."""
+        p = self.partition
+        return [Command(("HMGET", p.state, *self.ids)), Command(("HMGET", p.notifications, *self.ids))]
 
 
 def list_dead(core: CoreBase, limit: int = 100) -> Op[list[Notification]]:

@@ -230,15 +230,28 @@ class Api:
         return JSON(full_view(n))
 
     async def list_mine(self, request: Request) -> Response:
-        """GET: the caller's received notifications (an admin may pass ?recipient=), newest first."""
+        """GET: notifications newest first, filtered by ``recipient``, ``created_by`` and ``status``.
+
+        A caller lists what it receives (the default) or what it created; an admin lists anything, and with
+        no filter, everything.
+        """
         principal = await self.authenticate(request)
         query = request.query_params
-        recipient = query.get("recipient", principal.user)
-        if recipient != principal.user and not principal.admin:
-            raise ApiError(403, "only an admin token may list another recipient's notifications", "recipient")
+        recipient, creator = query.get("recipient"), query.get("created_by")
+        if not principal.admin:
+            if recipient is None and creator is None:
+                recipient = principal.user
+            if principal.user not in (recipient, creator):
+                raise ApiError(
+                    403,
+                    f"you may list only what you receive (recipient={principal.user}) or what you created "
+                    f"(created_by={principal.user}); other filters need an admin token",
+                    "recipient" if recipient is not None else "created_by",
+                )
         limit = parse_int(query.get("limit"), "limit", 1, 1000)
-        page = await self.zs.list_for(
-            recipient,
+        page = await self.zs.list(
+            recipient=recipient,
+            created_by=creator,
             status=query.get("status"),
             limit=50 if limit is None else limit,
             cursor=parse_int(query.get("cursor"), "cursor", 0, MAX_ID),

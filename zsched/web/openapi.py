@@ -12,7 +12,8 @@ from ..models import PRIORITIES, STATUSES
 _ERRORS = {
     400: "The body is not valid JSON.",
     401: "No token, a malformed Authorization header, or an unknown or revoked token (see WWW-Authenticate).",
-    403: "The token may not do this (scheduling for others needs schedule:any; stats need admin).",
+    403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications "
+    "and stats need admin).",
     404: "No such notification, or not one you created or receive.",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
@@ -183,7 +184,11 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "items": {"type": "array", "items": _ref("Notification")},
-                "next_cursor": {"type": ["integer", "null"], "description": "pass as ?cursor= for the next page"},
+                "next_cursor": {
+                    "type": ["integer", "null"],
+                    "description": "pass as ?cursor= for the next page; null only when nothing more matches "
+                    "(a page may be short, even empty, before that when its scan budget ran out)",
+                },
             },
         },
         "Stats": {
@@ -223,7 +228,8 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
         },
         f"{n}/": {
             "get": _op(
-                "Your received notifications, newest first (admins may pass recipient)",
+                "Notifications newest first: what you receive (the default) or created; an admin anything, "
+                "and with no filter everything",
                 _json(_ref("Page"), "One page."),
                 (403, 422),
                 params=(
@@ -234,7 +240,16 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                         {"type": "integer", "minimum": 0, "maximum": MAX_ID},
                         "next_cursor of the previous page",
                     ),
-                    _query("recipient", _RECIPIENT_ID, "admin only: whose notifications"),
+                    _query(
+                        "recipient",
+                        _RECIPIENT_ID,
+                        "only notifications this user receives (yourself unless admin; the default without created_by)",
+                    ),
+                    _query(
+                        "created_by",
+                        _RECIPIENT_ID,
+                        "only notifications this user created (yourself unless admin), across partitions",
+                    ),
                 ),
             )
         },
