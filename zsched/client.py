@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Command, Core, Op, Script, Step
+from .engine.layout import check_layout
 from .engine.scripts import Scripts
 from .errors import UnavailableError
 from .models import Notification, Page, ScheduleResult, Stats
@@ -42,6 +43,7 @@ class _Base:
         self.core = core or Core(**options)
         self.scripts = Scripts(connection)
         self.server = server
+        self.layout_checked = False  # the keyspace's recorded partition count is checked before the first call
         # Redis Cluster pipelines refuse EVALSHA, so there script steps go one call each.
         self._pipeline_scripts = not isinstance(connection, redis.RedisCluster | aioredis.RedisCluster)
 
@@ -69,9 +71,20 @@ class Scheduler(_Base):
         return cls(redis.Redis.from_url(server.url), server=server, **options)
 
     def run(self, op: Op[T]) -> T:
-        """Drive one core operation to its result over this connection."""
+        """Drive one core operation to its result over this connection (the first also checks the layout)."""
+        return self._drive(op, check_layout_first=True)
+
+    def ensure_layout(self) -> None:
+        """Record or compare the keyspace's partition count, once; ``LayoutError`` when it differs."""
+        if not self.layout_checked:
+            self._drive(check_layout(self.core))
+            self.layout_checked = True
+
+    def _drive(self, op: Op[T], *, check_layout_first: bool = False) -> T:
         try:
-            steps = next(op)
+            steps = next(op)  # arguments are validated before the first step: a bad call does no I/O at all
+            if check_layout_first:
+                self.ensure_layout()
             while True:
                 steps = op.send(self._execute(steps))
         except StopIteration as done:
@@ -197,9 +210,20 @@ class AsyncScheduler(_Base):
         return cls(aioredis.Redis.from_url(server.url), server=server, **options)
 
     async def run(self, op: Op[T]) -> T:
-        """Drive one core operation to its result over this connection."""
+        """Drive one core operation to its result over this connection (the first also checks the layout)."""
+        return await self._drive(op, check_layout_first=True)
+
+    async def ensure_layout(self) -> None:
+        """Record or compare the keyspace's partition count, once; ``LayoutError`` when it differs."""
+        if not self.layout_checked:
+            await self._drive(check_layout(self.core))
+            self.layout_checked = True
+
+    async def _drive(self, op: Op[T], *, check_layout_first: bool = False) -> T:
         try:
-            steps = next(op)
+            steps = next(op)  # arguments are validated before the first step: a bad call does no I/O at all
+            if check_layout_first:
+                await self.ensure_layout()
             while True:
                 steps = op.send(await self._execute(steps))
         except StopIteration as done:
@@ -213,7 +237,9 @@ class AsyncScheduler(_Base):
             return list(await asyncio.gather(*(_queue(self.redis, self.scripts, step) for step in steps)))
         pipe = self.redis.pipeline(transaction=False)
         for step in steps:
-            await _queue(pipe, self.scripts, step)  # an asyncio pipeline is awaitable and returns itself
+            queued = _queue(pipe, self.scripts, step)
+            if asyncio.iscoroutine(queued):  # a script call; a command returns the pipeline, which must not be
+                await queued  # awaited: awaiting a cluster pipeline re-initializes it and drops what was queued
         return list(await pipe.execute())
 
     async def schedule(

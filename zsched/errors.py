@@ -8,6 +8,7 @@ ZschedError
 │   ├── FieldError                       an argument (title, message, type, priority, data, status,
 │   │                                    limit, ids) out of bounds
 │   └── ConfigError                      a setting out of range: keyspace, retry policy
+│       └── LayoutError                  ZSCHED_PARTITIONS differs from the keyspace's recorded count
 ├── NotFoundError (also KeyError)        no such notification (or it was purged)
 ├── NotPendingError                      cancel/reschedule of one that already left pending
 ├── IdempotencyConflictError             an idempotency key reused for a different request
@@ -67,6 +68,10 @@ class FieldError(ValidationError):
 
 class ConfigError(ValidationError):
     """A configuration value (keyspace, retry policy) is out of range; nothing was built."""
+
+
+class LayoutError(ConfigError):
+    """This process's partition count differs from the one the keyspace was created with."""
 
 
 class NotFoundError(ZschedError, KeyError):

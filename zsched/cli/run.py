@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import signal
 import sys
 from pathlib import Path
 
 from ..delivery import build_router, build_worker
+from ..errors import UnavailableError
 from ..settings import Settings, redact_url
 
 
@@ -47,6 +49,8 @@ async def _work(settings: Settings, announce: bool) -> None:
     scheduler = settings.async_scheduler()
     delivery = build_router(settings, scheduler.redis, scheduler.core.keys)
     worker = build_worker(settings, scheduler, delivery)
+    with contextlib.suppress(UnavailableError):  # Redis down: the worker waits it out, and checks on its first call
+        await scheduler.ensure_layout()  # refuse to start with a partition count the keyspace disagrees with
     worker.install_signal_handlers()
     if announce:
         where = (

@@ -112,6 +112,11 @@ class Keyspace:
         self.prefix = prefix
         self.partitions = tuple(Partition(prefix, i) for i in range(partitions))
 
+    @property
+    def layout(self) -> str:
+        """HASH: how this keyspace is laid out (``partitions``), recorded by the first process that uses it."""
+        return f"{self.prefix}:{{meta}}:layout"
+
     def for_recipient(self, recipient: str) -> Partition:
         """The partition holding this recipient's notifications (a stable hash of the id)."""
         if len(self.partitions) == 1:

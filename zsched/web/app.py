@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket
 
 from ..client import AsyncScheduler
 from ..delivery import Delivery, Router, Worker, build_router, build_worker, enabled_channels
-from ..errors import ZschedError
+from ..errors import UnavailableError, ZschedError
 from ..settings import Settings
 from .api import Api
 from .auth import TOKEN_PREFIX
@@ -113,6 +113,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redact_server_logs()
         zs = scheduler if scheduler is not None else await asyncio.to_thread(connect, settings)
+        with contextlib.suppress(UnavailableError):  # Redis down at start: answered 503 until it is back
+            await zs.ensure_layout()  # a process whose partition count disagrees with the keyspace's won't start
         app.state.scheduler = zs
         api.attach(zs)
         worker: Worker | None = None
