@@ -72,11 +72,6 @@ class FailedAuthLimiter:
         """The bucket id of one client address (token ids are hex, so the two never meet)."""
         return f"auth-fail:{address}"
 
-    async def locked_ms(self, address: str) -> int:
-        """0 if ``address`` has failures left, else the ms until it has; writes nothing."""
-        verdict = await self.limiter.take(self.bucket(address), cost=0)
-        return 0 if verdict.allowed else max(1, verdict.retry_after_ms)
-
     async def failed(self, address: str) -> int:
         """Charge one failed authentication to ``address`` in one atomic step (check and charge together, so
         parallel failures cannot all slip past a check); 0 if it was within the budget, else the ms until

@@ -63,12 +63,11 @@ class Admission:
         if not token:
             return Refused(CLOSE_POLICY, "missing token: Authorization: Token <token> (or Bearer), or ?token=")
         address = websocket.client.host if websocket.client else "unknown"
-        locked_ms = await self.failures.locked_ms(address)
-        if locked_ms:  # checked before the token, so guessing cannot go faster than the failure budget
-            return Refused(CLOSE_POLICY, f"too many failed authentications; retry in {-(-locked_ms // 1000)} s")
         principal = await self.tokens.averify(self.redis, token)
-        if principal is None:
-            await self.failures.failed(address)
+        if principal is None:  # charged and checked in one step; a right token always passes (see ratelimit)
+            locked_ms = await self.failures.failed(address)
+            if locked_ms:
+                return Refused(CLOSE_POLICY, f"too many failed authentications; retry in {-(-locked_ms // 1000)} s")
             return Refused(CLOSE_POLICY, "invalid or revoked token")
         # Each connect reads the inbox: a reconnect loop (or a script) must not turn into a Redis load.
         verdict = await self.connects.take(f"ws-connect:{principal.id}")
