@@ -6,6 +6,7 @@
 -- KEYS[3] state         HASH  id -> state JSON
 -- KEYS[4] sent          ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[5] counters      HASH  lifetime totals
+-- KEYS[6] pending_by_creator HASH  created_by -> notifications of theirs pending or processing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a sent record is kept
 -- ARGV[3..] ids         notifications delivered
@@ -38,12 +39,18 @@ for i = 3, #ARGV do
 end
 if #ids == 0 then return {now, 0} end
 local states = call_sliced('HMGET', KEYS[3], ids, 1000)
+local function release(st)  -- it leaves pending/processing: one less held by its creator
+  if st.created_by and redis.call('HINCRBY', KEYS[6], st.created_by, -1) <= 0 then
+    redis.call('HDEL', KEYS[6], st.created_by)
+  end
+end
 local hset, done, zadd = {}, {}, {}
 for i, id in ipairs(ids) do
   local raw = states[i]
   if raw then
     local st = cjson.decode(raw)
     if st.status == 'processing' or st.status == 'pending' then
+      release(st)
       st.status = 'sent'
       st.sent_at = now
       st.lease_until = nil

@@ -3,6 +3,7 @@
 -- KEYS[2] state         HASH  id -> state JSON
 -- KEYS[3] cancelled     ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[4] counters      HASH  lifetime totals
+-- KEYS[5] pending_by_creator HASH  created_by -> notifications of theirs pending or processing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a cancelled record is kept
 -- ARGV[3] id            the notification
@@ -23,4 +24,7 @@ redis.call('HSET', KEYS[2], ARGV[3], cjson.encode(st))
 redis.call('ZREM', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[3])
 redis.call('HINCRBY', KEYS[4], 'cancelled', 1)
+if st.created_by and redis.call('HINCRBY', KEYS[5], st.created_by, -1) <= 0 then
+  redis.call('HDEL', KEYS[5], st.created_by)
+end
 return {'cancelled', now}

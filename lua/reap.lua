@@ -5,6 +5,7 @@
 -- KEYS[3] state         HASH  id -> state JSON
 -- KEYS[4] failed        ZSET  id -> time its record is purged (epoch ms): the dead-letter set
 -- KEYS[5] counters      HASH  lifetime totals
+-- KEYS[6] pending_by_creator HASH  created_by -> notifications of theirs pending or processing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most leases to reap in one call
 -- ARGV[3] max_attempts  attempts after which an expired lease fails the notification
@@ -18,6 +19,11 @@ if not now then
 end
 
 local ids = redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+local function release(st)  -- it leaves pending/processing: one less held by its creator
+  if st.created_by and redis.call('HINCRBY', KEYS[6], st.created_by, -1) <= 0 then
+    redis.call('HDEL', KEYS[6], st.created_by)
+  end
+end
 local requeued, failed = 0, 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[2], id)
@@ -27,6 +33,7 @@ for _, id in ipairs(ids) do
     st.lease_until = nil
     st.last_error = 'lease expired after attempt ' .. st.attempts .. ': the worker stopped or stalled'
     if st.attempts >= tonumber(ARGV[3]) then
+      release(st)
       st.status = 'failed'
       st.failed_at = now
       redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), id)

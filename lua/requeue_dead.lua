@@ -3,6 +3,7 @@
 -- KEYS[2] failed        ZSET  id -> time its record is purged (epoch ms): the dead-letter set
 -- KEYS[3] state         HASH  id -> state JSON
 -- KEYS[4] counters      HASH  lifetime totals
+-- KEYS[5] pending_by_creator HASH  created_by -> notifications of theirs pending or processing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[3] limit         when no ids follow: requeue up to this many of the oldest dead letters
@@ -28,6 +29,7 @@ for _, id in ipairs(ids) do
     local st = cjson.decode(raw)
     if st.status == 'failed' then
       st.status = 'pending'
+      if st.created_by then redis.call('HINCRBY', KEYS[5], st.created_by, 1) end
       st.attempts = 0
       st.scheduled_at = now
       st.failed_at = nil

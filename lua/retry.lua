@@ -7,6 +7,7 @@
 -- KEYS[3] state         HASH  id -> state JSON
 -- KEYS[4] failed        ZSET  id -> time its record is purged (epoch ms): the dead-letter set
 -- KEYS[5] counters      HASH  lifetime totals
+-- KEYS[6] pending_by_creator HASH  created_by -> notifications of theirs pending or processing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a failed record is kept
 -- ARGV[3] wakeup        channel told when the earliest due time moves earlier
@@ -20,6 +21,11 @@ end
 
 local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local soonest = tonumber(earliest[2])
+local function release(st)  -- it leaves pending/processing: one less held by its creator
+  if st.created_by and redis.call('HINCRBY', KEYS[6], st.created_by, -1) <= 0 then
+    redis.call('HDEL', KEYS[6], st.created_by)
+  end
+end
 local retried, failed = 0, 0
 for i = 4, #ARGV, 4 do
   local id, attempt, delay, err = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
@@ -31,6 +37,7 @@ for i = 4, #ARGV, 4 do
       st.last_error = err
       st.lease_until = nil
       if delay < 0 then
+        release(st)
         st.status = 'failed'
         st.failed_at = now
         redis.call('ZADD', KEYS[4], now + tonumber(ARGV[2]), id)

@@ -7,6 +7,7 @@
 -- KEYS[6] sequence      STRING last sequence number handed out in this partition
 -- KEYS[7] idempotency   STRING remembered answer for the caller's idempotency key
 -- KEYS[8] by_creator    ZSET   "<created_by> <id, 16 digits>" at score 0, read by name
+-- KEYS[9] pending_by_creator HASH created_by -> notifications of theirs pending or processing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] at_ms         due time, or '' to use delay_ms
 -- ARGV[3] delay_ms      delay from now, used when at_ms is ''
@@ -17,9 +18,11 @@
 -- ARGV[8] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[9] payload       payload JSON shared by every recipient
 -- ARGV[10] created_by   who scheduled it ('' for nobody): indexed in by_creator, kept in the state
--- ARGV[11..] recipients
+-- ARGV[11] max_pending  most a creator may hold pending across partitions; 0: no cap checked here
+-- ARGV[12] others       what the creator holds in the other partitions (read by the caller)
+-- ARGV[13..] recipients
 -- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
---        | {'past', due_ms, now_ms} | {'conflict'}
+--        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -41,8 +44,14 @@ end
 local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
 if due < now then return {'past', due, now} end
 
-local first = 11
+local first = 13
 local count = #ARGV - first + 1
+local creator = ARGV[10]
+local max_pending = tonumber(ARGV[11])
+if creator ~= '' and max_pending > 0 then
+  local held = tonumber(redis.call('HGET', KEYS[9], creator) or '0') + tonumber(ARGV[12])
+  if held + count > max_pending then return {'over_quota', held, max_pending} end
+end
 local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
 local last = redis.call('INCRBY', KEYS[6], count)
 local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -52,7 +61,6 @@ local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 -- only the recipient differs between recipients (cjson.encode quotes and escapes it).
 local ids = {}
 local payload = ARGV[9]
-local creator = ARGV[10]
 local state_head = '{"status":"pending","attempts":0,"scheduled_at":' .. string.format('%d', due)
   .. ',"created_at":' .. string.format('%d', now)
 if creator ~= '' then state_head = state_head .. ',"created_by":' .. cjson.encode(creator) end
@@ -81,6 +89,7 @@ for i = 0, count - 1 do
 end
 flush()
 redis.call('HINCRBY', KEYS[5], 'scheduled', count)
+if creator ~= '' then redis.call('HINCRBY', KEYS[9], creator, count) end
 
 if earliest[2] == nil or due < tonumber(earliest[2]) then
   redis.call('PUBLISH', ARGV[8], due)

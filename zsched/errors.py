@@ -5,6 +5,7 @@ ZschedError
 │   ├── PastScheduleError                scheduled time already passed on the server's clock
 │   ├── NaiveDatetimeError               a datetime without a timezone
 │   ├── RecipientsError                  empty, too many, or a bad recipient id
+│   ├── CallTooLargeError                payload bytes x recipients over max_call_bytes
 │   ├── FieldError                       an argument (title, message, type, priority, data, status,
 │   │                                    limit, ids) out of bounds
 │   └── ConfigError                      a setting out of range: keyspace, retry policy
@@ -12,6 +13,7 @@ ZschedError
 ├── NotFoundError (also KeyError)        no such notification (or it was purged)
 ├── NotPendingError                      cancel/reschedule of one that already left pending
 ├── IdempotencyConflictError             an idempotency key reused for a different request
+├── PendingLimitError                    a creator holds the most pending notifications allowed
 ├── UnavailableError                     Redis did not answer; safe to retry
 └── DeliveryError                        a channel could not deliver; the worker retries it
     ├── WebhookError                     a webhook answered non-2xx, or not in time
@@ -62,6 +64,19 @@ class RecipientsError(ValidationError):
     """The recipients list is empty, too long, or holds an id zsched cannot store."""
 
 
+class CallTooLargeError(ValidationError):
+    """One call would store more than ``max_call_bytes`` (each recipient keeps its own copy of the payload)."""
+
+    def __init__(self, payload_bytes: int, recipients: int, limit: int) -> None:
+        super().__init__(
+            f"this call would store {payload_bytes * recipients:,} bytes ({payload_bytes:,}-byte payload x "
+            f"{recipients:,} recipients); at most {limit:,} are allowed per call (ZSCHED_MAX_CALL_BYTES). "
+            "Send fewer recipients per call, or a smaller payload",
+            "recipients",
+        )
+        self.payload_bytes, self.recipients, self.limit = payload_bytes, recipients, limit
+
+
 class FieldError(ValidationError):
     """An argument is too long, of the wrong kind, or not one of the allowed values."""
 
@@ -107,6 +122,19 @@ class IdempotencyConflictError(ZschedError):
         self.key = key
 
 
+class PendingLimitError(ZschedError):
+    """The creator already holds (or with this call would hold) more pending notifications than allowed."""
+
+    def __init__(self, creator: str, held: int, adding: int, limit: int) -> None:
+        full = f"has {held:,} pending notifications" + (
+            ", the most allowed" if held >= limit else f" and this call adds {adding:,}; at most {limit:,} are allowed"
+        )
+        super().__init__(
+            f"creator {creator} {full} (ZSCHED_MAX_PENDING_PER_CREATOR); cancel some or wait for them to be sent"
+        )
+        self.creator, self.held, self.adding, self.limit = creator, held, adding, limit
+
+
 class UnavailableError(ZschedError):
     """Redis did not answer; nothing is known to be written, and the call is safe to retry."""
 
@@ -134,6 +162,10 @@ class Refusal:
     due_ms: int = 0
     now_ms: int = 0
     key: str = ""
+    creator: str = ""
+    held: int = 0
+    adding: int = 0
+    limit: int = 0
 
 
 OUTCOMES: dict[str, Callable[[Refusal], ZschedError]] = {
@@ -141,6 +173,7 @@ OUTCOMES: dict[str, Callable[[Refusal], ZschedError]] = {
     "not_pending": lambda r: NotPendingError(r.notification_id, r.status, r.action),
     "past": lambda r: PastScheduleError.at(r.due_ms, r.now_ms),
     "conflict": lambda r: IdempotencyConflictError(r.key),
+    "over_quota": lambda r: PendingLimitError(r.creator, r.held, r.adding, r.limit),
 }
 """Script refusal code -> the exception it stands for (``lua/*.lua`` headers list each script's codes)."""
 

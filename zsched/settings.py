@@ -112,6 +112,14 @@ class GatewaySettings(msgspec.Struct, kw_only=True, frozen=True):
     backlog_limit: int = 100
     close_timeout_s: float = 2.0
     subscribe_timeout_s: float = 5.0
+    send_timeout_s: float = 10.0  # how long one send of the backlog may wait for a client that stopped reading
+    connects_per_s: float = 1.0  # WebSocket connects per token (each reads the inbox) ...
+    connects_burst: int = 20  # ... and at once
+    max_frame_bytes: int = 64 * 1024
+    messages_per_s: float = 50.0  # client messages per socket ...
+    messages_burst: int = 1000  # ... and at once
+    max_ack_ids: int = 1000
+    revoke_check_s: float = 0.5  # how soon a revoked token's open sockets are closed
 
 
 SECTIONS: dict[str, Any] = {  # section name -> its Struct

@@ -46,7 +46,7 @@ def test_schedule_makes_one_script_call_per_partition_with_its_recipients() -> N
     replies = []
     for step in steps:
         assert isinstance(step, Script)
-        index, members = step.args[4], [str(m) for m in step.args[10:]]
+        index, members = step.args[4], [str(m) for m in step.args[12:]]
         p = c.keys.partitions[int(index)]
         assert step.keys[:6] == [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence]
         assert all(c.keys.for_recipient(m) is p for m in members)
@@ -109,7 +109,11 @@ def test_cancel_then_reads_the_notification_back() -> None:
     op = c.cancel(11)
     (step,) = next(op)
     p = c.keys.for_id(11)
-    assert step == Script("cancel", [p.due, p.state, p.cancelled, p.counters], [str(NOW), c.retention.cancelled_ms, 11])
+    assert step == Script(
+        "cancel",
+        [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator],
+        [str(NOW), c.retention.cancelled_ms, 11],
+    )
     reads = op.send([[b"cancelled", NOW]])
     assert reads == [Command(("HGET", p.state, 11)), Command(("HGET", p.notifications, 11))]
     n: Notification = finish(op, [STATE, PAYLOAD])

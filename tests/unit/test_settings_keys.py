@@ -99,3 +99,17 @@ def test_keys_read_like_documentation_and_share_a_tag() -> None:
 def test_keyspace_rejects_bad_prefix() -> None:
     with pytest.raises(ValueError, match="no braces"):
         Keyspace("a{b}")
+
+
+def test_gateway_settings_are_the_gateways_keywords_with_the_same_defaults() -> None:
+    """The app passes ``settings.gateway`` as keywords; a field that is not one, or a default that drifted, fails."""
+    import inspect
+
+    from zsched.settings import GatewaySettings
+    from zsched.web.gateway import Gateway
+
+    parameters = inspect.signature(Gateway).parameters
+    for field in msgspec.structs.fields(GatewaySettings):
+        assert field.name in parameters, field.name
+        default = parameters[field.name].default
+        assert (tuple(default) if isinstance(default, list | tuple) else default) == field.default, field.name

@@ -32,12 +32,16 @@ class CoreBase:
         retention: Retention | None = None,
         idempotency_ttl_ms: int = DAY_MS,
         clock: Callable[[], int] | None = None,
+        max_pending_per_creator: int = 100_000,
+        max_call_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.keys = keyspace or Keyspace()
         self.retry = retry or RetryPolicy()
         self.retention = retention or Retention()
         self.idempotency_ttl_ms = idempotency_ttl_ms
         self.clock = clock
+        self.max_pending_per_creator = max_pending_per_creator  # 0: no cap
+        self.max_call_bytes = max_call_bytes
 
     def now_arg(self) -> str:
         """ARGV[1] of every script: '' lets the server's TIME decide; a pinned clock passes its value."""

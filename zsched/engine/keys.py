@@ -74,6 +74,11 @@ class Partition:
         return f"{self.tag}:by_creator"
 
     @cached_property
+    def pending_by_creator(self) -> str:
+        """HASH: created_by -> how many of their notifications here are pending or processing (the quota's count)."""
+        return f"{self.tag}:pending_by_creator"
+
+    @cached_property
     def counters(self) -> str:
         """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, reaped, purged)."""
         return f"{self.tag}:counters"

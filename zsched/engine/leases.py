@@ -50,7 +50,7 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "ack",
-                [p.due, p.processing, p.state, p.sent, p.counters],
+                [p.due, p.processing, p.state, p.sent, p.counters, p.pending_by_creator],
                 [self.now_arg(), self.retention.sent_ms, *ids],
             )
         ]
@@ -75,7 +75,9 @@ class LeaseOps(CoreBase):
         for n, error in failures:
             delay = delays_ms[n.id] if delays_ms is not None else self.retry.delay_ms(n.attempts)
             args += [n.id, n.attempts, -1 if delay is None else delay, error[:2000]]
-        (reply,) = yield [Script("retry", [p.due, p.processing, p.state, p.failed, p.counters], args)]
+        (reply,) = yield [
+            Script("retry", [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator], args)
+        ]
         got = RetryReply.read(reply)
         return got.retried, got.failed
 
@@ -85,7 +87,7 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "reap",
-                [p.due, p.processing, p.state, p.failed, p.counters],
+                [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator],
                 [self.now_arg(), limit, self.retry.max_attempts, self.retention.failed_ms, p.wakeup],
             )
         ]

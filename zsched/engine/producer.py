@@ -9,12 +9,12 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from ..errors import FieldError, refusal_error
+from ..errors import CallTooLargeError, FieldError, PendingLimitError, refusal_error
 from ..models import Notification, ScheduleResult, json_encoder, ms_to_datetime
 from . import validation
 from .base import CoreBase
 from .replies import ChangeReply, RequeueDeadReply, ScheduleReply
-from .steps import Op, Script, Step
+from .steps import Command, Op, Script, Step
 from .views import ReadViews
 
 
@@ -47,9 +47,26 @@ class ProducerOps(ReadViews):
             hashlib.sha256(json_encoder.encode([people, at_ms, delay_ms]) + payload_json).hexdigest() if key else ""
         )
 
+        if self.max_call_bytes and len(payload_json) * len(people) > self.max_call_bytes:
+            raise CallTooLargeError(len(payload_json), len(people), self.max_call_bytes)
+
         groups: dict[int, list[str]] = {}
         for person in people:
             groups.setdefault(self.keys.for_recipient(person).index, []).append(person)
+        # The pending cap: one partition's script checks it atomically, given what the creator holds in the
+        # others; a call spanning partitions is checked here first (concurrent calls may each pass: the cap
+        # is approximate across partitions, exceeded by at most what calls racing this one add).
+        cap = self.max_pending_per_creator if creator else 0
+        held = dict.fromkeys(groups, 0)
+        total = 0
+        if cap and len(self.keys.partitions) > 1:
+            counts = yield [Command(("HGET", p.pending_by_creator, str(creator))) for p in self.keys.partitions]
+            held = {p.index: int(c or 0) for p, c in zip(self.keys.partitions, counts, strict=True)}
+            total = sum(held.values())
+            if len(groups) > 1:
+                if total + len(people) > cap:
+                    raise PendingLimitError(str(creator), total, len(people), cap)
+                cap = 0
         steps: list[Step] = []
         for index, members in groups.items():
             p = self.keys.partitions[index]
@@ -65,6 +82,7 @@ class ProducerOps(ReadViews):
                         p.sequence,
                         p.idempotency(key or ""),
                         p.by_creator,
+                        p.pending_by_creator,
                     ],
                     [
                         self.now_arg(),
@@ -77,6 +95,8 @@ class ProducerOps(ReadViews):
                         p.wakeup,
                         payload_json.decode(),
                         creator or "",
+                        cap,
+                        total - held.get(index, 0) if cap else 0,
                         *members,
                     ],
                 )
@@ -87,7 +107,7 @@ class ProducerOps(ReadViews):
         due_ms, replayed = 0, False
         for members, raw in zip(groups.values(), replies, strict=True):
             reply = ScheduleReply.read(raw)
-            refusal = reply.refusal(str(key))
+            refusal = reply.refusal(str(key), str(creator), len(people))
             if refusal is not None:
                 raise refusal_error(refusal)
             due_ms, replayed = reply.due_ms, reply.code == "replayed"
@@ -104,7 +124,7 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "cancel",
-                [p.due, p.state, p.cancelled, p.counters],
+                [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator],
                 [self.now_arg(), self.retention.cancelled_ms, notification_id],
             )
         ]
@@ -165,4 +185,8 @@ def requeue_dead(
 
 def _requeue(core: CoreBase, index: int, ids: Sequence[int], batch: int) -> Script:
     p = core.keys.partitions[index]
-    return Script("requeue_dead", [p.due, p.failed, p.state, p.counters], [core.now_arg(), p.wakeup, batch, *ids])
+    return Script(
+        "requeue_dead",
+        [p.due, p.failed, p.state, p.counters, p.pending_by_creator],
+        [core.now_arg(), p.wakeup, batch, *ids],
+    )

@@ -25,12 +25,14 @@ class Reply(msgspec.Struct, frozen=True):
 
 class ScheduleReply(Reply, frozen=True):
     """The reply of ``schedule.lua``: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
-    | {'past', due_ms, now_ms} | {'conflict'}."""
+    | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}."""
 
     code: str
     due_ms: int = 0
     now_ms: int = 0
     ids: list[int] = []
+    held: int = 0
+    max_pending: int = 0
 
     @classmethod
     def read(cls, reply: list[Any]) -> Self:
@@ -38,13 +40,25 @@ class ScheduleReply(Reply, frozen=True):
         code = text(reply[0])
         if code == "conflict":
             return cls(code)
+        if code == "over_quota":
+            return cls(code, held=int(reply[1]), max_pending=int(reply[2]))
         return cls(code, int(reply[1]), int(reply[2]), [int(i) for i in reply[3:]])
 
-    def refusal(self, key: str) -> Refusal | None:
+    def refusal(self, key: str, creator: str = "", adding: int = 0) -> Refusal | None:
         """What went wrong, or None when the notifications were created (or replayed)."""
         if self.code in ("created", "replayed"):
             return None
-        return Refusal(self.code, "schedule", due_ms=self.due_ms, now_ms=self.now_ms, key=key)
+        return Refusal(
+            self.code,
+            "schedule",
+            due_ms=self.due_ms,
+            now_ms=self.now_ms,
+            key=key,
+            creator=creator,
+            held=self.held,
+            adding=adding,
+            limit=self.max_pending,
+        )
 
 
 class ChangeReply(Reply, frozen=True):

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..client import AsyncScheduler
 from ..engine import validation
-from ..errors import NotFoundError, UnavailableError
+from ..errors import NotFoundError, PendingLimitError, UnavailableError
 from ..models import Notification
 from ..settings import ApiSettings
 from . import docs_page, openapi
@@ -187,18 +187,21 @@ class Api:
                 f"through); got {unknown[0][:64]!r}",
                 "channels",
             )
-        result = await self.zs.schedule(
-            people,
-            body.title,
-            body.message,
-            at=body.scheduled_at,
-            type=body.type,
-            priority=body.priority,
-            data=body.data,
-            idempotency_key=None if key is None else _scoped_key(principal.user, key),
-            created_by=principal.user,
-            channels=channels,
-        )
+        try:
+            result = await self.zs.schedule(
+                people,
+                body.title,
+                body.message,
+                at=body.scheduled_at,
+                type=body.type,
+                priority=body.priority,
+                data=body.data,
+                idempotency_key=None if key is None else _scoped_key(principal.user, key),
+                created_by=principal.user,
+                channels=channels,
+            )
+        except PendingLimitError as exc:
+            raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
         return JSON(
             {"notification_ids": result.notification_ids, "count": result.count, "scheduled_at": result.scheduled_at},

@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
+import msgspec
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -129,20 +130,8 @@ def create_app(
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if websocket:
-                    g = settings.gateway
-                    gateway = Gateway(
-                        zs.redis,
-                        zs.core.keys,
-                        api.tokens,
-                        allowed_origins=g.allowed_origins,
-                        send_queue=g.send_queue,
-                        heartbeat_s=g.heartbeat_s,
-                        idle_timeout_s=g.idle_timeout_s,
-                        backlog_limit=g.backlog_limit,
-                        close_timeout_s=g.close_timeout_s,
-                        subscribe_timeout_s=g.subscribe_timeout_s,
-                        failures=api.failures,
-                    )
+                    options = msgspec.structs.asdict(settings.gateway)  # its fields are Gateway's keywords
+                    gateway = Gateway(zs.redis, zs.core.keys, api.tokens, failures=api.failures, **options)
                     await gateway.start()
                     stack.push_async_callback(gateway.stop)
                     app.state.gateway = gateway
