@@ -32,6 +32,7 @@ for _, id in ipairs(ids) do
     local st = cjson.decode(raw)
     st.lease_until = nil
     st.last_error = 'lease expired after attempt ' .. st.attempts .. ': the worker stopped or stalled'
+    st.last_error_detail = nil
     if st.attempts >= tonumber(ARGV[3]) then
       release(st)
       st.status = 'failed'

@@ -12,6 +12,8 @@
 -- ARGV[2] keep_ms       how long a failed record is kept
 -- ARGV[3] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[4..] quadruples  id, attempt it reports on, delay_ms (negative: no retry left), error text
+--                       (its first line is stored as last_error; any later lines, e.g. what a webhook
+--                       answered, as last_error_detail, which only admins are shown)
 -- Returns: {now_ms, retried count, failed count}
 local now = tonumber(ARGV[1])
 if not now then
@@ -34,7 +36,14 @@ for i = 4, #ARGV, 4 do
     local st = cjson.decode(raw)
     if st.status == 'processing' and st.attempts == attempt then
       redis.call('ZREM', KEYS[2], id)
-      st.last_error = err
+      local nl = string.find(err, '\n', 1, true)
+      if nl then
+        st.last_error = string.sub(err, 1, nl - 1)
+        st.last_error_detail = string.sub(err, nl + 1)
+      else
+        st.last_error = err
+        st.last_error_detail = nil
+      end
       st.lease_until = nil
       if delay < 0 then
         release(st)

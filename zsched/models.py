@@ -52,6 +52,7 @@ class State(msgspec.Struct, omit_defaults=True):
     cancelled_at: int | None = None
     failed_at: int | None = None
     last_error: str | None = None
+    last_error_detail: str | None = None  # what the channel's peer answered: admins only
     delivered_at: int | None = None
     created_by: str | None = None  # also in the payload; here so the scripts can keep its index and counts
 
@@ -75,6 +76,7 @@ class Notification(msgspec.Struct, kw_only=True):
     cancelled_at: datetime | None = None
     failed_at: datetime | None = None
     last_error: str | None = None
+    last_error_detail: str | None = None  # e.g. a webhook's response body; the HTTP API shows it to admins only
     created_by: str | None = None
     delivered_at: datetime | None = None
 
@@ -103,6 +105,7 @@ class Notification(msgspec.Struct, kw_only=True):
             cancelled_at=_maybe_datetime(state.cancelled_at),
             failed_at=_maybe_datetime(state.failed_at),
             last_error=state.last_error,
+            last_error_detail=state.last_error_detail,
             created_by=payload.created_by,
             delivered_at=_maybe_datetime(state.delivered_at),
         )

@@ -9,11 +9,13 @@ from typing import Any
 
 
 class HookServer:
-    """Serves 127.0.0.1 on a free port; ``statuses`` are answered in order (the last one repeats)."""
+    """Serves 127.0.0.1 on a free port; ``statuses`` are answered in order (the last one repeats), each with
+    ``body``; any path is served."""
 
-    def __init__(self, statuses: list[int] | None = None, hang_s: float = 0.0) -> None:
+    def __init__(self, statuses: list[int] | None = None, hang_s: float = 0.0, body: bytes = b"ok") -> None:
         self.statuses = list(statuses or [200])
         self.hang_s = hang_s
+        self.body = body
         self.requests: list[tuple[dict[str, str], bytes]] = []
         hook = self
 
@@ -25,9 +27,9 @@ class HookServer:
                     time.sleep(hook.hang_s)
                 status = hook.statuses.pop(0) if len(hook.statuses) > 1 else hook.statuses[0]
                 self.send_response(status)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(hook.body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(hook.body)
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -2,6 +2,11 @@
 
 Receivers deduplicate by notification id, sent in every body and in the ``X-Zsched-Id`` header:
 delivery is at least once.
+
+A webhook URL is often a bearer secret (Slack and Teams URLs are), so a failure names only the origin
+(``https://hooks.example.com``): its message's first line becomes the stored ``last_error`` the creator
+sees; what the receiver answered follows on later lines, which ``lua/retry.lua`` stores apart as
+``last_error_detail``, shown only to admins and never logged.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hmac
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -40,6 +46,14 @@ def verify_signature(
     return age_s <= tolerance_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+def origin(url: str) -> str:
+    """A URL without its path, query and credentials (``https://hooks.example.com:8443``): safe to show."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
 class WebhookChannel:
     """POSTs each notification's JSON to ``url``; a non-2xx answer or a timeout fails that notification."""
 
@@ -57,6 +71,7 @@ class WebhookChannel:
         if not secret:
             raise ConfigError("a webhook needs a signing secret (ZSCHED_WEBHOOK_SECRET); got an empty one")
         self.url = url
+        self.origin = origin(url)
         self.secret = secret
         self.timeout_s = timeout_s
         self._limit = asyncio.Semaphore(concurrency)
@@ -77,9 +92,20 @@ class WebhookChannel:
             try:
                 answer = await self._client.post(self.url, content=body, headers=headers, timeout=self.timeout_s)
             except httpx.TimeoutException as exc:
-                raise WebhookError(f"webhook {self.url} did not answer within {self.timeout_s} s ({exc!r})") from exc
+                raise WebhookError(f"webhook {self.origin} did not answer within {self.timeout_s} s") from exc
+            except httpx.HTTPError as exc:  # connect, TLS, protocol: the type is safe to show, its text may not be
+                raise WebhookError(
+                    f"webhook {self.origin} could not be reached ({type(exc).__name__})\n{self._scrub(str(exc))[:200]}"
+                ) from exc
         if not 200 <= answer.status_code < 300:
-            raise WebhookError(f"webhook {self.url} answered {answer.status_code}; expected 2xx: {answer.text[:200]!r}")
+            raise WebhookError(
+                f"webhook {self.origin} answered {answer.status_code}; expected 2xx\n"
+                f"response body: {self._scrub(answer.text[:200])!r}"
+            )
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the full URL replaced by its origin: a receiver may echo its own URL."""
+        return text.replace(self.url, self.origin)
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
         """POST every notification concurrently (at most ``concurrency`` at once); collect failures."""

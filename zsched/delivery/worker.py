@@ -162,7 +162,8 @@ class Worker:
                 min(lateness),
                 max(lateness),
             )
-        for n, error in failures:
+        for n, described in failures:
+            error = described.partition("\n")[0]  # later lines (a webhook's answer) are for admins, not logs
             delay = delays[n.id]
             late_ms = done_ms - n.scheduled_at.timestamp() * 1000
             if delay is None:

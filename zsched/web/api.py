@@ -29,6 +29,7 @@ from .bodies import (
     reschedule_decoder,
     schedule_decoder,
     status_view,
+    viewer,
 )
 from .errors import JSON, ApiError, read_json
 from .metrics import CONTENT_TYPE, Metrics
@@ -230,7 +231,7 @@ class Api:
         if request.method == "PATCH":
             body: RescheduleBody = await read_json(request, reschedule_decoder)
             n = await self.zs.reschedule(n.id, at=body.scheduled_at)
-        return JSON(full_view(n))
+        return JSON(full_view(n, viewer(principal, n)))
 
     async def list_mine(self, request: Request) -> Response:
         """GET: notifications newest first, filtered by ``recipient``, ``created_by`` and ``status``.
@@ -259,7 +260,8 @@ class Api:
             limit=50 if limit is None else limit,
             cursor=parse_int(query.get("cursor"), "cursor", 0, MAX_ID),
         )
-        return JSON({"items": [full_view(n) for n in page.items], "next_cursor": page.next_cursor})
+        items = [full_view(n, viewer(principal, n)) for n in page.items]
+        return JSON({"items": items, "next_cursor": page.next_cursor})
 
     async def stats(self, request: Request) -> Response:
         """GET (admin): counts per status, totals, next due and oldest overdue lag, overall and per partition."""

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from ..models import Notification
+from .auth import Principal
 from .errors import ApiError
+
+Viewer = Literal["recipient", "creator", "admin"]
+"""Who reads a notification, which decides how much of a failure it is told."""
+
+_URL_TAIL = re.compile(r"(\w+://)(?:[^\s/?#@'\"]*@)?([^\s/?#'\"]+)[^\s'\"]*")
 
 
 class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
@@ -34,8 +41,30 @@ schedule_decoder = msgspec.json.Decoder(ScheduleBody)
 reschedule_decoder = msgspec.json.Decoder(RescheduleBody)
 
 
+def viewer(principal: Principal, n: Notification) -> Viewer:
+    """Whether ``principal`` reads ``n`` as an admin, its creator (who chose where it goes) or its recipient."""
+    if principal.admin:
+        return "admin"
+    return "creator" if n.created_by == principal.user else "recipient"
+
+
+def failure(n: Notification, who: Viewer) -> str | None:
+    """``last_error`` as ``who`` may read it: an admin and the creator get it with no URL path, query or
+    credentials (a webhook URL can be a bearer secret); a recipient gets only a generic reason."""
+    if n.last_error is None:
+        return None
+    if who != "recipient":
+        return _URL_TAIL.sub(r"\1\2", n.last_error)  # records stored before 0.2.0 may name the full URL
+    if n.scheduled_status == "failed":
+        return "delivery failed for good"
+    if n.scheduled_status in ("pending", "processing"):
+        return "delivery failed; it will be retried"
+    return "an earlier delivery attempt failed"
+
+
 def status_view(n: Notification) -> dict[str, Any]:
-    """The seed's schedule_status shape, plus ``recipient``, ``attempts`` and ``delivered_at`` (client ack)."""
+    """The seed's schedule_status shape, plus ``recipient``, ``attempts`` and ``delivered_at`` (client ack);
+    no error text, so it is the same for every viewer."""
     return {
         "id": n.id,
         "title": n.title,
@@ -50,9 +79,13 @@ def status_view(n: Notification) -> dict[str, Any]:
     }
 
 
-def full_view(n: Notification) -> dict[str, Any]:
-    """Every field of a notification, plus ``is_sent``."""
-    return {**msgspec.structs.asdict(n), "is_sent": n.is_sent}
+def full_view(n: Notification, who: Viewer = "recipient") -> dict[str, Any]:
+    """Every field of a notification, plus ``is_sent``; ``last_error`` as ``who`` may read it, and
+    ``last_error_detail`` (e.g. a webhook's response body) for admins only."""
+    view = {**msgspec.structs.asdict(n), "is_sent": n.is_sent, "last_error": failure(n, who)}
+    if who != "admin":
+        del view["last_error_detail"]
+    return view
 
 
 def integral(value: str | int | float) -> str | int | float:
