@@ -69,6 +69,8 @@ class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
     keep_cancelled_ms: int = 30 * DAY_MS
     keep_failed_ms: int = 90 * DAY_MS
     idempotency_ttl_ms: int = DAY_MS
+    max_pending_per_creator: int = 100_000  # pending + processing per creator, across partitions; 0: no cap
+    max_call_bytes: int = 64 * 1024 * 1024  # payload bytes x recipients one schedule call may store
 
 
 class WorkerSettings(msgspec.Struct, kw_only=True, frozen=True):
@@ -185,6 +187,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             retry=RetryPolicy(delays_ms=e.retry_delays_ms),
             retention=Retention(e.keep_sent_ms, e.keep_cancelled_ms, e.keep_failed_ms),
             idempotency_ttl_ms=e.idempotency_ttl_ms,
+            max_pending_per_creator=e.max_pending_per_creator,
+            max_call_bytes=e.max_call_bytes,
         )
 
     def server(self) -> EmbeddedServer | None:
