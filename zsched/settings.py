@@ -91,6 +91,7 @@ class DeliverySettings(msgspec.Struct, kw_only=True, frozen=True):
     inbox_maxlen: int = 1000
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    webhook_previous_secret: str | None = None  # during a rotation: requests are signed with both
     webhook_timeout_s: float = 10.0
     webhook_concurrency: int = 16
 

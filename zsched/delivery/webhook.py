@@ -7,6 +7,10 @@ A webhook URL is often a bearer secret (Slack and Teams URLs are), so a failure 
 (``https://hooks.example.com``): its message's first line becomes the stored ``last_error`` the creator
 sees; what the receiver answered follows on later lines, which ``lua/retry.lua`` stores apart as
 ``last_error_detail``, shown only to admins and never logged.
+
+During a secret rotation each request is signed with the current and the previous secret: the signature
+header then carries ``sha256=<current>, sha256=<previous>``, and ``verify_signature`` accepts it when any
+one of them matches.
 """
 
 from __future__ import annotations
@@ -38,12 +42,16 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 def verify_signature(
     secret: str, body: bytes, timestamp: str, signature: str, *, tolerance_s: float = 300.0, now_s: float | None = None
 ) -> bool:
-    """Whether a received webhook is genuine: the signature matches and the timestamp is recent."""
+    """Whether a received webhook is genuine: the timestamp is recent and one of the header's comma-separated
+    signatures (two during a secret rotation) is ``secret``'s."""
     try:
         age_s = abs((time.time() if now_s is None else now_s) - int(timestamp))
     except ValueError:
         return False
-    return age_s <= tolerance_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
+    expected = sign(secret, timestamp, body).encode()
+    # Every candidate is compared (no early exit), so timing does not tell which one matched.
+    matches = [hmac.compare_digest(expected, part.strip().encode()) for part in signature.split(",")]
+    return age_s <= tolerance_s and any(matches)
 
 
 def origin(url: str) -> str:
@@ -62,6 +70,7 @@ class WebhookChannel:
         url: str,
         secret: str,
         *,
+        previous_secret: str | None = None,
         timeout_s: float = 10.0,
         concurrency: int = 16,
         client: httpx.AsyncClient | None = None,
@@ -73,6 +82,7 @@ class WebhookChannel:
         self.url = url
         self.origin = origin(url)
         self.secret = secret
+        self.previous_secret = previous_secret or None
         self.timeout_s = timeout_s
         self._limit = asyncio.Semaphore(concurrency)
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
@@ -86,7 +96,7 @@ class WebhookChannel:
             "X-Zsched-Id": str(n.id),
             "X-Zsched-Attempt": str(n.attempts),
             TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(self.secret, timestamp, body),
+            SIGNATURE_HEADER: self.signature(timestamp, body),
         }
         async with self._limit:
             try:
@@ -102,6 +112,11 @@ class WebhookChannel:
                 f"webhook {self.origin} answered {answer.status_code}; expected 2xx\n"
                 f"response body: {self._scrub(answer.text[:200])!r}"
             )
+
+    def signature(self, timestamp: str, body: bytes) -> str:
+        """The signature header: the current secret's signature, then the previous secret's during a rotation."""
+        current = sign(self.secret, timestamp, body)
+        return current if self.previous_secret is None else f"{current}, {sign(self.previous_secret, timestamp, body)}"
 
     def _scrub(self, text: str) -> str:
         """``text`` with the full URL replaced by its origin: a receiver may echo its own URL."""

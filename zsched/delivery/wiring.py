@@ -102,7 +102,11 @@ def _webhook(context: ChannelContext) -> Delivery:
             "webhook_secret",
         )
     return WebhookChannel(
-        str(d.webhook_url), d.webhook_secret, timeout_s=d.webhook_timeout_s, concurrency=d.webhook_concurrency
+        str(d.webhook_url),
+        d.webhook_secret,
+        previous_secret=d.webhook_previous_secret,
+        timeout_s=d.webhook_timeout_s,
+        concurrency=d.webhook_concurrency,
     )
 
 
