@@ -119,6 +119,7 @@ def _engine_steps(core: Core) -> list[Script]:
         core.claim(p, 10, 1000),
         core.ack(p, [1]),
         core.fail(p, [(n, "boom")]),
+        core.renew(p, [n], 1000),
         core.reap(p),
         core.purge(p),
         requeue_dead(core, [1, 2, 3]),

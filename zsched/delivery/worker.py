@@ -132,7 +132,12 @@ class Worker:
 
     async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:
         batch = claimed.notifications
-        outcomes = await self._attempt(batch)
+        renewing = asyncio.create_task(self._renew(p, batch))
+        try:
+            outcomes = await self._attempt(batch)
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
         done_ms = claimed.now_ms + (time.monotonic() - claimed_at) * 1000
         sent = [n for n, o in zip(batch, outcomes, strict=True) if o is None]
         failures = [(n, _describe(o)) for n, o in zip(batch, outcomes, strict=True) if o is not None]
@@ -182,6 +187,32 @@ class Worker:
                     delay / 1000,
                 )
                 self._observe("retry", n, late_ms)
+
+    async def _renew(self, p: Partition, batch: Sequence[Notification]) -> None:
+        """While ``batch`` is delivered, push its leases a whole lease past now every third of a lease: a slow
+        batch keeps what it claimed, and two renewals in a row may fail before another worker can take it."""
+        held = list(batch)
+        every_s = self.lease_ms / 3000
+        while held:
+            await asyncio.sleep(every_s)
+            try:
+                lost = set(await self.scheduler.run(self.core.renew(p, held, self.lease_ms)))
+            except (UnavailableError, redis.RedisError) as exc:  # the lease may still hold: try again
+                log.warning(
+                    "partition %s: could not renew %d leases (%s); retrying in %.1f s", p.index, len(held), exc, every_s
+                )
+                continue
+            if lost:
+                # Reaped after expiring (this worker stalled past its lease, or could not renew): another
+                # worker may deliver these too. This delivery goes on; its ack still marks them sent.
+                log.warning(
+                    "partition %s: lost the lease of %d notification(s) still being delivered (ids %s): it expired "
+                    "and was reaped, so another worker may deliver them too",
+                    p.index,
+                    len(lost),
+                    ",".join(str(i) for i in sorted(lost)),
+                )
+                held = [n for n in held if n.id not in lost]
 
     async def _attempt(self, batch: Sequence[Notification]) -> list[Outcome]:
         try:

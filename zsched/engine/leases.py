@@ -1,5 +1,5 @@
-"""Lease operations, the worker's side: claim due notifications under a lease, ack or fail them, reap
-expired leases, purge records past retention.
+"""Lease operations, the worker's side: claim due notifications under a lease, renew it while delivering,
+ack or fail them, reap expired leases, purge records past retention.
 
 Each is a generator of Redis steps (see ``steps``); nothing here does I/O of its own.
 """
@@ -14,7 +14,7 @@ from ..models import Notification
 from . import records
 from .base import CoreBase
 from .keys import Partition
-from .replies import AckReply, ClaimReply, PurgeReply, ReapReply, RetryReply
+from .replies import AckReply, ClaimReply, PurgeReply, ReapReply, RenewReply, RetryReply
 from .steps import Op, Script
 
 
@@ -80,6 +80,16 @@ class LeaseOps(CoreBase):
         ]
         got = RetryReply.read(reply)
         return got.retried, got.failed
+
+    def renew(self, partition: Partition, held: Sequence[Notification], lease_ms: int) -> Op[list[int]]:
+        """Extend to now + ``lease_ms`` the leases of ``held`` that its claim (``n.attempts``) still holds;
+        returns the ids it no longer holds (the lease expired and was reaped, perhaps claimed again)."""
+        p = partition
+        args: list[str | int] = [self.now_arg(), lease_ms]
+        for n in held:
+            args += [n.id, n.attempts]
+        (reply,) = yield [Script("renew", [p.processing, p.state], args)]
+        return RenewReply.read(reply).lost
 
     def reap(self, partition: Partition, limit: int = 1000) -> Op[tuple[int, int]]:
         """Hand expired leases back to due (or fail them after the last attempt); (requeued, failed)."""

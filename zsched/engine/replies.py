@@ -142,6 +142,19 @@ class ReapReply(Reply, frozen=True):
         return cls(int(reply[0]), int(reply[1]), int(reply[2]))
 
 
+class RenewReply(Reply, frozen=True):
+    """The reply of ``renew.lua``: {now_ms, lease deadline ms, id no longer held...}."""
+
+    now_ms: int
+    lease_until_ms: int
+    lost: list[int]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``lost`` names the ids the caller's claim no longer holds."""
+        return cls(int(reply[0]), int(reply[1]), [int(i) for i in reply[2:]])
+
+
 class PurgeReply(Reply, frozen=True):
     """The reply of ``purge.lua``: {now_ms, purged count}."""
 
@@ -212,6 +225,7 @@ READERS: dict[str, type[Reply]] = {
     "ack": AckReply,
     "retry": RetryReply,
     "reap": ReapReply,
+    "renew": RenewReply,
     "purge": PurgeReply,
     "requeue_dead": RequeueDeadReply,
     "mark_delivered": MarkDeliveredReply,

@@ -18,6 +18,7 @@ NAMES = (
     "cancel",
     "reschedule",
     "reap",
+    "renew",
     "purge",
     "publish_inbox",
     "rate_limit",
