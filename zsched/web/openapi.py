@@ -22,8 +22,11 @@ _ERRORS = {
     415: "The body is not sent as application/json.",
     426: "A plain HTTP request to the WebSocket endpoint; connect with a WebSocket client.",
     422: "A rule is broken: a past or naive time, empty or too many recipients, a bad priority, an oversize field, "
+    "a call that would store more than ZSCHED_MAX_CALL_BYTES, "
     "a value of the wrong type. 'field' names where.",
-    429: "This token's rate limit is reached; see Retry-After.",
+    429: "This token's rate limit is reached, or too many failed authentications came from this address (see "
+    "Retry-After); on schedule, also: the creator holds the most pending notifications allowed "
+    "(error too_many_pending, ZSCHED_MAX_PENDING_PER_CREATOR).",
     503: "Redis is unavailable; nothing was written. Retry after Retry-After seconds.",
 }
 _REF = "#/components/schemas/"
