@@ -1,14 +1,30 @@
 -- publish_inbox: append each delivered notification to its recipient's inbox stream, then PUBLISH it
 -- on the recipient's channel with the stream id spliced in, so a client can resume from that id.
--- KEYS[1..] inboxes     STREAM per recipient (capped), one key per message, all in one partition
+-- An inbox keeps what is younger than the retention and at most about maxlen entries, and expires once
+-- the retention has passed with nothing appended. Each entry also records the id of the entry before it
+-- (field p, '0-0' for a new stream), so a replay can tell a trimmed gap from ids that never existed.
+-- KEYS[1..] inboxes     STREAM per recipient, one key per message, all in one partition
 -- ARGV[1] maxlen        approximate cap on each inbox stream
--- ARGV[2..] pairs       channel, message JSON object (one pair per key, in key order)
+-- ARGV[2] keep_ms       retention: entries older than this are trimmed, and an idle inbox expires after it
+-- ARGV[3] now_ms        '' for the server's TIME, or a pinned clock
+-- ARGV[4..] pairs       channel, message JSON object (one pair per key, in key order)
 -- Returns: {stream id, ...} in key order
-local maxlen = tonumber(ARGV[1])
+local maxlen, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 local reply = {}
 for i = 1, #KEYS do
-  local channel, body = ARGV[2 * i], ARGV[2 * i + 1]
-  local sid = redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', 'n', body)
+  local channel, body = ARGV[2 * i + 2], ARGV[2 * i + 3]
+  local top = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
+  local prev = top[1] and top[1][1] or '0-0'
+  -- trim by age before the append, so a clock ahead of the stream ids never trims the new entry
+  redis.call('XTRIM', KEYS[i], 'MINID', string.format('%d', math.max(0, now - keep)))
+  local sid = redis.call('XADD', KEYS[i], 'MAXLEN', '~', maxlen, '*', 'n', body, 'p', prev)
+  redis.call('PEXPIRE', KEYS[i], ARGV[2])
   redis.call('PUBLISH', channel, '{"stream_id":"' .. sid .. '",' .. string.sub(body, 2))
   reply[i] = sid
 end

@@ -2,14 +2,19 @@
 PUBLISHed on the recipient's channel, in one script call per partition. PUBLISH alone would drop a
 message nobody listens to; the stream keeps it for a client that connects later. The WebSocket gateway
 (``zsched.web.gateway``) listens to both.
+
+An inbox is bounded three ways, all inside the script: entries older than ``keep_ms`` (the sent records'
+retention) are trimmed, at most about ``inbox_maxlen`` are kept, and the stream expires ``keep_ms`` after its
+last append, so a recipient who stops receiving leaves nothing behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ..engine.base import Retention
 from ..engine.keys import Keyspace
 from ..engine.scripts import Scripts
 from ..models import Delivered, Notification, json_encoder
@@ -19,10 +24,22 @@ from .channel import Outcome
 class InboxDelivery:
     """Inbox stream + PUBLISH on the recipient's channel: what the WebSocket gateway listens to."""
 
-    def __init__(self, connection: Any, keyspace: Keyspace, *, inbox_maxlen: int = 1000) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        keyspace: Keyspace,
+        *,
+        inbox_maxlen: int = 1000,
+        keep_ms: int = Retention().sent_ms,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        if inbox_maxlen < 1 or keep_ms < 1:
+            raise ValueError(f"inbox_maxlen and keep_ms must be >= 1; got {inbox_maxlen} and {keep_ms}")
         self.redis = connection
         self.keys = keyspace
         self.inbox_maxlen = inbox_maxlen
+        self.keep_ms = keep_ms
+        self.clock = clock  # None: the server's TIME decides what is older than keep_ms
         self.script = Scripts(connection)["publish_inbox"]
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
@@ -35,7 +52,7 @@ class InboxDelivery:
         for index, positions in groups.items():
             p = self.keys.partitions[index]
             keys: list[str] = []
-            args: list[str | int] = [self.inbox_maxlen]
+            args: list[str | int] = [self.inbox_maxlen, self.keep_ms, "" if self.clock is None else self.clock()]
             for position in positions:
                 n = batch[position]
                 keys.append(p.inbox(n.recipient))

@@ -111,6 +111,9 @@ def _webhook(context: ChannelContext) -> Delivery:
 
 
 register_channel(
-    "websocket", lambda c: InboxDelivery(c.redis, c.keyspace, inbox_maxlen=c.settings.delivery.inbox_maxlen)
+    "websocket",
+    lambda c: InboxDelivery(
+        c.redis, c.keyspace, inbox_maxlen=c.settings.delivery.inbox_maxlen, keep_ms=c.settings.engine.keep_sent_ms
+    ),
 )
 register_channel("webhook", _webhook, enabled=lambda s: bool(s.delivery.webhook_url))

@@ -59,7 +59,9 @@ class Worker:
     ) -> None:
         self.scheduler = scheduler
         self.core = scheduler.core
-        self.delivery = delivery or InboxDelivery(scheduler.redis, scheduler.core.keys)
+        self.delivery = delivery or InboxDelivery(
+            scheduler.redis, scheduler.core.keys, keep_ms=scheduler.core.retention.sent_ms, clock=scheduler.core.clock
+        )
         self.batch = batch
         self.lease_ms = lease_ms
         self.idle_s = idle_s
