@@ -112,7 +112,8 @@ class GatewaySettings(msgspec.Struct, kw_only=True, frozen=True):
     send_queue: int = 256
     heartbeat_s: float = 20.0
     idle_timeout_s: float | None = None
-    backlog_limit: int = 100
+    backlog_limit: int = 100  # deprecated, unused: a connect replays every unacked inbox entry
+    backlog_page: int = 200  # inbox entries a replay reads at once
     close_timeout_s: float = 2.0
     subscribe_timeout_s: float = 5.0
     send_timeout_s: float = 10.0  # how long one send of the backlog may wait for a client that stopped reading

@@ -7,12 +7,12 @@ any number of gateways on one Redis each serve their own clients.
 
 A connection, in order: ``admission`` checks the Origin, the token and the token's connect budget (a
 refusal closes the socket before anything is sent); the user's channel is subscribed and the
-subscription confirmed; ``replay`` sends the backlog from the inbox stream (``?since=<stream_id>``:
-everything after it; no ``since``: the recent entries not yet acked); then live messages, while
-``inbound`` answers the client's messages (``messages`` is the wire format). Live messages that arrive
-while the backlog is sent are held and sent after it, skipping any the backlog already had, so the seam
-has no gap and no duplicate. Anything that closes a socket (a limit, a revoked token, shutdown) ends its
-handler at once, the backlog included.
+subscription confirmed; ``replay`` sends the backlog from the inbox stream, page by page
+(``?since=<stream_id>``: everything after it; no ``since``: every entry not yet acked; a trimmed gap is
+said first); then live messages, while ``inbound`` answers the client's messages (``messages`` is the
+wire format). Live messages that arrive while the backlog is sent are held and sent after it, skipping
+any the backlog already had, so the seam has no gap and no duplicate. Anything that closes a socket (a
+limit, a revoked token, shutdown) ends its handler at once, the backlog included.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..ratelimit import FailedAuthLimiter
 from . import messages
 from .admission import Admission, Refused
 from .inbound import Inbound
-from .replay import STREAM_ID, replay
+from .replay import PAGE, STREAM_ID, Backlog, replay
 from .revocation import RevocationWatch
 from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN, Socket
 from .subscriptions import Subscriptions
@@ -56,6 +56,7 @@ class Gateway:
     unsent messages exceed ``send_queue`` is closed with 1013. When ``idle_timeout_s`` is set, a client
     that sends nothing (not even a pong to the ``heartbeat_s`` pings) for that long is closed with 1001.
     ``failures`` counts bad tokens per client address (shared with the HTTP API when served together).
+    The backlog is read ``backlog_page`` inbox entries at a time; ``backlog_limit`` is deprecated and unused.
 
     Limits (a client breaking one is closed with the code named): a token may connect ``connects_burst``
     times at once, then ``connects_per_s`` a second, counted in Redis across gateways (1013); a client
@@ -77,6 +78,7 @@ class Gateway:
         heartbeat_s: float = 20.0,
         idle_timeout_s: float | None = None,
         backlog_limit: int = 100,
+        backlog_page: int = PAGE,
         close_timeout_s: float = 2.0,
         subscribe_timeout_s: float = 5.0,
         failures: FailedAuthLimiter | None = None,
@@ -89,10 +91,10 @@ class Gateway:
         send_timeout_s: float = 10.0,
         revoke_check_s: float = 0.5,
     ) -> None:
-        if send_queue < 1 or backlog_limit < 1 or heartbeat_s <= 0 or send_timeout_s <= 0:
+        if send_queue < 1 or backlog_page < 1 or heartbeat_s <= 0 or send_timeout_s <= 0:
             raise ValueError(
-                "send_queue and backlog_limit must be >= 1, heartbeat_s and send_timeout_s > 0; got "
-                f"{send_queue}, {backlog_limit}, {heartbeat_s}, {send_timeout_s}"
+                "send_queue and backlog_page must be >= 1, heartbeat_s and send_timeout_s > 0; got "
+                f"{send_queue}, {backlog_page}, {heartbeat_s}, {send_timeout_s}"
             )
         self._redis_arg = redis_client
         self.redis: aioredis.Redis = (
@@ -104,7 +106,8 @@ class Gateway:
         self.send_queue = send_queue
         self.heartbeat_s = heartbeat_s
         self.idle_timeout_s = idle_timeout_s
-        self.backlog_limit = backlog_limit
+        self.backlog_limit = backlog_limit  # deprecated, unused: a connect replays every unacked entry
+        self.backlog_page = backlog_page
         self.close_timeout_s = close_timeout_s
         self.subscribe_timeout_s = subscribe_timeout_s
         self.send_timeout_s = send_timeout_s
@@ -203,13 +206,14 @@ class Gateway:
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._subscriptions.join(client)
-            replayed = await self._unless_closed(
-                client, replay(self.redis, self.keys, client, since, self.backlog_limit, self.send_timeout_s)
+            backlog = await self._unless_closed(
+                client, replay(self.redis, self.keys, client, since, self.backlog_page, self.send_timeout_s)
             )
-            if replayed is None:
+            if backlog is None:
                 return  # closed while the backlog was sent: a limit, a revoked token, shutdown
             last = None if client.last == (0, 0) else f"{client.last[0]}-{client.last[1]}"
-            client.push(messages.encode(messages.Ready(user, replayed, last)))
+            ready = messages.Ready(user, backlog.sent, last, backlog.truncated, backlog.oldest_stream_id)
+            client.push(messages.encode(ready))
             client.go_live()
             tasks = [
                 asyncio.create_task(coro)
@@ -246,7 +250,7 @@ class Gateway:
         for client in list(self._clients):
             client.close(CLOSE_RESTART, reason)
 
-    async def _unless_closed(self, client: Socket, work: Coroutine[Any, Any, int]) -> int | None:
+    async def _unless_closed(self, client: Socket, work: Coroutine[Any, Any, Backlog]) -> Backlog | None:
         """``work``'s result, or None when the socket is closed first (``work`` is then cancelled)."""
         task = asyncio.create_task(work)
         closing = asyncio.create_task(client.closing.wait())

@@ -3,7 +3,9 @@ msgspec Structs tagged by ``type``, with one decoder and one encoder built here.
 
     client -> {"type": "ack", "id": 7}  or  {"type": "ack", "ids": [7, 8]}
     client -> {"type": "ping"}  |  {"type": "pong"}
-    server -> {"type": "ready", "user", "replayed", "stream_id"}  |  {"type": "acked", "id", "delivered_at"}
+    server -> {"type": "truncated", "oldest_stream_id", "after"}   (before the backlog it concerns)
+    server -> {"type": "ready", "user", "replayed", "stream_id", "truncated", "oldest_stream_id"}
+    server -> {"type": "acked", "id", "delivered_at"}
     server -> {"type": "error", "error"}  |  {"type": "ping"}  |  {"type": "pong"}
 
 Notifications themselves are not built here: the worker stores them as JSON in the inbox stream and
@@ -36,12 +38,24 @@ class Pong(msgspec.Struct, tag="pong"):
     """The answer to a ``Ping``, in either direction."""
 
 
-class Ready(msgspec.Struct, tag="ready"):
-    """The backlog is sent (``replayed`` notifications, the last at ``stream_id``); live messages follow."""
+class Truncated(msgspec.Struct, tag="truncated"):
+    """The inbox no longer holds everything after ``after`` (the client's position; None: the start): entries
+    were trimmed by the cap or by age. What follows starts at ``oldest_stream_id`` (None: the inbox is gone)."""
+
+    oldest_stream_id: str | None
+    after: str | None = None
+
+
+class Ready(msgspec.Struct, tag="ready", omit_defaults=True):
+    """The backlog is sent (``replayed`` notifications, the last at ``stream_id``); live messages follow.
+    When the replay sent a ``Truncated`` message, ``truncated`` is true and ``oldest_stream_id`` repeats its
+    oldest id (both are left out otherwise, so the message keeps its 0.1 bytes)."""
 
     user: str
     replayed: int
     stream_id: str | None
+    truncated: bool = False
+    oldest_stream_id: str | None = None
 
 
 class Acked(msgspec.Struct, tag="acked"):
@@ -58,7 +72,7 @@ class Error(msgspec.Struct, tag="error"):
 
 
 ClientMessage = Ack | Ping | Pong
-ServerMessage = Ready | Acked | Error | Ping | Pong
+ServerMessage = Truncated | Ready | Acked | Error | Ping | Pong
 
 CLIENT_EXAMPLE = '{"type": "ack", "id": 1}'
 _decoder = msgspec.json.Decoder(ClientMessage)
