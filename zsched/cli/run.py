@@ -9,10 +9,14 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..delivery import build_router, build_worker
 from ..errors import UnavailableError
 from ..settings import Settings, redact_url
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -68,8 +72,6 @@ async def _work(settings: Settings, announce: bool) -> None:
 
 
 def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
-    import uvicorn
-
     from ..web.app import create_app
 
     server = settings.server()  # owned here, so it outlives the app and stops (AOF flushed) after it
@@ -88,16 +90,25 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
             flush=True,
         )
         _hints(settings, server.port if server is not None else None, http=f"{host}:{port}")
-        # uvicorn re-raises the signal that stopped it once shutdown is done; exiting through SystemExit
-        # instead of dying of SIGTERM lets the embedded server below be stopped cleanly.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", ws_per_message_deflate=False)
-    except KeyboardInterrupt:
-        pass
+        return serve_app(app, host, port)
     finally:
         if server is not None:
             server.stop()
-    return 0
+
+
+def serve_app(app: Starlette, host: str, port: int) -> int:
+    """Run ``app`` under uvicorn until a signal, or until a background task dies: then the exit status is 1."""
+    import uvicorn
+
+    def exit_status() -> int:
+        return 1 if app.state.liveness.fatal is not None else 0
+
+    # uvicorn re-raises the signal that stopped it once shutdown is done; exiting through SystemExit instead of
+    # dying of SIGTERM lets the caller stop the embedded server cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(exit_status()))
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", ws_per_message_deflate=False)
+    return exit_status()
 
 
 def _hints(settings: Settings, port: int | None, http: str | None) -> None:

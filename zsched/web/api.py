@@ -32,6 +32,7 @@ from .bodies import (
     viewer,
 )
 from .errors import JSON, ApiError, read_json
+from .liveness import Liveness
 from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import FailedAuthLimiter, RateLimiter
 
@@ -63,6 +64,7 @@ class Api:
         self._scheduler: AsyncScheduler | None = None
         self._limiter: RateLimiter | None = None
         self.failures: FailedAuthLimiter | None = None
+        self.liveness: Liveness | None = None  # set by the app: a dead worker or reader makes /readyz 503
 
     def attach(self, scheduler: AsyncScheduler) -> None:
         """Serve requests with ``scheduler`` (and rate limit on its connection and clock)."""
@@ -283,7 +285,9 @@ class Api:
         return JSON({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        """GET: Redis answers; 503 otherwise."""
+        """GET: Redis answers and no background task died; 503 otherwise."""
+        if self.liveness is not None and self.liveness.fatal is not None:
+            raise ApiError(503, f"not ready: {self.liveness.fatal}; the process is stopping")
         try:
             await self.zs.redis.ping()
         except ApiError:

@@ -31,6 +31,7 @@ from .api import Api
 from .auth import TOKEN_PREFIX
 from .errors import ApiError, handle
 from .gateway import Gateway
+from .liveness import Liveness
 from .metrics import Metrics
 
 log = logging.getLogger("zsched.server")
@@ -92,6 +93,7 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     services: Sequence[Service] = (),
     websocket: bool = True,
+    on_fatal: Callable[[str], None] | None = None,
 ) -> Starlette:
     """The app. Its lifespan connects (or uses ``scheduler``, which the caller then closes), starts the
     worker unless ``run_worker`` is False, then enters ``services``; shutdown runs in reverse.
@@ -101,7 +103,9 @@ def create_app(
     accepts exactly its channel names; any other ``Delivery`` serves the settings' default channels.
 
     ``app.state`` carries ``settings``, ``scheduler``, ``tokens`` and ``metrics`` for extra routes, and
-    ``gateway`` when ``websocket`` is True (the default): the WebSocket gateway at ``/ws``.
+    ``gateway`` when ``websocket`` is True (the default): the WebSocket gateway at ``/ws``, and ``liveness``:
+    if the worker or the gateway's pub/sub reader dies, ``/readyz`` answers 503 and ``on_fatal`` is called
+    (by default the process SIGTERMs itself; ``zsched serve`` then exits 1).
     """
     settings = settings or Settings.from_env()
     metrics = Metrics()
@@ -109,6 +113,8 @@ def create_app(
         delivery = Router(dict.fromkeys(settings.delivery.channels, delivery), default=settings.delivery.channels)
     channels = delivery.names if delivery is not None else enabled_channels(settings)
     api = Api(settings.redis.prefix, metrics, settings.api, channels=channels)
+    liveness = Liveness(on_fatal) if on_fatal is not None else Liveness()
+    api.liveness = liveness
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -127,6 +133,7 @@ def create_app(
                 chosen = router = build_router(settings, zs.redis, zs.core.keys)
             worker = build_worker(settings, zs, chosen, observer=metrics.observe)
             task = asyncio.create_task(worker.run(), name="zsched-worker")
+            liveness.watch("worker", task)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if websocket:
@@ -135,10 +142,14 @@ def create_app(
                     await gateway.start()
                     stack.push_async_callback(gateway.stop)
                     app.state.gateway = gateway
+                    for name, background in gateway.background_tasks().items():
+                        liveness.watch(name, background)
                 for service in services:
                     await stack.enter_async_context(service(app))
                 yield
+                liveness.stopping = True
         finally:
+            liveness.stopping = True
             if worker is not None and task is not None:
                 worker.should_exit = True  # the batch in flight is finished, then run() returns
                 stop_s = settings.worker.stop_timeout_s
@@ -146,6 +157,8 @@ def create_app(
                     await asyncio.wait_for(task, stop_s)
                 except TimeoutError:
                     log.error("worker did not stop within %.0f s; cancelled", stop_s)
+                except Exception:  # it died earlier, and liveness reported it when it did
+                    pass
             api.detach()
             if router is not None:
                 await router.aclose()
@@ -171,4 +184,5 @@ def create_app(
     app.state.settings = settings
     app.state.tokens = api.tokens
     app.state.metrics = metrics
+    app.state.liveness = liveness
     return app

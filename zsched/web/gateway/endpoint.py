@@ -168,6 +168,11 @@ class Gateway:
         await self._subscriptions.start()
         await self._revocations.start()
 
+    def background_tasks(self) -> dict[str, asyncio.Task[None]]:
+        """The tasks this gateway cannot serve without, by name (the pub/sub reader)."""
+        reader = self._subscriptions.reader
+        return {} if reader is None else {"gateway's pub/sub reader": reader}
+
     async def stop(self) -> None:
         """Close every socket (1001), wait briefly for their handlers, then close the pub/sub connection."""
         self._stopping = True

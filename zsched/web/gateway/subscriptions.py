@@ -68,6 +68,11 @@ class Subscriptions:
         await self._pubsub.subscribe(self._control)  # keeps the connection open and marks reconnects
         self._reader = asyncio.create_task(self._read(), name="zsched-gateway-pubsub")
 
+    @property
+    def reader(self) -> asyncio.Task[None] | None:
+        """The task reading the connection (None before ``start``)."""
+        return self._reader
+
     async def stop(self) -> None:
         """Stop reading and close the connection."""
         self._stopping = True
@@ -94,7 +99,10 @@ class Subscriptions:
                 backoff_s = min(backoff_s * 2, 5.0)
                 continue
             if message is not None:
-                self._handle(message)
+                try:
+                    self._handle(message)
+                except Exception:  # one odd message must not end the reader, and with it every live socket
+                    log.exception("dropped a pub/sub message the gateway could not handle: %.200r", message)
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind, channel = message["type"], _text(message["channel"])
