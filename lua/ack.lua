@@ -1,12 +1,15 @@
 -- ack: mark delivered notifications sent and schedule their records for removal.
 -- A notification whose lease expired and was handed back to due is still marked sent here:
 -- it was delivered, and marking it stops a second delivery.
--- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
 -- KEYS[2] processing    ZSET  id -> lease deadline (epoch ms)
 -- KEYS[3] state         HASH  id -> state JSON
 -- KEYS[4] sent          ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[5] counters      HASH  lifetime totals
 -- KEYS[6] pending_by_creator HASH  created_by -> notifications of theirs pending or processing
+-- KEYS[7] due_urgent    ZSET  urgent id -> due time (epoch ms)
+-- KEYS[8] due_high      ZSET  high id -> due time (epoch ms)
+-- KEYS[9] due_low       ZSET  low id -> due time (epoch ms)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a sent record is kept
 -- ARGV[3..] ids         notifications delivered
@@ -45,6 +48,8 @@ local function release(st)  -- it leaves pending/processing: one less held by it
   end
 end
 local hset, done, zadd = {}, {}, {}
+local dues = {urgent = KEYS[7], high = KEYS[8], low = KEYS[9]}  -- no priority in the state: normal
+local undue = {}  -- due set -> ids acked while pending there (their lease expired and reap requeued them)
 for i, id in ipairs(ids) do
   local raw = states[i]
   if raw then
@@ -57,13 +62,16 @@ for i, id in ipairs(ids) do
       hset[#hset + 1], hset[#hset + 2] = id, cjson.encode(st)
       done[#done + 1] = id
       zadd[#zadd + 1], zadd[#zadd + 2] = purge_at, id
+      local due = dues[st.priority] or KEYS[1]
+      undue[due] = undue[due] or {}
+      table.insert(undue[due], id)
     end
   end
 end
 if #done > 0 then
   call_sliced('HSET', KEYS[3], hset, 1000)
   call_sliced('ZREM', KEYS[2], done, 1000)
-  call_sliced('ZREM', KEYS[1], done, 1000)
+  for due, list in pairs(undue) do call_sliced('ZREM', due, list, 1000) end
   call_sliced('ZADD', KEYS[4], zadd, 1000)
   redis.call('HINCRBY', KEYS[5], 'sent', #done)
 end

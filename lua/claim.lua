@@ -1,9 +1,13 @@
 -- claim: move up to `limit` due notifications into processing under a lease, counting the attempt.
--- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- Higher priorities go first: every due urgent one, then high, normal, low; within one, the earliest due.
+-- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
 -- KEYS[2] processing    ZSET  id -> lease deadline (epoch ms)
 -- KEYS[3] notifications HASH  id -> payload JSON
 -- KEYS[4] state         HASH  id -> state JSON
 -- KEYS[5] counters      HASH  lifetime totals
+-- KEYS[6] due_urgent    ZSET  urgent id -> due time (epoch ms)
+-- KEYS[7] due_high      ZSET  high id -> due time (epoch ms)
+-- KEYS[8] due_low       ZSET  low id -> due time (epoch ms)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most notifications to claim
 -- ARGV[3] lease_ms      how long the claimer owns them before reap hands them to another worker
@@ -33,11 +37,20 @@ local function call_sliced(cmd, key, list, step)
   return out
 end
 
-local ids = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+local dues = {KEYS[6], KEYS[7], KEYS[1], KEYS[8]}  -- the order priorities are claimed in
+local limit = tonumber(ARGV[2])
+local ids = {}
+for _, due in ipairs(dues) do
+  if #ids >= limit then break end
+  local got = redis.call('ZRANGE', due, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - #ids)
+  if #got > 0 then
+    call_sliced('ZREM', due, got, 1000)
+    for _, id in ipairs(got) do ids[#ids + 1] = id end
+  end
+end
 local reply = {now, -1}
 local claimed = 0
 if #ids > 0 then
-  call_sliced('ZREM', KEYS[1], ids, 1000)
   local states = call_sliced('HMGET', KEYS[4], ids, 1000)
   local payloads = call_sliced('HMGET', KEYS[3], ids, 1000)
   local hset, zadd = {}, {}
@@ -64,6 +77,10 @@ if #ids > 0 then
   end
 end
 
-local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if next_due[2] then reply[2] = math.max(0, tonumber(next_due[2]) * 1000 - now_us) end
+local next_due
+for _, due in ipairs(dues) do
+  local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  if first[2] and (next_due == nil or tonumber(first[2]) < next_due) then next_due = tonumber(first[2]) end
+end
+if next_due then reply[2] = math.max(0, next_due * 1000 - now_us) end
 return reply

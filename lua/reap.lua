@@ -6,6 +6,9 @@
 -- KEYS[4] failed        ZSET  id -> time its record is purged (epoch ms): the dead-letter set
 -- KEYS[5] counters      HASH  lifetime totals
 -- KEYS[6] pending_by_creator HASH  created_by -> notifications of theirs pending or processing
+-- KEYS[7] due_urgent    ZSET  urgent id -> due time (epoch ms); KEYS[1] is normal's
+-- KEYS[8] due_high      ZSET  high id -> due time (epoch ms)
+-- KEYS[9] due_low       ZSET  low id -> due time (epoch ms)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most leases to reap in one call
 -- ARGV[3] max_attempts  attempts after which an expired lease fails the notification
@@ -41,7 +44,7 @@ for _, id in ipairs(ids) do
       failed = failed + 1
     else
       st.status = 'pending'
-      redis.call('ZADD', KEYS[1], now, id)
+      redis.call('ZADD', ({urgent = KEYS[7], high = KEYS[8], low = KEYS[9]})[st.priority] or KEYS[1], now, id)
       requeued = requeued + 1
     end
     redis.call('HSET', KEYS[3], id, cjson.encode(st))

@@ -1,9 +1,12 @@
 -- requeue_dead: move dead letters (failed notifications) back to due now, with a fresh set of attempts.
--- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
 -- KEYS[2] failed        ZSET  id -> time its record is purged (epoch ms): the dead-letter set
 -- KEYS[3] state         HASH  id -> state JSON
 -- KEYS[4] counters      HASH  lifetime totals
 -- KEYS[5] pending_by_creator HASH  created_by -> notifications of theirs pending or processing
+-- KEYS[6] due_urgent    ZSET  urgent id -> due time (epoch ms)
+-- KEYS[7] due_high      ZSET  high id -> due time (epoch ms)
+-- KEYS[8] due_low       ZSET  low id -> due time (epoch ms)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[3] limit         when no ids follow: requeue up to this many of the oldest dead letters
@@ -23,6 +26,7 @@ else
 end
 
 local reply = {now}
+local dues = {urgent = KEYS[6], high = KEYS[7], low = KEYS[8]}  -- no priority in the state: normal
 for _, id in ipairs(ids) do
   local raw = redis.call('HGET', KEYS[3], id)
   if raw and redis.call('ZSCORE', KEYS[2], id) then
@@ -35,7 +39,7 @@ for _, id in ipairs(ids) do
       st.failed_at = nil
       redis.call('HSET', KEYS[3], id, cjson.encode(st))
       redis.call('ZREM', KEYS[2], id)
-      redis.call('ZADD', KEYS[1], now, id)
+      redis.call('ZADD', dues[st.priority] or KEYS[1], now, id)
       reply[#reply + 1] = id
     end
   end

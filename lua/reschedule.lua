@@ -1,6 +1,9 @@
 -- reschedule: move a pending notification to a new due time.
--- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
 -- KEYS[2] state         HASH  id -> state JSON
+-- KEYS[3] due_urgent    ZSET  urgent id -> due time (epoch ms)
+-- KEYS[4] due_high      ZSET  high id -> due time (epoch ms)
+-- KEYS[5] due_low       ZSET  low id -> due time (epoch ms)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] id            the notification
 -- ARGV[3] at_ms         new due time, or '' to use delay_ms
@@ -20,9 +23,14 @@ if st.status ~= 'pending' then return {'not_pending', st.status} end
 local due = tonumber(ARGV[3]) or (now + tonumber(ARGV[4]))
 if due < now then return {'past', due, now} end
 
-local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local earliest
+for _, key in ipairs({KEYS[3], KEYS[4], KEYS[1], KEYS[5]}) do
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if head[2] and (earliest == nil or tonumber(head[2]) < earliest) then earliest = tonumber(head[2]) end
+end
+local dues = {urgent = KEYS[3], high = KEYS[4], low = KEYS[5]}  -- no priority in the state: normal
 st.scheduled_at = due
 redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(st))
-redis.call('ZADD', KEYS[1], due, ARGV[2])
-if earliest[2] == nil or due < tonumber(earliest[2]) then redis.call('PUBLISH', ARGV[5], due) end
+redis.call('ZADD', dues[st.priority] or KEYS[1], due, ARGV[2])
+if earliest == nil or due < earliest then redis.call('PUBLISH', ARGV[5], due) end
 return {'rescheduled', due, now}

@@ -2,12 +2,15 @@
 -- when the caller's policy has no retry left for them. Only the holder of the current lease may do so:
 -- a report naming an older attempt (its lease expired and the notification was claimed again, or the
 -- same report was sent twice) is ignored, so it cannot requeue work another worker is delivering.
--- KEYS[1] due           ZSET  id -> due time (epoch ms)
+-- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
 -- KEYS[2] processing    ZSET  id -> lease deadline (epoch ms)
 -- KEYS[3] state         HASH  id -> state JSON
 -- KEYS[4] failed        ZSET  id -> time its record is purged (epoch ms): the dead-letter set
 -- KEYS[5] counters      HASH  lifetime totals
 -- KEYS[6] pending_by_creator HASH  created_by -> notifications of theirs pending or processing
+-- KEYS[7] due_urgent    ZSET  urgent id -> due time (epoch ms)
+-- KEYS[8] due_high      ZSET  high id -> due time (epoch ms)
+-- KEYS[9] due_low       ZSET  low id -> due time (epoch ms)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a failed record is kept
 -- ARGV[3] wakeup        channel told when the earliest due time moves earlier
@@ -21,8 +24,13 @@ if not now then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local soonest = tonumber(earliest[2])
+local earliest
+for _, key in ipairs({KEYS[7], KEYS[8], KEYS[1], KEYS[9]}) do
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if head[2] and (earliest == nil or tonumber(head[2]) < earliest) then earliest = tonumber(head[2]) end
+end
+local soonest = earliest
+local dues = {urgent = KEYS[7], high = KEYS[8], low = KEYS[9]}  -- no priority in the state: normal
 local function release(st)  -- it leaves pending/processing: one less held by its creator
   if st.created_by and redis.call('HINCRBY', KEYS[6], st.created_by, -1) <= 0 then
     redis.call('HDEL', KEYS[6], st.created_by)
@@ -54,7 +62,7 @@ for i = 4, #ARGV, 4 do
       else
         st.status = 'pending'
         st.scheduled_at = now + delay
-        redis.call('ZADD', KEYS[1], now + delay, id)
+        redis.call('ZADD', dues[st.priority] or KEYS[1], now + delay, id)
         if soonest == nil or now + delay < soonest then soonest = now + delay end
         retried = retried + 1
       end
@@ -64,7 +72,7 @@ for i = 4, #ARGV, 4 do
 end
 if retried > 0 then
   redis.call('HINCRBY', KEYS[5], 'retried', retried)
-  if earliest[2] == nil or soonest < tonumber(earliest[2]) then redis.call('PUBLISH', ARGV[3], soonest) end
+  if earliest == nil or soonest < earliest then redis.call('PUBLISH', ARGV[3], soonest) end
 end
 if failed > 0 then redis.call('HINCRBY', KEYS[5], 'failed', failed) end
 return {now, retried, failed}

@@ -1,5 +1,5 @@
 -- schedule: create one pending notification per recipient, all due at one time, in one partition.
--- KEYS[1] due           ZSET   id -> due time (epoch ms)
+-- KEYS[1] due           ZSET   normal id -> due time (epoch ms)
 -- KEYS[2] notifications HASH   id -> payload JSON (opaque here)
 -- KEYS[3] state         HASH   id -> state JSON
 -- KEYS[4] by_recipient  ZSET   "<recipient> <id, 16 digits>" at score 0, read by name
@@ -8,6 +8,9 @@
 -- KEYS[7] idempotency   STRING remembered answer for the caller's idempotency key
 -- KEYS[8] by_creator    ZSET   "<created_by> <id, 16 digits>" at score 0, read by name
 -- KEYS[9] pending_by_creator HASH created_by -> notifications of theirs pending or processing
+-- KEYS[10] due_urgent   ZSET   urgent id -> due time (epoch ms)
+-- KEYS[11] due_high     ZSET   high id -> due time (epoch ms)
+-- KEYS[12] due_low      ZSET   low id -> due time (epoch ms)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] at_ms         due time, or '' to use delay_ms
 -- ARGV[3] delay_ms      delay from now, used when at_ms is ''
@@ -20,7 +23,8 @@
 -- ARGV[10] created_by   who scheduled it ('' for nobody): indexed in by_creator, kept in the state
 -- ARGV[11] max_pending  most a creator may hold pending across partitions; 0: no cap checked here
 -- ARGV[12] others       what the creator holds in the other partitions (read by the caller)
--- ARGV[13..] recipients
+-- ARGV[13] priority     urgent, high, normal or low: picks the due set, kept in the state (unless normal)
+-- ARGV[14..] recipients
 -- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
 --        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
 local now = tonumber(ARGV[1])
@@ -44,7 +48,7 @@ end
 local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
 if due < now then return {'past', due, now} end
 
-local first = 13
+local first = 14
 local count = #ARGV - first + 1
 local creator = ARGV[10]
 local max_pending = tonumber(ARGV[11])
@@ -54,7 +58,13 @@ if creator ~= '' and max_pending > 0 then
 end
 local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
 local last = redis.call('INCRBY', KEYS[6], count)
-local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local dues = {urgent = KEYS[10], high = KEYS[11], normal = KEYS[1], low = KEYS[12]}
+local due_key = dues[ARGV[13]] or KEYS[1]
+local earliest
+for _, key in ipairs({KEYS[10], KEYS[11], KEYS[1], KEYS[12]}) do
+  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if head[2] and (earliest == nil or tonumber(head[2]) < earliest) then earliest = tonumber(head[2]) end
+end
 
 -- Entries go out in multi-member ZADD/HSET calls of up to 500 per call: one redis.call per recipient per key
 -- was most of this script's cost for many-recipient calls. The state JSON is built by concatenation, since
@@ -64,11 +74,12 @@ local payload = ARGV[9]
 local state_head = '{"status":"pending","attempts":0,"scheduled_at":' .. string.format('%d', due)
   .. ',"created_at":' .. string.format('%d', now)
 if creator ~= '' then state_head = state_head .. ',"created_by":' .. cjson.encode(creator) end
+if due_key ~= KEYS[1] then state_head = state_head .. ',"priority":' .. cjson.encode(ARGV[13]) end
 state_head = state_head .. ',"recipient":'
 local zdue, hpay, hstate, zrec, zcre = {}, {}, {}, {}, {}
 local function flush()
   if #zdue == 0 then return end
-  redis.call('ZADD', KEYS[1], unpack(zdue))
+  redis.call('ZADD', due_key, unpack(zdue))
   redis.call('HSET', KEYS[2], unpack(hpay))
   redis.call('HSET', KEYS[3], unpack(hstate))
   redis.call('ZADD', KEYS[4], unpack(zrec))
@@ -91,7 +102,7 @@ flush()
 redis.call('HINCRBY', KEYS[5], 'scheduled', count)
 if creator ~= '' then redis.call('HINCRBY', KEYS[9], creator, count) end
 
-if earliest[2] == nil or due < tonumber(earliest[2]) then
+if earliest == nil or due < earliest then
   redis.call('PUBLISH', ARGV[8], due)
 end
 if idem_ttl > 0 then

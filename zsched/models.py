@@ -55,6 +55,7 @@ class State(msgspec.Struct, omit_defaults=True):
     last_error_detail: str | None = None  # what the channel's peer answered: admins only
     delivered_at: int | None = None
     created_by: str | None = None  # also in the payload; here so the scripts can keep its index and counts
+    priority: Priority = "normal"  # also in the payload; here so the scripts pick its due set (normal: omitted)
 
 
 class Notification(msgspec.Struct, kw_only=True):

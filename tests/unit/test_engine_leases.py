@@ -50,7 +50,9 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
     p = c.keys.partitions[1]
     op = c.claim(p, 10, 30_000)
     (step,) = next(op)
-    assert step == Script("claim", [p.due, p.processing, p.notifications, p.state, p.counters], [str(NOW), 10, 30_000])
+    assert step == Script(
+        "claim", [p.due, p.processing, p.notifications, p.state, p.counters, *p.other_dues], [str(NOW), 10, 30_000]
+    )
     claimed: Claimed = finish(
         op,
         [
@@ -87,7 +89,7 @@ def test_ack_passes_the_ids_and_returns_time_and_count() -> None:
     (step,) = next(op)
     assert step == Script(
         "ack",
-        [p.due, p.processing, p.state, p.sent, p.counters, p.pending_by_creator],
+        [p.due, p.processing, p.state, p.sent, p.counters, p.pending_by_creator, *p.other_dues],
         [str(NOW), c.retention.sent_ms, 2, 4],
     )
     assert finish(op, [[NOW, 2]]) == (NOW, 2)
@@ -99,7 +101,7 @@ def test_fail_passes_the_policy_delay_or_minus_one_when_no_retry_is_left() -> No
     op = c.fail(p, [(notification(2, 1), "boom"), (notification(4, 3), "x" * 3000)])
     (step,) = next(op)
     assert isinstance(step, Script) and step.name == "retry"
-    assert step.keys == [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator]
+    assert step.keys == [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues]
     assert step.args[:3] == [str(NOW), c.retention.failed_ms, p.wakeup]
     assert step.args[3:7] == [2, 1, 1000, "boom"]
     assert step.args[7:10] == [4, 3, -1] and len(str(step.args[10])) == 2000, "error text is capped"
@@ -120,7 +122,7 @@ def test_reap_passes_max_attempts_and_returns_requeued_and_failed() -> None:
     (step,) = next(op)
     assert step == Script(
         "reap",
-        [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator],
+        [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues],
         [str(NOW), 50, 3, c.retention.failed_ms, p.wakeup],
     )
     assert finish(op, [[NOW, 4, 1]]) == (4, 1)

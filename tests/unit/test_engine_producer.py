@@ -46,7 +46,7 @@ def test_schedule_makes_one_script_call_per_partition_with_its_recipients() -> N
     replies = []
     for step in steps:
         assert isinstance(step, Script)
-        index, members = step.args[4], [str(m) for m in step.args[12:]]
+        index, members = step.args[4], [str(m) for m in step.args[13:]]
         p = c.keys.partitions[int(index)]
         assert step.keys[:6] == [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence]
         assert all(c.keys.for_recipient(m) is p for m in members)
@@ -111,7 +111,7 @@ def test_cancel_then_reads_the_notification_back() -> None:
     p = c.keys.for_id(11)
     assert step == Script(
         "cancel",
-        [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator],
+        [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator, *p.other_dues],
         [str(NOW), c.retention.cancelled_ms, 11],
     )
     reads = op.send([[b"cancelled", NOW]])
@@ -140,7 +140,7 @@ def test_reschedule_passes_the_new_time_and_reads_back() -> None:
     op = c.reschedule(5, at=at)
     (step,) = next(op)
     p = c.keys.partitions[0]
-    assert step == Script("reschedule", [p.due, p.state], [str(NOW), 5, NOW + 3_600_000, 0, p.wakeup])
+    assert step == Script("reschedule", [p.due, p.state, *p.other_dues], [str(NOW), 5, NOW + 3_600_000, 0, p.wakeup])
     op.send([[b"rescheduled", NOW + 3_600_000, NOW]])
     n: Notification = finish(op, [STATE, PAYLOAD])
     assert n.id == 5

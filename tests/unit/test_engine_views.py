@@ -93,13 +93,15 @@ def test_stats_adds_partitions_up_and_measures_lag_on_the_pinned_clock() -> None
     c = core(2)
     op = c.stats()
     steps = next(op)
-    assert steps[0] == Command(("TIME",)) and len(steps) == 1 + 2 * 7
+    assert steps[0] == Command(("TIME",)) and len(steps) == 1 + 2 * 13
     p0, p1 = c.keys.partitions
     assert Command(("ZCARD", p1.failed)) in steps and Command(("HGETALL", p0.counters)) in steps
     replies = [
         [b"1", b"0"],
-        *[3, 1, 0, 0, 2, [(b"5", b"%d" % (NOW - 500))], {b"scheduled": b"4", b"sent": b"1"}],
-        *[1, 0, 2, 1, 0, [(b"6", f"{NOW - 2000}.0".encode())], {b"scheduled": b"3"}],
+        *[1, 0, 2, 0, 1, 0, 0, 2, [], [(b"7", b"%d" % (NOW - 100))], [(b"5", b"%d" % (NOW - 500))], []],
+        {b"scheduled": b"4", b"sent": b"1"},
+        *[0, 0, 1, 0, 0, 2, 1, 0, [], [], [(b"6", f"{NOW - 2000}.0".encode())], []],
+        {b"scheduled": b"3"},
     ]
     stats = finish(op, replies)
     assert stats.counts == {"pending": 4, "processing": 1, "sent": 2, "cancelled": 1, "failed": 2}
@@ -111,7 +113,7 @@ def test_stats_adds_partitions_up_and_measures_lag_on_the_pinned_clock() -> None
 def test_stats_with_nothing_due_has_no_lag() -> None:
     op = core().stats()
     next(op)
-    stats = finish(op, [[b"1", b"0"], 0, 0, 0, 0, 0, [], {}])
+    stats = finish(op, [[b"1", b"0"], *[0] * 8, *[[]] * 4, {}])
     assert stats.next_due_at is None and stats.oldest_overdue_ms == 0
 
 

@@ -13,6 +13,9 @@ from functools import cached_property
 
 from ..errors import ConfigError
 
+CLAIM_ORDER: tuple[str, ...] = ("urgent", "high", "normal", "low")
+"""Priorities in the order a claim takes due notifications: every due urgent one before any high one, ..."""
+
 
 @dataclass(frozen=True)
 class Partition:
@@ -28,8 +31,23 @@ class Partition:
 
     @cached_property
     def due(self) -> str:
-        """ZSET: pending notification id -> due time in epoch ms."""
+        """ZSET: pending ``normal`` notification id -> due time in epoch ms (each other priority has its own)."""
         return f"{self.tag}:due"
+
+    def due_for(self, priority: str) -> str:
+        """ZSET: the due set of one priority: ``due`` for normal, ``due:urgent``, ``due:high``, ``due:low``."""
+        return self.due if priority == "normal" else f"{self.tag}:due:{priority}"
+
+    @cached_property
+    def due_sets(self) -> tuple[str, ...]:
+        """Every due set, in the order claims take from them: urgent, high, normal, low."""
+        return tuple(self.due_for(priority) for priority in CLAIM_ORDER)
+
+    @cached_property
+    def other_dues(self) -> list[str]:
+        """The due sets of urgent, high and low, in that order: the KEYS every script that moves a notification
+        into or out of due takes after its own, so it can pick the notification's set from its state."""
+        return [self.due_for(priority) for priority in ("urgent", "high", "low")]
 
     @cached_property
     def processing(self) -> str:
@@ -92,6 +110,10 @@ class Partition:
     def wakeup(self) -> str:
         """Channel: the new earliest due time, published when it moves earlier, so workers wake."""
         return f"{self.tag}:wakeup"
+
+    def staged(self, call: str) -> str:
+        """HASH: one partition's part of a many-partition schedule call, written but not yet visible (expires)."""
+        return f"{self.tag}:staged:{call}"
 
     def idempotency(self, key: str) -> str:
         """STRING: the remembered answer to a schedule call made with this idempotency key."""

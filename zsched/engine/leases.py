@@ -34,7 +34,9 @@ class LeaseOps(CoreBase):
         p = partition
         (reply,) = yield [
             Script(
-                "claim", [p.due, p.processing, p.notifications, p.state, p.counters], [self.now_arg(), limit, lease_ms]
+                "claim",
+                [p.due, p.processing, p.notifications, p.state, p.counters, *p.other_dues],
+                [self.now_arg(), limit, lease_ms],
             )
         ]
         got = ClaimReply.read(reply)
@@ -50,7 +52,7 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "ack",
-                [p.due, p.processing, p.state, p.sent, p.counters, p.pending_by_creator],
+                [p.due, p.processing, p.state, p.sent, p.counters, p.pending_by_creator, *p.other_dues],
                 [self.now_arg(), self.retention.sent_ms, *ids],
             )
         ]
@@ -76,7 +78,9 @@ class LeaseOps(CoreBase):
             delay = delays_ms[n.id] if delays_ms is not None else self.retry.delay_ms(n.attempts)
             args += [n.id, n.attempts, -1 if delay is None else delay, error[:2000]]
         (reply,) = yield [
-            Script("retry", [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator], args)
+            Script(
+                "retry", [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues], args
+            )
         ]
         got = RetryReply.read(reply)
         return got.retried, got.failed
@@ -97,7 +101,7 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "reap",
-                [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator],
+                [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues],
                 [self.now_arg(), limit, self.retry.max_attempts, self.retention.failed_ms, p.wakeup],
             )
         ]

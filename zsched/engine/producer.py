@@ -83,6 +83,7 @@ class ProducerOps(ReadViews):
                         p.idempotency(key or ""),
                         p.by_creator,
                         p.pending_by_creator,
+                        *p.other_dues,
                     ],
                     [
                         self.now_arg(),
@@ -97,6 +98,7 @@ class ProducerOps(ReadViews):
                         creator or "",
                         cap,
                         total - held.get(index, 0) if cap else 0,
+                        body.priority,
                         *members,
                     ],
                 )
@@ -124,7 +126,7 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "cancel",
-                [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator],
+                [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator, *p.other_dues],
                 [self.now_arg(), self.retention.cancelled_ms, notification_id],
             )
         ]
@@ -143,7 +145,7 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "reschedule",
-                [p.due, p.state],
+                [p.due, p.state, *p.other_dues],
                 [self.now_arg(), notification_id, "" if at_ms is None else at_ms, delay_ms, p.wakeup],
             )
         ]
@@ -187,6 +189,6 @@ def _requeue(core: CoreBase, index: int, ids: Sequence[int], batch: int) -> Scri
     p = core.keys.partitions[index]
     return Script(
         "requeue_dead",
-        [p.due, p.failed, p.state, p.counters, p.pending_by_creator],
+        [p.due, p.failed, p.state, p.counters, p.pending_by_creator, *p.other_dues],
         [core.now_arg(), p.wakeup, batch, *ids],
     )

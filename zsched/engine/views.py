@@ -14,7 +14,7 @@ from ..errors import FieldError, NotFoundError
 from ..models import STATUSES, Notification, Page, Stats, ms_to_datetime
 from . import records, validation
 from .base import CoreBase
-from .keys import Partition, parse_recipient_member, recipient_bounds
+from .keys import CLAIM_ORDER, Partition, parse_recipient_member, recipient_bounds
 from .steps import Command, Op, Step
 
 
@@ -162,28 +162,26 @@ class PartitionStats(msgspec.Struct, frozen=True):
     @staticmethod
     def steps(p: Partition) -> list[Step]:
         """The commands that read one partition's figures; ``read`` takes their replies in this order."""
-        sets = {
-            "pending": p.due,
-            "processing": p.processing,
-            "sent": p.sent,
-            "cancelled": p.cancelled,
-            "failed": p.failed,
-        }
+        # Pending is the sum of the due sets (one per priority), its earliest the least of their heads.
+        sets = {"processing": p.processing, "sent": p.sent, "cancelled": p.cancelled, "failed": p.failed}
         return [
-            *(Command(("ZCARD", sets[status])) for status in STATUSES),
-            Command(("ZRANGE", p.due, 0, 0, "WITHSCORES")),
+            *(Command(("ZCARD", due)) for due in p.due_sets),
+            *(Command(("ZCARD", sets[status])) for status in STATUSES if status != "pending"),
+            *(Command(("ZRANGE", due, 0, 0, "WITHSCORES")) for due in p.due_sets),
             Command(("HGETALL", p.counters)),
         ]
 
     @classmethod
     def read(cls, replies: Iterator[Any]) -> PartitionStats:
         """Consume the replies to ``steps`` (in order) from ``replies``."""
-        counts = {status: int(next(replies)) for status in STATUSES}
-        first, counters = next(replies), next(replies)
+        pending = sum(int(next(replies)) for _ in CLAIM_ORDER)
+        counts = {status: pending if status == "pending" else int(next(replies)) for status in STATUSES}
+        heads = [int(float(first[0][1])) for first in (next(replies) for _ in CLAIM_ORDER) if first]
+        counters = next(replies)
         return cls(
             counts=counts,
             totals={records.text(field): int(value) for field, value in counters.items()},
-            earliest_due_ms=int(float(first[0][1])) if first else None,
+            earliest_due_ms=min(heads, default=None),
         )
 
 
