@@ -14,6 +14,7 @@
 -- ARGV[3] max_attempts  attempts after which an expired lease fails the notification
 -- ARGV[4] keep_ms       how long a failed record is kept
 -- ARGV[5] wakeup        channel told when the earliest due time moves earlier
+-- ARGV[6] lease_ms      the lease workers take ('' when unknown), named in the reason each expiry records
 -- Returns: {now_ms, requeued count, failed count}
 local now = tonumber(ARGV[1])
 if not now then
@@ -27,6 +28,8 @@ local function release(st)  -- it leaves pending/processing: one less held by it
     redis.call('HDEL', KEYS[6], st.created_by)
   end
 end
+local lease_ms = tonumber(ARGV[6])
+local held = lease_ms and string.format('after %.1f s ', lease_ms / 1000) or ''
 local requeued, failed = 0, 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[2], id)
@@ -34,7 +37,7 @@ for _, id in ipairs(ids) do
   if raw then
     local st = cjson.decode(raw)
     st.lease_until = nil
-    st.last_error = 'lease expired after attempt ' .. st.attempts .. ': the worker stopped or stalled'
+    st.last_error = 'lease expired ' .. held .. 'on attempt ' .. st.attempts .. ': the worker stopped or stalled'
     st.last_error_detail = nil
     if st.attempts >= tonumber(ARGV[3]) then
       release(st)

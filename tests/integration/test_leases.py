@@ -4,16 +4,21 @@ nor delivered twice; a worker that dies still has its batch reaped promptly, wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from tests.conftest import ManualClock
+from tests.helpers import Recorder
 from tests.integration.hookserver import HookServer
 from zsched import AsyncScheduler, Core, Keyspace, Scheduler
+from zsched.delivery.channel import Outcome
 from zsched.delivery.webhook import WebhookChannel
 from zsched.delivery.worker import Worker
+from zsched.models import Notification
 
 
 def _async(redis_url: str, core: Core) -> AsyncScheduler:
@@ -69,7 +74,7 @@ def test_renew_extends_only_the_leases_its_claim_still_holds(pinned: Scheduler, 
     assert pinned.run(pinned.core.reap(p)) == (0, 0)
     assert pinned.redis.zscore(p.processing, ids[0]) == clock.ms + 500  # the renewed deadline
     clock.advance(500)
-    assert pinned.run(pinned.core.reap(p)) == (3, 0)  # no word for a whole lease: reaped
+    assert pinned.run(pinned.core.reap(p, lease_ms=2000)) == (3, 0)  # no word for a whole lease: reaped
     again = pinned.run(pinned.core.claim(p, 1, 2000)).notifications  # another worker takes the first
     assert [n.id for n in again] == ids[:1]
     assert sorted(pinned.run(pinned.core.renew(p, mine, 2000))) == ids, "none is the first claim's any more"
@@ -77,3 +82,51 @@ def test_renew_extends_only_the_leases_its_claim_still_holds(pinned: Scheduler, 
     assert pinned.redis.zscore(p.processing, ids[1]) is None, "a lost lease is not renewed"
     n = pinned.status(ids[1])
     assert n.scheduled_status == "pending"
+    assert n.last_error == "lease expired after 2.0 s on attempt 1: the worker stopped or stalled"
+
+
+class Hangs:
+    """A delivery that never finishes: its worker holds the batch until it dies."""
+
+    async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
+        await asyncio.Event().wait()
+        return []
+
+
+async def test_a_dead_workers_batch_is_reaped_promptly_with_the_reason(redis_url: str, keyspace: Keyspace) -> None:
+    core = Core(keyspace)
+    producer = _async(redis_url, core)
+    dying = Worker(_async(redis_url, core), Hangs(), lease_ms=2000)
+    task = asyncio.create_task(dying.run())
+    ids = (await producer.schedule(["dee", "eve"], "Orphan", "batch", delay=0)).notification_ids
+
+    async def held() -> bool:
+        return (await producer.stats()).counts["processing"] == 2
+
+    await _until(held, 5)
+    recorder = Recorder()
+    rescuer = Worker(_async(redis_url, core), recorder, lease_ms=2000)
+    rescuing = asyncio.create_task(rescuer.run())
+    await asyncio.sleep(3)  # longer than the lease: a live worker keeps its batch by renewing
+    assert (await producer.stats()).counts["processing"] == 2 and recorder.delivered == []
+    task.cancel()  # the worker dies: no ack, no more renewals
+    killed_at = time.monotonic()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    async def sent() -> bool:
+        return (await producer.stats()).counts["sent"] == 2
+
+    await _until(sent, 15)
+    recovered_s = time.monotonic() - killed_at
+    rescuer.should_exit = True
+    await rescuing
+    assert sorted(n.id for n in recorder.delivered) == ids
+    assert recovered_s < 2.0 + 1.0 + 2.0, f"{recovered_s:.1f} s: a lease, a reap interval, and slack"
+    for nid in ids:
+        n = await producer.status(nid)
+        assert n.attempts == 2
+        assert n.last_error == "lease expired after 2.0 s on attempt 1: the worker stopped or stalled"
+    assert (await producer.stats()).totals["reaped"] == 2
+    for s in [producer, dying.scheduler, rescuer.scheduler]:
+        await s.close()

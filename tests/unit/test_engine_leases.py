@@ -123,7 +123,7 @@ def test_reap_passes_max_attempts_and_returns_requeued_and_failed() -> None:
     assert step == Script(
         "reap",
         [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues],
-        [str(NOW), 50, 3, c.retention.failed_ms, p.wakeup],
+        [str(NOW), 50, 3, c.retention.failed_ms, p.wakeup, ""],
     )
     assert finish(op, [[NOW, 4, 1]]) == (4, 1)
 

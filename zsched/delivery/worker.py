@@ -103,7 +103,7 @@ class Worker:
         if now >= self._next_reap:
             self._next_reap = now + self.reap_every_s
             for p in self.core.keys.partitions:
-                requeued, failed = await self.scheduler.run(self.core.reap(p))
+                requeued, failed = await self.scheduler.run(self.core.reap(p, lease_ms=self.lease_ms))
                 if requeued or failed:
                     log.warning(
                         "partition %s: %d expired leases requeued, %d failed for good", p.index, requeued, failed

@@ -95,14 +95,17 @@ class LeaseOps(CoreBase):
         (reply,) = yield [Script("renew", [p.processing, p.state], args)]
         return RenewReply.read(reply).lost
 
-    def reap(self, partition: Partition, limit: int = 1000) -> Op[tuple[int, int]]:
-        """Hand expired leases back to due (or fail them after the last attempt); (requeued, failed)."""
+    def reap(self, partition: Partition, limit: int = 1000, lease_ms: int | None = None) -> Op[tuple[int, int]]:
+        """Hand expired leases back to due (or fail them after the last attempt); (requeued, failed).
+
+        Each expiry is recorded as that attempt's ``last_error``, naming ``lease_ms`` (the lease workers take)
+        when given: "lease expired after 2.0 s on attempt 1: the worker stopped or stalled"."""
         p = partition
         (reply,) = yield [
             Script(
                 "reap",
                 [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues],
-                [self.now_arg(), limit, self.retry.max_attempts, self.retention.failed_ms, p.wakeup],
+                [self.now_arg(), limit, self.retry.max_attempts, self.retention.failed_ms, p.wakeup, lease_ms or ""],
             )
         ]
         got = ReapReply.read(reply)
