@@ -81,7 +81,9 @@ def test_the_scripts_called_outside_the_engine_read_too(zs: Scheduler) -> None:
     zs.schedule(["alice"], "t", "m", delay=0)
     zs.run(zs.core.claim(p, 10, 1000))
     inbox = READERS["publish_inbox"].read(
-        zs.scripts["publish_inbox"](keys=[p.inbox("alice")], args=[10, p.user_channel("alice"), '{"id":1}'])
+        zs.scripts["publish_inbox"](
+            keys=[p.inbox("alice")], args=[10, 60_000, str(NOW), p.user_channel("alice"), '{"id":1}']
+        )
     )
     assert isinstance(inbox, PublishInboxReply) and len(inbox.stream_ids) == 1 and "-" in inbox.stream_ids[0]
     acked = READERS["mark_delivered"].read(zs.scripts["mark_delivered"](keys=[p.state], args=[str(NOW), "alice", 1, 9]))
