@@ -17,8 +17,8 @@ run: install  ## start zsched on the embedded server (data in ./.zsched)
 	$(BIN)/zsched serve
 
 check: install  ## lint, formatting and type-check
-	$(BIN)/ruff check zsched tests chaos bench server.py
-	$(BIN)/ruff format --check zsched tests chaos bench server.py
+	$(BIN)/ruff check zsched tests chaos bench examples server.py
+	$(BIN)/ruff format --check zsched tests chaos bench examples server.py
 	$(BIN)/mypy
 
 test: check  ## the whole suite: unit tests, then the real-server integration tests
