@@ -133,15 +133,22 @@ def test_settings_come_from_django_then_the_environment(settings: Any, monkeypat
 
 @pytest.mark.django_db(transaction=True)
 def test_test_mode_the_view_schedules_into_the_test_server(zsched_server: ZschedTestServer) -> None:
-    """What a project's own test looks like: no worker, the clock moved by hand, the outbox asserted on."""
+    """What a project's own test looks like (the README's example): no worker, the clock moved by hand."""
     client = Client()
     starts_at = zsched_server.now + timedelta(days=1)
-    pk = client.post("/appointments/", {"who": "bob", "what": "Standup", "starts_at": starts_at.isoformat()}).json()[
-        "id"
-    ]
-    [pending] = zsched_server.pending("bob")
-    assert pending.title == "Reminder: Standup" and pending.data == {"appointment": pk}
+    created = client.post("/appointments/", {"who": "bob", "what": "Dentist", "starts_at": starts_at.isoformat()})
+    [reminder] = zsched_server.pending("bob")
+    assert reminder.scheduled_at == starts_at - timedelta(hours=1)
+    assert reminder.data == {"appointment": created.json()["id"]}
     assert zsched_server.run_due(advance=timedelta(hours=22)) == []
-    [sent] = zsched_server.run_due(advance=timedelta(hours=1, seconds=5))
-    assert sent.id == pending.id and zsched_server.outbox == [sent]
-    assert client.get(f"/appointments/{pk}/").json()["reminder_status"] == "sent"
+    [sent] = zsched_server.run_due(until=reminder.scheduled_at)
+    assert sent.title == "Reminder: Dentist" and zsched_server.outbox == [sent]
+    assert client.get(f"/appointments/{created.json()['id']}/").json()["reminder_status"] == "sent"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_appointment_starting_within_the_hour_is_reminded_at_once(zsched_server: ZschedTestServer) -> None:
+    starts_at = zsched_server.now + timedelta(minutes=30)
+    Client().post("/appointments/", {"who": "bob", "what": "Call", "starts_at": starts_at.isoformat()})
+    [sent] = zsched_server.run_due()
+    assert sent.title == "Reminder: Call"

@@ -4,7 +4,7 @@ The reminder is scheduled only if the appointment is committed: ``schedule_on_co
 so a rollback (a failed save, an exception later in the view) leaves no orphan reminder behind.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -26,7 +26,8 @@ def create(request: HttpRequest) -> JsonResponse:
         who, what = request.POST["who"], request.POST["what"]
     except (KeyError, ValueError) as exc:
         return JsonResponse({"error": f"who, what and starts_at are required: {exc}"}, status=400)
-    remind_at = max(starts_at - settings.REMIND_BEFORE, timezone.now())
+    remind_at = starts_at - settings.REMIND_BEFORE
+    soon = remind_at <= timezone.now() + timedelta(seconds=1)  # (nearly) past already: remind at once
     with transaction.atomic():
         appointment = Appointment.objects.create(who=who, what=what, starts_at=starts_at)
 
@@ -37,7 +38,8 @@ def create(request: HttpRequest) -> JsonResponse:
             [who],
             f"Reminder: {what}",
             f"{what} starts at {starts_at.isoformat()}",
-            delay=remind_at - timezone.now(),
+            at=None if soon else remind_at,
+            delay=0 if soon else None,
             type="reminder",
             data={"appointment": appointment.pk},
             idempotency_key=f"appointment-{appointment.pk}",
