@@ -15,6 +15,7 @@ from tests.conftest import ManualClock
 from tests.helpers import Recorder
 from tests.integration.hookserver import HookServer
 from zsched import AsyncScheduler, Core, Keyspace, Scheduler
+from zsched.delivery.callables import CallableDelivery
 from zsched.delivery.channel import Outcome
 from zsched.delivery.webhook import WebhookChannel
 from zsched.delivery.worker import Worker
@@ -129,4 +130,34 @@ async def test_a_dead_workers_batch_is_reaped_promptly_with_the_reason(redis_url
         assert n.last_error == "lease expired after 2.0 s on attempt 1: the worker stopped or stalled"
     assert (await producer.stats()).totals["reaped"] == 2
     for s in [producer, dying.scheduler, rescuer.scheduler]:
+        await s.close()
+
+
+async def test_a_sync_callable_slower_than_the_lease_keeps_it(redis_url: str, keyspace: Keyspace) -> None:
+    # A sync function used to run on the event loop: while it slept, no renewal could be sent, so the other
+    # worker reaped the batch and called the function again for each notification.
+    core = Core(keyspace)
+    producer = _async(redis_url, core)
+    calls: list[int] = []
+
+    def slow(n: Notification) -> None:
+        time.sleep(1.5)
+        calls.append(n.id)
+
+    schedulers = [_async(redis_url, core) for _ in range(2)]
+    workers = [Worker(s, CallableDelivery(slow), lease_ms=600) for s in schedulers]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    await asyncio.sleep(0.3)
+    ids = (await producer.schedule(["fay", "gus", "hal"], "Slow", "callable", delay=0)).notification_ids
+
+    async def all_sent() -> bool:
+        return (await producer.stats()).counts["sent"] == 3
+
+    await _until(all_sent, 20)
+    for w in workers:
+        w.should_exit = True
+    await asyncio.gather(*tasks)
+    assert sorted(calls) == ids, "each called once"
+    assert (await producer.stats()).totals.get("reaped", 0) == 0
+    for s in [producer, *schedulers]:
         await s.close()

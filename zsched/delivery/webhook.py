@@ -98,10 +98,14 @@ class WebhookChannel:
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: self.signature(timestamp, body),
         }
+        # timeout_s is a total per POST (connect, send, the whole answer): httpx's own timeout is per phase, so
+        # a receiver trickling its answer never tripped it. It starts once a slot is free, not while queued:
+        # a queued POST has not been tried, and the worker renews the batch's lease meanwhile.
         async with self._limit:
             try:
-                answer = await self._client.post(self.url, content=body, headers=headers, timeout=self.timeout_s)
-            except httpx.TimeoutException as exc:
+                async with asyncio.timeout(self.timeout_s):
+                    answer = await self._client.post(self.url, content=body, headers=headers, timeout=self.timeout_s)
+            except (TimeoutError, httpx.TimeoutException) as exc:
                 raise WebhookError(f"webhook {self.origin} did not answer within {self.timeout_s} s") from exc
             except httpx.HTTPError as exc:  # connect, TLS, protocol: the type is safe to show, its text may not be
                 raise WebhookError(
