@@ -31,3 +31,16 @@ def test_docs_page_is_self_contained() -> None:
     page = docs_page.html()
     assert "<script" not in page and "http://" not in page and "https://" not in page
     assert "POST /api/notifications/schedule/" in page and "429" in page
+
+
+def test_mounted_under_a_path_the_document_and_page_point_there() -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from tests.integration.http_support import TestClient
+
+    zapp = create_app(Settings.of(redis_url="redis://127.0.0.1:1/0"), run_worker=False)
+    host = Starlette(routes=[Mount("/zsched", app=zapp)])
+    with TestClient(host) as c:  # the host's lifespan only: /openapi.json and /docs need no Redis
+        assert c.get("/zsched/openapi.json").json()["servers"] == [{"url": "/zsched"}]
+        assert "href='openapi.json'" in c.get("/zsched/docs").text

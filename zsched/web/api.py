@@ -306,7 +306,9 @@ class Api:
 
     async def openapi_json(self, request: Request) -> Response:
         """GET: the OpenAPI 3.1 document."""
-        return JSON(openapi.document(self.channels))
+        root = request.scope.get("root_path", "")  # mounted under a path: the API's paths start there
+        doc = openapi.document(self.channels)
+        return JSON({**doc, "servers": [{"url": root or "/"}]} if root else doc)
 
     async def upgrade_required(self, request: Request) -> Response:
         """GET /ws without a WebSocket handshake: 426, saying how to connect."""

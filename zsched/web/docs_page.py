@@ -22,7 +22,7 @@ def html(channels: tuple[str, ...] = ("websocket",)) -> str:
         f"<h1>zsched API {esc(doc['info']['version'])}</h1><p>{esc(doc['info']['description'])}</p>",
         "<p>Authenticate with <code>Authorization: Token &lt;token&gt;</code> (or <code>Bearer</code>); "
         "create a token with <code>zsched token create --user ID</code>. "
-        "The machine-readable form is <a href='/openapi.json'>/openapi.json</a>.</p>",
+        "The machine-readable form is <a href='openapi.json'>openapi.json</a>.</p>",  # relative: works mounted
     ]
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
