@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.cluster import RedisCluster
 
 from tests.helpers import Recorder
-from zsched import AsyncScheduler, Core, Keyspace, Scheduler
+from zsched import AsyncScheduler, Core, IdempotencyConflictError, Keyspace, Scheduler
 from zsched.delivery.worker import Worker
 from zsched.embedded import valkey_binary
 
@@ -102,6 +102,11 @@ def test_schedule_deliver_and_inspect_across_four_partitions_on_a_cluster(cluste
     assert zs.schedule(people, "Cluster", "works", delay=0, idempotency_key="c1").replayed
     slots = {RedisCluster.keyslot(zs.redis, p.due) for p in core.keys.partitions}
     assert len(slots) == 4
+    zs.schedule(["late"], "Holds", "the key", delay=3600, idempotency_key="c2")  # in one partition only
+    with pytest.raises(IdempotencyConflictError):  # refused there: the other partitions' staged parts go away
+        zs.schedule(people, "Cluster", "works", delay=0, idempotency_key="c2")
+    assert zs.stats().counts["pending"] == 41
+    assert list(zs.redis.scan_iter(match="zc:*:staged:*")) == []
     recorder = Recorder()
 
     async def deliver() -> None:
@@ -117,6 +122,6 @@ def test_schedule_deliver_and_inspect_across_four_partitions_on_a_cluster(cluste
 
     asyncio.run(deliver())
     assert sorted(n.id for n in recorder.delivered) == sorted(result.notification_ids)
-    assert zs.stats().counts["sent"] == 40
+    assert zs.stats().counts["sent"] == 40 and zs.stats().counts["pending"] == 1
     assert zs.list_for("user7").items[0].scheduled_status == "sent"
     zs.close()

@@ -36,30 +36,60 @@ def core(partitions: int = 1) -> Core:
     return Core(Keyspace("t", partitions), clock=lambda: NOW)
 
 
-def test_schedule_makes_one_script_call_per_partition_with_its_recipients() -> None:
+def test_schedule_in_one_partition_is_one_script_call() -> None:
+    c = core(4)
+    op = c.schedule(["alice", "alice"], "t", "m", delay=timedelta(minutes=1))
+    (step,) = next(op)
+    p = c.keys.for_recipient("alice")
+    assert isinstance(step, Script) and step.name == "schedule"
+    assert step.keys[:6] == [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence]
+    assert step.args[:4] == [str(NOW), "", 60_000, 4] and step.args[4] == p.index
+    assert step.args[5:7] == [0, ""], "no idempotency key: nothing remembered, no fingerprint"
+    assert step.args[12:] == ["normal", "alice"]
+    result: ScheduleResult = finish(op, [[b"created", NOW + 60_000, NOW, 100]])
+    assert result.notification_ids == [100] and not result.replayed
+
+
+def test_schedule_across_partitions_stages_every_part_then_commits_each() -> None:
     c = core(4)
     people = ["alice", "bob", "carol", "dave", "erin", "alice"]
     op = c.schedule(people, "t", "m", delay=timedelta(minutes=1))
-    steps = next(op)
-    assert all(isinstance(s, Script) and s.name == "schedule" for s in steps)
+    stages = next(op)
+    assert all(isinstance(s, Script) and s.name == "stage_schedule" for s in stages)
     seen: list[str] = []
     replies = []
-    for step in steps:
+    for step in stages:
         assert isinstance(step, Script)
         index, members = step.args[4], [str(m) for m in step.args[13:]]
         p = c.keys.partitions[int(index)]
-        assert step.keys[:6] == [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence]
+        assert step.keys[:2] == [p.sequence, p.idempotency("")] and step.keys[2].startswith(f"{p.tag}:staged:c:")
         assert all(c.keys.for_recipient(m) is p for m in members)
         assert step.args[:4] == [str(NOW), "", 60_000, 4]
-        assert step.args[5:7] == [0, ""], "no idempotency key: nothing remembered, no fingerprint"
+        assert step.args[5:8] == [0, "", c.stage_ttl_ms]
         seen += members
-        replies.append([b"created", NOW + 60_000, NOW, *(100 + people.index(m) for m in members)])
+        replies.append([b"staged", NOW + 60_000, NOW, 0, *(100 + people.index(m) for m in members)])
     assert sorted(seen) == ["alice", "bob", "carol", "dave", "erin"], "each distinct recipient once"
-    result: ScheduleResult = finish(op, replies)
+    assert len({s.keys[2].rpartition(":")[2] for s in stages if isinstance(s, Script)}) == 1, "one call name"
+    commits = op.send(replies)
+    assert [s.name for s in commits if isinstance(s, Script)] == ["commit_schedule"] * len(stages)
+    assert [s.keys[8] for s in commits if isinstance(s, Script)] == [s.keys[2] for s in stages if isinstance(s, Script)]
+    result: ScheduleResult = finish(op, [[b"created", r[1], NOW, *r[4:]] for r in replies])
     assert result.notification_ids == [100, 101, 102, 103, 104]
     assert result.count == 5
     assert result.scheduled_at == ms_to_datetime(NOW + 60_000)
     assert not result.replayed
+
+
+def test_a_refused_part_commits_nothing_and_deletes_the_staged_parts() -> None:
+    c = core(4)
+    op = c.schedule(["alice", "bob", "carol", "dave"], "t", "m", delay=60, idempotency_key="k")
+    stages = [s for s in next(op) if isinstance(s, Script)]
+    assert all(s.keys[2].endswith(":staged:k:k") for s in stages), "a keyed call's parts are named by the key"
+    replies: list[Any] = [[b"staged", NOW + 60_000, NOW, 0, 100 + n] for n in range(len(stages) - 1)]
+    cleanup = op.send([*replies, [b"conflict"]])
+    assert cleanup == [Command(("DEL", s.keys[2])) for s in stages[:-1]]
+    with pytest.raises(IdempotencyConflictError):
+        op.send([1] * len(cleanup))
 
 
 def test_schedule_with_an_idempotency_key_remembers_and_replays() -> None:

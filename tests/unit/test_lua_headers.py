@@ -89,7 +89,7 @@ def test_returns_names_the_codes_the_body_returns(name: str) -> None:
     promised = set(CODE.findall(_returns(source)))
     returned = set(BODY_CODE.findall(_split(source)[1]))
     assert promised == returned, f"{name}: header returns {sorted(promised)}, body {sorted(returned)}"
-    refusals = returned - {"created", "replayed", "cancelled", "rescheduled"}
+    refusals = returned - {"created", "replayed", "staged", "cancelled", "rescheduled"}
     assert refusals <= OUTCOMES.keys(), f"{name}: codes {sorted(refusals - OUTCOMES.keys())} map to no exception"
 
 
@@ -113,7 +113,7 @@ def _engine_steps(core: Core) -> list[Script]:
         attempts=1,
     )
     ops = [
-        core.schedule(["a", "b"], "t", "m", delay=timedelta(seconds=1), idempotency_key="k"),
+        core.schedule(["a"], "t", "m", delay=timedelta(seconds=1), idempotency_key="k"),  # one partition
         core.cancel(1),
         core.reschedule(1, delay=5),
         core.claim(p, 10, 1000),
@@ -126,7 +126,11 @@ def _engine_steps(core: Core) -> list[Script]:
         requeue_dead(core, everything=True),
         list_dead(core),
     ]
-    return [step for op in ops for step in next(op) if isinstance(step, Script)]
+    steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
+    spread = core.schedule([f"r{i}" for i in range(8)], "t", "m", delay=1, idempotency_key="k")  # every partition
+    stages = next(spread)
+    commits = spread.send([[b"staged", 1, 1, 0, *range(len(s.args) - 13)] for s in stages if isinstance(s, Script)])
+    return steps + [step for step in [*stages, *commits] if isinstance(step, Script)]
 
 
 class _Recorder:

@@ -34,6 +34,7 @@ class CoreBase:
         clock: Callable[[], int] | None = None,
         max_pending_per_creator: int = 100_000,
         max_call_bytes: int = 64 * 1024 * 1024,
+        stage_ttl_ms: int = 5 * 60 * 1000,
     ) -> None:
         self.keys = keyspace or Keyspace()
         self.retry = retry or RetryPolicy()
@@ -42,6 +43,8 @@ class CoreBase:
         self.clock = clock
         self.max_pending_per_creator = max_pending_per_creator  # 0: no cap
         self.max_call_bytes = max_call_bytes
+        # How long a many-partition call's staged parts wait for their commit (see ProducerOps._schedule_staged).
+        self.stage_ttl_ms = stage_ttl_ms
 
     def now_arg(self) -> str:
         """ARGV[1] of every script: '' lets the server's TIME decide; a pinned clock passes its value."""

@@ -6,14 +6,15 @@ Each is a generator of Redis steps (see ``steps``); nothing here does I/O of its
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from ..errors import CallTooLargeError, FieldError, PendingLimitError, refusal_error
-from ..models import Notification, ScheduleResult, json_encoder, ms_to_datetime
+from ..errors import CallTooLargeError, FieldError, PendingLimitError, UnavailableError, refusal_error
+from ..models import Notification, Payload, ScheduleResult, json_encoder, ms_to_datetime
 from . import validation
 from .base import CoreBase
-from .replies import ChangeReply, RequeueDeadReply, ScheduleReply
+from .replies import ChangeReply, CommitReply, RequeueDeadReply, ScheduleReply, StageReply
 from .steps import Command, Op, Script, Step
 from .views import ReadViews
 
@@ -67,53 +68,146 @@ class ProducerOps(ReadViews):
                 if total + len(people) > cap:
                     raise PendingLimitError(str(creator), total, len(people), cap)
                 cap = 0
-        steps: list[Step] = []
+        due_args: list[str | int] = ["" if at_ms is None else at_ms, delay_ms]
+        if len(groups) > 1:
+            return (
+                yield from self._schedule_staged(
+                    people, groups, due_args, key, fingerprint, body, payload_json, creator, total
+                )
+            )
+        ((index, members),) = groups.items()
+        p = self.keys.partitions[index]
+        (raw,) = yield [
+            Script(
+                "schedule",
+                [
+                    p.due,
+                    p.notifications,
+                    p.state,
+                    p.by_recipient,
+                    p.counters,
+                    p.sequence,
+                    p.idempotency(key or ""),
+                    p.by_creator,
+                    p.pending_by_creator,
+                    *p.other_dues,
+                ],
+                [
+                    self.now_arg(),
+                    *due_args,
+                    len(self.keys.partitions),
+                    index,
+                    self.idempotency_ttl_ms if key else 0,
+                    fingerprint,
+                    p.wakeup,
+                    payload_json.decode(),
+                    creator or "",
+                    cap,
+                    total - held[index] if cap else 0,
+                    body.priority,
+                    *members,
+                ],
+            )
+        ]
+        reply = ScheduleReply.read(raw)
+        refusal = reply.refusal(str(key), str(creator), len(people))
+        if refusal is not None:
+            raise refusal_error(refusal)
+        return ScheduleResult(
+            notification_ids=reply.ids,
+            count=len(reply.ids),
+            scheduled_at=ms_to_datetime(reply.due_ms),
+            replayed=reply.code == "replayed",
+        )
+
+    def _schedule_staged(
+        self,
+        people: list[str],
+        groups: dict[int, list[str]],
+        due_args: list[str | int],
+        key: str | None,
+        fingerprint: str,
+        body: Payload,
+        payload_json: bytes,
+        creator: str | None,
+        total: int,
+    ) -> Op[ScheduleResult]:
+        """A call spanning partitions, in two rounds, since no script spans two Cluster slots: each partition
+        checks and stages its part where no reader looks, and only when every part is staged does each
+        partition commit its part, making it visible. A refusal anywhere deletes the staged parts (they
+        also expire, after ``stage_ttl_ms``, when a call is interrupted); a retry with the same idempotency
+        key resumes the staged parts and returns the same ids. The cap was checked across partitions by
+        the caller (``total``), so the stage scripts do not check it again."""
+        call = f"k:{key}" if key else f"c:{secrets.token_hex(8)}"
+        stages: list[Step] = []
         for index, members in groups.items():
             p = self.keys.partitions[index]
-            steps.append(
+            stages.append(
                 Script(
-                    "schedule",
-                    [
-                        p.due,
-                        p.notifications,
-                        p.state,
-                        p.by_recipient,
-                        p.counters,
-                        p.sequence,
-                        p.idempotency(key or ""),
-                        p.by_creator,
-                        p.pending_by_creator,
-                        *p.other_dues,
-                    ],
+                    "stage_schedule",
+                    [p.sequence, p.idempotency(key or ""), p.staged(call), p.pending_by_creator],
                     [
                         self.now_arg(),
-                        "" if at_ms is None else at_ms,
-                        delay_ms,
+                        *due_args,
                         len(self.keys.partitions),
                         index,
                         self.idempotency_ttl_ms if key else 0,
                         fingerprint,
-                        p.wakeup,
+                        self.stage_ttl_ms,
                         payload_json.decode(),
                         creator or "",
-                        cap,
-                        total - held.get(index, 0) if cap else 0,
+                        0,
+                        total,
                         body.priority,
                         *members,
                     ],
                 )
             )
-        replies = yield steps
+        staged = [StageReply.read(raw) for raw in (yield stages)]
+        refusal = next((r.refusal(str(key), str(creator), len(people)) for r in staged if r.code != "staged"), None)
+        if refusal is not None:
+            parts = [self.keys.partitions[i] for i, r in zip(groups, staged, strict=True) if r.code == "staged"]
+            if parts:
+                yield [Command(("DEL", p.staged(call))) for p in parts]
+            raise refusal_error(refusal)
 
+        commits: list[Step] = []
+        for index, reply in zip(groups, staged, strict=True):
+            if reply.code == "staged":
+                p = self.keys.partitions[index]
+                commits.append(
+                    Script(
+                        "commit_schedule",
+                        [
+                            p.due,
+                            p.notifications,
+                            p.state,
+                            p.by_recipient,
+                            p.counters,
+                            p.idempotency(key or ""),
+                            p.by_creator,
+                            p.pending_by_creator,
+                            p.staged(call),
+                            *p.other_dues,
+                        ],
+                        [self.now_arg(), p.wakeup],
+                    )
+                )
+        committed = iter([CommitReply.read(raw) for raw in (yield commits)] if commits else [])
         ids_of: dict[str, int] = {}
         due_ms, replayed = 0, False
-        for members, raw in zip(groups.values(), replies, strict=True):
-            reply = ScheduleReply.read(raw)
-            refusal = reply.refusal(str(key), str(creator), len(people))
-            if refusal is not None:
-                raise refusal_error(refusal)
-            due_ms, replayed = reply.due_ms, reply.code == "replayed"
-            ids_of.update(zip(members, reply.ids, strict=True))
+        for members, reply in zip(groups.values(), staged, strict=True):
+            ids, due_ms, replayed = reply.ids, reply.due_ms, replayed or reply.code == "replayed" or reply.resumed
+            if reply.code == "staged":
+                done = next(committed)
+                if done.code == "missing":
+                    raise UnavailableError(
+                        f"part of this schedule call expired before it was committed (after {self.stage_ttl_ms} ms);"
+                        " nothing of that part is visible: run the call again (with its idempotency key to keep"
+                        " the ids of the parts already committed)"
+                    )
+                replayed = replayed or done.code == "replayed"
+            ids_of.update(zip(members, ids, strict=True))
         ids = [ids_of[person] for person in people]
         return ScheduleResult(
             notification_ids=ids, count=len(ids), scheduled_at=ms_to_datetime(due_ms), replayed=replayed

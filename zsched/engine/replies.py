@@ -61,6 +61,55 @@ class ScheduleReply(Reply, frozen=True):
         )
 
 
+class StageReply(Reply, frozen=True):
+    """The reply of ``stage_schedule.lua``: {'staged', due_ms, now_ms, resumed, id...}
+    | {'replayed', due_ms, now_ms, id...} | {'past', due_ms, now_ms} | {'conflict'}
+    | {'over_quota', held, max_pending}."""
+
+    code: str
+    due_ms: int = 0
+    now_ms: int = 0
+    ids: list[int] = []
+    resumed: bool = False
+    held: int = 0
+    max_pending: int = 0
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``resumed`` when an earlier try of the same call had staged this part."""
+        code = text(reply[0])
+        if code == "staged":
+            return cls(code, int(reply[1]), int(reply[2]), [int(i) for i in reply[4:]], resumed=int(reply[3]) == 1)
+        got = ScheduleReply.read(reply)
+        return cls(got.code, got.due_ms, got.now_ms, got.ids, held=got.held, max_pending=got.max_pending)
+
+    def refusal(self, key: str, creator: str = "", adding: int = 0) -> Refusal | None:
+        """What refused the call, or None when this part is staged (or was committed by an earlier try)."""
+        if self.code == "staged":
+            return None
+        return ScheduleReply(self.code, self.due_ms, self.now_ms, held=self.held, max_pending=self.max_pending).refusal(
+            key, creator, adding
+        )
+
+
+class CommitReply(Reply, frozen=True):
+    """The reply of ``commit_schedule.lua``: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
+    | {'missing'}."""
+
+    code: str
+    due_ms: int = 0
+    now_ms: int = 0
+    ids: list[int] = []
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``missing`` (the staged part expired before its commit) carries nothing."""
+        code = text(reply[0])
+        if code == "missing":
+            return cls(code)
+        return cls(code, int(reply[1]), int(reply[2]), [int(i) for i in reply[3:]])
+
+
 class ChangeReply(Reply, frozen=True):
     """The reply of ``cancel.lua``: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status};
     and of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
@@ -219,6 +268,8 @@ class RateLimitReply(Reply, frozen=True):
 
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
+    "stage_schedule": StageReply,
+    "commit_schedule": CommitReply,
     "cancel": ChangeReply,
     "reschedule": ChangeReply,
     "claim": ClaimReply,

@@ -12,6 +12,8 @@ from typing import Any
 
 NAMES = (
     "schedule",
+    "stage_schedule",
+    "commit_schedule",
     "claim",
     "ack",
     "retry",

@@ -1,0 +1,79 @@
+-- stage_schedule: one partition's part of a schedule call that spans several partitions, checked and set
+-- aside where no reader looks (status, lists, stats and claims never read `staged`); commit_schedule.lua
+-- makes it visible once every partition has staged its part. A part never committed (the call was refused
+-- in another partition, or interrupted) expires after stage_ttl_ms. With an idempotency key the staged
+-- part is named by the key, so a retry of an interrupted call finds it and gets the same ids back.
+-- KEYS[1] sequence      STRING last sequence number handed out in this partition
+-- KEYS[2] idempotency   STRING remembered answer for the caller's idempotency key (once committed)
+-- KEYS[3] staged        HASH   this call's part: 'call' (JSON: fingerprint, due, created_at, ids, ...), 'payload'
+-- KEYS[4] pending_by_creator HASH created_by -> notifications of theirs pending or processing
+-- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
+-- ARGV[2] at_ms         due time, or '' to use delay_ms
+-- ARGV[3] delay_ms      delay from now, used when at_ms is ''
+-- ARGV[4] partitions    partition count: id = sequence * partitions + partition
+-- ARGV[5] partition     this partition's index
+-- ARGV[6] idem_ttl_ms   how long to remember the answer once committed; 0 when the call has no key
+-- ARGV[7] fingerprint   digest of the request the idempotency key stands for
+-- ARGV[8] stage_ttl_ms  how long the staged part waits for its commit before it expires
+-- ARGV[9] payload       payload JSON shared by every recipient
+-- ARGV[10] created_by   who scheduled it ('' for nobody)
+-- ARGV[11] max_pending  most a creator may hold pending across partitions; 0: no cap checked here
+-- ARGV[12] others       what the creator holds in the other partitions (read by the caller)
+-- ARGV[13] priority     urgent, high, normal or low
+-- ARGV[14..] recipients
+-- Returns: {'staged', due_ms, now_ms, resumed, id...} | {'replayed', due_ms, now_ms, id...}
+--        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
+--          resumed: 1 when the part was already staged by an earlier try of the same call, else 0
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local idem_ttl = tonumber(ARGV[6])
+if idem_ttl > 0 then
+  local seen = redis.call('GET', KEYS[2])
+  if seen then
+    local old = cjson.decode(seen)
+    if old.fingerprint ~= ARGV[7] then return {'conflict'} end
+    local reply = {'replayed', old.due, now}
+    for _, id in ipairs(old.ids) do reply[#reply + 1] = id end
+    return reply
+  end
+  local staged = redis.call('HGET', KEYS[3], 'call')
+  if staged then
+    local call = cjson.decode(staged)
+    if call.fingerprint ~= ARGV[7] then return {'conflict'} end
+    redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[8]))
+    local reply = {'staged', call.due, now, 1}
+    for i = 0, call.count - 1 do reply[#reply + 1] = (call.last - call.count + 1 + i) * call.partitions + call.partition end
+    return reply
+  end
+end
+
+local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
+if due < now then return {'past', due, now} end
+
+local first = 14
+local count = #ARGV - first + 1
+local creator = ARGV[10]
+local max_pending = tonumber(ARGV[11])
+if creator ~= '' and max_pending > 0 then
+  local held = tonumber(redis.call('HGET', KEYS[4], creator) or '0') + tonumber(ARGV[12])
+  if held + count > max_pending then return {'over_quota', held, max_pending} end
+end
+local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
+local last = redis.call('INCRBY', KEYS[1], count)
+local recipients = {}
+for i = first, #ARGV do recipients[#recipients + 1] = ARGV[i] end
+local call = {
+  fingerprint = ARGV[7], due = due, created_at = now, creator = creator, priority = ARGV[13],
+  idem_ttl = idem_ttl, last = last, count = count, partitions = partitions, partition = partition,
+  recipients = recipients,
+}
+redis.call('HSET', KEYS[3], 'call', cjson.encode(call), 'payload', ARGV[9])
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[8]))
+
+local reply = {'staged', due, now, 0}
+for i = 0, count - 1 do reply[#reply + 1] = (last - count + 1 + i) * partitions + partition end
+return reply
