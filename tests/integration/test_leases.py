@@ -161,3 +161,36 @@ async def test_a_sync_callable_slower_than_the_lease_keeps_it(redis_url: str, ke
     assert (await producer.stats()).totals.get("reaped", 0) == 0
     for s in [producer, *schedulers]:
         await s.close()
+
+
+async def test_a_slow_failing_webhook_burns_one_attempt_per_delivery(redis_url: str, keyspace: Keyspace) -> None:
+    # Each lease cycle used to burn an attempt (reaped, claimed again): everything ended failed within
+    # minutes and the backoff never applied. Now each failure is one attempt, retried after its backoff.
+    core = Core(keyspace)
+    producer = _async(redis_url, core)
+    with HookServer(statuses=[500], hang_s=1.2) as hook:
+        hook.httpd.socket.listen(64)
+        channels = [WebhookChannel(hook.url, "secret", concurrency=16) for _ in range(2)]
+        schedulers = [_async(redis_url, core) for _ in range(2)]
+        workers = [Worker(s, c, lease_ms=2000) for s, c in zip(schedulers, channels, strict=True)]
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        await asyncio.sleep(0.3)
+        ids = (await producer.schedule([f"user{i}" for i in range(40)], "Slow", "fails", delay=0)).notification_ids
+
+        async def all_retried() -> bool:
+            return (await producer.stats()).totals.get("retried", 0) >= 40
+
+        await _until(all_retried, 30)
+        for w in workers:
+            w.should_exit = True
+        await asyncio.gather(*tasks)
+        for c in channels:
+            await c.aclose()
+    stats = await producer.stats()
+    assert (stats.totals.get("retried"), stats.totals.get("reaped", 0), len(hook.requests)) == (40, 0, 40)
+    for nid in ids[:3]:
+        n = await producer.status(nid)
+        assert (n.scheduled_status, n.attempts) == ("pending", 1)
+        assert (n.scheduled_at - n.created_at).total_seconds() > 290, "retried after the 5 minute backoff"
+    for s in [producer, *schedulers]:
+        await s.close()
