@@ -1,7 +1,10 @@
 """API tokens: who a caller is and what it may do. Shared by the HTTP API and the WebSocket gateway.
 
 A token is shown once, when created; Redis keeps only its SHA-256 digest, in one HASH
-(``<prefix>:{auth}:tokens``: digest -> token JSON), so a leaked keyspace leaks no usable secret.
+(``<prefix>:{auth}:tokens``: digest -> token JSON), so a leaked keyspace leaks no usable secret. A token may
+expire (``expires_at``); an expired one verifies like a revoked one, on every use. When each token was last
+used is a second HASH (``<prefix>:{auth}:tokens_used``: digest -> epoch ms), written at most once a
+``USED_EVERY_MS`` per token, so a verification stays one round trip unless that stamp is stale.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -16,6 +20,8 @@ import msgspec
 SCOPE_SCHEDULE_ANY = "schedule:any"
 """Scope of a service token: may schedule for recipients other than itself."""
 TOKEN_PREFIX = "zs_"
+USED_EVERY_MS = 60_000
+"""A token's last-use stamp is rewritten only when it is at least this old."""
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,10 +33,15 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     admin: bool = False
     created_at: int = 0
     name: str | None = None
+    expires_at: int | None = None  # epoch ms; None: never
 
     def can_schedule_for_others(self) -> bool:
         """Whether it may schedule for recipients other than itself (service tokens and admins)."""
         return self.admin or SCOPE_SCHEDULE_ANY in self.scopes
+
+    def expired(self, now_ms: int) -> bool:
+        """Whether the token has expired at ``now_ms``."""
+        return self.expires_at is not None and now_ms >= self.expires_at
 
 
 def digest(token: str) -> str:
@@ -43,30 +54,52 @@ def tokens_key(prefix: str) -> str:
     return f"{prefix}:{{auth}}:tokens"
 
 
+def used_key(prefix: str) -> str:
+    """HASH: token digest -> when it was last used (epoch ms, at most ``USED_EVERY_MS`` stale)."""
+    return f"{prefix}:{{auth}}:tokens_used"
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
 _decode = msgspec.json.Decoder(Principal).decode
 _encode = msgspec.json.Encoder().encode
 
 
 class TokenStore:
-    """Creates, verifies, lists and revokes tokens over a sync or asyncio redis-py connection."""
+    """Creates, verifies, lists and revokes tokens over a sync or asyncio redis-py connection; ``clock_ms``
+    (epoch ms) decides creation times, expiry and last use."""
 
-    def __init__(self, prefix: str = "zsched") -> None:
+    def __init__(self, prefix: str = "zsched", *, clock_ms: Callable[[], int] = _wall_ms) -> None:
         self.key = tokens_key(prefix)
+        self.used_key = used_key(prefix)
+        self.clock_ms = clock_ms
 
     def new(
-        self, user: str, *, scopes: tuple[str, ...] = (), admin: bool = False, name: str | None = None
+        self,
+        user: str,
+        *,
+        scopes: tuple[str, ...] = (),
+        admin: bool = False,
+        name: str | None = None,
+        expires_in_ms: int | None = None,
     ) -> tuple[str, Principal, bytes]:
         """A fresh secret, its principal, and the JSON to store under its digest (nothing is written)."""
         if not user or len(user) > 128 or any(c.isspace() or not c.isprintable() for c in user):
             raise ValueError(f"user must be 1 to 128 printable characters without spaces; got {user!r}")
+        if expires_in_ms is not None and expires_in_ms <= 0:
+            raise ValueError(f"expires_in_ms must be positive; got {expires_in_ms}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now_ms = self.clock_ms()
         principal = Principal(
             id=digest(token)[:12],
             user=user,
             scopes=tuple(sorted(set(scopes))),
             admin=admin,
-            created_at=int(time.time() * 1000),
+            created_at=now_ms,
             name=name,
+            expires_at=None if expires_in_ms is None else now_ms + expires_in_ms,
         )
         return token, principal, _encode(principal)
 
@@ -77,24 +110,57 @@ class TokenStore:
         return token, principal
 
     def verify(self, r: Any, token: str) -> Principal | None:
-        """The principal of a valid token (sync connection), or None."""
-        raw = r.hget(self.key, digest(token)) if token.startswith(TOKEN_PREFIX) else None
-        return _decode(raw) if raw else None
+        """The principal of a valid, unexpired token (sync connection), or None; records its use."""
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        key = digest(token)
+        with r.pipeline(transaction=False) as pipe:  # one round trip: the token and its last-use stamp
+            raw, used = pipe.hget(self.key, key).hget(self.used_key, key).execute()
+        principal, now_ms = self._check(raw, used)
+        if principal is not None and now_ms is not None:
+            r.hset(self.used_key, key, now_ms)
+        return principal
 
     async def averify(self, r: Any, token: str) -> Principal | None:
-        """The principal of a valid token (asyncio connection), or None."""
-        raw = await r.hget(self.key, digest(token)) if token.startswith(TOKEN_PREFIX) else None
-        return _decode(raw) if raw else None
+        """The principal of a valid, unexpired token (asyncio connection), or None; records its use."""
+        if not token.startswith(TOKEN_PREFIX):
+            return None
+        key = digest(token)
+        async with r.pipeline(transaction=False) as pipe:  # one round trip: the token and its last-use stamp
+            raw, used = await pipe.hget(self.key, key).hget(self.used_key, key).execute()
+        principal, now_ms = self._check(raw, used)
+        if principal is not None and now_ms is not None:
+            await r.hset(self.used_key, key, now_ms)
+        return principal
+
+    def _check(self, raw: bytes | None, used: bytes | None) -> tuple[Principal | None, int | None]:
+        """The principal unless missing or expired, and the time to stamp as its last use when the stamp is
+        stale (None: leave it)."""
+        if not raw:
+            return None, None
+        principal, now_ms = _decode(raw), self.clock_ms()
+        if principal.expired(now_ms):
+            return None, None
+        return principal, now_ms if used is None or now_ms - int(used) >= USED_EVERY_MS else None
 
     def list(self, r: Any) -> list[Principal]:
         """Every token's principal, oldest first; never the secrets (Redis does not have them)."""
         return sorted((_decode(v) for v in r.hvals(self.key)), key=lambda p: p.created_at)
 
+    def last_used(self, r: Any) -> dict[str, int]:
+        """Token id (as in ``list``) -> when it was last used (epoch ms, up to ``USED_EVERY_MS`` early)."""
+        return {d.decode()[:12]: int(ms) for d, ms in r.hgetall(self.used_key).items()}
+
     def revoke(self, r: Any, token_or_id: str) -> bool:
         """Revoke by the secret itself or by the id shown in ``list``; whether one was revoked."""
         if token_or_id.startswith(TOKEN_PREFIX):
-            return bool(r.hdel(self.key, digest(token_or_id)))
-        matches = [d for d in r.hkeys(self.key) if d.decode().startswith(token_or_id)] if len(token_or_id) >= 6 else []
-        if len(matches) != 1:
-            return False
-        return bool(r.hdel(self.key, matches[0]))
+            found = digest(token_or_id)
+        else:
+            matches = (
+                [d for d in r.hkeys(self.key) if d.decode().startswith(token_or_id)] if len(token_or_id) >= 6 else []
+            )
+            if len(matches) != 1:
+                return False
+            found = matches[0].decode()
+        r.hdel(self.used_key, found)
+        return bool(r.hdel(self.key, found))
