@@ -76,14 +76,21 @@ def test_each_viewer_sees_only_its_share_of_a_webhook_failure(
 def test_the_creator_never_sees_a_url_path_stored_before_the_fix(
     pinned: Scheduler, client: TestClient, tokens: Tokens
 ) -> None:
-    """Records written by 0.1 name the full URL in last_error; the views cut it to the origin."""
+    """Records written by 0.1 name the full URL and the response body in last_error; the views cut the URL
+    to its origin for everyone, and the body for all but admins."""
     (nid,) = pinned.schedule(["erin"], "Old", "...", delay=0, created_by="billing").notification_ids
-    old = f"WebhookError: webhook https://user:pw@hooks.example.com/{PATH_SECRET}?token={QUERY_SECRET} answered 500"
+    old = (
+        f"WebhookError: webhook https://user:pw@hooks.example.com/{PATH_SECRET}?token={QUERY_SECRET} answered 500; "
+        f"expected 2xx: {BODY_SECRET.decode()!r}"
+    )
     pinned.run(pinned.core.claim(pinned.core.keys.partitions[0], 10, 30_000))
     pinned.run(pinned.core.fail(pinned.core.keys.partitions[0], [(pinned.status(nid), old)], {nid: 50}))
-    for headers in (tokens.service("billing"), tokens.headers("ops", admin=True)):
-        for view in _views(client, headers, nid):
-            assert view["last_error"] == "WebhookError: webhook https://hooks.example.com answered 500"
+    for view in _views(client, tokens.service("billing"), nid):
+        assert view["last_error"] == "WebhookError: webhook https://hooks.example.com answered 500; expected 2xx"
+    for view in _views(client, tokens.headers("ops", admin=True), nid, admin=True):
+        assert view["last_error"] == (
+            f"WebhookError: webhook https://hooks.example.com answered 500; expected 2xx: {BODY_SECRET.decode()!r}"
+        )
 
 
 def test_unreachable_webhook_names_only_its_origin(pinned: Scheduler) -> None:

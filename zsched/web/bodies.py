@@ -15,6 +15,7 @@ from .errors import ApiError
 Viewer = Literal["recipient", "creator", "admin"]
 """Who reads a notification, which decides how much of a failure it is told."""
 
+_LEGACY_BODY = re.compile(r"(; expected 2xx): .*", re.S)  # 0.1's webhook error: the response body followed
 _URL_TAIL = re.compile(r"(\w+://)(?:[^\s/?#@'\"]*@)?([^\s/?#'\"]+)[^\s'\"]*")
 
 
@@ -53,8 +54,9 @@ def failure(n: Notification, who: Viewer) -> str | None:
     credentials (a webhook URL can be a bearer secret); a recipient gets only a generic reason."""
     if n.last_error is None:
         return None
-    if who != "recipient":
-        return _URL_TAIL.sub(r"\1\2", n.last_error)  # records stored before 0.2.0 may name the full URL
+    if who != "recipient":  # records stored before 0.2.0 name the full URL, and the response body after it
+        text = n.last_error if who == "admin" else _LEGACY_BODY.sub(r"\1", n.last_error)
+        return _URL_TAIL.sub(r"\1\2", text)
     if n.scheduled_status == "failed":
         return "delivery failed for good"
     if n.scheduled_status in ("pending", "processing"):
