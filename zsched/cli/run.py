@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import shutil
 import signal
 import sys
@@ -44,6 +45,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``serve`` or ``worker`` until a signal stops it."""
     if args.command == "serve":
+        missing = _no_websocket_library()
+        if missing:
+            print(f"zsched: error: {missing}", file=sys.stderr)
+            return 1
         return _serve(settings, args.host, args.port, run_worker=not args.no_worker)
     asyncio.run(_work(settings, announce=True))
     return 0
@@ -69,6 +74,20 @@ async def _work(settings: Settings, announce: bool) -> None:
     finally:
         await delivery.aclose()
         await scheduler.close()
+
+
+def _no_websocket_library() -> str | None:
+    """Why uvicorn could not accept a WebSocket here, or None: without a library it answers every upgrade 426."""
+    for name in ("websockets", "wsproto"):  # what uvicorn's ws="auto" tries, in its order
+        try:
+            importlib.import_module(name)
+            return None
+        except ImportError:
+            continue
+    return (
+        "no WebSocket library: uvicorn would answer every /ws upgrade with 426; "
+        "pip install websockets (a zsched dependency: reinstall zsched)"
+    )
 
 
 def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
