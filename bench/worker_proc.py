@@ -42,12 +42,12 @@ class RecordingDelivery:
         return outcomes
 
 
-async def run(url: str, prefix: str, out: str, batch: int) -> None:
+async def run(url: str, prefix: str, out: str, batch: int, purge_every_s: float = 3600.0) -> None:
     """Run the worker until SIGTERM; write the records to ``out``."""
     connection = aioredis.Redis.from_url(url)
     scheduler = AsyncScheduler(connection, core=Core(Keyspace(prefix)))
     delivery = RecordingDelivery(InboxDelivery(connection, scheduler.core.keys))
-    worker = Worker(scheduler, delivery, batch=batch, purge_every_s=3600)
+    worker = Worker(scheduler, delivery, batch=batch, purge_every_s=purge_every_s)
     worker.install_signal_handlers()
     await worker._subscribe()
     print("ready", flush=True)
@@ -68,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--purge-every-s", type=float, default=3600.0, help="default 3600: no purge in most runs")
     args = parser.parse_args(argv)
     if not args.url:
         parser.error("give --url or ZSCHED_REDIS_URL")
-    asyncio.run(run(args.url, args.prefix, args.out, args.batch))
+    asyncio.run(run(args.url, args.prefix, args.out, args.batch, args.purge_every_s))
     return 0
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 class WorkerPool:
     """``count`` real worker processes on ``prefix``; a context manager that always stops them."""
 
-    def __init__(self, url: str, prefix: str, count: int = 1, batch: int = 100) -> None:
+    def __init__(self, url: str, prefix: str, count: int = 1, batch: int = 100, purge_every_s: float = 3600.0) -> None:
         self.url, self.prefix, self.count, self.batch = url, prefix, count, batch
+        self.purge_every_s = purge_every_s
         self.dir = Path(tempfile.mkdtemp(prefix="zsched-bench-"))
         self.procs: list[subprocess.Popen[str]] = []
 
@@ -33,6 +34,8 @@ class WorkerPool:
                     str(self.dir / f"w{i}.json"),
                     "--batch",
                     str(self.batch),
+                    "--purge-every-s",
+                    str(self.purge_every_s),
                 ],
                 stdout=subprocess.PIPE,
                 text=True,

@@ -1,4 +1,6 @@
 -- purge: remove terminal records whose retention ran out, with their index entries.
+-- At most `limit` records in one call, taken from sent, then cancelled, then failed (a caller that gets a
+-- full `limit` back calls again). Each delete is one multi-key call per slice of ids, not one per record.
 -- KEYS[1] sent          ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[2] cancelled     ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[3] failed        ZSET  id -> time its record is purged (epoch ms)
@@ -8,7 +10,7 @@
 -- KEYS[7] counters      HASH  lifetime totals
 -- KEYS[8] by_creator    ZSET  "<created_by> <id, 16 digits>" at score 0
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
--- ARGV[2] limit         most records to purge from each terminal set in one call
+-- ARGV[2] limit         most records to purge in one call, across the three terminal sets
 -- Returns: {now_ms, purged count}
 local now = tonumber(ARGV[1])
 if not now then
@@ -16,22 +18,41 @@ if not now then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- One multi-key call per command, sliced for unpack's stack limit (as claim.lua and ack.lua do).
+local function call_sliced(cmd, key, list, step)
+  local out = {}
+  for i = 1, #list, step do
+    local part = redis.call(cmd, key, unpack(list, i, math.min(i + step - 1, #list)))
+    if type(part) == 'table' then
+      for j = 1, #part do out[#out + 1] = part[j] end
+    end
+  end
+  return out
+end
+
+local limit = tonumber(ARGV[2])
 local purged = 0
 for _, terminal in ipairs({KEYS[1], KEYS[2], KEYS[3]}) do
-  local ids = redis.call('ZRANGE', terminal, '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
-  for _, id in ipairs(ids) do
-    local raw = redis.call('HGET', KEYS[5], id)
-    if raw then
-      local st = cjson.decode(raw)
-      redis.call('ZREM', KEYS[6], st.recipient .. ' ' .. string.format('%016d', tonumber(id)))
-      if st.created_by then
-        redis.call('ZREM', KEYS[8], st.created_by .. ' ' .. string.format('%016d', tonumber(id)))
+  if purged >= limit then break end
+  local ids = redis.call('ZRANGE', terminal, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - purged)
+  if #ids > 0 then
+    local states = call_sliced('HMGET', KEYS[5], ids, 500)
+    local recipients, creators = {}, {}
+    for i, id in ipairs(ids) do
+      local raw = states[i]
+      if raw then
+        local st = cjson.decode(raw)
+        local suffix = ' ' .. string.format('%016d', tonumber(id))
+        recipients[#recipients + 1] = st.recipient .. suffix
+        if st.created_by then creators[#creators + 1] = st.created_by .. suffix end
       end
     end
-    redis.call('HDEL', KEYS[4], id)
-    redis.call('HDEL', KEYS[5], id)
-    redis.call('ZREM', terminal, id)
-    purged = purged + 1
+    call_sliced('ZREM', KEYS[6], recipients, 500)
+    call_sliced('ZREM', KEYS[8], creators, 500)
+    call_sliced('HDEL', KEYS[4], ids, 500)
+    call_sliced('HDEL', KEYS[5], ids, 500)
+    call_sliced('ZREM', terminal, ids, 500)
+    purged = purged + #ids
   end
 end
 if purged > 0 then redis.call('HINCRBY', KEYS[7], 'purged', purged) end

@@ -81,6 +81,7 @@ class WorkerSettings(msgspec.Struct, kw_only=True, frozen=True):
     idle_s: float = 5.0  # an idle worker claims once per idle_s (a wakeup cuts it short)
     reap_every_s: float | None = None  # None: half a lease, at most 5 s
     purge_every_s: float = 60.0
+    purge_batch: int = 500  # most records one purge call removes (fewer when that would hold the server > 1 ms)
     stop_timeout_s: float = 10.0  # how long shutdown waits for the batch in flight
 
 

@@ -90,6 +90,7 @@ def build_worker(
         idle_s=w.idle_s,
         reap_every_s=w.reap_every_s,
         purge_every_s=w.purge_every_s,
+        purge_batch=w.purge_batch,
         observer=observer,
     )
 

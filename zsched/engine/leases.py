@@ -112,7 +112,8 @@ class LeaseOps(CoreBase):
         return got.requeued, got.failed
 
     def purge(self, partition: Partition, limit: int = 1000) -> Op[int]:
-        """Remove terminal records past their retention, with their index entries; how many."""
+        """Remove up to ``limit`` terminal records past their retention (sent, then cancelled, then failed), with
+        their index entries; how many. Fewer than ``limit`` means none is left past retention."""
         p = partition
         (reply,) = yield [
             Script(
