@@ -64,12 +64,12 @@ def test_scheduled_two_seconds_ahead_is_sent_on_time(redis_url: str, prefix: str
     assert f"sent notification {nid} to alice" in output and "received SIGTERM" in output
 
 
-def test_errors_are_clear_and_exit_2(redis_url: str, prefix: str) -> None:
+def test_errors_are_clear_usage_exits_2_not_found_1(redis_url: str, prefix: str) -> None:
     target = ["--redis-url", redis_url, "--prefix", prefix]
     past = _run("schedule", *target, "--to", "a", "--title", "t", "--message", "m", "--at", "2020-01-01T00:00:00Z")
     assert past.returncode == 2 and "must be in the future; got 2020-01-01T00:00:00" in past.stderr
     missing = _run("cancel", *target, "424242")
-    assert missing.returncode == 2 and "no notification with id 424242" in missing.stderr
+    assert missing.returncode == 1 and "no notification with id 424242" in missing.stderr  # runtime, not usage
     bad = _run("schedule", *target, "--to", "a", "--title", "t", "--message", "m", "--in", "soon")
     assert bad.returncode == 2 and "write e.g. 500ms" in bad.stderr
 

@@ -28,6 +28,7 @@ def add_parser(
     )
     cmd.add_argument("ids", nargs="*", type=int, default=[], metavar="ID", help="notification id(s)")
     cmd.add_argument("--all", action="store_true", help="every dead letter")
+    cmd.add_argument("--json", action="store_true", help="print JSON: requeued and missing ids")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -52,8 +53,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 2
         requeued: list[int] = zs.run(requeue_dead(zs.core, args.ids, everything=args.all))
-        print(f"requeued {len(requeued)} notification(s): {', '.join(map(str, requeued)) or '-'}")
         missing = sorted(set(args.ids) - set(requeued))
+        if args.json:
+            print(msgspec.json.encode({"requeued": requeued, "missing": missing}).decode())
+            return 1 if missing else 0
+        print(f"requeued {len(requeued)} notification(s): {', '.join(map(str, requeued)) or '-'}")
         if missing:
             print(f"not dead letters (unknown, or not failed): {', '.join(map(str, missing))}")
             return 1

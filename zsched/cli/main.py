@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+import redis
+
 from .. import __version__
-from ..errors import ZschedError
+from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import config, dead, notifications, rediscli, run, tokens
+from . import config, dead, logs, notifications, rediscli, run, tokens
 
 EPILOG = """\
 examples:
@@ -22,7 +23,11 @@ examples:
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
 With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
-lives in --data-dir: a running one is reused, otherwise one is started for the command.
+lives in --data-dir: a running one is reused, otherwise one is started for the command
+(pip install 'zsched[embedded]').
+
+Exit status: 0 done, 1 it could not be done (Redis down, no such notification, ...), 2 a usage error.
+Commands that print data take --json. ZSCHED_LOG_FORMAT=json makes serve and worker log JSON lines.
 """
 
 
@@ -72,13 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if not args.verbose:
-        logging.getLogger("zsched.worker").setLevel(logging.INFO)
+    args = _parser().parse_args(argv)  # a usage error exits 2 here
     try:
+        level = getattr(args, "log_level", None) or ("debug" if args.verbose else "info")
+        logs.configure(level, logs.log_format())
         settings = _settings(args)
         runner = {
             "config": config.run,
@@ -89,11 +91,21 @@ def main(argv: list[str] | None = None) -> int:
             "token": tokens.run,
         }.get(args.command, notifications.run)
         return runner(args, settings)
-    except (ZschedError, ValueError) as exc:
-        print(f"zsched: error: {exc}", file=sys.stderr)
-        return 2
+    except (ValidationError, ValueError) as exc:  # the command or its configuration is wrong: fix and rerun
+        return _error(exc, 2)
+    except (ZschedError, redis.RedisError, OSError, RuntimeError) as exc:  # it could not be done, this time
+        return _error(exc, 1)
     except KeyboardInterrupt:
         return 130
+
+
+def _error(exc: BaseException, status: int) -> int:
+    """One line on stderr, never a traceback: what went wrong, and the exit status that says which kind."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, redis.RedisError):
+        text = f"Redis: {text}"
+    print(f"zsched: error: {text}", file=sys.stderr)
+    return status
 
 
 def _bench(argv: list[str]) -> int:
@@ -105,7 +117,7 @@ def _bench(argv: list[str]) -> int:
             "e.g. git clone ... && make bench",
             file=sys.stderr,
         )
-        return 2
+        return 1
     return bench_main(argv)
 
 

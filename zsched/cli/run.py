@@ -6,15 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import logging
 import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..delivery import build_router, build_worker
 from ..errors import UnavailableError
 from ..settings import Settings, redact_url
+from .logs import LEVELS, log_format
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -34,6 +36,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
         )
         cmd.add_argument("--batch", type=int, help="most notifications claimed per call (default 100)")
         cmd.add_argument("--lease-ms", type=int, help="how long a claim is owned before reap (default 30000)")
+        cmd.add_argument(
+            "--log-level",
+            choices=LEVELS,
+            help="least severe log line shown (default info; -v: debug); ZSCHED_LOG_FORMAT=json logs JSON lines",
+        )
         if name == "serve":
             cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
             cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
@@ -118,6 +125,7 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
 def serve_app(app: Starlette, host: str, port: int) -> int:
     """Run ``app`` under uvicorn until a signal, or until a background task dies: then the exit status is 1."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     def exit_status() -> int:
         return 1 if app.state.liveness.fatal is not None else 0
@@ -125,8 +133,19 @@ def serve_app(app: Starlette, host: str, port: int) -> int:
     # uvicorn re-raises the signal that stopped it once shutdown is done; exiting through SystemExit instead of
     # dying of SIGTERM lets the caller stop the embedded server cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(exit_status()))
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    # JSON: uvicorn's records go to the root handler too, so every line is one object
+    config: dict[str, Any] | None = None if log_format() == "json" else LOGGING_CONFIG
     with contextlib.suppress(KeyboardInterrupt):
-        uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on", ws_per_message_deflate=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=level if level in LEVELS else "info",
+            log_config=config,
+            lifespan="on",
+            ws_per_message_deflate=False,
+        )
     return exit_status()
 
 
