@@ -38,6 +38,14 @@ SPIN_S = 0.001
 loop's timers wake a few tenths of a ms late for whole-ms timeouts and 1-2 ms late for fractional ones, so
 timed waits are whole ms ending at least this long before the due time, and the rest is spun."""
 
+PURGE_CALL_S = 0.001
+"""How long one purge call should hold the server: its record count adapts to this (at most ``purge_batch``), so a
+due notification that arrives during one waits at most about this long."""
+PURGE_GAP_S = 0.0005
+"""A backlog's next purge call is sent only when the next due time is at least one call plus this far away..."""
+PURGE_STARVED_S = 0.05
+"""... or when none was sent for this long (a worker busy with due work still purges, ~2 % of its time)."""
+
 Observer = Callable[[str, Notification, float], None]
 """Called with ("sent" | "retry" | "failed", notification, lateness in ms) after each outcome."""
 
@@ -55,6 +63,7 @@ class Worker:
         idle_s: float = 5.0,
         reap_every_s: float | None = None,
         purge_every_s: float = 60.0,
+        purge_batch: int = 500,
         observer: Observer | None = None,
     ) -> None:
         self.scheduler = scheduler
@@ -68,11 +77,16 @@ class Worker:
         # Expired leases are found within half a lease (at most 5 s) of expiring.
         self.reap_every_s = reap_every_s if reap_every_s is not None else min(5.0, lease_ms / 2000)
         self.purge_every_s = purge_every_s
+        self.purge_batch = purge_batch
         self.observer = observer
         self.should_exit = False
         self.delivered = 0
         self._next_reap = 0.0
         self._next_purge = 0.0
+        self._purging: dict[int, int] = {}  # partition index -> records purged so far in this round
+        self._purge_limit = min(100, purge_batch)  # records per purge call, adapted to PURGE_CALL_S
+        self._purge_call_s = PURGE_CALL_S  # how long the last full purge call took
+        self._purged_at = 0.0
         self._pubsub: Any = None
 
     async def run(self) -> None:
@@ -109,11 +123,10 @@ class Worker:
                         "partition %s: %d expired leases requeued, %d failed for good", p.index, requeued, failed
                     )
         if now >= self._next_purge:
+            # A round purges each partition in calls of a few hundred records, between claims (``_purge_some``).
             self._next_purge = now + self.purge_every_s
             for p in self.core.keys.partitions:
-                purged = await self.scheduler.run(self.core.purge(p))
-                if purged:
-                    log.info("partition %s: purged %d records past retention", p.index, purged)
+                self._purging.setdefault(p.index, 0)
 
         wait_s = min(self.idle_s, max(0.0, self._next_reap - time.monotonic()))
         for p in self.core.keys.partitions:
@@ -130,7 +143,34 @@ class Worker:
                 wait_s = 0.0
             elif claimed.wait_ms > 0:
                 wait_s = min(wait_s, claimed.wait_ms / 1000 + CLAIM_MARGIN_S - (time.monotonic() - claimed_at))
+        if self._purging and not self.should_exit:
+            wait_s = await self._purge_some(max(0.0, wait_s))
         return max(0.0, wait_s)
+
+    async def _purge_some(self, wait_s: float) -> float:
+        """One purge call, on the first partition of this round with records left past retention, if the next due
+        time leaves room for it (or purging waited ``PURGE_STARVED_S``); returns the wait left, 0 while a backlog
+        remains. A call that removes its full count leaves the partition in the round: its backlog is drained
+        call by call between claims, so due notifications keep their times."""
+        started = time.monotonic()
+        if wait_s < self._purge_call_s + PURGE_GAP_S and started - self._purged_at < PURGE_STARVED_S:
+            return wait_s
+        index = next(iter(self._purging))
+        limit = self._purge_limit
+        purged = await self.scheduler.run(self.core.purge(self.core.keys.partitions[index], limit))
+        self._purged_at = time.monotonic()
+        took_s = self._purged_at - started
+        total = self._purging.pop(index) + purged
+        if purged >= limit:
+            self._purge_call_s = took_s
+            # Next call sized to take PURGE_CALL_S: the cost per record grows with the sets and the server's load.
+            fit = int(limit * PURGE_CALL_S / max(took_s, 1e-4))
+            self._purge_limit = min(self.purge_batch, max(10, limit // 2, min(limit * 2, fit)))
+            self._purging[index] = total  # to the end of the round: partitions take turns
+            return 0.0
+        if total:
+            log.info("partition %s: purged %d records past retention", index, total)
+        return 0.0 if self._purging else max(0.0, wait_s - took_s)
 
     async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:
         batch = claimed.notifications
