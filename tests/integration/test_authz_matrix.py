@@ -206,7 +206,7 @@ def test_websocket_token_guessing_is_slowed(redis_url: str, prefix: str, tokens:
             assert until_ready(ws) == []
         for guess in ("zs_guess1", "zs_guess2"):
             with open_socket(gw.url(guess)) as ws:
-                assert (close_code(ws), ws.close_reason) == (1008, "invalid or revoked token")
+                assert (close_code(ws), ws.close_reason) == (1008, "invalid, expired or revoked token")
         with open_socket(gw.url("zs_guess3")) as ws:  # out of failures: the next guess says so
             assert close_code(ws) == 1008
             assert ws.close_reason.startswith("too many failed authentications; retry in "), ws.close_reason

@@ -108,6 +108,22 @@ def test_revoking_a_token_closes_its_open_sockets_1008(
         assert receive(kept) == {"type": "pong"}
 
 
+def test_an_open_socket_is_closed_1008_when_its_token_expires(redis_url: str, prefix: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    try:
+        short, _ = TokenStore(prefix).create(r, "frank", expires_in_ms=1500)
+    finally:
+        r.close()
+    gw = GatewayServer(redis_url, prefix, heartbeat_s=60).start()
+    try:
+        with open_socket(gw.url(short)) as ws:
+            assert until_ready(ws) == []  # admitted while the token was valid
+            code, reason = closed_with(ws, timeout_s=5)
+            assert code == 1008 and "expired" in reason
+    finally:
+        gw.stop()
+
+
 def test_a_backlog_the_client_does_not_read_is_bounded_1013(
     redis_url: str, prefix: str, token: str, zs: Scheduler
 ) -> None:

@@ -136,7 +136,7 @@ class Api:
         principal = await self.tokens.averify(zs.redis, token.strip())
         if principal is None:
             await _charge(failures, address)
-            raise _unauthorized("the token is unknown or revoked; create one with `zsched token create`")
+            raise _unauthorized("the token is unknown, expired or revoked; create one with `zsched token create`")
         assert self._limiter is not None
         verdict = await self._limiter.take(principal.id)
         if not verdict.allowed:

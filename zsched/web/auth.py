@@ -133,6 +133,10 @@ class TokenStore:
             await r.hset(self.used_key, key, now_ms)
         return principal
 
+    def still_valid(self, raw: bytes | None) -> bool:
+        """Whether a stored token (its JSON, as HGET returns it) is present and unexpired now."""
+        return raw is not None and not _decode(raw).expired(self.clock_ms())
+
     def _check(self, raw: bytes | None, used: bytes | None) -> tuple[Principal | None, int | None]:
         """The principal unless missing or expired, and the time to stamp as its last use when the stamp is
         stale (None: leave it)."""

@@ -11,7 +11,7 @@ from ..models import PRIORITIES, STATUSES
 
 _ERRORS = {
     400: "The body is not valid JSON.",
-    401: "No token, a malformed Authorization header, or an unknown or revoked token (see WWW-Authenticate).",
+    401: "No token, a malformed Authorization header, or an unknown, expired or revoked token (see WWW-Authenticate).",
     403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications "
     "and stats need admin).",
     404: "No such notification, or not one you created or receive.",

@@ -68,7 +68,7 @@ class Admission:
             locked_ms = await self.failures.failed(address)
             if locked_ms:
                 return Refused(CLOSE_POLICY, f"too many failed authentications; retry in {-(-locked_ms // 1000)} s")
-            return Refused(CLOSE_POLICY, "invalid or revoked token")
+            return Refused(CLOSE_POLICY, "invalid, expired or revoked token")
         # Each connect reads the inbox: a reconnect loop (or a script) must not turn into a Redis load.
         verdict = await self.connects.take(f"ws-connect:{principal.id}")
         if not verdict.allowed:

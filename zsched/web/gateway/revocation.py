@@ -1,5 +1,6 @@
-"""Revoked tokens lose their open sockets: every ``interval_s`` one HMGET looks up the token digests of all
-open sockets, and a socket whose digest is gone (``TokenStore.revoke`` deletes it) is closed with 1008."""
+"""Revoked and expired tokens lose their open sockets: every ``interval_s`` one HMGET looks up the token
+digests of all open sockets, and a socket whose token is gone (``TokenStore.revoke`` deletes it) or has
+expired is closed with 1008."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ class RevocationWatch:
                 await task
 
     async def check(self) -> int:
-        """Close (1008) every open socket whose token was revoked; how many were closed."""
+        """Close (1008) every open socket whose token was revoked or has expired; how many were closed."""
         by_digest: dict[str, list[Socket]] = {}
         for client in self.sockets():
             by_digest.setdefault(client.digest, []).append(client)
@@ -60,10 +61,10 @@ class RevocationWatch:
         closed = 0
         for start in range(0, len(digests), CHUNK):
             chunk = digests[start : start + CHUNK]
-            for found, revoked in zip(await self.redis.hmget(self.tokens.key, chunk), chunk, strict=True):
-                if found is None:
-                    for client in by_digest[revoked]:
-                        client.close(CLOSE_POLICY, "token revoked")
+            for found, gone in zip(await self.redis.hmget(self.tokens.key, chunk), chunk, strict=True):
+                if not self.tokens.still_valid(found):
+                    for client in by_digest[gone]:
+                        client.close(CLOSE_POLICY, "token revoked or expired")
                         closed += 1
         return closed
 
