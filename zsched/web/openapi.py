@@ -175,7 +175,15 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 "cancelled_at": maybe_time,
                 "failed_at": maybe_time,
                 "delivered_at": maybe_time,
-                "last_error": {"type": ["string", "null"]},
+                "last_error": {
+                    "type": ["string", "null"],
+                    "description": "why the last attempt failed: a generic reason for the recipient; for the creator "
+                    "and admins the error, with no URL path, query or credentials",
+                },
+                "last_error_detail": {
+                    "type": ["string", "null"],
+                    "description": "admins only: what the receiver answered (e.g. the start of a webhook's body)",
+                },
                 "created_by": {"type": ["string", "null"]},
             },
         },
