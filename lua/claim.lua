@@ -56,10 +56,17 @@ if #ids > 0 then
   local hset, zadd = {}, {}
   for i, id in ipairs(ids) do
     local raw = states[i]
-    if raw then
-      local st = cjson.decode(raw)
+    local ok, st = false, nil
+    if raw then ok, st = pcall(cjson.decode, raw) end
+    if raw and not (ok and type(st) == 'table') then
+      -- A state Lua cannot read is held under the lease as it is, for the worker to fail with its reason;
+      -- raising here would fail the whole claim, and every claim after it, over one corrupt record.
+      zadd[#zadd + 1], zadd[#zadd + 2] = deadline, id
+      reply[#reply + 1], reply[#reply + 2], reply[#reply + 3] = id, raw, payloads[i] or '{}'
+      claimed = claimed + 1
+    elseif raw then
       st.status = 'processing'
-      st.attempts = st.attempts + 1
+      st.attempts = (tonumber(st.attempts) or 0) + 1
       st.lease_until = deadline
       raw = cjson.encode(st)
       hset[#hset + 1], hset[#hset + 2] = id, raw
@@ -70,9 +77,9 @@ if #ids > 0 then
       claimed = claimed + 1
     end
   end
+  if #hset > 0 then call_sliced('HSET', KEYS[4], hset, 1000) end
+  if #zadd > 0 then call_sliced('ZADD', KEYS[2], zadd, 1000) end
   if claimed > 0 then
-    call_sliced('HSET', KEYS[4], hset, 1000)
-    call_sliced('ZADD', KEYS[2], zadd, 1000)
     redis.call('HINCRBY', KEYS[5], 'claimed', claimed)
   end
 end

@@ -35,7 +35,10 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[2], id)
   local raw = redis.call('HGET', KEYS[3], id)
   if raw then
-    local st = cjson.decode(raw)
+    local ok, st = pcall(cjson.decode, raw)
+    if not (ok and type(st) == 'table') then  -- unreadable (see claim.lua): no retry can read it either
+      st = {attempts = tonumber(ARGV[3])}
+    end
     st.lease_until = nil
     st.last_error = 'lease expired ' .. held .. 'on attempt ' .. st.attempts .. ': the worker stopped or stalled'
     st.last_error_detail = nil

@@ -40,8 +40,15 @@ local retried, failed = 0, 0
 for i = 4, #ARGV, 4 do
   local id, attempt, delay, err = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
   local raw = redis.call('HGET', KEYS[3], id)
+  local ok, st = false, nil
+  if raw then ok, st = pcall(cjson.decode, raw) end
+  if raw and not (ok and type(st) == 'table') then
+    -- A state no script can read (claim.lua held it as it was, reported with attempt 0): failed for good
+    -- below, in a state that can be read, while this claim still holds it.
+    local held = delay < 0 and redis.call('ZSCORE', KEYS[2], id)
+    st = held and {status = 'processing', attempts = attempt} or {}
+  end
   if raw then
-    local st = cjson.decode(raw)
     if st.status == 'processing' and st.attempts == attempt then
       redis.call('ZREM', KEYS[2], id)
       local nl = string.find(err, '\n', 1, true)

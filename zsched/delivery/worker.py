@@ -137,9 +137,11 @@ class Worker:
             # (Timing from the answer would add the way back, and the reply's parsing, to every wake.)
             claimed_at = time.monotonic()
             claimed: Claimed = await self.scheduler.run(self.core.claim(p, self.batch, self.lease_ms))
+            if claimed.poisoned:
+                await self._fail_poisoned(p, claimed)
             if claimed.notifications:
                 await self._deliver(p, claimed, claimed_at)
-            if len(claimed.notifications) == self.batch or claimed.wait_ms == 0:
+            if len(claimed.notifications) + len(claimed.poisoned) == self.batch or claimed.wait_ms == 0:
                 wait_s = 0.0
             elif claimed.wait_ms > 0:
                 wait_s = min(wait_s, claimed.wait_ms / 1000 + CLAIM_MARGIN_S - (time.monotonic() - claimed_at))
@@ -240,6 +242,14 @@ class Worker:
                     extra=_fields(n, late_ms),
                 )
                 self._observe("retry", n, late_ms)
+
+    async def _fail_poisoned(self, p: Partition, claimed: Claimed) -> None:
+        """Fail for good, at once, each claimed record that cannot be decoded: no retry can read it either,
+        and the rest of its batch is delivered as if it were not there."""
+        failures = [(bad, bad.reason) for bad in claimed.poisoned]
+        await self.scheduler.run(self.core.fail(p, failures, {bad.id: None for bad in claimed.poisoned}))
+        for bad in claimed.poisoned:
+            log.error("notification %s failed for good: %s", bad.id, bad.reason, extra={"notification_id": bad.id})
 
     async def _renew(self, p: Partition, batch: Sequence[Notification]) -> None:
         """While ``batch`` is delivered, push its leases a whole lease past now every third of a lease: a slow

@@ -18,12 +18,23 @@ from .replies import AckReply, ClaimReply, PurgeReply, ReapReply, RenewReply, Re
 from .steps import Op, Script
 
 
+class Poisoned(msgspec.Struct):
+    """A claimed notification whose stored record cannot be decoded: its id, the attempt its claim counted (0
+    when even that cannot be read) and why; the worker fails it for good at once."""
+
+    id: int
+    attempts: int
+    reason: str
+
+
 class Claimed(msgspec.Struct):
-    """What one claim returned: the server's time, how long until the next due one, and the batch."""
+    """What one claim returned: the server's time, how long until the next due one, the batch, and the claimed
+    records that could not be decoded (each is failed alone; the rest of the batch is not affected)."""
 
     now_ms: int
     wait_ms: float
     notifications: list[Notification]
+    poisoned: list[Poisoned] = msgspec.field(default_factory=list)
 
 
 class LeaseOps(CoreBase):
@@ -40,11 +51,15 @@ class LeaseOps(CoreBase):
             )
         ]
         got = ClaimReply.read(reply)
-        return Claimed(
-            now_ms=got.now_ms,
-            wait_ms=-1 if got.wait_us < 0 else got.wait_us / 1000,
-            notifications=[records.notification(*claimed) for claimed in got.claimed],
-        )
+        notifications: list[Notification] = []
+        poisoned: list[Poisoned] = []
+        for notification_id, state, payload in got.claimed:
+            try:
+                notifications.append(records.notification(notification_id, state, payload))
+            except records.UNDECODABLE as exc:
+                reason = f"cannot decode the stored record: {exc}"
+                poisoned.append(Poisoned(notification_id, records.attempts(state), reason))
+        return Claimed(got.now_ms, -1 if got.wait_us < 0 else got.wait_us / 1000, notifications, poisoned)
 
     def ack(self, partition: Partition, ids: Sequence[int]) -> Op[tuple[int, int]]:
         """Mark delivered notifications sent; returns (server now ms, how many were acked)."""
@@ -62,7 +77,7 @@ class LeaseOps(CoreBase):
     def fail(
         self,
         partition: Partition,
-        failures: Sequence[tuple[Notification, str]],
+        failures: Sequence[tuple[Notification | Poisoned, str]],
         delays_ms: Mapping[int, int | None] | None = None,
     ) -> Op[tuple[int, int]]:
         """Retry each failed delivery after the policy's backoff, or fail it for good when none is left.
@@ -70,7 +85,8 @@ class LeaseOps(CoreBase):
         ``delays_ms`` (notification id -> delay, None: no retry left) passes backoffs the caller already
         drew, so a jittered delay it logs is the one applied. A failure is applied only while the
         notification is still under the lease of the claim it names (``n.attempts``); a stale report is
-        ignored. Returns (retried, failed).
+        ignored. A record that could not be decoded (``Poisoned``) is failed as its claim counted it; one whose
+        state even Lua cannot read (attempt 0) while the claim still holds it. Returns (retried, failed).
         """
         p = partition
         args: list[str | int] = [self.now_arg(), self.retention.failed_ms, p.wakeup]
