@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from ..delivery import build_router, build_worker
 from ..errors import UnavailableError
 from ..settings import Settings, redact_url
@@ -20,6 +22,8 @@ from .logs import LEVELS, log_format
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
+
+log = logging.getLogger("zsched.server")
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -56,9 +60,37 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if missing:
             print(f"zsched: error: {missing}", file=sys.stderr)
             return 1
+        check_eviction(settings)
         return _serve(settings, args.host, args.port, run_worker=not args.no_worker)
+    check_eviction(settings)
     asyncio.run(_work(settings, announce=True))
     return 0
+
+
+def check_eviction(settings: Settings) -> None:
+    """Warn, in one log line, when Redis may evict zsched's keys, or when CONFIG GET may not ask it."""
+    if settings.redis.redis_url is None:
+        return  # the embedded server runs with Valkey's default, noeviction
+    r = redis.Redis.from_url(str(settings.redis.redis_url), socket_timeout=2, socket_connect_timeout=2)
+    try:
+        policy = str(r.config_get("maxmemory-policy").get("maxmemory-policy", "?"))
+    except redis.ResponseError as exc:  # managed services and ACL users often may not run CONFIG
+        log.warning(
+            "could not read maxmemory-policy (%s); make sure it is noeviction, or Redis may drop schedules "
+            "when memory runs out (docs/deploy.md)",
+            " ".join(str(exc).split()),
+        )
+        return
+    except redis.RedisError:
+        return  # down or unreachable: the worker waits it out, the API answers 503, each says so
+    finally:
+        r.close()
+    if policy != "noeviction":
+        log.warning(
+            "maxmemory-policy is %s, not noeviction: when memory runs out Redis may delete pending "
+            "notifications; CONFIG SET maxmemory-policy noeviction (docs/deploy.md)",
+            policy,
+        )
 
 
 async def _work(settings: Settings, announce: bool) -> None:
