@@ -19,7 +19,7 @@ from ..errors import NotFoundError, PendingLimitError, UnavailableError
 from ..models import Notification
 from ..settings import ApiSettings
 from . import docs_page, openapi
-from .auth import Principal, TokenStore
+from .auth import Principal
 from .bodies import (
     RescheduleBody,
     ScheduleBody,
@@ -31,14 +31,14 @@ from .bodies import (
     status_view,
     viewer,
 )
+from .callers import Callers
 from .errors import JSON, ApiError, read_json
 from .liveness import Liveness
 from .metrics import CONTENT_TYPE, Metrics
-from .ratelimit import FailedAuthLimiter, RateLimiter
+from .ratelimit import FailedAuthLimiter
 
 MAX_ID = openapi.MAX_ID
 MAX_IDEMPOTENCY_HEADER = 64
-CHALLENGE = 'Token realm="zsched", Bearer realm="zsched"'
 
 
 class Api:
@@ -52,37 +52,27 @@ class Api:
         *,
         channels: tuple[str, ...] = ("websocket",),
     ) -> None:
-        limits = limits or ApiSettings()
-        self.tokens = TokenStore(prefix)
+        self.callers = Callers(prefix, limits or ApiSettings())
+        self.tokens = self.callers.tokens
         self.channels = channels
         self.metrics = metrics
-        self.prefix = prefix
-        self.rate_per_s = limits.rate_per_s
-        self.rate_burst = limits.rate_burst
-        self.auth_fail_per_s = limits.auth_fail_per_s
-        self.auth_fail_burst = limits.auth_fail_burst
         self._scheduler: AsyncScheduler | None = None
-        self._limiter: RateLimiter | None = None
-        self.failures: FailedAuthLimiter | None = None
         self.liveness: Liveness | None = None  # set by the app: a dead worker or reader makes /readyz 503
 
     def attach(self, scheduler: AsyncScheduler) -> None:
         """Serve requests with ``scheduler`` (and rate limit on its connection and clock)."""
         self._scheduler = scheduler
-        self._limiter = RateLimiter(
-            scheduler.redis, self.prefix, rate_per_s=self.rate_per_s, burst=self.rate_burst, clock=scheduler.core.clock
-        )
-        self.failures = FailedAuthLimiter(
-            scheduler.redis,
-            self.prefix,
-            rate_per_s=self.auth_fail_per_s,
-            burst=self.auth_fail_burst,
-            clock=scheduler.core.clock,
-        )
+        self.callers.attach(scheduler.redis, scheduler.core.clock)
 
     def detach(self) -> None:
         """Stop using the scheduler (the app is shutting down)."""
-        self._scheduler = self._limiter = self.failures = None
+        self._scheduler = None
+        self.callers.detach()
+
+    @property
+    def failures(self) -> FailedAuthLimiter | None:
+        """Failed authentications per client address, shared with the WebSocket gateway."""
+        return self.callers.failures
 
     @property
     def zs(self) -> AsyncScheduler:
@@ -113,41 +103,8 @@ class Api:
     # -- who is calling --------------------------------------------------------------------------
 
     async def authenticate(self, request: Request) -> Principal:
-        """The caller's principal from its token, after taking one request from its rate-limit bucket.
-
-        A right token always passes. A wrong one is charged to the client address in one atomic step: 401
-        while the address has failures left, 429 (Retry-After) once it has none. A missing header is no guess.
-        """
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.strip().partition(" ")
-        if not header:
-            raise _unauthorized(
-                "send your token as 'Authorization: Token <token>' (or Bearer); "
-                "create one with `zsched token create --user ID`"
-            )
-        zs, failures = self.zs, self.failures
-        assert failures is not None
-        address = request.client.host if request.client else "unknown"
-        if scheme.lower() not in ("token", "bearer") or not token.strip():
-            await _charge(failures, address)
-            raise _unauthorized(
-                f"the Authorization header must be 'Token <token>' or 'Bearer <token>'; got scheme {scheme[:20]!r}"
-            )
-        principal = await self.tokens.averify(zs.redis, token.strip())
-        if principal is None:
-            await _charge(failures, address)
-            raise _unauthorized("the token is unknown, expired or revoked; create one with `zsched token create`")
-        assert self._limiter is not None
-        verdict = await self._limiter.take(principal.id)
-        if not verdict.allowed:
-            seconds = max(1, -(-verdict.retry_after_ms // 1000))
-            raise ApiError(
-                429,
-                f"rate limit of {self.rate_per_s:g} requests/s (burst {self.rate_burst}) "
-                f"reached for this token; retry in {seconds} s",
-                headers={"Retry-After": str(seconds)},
-            )
-        return principal
+        """The caller's principal (see ``callers``): token, failed-login count, rate limit."""
+        return await self.callers.authenticate(request, self.zs.redis)
 
     async def visible(self, principal: Principal, notification_id: int) -> Notification:
         """The notification if the caller created or receives it (or is admin); 404 otherwise."""
@@ -322,23 +279,6 @@ class Api:
     async def docs(self, request: Request) -> Response:
         """GET: the same document as a readable HTML page."""
         return HTMLResponse(docs_page.html(self.channels))
-
-
-def _unauthorized(detail: str) -> ApiError:
-    return ApiError(401, detail, "Authorization", headers={"WWW-Authenticate": CHALLENGE})
-
-
-async def _charge(failures: FailedAuthLimiter, address: str) -> None:
-    """Count a failed authentication; 429 once the address has none left."""
-    locked_ms = await failures.failed(address)
-    if locked_ms:
-        seconds = -(-locked_ms // 1000)
-        raise ApiError(
-            429,
-            f"too many failed authentications from {address}; retry in {seconds} s",
-            "Authorization",
-            headers={"Retry-After": str(seconds)},
-        )
 
 
 def _scoped_key(user: str, key: str) -> str:

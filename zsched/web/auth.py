@@ -133,7 +133,7 @@ class TokenStore:
             await r.hset(self.used_key, key, now_ms)
         return principal
 
-    def still_valid(self, raw: bytes | None) -> bool:
+    def still_valid(self, raw: bytes | str | None) -> bool:
         """Whether a stored token (its JSON, as HGET returns it) is present and unexpired now."""
         return raw is not None and not _decode(raw).expired(self.clock_ms())
 
