@@ -14,9 +14,10 @@
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a failed record is kept
 -- ARGV[3] wakeup        channel told when the earliest due time moves earlier
--- ARGV[4..] quadruples  id, attempt it reports on, delay_ms (negative: no retry left), error text
+-- ARGV[4..] quintuples  id, attempt it reports on, delay_ms (negative: no retry left), error text
 --                       (its first line is stored as last_error; any later lines, e.g. what a webhook
---                       answered, as last_error_detail, which only admins are shown)
+--                       answered, as last_error_detail, which only admins are shown), and '' or a JSON
+--                       {done, channel_errors} for a notification with several channels (stored as is)
 -- Returns: {now_ms, retried count, failed count}
 local now = tonumber(ARGV[1])
 if not now then
@@ -37,8 +38,9 @@ local function release(st)  -- it leaves pending/processing: one less held by it
   end
 end
 local retried, failed = 0, 0
-for i = 4, #ARGV, 4 do
+for i = 4, #ARGV, 5 do
   local id, attempt, delay, err = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local report = ARGV[i + 4]
   local raw = redis.call('HGET', KEYS[3], id)
   local ok, st = false, nil
   if raw then ok, st = pcall(cjson.decode, raw) end
@@ -60,6 +62,10 @@ for i = 4, #ARGV, 4 do
         st.last_error_detail = nil
       end
       st.lease_until = nil
+      if report ~= '' then  -- channels delivered so far (a retry skips them), each failed one's error
+        local r = cjson.decode(report)
+        st.done, st.channel_errors = r.done, r.channel_errors
+      end
       if delay < 0 then
         release(st)
         st.status = 'failed'

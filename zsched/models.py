@@ -56,6 +56,9 @@ class State(msgspec.Struct, omit_defaults=True):
     delivered_at: int | None = None
     created_by: str | None = None  # also in the payload; here so the scripts can keep its index and counts
     priority: Priority = "normal"  # also in the payload; here so the scripts pick its due set (normal: omitted)
+    # Recorded only for notifications sent through more than one channel, when an attempt failed:
+    done: list[str] = msgspec.field(default_factory=list)  # channels that succeeded; a retry skips them
+    channel_errors: dict[str, str] = msgspec.field(default_factory=dict)  # channel -> its last failure
 
 
 class Notification(msgspec.Struct, kw_only=True):
@@ -80,6 +83,8 @@ class Notification(msgspec.Struct, kw_only=True):
     last_error_detail: str | None = None  # e.g. a webhook's response body; the HTTP API shows it to admins only
     created_by: str | None = None
     delivered_at: datetime | None = None
+    done: list[str] = msgspec.field(default_factory=list)  # channels already delivered by an earlier attempt
+    channel_errors: dict[str, str] = msgspec.field(default_factory=dict)  # failed channel -> its last failure
 
     @property
     def is_sent(self) -> bool:
@@ -109,6 +114,8 @@ class Notification(msgspec.Struct, kw_only=True):
             last_error_detail=state.last_error_detail,
             created_by=payload.created_by,
             delivered_at=_maybe_datetime(state.delivered_at),
+            done=state.done,
+            channel_errors=state.channel_errors,
         )
 
 

@@ -103,8 +103,8 @@ def test_fail_passes_the_policy_delay_or_minus_one_when_no_retry_is_left() -> No
     assert isinstance(step, Script) and step.name == "retry"
     assert step.keys == [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues]
     assert step.args[:3] == [str(NOW), c.retention.failed_ms, p.wakeup]
-    assert step.args[3:7] == [2, 1, 1000, "boom"]
-    assert step.args[7:10] == [4, 3, -1] and len(str(step.args[10])) == 2000, "error text is capped"
+    assert step.args[3:8] == [2, 1, 1000, "boom", ""]
+    assert step.args[8:11] == [4, 3, -1] and len(str(step.args[11])) == 2000, "error text is capped"
     assert finish(op, [[NOW, 1, 1]]) == (1, 1)
 
 

@@ -6,8 +6,9 @@
 
 A notification names its channels (``channels=["webhook"]`` when scheduled); one that names none uses
 the router's default. It counts as delivered when every channel it names succeeded; otherwise the worker
-retries it (through all of its channels again: delivery is at least once, so receivers deduplicate
-by notification id, sent in every message and in the ``X-Zsched-Id`` header).
+retries it through the channels that failed only (``ChannelsFailed`` names the ones that succeeded, which
+the state records as ``done``). Delivery is still at least once, so receivers deduplicate by notification
+id, sent in every message and in the ``X-Zsched-Id`` header.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from ..errors import ConfigError, FieldError, UnknownChannelError
 from ..models import Notification
 from .callables import CallableDelivery
-from .channel import Delivery, Outcome
+from .channel import ChannelsFailed, Delivery, Outcome
 
 
 class Router:
@@ -50,24 +51,44 @@ class Router:
         self.channels[name] = channel if hasattr(channel, "deliver") else CallableDelivery(channel)
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
-        """Group the batch by channel, deliver the groups concurrently, fail a notification if any channel did."""
+        """Group the batch by channel, deliver the groups concurrently, fail a notification if any channel did.
+
+        A notification with several channels skips those an earlier attempt delivered (``n.done``), and its
+        failure is a ``ChannelsFailed`` naming each channel's outcome; one with a single channel costs nothing more.
+        """
         outcomes: list[Outcome] = [None] * len(batch)
+        several: dict[int, dict[str, BaseException | None]] = {}  # position -> channel -> outcome
         groups: dict[str, list[int]] = {}
         for position, n in enumerate(batch):
-            for name in n.channels or self.default:
+            names = n.channels or self.default
+            if len(names) > 1:
+                several[position] = {}
+            for name in names:
+                if n.done and name in n.done:
+                    continue
                 if name in self.channels:
                     groups.setdefault(name, []).append(position)
+                    continue
+                unknown = UnknownChannelError(
+                    f"notification {n.id} names channel {name!r}, which is not registered; "
+                    f"registered: {', '.join(sorted(self.channels)) or 'none'}"
+                )
+                if position in several:
+                    several[position][name] = unknown
                 elif outcomes[position] is None:
-                    outcomes[position] = UnknownChannelError(
-                        f"notification {n.id} names channel {name!r}, which is not registered; "
-                        f"registered: {', '.join(sorted(self.channels)) or 'none'}"
-                    )
+                    outcomes[position] = unknown
         names = list(groups)
         results = await asyncio.gather(*(self._through(name, [batch[i] for i in groups[name]]) for name in names))
         for name, result in zip(names, results, strict=True):
             for position, outcome in zip(groups[name], result, strict=True):
-                if outcome is not None and outcomes[position] is None:
+                if position in several:
+                    several[position][name] = outcome
+                elif outcome is not None and outcomes[position] is None:
                     outcomes[position] = outcome
+        for position, by_name in several.items():
+            errors = {name: error for name, error in by_name.items() if error is not None}
+            if errors:
+                outcomes[position] = ChannelsFailed([name for name, e in by_name.items() if e is None], errors)
         return outcomes
 
     async def _through(self, name: str, batch: list[Notification]) -> list[Outcome]:

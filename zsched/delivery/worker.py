@@ -20,10 +20,10 @@ import redis
 
 from ..client import AsyncScheduler
 from ..engine.keys import Partition
-from ..engine.leases import Claimed
+from ..engine.leases import ChannelReport, Claimed
 from ..errors import UnavailableError
 from ..models import Notification
-from .channel import Delivery, Outcome
+from .channel import ChannelsFailed, Delivery, Outcome, first_line
 from .inbox import InboxDelivery
 
 log = logging.getLogger("zsched.worker")
@@ -189,8 +189,14 @@ class Worker:
             await self.scheduler.run(self.core.ack(p, [n.id for n in sent]))
             self.delivered += len(sent)
         delays = {n.id: self.core.retry.delay_ms(n.attempts) for n, _ in failures}  # drawn once: jitter
+        # A notification with several channels keeps which ones were delivered: its retry sends the rest.
+        reports = {
+            n.id: ChannelReport([*n.done, *o.sent], {name: first_line(e) for name, e in o.errors.items()})
+            for n, o in zip(batch, outcomes, strict=True)
+            if isinstance(o, ChannelsFailed)
+        }
         if failures:
-            await self.scheduler.run(self.core.fail(p, failures, delays))
+            await self.scheduler.run(self.core.fail(p, failures, delays, reports))
         # A line per notification while batches are small; a large batch gets one line naming its ids, so
         # a busy worker does not spend its time logging (each notification's line is still at DEBUG).
         each = log.isEnabledFor(logging.DEBUG) or len(sent) <= LOG_EACH_UP_TO
@@ -343,6 +349,8 @@ class Worker:
 
 
 def _describe(error: BaseException | None) -> str:
+    if isinstance(error, ChannelsFailed):  # "webhook: webhook https://hooks.example.com answered 500; ..."
+        return str(error)
     return f"{type(error).__name__}: {error}" if error is not None else ""
 
 

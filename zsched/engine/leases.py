@@ -27,6 +27,17 @@ class Poisoned(msgspec.Struct):
     reason: str
 
 
+class ChannelReport(msgspec.Struct, omit_defaults=True):
+    """What a failed attempt of a notification with several channels leaves in its state: the channels
+    delivered so far (a retry skips them) and each failed channel's error."""
+
+    done: list[str] = msgspec.field(default_factory=list)
+    channel_errors: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+_report_encoder = msgspec.json.Encoder()
+
+
 class Claimed(msgspec.Struct):
     """What one claim returned: the server's time, how long until the next due one, the batch, and the claimed
     records that could not be decoded (each is failed alone; the rest of the batch is not affected)."""
@@ -79,6 +90,7 @@ class LeaseOps(CoreBase):
         partition: Partition,
         failures: Sequence[tuple[Notification | Poisoned, str]],
         delays_ms: Mapping[int, int | None] | None = None,
+        reports: Mapping[int, ChannelReport] | None = None,
     ) -> Op[tuple[int, int]]:
         """Retry each failed delivery after the policy's backoff, or fail it for good when none is left.
 
@@ -86,13 +98,17 @@ class LeaseOps(CoreBase):
         drew, so a jittered delay it logs is the one applied. A failure is applied only while the
         notification is still under the lease of the claim it names (``n.attempts``); a stale report is
         ignored. A record that could not be decoded (``Poisoned``) is failed as its claim counted it; one whose
-        state even Lua cannot read (attempt 0) while the claim still holds it. Returns (retried, failed).
+        state even Lua cannot read (attempt 0) while the claim still holds it. ``reports`` (notification id ->
+        ``ChannelReport``) records per-channel outcomes of notifications with several channels. Returns
+        (retried, failed).
         """
         p = partition
         args: list[str | int] = [self.now_arg(), self.retention.failed_ms, p.wakeup]
         for n, error in failures:
             delay = delays_ms[n.id] if delays_ms is not None else self.retry.delay_ms(n.attempts)
-            args += [n.id, n.attempts, -1 if delay is None else delay, error[:2000]]
+            report = reports.get(n.id) if reports is not None else None
+            encoded = _report_encoder.encode(report).decode() if report is not None else ""
+            args += [n.id, n.attempts, -1 if delay is None else delay, error[:2000], encoded]
         (reply,) = yield [
             Script(
                 "retry", [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues], args

@@ -64,6 +64,26 @@ def failure(n: Notification, who: Viewer) -> str | None:
     return "an earlier delivery attempt failed"
 
 
+def deliveries(n: Notification, who: Viewer) -> dict[str, str]:
+    """Each channel's outcome ("sent", "pending", "failed: <why>"), for the channels the notification names
+    or an attempt recorded; why as ``failure`` lets ``who`` read it (a recipient gets "failed" alone)."""
+    names = n.channels or sorted({*n.done, *n.channel_errors})
+    out: dict[str, str] = {}
+    for name in names:
+        error = n.channel_errors.get(name) or (n.last_error if len(names) == 1 else None)
+        if n.scheduled_status == "sent" or name in n.done:
+            out[name] = "sent"
+        elif n.scheduled_status == "cancelled":
+            out[name] = "cancelled"
+        elif error is None:
+            out[name] = "pending"
+        elif who == "recipient":
+            out[name] = "failed"
+        else:
+            out[name] = f"failed: {failure(msgspec.structs.replace(n, last_error=error), who)}"
+    return out
+
+
 def status_view(n: Notification) -> dict[str, Any]:
     """The seed's schedule_status shape, plus ``recipient``, ``attempts`` and ``delivered_at`` (client ack);
     no error text, so it is the same for every viewer."""
@@ -82,9 +102,12 @@ def status_view(n: Notification) -> dict[str, Any]:
 
 
 def full_view(n: Notification, who: Viewer = "recipient") -> dict[str, Any]:
-    """Every field of a notification, plus ``is_sent``; ``last_error`` as ``who`` may read it, and
-    ``last_error_detail`` (e.g. a webhook's response body) for admins only."""
+    """Every field of a notification, plus ``is_sent`` and each channel's outcome (``deliveries``);
+    ``last_error`` as ``who`` may read it, and ``last_error_detail`` (e.g. a webhook's response body) for
+    admins only."""
     view = {**msgspec.structs.asdict(n), "is_sent": n.is_sent, "last_error": failure(n, who)}
+    del view["done"], view["channel_errors"]
+    view["deliveries"] = deliveries(n, who)
     if who != "admin":
         del view["last_error_detail"]
     return view

@@ -185,6 +185,12 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                     "description": "admins only: what the receiver answered (e.g. the start of a webhook's body)",
                 },
                 "created_by": {"type": ["string", "null"]},
+                "deliveries": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "each channel's outcome: 'sent', 'pending', 'cancelled', or 'failed' (for the "
+                    "creator and admins 'failed: <why>', as last_error)",
+                },
             },
         },
         "Cancelled": {
