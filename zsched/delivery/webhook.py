@@ -1,21 +1,29 @@
-"""The webhook channel: an HTTP POST of the notification JSON, signed with HMAC-SHA256, under a timeout.
+"""The webhook channel: an HTTP POST of the notification JSON, signed the Standard Webhooks way, under a timeout.
 
-Receivers deduplicate by notification id, sent in every body and in the ``X-Zsched-Id`` header:
-delivery is at least once.
+Each request carries ``webhook-id`` (the notification id, the same on every retry), ``webhook-timestamp``
+(epoch seconds) and ``webhook-signature``: ``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``, so a
+receiver verifies it with any Standard Webhooks library (standardwebhooks.com). The secret is a
+``whsec_<base64>`` string, whose base64 part is the key, or any other string, whose UTF-8 bytes are the key.
+Receivers deduplicate by ``webhook-id``: delivery is at least once.
+
+The 0.1 headers (``X-Zsched-Id``, ``X-Zsched-Attempt``, ``X-Zsched-Timestamp``, ``X-Zsched-Signature``, checked
+by ``verify_signature``) are still sent in 0.2 and dropped in 0.3.
 
 A webhook URL is often a bearer secret (Slack and Teams URLs are), so a failure names only the origin
 (``https://hooks.example.com``): its message's first line becomes the stored ``last_error`` the creator
 sees; what the receiver answered follows on later lines, which ``lua/retry.lua`` stores apart as
 ``last_error_detail``, shown only to admins and never logged.
 
-During a secret rotation each request is signed with the current and the previous secret: the signature
-header then carries ``sha256=<current>, sha256=<previous>``, and ``verify_signature`` accepts it when any
-one of them matches.
+During a secret rotation each request is signed with the current and the previous secret: ``webhook-signature``
+then carries ``v1,<current> v1,<previous>`` (space-separated, as the spec says), and a receiver accepts it when
+any one of them matches (``X-Zsched-Signature``: ``sha256=<current>, sha256=<previous>``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import time
@@ -30,11 +38,36 @@ from ..models import Delivered, Notification, json_encoder
 from .channel import Outcome
 
 SIGNATURE_HEADER = "X-Zsched-Signature"
+"""Deprecated: the 0.1 signature header, sent until 0.3; ``webhook-signature`` replaces it."""
 TIMESTAMP_HEADER = "X-Zsched-Timestamp"
+"""Deprecated: the 0.1 timestamp header, sent until 0.3; ``webhook-timestamp`` replaces it."""
+SECRET_PREFIX = "whsec_"
+
+
+def signing_key(secret: str | bytes) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: the base64 after ``whsec_``, else the secret's own bytes."""
+    if isinstance(secret, bytes):
+        return secret
+    if not secret.startswith(SECRET_PREFIX):
+        return secret.encode()
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        raise ConfigError(f"a {SECRET_PREFIX} webhook secret must be base64 after the prefix; it is not") from None
+    if not key:
+        raise ConfigError(f"a {SECRET_PREFIX} webhook secret needs a key after the prefix; got none")
+    return key
+
+
+def sign_v1(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
+    """One Standard Webhooks signature: ``v1,`` + base64 HMAC-SHA256 of ``"<id>.<timestamp>." + body``."""
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1," + base64.b64encode(mac.digest()).decode()
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The signature header value: ``sha256=`` + hex HMAC-SHA256 of ``"<timestamp>." + body``."""
+    """Deprecated (until 0.3): an ``X-Zsched-Signature`` value, ``sha256=`` + hex HMAC-SHA256 of
+    ``"<timestamp>." + body``."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
@@ -42,8 +75,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 def verify_signature(
     secret: str, body: bytes, timestamp: str, signature: str, *, tolerance_s: float = 300.0, now_s: float | None = None
 ) -> bool:
-    """Whether a received webhook is genuine: the timestamp is recent and one of the header's comma-separated
-    signatures (two during a secret rotation) is ``secret``'s."""
+    """Deprecated (until 0.3): whether ``X-Zsched-Timestamp`` is recent and one of ``X-Zsched-Signature``'s
+    comma-separated signatures (two during a secret rotation) is ``secret``'s."""
     try:
         age_s = abs((time.time() if now_s is None else now_s) - int(timestamp))
     except ValueError:
@@ -83,6 +116,7 @@ class WebhookChannel:
         self.origin = origin(url)
         self.secret = secret
         self.previous_secret = previous_secret or None
+        self._keys = [signing_key(s) for s in (secret, self.previous_secret) if s is not None]  # checked here
         self.timeout_s = timeout_s
         self._limit = asyncio.Semaphore(concurrency)
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
@@ -91,9 +125,13 @@ class WebhookChannel:
     async def _post(self, n: Notification, sent_at: datetime) -> None:
         body = json_encoder.encode(Delivered.of(n, sent_at))
         timestamp = str(int(time.time()))
+        msg_id = str(n.id)
         headers = {
             "Content-Type": "application/json",
-            "X-Zsched-Id": str(n.id),
+            "webhook-id": msg_id,
+            "webhook-timestamp": timestamp,
+            "webhook-signature": " ".join(sign_v1(key, msg_id, timestamp, body) for key in self._keys),
+            "X-Zsched-Id": msg_id,
             "X-Zsched-Attempt": str(n.attempts),
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: self.signature(timestamp, body),
@@ -118,7 +156,8 @@ class WebhookChannel:
             )
 
     def signature(self, timestamp: str, body: bytes) -> str:
-        """The signature header: the current secret's signature, then the previous secret's during a rotation."""
+        """Deprecated (until 0.3): the ``X-Zsched-Signature`` header, the current secret's signature, then the
+        previous secret's during a rotation."""
         current = sign(self.secret, timestamp, body)
         return current if self.previous_secret is None else f"{current}, {sign(self.previous_secret, timestamp, body)}"
 
