@@ -45,6 +45,8 @@ PURGE_GAP_S = 0.0005
 """A backlog's next purge call is sent only when the next due time is at least one call plus this far away..."""
 PURGE_STARVED_S = 0.05
 """... or when none was sent for this long (a worker busy with due work still purges, ~2 % of its time)."""
+PURGE_TICK_S = 0.01
+"""Purge calls go on back to back for at most this long (or until a wakeup) before the worker claims again."""
 
 Observer = Callable[[str, Notification, float], None]
 """Called with ("sent" | "retry" | "failed", notification, lateness in ms) after each outcome."""
@@ -150,29 +152,44 @@ class Worker:
         return max(0.0, wait_s)
 
     async def _purge_some(self, wait_s: float) -> float:
-        """One purge call, on the first partition of this round with records left past retention, if the next due
-        time leaves room for it (or purging waited ``PURGE_STARVED_S``); returns the wait left, 0 while a backlog
-        remains. A call that removes its full count leaves the partition in the round: its backlog is drained
-        call by call between claims, so due notifications keep their times."""
-        started = time.monotonic()
-        if wait_s < self._purge_call_s + PURGE_GAP_S and started - self._purged_at < PURGE_STARVED_S:
-            return wait_s
-        index = next(iter(self._purging))
-        limit = self._purge_limit
-        purged = await self.scheduler.run(self.core.purge(self.core.keys.partitions[index], limit))
-        self._purged_at = time.monotonic()
-        took_s = self._purged_at - started
-        total = self._purging.pop(index) + purged
-        if purged >= limit:
-            self._purge_call_s = took_s
-            # Next call sized to take PURGE_CALL_S: the cost per record grows with the sets and the server's load.
-            fit = int(limit * PURGE_CALL_S / max(took_s, 1e-4))
-            self._purge_limit = min(self.purge_batch, max(10, limit // 2, min(limit * 2, fit)))
-            self._purging[index] = total  # to the end of the round: partitions take turns
-            return 0.0
-        if total:
-            log.info("partition %s: purged %d records past retention", index, total)
-        return 0.0 if self._purging else max(0.0, wait_s - took_s)
+        """Purge calls, one after another on the partitions of this round with records left past retention, while
+        the next due time leaves room for one more (or purging waited ``PURGE_STARVED_S``), for at most
+        ``PURGE_TICK_S`` or until a wakeup; returns the wait left, 0 while a backlog remains. A call that removes
+        its full count keeps its partition in the round, so a backlog is drained between claims and due
+        notifications keep their times."""
+        entered = time.monotonic()
+        while self._purging:
+            started = time.monotonic()
+            room_s = wait_s - (started - entered)
+            if room_s < self._purge_call_s + PURGE_GAP_S and started - self._purged_at < PURGE_STARVED_S:
+                return max(0.0, room_s)
+            index = next(iter(self._purging))
+            limit = self._purge_limit
+            purged = await self.scheduler.run(self.core.purge(self.core.keys.partitions[index], limit))
+            self._purged_at = time.monotonic()
+            total = self._purging.pop(index) + purged
+            if purged >= limit:
+                took_s = self._purged_at - started
+                self._purge_call_s = took_s
+                # Next call sized to take PURGE_CALL_S: the cost per record grows with the sets and the load.
+                fit = int(limit * PURGE_CALL_S / max(took_s, 1e-4))
+                self._purge_limit = min(self.purge_batch, max(10, limit // 2, min(limit * 2, fit)))
+                self._purging[index] = total  # to the end of the round: partitions take turns
+            elif total:
+                log.info("partition %s: purged %d records past retention", index, total)
+            if self._purged_at - entered >= PURGE_TICK_S or await self._woken():
+                return 0.0  # claim, then go on
+        return max(0.0, wait_s - (time.monotonic() - entered))
+
+    async def _woken(self) -> bool:
+        """Whether a wakeup (something due sooner) arrived; does not wait."""
+        if self._pubsub is None:
+            return False
+        try:
+            return await self._pubsub.get_message(timeout=0) is not None
+        except (redis.ConnectionError, redis.TimeoutError):
+            await self._close_pubsub()
+            return True
 
     async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:
         batch = claimed.notifications
