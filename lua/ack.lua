@@ -10,10 +10,25 @@
 -- KEYS[7] due_urgent    ZSET  urgent id -> due time (epoch ms)
 -- KEYS[8] due_high      ZSET  high id -> due time (epoch ms)
 -- KEYS[9] due_low       ZSET  low id -> due time (epoch ms)
+-- KEYS[10] op           STRING this call's outcome, so a retry of the same call answers it again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a sent record is kept
--- ARGV[3..] ids         notifications delivered
+-- ARGV[3] op_ttl_ms     how long the outcome is kept for retries of this call
+-- ARGV[4..] ids         notifications delivered
 -- Returns: {now_ms, acked count}
+local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
+  local text = {}
+  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
+  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
+end
+local function kept_numbers(text)
+  local numbers = {}
+  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
+  return numbers
+end
+local kept = redis.call('GET', KEYS[10])  -- a retry of a call that already ran (its reply was lost)
+if kept then return kept_numbers(kept) end
+
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -34,7 +49,7 @@ local function call_sliced(cmd, key, list, step)
 end
 
 local ids, seen = {}, {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   if not seen[ARGV[i]] then
     seen[ARGV[i]] = true
     ids[#ids + 1] = ARGV[i]
@@ -74,5 +89,6 @@ if #done > 0 then
   for due, list in pairs(undue) do call_sliced('ZREM', due, list, 1000) end
   call_sliced('ZADD', KEYS[4], zadd, 1000)
   redis.call('HINCRBY', KEYS[5], 'sent', #done)
+  keep(KEYS[10], ARGV[3], {now, #done})
 end
 return {now, #done}

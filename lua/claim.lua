@@ -8,12 +8,38 @@
 -- KEYS[6] due_urgent    ZSET  urgent id -> due time (epoch ms)
 -- KEYS[7] due_high      ZSET  high id -> due time (epoch ms)
 -- KEYS[8] due_low       ZSET  low id -> due time (epoch ms)
+-- KEYS[9] op            STRING this call's outcome (the ids it claimed), so a retry of the same call gets
+--                       the same batch instead of claiming another and stranding the first
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most notifications to claim
 -- ARGV[3] lease_ms      how long the claimer owns them before reap hands them to another worker
+-- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
 -- Returns: {now_ms, wait_us, id, state JSON, payload JSON, ...}
 --          wait_us: microseconds until the next due notification after this claim, -1 when none is pending
 --          (finer than the ms scores, so a worker can wake within a fraction of a millisecond of due)
+local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
+  local text = {}
+  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
+  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
+end
+local function kept_numbers(text)
+  local numbers = {}
+  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
+  return numbers
+end
+local kept = redis.call('GET', KEYS[9])
+if kept then  -- a retry of a call that already ran (its reply was lost): the same batch, read again
+  local k = kept_numbers(kept)
+  local reply = {k[1], k[2]}
+  for i = 3, #k do
+    local id = string.format('%d', k[i])
+    reply[#reply + 1] = k[i]
+    reply[#reply + 1] = redis.call('HGET', KEYS[4], id) or '{}'
+    reply[#reply + 1] = redis.call('HGET', KEYS[3], id) or '{}'
+  end
+  return reply
+end
+
 local now_us = tonumber(ARGV[1])
 if now_us then
   now_us = now_us * 1000
@@ -90,4 +116,9 @@ for _, due in ipairs(dues) do
   if first[2] and (next_due == nil or tonumber(first[2]) < next_due) then next_due = tonumber(first[2]) end
 end
 if next_due then reply[2] = math.max(0, next_due * 1000 - now_us) end
+if claimed > 0 then
+  local outcome = {reply[1], reply[2]}
+  for i = 3, #reply, 3 do outcome[#outcome + 1] = tonumber(reply[i]) end
+  keep(KEYS[9], ARGV[4], outcome)
+end
 return reply

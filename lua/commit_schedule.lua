@@ -13,10 +13,33 @@
 -- KEYS[10] due_urgent   ZSET   urgent id -> due time (epoch ms)
 -- KEYS[11] due_high     ZSET   high id -> due time (epoch ms)
 -- KEYS[12] due_low      ZSET   low id -> due time (epoch ms)
+-- KEYS[13] op           STRING this call's outcome, so a retry of the same call answers it, not 'missing'
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] wakeup        channel told when the earliest due time moves earlier
+-- ARGV[3] op_ttl_ms     how long the outcome is kept for retries of this call
 -- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...} | {'missing'}
 --          replayed: another try of the call committed it first; missing: the staged part expired
+local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
+  local text = {}
+  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
+  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
+end
+local function kept_numbers(text)
+  local numbers = {}
+  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
+  return numbers
+end
+local function created(due, now, first, count, step)
+  local reply = {'created', due, now}
+  for i = 0, count - 1 do reply[#reply + 1] = first + i * step end
+  return reply
+end
+local kept = redis.call('GET', KEYS[13])  -- a retry of a call that already ran (its reply was lost)
+if kept then
+  local k = kept_numbers(kept)
+  return created(k[1], k[2], k[3], k[4], k[5])
+end
+
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -80,7 +103,6 @@ if call.idem_ttl > 0 then
   redis.call('SET', KEYS[6], cjson.encode({fingerprint = call.fingerprint, due = due, ids = ids}), 'PX', call.idem_ttl)
 end
 redis.call('DEL', KEYS[9])
-
-local reply = {'created', due, now}
-for _, id in ipairs(ids) do reply[#reply + 1] = id end
-return reply
+local first = (call.last - count + 1) * call.partitions + call.partition
+keep(KEYS[13], ARGV[3], {due, now, first, count, call.partitions})
+return created(due, now, first, count, call.partitions)

@@ -7,11 +7,26 @@
 -- KEYS[6] due_urgent    ZSET  urgent id -> due time (epoch ms)
 -- KEYS[7] due_high      ZSET  high id -> due time (epoch ms)
 -- KEYS[8] due_low       ZSET  low id -> due time (epoch ms)
+-- KEYS[9] op            STRING this call's outcome, so a retry of the same call answers it again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[3] limit         when no ids follow: requeue up to this many of the oldest dead letters
--- ARGV[4..] ids         the dead letters to requeue; an id that is not failed is skipped
+-- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
+-- ARGV[5..] ids         the dead letters to requeue; an id that is not failed is skipped
 -- Returns: {now_ms, requeued id...}
+local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
+  local text = {}
+  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
+  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
+end
+local function kept_numbers(text)
+  local numbers = {}
+  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
+  return numbers
+end
+local kept = redis.call('GET', KEYS[9])  -- a retry of a call that already ran (its reply was lost)
+if kept then return kept_numbers(kept) end
+
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -19,8 +34,8 @@ if not now then
 end
 
 local ids = {}
-if #ARGV >= 4 then
-  for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ARGV >= 5 then
+  for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
 else
   ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)
 end
@@ -47,5 +62,6 @@ end
 if #reply > 1 then
   redis.call('HINCRBY', KEYS[4], 'requeued', #reply - 1)
   redis.call('PUBLISH', ARGV[2], now)
+  keep(KEYS[9], ARGV[4], reply)
 end
 return reply

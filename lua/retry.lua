@@ -11,14 +11,29 @@
 -- KEYS[7] due_urgent    ZSET  urgent id -> due time (epoch ms)
 -- KEYS[8] due_high      ZSET  high id -> due time (epoch ms)
 -- KEYS[9] due_low       ZSET  low id -> due time (epoch ms)
+-- KEYS[10] op           STRING this call's outcome, so a retry of the same call answers it again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a failed record is kept
 -- ARGV[3] wakeup        channel told when the earliest due time moves earlier
--- ARGV[4..] quintuples  id, attempt it reports on, delay_ms (negative: no retry left), error text
+-- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
+-- ARGV[5..] quintuples  id, attempt it reports on, delay_ms (negative: no retry left), error text
 --                       (its first line is stored as last_error; any later lines, e.g. what a webhook
 --                       answered, as last_error_detail, which only admins are shown), and '' or a JSON
 --                       {done, channel_errors} for a notification with several channels (stored as is)
 -- Returns: {now_ms, retried count, failed count}
+local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
+  local text = {}
+  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
+  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
+end
+local function kept_numbers(text)
+  local numbers = {}
+  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
+  return numbers
+end
+local kept = redis.call('GET', KEYS[10])  -- a retry of a call that already ran (its reply was lost)
+if kept then return kept_numbers(kept) end
+
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -38,7 +53,7 @@ local function release(st)  -- it leaves pending/processing: one less held by it
   end
 end
 local retried, failed = 0, 0
-for i = 4, #ARGV, 5 do
+for i = 5, #ARGV, 5 do
   local id, attempt, delay, err = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
   local report = ARGV[i + 4]
   local raw = redis.call('HGET', KEYS[3], id)
@@ -88,4 +103,5 @@ if retried > 0 then
   if earliest == nil or soonest < earliest then redis.call('PUBLISH', ARGV[3], soonest) end
 end
 if failed > 0 then redis.call('HINCRBY', KEYS[5], 'failed', failed) end
+if retried + failed > 0 then keep(KEYS[10], ARGV[4], {now, retried, failed}) end
 return {now, retried, failed}

@@ -11,6 +11,7 @@
 -- KEYS[10] due_urgent   ZSET   urgent id -> due time (epoch ms)
 -- KEYS[11] due_high     ZSET   high id -> due time (epoch ms)
 -- KEYS[12] due_low      ZSET   low id -> due time (epoch ms)
+-- KEYS[13] op           STRING this call's outcome, so a retry of the same call answers it and creates nothing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] at_ms         due time, or '' to use delay_ms
 -- ARGV[3] delay_ms      delay from now, used when at_ms is ''
@@ -24,9 +25,34 @@
 -- ARGV[11] max_pending  most a creator may hold pending across partitions; 0: no cap checked here
 -- ARGV[12] others       what the creator holds in the other partitions (read by the caller)
 -- ARGV[13] priority     urgent, high, normal or low: picks the due set, kept in the state (unless normal)
--- ARGV[14..] recipients
+-- ARGV[14] op_ttl_ms    how long the outcome is kept for retries of this call
+-- ARGV[15..] recipients
 -- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
 --        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
+local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
+  local text = {}
+  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
+  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
+end
+local function kept_numbers(text)
+  local numbers = {}
+  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
+  return numbers
+end
+local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
+local function created(due, now, last, count)
+  local reply = {'created', due, now}
+  for i = 0, count - 1 do reply[#reply + 1] = (last - count + 1 + i) * partitions + partition end
+  return reply
+end
+-- A retry of a call that already ran (its reply was lost) gets the first answer; only the numbers the ids
+-- are made of are kept, not the ids.
+local kept = redis.call('GET', KEYS[13])
+if kept then
+  local k = kept_numbers(kept)
+  return created(k[1], k[2], k[3], k[4])
+end
+
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -48,7 +74,7 @@ end
 local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
 if due < now then return {'past', due, now} end
 
-local first = 14
+local first = 15
 local count = #ARGV - first + 1
 local creator = ARGV[10]
 local max_pending = tonumber(ARGV[11])
@@ -56,7 +82,6 @@ if creator ~= '' and max_pending > 0 then
   local held = tonumber(redis.call('HGET', KEYS[9], creator) or '0') + tonumber(ARGV[12])
   if held + count > max_pending then return {'over_quota', held, max_pending} end
 end
-local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
 local last = redis.call('INCRBY', KEYS[6], count)
 local dues = {urgent = KEYS[10], high = KEYS[11], normal = KEYS[1], low = KEYS[12]}
 local due_key = dues[ARGV[13]] or KEYS[1]
@@ -108,7 +133,5 @@ end
 if idem_ttl > 0 then
   redis.call('SET', KEYS[7], cjson.encode({fingerprint = ARGV[7], due = due, ids = ids}), 'PX', idem_ttl)
 end
-
-local reply = {'created', due, now}
-for _, id in ipairs(ids) do reply[#reply + 1] = id end
-return reply
+keep(KEYS[13], ARGV[14], {due, now, last, count})
+return created(due, now, last, count)

@@ -7,6 +7,7 @@
 -- KEYS[2] idempotency   STRING remembered answer for the caller's idempotency key (once committed)
 -- KEYS[3] staged        HASH   this call's part: 'call' (JSON: fingerprint, due, created_at, ids, ...), 'payload'
 -- KEYS[4] pending_by_creator HASH created_by -> notifications of theirs pending or processing
+-- KEYS[5] op            STRING this call's outcome, so a retry of the same call answers it and stages nothing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] at_ms         due time, or '' to use delay_ms
 -- ARGV[3] delay_ms      delay from now, used when at_ms is ''
@@ -20,10 +21,33 @@
 -- ARGV[11] max_pending  most a creator may hold pending across partitions; 0: no cap checked here
 -- ARGV[12] others       what the creator holds in the other partitions (read by the caller)
 -- ARGV[13] priority     urgent, high, normal or low
--- ARGV[14..] recipients
+-- ARGV[14] op_ttl_ms    how long the outcome is kept for retries of this call
+-- ARGV[15..] recipients
 -- Returns: {'staged', due_ms, now_ms, resumed, id...} | {'replayed', due_ms, now_ms, id...}
 --        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
 --          resumed: 1 when the part was already staged by an earlier try of the same call, else 0
+local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
+  local text = {}
+  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
+  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
+end
+local function kept_numbers(text)
+  local numbers = {}
+  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
+  return numbers
+end
+local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
+local function staged_reply(due, now, resumed, last, count)
+  local reply = {'staged', due, now, resumed}
+  for i = 0, count - 1 do reply[#reply + 1] = (last - count + 1 + i) * partitions + partition end
+  return reply
+end
+local kept = redis.call('GET', KEYS[5])  -- a retry of a call that already ran (its reply was lost)
+if kept then
+  local k = kept_numbers(kept)
+  return staged_reply(k[1], k[2], 0, k[3], k[4])
+end
+
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -54,7 +78,7 @@ end
 local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
 if due < now then return {'past', due, now} end
 
-local first = 14
+local first = 15
 local count = #ARGV - first + 1
 local creator = ARGV[10]
 local max_pending = tonumber(ARGV[11])
@@ -62,7 +86,6 @@ if creator ~= '' and max_pending > 0 then
   local held = tonumber(redis.call('HGET', KEYS[4], creator) or '0') + tonumber(ARGV[12])
   if held + count > max_pending then return {'over_quota', held, max_pending} end
 end
-local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
 local last = redis.call('INCRBY', KEYS[1], count)
 local recipients = {}
 for i = first, #ARGV do recipients[#recipients + 1] = ARGV[i] end
@@ -73,7 +96,5 @@ local call = {
 }
 redis.call('HSET', KEYS[3], 'call', cjson.encode(call), 'payload', ARGV[9])
 redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[8]))
-
-local reply = {'staged', due, now, 0}
-for i = 0, count - 1 do reply[#reply + 1] = (last - count + 1 + i) * partitions + partition end
-return reply
+keep(KEYS[5], ARGV[14], {due, now, last, count})
+return staged_reply(due, now, 0, last, count)

@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Command, Core, Op, Script, Step
@@ -25,6 +28,31 @@ from .models import Notification, Page, ScheduleResult, Stats
 
 _UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
 T = TypeVar("T")
+
+SOCKET_TIMEOUT_S = 5.0
+"""How long a connection waits for one reply before it gives up on it (and retries, or raises)."""
+CONNECT_TIMEOUT_S = 2.0
+"""How long a connection waits to be established."""
+RETRIES = 3
+"""How often a command is sent again after a connection error or a timeout (backoff 50 ms doubling, at most
+1 s, jittered). Every script that changes state answers a resent call with its first outcome (see
+``engine.base.OP_TTL_MS``), so a retry never runs one twice; in all, one call waits at most about
+4 x 5 s + 3 s = 23 s."""
+
+
+def connection_options(
+    *,
+    socket_timeout_s: float = SOCKET_TIMEOUT_S,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    retries: int = RETRIES,
+    for_asyncio: bool = False,
+) -> dict[str, Any]:
+    """The redis-py options every zsched connection is made with: bounded socket and connect timeouts, and a
+    retry policy (``retries`` resends, jittered exponential backoff), for a sync or (``for_asyncio``) an asyncio
+    client."""
+    backoff = ExponentialWithJitterBackoff(base=0.05, cap=1.0)
+    retry = redis.asyncio.retry.Retry(backoff, retries) if for_asyncio else redis.retry.Retry(backoff, retries)
+    return {"socket_timeout": socket_timeout_s, "socket_connect_timeout": connect_timeout_s, "retry": retry}
 
 
 def _queue(target: Any, scripts: Scripts, step: Step) -> Any:
@@ -60,15 +88,27 @@ class Scheduler(_Base):
         super().__init__(connection, core, server, **options)
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> Scheduler:
-        """Connect to the Redis at ``url``; ``options`` go to ``Core`` (keyspace, retry, retention, clock)."""
-        return cls(redis.Redis.from_url(url), **options)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout_s: float = SOCKET_TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        retries: int = RETRIES,
+        **options: Any,
+    ) -> Scheduler:
+        """Connect to the Redis at ``url`` with bounded timeouts and ``retries`` resends (see
+        ``connection_options``); ``options`` go to ``Core`` (keyspace, retry, retention, clock)."""
+        limits = connection_options(
+            socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s, retries=retries
+        )
+        return cls(redis.Redis.from_url(url, **limits), **options)
 
     @classmethod
     def embedded(cls, data_dir: Path | str = DEFAULT_DATA_DIR, **options: Any) -> Scheduler:
         """Use the embedded valkey-server on ``data_dir``, starting it if none runs there yet."""
         server = EmbeddedServer(data_dir).start()
-        return cls(redis.Redis.from_url(server.url), server=server, **options)
+        return cls(redis.Redis.from_url(server.url, **connection_options()), server=server, **options)
 
     def run(self, op: Op[T]) -> T:
         """Drive one core operation to its result over this connection (the first also checks the layout)."""
@@ -199,15 +239,29 @@ class AsyncScheduler(_Base):
         super().__init__(connection, core, server, **options)
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> AsyncScheduler:
-        """Connect to the Redis at ``url``; ``options`` go to ``Core``."""
-        return cls(aioredis.Redis.from_url(url), **options)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        socket_timeout_s: float = SOCKET_TIMEOUT_S,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        retries: int = RETRIES,
+        **options: Any,
+    ) -> AsyncScheduler:
+        """Connect to the Redis at ``url`` with bounded timeouts and ``retries`` resends (see
+        ``connection_options``); ``options`` go to ``Core``."""
+        limits = connection_options(
+            socket_timeout_s=socket_timeout_s, connect_timeout_s=connect_timeout_s, retries=retries, for_asyncio=True
+        )
+        return cls(aioredis.Redis.from_url(url, **limits), **options)
 
     @classmethod
     def embedded(cls, data_dir: Path | str = DEFAULT_DATA_DIR, **options: Any) -> AsyncScheduler:
         """Use the embedded valkey-server on ``data_dir``, starting it if none runs there yet."""
         server = EmbeddedServer(data_dir).start()
-        return cls(aioredis.Redis.from_url(server.url), server=server, **options)
+        return cls(
+            aioredis.Redis.from_url(server.url, **connection_options(for_asyncio=True)), server=server, **options
+        )
 
     async def run(self, op: Op[T]) -> T:
         """Drive one core operation to its result over this connection (the first also checks the layout)."""

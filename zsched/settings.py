@@ -20,9 +20,10 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
-from .client import AsyncScheduler, Scheduler
+from .client import RETRIES, AsyncScheduler, Scheduler, connection_options
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.backoff import RetryPolicy
+from .engine.base import OP_TTL_MS
 from .engine.core import DAY_MS, Core, Retention
 from .engine.keys import Keyspace
 from .errors import ConfigError
@@ -71,6 +72,7 @@ class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
     idempotency_ttl_ms: int = DAY_MS
     max_pending_per_creator: int = 100_000  # pending + processing per creator, across partitions; 0: no cap
     max_call_bytes: int = 64 * 1024 * 1024  # payload bytes x recipients one schedule call may store
+    op_ttl_ms: int = OP_TTL_MS  # how long a script call's outcome answers its retries; above the retry window
 
 
 class WorkerSettings(msgspec.Struct, kw_only=True, frozen=True):
@@ -184,7 +186,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     def core(self) -> Core:
         """The engine these settings describe."""
-        e = self.engine
+        e, r = self.engine, self.redis
+        window_ms = round((RETRIES + 1) * (r.socket_timeout_s + r.connect_timeout_s) * 1000) + RETRIES * 1000
+        if e.op_ttl_ms <= window_ms:
+            raise SettingsError(
+                f"{env_name('op_ttl_ms')} must outlast a call's retries ({RETRIES + 1} tries of up to "
+                f"{r.connect_timeout_s:g} s to connect and {r.socket_timeout_s:g} s to answer, plus backoff: "
+                f"{window_ms} ms); got {e.op_ttl_ms} ms",
+                "op_ttl_ms",
+            )
         return Core(
             Keyspace(self.redis.prefix, self.redis.partitions),
             retry=RetryPolicy(delays_ms=e.retry_delays_ms),
@@ -192,6 +202,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             idempotency_ttl_ms=e.idempotency_ttl_ms,
             max_pending_per_creator=e.max_pending_per_creator,
             max_call_bytes=e.max_call_bytes,
+            op_ttl_ms=e.op_ttl_ms,
         )
 
     def server(self) -> EmbeddedServer | None:
@@ -202,15 +213,26 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         """The Redis URL to connect to."""
         return server.url if server is not None else str(self.redis.redis_url)
 
+    def connection_options(self, *, for_asyncio: bool = False) -> dict[str, Any]:
+        """The redis-py options of this process's connections: ``socket_timeout_s``, ``connect_timeout_s``, and
+        ``client.RETRIES`` resends with backoff (``client.connection_options``)."""
+        r = self.redis
+        return connection_options(
+            socket_timeout_s=r.socket_timeout_s, connect_timeout_s=r.connect_timeout_s, for_asyncio=for_asyncio
+        )
+
     def scheduler(self) -> Scheduler:
-        """A sync scheduler on the configured Redis (the embedded one by default)."""
+        """A sync scheduler on the configured Redis (the embedded one by default), with bounded timeouts."""
+        core = self.core()
         server = self.server()
-        return Scheduler(redis.Redis.from_url(self.url(server)), core=self.core(), server=server)
+        return Scheduler(redis.Redis.from_url(self.url(server), **self.connection_options()), core=core, server=server)
 
     def async_scheduler(self) -> AsyncScheduler:
-        """An asyncio scheduler on the configured Redis (the embedded one by default)."""
+        """An asyncio scheduler on the configured Redis (the embedded one by default), with bounded timeouts."""
+        core = self.core()
         server = self.server()
-        return AsyncScheduler(aioredis.Redis.from_url(self.url(server)), core=self.core(), server=server)
+        connection = aioredis.Redis.from_url(self.url(server), **self.connection_options(for_asyncio=True))
+        return AsyncScheduler(connection, core=core, server=server)
 
 
 def redact_url(url: str) -> str:

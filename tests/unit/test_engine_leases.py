@@ -9,6 +9,7 @@ import pytest
 
 from zsched import Core, Keyspace, RetryPolicy
 from zsched.engine import Claimed, Op, Script
+from zsched.engine.keys import Partition
 from zsched.models import Notification, ms_to_datetime
 
 NOW = 1_700_000_000_000
@@ -45,13 +46,28 @@ def notification(notification_id: int, attempts: int) -> Notification:
     )
 
 
+def op_key(step: object, p: Partition) -> str:
+    """The operation key a state-changing step ends its keys with: in the partition's hash tag, fresh per step."""
+    assert isinstance(step, Script) and step.keys[-1].startswith(f"{p.tag}:op:")
+    return step.keys[-1]
+
+
+def test_each_state_changing_step_carries_its_own_operation_key() -> None:
+    c = core()
+    p = c.keys.partitions[0]
+    keys = {op_key(next(c.claim(p, 10, 1000))[0], p) for _ in range(3)}
+    assert len(keys) == 3 and all(len(k.rpartition(":")[2]) == 16 for k in keys)
+
+
 def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
     c = core()
     p = c.keys.partitions[1]
     op = c.claim(p, 10, 30_000)
     (step,) = next(op)
     assert step == Script(
-        "claim", [p.due, p.processing, p.notifications, p.state, p.counters, *p.other_dues], [str(NOW), 10, 30_000]
+        "claim",
+        [p.due, p.processing, p.notifications, p.state, p.counters, *p.other_dues, op_key(step, p)],
+        [str(NOW), 10, 30_000, c.op_ttl_ms],
     )
     claimed: Claimed = finish(
         op,
@@ -89,8 +105,8 @@ def test_ack_passes_the_ids_and_returns_time_and_count() -> None:
     (step,) = next(op)
     assert step == Script(
         "ack",
-        [p.due, p.processing, p.state, p.sent, p.counters, p.pending_by_creator, *p.other_dues],
-        [str(NOW), c.retention.sent_ms, 2, 4],
+        [p.due, p.processing, p.state, p.sent, p.counters, p.pending_by_creator, *p.other_dues, op_key(step, p)],
+        [str(NOW), c.retention.sent_ms, c.op_ttl_ms, 2, 4],
     )
     assert finish(op, [[NOW, 2]]) == (NOW, 2)
 
@@ -101,10 +117,13 @@ def test_fail_passes_the_policy_delay_or_minus_one_when_no_retry_is_left() -> No
     op = c.fail(p, [(notification(2, 1), "boom"), (notification(4, 3), "x" * 3000)])
     (step,) = next(op)
     assert isinstance(step, Script) and step.name == "retry"
-    assert step.keys == [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues]
-    assert step.args[:3] == [str(NOW), c.retention.failed_ms, p.wakeup]
-    assert step.args[3:8] == [2, 1, 1000, "boom", ""]
-    assert step.args[8:11] == [4, 3, -1] and len(str(step.args[11])) == 2000, "error text is capped"
+    assert step.keys == [
+        *[p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues],
+        op_key(step, p),
+    ]
+    assert step.args[:4] == [str(NOW), c.retention.failed_ms, p.wakeup, c.op_ttl_ms]
+    assert step.args[4:9] == [2, 1, 1000, "boom", ""]
+    assert step.args[9:12] == [4, 3, -1] and len(str(step.args[12])) == 2000, "error text is capped"
     assert finish(op, [[NOW, 1, 1]]) == (1, 1)
 
 
@@ -112,7 +131,7 @@ def test_fail_uses_the_delays_the_caller_drew() -> None:
     c = core()
     op = c.fail(c.keys.partitions[0], [(notification(2, 1), "boom")], {2: 1234})
     (step,) = next(op)
-    assert isinstance(step, Script) and step.args[5] == 1234
+    assert isinstance(step, Script) and step.args[6] == 1234
 
 
 def test_reap_passes_max_attempts_and_returns_requeued_and_failed() -> None:

@@ -45,7 +45,8 @@ def test_schedule_in_one_partition_is_one_script_call() -> None:
     assert step.keys[:6] == [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence]
     assert step.args[:4] == [str(NOW), "", 60_000, 4] and step.args[4] == p.index
     assert step.args[5:7] == [0, ""], "no idempotency key: nothing remembered, no fingerprint"
-    assert step.args[12:] == ["normal", "alice"]
+    assert step.args[12:] == ["normal", c.op_ttl_ms, "alice"]
+    assert step.keys[12].startswith(f"{p.tag}:op:"), "the call's operation key, for retries after a lost reply"
     result: ScheduleResult = finish(op, [[b"created", NOW + 60_000, NOW, 100]])
     assert result.notification_ids == [100] and not result.replayed
 
@@ -60,12 +61,13 @@ def test_schedule_across_partitions_stages_every_part_then_commits_each() -> Non
     replies = []
     for step in stages:
         assert isinstance(step, Script)
-        index, members = step.args[4], [str(m) for m in step.args[13:]]
+        index, members = step.args[4], [str(m) for m in step.args[14:]]
         p = c.keys.partitions[int(index)]
         assert step.keys[:2] == [p.sequence, p.idempotency("")] and step.keys[2].startswith(f"{p.tag}:staged:c:")
         assert all(c.keys.for_recipient(m) is p for m in members)
         assert step.args[:4] == [str(NOW), "", 60_000, 4]
-        assert step.args[5:8] == [0, "", c.stage_ttl_ms]
+        assert step.args[5:8] == [0, "", c.stage_ttl_ms] and step.args[13] == c.op_ttl_ms
+        assert step.keys[4].startswith(f"{p.tag}:op:")
         seen += members
         replies.append([b"staged", NOW + 60_000, NOW, 0, *(100 + people.index(m) for m in members)])
     assert sorted(seen) == ["alice", "bob", "carol", "dave", "erin"], "each distinct recipient once"
@@ -73,6 +75,7 @@ def test_schedule_across_partitions_stages_every_part_then_commits_each() -> Non
     commits = op.send(replies)
     assert [s.name for s in commits if isinstance(s, Script)] == ["commit_schedule"] * len(stages)
     assert [s.keys[8] for s in commits if isinstance(s, Script)] == [s.keys[2] for s in stages if isinstance(s, Script)]
+    assert all(isinstance(s, Script) and s.args[2] == c.op_ttl_ms and ":op:" in s.keys[12] for s in commits)
     result: ScheduleResult = finish(op, [[b"created", r[1], NOW, *r[4:]] for r in replies])
     assert result.notification_ids == [100, 101, 102, 103, 104]
     assert result.count == 5
@@ -139,10 +142,11 @@ def test_cancel_then_reads_the_notification_back() -> None:
     op = c.cancel(11)
     (step,) = next(op)
     p = c.keys.for_id(11)
+    assert isinstance(step, Script) and step.keys[-1].startswith(f"{p.tag}:op:")
     assert step == Script(
         "cancel",
-        [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator, *p.other_dues],
-        [str(NOW), c.retention.cancelled_ms, 11],
+        [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator, *p.other_dues, step.keys[-1]],
+        [str(NOW), c.retention.cancelled_ms, 11, c.op_ttl_ms],
     )
     reads = op.send([[b"cancelled", NOW]])
     assert reads == [Command(("HGET", p.state, 11)), Command(("HGET", p.notifications, 11))]
@@ -170,7 +174,12 @@ def test_reschedule_passes_the_new_time_and_reads_back() -> None:
     op = c.reschedule(5, at=at)
     (step,) = next(op)
     p = c.keys.partitions[0]
-    assert step == Script("reschedule", [p.due, p.state, *p.other_dues], [str(NOW), 5, NOW + 3_600_000, 0, p.wakeup])
+    assert isinstance(step, Script) and step.keys[-1].startswith(f"{p.tag}:op:")
+    assert step == Script(
+        "reschedule",
+        [p.due, p.state, *p.other_dues, step.keys[-1]],
+        [str(NOW), 5, NOW + 3_600_000, 0, p.wakeup, c.op_ttl_ms],
+    )
     op.send([[b"rescheduled", NOW + 3_600_000, NOW]])
     n: Notification = finish(op, [STATE, PAYLOAD])
     assert n.id == 5
@@ -195,7 +204,7 @@ def test_requeue_dead_groups_ids_by_partition_and_collects_what_came_back() -> N
     c = core(2)
     op = requeue_dead(c, [1, 2, 3, 4])
     steps = next(op)
-    assert [(s.name, s.args[3:]) for s in steps if isinstance(s, Script)] == [
+    assert [(s.name, s.args[4:]) for s in steps if isinstance(s, Script)] == [
         ("requeue_dead", [1, 3]),
         ("requeue_dead", [2, 4]),
     ]
@@ -206,7 +215,7 @@ def test_requeue_everything_asks_each_partition_again_while_batches_come_back_fu
     c = core(2)
     op = requeue_dead(c, everything=True, batch=2)
     (first,) = next(op)
-    assert isinstance(first, Script) and first.keys[0] == c.keys.partitions[0].due and first.args[3:] == []
+    assert isinstance(first, Script) and first.keys[0] == c.keys.partitions[0].due and first.args[3:] == [c.op_ttl_ms]
     (again,) = op.send([[NOW, 10, 12]])
     assert isinstance(again, Script) and again.keys[0] == c.keys.partitions[0].due
     (second,) = op.send([[NOW, 14]])

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 
 import msgspec
 
+from ..errors import ConfigError
 from .backoff import RetryPolicy
-from .keys import Keyspace
+from .keys import Keyspace, Partition
 
 DAY_MS = 24 * 3600 * 1000
+OP_TTL_MS = 60_000
+"""How long a state-changing script call's outcome is kept for retries of that call: longer than a client's
+whole retry window (``client.RETRIES`` + 1 tries of ``client.SOCKET_TIMEOUT_S`` each, plus backoff: 23 s)."""
 
 
 class Retention(msgspec.Struct, frozen=True):
@@ -35,7 +40,10 @@ class CoreBase:
         max_pending_per_creator: int = 100_000,
         max_call_bytes: int = 64 * 1024 * 1024,
         stage_ttl_ms: int = 5 * 60 * 1000,
+        op_ttl_ms: int = OP_TTL_MS,
     ) -> None:
+        if op_ttl_ms < 1:
+            raise ConfigError(f"op_ttl_ms must be at least 1; got {op_ttl_ms}", "op_ttl_ms")
         self.keys = keyspace or Keyspace()
         self.retry = retry or RetryPolicy()
         self.retention = retention or Retention()
@@ -45,11 +53,23 @@ class CoreBase:
         self.max_call_bytes = max_call_bytes
         # How long a many-partition call's staged parts wait for their commit (see ProducerOps._schedule_staged).
         self.stage_ttl_ms = stage_ttl_ms
+        self.op_ttl_ms = op_ttl_ms
 
     def now_arg(self) -> str:
         """ARGV[1] of every script: '' lets the server's TIME decide; a pinned clock passes its value."""
         return "" if self.clock is None else str(self.clock())
 
+    def op_key(self, partition: Partition) -> str:
+        """A fresh operation key for one script step: made once when the step is built, so every retry of the
+        step (redis-py resends a command after a connection error or a timeout) names the same call, and the
+        script answers it with the first run's outcome instead of running again."""
+        return partition.op(new_op_id())
+
     def rough_now_ms(self) -> int:
         """This process's idea of now, used only for coarse sanity bounds, never to decide "due"."""
         return self.clock() if self.clock is not None else int(time.time() * 1000)
+
+
+def new_op_id() -> str:
+    """A random operation id (64 bits, hex): unique among the calls of one op_ttl_ms."""
+    return secrets.token_hex(8)

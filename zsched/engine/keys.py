@@ -115,6 +115,11 @@ class Partition:
         """HASH: one partition's part of a many-partition schedule call, written but not yet visible (expires)."""
         return f"{self.tag}:staged:{call}"
 
+    def op(self, op_id: str) -> str:
+        """STRING: the outcome of one state-changing script call, kept ``op_ttl_ms`` (a minute), so a retry of
+        that call (its reply was lost, or came after the socket timeout) gets the same answer, not a second run."""
+        return f"{self.tag}:op:{op_id}"
+
     def idempotency(self, key: str) -> str:
         """STRING: the remembered answer to a schedule call made with this idempotency key."""
         return f"{self.tag}:idempotency:{key}"

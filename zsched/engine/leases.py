@@ -57,8 +57,8 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "claim",
-                [p.due, p.processing, p.notifications, p.state, p.counters, *p.other_dues],
-                [self.now_arg(), limit, lease_ms],
+                [p.due, p.processing, p.notifications, p.state, p.counters, *p.other_dues, self.op_key(p)],
+                [self.now_arg(), limit, lease_ms, self.op_ttl_ms],
             )
         ]
         got = ClaimReply.read(reply)
@@ -78,8 +78,8 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "ack",
-                [p.due, p.processing, p.state, p.sent, p.counters, p.pending_by_creator, *p.other_dues],
-                [self.now_arg(), self.retention.sent_ms, *ids],
+                [p.due, p.processing, p.state, p.sent, p.counters, p.pending_by_creator, *p.other_dues, self.op_key(p)],
+                [self.now_arg(), self.retention.sent_ms, self.op_ttl_ms, *ids],
             )
         ]
         got = AckReply.read(reply)
@@ -103,7 +103,7 @@ class LeaseOps(CoreBase):
         (retried, failed).
         """
         p = partition
-        args: list[str | int] = [self.now_arg(), self.retention.failed_ms, p.wakeup]
+        args: list[str | int] = [self.now_arg(), self.retention.failed_ms, p.wakeup, self.op_ttl_ms]
         for n, error in failures:
             delay = delays_ms[n.id] if delays_ms is not None else self.retry.delay_ms(n.attempts)
             report = reports.get(n.id) if reports is not None else None
@@ -111,7 +111,18 @@ class LeaseOps(CoreBase):
             args += [n.id, n.attempts, -1 if delay is None else delay, error[:2000], encoded]
         (reply,) = yield [
             Script(
-                "retry", [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues], args
+                "retry",
+                [
+                    p.due,
+                    p.processing,
+                    p.state,
+                    p.failed,
+                    p.counters,
+                    p.pending_by_creator,
+                    *p.other_dues,
+                    self.op_key(p),
+                ],
+                args,
             )
         ]
         got = RetryReply.read(reply)

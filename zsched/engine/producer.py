@@ -91,6 +91,7 @@ class ProducerOps(ReadViews):
                     p.by_creator,
                     p.pending_by_creator,
                     *p.other_dues,
+                    self.op_key(p),
                 ],
                 [
                     self.now_arg(),
@@ -105,6 +106,7 @@ class ProducerOps(ReadViews):
                     cap,
                     total - held[index] if cap else 0,
                     body.priority,
+                    self.op_ttl_ms,
                     *members,
                 ],
             )
@@ -145,7 +147,7 @@ class ProducerOps(ReadViews):
             stages.append(
                 Script(
                     "stage_schedule",
-                    [p.sequence, p.idempotency(key or ""), p.staged(call), p.pending_by_creator],
+                    [p.sequence, p.idempotency(key or ""), p.staged(call), p.pending_by_creator, self.op_key(p)],
                     [
                         self.now_arg(),
                         *due_args,
@@ -159,6 +161,7 @@ class ProducerOps(ReadViews):
                         0,
                         total,
                         body.priority,
+                        self.op_ttl_ms,
                         *members,
                     ],
                 )
@@ -189,8 +192,9 @@ class ProducerOps(ReadViews):
                             p.pending_by_creator,
                             p.staged(call),
                             *p.other_dues,
+                            self.op_key(p),
                         ],
-                        [self.now_arg(), p.wakeup],
+                        [self.now_arg(), p.wakeup, self.op_ttl_ms],
                     )
                 )
         committed = iter([CommitReply.read(raw) for raw in (yield commits)] if commits else [])
@@ -220,8 +224,8 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "cancel",
-                [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator, *p.other_dues],
-                [self.now_arg(), self.retention.cancelled_ms, notification_id],
+                [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator, *p.other_dues, self.op_key(p)],
+                [self.now_arg(), self.retention.cancelled_ms, notification_id, self.op_ttl_ms],
             )
         ]
         refusal = ChangeReply.read(reply).refusal("cancelled", "cancel", notification_id)
@@ -239,8 +243,8 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "reschedule",
-                [p.due, p.state, *p.other_dues],
-                [self.now_arg(), notification_id, "" if at_ms is None else at_ms, delay_ms, p.wakeup],
+                [p.due, p.state, *p.other_dues, self.op_key(p)],
+                [self.now_arg(), notification_id, "" if at_ms is None else at_ms, delay_ms, p.wakeup, self.op_ttl_ms],
             )
         ]
         refusal = ChangeReply.read(reply).refusal("rescheduled", "reschedule", notification_id)
@@ -283,6 +287,6 @@ def _requeue(core: CoreBase, index: int, ids: Sequence[int], batch: int) -> Scri
     p = core.keys.partitions[index]
     return Script(
         "requeue_dead",
-        [p.due, p.failed, p.state, p.counters, p.pending_by_creator, *p.other_dues],
-        [core.now_arg(), p.wakeup, batch, *ids],
+        [p.due, p.failed, p.state, p.counters, p.pending_by_creator, *p.other_dues, core.op_key(p)],
+        [core.now_arg(), p.wakeup, batch, core.op_ttl_ms, *ids],
     )
