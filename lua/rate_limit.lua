@@ -1,10 +1,25 @@
 -- rate_limit: take one request's cost from a caller's token bucket, refilled continuously.
 -- KEYS[1] bucket        HASH  tokens (float, as text), at (epoch ms of the last refill)
+-- KEYS[2] op            STRING this call's verdict, so a retry of the same call is not charged again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] rate_per_s    tokens added per second
 -- ARGV[3] burst         bucket capacity (a full bucket allows this many requests at once)
 -- ARGV[4] cost          tokens this request takes; 0 only looks: allowed while one token is left, nothing written
+-- ARGV[5] op_ttl_ms     how long the verdict is kept for retries of this call
 -- Returns: {1, tokens left (floored), 0} when allowed | {0, 0, ms until enough tokens} when limited
+local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
+  local text = {}
+  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
+  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
+end
+local function kept_numbers(text)
+  local numbers = {}
+  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
+  return numbers
+end
+local kept = redis.call('GET', KEYS[2])  -- a retry of a call that already ran (its reply was lost)
+if kept then return kept_numbers(kept) end
+
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -28,7 +43,7 @@ if cost > 0 then  -- a look (cost 0) writes nothing
   redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', now)
   redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 end
-if allowed then
-  return {1, math.floor(tokens), 0}
-end
-return {0, 0, math.ceil((need - tokens) / rate * 1000)}
+local reply = {0, 0, math.ceil((need - tokens) / rate * 1000)}
+if allowed then reply = {1, math.floor(tokens), 0} end
+if cost > 0 then keep(KEYS[2], ARGV[5], reply) end
+return reply

@@ -82,11 +82,14 @@ def test_the_scripts_called_outside_the_engine_read_too(zs: Scheduler) -> None:
     zs.run(zs.core.claim(p, 10, 1000))
     inbox = READERS["publish_inbox"].read(
         zs.scripts["publish_inbox"](
-            keys=[p.inbox("alice")], args=[10, 60_000, str(NOW), p.user_channel("alice"), '{"id":1}']
+            keys=[p.op("o1"), p.inbox("alice")],
+            args=[10, 60_000, str(NOW), 60_000, p.user_channel("alice"), '{"id":1}'],
         )
     )
     assert isinstance(inbox, PublishInboxReply) and len(inbox.stream_ids) == 1 and "-" in inbox.stream_ids[0]
     acked = READERS["mark_delivered"].read(zs.scripts["mark_delivered"](keys=[p.state], args=[str(NOW), "alice", 1, 9]))
     assert acked == MarkDeliveredReply(now_ms=NOW, delivered_at_ms=[NOW, -1])
-    limit = READERS["rate_limit"].read(zs.scripts["rate_limit"](keys=["t:bucket"], args=[str(NOW), "1.0", 2, 1]))
+    limit = READERS["rate_limit"].read(
+        zs.scripts["rate_limit"](keys=["t:bucket", "t:op"], args=[str(NOW), "1.0", 2, 1, 60_000])
+    )
     assert limit == RateLimitReply(allowed=True, remaining=1, retry_after_ms=0)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..engine.base import Retention
+from ..engine.base import OP_TTL_MS, Retention, new_op_id
 from ..engine.keys import Keyspace
 from ..engine.scripts import Scripts
 from ..models import Delivered, Notification, json_encoder
@@ -32,6 +32,7 @@ class InboxDelivery:
         inbox_maxlen: int = 1000,
         keep_ms: int = Retention().sent_ms,
         clock: Callable[[], int] | None = None,
+        op_ttl_ms: int = OP_TTL_MS,
     ) -> None:
         if inbox_maxlen < 1 or keep_ms < 1:
             raise ValueError(f"inbox_maxlen and keep_ms must be >= 1; got {inbox_maxlen} and {keep_ms}")
@@ -40,10 +41,13 @@ class InboxDelivery:
         self.inbox_maxlen = inbox_maxlen
         self.keep_ms = keep_ms
         self.clock = clock  # None: the server's TIME decides what is older than keep_ms
+        self.op_ttl_ms = op_ttl_ms
         self.script = Scripts(connection)["publish_inbox"]
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
-        """One publish_inbox call per partition in the batch; a failed call fails its partition's share."""
+        """One publish_inbox call per partition in the batch; a failed call fails its partition's share.
+
+        Each call carries an operation key made once, so a retry after a lost reply appends nothing twice."""
         sent_at = datetime.now(UTC)
         groups: dict[int, list[int]] = {}
         for position, n in enumerate(batch):
@@ -51,8 +55,13 @@ class InboxDelivery:
         outcomes: list[Outcome] = [None] * len(batch)
         for index, positions in groups.items():
             p = self.keys.partitions[index]
-            keys: list[str] = []
-            args: list[str | int] = [self.inbox_maxlen, self.keep_ms, "" if self.clock is None else self.clock()]
+            keys: list[str] = [p.op(new_op_id())]
+            args: list[str | int] = [
+                self.inbox_maxlen,
+                self.keep_ms,
+                "" if self.clock is None else self.clock(),
+                self.op_ttl_ms,
+            ]
             for position in positions:
                 n = batch[position]
                 keys.append(p.inbox(n.recipient))

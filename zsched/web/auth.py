@@ -166,5 +166,10 @@ class TokenStore:
             if len(matches) != 1:
                 return False
             found = matches[0].decode()
+        # Whether it existed is read before the delete, not from HDEL's count: redis-py sends HDEL again when
+        # its reply is lost, and that second one finds nothing although the revoke worked.
+        if token_or_id.startswith(TOKEN_PREFIX) and not r.hexists(self.key, found):
+            return False
         r.hdel(self.used_key, found)
-        return bool(r.hdel(self.key, found))
+        r.hdel(self.key, found)
+        return True

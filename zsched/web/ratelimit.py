@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from ..engine.base import OP_TTL_MS, new_op_id
 from ..engine.scripts import Scripts
 from ..errors import ConfigError
 
@@ -15,6 +16,11 @@ from ..errors import ConfigError
 def bucket_key(prefix: str, token_id: str) -> str:
     """HASH: one caller's bucket (tokens left, time of the last refill); expires once full again."""
     return f"{prefix}:{{rate}}:bucket:{token_id}"
+
+
+def op_key(prefix: str, op_id: str) -> str:
+    """STRING: one rate_limit call's verdict, kept ``OP_TTL_MS`` so a retry of that call is not charged twice."""
+    return f"{prefix}:{{rate}}:op:{op_id}"
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -40,10 +46,12 @@ class RateLimiter:
         self.script = Scripts(connection)["rate_limit"]
 
     async def take(self, token_id: str, cost: int = 1) -> Verdict:
-        """Spend ``cost`` tokens of ``token_id``'s bucket if it has them (asyncio connection)."""
+        """Spend ``cost`` tokens of ``token_id``'s bucket if it has them (asyncio connection); one charge however
+        often a lost reply makes the connection resend the call."""
         now = "" if self.clock is None else str(self.clock())
         reply = await self.script(
-            keys=[bucket_key(self.prefix, token_id)], args=[now, repr(float(self.rate_per_s)), self.burst, cost]
+            keys=[bucket_key(self.prefix, token_id), op_key(self.prefix, new_op_id())],
+            args=[now, repr(float(self.rate_per_s)), self.burst, cost, OP_TTL_MS],
         )
         return Verdict(allowed=int(reply[0]) == 1, remaining=int(reply[1]), retry_after_ms=int(reply[2]))
 
