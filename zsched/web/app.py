@@ -16,8 +16,6 @@ from contextlib import AbstractAsyncContextManager
 import msgspec
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -70,15 +68,11 @@ def connect(settings: Settings) -> AsyncScheduler:
     # 5 s for one to come free rather than fail the request, or the socket, with MaxConnectionsError.
     # A pool built by hand gets no retry policy of its own: without this one, every connection pooled before a
     # Redis restart would fail its next request (503) instead of reconnecting.
-    r = settings.redis
-    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3)
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.url(server),
-        max_connections=r.pool_size,
+        max_connections=settings.redis.pool_size,
         timeout=5,
-        socket_connect_timeout=r.connect_timeout_s,
-        socket_timeout=r.socket_timeout_s,
-        retry=retry,
+        **settings.connection_options(for_asyncio=True),  # the timeouts and retry policy of every connection
     )
     connection = aioredis.Redis.from_pool(pool)
     return AsyncScheduler(connection, core=settings.core(), server=server)
