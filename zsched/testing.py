@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 import redis.asyncio as aioredis
 
-from .client import AsyncScheduler, Scheduler
+from .client import AsyncScheduler, Scheduler, connection_options
 from .delivery.channel import Outcome
 from .delivery.worker import Worker
 from .embedded import EmbeddedServer
@@ -118,7 +118,7 @@ class ZschedTestServer:
             if self._url is None:
                 self._data_dir = tempfile.mkdtemp(prefix="zsched-test-")
                 self._server = EmbeddedServer(self._data_dir, persistent=False).start()
-            self._scheduler = Scheduler(redis.Redis.from_url(self.url), core=self.core)
+            self._scheduler = Scheduler(redis.Redis.from_url(self.url, **connection_options()), core=self.core)
         return self
 
     def close(self) -> None:
@@ -161,7 +161,7 @@ class ZschedTestServer:
 
     def async_scheduler(self) -> AsyncScheduler:
         """A new asyncio scheduler on the test keyspace and clock, for the event loop that uses it; close it."""
-        return AsyncScheduler(aioredis.Redis.from_url(self.url), core=self.core)
+        return AsyncScheduler(aioredis.Redis.from_url(self.url, **connection_options(for_asyncio=True)), core=self.core)
 
     @property
     def now(self) -> datetime:

@@ -52,10 +52,7 @@ def connect(settings: Settings) -> Scheduler:
     so a hung Redis fails a request with ``UnavailableError`` instead of hanging it."""
     server = settings.server()
     connection = redis.Redis.from_url(
-        settings.url(server),
-        socket_timeout=settings.redis.socket_timeout_s,
-        socket_connect_timeout=settings.redis.connect_timeout_s,
-        max_connections=settings.redis.pool_size,
+        settings.url(server), max_connections=settings.redis.pool_size, **settings.connection_options()
     )
     return Scheduler(connection, core=settings.core(), server=server)
 
