@@ -48,8 +48,8 @@ def pagers() -> Iterator[list[Pager]]:
 
 
 def _enum(client: TestClient) -> list[str]:
-    schema = client.get("/openapi.json").json()["components"]["schemas"]["ScheduleRequest"]
-    return list(schema["properties"]["channels"]["items"]["enum"])
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["ScheduleBody"]
+    return list(schema["properties"]["channels"]["anyOf"][0]["items"]["enum"])
 
 
 def test_a_registered_channel_is_accepted_documented_and_delivers(

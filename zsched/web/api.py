@@ -21,8 +21,17 @@ from ..settings import ApiSettings
 from . import docs_page, openapi
 from .auth import Principal
 from .bodies import (
+    DEFAULT_LIMIT,
+    MAX_IDEMPOTENCY_HEADER,
+    MAX_LIMIT,
+    Cancelled,
+    Health,
+    NotificationPage,
+    PartitionStats,
     RescheduleBody,
     ScheduleBody,
+    Scheduled,
+    StatsView,
     full_view,
     integral,
     parse_int,
@@ -38,7 +47,6 @@ from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import FailedAuthLimiter
 
 MAX_ID = openapi.MAX_ID
-MAX_IDEMPOTENCY_HEADER = 64
 
 
 class Api:
@@ -163,11 +171,7 @@ class Api:
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-        return JSON(
-            {"notification_ids": result.notification_ids, "count": result.count, "scheduled_at": result.scheduled_at},
-            status_code=201,
-            headers=headers,
-        )
+        return JSON(Scheduled.of(result), status_code=201, headers=headers)
 
     async def status(self, request: Request) -> Response:
         """GET: where one notification is."""
@@ -179,7 +183,7 @@ class Api:
         principal = await self.authenticate(request)
         n = await self.visible(principal, request.path_params["id"])
         n = await self.zs.cancel(n.id)
-        return JSON({"id": n.id, "scheduled_status": n.scheduled_status, "cancelled_at": n.cancelled_at})
+        return JSON(Cancelled(n.id, "cancelled", n.cancelled_at))
 
     # -- what users of such an API also expect ---------------------------------------------------
 
@@ -211,16 +215,16 @@ class Api:
                     f"(created_by={principal.user}); other filters need an admin token",
                     "recipient" if recipient is not None else "created_by",
                 )
-        limit = parse_int(query.get("limit"), "limit", 1, 1000)
+        limit = parse_int(query.get("limit"), "limit", 1, MAX_LIMIT)
         page = await self.zs.list(
             recipient=recipient,
             created_by=creator,
             status=query.get("status"),
-            limit=50 if limit is None else limit,
+            limit=DEFAULT_LIMIT if limit is None else limit,
             cursor=parse_int(query.get("cursor"), "cursor", 0, MAX_ID),
         )
         items = [full_view(n, viewer(principal, n)) for n in page.items]
-        return JSON({"items": items, "next_cursor": page.next_cursor})
+        return JSON(NotificationPage(items, page.next_cursor))
 
     async def stats(self, request: Request) -> Response:
         """GET (admin): counts per status, totals, next due and oldest overdue lag, overall and per partition."""
@@ -230,16 +234,12 @@ class Api:
         zs = self.zs
         overall = await zs.stats()
         parts = [await zs.run(zs.core.stats([p])) for p in zs.core.keys.partitions]
-        return JSON(
-            {
-                **msgspec.structs.asdict(overall),
-                "partitions": [{"partition": i, **msgspec.structs.asdict(s)} for i, s in enumerate(parts)],
-            }
-        )
+        per = [PartitionStats(**msgspec.structs.asdict(s), partition=i) for i, s in enumerate(parts)]
+        return JSON(StatsView(**msgspec.structs.asdict(overall), partitions=per))
 
     async def healthz(self, request: Request) -> Response:
         """GET: the process is alive (no Redis involved)."""
-        return JSON({"status": "ok"})
+        return JSON(Health("ok"))
 
     async def readyz(self, request: Request) -> Response:
         """GET: Redis answers and no background task died; 503 otherwise."""
@@ -251,7 +251,7 @@ class Api:
             raise
         except Exception as exc:  # any failure to ping means not ready; the detail says which
             raise ApiError(503, f"Redis does not answer: {str(exc)[:200]}", headers={"Retry-After": "1"}) from None
-        return JSON({"status": "ready"})
+        return JSON(Health("ready"))
 
     async def metrics_text(self, request: Request) -> Response:
         """GET: Prometheus text; Redis-derived series are left out (``zsched_redis_up 0``) while it is down."""
