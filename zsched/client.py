@@ -19,6 +19,7 @@ import redis.asyncio.retry
 import redis.retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from . import tracing
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Command, Core, Op, Script, Step
 from .engine.layout import check_layout
@@ -157,21 +158,24 @@ class Scheduler(_Base):
         channels: Iterable[str] = (),
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
-        return self.run(
-            self.core.schedule(
-                recipients,
-                title,
-                message,
-                at=at,
-                delay=delay,
-                type=type,
-                priority=priority,
-                data=data,
-                idempotency_key=idempotency_key,
-                created_by=created_by,
-                channels=channels,
+        with tracing.schedule_span() as record:
+            result = self.run(
+                self.core.schedule(
+                    recipients,
+                    title,
+                    message,
+                    at=at,
+                    delay=delay,
+                    type=type,
+                    priority=priority,
+                    data=data,
+                    idempotency_key=idempotency_key,
+                    created_by=created_by,
+                    channels=channels,
+                )
             )
-        )
+            record(result)
+        return result
 
     def cancel(self, notification_id: int | str) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
@@ -312,21 +316,24 @@ class AsyncScheduler(_Base):
         channels: Iterable[str] = (),
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
-        return await self.run(
-            self.core.schedule(
-                recipients,
-                title,
-                message,
-                at=at,
-                delay=delay,
-                type=type,
-                priority=priority,
-                data=data,
-                idempotency_key=idempotency_key,
-                created_by=created_by,
-                channels=channels,
+        with tracing.schedule_span() as record:
+            result = await self.run(
+                self.core.schedule(
+                    recipients,
+                    title,
+                    message,
+                    at=at,
+                    delay=delay,
+                    type=type,
+                    priority=priority,
+                    data=data,
+                    idempotency_key=idempotency_key,
+                    created_by=created_by,
+                    channels=channels,
+                )
             )
-        )
+            record(result)
+        return result
 
     async def cancel(self, notification_id: int | str) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from .. import tracing
 from ..client import AsyncScheduler
 from ..engine.keys import Partition
 from ..engine.leases import ChannelReport, Claimed
@@ -301,10 +302,12 @@ class Worker:
                 held = [n for n in held if n.id not in lost]
 
     async def _attempt(self, batch: Sequence[Notification]) -> list[Outcome]:
+        spans = tracing.start_deliveries(batch)  # none unless OpenTelemetry is installed
         try:
             outcomes = await self.delivery.deliver(batch)
         except Exception as exc:  # a delivery that raises fails its whole batch, which is then retried
-            return [exc] * len(batch)
+            outcomes = [exc] * len(batch)
+        tracing.end_deliveries(spans, outcomes)
         if len(outcomes) != len(batch):
             raise RuntimeError(f"delivery returned {len(outcomes)} outcomes for {len(batch)} notifications")
         return outcomes
