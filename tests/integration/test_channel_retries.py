@@ -14,7 +14,7 @@ from tests.integration.hookserver import HookServer
 from zsched import AsyncScheduler, Core, Keyspace, RetryPolicy
 from zsched.delivery import InboxDelivery, Router, WebhookChannel
 from zsched.delivery.worker import Worker
-from zsched.web.bodies import full_view
+from zsched.web.views import full_view
 
 
 async def test_a_retry_sends_only_the_channels_that_failed(

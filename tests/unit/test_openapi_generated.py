@@ -11,7 +11,7 @@ import msgspec
 
 from zsched.engine import validation
 from zsched.models import Notification
-from zsched.web import bodies, openapi
+from zsched.web import bodies, openapi, views
 
 REF = "#/components/schemas/"
 
@@ -25,14 +25,14 @@ def test_bodies_and_responses_are_the_structs_schemas() -> None:
     schemas = doc["components"]["schemas"]
     shapes: tuple[type[msgspec.Struct], ...] = (
         bodies.RescheduleBody,
-        bodies.Scheduled,
-        bodies.ScheduleStatus,
-        bodies.NotificationView,
-        bodies.Cancelled,
-        bodies.NotificationPage,
-        bodies.StatsView,
-        bodies.Health,
-        bodies.ErrorBody,
+        views.Scheduled,
+        views.ScheduleStatus,
+        views.NotificationView,
+        views.Cancelled,
+        views.NotificationPage,
+        views.StatsView,
+        views.Health,
+        views.ErrorBody,
     )
     for name, schema in _components(*shapes).items():
         assert schemas[name] == schema, name
@@ -73,7 +73,7 @@ def test_bodies_decode_without_their_constraints_into_their_struct() -> None:
 def test_every_notification_field_is_shown_or_deliberately_not() -> None:
     """A field added to Notification must be added to NotificationView (and so to the document), or listed."""
     for field in Notification.__struct_fields__:
-        assert field in bodies.NotificationView.__struct_fields__ or field in bodies.UNVIEWED, field
+        assert field in views.NotificationView.__struct_fields__ or field in views.UNVIEWED, field
 
 
 def test_every_documented_response_schema_resolves() -> None:

@@ -24,27 +24,29 @@ from .bodies import (
     DEFAULT_LIMIT,
     MAX_IDEMPOTENCY_HEADER,
     MAX_LIMIT,
-    Cancelled,
-    Health,
-    NotificationPage,
-    PartitionStats,
     RescheduleBody,
     ScheduleBody,
-    Scheduled,
-    StatsView,
-    full_view,
     integral,
     parse_int,
     reschedule_decoder,
     schedule_decoder,
-    status_view,
-    viewer,
 )
 from .callers import Callers
 from .errors import JSON, ApiError, read_json
 from .liveness import Liveness
 from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import FailedAuthLimiter
+from .views import (
+    Cancelled,
+    Health,
+    NotificationPage,
+    PartitionStats,
+    Scheduled,
+    StatsView,
+    full_view,
+    status_view,
+    viewer,
+)
 
 MAX_ID = openapi.MAX_ID
 

@@ -1,4 +1,4 @@
-"""The HTTP API's request bodies, parameters and response shapes, as msgspec Structs decoded and built in one place.
+"""The HTTP API's request bodies and parameters, as msgspec Structs decoded in one place (``views`` has the answers).
 
 Their ``msgspec.Meta`` constraints state the API's rules (lengths, limits, patterns) from the same constants the
 checks use, and ``openapi`` generates the document from these types, so it cannot drift from what is served.
@@ -8,26 +8,18 @@ own messages naming the field.
 
 from __future__ import annotations
 
-import re
 import typing
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from ..engine.validation import MAX_ID, MAX_MESSAGE, MAX_RECIPIENT_LEN, MAX_RECIPIENTS, MAX_TITLE, MAX_TYPE
-from ..models import PRIORITIES, Notification, ScheduleResult, Stats, Status
-from .auth import Principal
-from .errors import ApiError, Error
-
-Viewer = Literal["recipient", "creator", "admin"]
-"""Who reads a notification, which decides how much of a failure it is told."""
+from ..models import PRIORITIES, Status
+from .errors import ApiError
 
 S = TypeVar("S", bound=msgspec.Struct)
-
-_LEGACY_BODY = re.compile(r"(; expected 2xx): .*", re.S)  # 0.1's webhook error: the response body followed
-_URL_TAIL = re.compile(r"(\w+://)(?:[^\s/?#@'\"]*@)?([^\s/?#'\"]+)[^\s'\"]*")
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
@@ -151,138 +143,6 @@ class SocketQuery(msgspec.Struct):
     )
 
 
-class ErrorBody(Error, kw_only=True):
-    """Every error: a short code (e.g. invalid, not_found, not_pending), what was expected, what came and how to
-    fix it, and where (a body field path, header or parameter)."""
-
-    id: Annotated[int, Meta(description="409 not_pending only: the notification")] | UnsetType = UNSET
-    scheduled_status: Annotated[Status, Meta(description="409 not_pending only: the status now")] | UnsetType = UNSET
-
-
-class Scheduled(msgspec.Struct):
-    """The schedule call's answer: one id per distinct recipient, in the order given."""
-
-    notification_ids: list[int]
-    count: int
-    scheduled_at: Time
-
-    @classmethod
-    def of(cls, result: ScheduleResult) -> Scheduled:
-        """The answer for ``result``."""
-        return cls(result.notification_ids, result.count, result.scheduled_at)
-
-
-class ScheduleStatus(msgspec.Struct, kw_only=True):
-    """Where a notification is: the seed's schedule_status shape, plus ``recipient``, ``attempts`` and
-    ``delivered_at``; no error text, so it is the same for every viewer."""
-
-    id: int
-    title: str
-    scheduled_at: Time
-    scheduled_status: Status
-    is_sent: bool
-    sent_at: Time | None
-    created_at: Time
-    recipient: str
-    attempts: int
-    delivered_at: Annotated[datetime, Meta(tz=True, description="when a WebSocket client acknowledged it")] | None
-
-
-class NotificationView(msgspec.Struct, kw_only=True):
-    """One notification in full, as its viewer may read it."""
-
-    id: int
-    recipient: str
-    title: str
-    message: str
-    type: str
-    priority: str
-    data: dict[str, Any]
-    channels: list[str]
-    scheduled_at: Time
-    scheduled_status: Status
-    is_sent: bool
-    attempts: int
-    created_at: Time
-    sent_at: Time | None
-    cancelled_at: Time | None
-    failed_at: Time | None
-    delivered_at: Time | None
-    created_by: str | None
-    last_error: (
-        Annotated[
-            str,
-            Meta(
-                description="why the last attempt failed: a generic reason for the recipient; for the creator "
-                "and admins the error, with no URL path, query or credentials"
-            ),
-        ]
-        | None
-    )
-    last_error_detail: (
-        Annotated[str, Meta(description="admins only: what the receiver answered (e.g. the start of a webhook's body)")]
-        | UnsetType
-        | None
-    ) = UNSET
-    deliveries: Annotated[
-        dict[str, str],
-        Meta(
-            description="each channel's outcome: 'sent', 'pending', 'cancelled', or 'failed' (for the creator and "
-            "admins 'failed: <why>', as last_error)"
-        ),
-    ]
-
-
-VIEWED = tuple(
-    f for f in NotificationView.__struct_fields__ if f in Notification.__struct_fields__ and not f.startswith("last_")
-)
-"""The fields ``full_view`` copies from the notification as they are (the errors depend on who reads)."""
-UNVIEWED = ("done", "channel_errors")
-"""Notification fields no view shows as they are (``deliveries`` tells them)."""
-
-
-class Cancelled(msgspec.Struct):
-    """A cancelled notification."""
-
-    id: int
-    scheduled_status: Literal["cancelled"]
-    cancelled_at: Time | None
-
-
-class NotificationPage(msgspec.Struct):
-    """One page of notifications, newest first."""
-
-    items: list[NotificationView]
-    next_cursor: (
-        Annotated[
-            int,
-            Meta(
-                description="pass as ?cursor= for the next page; null only when nothing more matches (a page may be "
-                "short, even empty, before that when its scan budget ran out)"
-            ),
-        ]
-        | None
-    )
-
-
-class PartitionStats(Stats, kw_only=True):
-    """One partition's stats."""
-
-    partition: int
-
-
-class StatsView(Stats, kw_only=True):
-    """Counts, totals, next due and lag, overall and per partition."""
-
-    partitions: list[PartitionStats]
-
-
-class Health(msgspec.Struct):
-    """A liveness or readiness answer."""
-
-    status: str
-
-
 def loose_decoder(cls: type[S]) -> msgspec.json.Decoder[S]:
     """A JSON decoder of ``cls`` that checks types but not its ``Meta`` constraints: it decodes into a subclass
     whose fields are the same types without ``Annotated``, so the engine's checks answer with their messages."""
@@ -300,77 +160,6 @@ def loose_decoder(cls: type[S]) -> msgspec.json.Decoder[S]:
 
 schedule_decoder = loose_decoder(ScheduleBody)
 reschedule_decoder = loose_decoder(RescheduleBody)
-
-
-def viewer(principal: Principal, n: Notification) -> Viewer:
-    """Whether ``principal`` reads ``n`` as an admin, its creator (who chose where it goes) or its recipient."""
-    if principal.admin:
-        return "admin"
-    return "creator" if n.created_by == principal.user else "recipient"
-
-
-def failure(n: Notification, who: Viewer) -> str | None:
-    """``last_error`` as ``who`` may read it: an admin and the creator get it with no URL path, query or
-    credentials (a webhook URL can be a bearer secret); a recipient gets only a generic reason."""
-    if n.last_error is None:
-        return None
-    if who != "recipient":  # records stored before 0.2.0 name the full URL, and the response body after it
-        text = n.last_error if who == "admin" else _LEGACY_BODY.sub(r"\1", n.last_error)
-        return _URL_TAIL.sub(r"\1\2", text)
-    if n.scheduled_status == "failed":
-        return "delivery failed for good"
-    if n.scheduled_status in ("pending", "processing"):
-        return "delivery failed; it will be retried"
-    return "an earlier delivery attempt failed"
-
-
-def deliveries(n: Notification, who: Viewer) -> dict[str, str]:
-    """Each channel's outcome ("sent", "pending", "failed: <why>"), for the channels the notification names
-    or an attempt recorded; why as ``failure`` lets ``who`` read it (a recipient gets "failed" alone)."""
-    names = n.channels or sorted({*n.done, *n.channel_errors})
-    out: dict[str, str] = {}
-    for name in names:
-        error = n.channel_errors.get(name) or (n.last_error if len(names) == 1 else None)
-        if n.scheduled_status == "sent" or name in n.done:
-            out[name] = "sent"
-        elif n.scheduled_status == "cancelled":
-            out[name] = "cancelled"
-        elif error is None:
-            out[name] = "pending"
-        elif who == "recipient":
-            out[name] = "failed"
-        else:
-            out[name] = f"failed: {failure(msgspec.structs.replace(n, last_error=error), who)}"
-    return out
-
-
-def status_view(n: Notification) -> ScheduleStatus:
-    """Where ``n`` is, the same for every viewer."""
-    return ScheduleStatus(
-        id=n.id,
-        title=n.title,
-        scheduled_at=n.scheduled_at,
-        scheduled_status=n.scheduled_status,
-        is_sent=n.is_sent,
-        sent_at=n.sent_at,
-        created_at=n.created_at,
-        recipient=n.recipient,
-        attempts=n.attempts,
-        delivered_at=n.delivered_at,
-    )
-
-
-def full_view(n: Notification, who: Viewer = "recipient") -> NotificationView:
-    """Every field of a notification, plus ``is_sent`` and each channel's outcome (``deliveries``);
-    ``last_error`` as ``who`` may read it, and ``last_error_detail`` (e.g. a webhook's response body) for
-    admins only."""
-    return NotificationView(
-        **{name: getattr(n, name) for name in VIEWED},
-        is_sent=n.is_sent,
-        last_error=failure(n, who),
-        last_error_detail=n.last_error_detail if who == "admin" else UNSET,
-        deliveries=deliveries(n, who),
-    )
 
 
 def integral(value: str | int | float) -> str | int | float:

@@ -14,20 +14,15 @@ import msgspec
 
 from .. import __version__
 from ..engine.validation import MAX_ID
-from .bodies import (
+from .bodies import ListQuery, NotificationPath, RescheduleBody, ScheduleBody, ScheduleHeaders, SocketQuery
+from .views import (
     Cancelled,
     ErrorBody,
     Health,
-    ListQuery,
     NotificationPage,
-    NotificationPath,
     NotificationView,
-    RescheduleBody,
-    ScheduleBody,
     Scheduled,
-    ScheduleHeaders,
     ScheduleStatus,
-    SocketQuery,
     StatsView,
 )
 
