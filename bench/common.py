@@ -12,7 +12,7 @@ import redis
 
 from zsched import Scheduler
 from zsched.cli.progress import Progress
-from zsched.client import _queue
+from zsched.connection import queue_step
 from zsched.engine import Core
 from zsched.engine.keys import Keyspace
 
@@ -142,7 +142,7 @@ def fill(
             steps = next(op)
             sizes.append(len(steps))
             for step in steps:
-                _queue(pipe, zs.scripts, step)
+                queue_step(pipe, zs.scripts, step)
         replies = pipe.execute()
         at = 0
         for op, n in zip(ops, sizes, strict=True):

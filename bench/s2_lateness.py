@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from zsched.client import _queue
+from zsched.connection import queue_step
 from zsched.models import ms_to_datetime
 
 from .common import MESSAGE, TITLE, Context, Figure, recipients
@@ -45,7 +45,7 @@ def _schedule_spread(
         pipe = zs.redis.pipeline(transaction=False)
         for op in ops:
             for step in next(op):
-                _queue(pipe, zs.scripts, step)
+                queue_step(pipe, zs.scripts, step)
         for op, reply in zip(ops, pipe.execute(), strict=True):
             try:
                 op.send([reply])

@@ -11,76 +11,30 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-import redis.asyncio.retry
-import redis.retry
-from redis.backoff import ExponentialWithJitterBackoff
 
 from . import tracing
+from .connection import (
+    CONNECT_TIMEOUT_S,
+    RETRIES,
+    SOCKET_TIMEOUT_S,
+    UNAVAILABLE,
+    Driver,
+    T,
+    connection_options,
+    queue_step,
+)
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
-from .engine.core import Command, Core, Op, Script, Step
+from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
-from .engine.scripts import Scripts
 from .errors import UnavailableError
 from .models import Notification, Page, ScheduleResult, Stats
 
-_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)
-T = TypeVar("T")
 
-SOCKET_TIMEOUT_S = 5.0
-"""How long a connection waits for one reply before it gives up on it (and retries, or raises)."""
-CONNECT_TIMEOUT_S = 2.0
-"""How long a connection waits to be established."""
-RETRIES = 3
-"""How often a command is sent again after a connection error or a timeout (backoff 50 ms doubling, at most
-1 s, jittered). Every script that changes state answers a resent call with its first outcome (see
-``engine.base.OP_TTL_MS``), so a retry never runs one twice; in all, one call waits at most about
-4 x 5 s + 3 s = 23 s."""
-
-
-def connection_options(
-    *,
-    socket_timeout_s: float = SOCKET_TIMEOUT_S,
-    connect_timeout_s: float = CONNECT_TIMEOUT_S,
-    retries: int = RETRIES,
-    for_asyncio: bool = False,
-) -> dict[str, Any]:
-    """The redis-py options every zsched connection is made with: bounded socket and connect timeouts, and a
-    retry policy (``retries`` resends, jittered exponential backoff), for a sync or (``for_asyncio``) an asyncio
-    client."""
-    backoff = ExponentialWithJitterBackoff(base=0.05, cap=1.0)
-    retry = redis.asyncio.retry.Retry(backoff, retries) if for_asyncio else redis.retry.Retry(backoff, retries)
-    return {"socket_timeout": socket_timeout_s, "socket_connect_timeout": connect_timeout_s, "retry": retry}
-
-
-def _queue(target: Any, scripts: Scripts, step: Step) -> Any:
-    """Send one step to a client or pipeline; returns its reply (or awaitable, or the pipeline)."""
-    if isinstance(step, Script):
-        return scripts[step.name](keys=step.keys, args=step.args, client=target)
-    assert isinstance(step, Command)
-    return target.execute_command(*step.args)
-
-
-class _Base:
-    """What both faces share: the core, the connection, the scripts registered on it."""
-
-    def __init__(self, connection: Any, core: Core | None, server: EmbeddedServer | None, **options: Any) -> None:
-        self.redis = connection
-        self.core = core or Core(**options)
-        self.scripts = Scripts(connection)
-        self.server = server
-        self.layout_checked = False  # the keyspace's recorded partition count is checked before the first call
-        # Redis Cluster pipelines refuse EVALSHA, so there script steps go one call each.
-        self._pipeline_scripts = not isinstance(connection, redis.RedisCluster | aioredis.RedisCluster)
-
-    def _one_by_one(self, steps: Sequence[Step]) -> bool:
-        return len(steps) == 1 or (not self._pipeline_scripts and any(isinstance(s, Script) for s in steps))
-
-
-class Scheduler(_Base):
+class Scheduler(Driver):
     """Schedules, cancels and inspects notifications over a sync redis-py connection."""
 
     def __init__(
@@ -131,15 +85,15 @@ class Scheduler(_Base):
         except StopIteration as done:
             result: T = done.value
             return result
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise UnavailableError(f"Redis did not answer: {exc}") from exc
 
     def _execute(self, steps: list[Step]) -> list[Any]:
         if self._one_by_one(steps):
-            return [_queue(self.redis, self.scripts, step) for step in steps]
+            return [queue_step(self.redis, self.scripts, step) for step in steps]
         pipe = self.redis.pipeline(transaction=False)
         for step in steps:
-            _queue(pipe, self.scripts, step)
+            queue_step(pipe, self.scripts, step)
         return list(pipe.execute())
 
     def schedule(
@@ -229,7 +183,7 @@ class Scheduler(_Base):
         self.close()
 
 
-class AsyncScheduler(_Base):
+class AsyncScheduler(Driver):
     """The same operations as ``Scheduler``, as coroutines over a ``redis.asyncio`` connection."""
 
     def __init__(
@@ -287,15 +241,15 @@ class AsyncScheduler(_Base):
         except StopIteration as done:
             result: T = done.value
             return result
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise UnavailableError(f"Redis did not answer: {exc}") from exc
 
     async def _execute(self, steps: Sequence[Step]) -> list[Any]:
         if self._one_by_one(steps):
-            return list(await asyncio.gather(*(_queue(self.redis, self.scripts, step) for step in steps)))
+            return list(await asyncio.gather(*(queue_step(self.redis, self.scripts, step) for step in steps)))
         pipe = self.redis.pipeline(transaction=False)
         for step in steps:
-            queued = _queue(pipe, self.scripts, step)
+            queued = queue_step(pipe, self.scripts, step)
             if asyncio.iscoroutine(queued):  # a script call; a command returns the pipeline, which must not be
                 await queued  # awaited: awaiting a cluster pipeline re-initializes it and drops what was queued
         return list(await pipe.execute())

@@ -20,7 +20,8 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
-from .client import RETRIES, AsyncScheduler, Scheduler, connection_options
+from .client import AsyncScheduler, Scheduler
+from .connection import RETRIES, connection_options
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.backoff import RetryPolicy
 from .engine.base import OP_TTL_MS

@@ -30,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 import redis
 import redis.asyncio as aioredis
 
-from .client import AsyncScheduler, Scheduler, connection_options
+from .client import AsyncScheduler, Scheduler
+from .connection import connection_options
 from .delivery.channel import Outcome
 from .delivery.worker import Worker
 from .embedded import EmbeddedServer
