@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory
+from bench import runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s7_purge
 from bench.common import Context, Figure
 from zsched.cli import main as cli_main
 
@@ -70,3 +70,13 @@ def test_runner_writes_table_and_json(redis_url: str, tmp_path: Path, capsys: py
     assert report["server"]["version"] and report["machine"]["cpus"] and report["commit"]
     assert {f["scenario"] for f in report["figures"]} == {"S5", "S6"}
     assert runner.main(["--scenario", "s9"]) == 2
+
+
+def test_s7_purge_clears_a_backlog_while_probes_are_due(ctx: Context) -> None:
+    got = s7_purge.measure_purge(ctx, 20_000, probe_rate=200, probe_s=0.5, give_up_s=120)
+    assert got["records"] == 20_001 and got["drain_s"] < 120  # and the record the filler cloned them from
+    for run in ("with", "without"):
+        assert got[f"{run}_count"] == 100 and got[f"{run}_missing"] == got[f"{run}_duplicated"] == 0
+        assert 0 <= got[f"{run}_p50_ms"] <= got[f"{run}_max_ms"] < 5000
+    rows = s7_purge.figures(got, deliver_per_s=1000.0)
+    assert [f.unit for f in rows] == ["s", "rec/s", "ms"] and all(f.status in ("pass", "short") for f in rows)
