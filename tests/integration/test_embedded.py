@@ -17,8 +17,9 @@ import pytest
 import redis
 
 from chaos.harness import free_port
+from zsched._valkey import answers as _answers
 from zsched.cli import rediscli
-from zsched.embedded import EmbeddedServer, _answers
+from zsched.embedded import EmbeddedServer
 
 
 def test_a_dead_port_is_probed_once_not_retried_for_seconds() -> None:
