@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test check unit chaos bench clean
+.PHONY: install run test check unit chaos bench soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ unit: install
 
 bench: install  ## measure throughput, lateness, memory and scaling vs a raw-Redis baseline (~8 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+soak: install  ## 10 min of steady schedule + delivery at 1,000/s, retention 30 s: memory must stay flat (PASS/FAIL)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 chaos: install  ## crash, outage and cut faults at full size, then the state machine at length (< 15 min)
 	$(BIN)/python -m chaos

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 
 from bench import runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s7_purge
 from bench.common import Context, Figure
+from bench.soak import Soak
 from zsched.cli import main as cli_main
+from zsched.embedded import EmbeddedServer
 
 
 @pytest.fixture
@@ -80,3 +83,17 @@ def test_s7_purge_clears_a_backlog_while_probes_are_due(ctx: Context) -> None:
         assert 0 <= got[f"{run}_p50_ms"] <= got[f"{run}_max_ms"] < 5000
     rows = s7_purge.figures(got, deliver_per_s=1000.0)
     assert [f.unit for f in rows] == ["s", "rec/s", "ms"] and all(f.status in ("pass", "short") for f in rows)
+
+
+def test_soak_keeps_records_and_memory_bounded() -> None:
+    # Its own server, not the shared one: used_memory is server-wide.
+    server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="zsched-soak-test-")), persistent=False).start()
+    try:
+        soak = Soak(server.url, seconds=40, rate=200, keep_s=5, check_after_s=20, tolerance=1.0, period_s=5)
+        soak.run()
+    finally:
+        server.stop()
+    assert soak.delivered == soak.scheduled >= 7000
+    assert sum(row.purged for row in soak.rows) >= soak.delivered // 2
+    assert max(row.records for row in soak.rows[4:]) <= 200 * (5 + 4)  # retention + due lead + purge round
+    assert soak.final <= 2 * soak.reference, (soak.final, soak.reference)  # generous: a short run warms up
