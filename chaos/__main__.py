@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import cuts, outage, redis_crash, worker_crash
+from . import cuts, dropped_replies, outage, poison, redis_crash, slow_channel, worker_crash
 from .harness import ROOT, Figures
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -71,6 +71,9 @@ FAMILIES: dict[str, Callable[[], Figures]] = {
     "redis-crash": redis_crash.run,
     "outage": outage.run,
     "cuts": cuts.run,
+    "slow-channel": slow_channel.run,
+    "poison": poison.run,
+    "dropped-replies": dropped_replies.run,
     "state-machine": state_machine,
 }
 

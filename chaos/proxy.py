@@ -14,7 +14,7 @@ import contextlib
 import random
 import threading
 import time
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import ParseResult, urlparse, urlunparse
 
 from .harness import free_port
 
@@ -56,9 +56,7 @@ class CuttingProxy:
     @property
     def url(self) -> str:
         """The upstream URL (credentials, database) with the proxy's address instead of the server's."""
-        auth = self.upstream.netloc.rpartition("@")[0]
-        netloc = f"{auth}@127.0.0.1:{self.port}" if auth else f"127.0.0.1:{self.port}"
-        return urlunparse(self.upstream._replace(netloc=netloc))
+        return through(self.upstream, self.port)
 
     def start(self) -> CuttingProxy:
         """Listen and start the cutter (cutting begins when ``cutting`` is set)."""
@@ -142,3 +140,10 @@ class CuttingProxy:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+
+
+def through(upstream: ParseResult, port: int) -> str:
+    """``upstream`` (credentials, database) with 127.0.0.1:``port`` instead of the server's address."""
+    auth = upstream.netloc.rpartition("@")[0]
+    netloc = f"{auth}@127.0.0.1:{port}" if auth else f"127.0.0.1:{port}"
+    return urlunparse(upstream._replace(netloc=netloc))

@@ -7,7 +7,7 @@ the whole file to a few tens of seconds.
 
 from __future__ import annotations
 
-from chaos import cuts, outage, redis_crash, worker_crash
+from chaos import cuts, dropped_replies, outage, poison, redis_crash, slow_channel, worker_crash
 from chaos.harness import Figures
 
 
@@ -50,3 +50,34 @@ def test_cut_connections_lose_nothing(redis_url: str, prefix: str) -> None:
     _assert_nothing_lost(figures)
     assert figures.notes["created"] == 1000
     assert figures.notes["cuts mid-command"] > 0
+
+
+def test_a_webhook_slower_than_the_lease_is_posted_once() -> None:
+    # one batch of 40 held by one worker for three 1.2 s answers while the other, idle, reaps every second
+    figures = slow_channel.run(slow_channel.Plan(count=40, timeout_s=60))
+    assert figures.problems == [], figures.problems
+    assert (figures.delivered, figures.duplicated, figures.lost) == (40, 0, 0)
+    assert figures.notes["leases reaped"] == 0
+    assert figures.faults == figures.notes["batches"] > 0, "every batch was held longer than the lease"
+
+
+def test_corrupt_records_fail_alone_and_the_rest_go_out_first_time(redis_url: str, prefix: str) -> None:
+    figures = poison.run(poison.Plan(count=500, bad_each=5, timeout_s=60), url=redis_url, prefix=prefix)
+    assert figures.problems == [], figures.problems
+    assert (figures.scheduled, figures.delivered, figures.failed, figures.lost) == (500, 480, 20, 0)
+    assert figures.notes["good sent on attempt 1"] == 480 and figures.notes["worker exits"] == 0
+    assert figures.notes["corrupt failed with the reason"] == 20
+
+
+def test_lost_replies_create_and_deliver_each_notification_once() -> None:
+    # 5% each way here (1% in make chaos), so each script meets both faults in a short run
+    plan = dropped_replies.Plan(
+        count=2000, drop=0.05, delay=0.05, socket_timeout_s=0.5, hold_s=0.75, due_in_s=3, timeout_s=60
+    )
+    figures = dropped_replies.run(plan)
+    assert figures.problems == [], figures.problems
+    assert (figures.scheduled, figures.delivered, figures.duplicated, figures.lost) == (2000, 2000, 0, 0)
+    assert figures.notes["created"] == 2000 and figures.notes["leases reaped"] == 0
+    lost = figures.notes["replies lost by command"]
+    for script in dropped_replies.SCRIPTS:
+        assert lost.get(f"dropped lua {script}", 0) > 0 and lost.get(f"delayed lua {script}", 0) > 0, lost
