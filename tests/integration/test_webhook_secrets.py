@@ -102,3 +102,17 @@ def test_unreachable_webhook_names_only_its_origin(pinned: Scheduler) -> None:
     host = hook.url.removesuffix("/hook")
     assert n.last_error == f"WebhookError: webhook {host} could not be reached (ConnectError)"
     assert not any(s in f"{n.last_error} {n.last_error_detail}" for s in SECRETS)
+
+
+def test_httpx_request_lines_show_only_the_webhook_origin(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logs every request's URL at INFO; with a webhook channel built, those lines keep only the origin."""
+    import httpx
+
+    from zsched.delivery.webhook import WebhookChannel
+
+    WebhookChannel("https://user:pw@hooks.example.com/services/T0/B0/XoXpPathSecret?token=QuerySecret42", "s")
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        url = httpx.URL("https://user:pw@hooks.example.com/services/T0/B0/XoXpPathSecret?token=QuerySecret42")
+        logging.getLogger("httpx").info('HTTP Request: %s %s "%s %d %s"', "POST", url, "HTTP/1.1", 500, "Error")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert line == 'HTTP Request: POST https://hooks.example.com "HTTP/1.1 500 Error"'

@@ -26,6 +26,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -95,6 +97,28 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
+class OriginsOnly(logging.Filter):
+    """Cuts every URL in a log record down to its origin: httpx logs each request's full URL at INFO, and a
+    Slack- or Teams-style webhook URL is a bearer secret in its path and query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_URL.sub(r"\1\2", str(a)) if isinstance(a, str | httpx.URL) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _URL.sub(r"\1\2", record.msg)
+        return True
+
+
+_URL = re.compile(r"(https?://)(?:[^/\s?#@\"']*@)?([^/\s?#\"']+)[^\s\"']*")
+
+
+def _quiet_httpx_urls() -> None:
+    """Install ``OriginsOnly`` on httpx's logger, once."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, OriginsOnly) for f in logger.filters):
+        logger.addFilter(OriginsOnly())
+
+
 class WebhookChannel:
     """POSTs each notification's JSON to ``url``; a non-2xx answer or a timeout fails that notification."""
 
@@ -121,6 +145,7 @@ class WebhookChannel:
         self._limit = asyncio.Semaphore(concurrency)
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._owns_client = client is None
+        _quiet_httpx_urls()
 
     async def _post(self, n: Notification, sent_at: datetime) -> None:
         body = json_encoder.encode(Delivered.of(n, sent_at))
