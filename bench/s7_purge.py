@@ -142,7 +142,7 @@ def measure_purge(
     fill_expired(ctx, prefix, count)
     r = ctx.redis()
     left = terminal_left(r, p)
-    with WorkerPool(ctx.url, prefix, count=1, purge_every_s=1.0) as pool:
+    with WorkerPool(ctx.url, prefix, count=1, purge_every_s=60.0) as pool:  # the default: one round a minute
         started = time.perf_counter()
         during, first_s = _probe(ctx, prefix, probe_rate, probe_s)
         with ctx.bar(f"S7 purge of {left:,} with probes at {probe_rate:,}/s", left) as bar:
