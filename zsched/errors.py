@@ -136,7 +136,9 @@ class PendingLimitError(ZschedError):
 
 
 class UnavailableError(ZschedError):
-    """Redis did not answer; nothing is known to be written, and the call is safe to retry."""
+    """Redis did not answer in time. A call that changes state may or may not have been applied; retrying it is
+    safe where it names itself (a schedule with an idempotency key answers with its first outcome), and a
+    cancel or reschedule tells by the status it finds."""
 
 
 class DeliveryError(ZschedError):

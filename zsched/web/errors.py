@@ -109,7 +109,8 @@ def as_api_error(exc: BaseException) -> ApiError | None:
     if isinstance(exc, UnavailableError | redis.ConnectionError | redis.TimeoutError):
         return ApiError(
             503,
-            f"Redis is unavailable, so nothing was done; retry shortly ({_first_line(exc)})",
+            "Redis did not answer in time, so whether a change was applied is unknown; retry shortly, and send an "
+            f"Idempotency-Key with a schedule so that its retry answers with the first outcome ({_first_line(exc)})",
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, HTTPException):
