@@ -18,9 +18,10 @@ from ..errors import ConfigError
 from ..settings import Settings, env_name
 from .channel import Delivery
 from .inbox import InboxDelivery
+from .outcomes import Observer
 from .router import Router
 from .webhook import WebhookChannel
-from .worker import Observer, Worker
+from .worker import Worker
 
 
 @dataclass(frozen=True)

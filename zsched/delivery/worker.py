@@ -13,7 +13,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -26,14 +26,13 @@ from ..errors import UnavailableError
 from ..models import Notification
 from .channel import ChannelsFailed, Delivery, Outcome, first_line
 from .inbox import InboxDelivery
+from .outcomes import Observer, report
 
 log = logging.getLogger("zsched.worker")
 
 CLAIM_MARGIN_S = 0.0001
 """Added to each wait: a claim that reaches the server a few microseconds before the due ms finds nothing and
 costs a second round trip (one wake in four without this margin, one in thirty with it)."""
-LOG_EACH_UP_TO = 10
-"""Batches up to this size log one line per notification sent; larger ones log one line in all."""
 SPIN_S = 0.001
 """The last stretch before a due time is waited by yielding to the event loop rather than by a timer: the
 loop's timers wake a few tenths of a ms late for whole-ms timeouts and 1-2 ms late for fractional ones, so
@@ -48,9 +47,6 @@ PURGE_STARVED_S = 0.05
 """... or when none was sent for this long (a worker busy with due work still purges, ~2 % of its time)."""
 PURGE_TICK_S = 0.01
 """Purge calls go on back to back for at most this long (or until a wakeup) before the worker claims again."""
-
-Observer = Callable[[str, Notification, float], None]
-"""Called with ("sent" | "retry" | "failed", notification, lateness in ms) after each outcome."""
 
 
 class Worker:
@@ -215,57 +211,7 @@ class Worker:
         }
         if failures:
             await self.scheduler.run(self.core.fail(p, failures, delays, reports))
-        # A line per notification while batches are small; a large batch gets one line naming its ids, so
-        # a busy worker does not spend its time logging (each notification's line is still at DEBUG).
-        each = log.isEnabledFor(logging.DEBUG) or len(sent) <= LOG_EACH_UP_TO
-        lateness: list[float] = []
-        for n in sent:
-            late_ms = done_ms - n.scheduled_at.timestamp() * 1000
-            lateness.append(late_ms)
-            if each:
-                log.info(
-                    "sent notification %s to %s (attempt %d, %.1f ms after due)",
-                    n.id,
-                    n.recipient,
-                    n.attempts,
-                    late_ms,
-                    extra=_fields(n, late_ms),
-                )
-            self._observe("sent", n, late_ms)
-        if not each and log.isEnabledFor(logging.INFO):
-            log.info(
-                "sent %d notifications (ids %s; %.1f to %.1f ms after due)",
-                len(sent),
-                ",".join(str(n.id) for n in sent),
-                min(lateness),
-                max(lateness),
-            )
-        for n, described in failures:
-            error = described.partition("\n")[0]  # later lines (a webhook's answer) are for admins, not logs
-            delay = delays[n.id]
-            late_ms = done_ms - n.scheduled_at.timestamp() * 1000
-            if delay is None:
-                log.error(
-                    "notification %s to %s failed for good after %d attempts: %s",
-                    n.id,
-                    n.recipient,
-                    n.attempts,
-                    error,
-                    extra=_fields(n, late_ms),
-                )
-                self._observe("failed", n, late_ms)
-            else:
-                log.warning(
-                    "notification %s to %s failed (attempt %d of %d): %s; retrying in %.1f s",
-                    n.id,
-                    n.recipient,
-                    n.attempts,
-                    self.core.retry.max_attempts,
-                    error,
-                    delay / 1000,
-                    extra=_fields(n, late_ms),
-                )
-                self._observe("retry", n, late_ms)
+        report(sent, failures, delays, done_ms, self.core.retry.max_attempts, self._observe)
 
     async def _fail_poisoned(self, p: Partition, claimed: Claimed) -> None:
         """Fail for good, at once, each claimed record that cannot be decoded: no retry can read it either,
@@ -372,8 +318,3 @@ def _describe(error: BaseException | None) -> str:
     if isinstance(error, ChannelsFailed):  # "webhook: webhook https://hooks.example.com answered 500; ..."
         return str(error)
     return f"{type(error).__name__}: {error}" if error is not None else ""
-
-
-def _fields(n: Notification, late_ms: float) -> dict[str, object]:
-    """A delivery log line's facts as record fields, for structured logs (``ZSCHED_LOG_FORMAT=json``)."""
-    return {"notification_id": n.id, "recipient": n.recipient, "attempt": n.attempts, "late_ms": round(late_ms, 1)}
