@@ -179,3 +179,4 @@ class LossyProxy:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+        self._loop.close()  # its self-pipe (a socket pair) and selector

@@ -135,11 +135,16 @@ class CuttingProxy:
                 self._server.close()
             for link in self._links:
                 link.abort()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # so none is pending when the loop closes
 
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+        self._loop.close()  # its self-pipe (a socket pair) and selector
 
 
 def through(upstream: ParseResult, port: int) -> str:

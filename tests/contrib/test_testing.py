@@ -86,6 +86,8 @@ def test_past_schedules_are_judged_on_the_test_clock(redis_url: str) -> None:
 
 def test_the_pytest_plugin_gives_a_users_test_its_own_server(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["zsched.contrib.pytest"]\n')
+    # the user's own pytest config: pytest-asyncio (installed here) warns when this is unset, an error under -W error
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     (tmp_path / "test_user.py").write_text(
         textwrap.dedent(
             """

@@ -38,18 +38,20 @@ async def trickler() -> AsyncIterator[str]:
     """A receiver that answers 200 at once, then sends its 20-byte body one byte every 0.1 s."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-        )
-        await reader.readexactly(length)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n")
-        for _ in range(20):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n")
+            for _ in range(20):
+                await writer.drain()
+                await asyncio.sleep(0.1)
+                writer.write(b"x")
             await writer.drain()
-            await asyncio.sleep(0.1)
-            writer.write(b"x")
-        await writer.drain()
-        writer.close()
+        finally:
+            writer.close()  # also when the test is over first and its loop cancels this answer mid-trickle
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

@@ -159,7 +159,7 @@ def test_a_crashed_user_does_not_keep_the_server_alive(tmp_path: Path) -> None:
     crashed, port, owned = _other_process(data)
     assert port == a.port and not owned
     crashed.kill()  # SIGKILL: its flock goes with it
-    crashed.wait()
+    crashed.communicate(timeout=30)  # reaps it and closes its pipes
     b = EmbeddedServer(data, persistent=False).start()
     b.stop()  # not the last: a still uses it
     assert _answers(a.port, a.password)

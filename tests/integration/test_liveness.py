@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import AsyncIterator
 from typing import Any
+
+from starlette.applications import Starlette
 
 from tests.integration.http_support import TestClient
 from zsched import AsyncScheduler, Core, Keyspace
@@ -32,6 +36,15 @@ def test_a_dead_worker_makes_readyz_503_and_calls_on_fatal(redis_url: str, prefi
     reasons: list[str] = []
     zs = DyingScheduler(aioredis.Redis.from_url(redis_url), core=Core(Keyspace(prefix)))
     app = create_app(Settings.of(redis_url=redis_url, prefix=prefix), scheduler=zs, on_fatal=reasons.append)
+    app_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def closing(app: Starlette) -> AsyncIterator[None]:
+        async with app_lifespan(app):
+            yield
+        await zs.close()  # the caller's to close, on the loop its connections were made on (TestClient's)
+
+    app.router.lifespan_context = closing
     with TestClient(app) as c:
         deadline = time.monotonic() + 10
         while not reasons:
