@@ -288,7 +288,12 @@ def tally(
     not_sent = {nid for nid in wanted if now.get(nid, ("missing", 0))[0] != "sent"}
     lost = (wanted - seen) | not_sent
     figures.lost = len(lost)
-    figures.check(not lost - may_lose, f"{len(lost - may_lose)} notifications never delivered or not marked sent")
+    ended_failed = sum(1 for nid in lost - may_lose if now.get(nid, ("missing", 0))[0] == "failed")
+    figures.check(
+        not lost - may_lose,
+        f"{len(lost - may_lose)} notifications never delivered or not marked sent ({ended_failed} of them ended "
+        "failed: their attempts ran out)",
+    )
     unknown = delivered.keys() - wanted
     figures.check(not unknown, f"{len(unknown)} unknown ids delivered")
     if figures.duplicate_bound is not None:

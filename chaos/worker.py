@@ -30,8 +30,11 @@ from zsched.delivery import Outcome
 from zsched.delivery.worker import Worker
 from zsched.models import Notification
 
-RETRY = RetryPolicy(delays_ms=(100, 200, 400))
-"""Short retries, so a delivery that failed on a cut connection is retried within the run."""
+RETRY = RetryPolicy(delays_ms=(100, 200, 400) + (400,) * 9)
+"""Short retries, so a delivery that failed on a cut connection is retried within the run; and many of them,
+because every expired lease costs an attempt and the worker-crash supervisor kills the workers that hold a
+batch: with four attempts, the run's last batch could be claimed and killed four times in a row and end
+``failed`` (the designed end of a lease that keeps expiring, but not what that row is about)."""
 
 
 class FileDelivery:
