@@ -12,9 +12,7 @@ The positive control: replies of zsched's scripts really were dropped, and delay
 from __future__ import annotations
 
 import json
-import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +25,7 @@ import redis
 
 from zsched.web.auth import SCOPE_SCHEDULE_ANY, TokenStore
 
-from .harness import Figures, free_port, own_server, scheduler, statuses, until
+from .harness import Figures, free_port, run_family, scheduler, statuses, until
 from .lossy_proxy import LossyProxy
 from .services import Zsched
 
@@ -53,12 +51,7 @@ class Plan(msgspec.Struct, kw_only=True, frozen=True):
 
 def run(plan: Plan | None = None, *, url: str | None = None, prefix: str | None = None) -> Figures:
     """Schedule ``plan.count`` notifications over HTTP and deliver them, with every process behind the proxy."""
-    plan = plan or Plan()
-    with tempfile.TemporaryDirectory(prefix="chaos-dropped-") as tmp:
-        if url is not None:
-            return _run(plan, url, prefix or f"chaos-{uuid.uuid4().hex[:8]}", Path(tmp))
-        with own_server(Path(tmp) / "data", persistent=False) as server:
-            return _run(plan, server.url, prefix or "chaos", Path(tmp))
+    return run_family("dropped", plan or Plan(), url, prefix, _run)
 
 
 def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:

@@ -11,12 +11,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import redis
@@ -67,6 +69,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+PlanT = TypeVar("PlanT")
+
+
 @contextmanager
 def own_server(data_dir: Path, *, persistent: bool) -> Iterator[EmbeddedServer]:
     """An embedded valkey-server on a fixed port, so it can be killed and restarted under one URL."""
@@ -75,6 +80,18 @@ def own_server(data_dir: Path, *, persistent: bool) -> Iterator[EmbeddedServer]:
         yield server
     finally:
         server.stop()
+
+
+def run_family(
+    name: str, plan: PlanT, url: str | None, prefix: str | None, body: Callable[[PlanT, str, str, Path], Figures]
+) -> Figures:
+    """Run one family's ``body`` in a scratch folder, on ``url`` under a fresh prefix (unless ``prefix`` is
+    given), or with no URL on a private server of its own."""
+    with tempfile.TemporaryDirectory(prefix=f"chaos-{name}-") as tmp:
+        if url is not None:
+            return body(plan, url, prefix or f"chaos-{uuid.uuid4().hex[:8]}", Path(tmp))
+        with own_server(Path(tmp) / "data", persistent=False) as server:
+            return body(plan, server.url, prefix or "chaos", Path(tmp))
 
 
 def until(predicate: Callable[[], bool], timeout_s: float, every_s: float = 0.1) -> bool:

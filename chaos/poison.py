@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import msgspec
 import redis
 
-from .harness import Figures, Pool, own_server, schedule_many, scheduler, settled, statuses, tally, until
+from .harness import Figures, Pool, run_family, schedule_many, scheduler, settled, statuses, tally, until
 
 CORRUPTIONS: dict[str, tuple[str, str | None]] = {  # kind -> (which hash, the value written there; None: deleted)
     "no payload": ("notifications", None),
@@ -44,12 +42,7 @@ class Plan(msgspec.Struct, kw_only=True, frozen=True):
 
 def run(plan: Plan | None = None, *, url: str | None = None, prefix: str | None = None) -> Figures:
     """Schedule ``plan.count`` notifications, corrupt some, and deliver them all with a pool of workers."""
-    plan = plan or Plan()
-    with tempfile.TemporaryDirectory(prefix="chaos-poison-") as tmp:
-        if url is not None:
-            return _run(plan, url, prefix or f"chaos-{uuid.uuid4().hex[:8]}", Path(tmp))
-        with own_server(Path(tmp) / "data", persistent=False) as server:
-            return _run(plan, server.url, prefix or "chaos", Path(tmp))
+    return run_family("poison", plan or Plan(), url, prefix, _run)
 
 
 def corrupt(r: redis.Redis, key: str, nid: int, value: str | None) -> bool:

@@ -9,14 +9,12 @@ The positive control: each batch really was held longer than the lease (from its
 from __future__ import annotations
 
 import re
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import msgspec
 
-from .harness import Figures, own_server, schedule_many, scheduler, settled, statuses, until
+from .harness import Figures, run_family, schedule_many, scheduler, settled, statuses, until
 from .services import SlowHook, Zsched, logged_at
 
 _SENT = re.compile(r"^sent \d+ notifications \(ids ([\d,]+);")
@@ -36,12 +34,7 @@ class Plan(msgspec.Struct, kw_only=True, frozen=True):
 
 def run(plan: Plan | None = None, *, url: str | None = None, prefix: str | None = None) -> Figures:
     """Deliver ``plan.count`` notifications through a webhook slower, per batch, than the lease."""
-    plan = plan or Plan()
-    with tempfile.TemporaryDirectory(prefix="chaos-slow-") as tmp:
-        if url is not None:
-            return _run(plan, url, prefix or f"chaos-{uuid.uuid4().hex[:8]}", Path(tmp))
-        with own_server(Path(tmp) / "data", persistent=False) as server:
-            return _run(plan, server.url, prefix or "chaos", Path(tmp))
+    return run_family("slow", plan or Plan(), url, prefix, _run)
 
 
 def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import random
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import msgspec
 
-from .harness import Figures, Pool, own_server, schedule_many, scheduler, settled, tally
+from .harness import Figures, Pool, run_family, schedule_many, scheduler, settled, tally
 
 
 class Plan(msgspec.Struct, kw_only=True, frozen=True):
@@ -29,12 +27,7 @@ class Plan(msgspec.Struct, kw_only=True, frozen=True):
 
 def run(plan: Plan | None = None, *, url: str | None = None, prefix: str | None = None) -> Figures:
     """Deliver ``plan.count`` notifications while a supervisor SIGKILLs a worker mid-batch every few hundred ms."""
-    plan = plan or Plan()
-    with tempfile.TemporaryDirectory(prefix="chaos-worker-") as tmp:
-        if url is not None:
-            return _run(plan, url, prefix or f"chaos-{uuid.uuid4().hex[:8]}", Path(tmp))
-        with own_server(Path(tmp) / "data", persistent=False) as server:
-            return _run(plan, server.url, prefix or "chaos", Path(tmp))
+    return run_family("worker", plan or Plan(), url, prefix, _run)
 
 
 def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:
