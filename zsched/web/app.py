@@ -140,10 +140,12 @@ def create_app(
                         liveness.watch(name, background)
                 for service in services:
                     await stack.enter_async_context(service(app))
+                # Pushed last, so run first when the stack unwinds, however it unwinds: the gateway's reader is
+                # cancelled by a shutdown, not dead.
+                stack.callback(setattr, liveness, "stopping", True)
                 yield
-                liveness.stopping = True
         finally:
-            liveness.stopping = True
+            liveness.stopping = True  # startup failed before the stack got that far, or the worker stops now
             if worker is not None and task is not None:
                 worker.should_exit = True  # the batch in flight is finished, then run() returns
                 stop_s = settings.worker.stop_timeout_s
