@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -61,3 +66,24 @@ def tokens(redis_url: str, prefix: str) -> Iterator[Tokens]:
 def schedule_body(recipients: list[object], **extra: object) -> dict[str, object]:
     """The seed's example body, due an hour from now unless ``extra`` says otherwise."""
     return {"recipients": recipients, "title": "Meeting", "message": "In 30 minutes", "scheduled_at": future(), **extra}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on right now, for a ``zsched serve`` the test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_answers(process: subprocess.Popen[str] | subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Wait (at most 30 s) until ``url`` answers 200; fail with the process's log if it exits or never does."""
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer 200 within 30 s:\n" + log.read_text()
+        time.sleep(0.1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import httpx
 import pytest
 import redis
 
+from tests.integration.http_support import free_port, wait_until_answers
 from tests.integration.wsutil import open_socket, receive, until_ready
 from zsched import Core, Keyspace, Scheduler
 
@@ -63,12 +63,6 @@ def test_the_doc_line_allows_no_other_key_nor_an_admin_command(acl_url: str) -> 
         r.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_library_worker_and_api_run_as_the_acl_user(acl_url: str, prefix: str, tmp_path: Path) -> None:
     common = ["--redis-url", acl_url, "--prefix", prefix]
     zsched = [sys.executable, "-m", "zsched.cli"]
@@ -77,23 +71,14 @@ def test_library_worker_and_api_run_as_the_acl_user(acl_url: str, prefix: str, t
     )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip().splitlines()[-1]
-    port, log = _free_port(), tmp_path / "serve.log"
+    port, log = free_port(), tmp_path / "serve.log"
     with log.open("w") as output:
         process = subprocess.Popen(
             [*zsched, "serve", "--port", str(port), *common], cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "zsched serve was not ready within 30 s:\n" + log.read_text()
-                time.sleep(0.1)
+            wait_until_answers(process, f"{base}/readyz", log)
             with (
                 open_socket(f"ws://127.0.0.1:{port}/ws?token={token}") as ws,
                 Scheduler.from_url(acl_url, core=Core(Keyspace(prefix))) as zs,

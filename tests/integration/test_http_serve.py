@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.http_support import future
+from tests.integration.http_support import free_port, future, wait_until_answers
 from tests.integration.wsutil import open_socket, receive, until_ready, wait_for
 
 ZSCHED = [sys.executable, "-m", "zsched.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cli(*args: str, common: list[str]) -> str:
@@ -37,7 +30,7 @@ def _cli(*args: str, common: list[str]) -> str:
 @pytest.fixture
 def serve(redis_url: str, prefix: str, repo_root: Path, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     common = ["--redis-url", redis_url, "--prefix", prefix]
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     output = log.open("w")
     process = subprocess.Popen(
@@ -49,16 +42,7 @@ def serve(redis_url: str, prefix: str, repo_root: Path, tmp_path: Path) -> Itera
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "zsched serve did not answer within 30 s"
-            time.sleep(0.1)
+        wait_until_answers(process, f"{base}/healthz", log)
         yield base, common
     finally:
         os.kill(process.pid, signal.SIGTERM)

@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ import httpx
 import pytest
 from packaging.requirements import Requirement
 
+from tests.integration.http_support import free_port, wait_until_answers
 from tests.integration.wsutil import open_socket, receive, until_ready
 
 pytestmark = pytest.mark.slow
@@ -71,17 +70,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(venv: Path, redis_url: str, prefix: str, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     """``zsched serve`` from the venv on a free port; its base URL and the flags that reach its Redis."""
     common = ["--redis-url", redis_url, "--prefix", prefix]
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as output:
         process = subprocess.Popen(
@@ -93,16 +86,7 @@ def served(venv: Path, redis_url: str, prefix: str, tmp_path: Path) -> Iterator[
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "zsched serve did not answer within 30 s:\n" + log.read_text()
-                time.sleep(0.1)
+            wait_until_answers(process, f"{base}/healthz", log)
             yield base, common
         finally:
             process.send_signal(signal.SIGTERM)
@@ -154,7 +138,7 @@ def test_the_wheel_alone_serves_http_and_websocket(venv: Path, served: tuple[str
 
 
 def test_without_the_embedded_extra_every_command_says_how_to_fix_it(venv: Path, tmp_path: Path) -> None:
-    for command in (["stats"], ["serve", "--port", str(_free_port())], ["token", "list"]):
+    for command in (["stats"], ["serve", "--port", str(free_port())], ["token", "list"]):
         done = subprocess.run(
             [str(venv / "zsched"), *command],
             capture_output=True,
@@ -176,16 +160,7 @@ def test_serve_without_a_websocket_library_stops_at_start(tmp_path: Path) -> Non
         (tmp_path / "shadow" / name).mkdir(parents=True)
         (tmp_path / "shadow" / name / "__init__.py").write_text(f"raise ImportError('no {name} here')\n")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zsched.cli",
-            "serve",
-            "--port",
-            str(_free_port()),
-            "--redis-url",
-            "redis://127.0.0.1:1",
-        ],
+        [sys.executable, "-m", "zsched.cli", "serve", "--port", str(free_port()), "--redis-url", "redis://127.0.0.1:1"],
         capture_output=True,
         text=True,
         cwd=ROOT,
