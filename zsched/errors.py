@@ -9,7 +9,8 @@ ZschedError
 │   ├── FieldError                       an argument (title, message, type, priority, data, status,
 │   │                                    limit, ids) out of bounds
 │   └── ConfigError                      a setting out of range: keyspace, retry policy
-│       └── LayoutError                  ZSCHED_PARTITIONS differs from the keyspace's recorded count
+│       └── LayoutError                  ZSCHED_PARTITIONS differs from the keyspace's recorded count,
+│                                        or a newer zsched's storage layout wrote the keyspace
 ├── NotFoundError (also KeyError)        no such notification (or it was purged)
 ├── NotPendingError                      cancel/reschedule of one that already left pending
 ├── IdempotencyConflictError             an idempotency key reused for a different request
@@ -86,7 +87,8 @@ class ConfigError(ValidationError):
 
 
 class LayoutError(ConfigError):
-    """This process's partition count differs from the one the keyspace was created with."""
+    """This process's partition count differs from the one the keyspace was created with, or the keyspace was
+    written by a newer storage layout than this process understands (``engine.layout``)."""
 
 
 class NotFoundError(ZschedError, KeyError):

@@ -1,9 +1,17 @@
 """The keyspace's layout, recorded in Redis: a process that disagrees with it refuses to run.
 
-Notification ids carry their partition (``id % partitions``), so two processes with different partition
-counts would strand or misroute each other's notifications. The first process to use a keyspace records its
-count; every later one compares. Changing the count means moving every pending notification (a resharding
-tool is planned); until then, keep ``ZSCHED_PARTITIONS`` the same everywhere.
+Two things are recorded in the HASH ``<prefix>:{meta}:layout``, by the first process that uses the keyspace:
+
+``partitions``
+    Notification ids carry their partition (``id % partitions``), so two processes with different partition
+    counts would strand or misroute each other's notifications. Every later process compares its count.
+    Changing the count means moving every pending notification (a resharding tool is planned); until then,
+    keep ``ZSCHED_PARTITIONS`` the same everywhere.
+``version``
+    How the records are stored (``LAYOUT_VERSION``), so a later change can tell which layout it finds. A
+    process serves a keyspace of its own layout or an older one it reads as it is, raising the stamp to its
+    own; one stamped by a newer layout than it knows refuses to run. A keyspace with no stamp is layout 1
+    (zsched 0.1.0, and 0.2.0 before issue #12), or new.
 """
 
 from __future__ import annotations
@@ -13,11 +21,38 @@ from . import records
 from .base import CoreBase
 from .steps import Command, Op
 
+LAYOUT_VERSION = 2
+"""The storage layout this code writes, recorded as ``version`` in the layout hash.
+
+1. zsched 0.1.0, and 0.2.0 before issue #12 (never stamped: a keyspace without ``version`` is layout 1): one
+   payload and one state record per notification, a many-recipient call included.
+2. A pending many-recipient call is stored once per call; a recipient gets a record of its own once something
+   happens to it alone (claimed, cancelled, rescheduled, ...). Layout 2 reads layout-1 records as they are,
+   so a layout-1 keyspace is served without conversion and simply re-stamped 2.
+
+A layout-1 process does not read this stamp: stop every one before a layout-2 process starts, since it
+cannot read the records layout 2 writes.
+"""
+
 
 def check_layout(core: CoreBase) -> Op[None]:
-    """Record the partition count on first use; raise ``LayoutError`` naming both counts when it differs."""
+    """Record the partition count and the layout version on first use, in one round trip; raise ``LayoutError``
+    when the count differs or the keyspace was written by a newer layout; raise an older stamp to ours."""
     key, ours = core.keys.layout, len(core.keys.partitions)
-    _, stored = yield [Command(("HSETNX", key, "partitions", ours)), Command(("HGET", key, "partitions"))]
+    _, stored, _, stamped = yield [
+        Command(("HSETNX", key, "partitions", ours)),
+        Command(("HGET", key, "partitions")),
+        Command(("HSETNX", key, "version", LAYOUT_VERSION)),  # a new or layout-1 keyspace: stamped ours
+        Command(("HGET", key, "version")),
+    ]
+    version = _version(records.text(stamped), key)
+    if version > LAYOUT_VERSION:  # checked first: a newer layout may record the partitions otherwise
+        raise LayoutError(
+            f"the keyspace {core.keys.prefix!r} was written by a newer zsched: storage layout {version} (recorded "
+            f"in {key}), and this process understands layouts up to {LAYOUT_VERSION}; upgrade zsched here to "
+            "the version the other processes run.",
+            "version",
+        )
     theirs = int(records.text(stored))
     if theirs != ours:
         raise LayoutError(
@@ -26,3 +61,23 @@ def check_layout(core: CoreBase) -> Op[None]:
             "Changing the count needs every pending notification moved (resharding).",
             "partitions",
         )
+    if version < LAYOUT_VERSION:
+        # Layout 2 reads older records as they are, so raising the stamp is all an upgrade takes: a second round
+        # trip, once per keyspace. Not atomic: a newer layout's process stamping between the read above and this
+        # write would be lowered back, but processes of two layouts on one keyspace are not supported anyway.
+        yield [Command(("HSET", key, "version", LAYOUT_VERSION))]
+
+
+def _version(stamped: str, key: str) -> int:
+    try:
+        version = int(stamped)
+    except ValueError:
+        version = 0
+    if version < 1:
+        raise LayoutError(
+            f"{key} records version={stamped!r}, which is not a layout number (1, 2, ...); zsched writes that "
+            "field itself. Put back the number it held, or delete the field (HDEL) and the next process stamps "
+            "its own layout, as long as no newer zsched has written this keyspace.",
+            "version",
+        )
+    return version
