@@ -25,6 +25,8 @@ import redis
 
 from zsched import Core, Keyspace, Scheduler, UnavailableError
 from zsched.embedded import EmbeddedServer
+from zsched.engine.replies import ReadReply
+from zsched.engine.views import read_records
 
 from . import ledger
 from .worker import RETRY
@@ -257,12 +259,15 @@ def settled(zs: Scheduler) -> Callable[[], bool]:
 
 
 def statuses(zs: Scheduler, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
-    """Each id's (status, attempts) as stored now; ids with no record are left out."""
+    """Each id's (status, attempts) as stored now (a recipient still pending inside its call reads pending);
+    ids with no record are left out."""
     p = zs.core.keys.partitions[0]
     out: dict[int, tuple[str, int]] = {}
     for start in range(0, len(ids), 1000):
         chunk = list(ids[start : start + 1000])
-        for nid, raw in zip(chunk, zs.redis.hmget(p.state, chunk), strict=True):
+        step = read_records(p, len(zs.core.keys.partitions), chunk)
+        found = ReadReply.read(zs.scripts[step.name](keys=step.keys, args=step.args)).records
+        for nid, (raw, _) in zip(chunk, found, strict=True):
             if raw is not None:
                 state = msgspec.json.decode(raw)
                 out[nid] = (state["status"], int(state.get("attempts", 0)))

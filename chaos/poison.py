@@ -64,7 +64,9 @@ def _run(plan: Plan, url: str, prefix: str, workdir: Path) -> Figures:
     p = zs.core.keys.partitions[0]
     pool = Pool(url, prefix, workdir, lease_ms=plan.lease_ms, batch=plan.batch)
     try:
-        ids = schedule_many(zs, plan.count, tag="p")
+        # One recipient a call, so that each has a record of its own to corrupt (a many-recipient call keeps
+        # one payload for all, and its recipients' records are written only when they are claimed).
+        ids = schedule_many(zs, plan.count, tag="p", chunk=1)
         picked = rng.sample(ids, bad_count)  # spread over the whole due set: most batches hold one
         kinds = list(CORRUPTIONS)
         bad = {nid: kinds[i % len(kinds)] for i, nid in enumerate(picked)}

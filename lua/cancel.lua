@@ -1,4 +1,5 @@
 -- cancel: cancel a notification that is still pending.
+-- One still pending inside a many-recipient call gets a record of its own, cancelled; claim.lua skips it.
 -- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
 -- KEYS[2] state         HASH  id -> state JSON
 -- KEYS[3] cancelled     ZSET  id -> time its record is purged (epoch ms)
@@ -7,13 +8,19 @@
 -- KEYS[6] due_urgent    ZSET  urgent id -> due time (epoch ms)
 -- KEYS[7] due_high      ZSET  high id -> due time (epoch ms)
 -- KEYS[8] due_low       ZSET  low id -> due time (epoch ms)
--- KEYS[9] op            STRING this call's outcome, so a retry of the same call answers it again
+-- KEYS[9] calls         HASH  call id -> "<due> <created> <count> <next> <offset> <priority> <created_by>"
+-- KEYS[10] call_recipients HASH call id -> its recipients, space-separated, in id order
+-- KEYS[11] call_starts   ZSET  call id -> call id
+-- KEYS[12] call_pending  STRING recipients still pending inside calls
+-- KEYS[13] by_recipient  ZSET  "<recipient> <id, 16 digits>": one missing from it was purged
+-- KEYS[14] op            STRING this call's outcome, so a retry of the same call answers it again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a cancelled record is kept
 -- ARGV[3] id            the notification
 -- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
+-- ARGV[5] partitions    partition count: a call's recipients have ids call id + i * partitions
 -- Returns: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status}
-local kept = redis.call('GET', KEYS[9])  -- a retry of a call that already ran (its reply was lost)
+local kept = redis.call('GET', KEYS[14])  -- a retry of a call that already ran (its reply was lost)
 if kept then
   local reply = {'cancelled', tonumber(kept)}
   return reply
@@ -25,8 +32,50 @@ if not now then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The recipient `id` still pending inside a call: the call's fields and its recipient; nil when none holds it.
+local function in_call(id)
+  local found = redis.call('ZRANGE', KEYS[11], id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
+  if #found == 0 then return nil end
+  local cid = found[1]
+  local header = redis.call('HGET', KEYS[9], cid)
+  if not header then return nil end
+  local at, created, count, nxt, offset, priority, creator =
+    string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
+  local i = (tonumber(id) - tonumber(cid)) / tonumber(ARGV[5])
+  if i ~= math.floor(i) or i < tonumber(nxt) or i >= tonumber(count) then return nil end
+  local list = redis.call('HGET', KEYS[10], cid)
+  local from = tonumber(offset)
+  for _ = tonumber(nxt) + 1, i do from = string.find(list, ' ', from, true) + 1 end
+  local space = string.find(list, ' ', from, true)
+  local recipient = string.sub(list, from, space and space - 1 or -1)
+  if not redis.call('ZSCORE', KEYS[13], recipient .. ' ' .. string.format('%016d', tonumber(id))) then return nil end
+  return {cid = cid, at = at, created = created, priority = priority, creator = creator, recipient = recipient}
+end
+-- The record a recipient taken out of its call starts with (no JSON decoded; cjson quotes the strings).
+local function own_record(call, status, scheduled_at, extra)
+  local state = '{"status":"' .. status .. '","attempts":0,"recipient":' .. cjson.encode(call.recipient)
+    .. ',"scheduled_at":' .. scheduled_at .. ',"created_at":' .. call.created .. ',"call":' .. call.cid .. extra
+  if call.creator ~= '' then state = state .. ',"created_by":' .. cjson.encode(call.creator) end
+  if call.priority ~= 'normal' then state = state .. ',"priority":"' .. call.priority .. '"' end
+  return state .. '}'
+end
+local function release(creator)  -- it leaves pending: one less held by its creator
+  if creator and redis.call('HINCRBY', KEYS[5], creator, -1) <= 0 then redis.call('HDEL', KEYS[5], creator) end
+end
+
 local raw = redis.call('HGET', KEYS[2], ARGV[3])
-if not raw then return {'missing'} end
+if not raw then
+  local call = in_call(ARGV[3])
+  if not call then return {'missing'} end
+  local record = own_record(call, 'cancelled', call.at, ',"cancelled_at":' .. string.format('%d', now))
+  redis.call('HSET', KEYS[2], ARGV[3], record)
+  redis.call('DECRBY', KEYS[12], 1)
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[3])
+  redis.call('HINCRBY', KEYS[4], 'cancelled', 1)
+  release(call.creator ~= '' and call.creator or nil)
+  redis.call('SET', KEYS[14], string.format('%d', now), 'PX', ARGV[4])
+  return {'cancelled', now}
+end
 local st = cjson.decode(raw)
 if st.status ~= 'pending' then return {'not_pending', st.status} end
 st.status = 'cancelled'
@@ -36,8 +85,6 @@ local dues = {urgent = KEYS[6], high = KEYS[7], low = KEYS[8]}  -- no priority i
 redis.call('ZREM', dues[st.priority] or KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[3])
 redis.call('HINCRBY', KEYS[4], 'cancelled', 1)
-if st.created_by and redis.call('HINCRBY', KEYS[5], st.created_by, -1) <= 0 then
-  redis.call('HDEL', KEYS[5], st.created_by)
-end
-redis.call('SET', KEYS[9], string.format('%d', now), 'PX', ARGV[4])
+release(st.created_by)
+redis.call('SET', KEYS[14], string.format('%d', now), 'PX', ARGV[4])
 return {'cancelled', now}

@@ -1,5 +1,6 @@
 -- purge: remove terminal records whose retention ran out, with their index entries.
--- At most `limit` records in one call, taken from sent, then cancelled, then failed (a caller that gets a
+-- A record of a many-recipient call ("call" in its state) shares its call's payload: the payload goes with
+-- the last of them. At most `limit` records in one call, taken from sent, then cancelled, then failed (a caller that gets a
 -- full `limit` back calls again). Each delete is one multi-key call per slice of ids, not one per record.
 -- KEYS[1] sent          ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[2] cancelled     ZSET  id -> time its record is purged (epoch ms)
@@ -9,6 +10,7 @@
 -- KEYS[6] by_recipient  ZSET  "<recipient> <id, 16 digits>" at score 0
 -- KEYS[7] counters      HASH  lifetime totals
 -- KEYS[8] by_creator    ZSET  "<created_by> <id, 16 digits>" at score 0
+-- KEYS[9] payload_refs  HASH  call id -> records still sharing the payload stored under it
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most records to purge in one call, across the three terminal sets
 -- Returns: {now_ms, purged count}
@@ -37,19 +39,31 @@ for _, terminal in ipairs({KEYS[1], KEYS[2], KEYS[3]}) do
   local ids = redis.call('ZRANGE', terminal, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - purged)
   if #ids > 0 then
     local states = call_sliced('HMGET', KEYS[5], ids, 500)
-    local recipients, creators = {}, {}
+    local recipients, creators, payloads, shared = {}, {}, {}, {}
     for i, id in ipairs(ids) do
       local raw = states[i]
-      if raw then
-        local st = cjson.decode(raw)
+      local st = raw and cjson.decode(raw)
+      if st then
         local suffix = ' ' .. string.format('%016d', tonumber(id))
         recipients[#recipients + 1] = st.recipient .. suffix
         if st.created_by then creators[#creators + 1] = st.created_by .. suffix end
       end
+      if st and st.call then
+        local call = string.format('%d', st.call)
+        shared[call] = (shared[call] or 0) + 1
+      else
+        payloads[#payloads + 1] = id
+      end
+    end
+    for call, gone in pairs(shared) do
+      if redis.call('HINCRBY', KEYS[9], call, -gone) <= 0 then
+        redis.call('HDEL', KEYS[9], call)
+        payloads[#payloads + 1] = call
+      end
     end
     call_sliced('ZREM', KEYS[6], recipients, 500)
     call_sliced('ZREM', KEYS[8], creators, 500)
-    call_sliced('HDEL', KEYS[4], ids, 500)
+    call_sliced('HDEL', KEYS[4], payloads, 500)
     call_sliced('HDEL', KEYS[5], ids, 500)
     call_sliced('ZREM', terminal, ids, 500)
     purged = purged + #ids

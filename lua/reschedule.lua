@@ -1,16 +1,23 @@
 -- reschedule: move a pending notification to a new due time.
+-- One still pending inside a many-recipient call gets a record of its own, due alone; claim.lua skips it there.
 -- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
 -- KEYS[2] state         HASH  id -> state JSON
 -- KEYS[3] due_urgent    ZSET  urgent id -> due time (epoch ms)
 -- KEYS[4] due_high      ZSET  high id -> due time (epoch ms)
 -- KEYS[5] due_low       ZSET  low id -> due time (epoch ms)
--- KEYS[6] op            STRING this call's outcome, so a retry of the same call answers it and moves nothing
+-- KEYS[6] calls         HASH  call id -> "<due> <created> <count> <next> <offset> <priority> <created_by>"
+-- KEYS[7] call_recipients HASH call id -> its recipients, space-separated, in id order
+-- KEYS[8] call_starts   ZSET  call id -> call id
+-- KEYS[9] call_pending  STRING recipients still pending inside calls
+-- KEYS[10] by_recipient  ZSET  "<recipient> <id, 16 digits>": one missing from it was purged
+-- KEYS[11] op            STRING this call's outcome, so a retry of the same call answers it and moves nothing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] id            the notification
 -- ARGV[3] at_ms         new due time, or '' to use delay_ms
 -- ARGV[4] delay_ms      delay from now, used when at_ms is ''
 -- ARGV[5] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[6] op_ttl_ms     how long the outcome is kept for retries of this call
+-- ARGV[7] partitions    partition count: a call's recipients have ids call id + i * partitions
 -- Returns: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'} | {'not_pending', status}
 local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
   local text = {}
@@ -22,7 +29,7 @@ local function kept_numbers(text)
   for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
   return numbers
 end
-local kept = redis.call('GET', KEYS[6])  -- a retry of a call that already ran: "now" is not taken again
+local kept = redis.call('GET', KEYS[11])  -- a retry of a call that already ran: "now" is not taken again
 if kept then
   local k = kept_numbers(kept)
   local reply = {'rescheduled', k[1], k[2]}
@@ -35,11 +42,44 @@ if not now then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local raw = redis.call('HGET', KEYS[2], ARGV[2])
-if not raw then return {'missing'} end
-local st = cjson.decode(raw)
-if st.status ~= 'pending' then return {'not_pending', st.status} end
+-- The recipient `id` still pending inside a call: the call's fields and its recipient; nil when none holds it.
+local function in_call(id)
+  local found = redis.call('ZRANGE', KEYS[8], id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
+  if #found == 0 then return nil end
+  local cid = found[1]
+  local header = redis.call('HGET', KEYS[6], cid)
+  if not header then return nil end
+  local at, created, count, nxt, offset, priority, creator =
+    string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
+  local i = (tonumber(id) - tonumber(cid)) / tonumber(ARGV[7])
+  if i ~= math.floor(i) or i < tonumber(nxt) or i >= tonumber(count) then return nil end
+  local list = redis.call('HGET', KEYS[7], cid)
+  local from = tonumber(offset)
+  for _ = tonumber(nxt) + 1, i do from = string.find(list, ' ', from, true) + 1 end
+  local space = string.find(list, ' ', from, true)
+  local recipient = string.sub(list, from, space and space - 1 or -1)
+  if not redis.call('ZSCORE', KEYS[10], recipient .. ' ' .. string.format('%016d', tonumber(id))) then return nil end
+  return {cid = cid, at = at, created = created, priority = priority, creator = creator, recipient = recipient}
+end
+-- The record a recipient taken out of its call starts with (no JSON decoded; cjson quotes the strings).
+local function own_record(call, status, scheduled_at, extra)
+  local state = '{"status":"' .. status .. '","attempts":0,"recipient":' .. cjson.encode(call.recipient)
+    .. ',"scheduled_at":' .. scheduled_at .. ',"created_at":' .. call.created .. ',"call":' .. call.cid .. extra
+  if call.creator ~= '' then state = state .. ',"created_by":' .. cjson.encode(call.creator) end
+  if call.priority ~= 'normal' then state = state .. ',"priority":"' .. call.priority .. '"' end
+  return state .. '}'
+end
 local due = tonumber(ARGV[3]) or (now + tonumber(ARGV[4]))
+local raw = redis.call('HGET', KEYS[2], ARGV[2])
+local st, call
+if raw then
+  st = cjson.decode(raw)
+  if st.status ~= 'pending' then return {'not_pending', st.status} end
+else
+  call = in_call(ARGV[2])
+  if not call then return {'missing'} end
+  st = {priority = call.priority}
+end
 if due < now then return {'past', due, now} end
 
 local earliest
@@ -48,9 +88,14 @@ for _, key in ipairs({KEYS[3], KEYS[4], KEYS[1], KEYS[5]}) do
   if head[2] and (earliest == nil or tonumber(head[2]) < earliest) then earliest = tonumber(head[2]) end
 end
 local dues = {urgent = KEYS[3], high = KEYS[4], low = KEYS[5]}  -- no priority in the state: normal
-st.scheduled_at = due
-redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(st))
+if call then
+  redis.call('HSET', KEYS[2], ARGV[2], own_record(call, 'pending', string.format('%d', due), ''))
+  redis.call('DECRBY', KEYS[9], 1)
+else
+  st.scheduled_at = due
+  redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(st))
+end
 redis.call('ZADD', dues[st.priority] or KEYS[1], due, ARGV[2])
 if earliest == nil or due < earliest then redis.call('PUBLISH', ARGV[5], due) end
-keep(KEYS[6], ARGV[6], {due, now})
+keep(KEYS[11], ARGV[6], {due, now})
 return {'rescheduled', due, now}

@@ -1,4 +1,9 @@
--- schedule: create one pending notification per recipient, all due at one time, in one partition.
+-- schedule: create pending notifications for recipients, all due at one time, in one partition.
+-- One recipient: its own record (state and payload under its id), in due under its id.
+-- Several: one pending call. The payload is stored once under the call id (the first recipient's id; the
+-- others follow as id + i * partitions), the recipients once as a space-separated list, and the call sits
+-- in due once, as "-<call id>". Each recipient costs only its by_recipient (and by_creator) entry until
+-- claim.lua gives it a record of its own; cancel.lua and reschedule.lua do so earlier, for that one alone.
 -- KEYS[1] due           ZSET   normal id -> due time (epoch ms)
 -- KEYS[2] notifications HASH   id -> payload JSON (opaque here)
 -- KEYS[3] state         HASH   id -> state JSON
@@ -11,7 +16,13 @@
 -- KEYS[10] due_urgent   ZSET   urgent id -> due time (epoch ms)
 -- KEYS[11] due_high     ZSET   high id -> due time (epoch ms)
 -- KEYS[12] due_low      ZSET   low id -> due time (epoch ms)
--- KEYS[13] op           STRING this call's outcome, so a retry of the same call answers it and creates nothing
+-- KEYS[13] calls        HASH   call id -> "<due> <created> <count> <next> <offset> <priority> <created_by>"
+--                       while some of its recipients are still pending in it
+-- KEYS[14] call_recipients HASH call id -> its recipients, space-separated, in id order
+-- KEYS[15] call_starts  ZSET   call id -> call id, to find a recipient's pending call from its id
+-- KEYS[16] call_pending STRING recipients still pending inside calls (for the pending count)
+-- KEYS[17] payload_refs HASH   call id -> records still using its payload (the payload goes with the last)
+-- KEYS[18] op           STRING this call's outcome, so a retry of the same call answers it and creates nothing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] at_ms         due time, or '' to use delay_ms
 -- ARGV[3] delay_ms      delay from now, used when at_ms is ''
@@ -47,7 +58,7 @@ local function created(due, now, last, count)
 end
 -- A retry of a call that already ran (its reply was lost) gets the first answer; only the numbers the ids
 -- are made of are kept, not the ids.
-local kept = redis.call('GET', KEYS[13])
+local kept = redis.call('GET', KEYS[18])
 if kept then
   local k = kept_numbers(kept)
   return created(k[1], k[2], k[3], k[4])
@@ -96,34 +107,43 @@ end
 -- only the recipient differs between recipients (cjson.encode quotes and escapes it).
 local ids = {}
 local payload = ARGV[9]
-local state_head = '{"status":"pending","attempts":0,"scheduled_at":' .. string.format('%d', due)
-  .. ',"created_at":' .. string.format('%d', now)
-if creator ~= '' then state_head = state_head .. ',"created_by":' .. cjson.encode(creator) end
-if due_key ~= KEYS[1] then state_head = state_head .. ',"priority":' .. cjson.encode(ARGV[13]) end
-state_head = state_head .. ',"recipient":'
-local zdue, hpay, hstate, zrec, zcre = {}, {}, {}, {}, {}
-local function flush()
-  if #zdue == 0 then return end
-  redis.call('ZADD', due_key, unpack(zdue))
-  redis.call('HSET', KEYS[2], unpack(hpay))
-  redis.call('HSET', KEYS[3], unpack(hstate))
+local first_id = (last - count + 1) * partitions + partition
+local zrec, zcre = {}, {}
+local function flush_index()
+  if #zrec == 0 then return end
   redis.call('ZADD', KEYS[4], unpack(zrec))
   if creator ~= '' then redis.call('ZADD', KEYS[8], unpack(zcre)) end
-  zdue, hpay, hstate, zrec, zcre = {}, {}, {}, {}, {}
+  zrec, zcre = {}, {}
 end
 for i = 0, count - 1 do
-  local id = (last - count + 1 + i) * partitions + partition
-  local recipient = ARGV[first + i]
+  local id = first_id + i * partitions
   ids[#ids + 1] = id
-  local n = #zdue
-  zdue[n + 1], zdue[n + 2] = due, id
-  hpay[n + 1], hpay[n + 2] = id, payload
-  hstate[n + 1], hstate[n + 2] = id, state_head .. cjson.encode(recipient) .. '}'
-  zrec[n + 1], zrec[n + 2] = 0, recipient .. ' ' .. string.format('%016d', id)
+  local n = #zrec
+  zrec[n + 1], zrec[n + 2] = 0, ARGV[first + i] .. ' ' .. string.format('%016d', id)
   zcre[n + 1], zcre[n + 2] = 0, creator .. ' ' .. string.format('%016d', id)
-  if n + 2 >= 1000 then flush() end
+  if n + 2 >= 1000 then flush_index() end
 end
-flush()
+flush_index()
+if count == 1 then
+  local state = '{"status":"pending","attempts":0,"scheduled_at":' .. string.format('%d', due)
+    .. ',"created_at":' .. string.format('%d', now)
+  if creator ~= '' then state = state .. ',"created_by":' .. cjson.encode(creator) end
+  if due_key ~= KEYS[1] then state = state .. ',"priority":' .. cjson.encode(ARGV[13]) end
+  state = state .. ',"recipient":' .. cjson.encode(ARGV[first]) .. '}'
+  local id = string.format('%d', first_id)
+  redis.call('ZADD', due_key, due, id)
+  redis.call('HSET', KEYS[2], id, payload)
+  redis.call('HSET', KEYS[3], id, state)
+else
+  local cid = string.format('%d', first_id)
+  redis.call('ZADD', due_key, due, '-' .. cid)
+  redis.call('HSET', KEYS[2], cid, payload)
+  redis.call('HSET', KEYS[13], cid, string.format('%d %d %d 0 1 %s %s', due, now, count, ARGV[13], creator))
+  redis.call('HSET', KEYS[14], cid, table.concat(ARGV, ' ', first, #ARGV))
+  redis.call('ZADD', KEYS[15], cid, cid)
+  redis.call('INCRBY', KEYS[16], count)
+  redis.call('HSET', KEYS[17], cid, count)
+end
 redis.call('HINCRBY', KEYS[5], 'scheduled', count)
 if creator ~= '' then redis.call('HINCRBY', KEYS[9], creator, count) end
 
@@ -133,5 +153,5 @@ end
 if idem_ttl > 0 then
   redis.call('SET', KEYS[7], cjson.encode({fingerprint = ARGV[7], due = due, ids = ids}), 'PX', idem_ttl)
 end
-keep(KEYS[13], ARGV[14], {due, now, last, count})
+keep(KEYS[18], ARGV[14], {due, now, last, count})
 return created(due, now, last, count)

@@ -56,6 +56,7 @@ class State(msgspec.Struct, omit_defaults=True):
     delivered_at: int | None = None
     created_by: str | None = None  # also in the payload; here so the scripts can keep its index and counts
     priority: Priority = "normal"  # also in the payload; here so the scripts pick its due set (normal: omitted)
+    call: int | None = None  # the many-recipient call whose payload it shares (stored under the call's id)
     # Recorded only for notifications sent through more than one channel, when an attempt failed:
     done: list[str] = msgspec.field(default_factory=list)  # channels that succeeded; a retry skips them
     channel_errors: dict[str, str] = msgspec.field(default_factory=dict)  # channel -> its last failure

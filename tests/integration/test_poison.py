@@ -31,7 +31,8 @@ def _failed(zs: Scheduler, nid: int) -> set[int]:
 
 def test_corrupt_records_fail_alone_and_their_batch_is_delivered(pinned: Scheduler, clock: ManualClock) -> None:
     r: redis.Redis = pinned.redis
-    ids = pinned.schedule([f"u{i}" for i in range(12)], "Batch", "mixed", delay=0).notification_ids
+    # one recipient a call: each has a record of its own to corrupt from the start
+    ids = [pinned.schedule([f"u{i}"], "Batch", "mixed", delay=0).notification_ids[0] for i in range(12)]
     p = pinned.core.keys.for_id(ids[0])
     no_payload, bad_state, wrong_type, wrong_state = ids[2], ids[5], ids[8], ids[11]
     r.hdel(p.notifications, str(no_payload))  # claim.lua hands it on as '{}': no title
@@ -65,7 +66,7 @@ def test_corrupt_records_fail_alone_and_their_batch_is_delivered(pinned: Schedul
 
 def test_a_corrupt_record_whose_claimer_died_is_failed_by_reap(pinned: Scheduler, clock: ManualClock) -> None:
     core = pinned.core
-    good, bad = pinned.schedule(["ann", "bob"], "Held", "then dropped", delay=0).notification_ids
+    good, bad = (pinned.schedule([who], "Held", "then dropped", delay=0).notification_ids[0] for who in ("ann", "bob"))
     p = core.keys.for_id(good)
     pinned.redis.hset(p.state, str(bad), '{"status": ')
     claimed = pinned.run(core.claim(p, 10, 1000))  # the worker holding them dies here

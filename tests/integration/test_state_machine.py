@@ -26,6 +26,8 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multip
 
 from tests.conftest import ManualClock
 from zsched import Core, Keyspace, NotFoundError, NotPendingError, Retention, RetryPolicy, Scheduler
+from zsched.engine.replies import ReadReply
+from zsched.engine.views import read_records
 from zsched.models import Notification
 
 EXAMPLES = int(os.environ.get("ZSCHED_STATE_MACHINE_EXAMPLES", "30"))
@@ -46,6 +48,7 @@ class Record:
     status: str = "pending"
     attempts: int = 0
     score: int = 0  # due time, lease deadline or purge time, by status
+    call: int | None = None  # the many-recipient call it came in (its payload is stored once, under this id)
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,10 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
             tally["schedule"] += 1
             result = self.zs.schedule(people, "t", "m", delay=timedelta(milliseconds=delay_ms))
             assert len(result.notification_ids) == len(people)
+            call = result.notification_ids[0] if len(people) > 1 else None
             for nid, person in zip(result.notification_ids, people, strict=True):
                 assert nid not in self.model and nid not in self.purged
-                self.model[nid] = Record(person, score=self.now() + delay_ms)
+                self.model[nid] = Record(person, score=self.now() + delay_ms, call=call)
 
         @rule(target=claims, limit=st.integers(1, 4))
         def claim(self, limit: int) -> object:
@@ -207,16 +211,53 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
 
         @invariant()
         def matches_the_model(self) -> None:
-            r = self.zs.redis
+            r, p = self.zs.redis, self.p
             members: dict[str, dict[int, int]] = {}
             for status, name in ZSET_OF.items():
-                key = getattr(self.p, name)
-                members[status] = {int(m): int(float(s)) for m, s in r.zrange(key, 0, -1, withscores=True)}
+                if status != "pending":
+                    key = getattr(p, name)
+                    members[status] = {int(m): int(float(s)) for m, s in r.zrange(key, 0, -1, withscores=True)}
+            # Pending: due entries, where "-<call id>" stands for every recipient still waiting in that call
+            # (those from its cursor on that no cancel or reschedule took out on their own, even if that
+            # record has since been purged: its index entry is gone then).
+            own = {int(k): msgspec.json.decode(v) for k, v in r.hgetall(p.state).items()}
+            calls = {int(k): v.split() for k, v in r.hgetall(p.calls).items()}
+            people = {int(k): v.decode().split(" ") for k, v in r.hgetall(p.call_recipients).items()}
+            index = {m.decode() for m in r.zrange(p.by_recipient, 0, -1)}
+            members["pending"], in_calls = {}, 0
+            for m, score in r.zrange(p.due, 0, -1, withscores=True):
+                if int(m) >= 0:
+                    members["pending"][int(m)] = int(score)
+                    continue
+                cid = -int(m)
+                due, _, count, cursor = (int(v) for v in calls[cid][:4])
+                assert due == int(score), "a call sits in due at a time other than its own"
+                waiting = [
+                    cid + i
+                    for i in range(cursor, count)
+                    if cid + i not in own and f"{people[cid][i]} {cid + i:016d}" in index
+                ]
+                members["pending"].update(dict.fromkeys(waiting, due))
+                in_calls += len(waiting)
+            assert int(r.get(p.call_pending) or 0) == in_calls, "call_pending miscounts the recipients in calls"
+            assert calls.keys() == {-int(m) for m in r.zrange(p.due, 0, -1) if int(m) < 0}
+            assert calls.keys() == {int(m) for m in r.zrange(p.call_starts, 0, -1)}
             everywhere = [nid for ids in members.values() for nid in ids]
             assert len(everywhere) == len(set(everywhere)), "an id sits in two status sets"
             assert set(everywhere) == self.model.keys(), "status sets and the model disagree on which ids exist"
-            states = {int(k): msgspec.json.decode(v) for k, v in r.hgetall(self.p.state).items()}
-            assert states.keys() == self.model.keys() == {int(k) for k in r.hkeys(self.p.notifications)}
+            # Storage: a record of its own only once something happened to that recipient alone; the payload
+            # once per call, kept while any of its recipients' records is.
+            assert own.keys() <= self.model.keys()
+            shared = Counter(rec.call for rec in self.model.values() if rec.call is not None)
+            assert {int(k): int(v) for k, v in r.hgetall(p.payload_refs).items()} == shared
+            singles = {nid for nid, rec in self.model.items() if rec.call is None}
+            assert {int(k) for k in r.hkeys(p.notifications)} == singles | shared.keys()
+            ids = sorted(self.model)
+            step = read_records(p, 1, ids)
+            found = ReadReply.read(self.zs.scripts[step.name](keys=step.keys, args=step.args)).records if ids else []
+            assert all(body is not None for _, body in found), "a notification reads without its payload"
+            states = {nid: msgspec.json.decode(raw) for nid, (raw, _) in zip(ids, found, strict=True) if raw}
+            assert states.keys() == self.model.keys()
             for nid, record in self.model.items():
                 state = states[nid]
                 assert nid in members[record.status], (nid, record, state)
@@ -228,7 +269,6 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
                     assert state["status"] == self.seen_terminal[nid], "a terminal status moved"
                 if state["status"] in TERMINAL:
                     self.seen_terminal[nid] = state["status"]
-            index = {m.decode() for m in r.zrange(self.p.by_recipient, 0, -1)}
             assert index == {f"{rec.recipient} {nid:016d}" for nid, rec in self.model.items()}
 
     return SchedulerMachine

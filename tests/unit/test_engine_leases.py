@@ -66,8 +66,18 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
     (step,) = next(op)
     assert step == Script(
         "claim",
-        [p.due, p.processing, p.notifications, p.state, p.counters, *p.other_dues, op_key(step, p)],
-        [str(NOW), 10, 30_000, c.op_ttl_ms],
+        [
+            p.due,
+            p.processing,
+            p.notifications,
+            p.state,
+            p.counters,
+            *p.other_dues,
+            *p.call_keys[:4],
+            p.by_recipient,
+            op_key(step, p),
+        ],
+        [str(NOW), 10, 30_000, c.op_ttl_ms, 2],
     )
     claimed: Claimed = finish(
         op,
@@ -154,7 +164,17 @@ def test_purge_returns_how_many() -> None:
     (step,) = next(op)
     assert step == Script(
         "purge",
-        [p.sent, p.cancelled, p.failed, p.notifications, p.state, p.by_recipient, p.counters, p.by_creator],
+        [
+            p.sent,
+            p.cancelled,
+            p.failed,
+            p.notifications,
+            p.state,
+            p.by_recipient,
+            p.counters,
+            p.by_creator,
+            p.payload_refs,
+        ],
         [str(NOW), 20],
     )
     assert finish(op, [[NOW, 7]]) == 7

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from zsched import Core, Keyspace
-from zsched.engine import Command, Op, Script, requeue_dead
+from zsched.engine import Command, Op, Partition, Script, requeue_dead
 from zsched.errors import (
     FieldError,
     IdempotencyConflictError,
@@ -36,6 +36,15 @@ def core(partitions: int = 1) -> Core:
     return Core(Keyspace("t", partitions), clock=lambda: NOW)
 
 
+def read(p: Partition, partitions: int, *ids: int) -> Script:
+    """The step reading back the state and payload of ``ids``, also of recipients still pending in a call."""
+    return Script(
+        "read",
+        [p.state, p.notifications, p.calls, p.call_recipients, p.call_starts, p.by_recipient],
+        [partitions, *ids],
+    )
+
+
 def test_schedule_in_one_partition_is_one_script_call() -> None:
     c = core(4)
     op = c.schedule(["alice", "alice"], "t", "m", delay=timedelta(minutes=1))
@@ -46,7 +55,8 @@ def test_schedule_in_one_partition_is_one_script_call() -> None:
     assert step.args[:4] == [str(NOW), "", 60_000, 4] and step.args[4] == p.index
     assert step.args[5:7] == [0, ""], "no idempotency key: nothing remembered, no fingerprint"
     assert step.args[12:] == ["normal", c.op_ttl_ms, "alice"]
-    assert step.keys[12].startswith(f"{p.tag}:op:"), "the call's operation key, for retries after a lost reply"
+    assert step.keys[12:17] == p.call_keys, "a many-recipient call is stored once, in the call keys"
+    assert step.keys[17].startswith(f"{p.tag}:op:"), "the call's operation key, for retries after a lost reply"
     result: ScheduleResult = finish(op, [[b"created", NOW + 60_000, NOW, 100]])
     assert result.notification_ids == [100] and not result.replayed
 
@@ -145,12 +155,22 @@ def test_cancel_then_reads_the_notification_back() -> None:
     assert isinstance(step, Script) and step.keys[-1].startswith(f"{p.tag}:op:")
     assert step == Script(
         "cancel",
-        [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator, *p.other_dues, step.keys[-1]],
-        [str(NOW), c.retention.cancelled_ms, 11, c.op_ttl_ms],
+        [
+            p.due,
+            p.state,
+            p.cancelled,
+            p.counters,
+            p.pending_by_creator,
+            *p.other_dues,
+            *p.call_keys[:4],
+            p.by_recipient,
+            step.keys[-1],
+        ],
+        [str(NOW), c.retention.cancelled_ms, 11, c.op_ttl_ms, 2],
     )
     reads = op.send([[b"cancelled", NOW]])
-    assert reads == [Command(("HGET", p.state, 11)), Command(("HGET", p.notifications, 11))]
-    n: Notification = finish(op, [STATE, PAYLOAD])
+    assert reads == [read(p, 2, 11)]
+    n: Notification = finish(op, [[STATE, PAYLOAD]])
     assert n.id == 11 and n.scheduled_status == "cancelled" and n.recipient == "alice"
 
 
@@ -177,11 +197,12 @@ def test_reschedule_passes_the_new_time_and_reads_back() -> None:
     assert isinstance(step, Script) and step.keys[-1].startswith(f"{p.tag}:op:")
     assert step == Script(
         "reschedule",
-        [p.due, p.state, *p.other_dues, step.keys[-1]],
-        [str(NOW), 5, NOW + 3_600_000, 0, p.wakeup, c.op_ttl_ms],
+        [p.due, p.state, *p.other_dues, *p.call_keys[:4], p.by_recipient, step.keys[-1]],
+        [str(NOW), 5, NOW + 3_600_000, 0, p.wakeup, c.op_ttl_ms, 1],
     )
-    op.send([[b"rescheduled", NOW + 3_600_000, NOW]])
-    n: Notification = finish(op, [STATE, PAYLOAD])
+    reads = op.send([[b"rescheduled", NOW + 3_600_000, NOW]])
+    assert reads == [read(p, 1, 5)]
+    n: Notification = finish(op, [[STATE, PAYLOAD]])
     assert n.id == 5
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from zsched import Core, Keyspace
-from zsched.engine import Command, Op, list_dead
+from zsched.engine import Command, Op, Partition, Script, list_dead
 from zsched.engine.keys import parse_recipient_member, recipient_bounds, recipient_member
 from zsched.errors import FieldError, NotFoundError
 from zsched.models import ms_to_datetime
@@ -33,12 +33,21 @@ def core(partitions: int = 1) -> Core:
     return Core(Keyspace("t", partitions), clock=lambda: NOW)
 
 
+def read(p: Partition, partitions: int, *ids: int) -> Script:
+    """The step reading the state and payload of ``ids``, also of recipients still pending in a call."""
+    return Script(
+        "read",
+        [p.state, p.notifications, p.calls, p.call_recipients, p.call_starts, p.by_recipient],
+        [partitions, *ids],
+    )
+
+
 def test_status_reads_state_and_payload_of_the_ids_partition() -> None:
     c = core(3)
     op = c.status(7)
     p = c.keys.for_id(7)
-    assert next(op) == [Command(("HGET", p.state, 7)), Command(("HGET", p.notifications, 7))]
-    n = finish(op, [state("pending"), PAYLOAD])
+    assert next(op) == [read(p, 3, 7)]
+    n = finish(op, [[state("pending"), PAYLOAD]])
     assert n.id == 7 and n.scheduled_status == "pending" and n.title == "t"
 
 
@@ -46,7 +55,7 @@ def test_status_of_an_unknown_id_is_not_found() -> None:
     op = core().status(7)
     next(op)
     with pytest.raises(NotFoundError):
-        op.send([None, None])
+        op.send([[None, None]])
 
 
 def test_by_recipient_members_sort_by_id_within_a_recipient() -> None:
@@ -64,8 +73,8 @@ def test_list_for_pages_newest_first_from_the_cursor() -> None:
     (scan,) = next(op)
     assert scan == Command(("ZREVRANGEBYLEX", p.by_recipient, "(alice 0000000000000009", "(alice ", "LIMIT", 0, 2))
     reads = op.send([[recipient_member("alice", 8).encode(), recipient_member("alice", 5).encode()]])
-    assert reads == [Command(("HMGET", p.state, 8, 5)), Command(("HMGET", p.notifications, 8, 5))]
-    page = finish(op, [[state("sent"), state("pending")], [PAYLOAD, PAYLOAD]])
+    assert reads == [read(p, 1, 8, 5)]
+    page = finish(op, [[state("sent"), PAYLOAD, state("pending"), PAYLOAD]])
     assert [n.id for n in page.items] == [8, 5] and page.next_cursor == 5
 
 
@@ -75,10 +84,10 @@ def test_list_for_filters_by_status_and_skips_purged_records_scanning_on() -> No
     assert isinstance(scan, Command) and scan.args[2:4] == ("(alice!", "(alice ") and scan.args[-1] == 100
     ids = range(200, 100, -1)  # a full batch: there may be more below it
     op.send([[recipient_member("alice", i) for i in ids]])
-    (again,) = op.send([[None, *[state("pending")] * 99], [None, *[PAYLOAD] * 99]])
+    (again,) = op.send([[None, None, *[state("pending"), PAYLOAD] * 99]])
     assert isinstance(again, Command) and again.args[2] == "(alice 0000000000000101", "scanning on below the last id"
     op.send([[recipient_member("alice", 3)]])
-    page = finish(op, [[state("sent")], [PAYLOAD]])
+    page = finish(op, [[state("sent"), PAYLOAD]])
     assert [n.id for n in page.items] == [3] and page.next_cursor is None, "the index ended: no more"
 
 
@@ -93,18 +102,21 @@ def test_stats_adds_partitions_up_and_measures_lag_on_the_pinned_clock() -> None
     c = core(2)
     op = c.stats()
     steps = next(op)
-    assert steps[0] == Command(("TIME",)) and len(steps) == 1 + 2 * 13
+    assert steps[0] == Command(("TIME",)) and len(steps) == 1 + 2 * 15
     p0, p1 = c.keys.partitions
     assert Command(("ZCARD", p1.failed)) in steps and Command(("HGETALL", p0.counters)) in steps
+    assert Command(("ZCARD", p0.call_starts)) in steps and Command(("GET", p1.call_pending)) in steps
     replies = [
         [b"1", b"0"],
         *[1, 0, 2, 0, 1, 0, 0, 2, [], [(b"7", b"%d" % (NOW - 100))], [(b"5", b"%d" % (NOW - 500))], []],
         {b"scheduled": b"4", b"sent": b"1"},
+        *[1, b"5"],  # one of the 3 due entries is a call with 5 recipients still pending in it
         *[0, 0, 1, 0, 0, 2, 1, 0, [], [], [(b"6", f"{NOW - 2000}.0".encode())], []],
         {b"scheduled": b"3"},
+        *[0, None],  # no calls here
     ]
     stats = finish(op, replies)
-    assert stats.counts == {"pending": 4, "processing": 1, "sent": 2, "cancelled": 1, "failed": 2}
+    assert stats.counts == {"pending": 8, "processing": 1, "sent": 2, "cancelled": 1, "failed": 2}
     assert stats.totals == {"scheduled": 7, "sent": 1}
     assert stats.next_due_at == ms_to_datetime(NOW - 2000) and stats.oldest_overdue_ms == 2000
     assert stats.server_time == ms_to_datetime(NOW)
@@ -113,7 +125,7 @@ def test_stats_adds_partitions_up_and_measures_lag_on_the_pinned_clock() -> None
 def test_stats_with_nothing_due_has_no_lag() -> None:
     op = core().stats()
     next(op)
-    stats = finish(op, [[b"1", b"0"], *[0] * 8, *[[]] * 4, {}])
+    stats = finish(op, [[b"1", b"0"], *[0] * 8, *[[]] * 4, {}, 0, None])
     assert stats.next_due_at is None and stats.oldest_overdue_ms == 0
 
 
@@ -121,9 +133,11 @@ def test_list_dead_reads_each_partition_and_sorts_by_failure_time() -> None:
     c = core(2)
     op = list_dead(c, limit=5)
     assert next(op) == [Command(("ZRANGE", p.failed, 0, 4)) for p in c.keys.partitions]
-    op.send([[b"4", b"2"], [b"3"]])
-    op.send([[state("failed", failed_at=NOW + 2), state("failed", failed_at=NOW)], [PAYLOAD, PAYLOAD]])
-    items = finish(op, [[state("failed", failed_at=NOW + 1)], [PAYLOAD]])
+    p0, p1 = c.keys.partitions
+    assert op.send([[b"4", b"2"], [b"3"]]) == [read(p0, 2, 4, 2)]
+    again = op.send([[state("failed", failed_at=NOW + 2), PAYLOAD, state("failed", failed_at=NOW), PAYLOAD]])
+    assert again == [read(p1, 2, 3)]
+    items = finish(op, [[state("failed", failed_at=NOW + 1), PAYLOAD]])
     assert [n.id for n in items] == [2, 3, 4]
 
 

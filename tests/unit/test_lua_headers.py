@@ -125,6 +125,7 @@ def _engine_steps(core: Core) -> list[Script]:
         requeue_dead(core, [1, 2, 3]),
         requeue_dead(core, everything=True),
         list_dead(core),
+        core.status(1),
     ]
     steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
     spread = core.schedule([f"r{i}" for i in range(8)], "t", "m", delay=1, idempotency_key="k")  # every partition

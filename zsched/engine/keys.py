@@ -31,7 +31,8 @@ class Partition:
 
     @cached_property
     def due(self) -> str:
-        """ZSET: pending ``normal`` notification id -> due time in epoch ms (each other priority has its own)."""
+        """ZSET: pending ``normal`` notification id (or ``-<call id>`` for a many-recipient call) -> due time in
+        epoch ms (each other priority has its own)."""
         return f"{self.tag}:due"
 
     def due_for(self, priority: str) -> str:
@@ -71,13 +72,51 @@ class Partition:
 
     @cached_property
     def notifications(self) -> str:
-        """HASH: notification id -> payload JSON (title, message, type, priority, data, ...)."""
+        """HASH: notification id -> payload JSON (title, message, type, priority, data, ...); a many-recipient
+        call's payload is stored once, under the call id (its first recipient's id)."""
         return f"{self.tag}:notifications"
 
     @cached_property
     def state(self) -> str:
-        """HASH: notification id -> state JSON (status, recipient, attempts, times, last_error)."""
+        """HASH: notification id -> state JSON (status, recipient, attempts, times, last_error; ``call``: the
+        call id its payload is stored under, when not its own). A recipient still pending inside a call has
+        none yet (see ``calls``)."""
         return f"{self.tag}:state"
+
+    @cached_property
+    def calls(self) -> str:
+        """HASH: call id -> ``"<due> <created> <count> <next> <offset> <priority> <created_by>"`` for each
+        many-recipient call with recipients still pending in it. Its recipients' ids are ``call id +
+        i * partitions``; those below ``next`` were claimed, ``offset`` is where recipient ``next`` starts in
+        ``call_recipients``. Such a call sits in its due set once, as ``-<call id>``."""
+        return f"{self.tag}:calls"
+
+    @cached_property
+    def call_recipients(self) -> str:
+        """HASH: call id -> the call's recipients, space-separated, in id order (while the call is pending)."""
+        return f"{self.tag}:call_recipients"
+
+    @cached_property
+    def call_starts(self) -> str:
+        """ZSET: pending call id -> itself, so the pending call holding a recipient id is the nearest at or below."""
+        return f"{self.tag}:call_starts"
+
+    @cached_property
+    def call_pending(self) -> str:
+        """STRING: how many recipients are still pending inside calls (the rest of pending is counted in due)."""
+        return f"{self.tag}:call_pending"
+
+    @cached_property
+    def payload_refs(self) -> str:
+        """HASH: call id -> records still sharing the payload stored under it; purge removes the payload
+        with the last."""
+        return f"{self.tag}:payload_refs"
+
+    @cached_property
+    def call_keys(self) -> list[str]:
+        """The KEYS a script that reads or writes pending calls takes after its own, in this order: calls,
+        call_recipients, call_starts, call_pending, payload_refs."""
+        return [self.calls, self.call_recipients, self.call_starts, self.call_pending, self.payload_refs]
 
     @cached_property
     def by_recipient(self) -> str:

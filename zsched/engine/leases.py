@@ -57,8 +57,18 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "claim",
-                [p.due, p.processing, p.notifications, p.state, p.counters, *p.other_dues, self.op_key(p)],
-                [self.now_arg(), limit, lease_ms, self.op_ttl_ms],
+                [
+                    p.due,
+                    p.processing,
+                    p.notifications,
+                    p.state,
+                    p.counters,
+                    *p.other_dues,
+                    *p.call_keys[:4],
+                    p.by_recipient,
+                    self.op_key(p),
+                ],
+                [self.now_arg(), limit, lease_ms, self.op_ttl_ms, len(self.keys.partitions)],
             )
         ]
         got = ClaimReply.read(reply)
@@ -161,7 +171,17 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "purge",
-                [p.sent, p.cancelled, p.failed, p.notifications, p.state, p.by_recipient, p.counters, p.by_creator],
+                [
+                    p.sent,
+                    p.cancelled,
+                    p.failed,
+                    p.notifications,
+                    p.state,
+                    p.by_recipient,
+                    p.counters,
+                    p.by_creator,
+                    p.payload_refs,
+                ],
                 [self.now_arg(), limit],
             )
         ]

@@ -91,6 +91,7 @@ class ProducerOps(ReadViews):
                     p.by_creator,
                     p.pending_by_creator,
                     *p.other_dues,
+                    *p.call_keys,
                     self.op_key(p),
                 ],
                 [
@@ -224,8 +225,24 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "cancel",
-                [p.due, p.state, p.cancelled, p.counters, p.pending_by_creator, *p.other_dues, self.op_key(p)],
-                [self.now_arg(), self.retention.cancelled_ms, notification_id, self.op_ttl_ms],
+                [
+                    p.due,
+                    p.state,
+                    p.cancelled,
+                    p.counters,
+                    p.pending_by_creator,
+                    *p.other_dues,
+                    *p.call_keys[:4],
+                    p.by_recipient,
+                    self.op_key(p),
+                ],
+                [
+                    self.now_arg(),
+                    self.retention.cancelled_ms,
+                    notification_id,
+                    self.op_ttl_ms,
+                    len(self.keys.partitions),
+                ],
             )
         ]
         refusal = ChangeReply.read(reply).refusal("cancelled", "cancel", notification_id)
@@ -243,8 +260,16 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "reschedule",
-                [p.due, p.state, *p.other_dues, self.op_key(p)],
-                [self.now_arg(), notification_id, "" if at_ms is None else at_ms, delay_ms, p.wakeup, self.op_ttl_ms],
+                [p.due, p.state, *p.other_dues, *p.call_keys[:4], p.by_recipient, self.op_key(p)],
+                [
+                    self.now_arg(),
+                    notification_id,
+                    "" if at_ms is None else at_ms,
+                    delay_ms,
+                    p.wakeup,
+                    self.op_ttl_ms,
+                    len(self.keys.partitions),
+                ],
             )
         ]
         refusal = ChangeReply.read(reply).refusal("rescheduled", "reschedule", notification_id)

@@ -204,6 +204,17 @@ class RenewReply(Reply, frozen=True):
         return cls(int(reply[0]), int(reply[1]), [int(i) for i in reply[2:]])
 
 
+class ReadReply(Reply, frozen=True):
+    """The reply of ``read.lua``: {state JSON or false, payload JSON or false, ...}."""
+
+    records: list[tuple[bytes | str | None, bytes | str | None]]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``records`` holds (state, payload) per id asked for, None where unknown."""
+        return cls([(reply[i] or None, reply[i + 1] or None) for i in range(0, len(reply), 2)])
+
+
 class PurgeReply(Reply, frozen=True):
     """The reply of ``purge.lua``: {now_ms, purged count}."""
 
@@ -282,5 +293,6 @@ READERS: dict[str, type[Reply]] = {
     "mark_delivered": MarkDeliveredReply,
     "publish_inbox": PublishInboxReply,
     "rate_limit": RateLimitReply,
+    "read": ReadReply,
 }
 """Script name -> the Struct its reply reads into."""

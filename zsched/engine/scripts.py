@@ -26,6 +26,7 @@ NAMES = (
     "rate_limit",
     "mark_delivered",
     "requeue_dead",
+    "read",
 )
 
 

@@ -15,7 +15,8 @@ from ..models import STATUSES, Notification, Page, Stats, ms_to_datetime
 from . import records, validation
 from .base import CoreBase
 from .keys import CLAIM_ORDER, Partition, parse_recipient_member, recipient_bounds
-from .steps import Command, Op, Step
+from .replies import ReadReply
+from .steps import Command, Op, Script, Step
 
 
 class ReadViews(CoreBase):
@@ -25,10 +26,8 @@ class ReadViews(CoreBase):
         """The notification as it is now; NotFoundError if unknown or purged."""
         notification_id = validation.notification_id(notification_id)
         p = self.keys.for_id(notification_id)
-        state, payload = yield [
-            Command(("HGET", p.state, notification_id)),
-            Command(("HGET", p.notifications, notification_id)),
-        ]
+        (raw,) = yield [read_records(p, len(self.keys.partitions), [notification_id])]
+        ((state, payload),) = ReadReply.read(raw).records
         if state is None or payload is None:
             raise NotFoundError(notification_id)
         return records.notification(notification_id, state, payload)
@@ -94,11 +93,11 @@ class ReadViews(CoreBase):
                 if s.index is None:
                     s.take(s.count_down(batch), batch)
             reading = [s for s in active if s.ids]
-            replies = (yield [c for s in reading for c in s.reads()]) if reading else []
-            for n, s in enumerate(reading):
-                states, payloads = replies[2 * n], replies[2 * n + 1]
+            count = len(self.keys.partitions)
+            replies = (yield [read_records(s.partition, count, s.ids) for s in reading]) if reading else []
+            for s, raw in zip(reading, replies, strict=True):
                 scanned += len(s.ids)
-                for i, state, payload in zip(s.ids, states, payloads, strict=True):
+                for i, (state, payload) in zip(s.ids, ReadReply.read(raw).records, strict=True):
                     if state is not None and payload is not None:
                         note = records.notification(i, state, payload)
                         if (
@@ -162,22 +161,27 @@ class PartitionStats(msgspec.Struct, frozen=True):
     @staticmethod
     def steps(p: Partition) -> list[Step]:
         """The commands that read one partition's figures; ``read`` takes their replies in this order."""
-        # Pending is the sum of the due sets (one per priority), its earliest the least of their heads.
+        # Pending is the sum of the due sets (one per priority), where a many-recipient call counts once for
+        # the recipients still pending in it; its earliest the least of their heads.
         sets = {"processing": p.processing, "sent": p.sent, "cancelled": p.cancelled, "failed": p.failed}
         return [
             *(Command(("ZCARD", due)) for due in p.due_sets),
             *(Command(("ZCARD", sets[status])) for status in STATUSES if status != "pending"),
             *(Command(("ZRANGE", due, 0, 0, "WITHSCORES")) for due in p.due_sets),
             Command(("HGETALL", p.counters)),
+            Command(("ZCARD", p.call_starts)),
+            Command(("GET", p.call_pending)),
         ]
 
     @classmethod
     def read(cls, replies: Iterator[Any]) -> PartitionStats:
         """Consume the replies to ``steps`` (in order) from ``replies``."""
-        pending = sum(int(next(replies)) for _ in CLAIM_ORDER)
-        counts = {status: pending if status == "pending" else int(next(replies)) for status in STATUSES}
+        due_entries = sum(int(next(replies)) for _ in CLAIM_ORDER)
+        counts = {status: 0 if status == "pending" else int(next(replies)) for status in STATUSES}
         heads = [int(float(first[0][1])) for first in (next(replies) for _ in CLAIM_ORDER) if first]
         counters = next(replies)
+        calls, in_calls = int(next(replies)), int(next(replies) or 0)
+        counts["pending"] = due_entries - calls + in_calls  # a pending call is one due entry for all its own
         return cls(
             counts=counts,
             totals={records.text(field): int(value) for field, value in counters.items()},
@@ -231,10 +235,12 @@ class _Source:
             self.position = min(ids)
         self.done = len(ids) < batch or (self.index is None and self._next_id() < self.step)
 
-    def reads(self) -> list[Step]:
-        """The state and payload of ``ids``."""
-        p = self.partition
-        return [Command(("HMGET", p.state, *self.ids)), Command(("HMGET", p.notifications, *self.ids))]
+
+def read_records(p: Partition, partitions: int, ids: Sequence[int]) -> Script:
+    """The step reading the stored state and payload of ``ids`` in ``p`` (see ``ReadReply``), including
+    recipients still pending inside a many-recipient call, which have no record of their own yet."""
+    keys = [p.state, p.notifications, p.calls, p.call_recipients, p.call_starts, p.by_recipient]
+    return Script("read", keys, [partitions, *ids])
 
 
 def list_dead(core: CoreBase, limit: int = 100) -> Op[list[Notification]]:
@@ -248,6 +254,7 @@ def list_dead(core: CoreBase, limit: int = 100) -> Op[list[Notification]]:
         ids = [int(i) for i in raw_ids]
         if not ids:
             continue
-        states, payloads = yield [Command(("HMGET", p.state, *ids)), Command(("HMGET", p.notifications, *ids))]
-        items += [records.notification(i, s, b) for i, s, b in zip(ids, states, payloads, strict=True) if s and b]
+        (raw,) = yield [read_records(p, len(core.keys.partitions), ids)]
+        pairs = ReadReply.read(raw).records
+        items += [records.notification(i, s, b) for i, (s, b) in zip(ids, pairs, strict=True) if s and b]
     return sorted(items, key=lambda n: (n.failed_at is None, n.failed_at, n.id))
