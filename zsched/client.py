@@ -78,10 +78,13 @@ class Scheduler(Driver):
     def _drive(self, op: Op[T], *, check_layout_first: bool = False) -> T:
         try:
             steps = next(op)  # arguments are validated before the first step: a bad call does no I/O at all
-            if check_layout_first:
+            if check_layout_first and not self.layout_checked:
                 self.ensure_layout()
             while True:
-                steps = op.send(self._execute(steps))
+                if len(steps) == 1:  # most operations: one step, sent as it is
+                    steps = op.send([queue_step(self.redis, self.scripts, steps[0])])
+                else:
+                    steps = op.send(self._execute(steps))
         except StopIteration as done:
             result: T = done.value
             return result
@@ -113,7 +116,7 @@ class Scheduler(Driver):
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
         with tracing.schedule_span() as record:
-            result = self.run(
+            result = self._drive(
                 self.core.schedule(
                     recipients,
                     title,
@@ -126,7 +129,8 @@ class Scheduler(Driver):
                     idempotency_key=idempotency_key,
                     created_by=created_by,
                     channels=channels,
-                )
+                ),
+                check_layout_first=True,
             )
             record(result)
         return result
@@ -234,10 +238,13 @@ class AsyncScheduler(Driver):
     async def _drive(self, op: Op[T], *, check_layout_first: bool = False) -> T:
         try:
             steps = next(op)  # arguments are validated before the first step: a bad call does no I/O at all
-            if check_layout_first:
+            if check_layout_first and not self.layout_checked:
                 await self.ensure_layout()
             while True:
-                steps = op.send(await self._execute(steps))
+                if len(steps) == 1:  # most operations: one step, awaited here (gather would make it a task)
+                    steps = op.send([await queue_step(self.redis, self.scripts, steps[0])])
+                else:
+                    steps = op.send(await self._execute(steps))
         except StopIteration as done:
             result: T = done.value
             return result
@@ -271,7 +278,7 @@ class AsyncScheduler(Driver):
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
         with tracing.schedule_span() as record:
-            result = await self.run(
+            result = await self._drive(
                 self.core.schedule(
                     recipients,
                     title,
@@ -284,7 +291,8 @@ class AsyncScheduler(Driver):
                     idempotency_key=idempotency_key,
                     created_by=created_by,
                     channels=channels,
-                )
+                ),
+                check_layout_first=True,
             )
             record(result)
         return result

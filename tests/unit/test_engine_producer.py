@@ -51,14 +51,38 @@ def test_schedule_in_one_partition_is_one_script_call() -> None:
     (step,) = next(op)
     p = c.keys.for_recipient("alice")
     assert isinstance(step, Script) and step.name == "schedule"
-    assert step.keys[:6] == [p.due, p.notifications, p.state, p.by_recipient, p.counters, p.sequence]
-    assert step.args[:4] == [str(NOW), "", 60_000, 4] and step.args[4] == p.index
-    assert step.args[5:7] == [0, ""], "no idempotency key: nothing remembered, no fingerprint"
-    assert step.args[12:] == ["normal", c.op_ttl_ms, "alice"]
-    assert step.keys[12:17] == p.call_keys, "a many-recipient call is stored once, in the call keys"
-    assert step.keys[17].startswith(f"{p.tag}:op:"), "the call's operation key, for retries after a lost reply"
+    assert step.keys == [
+        p.due,
+        p.notifications,
+        p.state,
+        p.by_recipient,
+        p.counters,
+        p.sequence,
+        p.ops(NOW // 10_000),  # outcomes kept in the partition's hash for this 10 s bucket
+    ], "one recipient, no idempotency key, no creator: none of the optional keys"
+    assert step.args[:5] == [str(NOW), "", 60_000, 4, p.index]
+    assert step.args[5:9] == [p.wakeup, '{"title":"t","message":"m"}', "normal", c.op_ttl_ms]
+    assert len(str(step.args[9])) == 16, "the call's operation id, for retries after a lost reply"
+    assert step.args[10:] == ["alice"], "no options"
     result: ScheduleResult = finish(op, [[b"created", NOW + 60_000, NOW, 100]])
     assert result.notification_ids == [100] and not result.replayed
+
+
+def test_schedule_passes_the_keys_and_options_a_call_uses() -> None:
+    c = core()
+    p = c.keys.partitions[0]
+    (step,) = next(c.schedule(["a", "b"], "t", "m", delay=60, priority="high"))
+    assert isinstance(step, Script)
+    assert step.keys[0] == p.due_for("high") and step.keys[7:] == p.call_keys
+    assert step.args[7] == "high" and step.args[10:] == ["a b"], "the recipients in one argument"
+    (step,) = next(c.schedule(["a"], "t", "m", delay=60, idempotency_key="k", created_by="billing"))
+    assert isinstance(step, Script)
+    assert step.keys[7:] == [p.idempotency("k"), p.by_creator, p.pending_by_creator]
+    options = step.args[11:]
+    assert options[:2] == ["idem_ttl_ms", c.idempotency_ttl_ms] and options[2] == "fingerprint"
+    assert options[4:] == ["created_by", "billing", "max_pending", c.max_pending_per_creator, "others", 0]
+    ids = {s.args[9] for s in (next(c.schedule(["a"], "t", "m", delay=60))[0] for _ in range(3))}
+    assert len(ids) == 3, "every step gets its own operation id"
 
 
 def test_schedule_across_partitions_stages_every_part_then_commits_each() -> None:
@@ -110,8 +134,8 @@ def test_schedule_with_an_idempotency_key_remembers_and_replays() -> None:
     op = c.schedule(["alice"], "t", "m", delay=5, idempotency_key="k1")
     (step,) = next(op)
     assert isinstance(step, Script)
-    assert step.keys[6] == c.keys.partitions[0].idempotency("k1")
-    assert step.args[5] == c.idempotency_ttl_ms and len(str(step.args[6])) == 64
+    assert step.keys[7] == c.keys.partitions[0].idempotency("k1")
+    assert step.args[11:13] == ["idem_ttl_ms", c.idempotency_ttl_ms] and len(str(step.args[14])) == 64
     result: ScheduleResult = finish(op, [[b"replayed", NOW - 1000, NOW, 7]])
     assert result.replayed and result.notification_ids == [7]
 
@@ -120,7 +144,7 @@ def test_the_same_request_has_the_same_fingerprint_and_another_does_not() -> Non
     def fingerprint(message: str) -> object:
         (step,) = next(core().schedule(["alice"], "t", message, delay=5, idempotency_key="k"))
         assert isinstance(step, Script)
-        return step.args[6]
+        return step.args[14]
 
     assert fingerprint("m") == fingerprint("m") != fingerprint("other")
 

@@ -35,6 +35,29 @@ def test_bad_recipients(value: object, message: str) -> None:
     assert caught.value.field is not None and caught.value.field.startswith("recipients")
 
 
+def test_recipient_rules_hold_for_every_code_point() -> None:
+    """The quick check (one ``isprintable`` and a search for the space) refuses exactly the characters the
+    rule names: whitespace, and what Unicode calls Other or Separator."""
+    import sys
+
+    for code in range(sys.maxunicode + 1):
+        c = chr(code)
+        refused = c.isspace() or not c.isprintable()
+        if refused != (not validation._plain(c)):
+            pytest.fail(f"U+{code:04X} is {'refused' if refused else 'allowed'} by the rule, not by the check")
+    for c in " \t\n\x1f\x85\xa0\u2028\u3000\ufeff":
+        with pytest.raises(RecipientsError, match=r"recipients\[1\] cannot contain spaces or control"):
+            validation.recipients(["ok", f"a{c}b"])
+
+
+def test_an_empty_or_falsy_data_is_checked_as_before() -> None:
+    assert validation.payload("t", "m", "system", "normal", {}).data == {}
+    assert validation.payload("t", "m", "system", "normal", None).data == {}
+    for falsy in ([], "", 0, False):
+        with pytest.raises(FieldError, match="data must be a JSON object"):
+            validation.payload("t", "m", "system", "normal", falsy)
+
+
 def test_ten_thousand_recipients_are_fine() -> None:
     assert len(validation.recipients(range(10_000))) == 10_000
 

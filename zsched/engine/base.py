@@ -16,6 +16,9 @@ DAY_MS = 24 * 3600 * 1000
 OP_TTL_MS = 60_000
 """How long a state-changing script call's outcome is kept for retries of that call: longer than a client's
 whole retry window (``client.RETRIES`` + 1 tries of ``client.SOCKET_TIMEOUT_S`` each, plus backoff: 23 s)."""
+OP_BUCKET_MS = 10_000
+"""How wide a time bucket of schedule outcomes is (``op_slot``): a bucket's hash lives at most this plus
+``op_ttl_ms``, so outcomes are held a little past their minute, not twice as long."""
 
 
 class Retention(msgspec.Struct, frozen=True):
@@ -64,6 +67,13 @@ class CoreBase:
         step (redis-py resends a command after a connection error or a timeout) names the same call, and the
         script answers it with the first run's outcome instead of running again."""
         return partition.op(new_op_id())
+
+    def op_slot(self, partition: Partition, now_ms: int) -> tuple[str, str]:
+        """A fresh operation id for one schedule step, and the hash that keeps its outcome: the partition's
+        bucket for ``now_ms`` (this process's clock). Both are fixed when the step is built, so a resent step
+        finds its outcome where it left it; the script keeps the bucket ``op_ttl_ms`` past each write, so a
+        clock that disagrees with the server's only picks another bucket, never a shorter life."""
+        return partition.ops(now_ms // min(OP_BUCKET_MS, self.op_ttl_ms)), new_op_id()
 
     def rough_now_ms(self) -> int:
         """This process's idea of now, used only for coarse sanity bounds, never to decide "due"."""

@@ -159,6 +159,12 @@ class Partition:
         that call (its reply was lost, or came after the socket timeout) gets the same answer, not a second run."""
         return f"{self.tag}:op:{op_id}"
 
+    def ops(self, bucket: int) -> str:
+        """HASH: op id -> outcome of each schedule call whose step the caller built in one time bucket (see
+        ``CoreBase.op_slot``); kept ``op_ttl_ms`` past its last write. One hash per bucket costs about 70 bytes
+        an operation where a key per operation (``op``) costs about 130."""
+        return f"{self.tag}:ops:{bucket}"
+
     def idempotency(self, key: str) -> str:
         """STRING: the remembered answer to a schedule call made with this idempotency key."""
         return f"{self.tag}:idempotency:{key}"

@@ -41,7 +41,8 @@ class ProducerOps(ReadViews):
         people = validation.recipients(recipients)
         creator = None if created_by is None else validation.user_id(created_by, "created_by")
         body = validation.payload(title, message, type, priority, data, creator, channels)
-        at_ms, delay_ms = validation.due(at, delay, self.rough_now_ms())
+        now_ms = self.rough_now_ms()
+        at_ms, delay_ms = validation.due(at, delay, now_ms)
         key = validation.idempotency_key(idempotency_key)
         payload_json = json_encoder.encode(body)
         fingerprint = (
@@ -52,8 +53,11 @@ class ProducerOps(ReadViews):
             raise CallTooLargeError(len(payload_json), len(people), self.max_call_bytes)
 
         groups: dict[int, list[str]] = {}
-        for person in people:
-            groups.setdefault(self.keys.for_recipient(person).index, []).append(person)
+        if len(self.keys.partitions) == 1:
+            groups[0] = people
+        else:
+            for person in people:
+                groups.setdefault(self.keys.for_recipient(person).index, []).append(person)
         # The pending cap: one partition's script checks it atomically, given what the creator holds in the
         # others; a call spanning partitions is checked here first (concurrent calls may each pass: the cap
         # is approximate across partitions, exceeded by at most what calls racing this one add).
@@ -77,41 +81,30 @@ class ProducerOps(ReadViews):
             )
         ((index, members),) = groups.items()
         p = self.keys.partitions[index]
-        (raw,) = yield [
-            Script(
-                "schedule",
-                [
-                    p.due,
-                    p.notifications,
-                    p.state,
-                    p.by_recipient,
-                    p.counters,
-                    p.sequence,
-                    p.idempotency(key or ""),
-                    p.by_creator,
-                    p.pending_by_creator,
-                    *p.other_dues,
-                    *p.call_keys,
-                    self.op_key(p),
-                ],
-                [
-                    self.now_arg(),
-                    *due_args,
-                    len(self.keys.partitions),
-                    index,
-                    self.idempotency_ttl_ms if key else 0,
-                    fingerprint,
-                    p.wakeup,
-                    payload_json.decode(),
-                    creator or "",
-                    cap,
-                    total - held[index] if cap else 0,
-                    body.priority,
-                    self.op_ttl_ms,
-                    *members,
-                ],
-            )
+        ops, op_id = self.op_slot(p, now_ms)
+        keys = [p.due_for(body.priority), p.notifications, p.state, p.by_recipient, p.counters, p.sequence, ops]
+        args: list[str | int] = [
+            self.now_arg(),
+            *due_args,
+            len(self.keys.partitions),
+            index,
+            p.wakeup,
+            payload_json.decode(),
+            body.priority,
+            self.op_ttl_ms,
+            op_id,
+            " ".join(members),  # one argument, however many: a recipient id has no spaces
         ]
+        # Only what the call uses is sent: every key and argument costs the client its encoding.
+        if key:
+            keys.append(p.idempotency(key))
+            args += ["idem_ttl_ms", self.idempotency_ttl_ms, "fingerprint", fingerprint]
+        if creator:
+            keys += [p.by_creator, p.pending_by_creator]
+            args += ["created_by", creator, "max_pending", cap, "others", total - held[index] if cap else 0]
+        if len(members) > 1:  # a single recipient gets a record of its own, not a pending call
+            keys += p.call_keys
+        (raw,) = yield [Script("schedule", keys, args)]
         reply = ScheduleReply.read(raw)
         refusal = reply.refusal(str(key), str(creator), len(people))
         if refusal is not None:
