@@ -1,7 +1,9 @@
--- commit_schedule: make a part staged by stage_schedule.lua visible: one pending notification per recipient,
--- as schedule.lua creates them, with the ids, due time and creation time the stage handed out. The caller
--- commits only after every partition of the call staged its part, so a refused call shows nothing.
--- KEYS[1] due           ZSET   normal id -> due time (epoch ms)
+-- commit_schedule: make a part staged by stage_schedule.lua visible, exactly as schedule.lua writes it, with
+-- the ids, due time and creation time the stage handed out: one recipient gets its own record; several, one
+-- pending call (payload and recipients once under the call id, in due once as "-<call id>", each recipient
+-- only in by_recipient and by_creator until claim.lua gives it a record). The caller commits only after every
+-- partition of the call staged its part, so a refused call shows nothing.
+-- KEYS[1] due           ZSET   the due set of the call's priority: id (or "-<call id>") -> due time (epoch ms)
 -- KEYS[2] notifications HASH   id -> payload JSON (opaque here)
 -- KEYS[3] state         HASH   id -> state JSON
 -- KEYS[4] by_recipient  ZSET   "<recipient> <id, 16 digits>" at score 0, read by name
@@ -10,33 +12,29 @@
 -- KEYS[7] by_creator    ZSET   "<created_by> <id, 16 digits>" at score 0, read by name
 -- KEYS[8] pending_by_creator HASH created_by -> notifications of theirs pending or processing
 -- KEYS[9] staged        HASH   the part stage_schedule.lua set aside; deleted here
--- KEYS[10] due_urgent   ZSET   urgent id -> due time (epoch ms)
--- KEYS[11] due_high     ZSET   high id -> due time (epoch ms)
--- KEYS[12] due_low      ZSET   low id -> due time (epoch ms)
--- KEYS[13] op           STRING this call's outcome, so a retry of the same call answers it, not 'missing'
+-- KEYS[10] ops          HASH   op id -> "<due> <now> <first id> <count> <partitions>" of each call that
+--                       committed, for the calls the caller's clock put in one time bucket; kept op_ttl_ms
+--                       past its last write, so a retry of the same call answers it, not 'missing'
+-- KEYS[11] calls        HASH   call id -> "<due> <created> <count> <next> <offset> <priority> <created_by>"
+-- KEYS[12] call_recipients HASH call id -> its recipients, space-separated, in id order
+-- KEYS[13] call_starts  ZSET   call id -> call id, to find a recipient's pending call from its id
+-- KEYS[14] call_pending STRING recipients still pending inside calls (for the pending count)
+-- KEYS[15] payload_refs HASH   call id -> records still using its payload (the payload goes with the last)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[3] op_ttl_ms     how long the outcome is kept for retries of this call
+-- ARGV[4] op_id         this call's field in ops
 -- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...} | {'missing'}
 --          replayed: another try of the call committed it first; missing: the staged part expired
-local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
-  local text = {}
-  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
-  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
-end
-local function kept_numbers(text)
-  local numbers = {}
-  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
-  return numbers
-end
 local function created(due, now, first, count, step)
   local reply = {'created', due, now}
   for i = 0, count - 1 do reply[#reply + 1] = first + i * step end
   return reply
 end
-local kept = redis.call('GET', KEYS[13])  -- a retry of a call that already ran (its reply was lost)
+local kept = redis.call('HGET', KEYS[10], ARGV[4])  -- a retry of a call that already ran (its reply was lost)
 if kept then
-  local k = kept_numbers(kept)
+  local k = {}
+  for v in string.gmatch(kept, '%d+') do k[#k + 1] = tonumber(v) end
   return created(k[1], k[2], k[3], k[4], k[5])
 end
 
@@ -57,52 +55,59 @@ if not staged then
 end
 local call = cjson.decode(staged)
 local payload = redis.call('HGET', KEYS[9], 'payload')
-local due, creator, count = call.due, call.creator, call.count
-local dues = {urgent = KEYS[10], high = KEYS[11], low = KEYS[12]}
-local due_key = dues[call.priority] or KEYS[1]
-local earliest
-for _, key in ipairs({KEYS[10], KEYS[11], KEYS[1], KEYS[12]}) do
-  local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if head[2] and (earliest == nil or tonumber(head[2]) < earliest) then earliest = tonumber(head[2]) end
-end
+local due, creator, count, partitions = call.due, call.creator, call.count, call.partitions
+local first = (call.last - count + 1) * partitions + call.partition
+-- The recipients as one space-separated string; a part staged before they were staged so is a JSON list.
+local joined = call.recipients
+if type(joined) == 'table' then joined = table.concat(joined, ' ') end
+local people = {}
+for person in string.gmatch(joined, '%S+') do people[#people + 1] = person end
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 
--- Written as schedule.lua writes: multi-member ZADD/HSET calls of up to 500 entries, state by concatenation.
-local ids = {}
-local state_head = '{"status":"pending","attempts":0,"scheduled_at":' .. string.format('%d', due)
-  .. ',"created_at":' .. string.format('%d', call.created_at)
-if creator ~= '' then state_head = state_head .. ',"created_by":' .. cjson.encode(creator) end
-if due_key ~= KEYS[1] then state_head = state_head .. ',"priority":' .. cjson.encode(call.priority) end
-state_head = state_head .. ',"recipient":'
-local zdue, hpay, hstate, zrec, zcre = {}, {}, {}, {}, {}
-local function flush()
-  if #zdue == 0 then return end
-  redis.call('ZADD', due_key, unpack(zdue))
-  redis.call('HSET', KEYS[2], unpack(hpay))
-  redis.call('HSET', KEYS[3], unpack(hstate))
+-- Index entries go out in multi-member ZADD calls of up to 500 each, as schedule.lua writes them.
+local ids, zrec, zcre = {}, {}, {}
+local function flush_index()
+  if #zrec == 0 then return end
   redis.call('ZADD', KEYS[4], unpack(zrec))
   if creator ~= '' then redis.call('ZADD', KEYS[7], unpack(zcre)) end
-  zdue, hpay, hstate, zrec, zcre = {}, {}, {}, {}, {}
+  zrec, zcre = {}, {}
 end
 for i = 0, count - 1 do
-  local id = (call.last - count + 1 + i) * call.partitions + call.partition
-  local recipient = call.recipients[i + 1]
-  ids[#ids + 1] = id
-  local n = #zdue
-  zdue[n + 1], zdue[n + 2] = due, id
-  hpay[n + 1], hpay[n + 2] = id, payload
-  hstate[n + 1], hstate[n + 2] = id, state_head .. cjson.encode(recipient) .. '}'
-  zrec[n + 1], zrec[n + 2] = 0, recipient .. ' ' .. string.format('%016d', id)
-  zcre[n + 1], zcre[n + 2] = 0, creator .. ' ' .. string.format('%016d', id)
-  if n + 2 >= 1000 then flush() end
+  local id = first + i * partitions
+  local digits = string.format('%016d', id)
+  ids[i + 1] = id
+  local n = #zrec
+  zrec[n + 1], zrec[n + 2] = 0, people[i + 1] .. ' ' .. digits
+  zcre[n + 1], zcre[n + 2] = 0, creator .. ' ' .. digits
+  if n + 2 >= 1000 then flush_index() end
 end
-flush()
+flush_index()
+local cid = string.format('%d', first)
+if count == 1 then
+  local state = '{"status":"pending","attempts":0,"scheduled_at":' .. string.format('%d', due)
+    .. ',"created_at":' .. string.format('%d', call.created_at)
+  if creator ~= '' then state = state .. ',"created_by":' .. cjson.encode(creator) end
+  if call.priority ~= 'normal' then state = state .. ',"priority":' .. cjson.encode(call.priority) end
+  redis.call('ZADD', KEYS[1], due, cid)
+  redis.call('HSET', KEYS[2], cid, payload)
+  redis.call('HSET', KEYS[3], cid, state .. ',"recipient":' .. cjson.encode(people[1]) .. '}')
+else
+  redis.call('ZADD', KEYS[1], due, '-' .. cid)
+  redis.call('HSET', KEYS[2], cid, payload)
+  redis.call('HSET', KEYS[11], cid,
+    string.format('%d %d %d 0 1 %s %s', due, call.created_at, count, call.priority, creator))
+  redis.call('HSET', KEYS[12], cid, joined)
+  redis.call('ZADD', KEYS[13], cid, cid)
+  redis.call('INCRBY', KEYS[14], count)
+  redis.call('HSET', KEYS[15], cid, count)
+end
 redis.call('HINCRBY', KEYS[5], 'scheduled', count)
 if creator ~= '' then redis.call('HINCRBY', KEYS[8], creator, count) end
-if earliest == nil or due < earliest then redis.call('PUBLISH', ARGV[2], due) end
+if head == nil or due < tonumber(head) then redis.call('PUBLISH', ARGV[2], due) end
 if call.idem_ttl > 0 then
   redis.call('SET', KEYS[6], cjson.encode({fingerprint = call.fingerprint, due = due, ids = ids}), 'PX', call.idem_ttl)
 end
 redis.call('DEL', KEYS[9])
-local first = (call.last - count + 1) * call.partitions + call.partition
-keep(KEYS[13], ARGV[3], {due, now, first, count, call.partitions})
-return created(due, now, first, count, call.partitions)
+redis.call('HSET', KEYS[10], ARGV[4], string.format('%d %d %d %d %d', due, now, first, count, partitions))
+redis.call('PEXPIRE', KEYS[10], ARGV[3])
+return created(due, now, first, count, partitions)

@@ -7,7 +7,9 @@
 -- KEYS[2] idempotency   STRING remembered answer for the caller's idempotency key (once committed)
 -- KEYS[3] staged        HASH   this call's part: 'call' (JSON: fingerprint, due, created_at, ids, ...), 'payload'
 -- KEYS[4] pending_by_creator HASH created_by -> notifications of theirs pending or processing
--- KEYS[5] op            STRING this call's outcome, so a retry of the same call answers it and stages nothing
+-- KEYS[5] ops           HASH   op id -> "<now> <last>" of each call that staged something, for the calls the
+--                       caller's clock put in one time bucket; kept op_ttl_ms past its last write, so a
+--                       retry of the same call (its reply was lost) answers it and stages nothing
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] at_ms         due time, or '' to use delay_ms
 -- ARGV[3] delay_ms      delay from now, used when at_ms is ''
@@ -22,33 +24,30 @@
 -- ARGV[12] others       what the creator holds in the other partitions (read by the caller)
 -- ARGV[13] priority     urgent, high, normal or low
 -- ARGV[14] op_ttl_ms    how long the outcome is kept for retries of this call
--- ARGV[15..] recipients
+-- ARGV[15] op_id        this call's field in ops
+-- ARGV[16] recipients   this partition's recipients, space-separated (a recipient id has no spaces)
 -- Returns: {'staged', due_ms, now_ms, resumed, id...} | {'replayed', due_ms, now_ms, id...}
 --        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
 --          resumed: 1 when the part was already staged by an earlier try of the same call, else 0
-local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
-  local text = {}
-  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
-  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
-end
-local function kept_numbers(text)
-  local numbers = {}
-  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
-  return numbers
-end
 local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
-local function staged_reply(due, now, resumed, last, count)
+local _, spaces = string.gsub(ARGV[16], ' ', ' ')
+local count = spaces + 1
+local function staged_reply(due, now, resumed, last, n)
   local reply = {'staged', due, now, resumed}
-  for i = 0, count - 1 do reply[#reply + 1] = (last - count + 1 + i) * partitions + partition end
+  for i = 0, n - 1 do reply[#reply + 1] = (last - n + 1 + i) * partitions + partition end
   return reply
 end
-local kept = redis.call('GET', KEYS[5])  -- a retry of a call that already ran (its reply was lost)
-if kept then
-  local k = kept_numbers(kept)
-  return staged_reply(k[1], k[2], 0, k[3], k[4])
-end
 
-local now = tonumber(ARGV[1])
+-- A retry resends the same ARGV, so the first run's now and last sequence number give back its due time and
+-- ids: the same answer, and nothing staged twice.
+local kept = redis.call('HGET', KEYS[5], ARGV[15])
+local now
+if kept then
+  local first_now, last = string.match(kept, '^(%d+) (%d+)$')
+  now = tonumber(first_now)
+  return staged_reply(tonumber(ARGV[2]) or (now + tonumber(ARGV[3])), now, 0, tonumber(last), count)
+end
+now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -78,8 +77,6 @@ end
 local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
 if due < now then return {'past', due, now} end
 
-local first = 15
-local count = #ARGV - first + 1
 local creator = ARGV[10]
 local max_pending = tonumber(ARGV[11])
 if creator ~= '' and max_pending > 0 then
@@ -87,14 +84,13 @@ if creator ~= '' and max_pending > 0 then
   if held + count > max_pending then return {'over_quota', held, max_pending} end
 end
 local last = redis.call('INCRBY', KEYS[1], count)
-local recipients = {}
-for i = first, #ARGV do recipients[#recipients + 1] = ARGV[i] end
 local call = {
   fingerprint = ARGV[7], due = due, created_at = now, creator = creator, priority = ARGV[13],
   idem_ttl = idem_ttl, last = last, count = count, partitions = partitions, partition = partition,
-  recipients = recipients,
+  recipients = ARGV[16],
 }
 redis.call('HSET', KEYS[3], 'call', cjson.encode(call), 'payload', ARGV[9])
 redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[8]))
-keep(KEYS[5], ARGV[14], {due, now, last, count})
+redis.call('HSET', KEYS[5], ARGV[15], string.format('%d %d', now, last))
+redis.call('PEXPIRE', KEYS[5], ARGV[14])
 return staged_reply(due, now, 0, last, count)

@@ -12,8 +12,9 @@ import pytest
 import redis
 
 from tests.conftest import ManualClock
+from tests.helpers import Recorder, tick
 from zsched import Core, IdempotencyConflictError, Keyspace, NotFoundError, Scheduler
-from zsched.engine import Op, Script, Step
+from zsched.engine import Op, Partition, Script, Step
 from zsched.engine.replies import StageReply
 
 
@@ -38,14 +39,24 @@ def spread(redis_url: str, prefix: str, clock: ManualClock) -> Iterator[Schedule
 
 
 def _visible(zs: Scheduler, people: list[str]) -> list[int]:
-    """Every id a reader can find: recipients' lists, the due sets, the state hash, stats."""
+    """Every id a reader can find: recipients' lists, the due sets (a pending call's recipients through the
+    call it names), the state hash, stats."""
     seen = [n.id for person in people for n in zs.list_for(person).items]
     for p in zs.core.keys.partitions:
         for due in p.due_sets:
-            seen += [int(i) for i in zs.redis.zrange(due, 0, -1)]
+            seen += [i for member in zs.redis.zrange(due, 0, -1) for i in _due_ids(zs, p, member.decode())]
         seen += [int(i) for i in zs.redis.hkeys(p.state)]
     assert zs.stats().counts["pending"] == len(set(seen))
     return sorted(set(seen))
+
+
+def _due_ids(zs: Scheduler, p: Partition, member: str) -> list[int]:
+    """The ids a due member stands for: its own, or, for "-<call id>", the recipients still pending in the call."""
+    if not member.startswith("-"):
+        return [int(member)]
+    _, _, count, first, *_ = zs.redis.hget(p.calls, member[1:]).split()
+    call, step = int(member[1:]), len(zs.core.keys.partitions)
+    return [call + i * step for i in range(int(first), int(count))]
 
 
 def _staged_keys(zs: Scheduler) -> list[bytes]:
@@ -119,7 +130,31 @@ def test_a_call_across_partitions_is_written_whole(spread: Scheduler) -> None:
     result = spread.schedule(people, "t", "m", delay=60, priority="high", created_by="svc")
     assert _visible(spread, people) == sorted(result.notification_ids) and not result.replayed
     assert _staged_keys(spread) == []
+    for p in spread.core.keys.partitions:  # two recipients a partition: one pending call each, payload once
+        assert spread.redis.hlen(p.calls) == spread.redis.hlen(p.notifications) == 1
+        assert spread.redis.hlen(p.state) == 0 and spread.redis.zcard(p.due_for("high")) == 1
     assert [spread.status(i).recipient for i in result.notification_ids] == people
     assert {spread.status(i).priority for i in result.notification_ids} == {"high"}
     assert sum(int(spread.redis.hget(p.pending_by_creator, "svc") or 0) for p in spread.core.keys.partitions) == 8
     assert len(spread.list(created_by="svc").items) == 8
+
+
+def test_committed_parts_are_delivered_read_and_cancelled_like_schedule_calls(
+    spread: Scheduler, clock: ManualClock
+) -> None:
+    people = _people(spread.core.keys)
+    lone = people[0]  # its partition gets one recipient: a record of its own; the others a pending call each
+    spread_people = [lone, *people[2:]]
+    result = spread.schedule(spread_people, "Spread", "out", delay=1, created_by="svc")
+    home = spread.core.keys.for_id(result.notification_ids[0])
+    assert spread.redis.hlen(home.calls) == 0 and spread.redis.hlen(home.state) == 1
+    assert [spread.status(i).recipient for i in result.notification_ids] == spread_people
+    kept = result.notification_ids[-1]
+    assert spread.cancel(kept).scheduled_status == "cancelled"
+    clock.advance(2_000)
+    recorder = Recorder()
+    tick(spread, recorder)
+    assert sorted((n.id, n.recipient, n.title) for n in recorder.delivered) == sorted(
+        (i, person, "Spread") for i, person in zip(result.notification_ids, spread_people, strict=True) if i != kept
+    )
+    assert spread.stats().counts == {"pending": 0, "processing": 0, "sent": 6, "cancelled": 1, "failed": 0}

@@ -95,13 +95,13 @@ def test_schedule_across_partitions_stages_every_part_then_commits_each() -> Non
     replies = []
     for step in stages:
         assert isinstance(step, Script)
-        index, members = step.args[4], [str(m) for m in step.args[14:]]
+        index, members = step.args[4], str(step.args[15]).split(" ")
         p = c.keys.partitions[int(index)]
         assert step.keys[:2] == [p.sequence, p.idempotency("")] and step.keys[2].startswith(f"{p.tag}:staged:c:")
         assert all(c.keys.for_recipient(m) is p for m in members)
         assert step.args[:4] == [str(NOW), "", 60_000, 4]
         assert step.args[5:8] == [0, "", c.stage_ttl_ms] and step.args[13] == c.op_ttl_ms
-        assert step.keys[4].startswith(f"{p.tag}:op:")
+        assert step.keys[4] == p.ops(NOW // 10_000) and len(str(step.args[14])) == 16
         seen += members
         replies.append([b"staged", NOW + 60_000, NOW, 0, *(100 + people.index(m) for m in members)])
     assert sorted(seen) == ["alice", "bob", "carol", "dave", "erin"], "each distinct recipient once"
@@ -109,7 +109,10 @@ def test_schedule_across_partitions_stages_every_part_then_commits_each() -> Non
     commits = op.send(replies)
     assert [s.name for s in commits if isinstance(s, Script)] == ["commit_schedule"] * len(stages)
     assert [s.keys[8] for s in commits if isinstance(s, Script)] == [s.keys[2] for s in stages if isinstance(s, Script)]
-    assert all(isinstance(s, Script) and s.args[2] == c.op_ttl_ms and ":op:" in s.keys[12] for s in commits)
+    for commit in commits:
+        assert isinstance(commit, Script) and commit.args[2] == c.op_ttl_ms and len(str(commit.args[3])) == 16
+        p = c.keys.partitions[int(commit.keys[0].split("{p")[1].split("}")[0])]
+        assert commit.keys[0] == p.due and commit.keys[9] == p.ops(NOW // 10_000) and commit.keys[10:] == p.call_keys
     result: ScheduleResult = finish(op, [[b"created", r[1], NOW, *r[4:]] for r in replies])
     assert result.notification_ids == [100, 101, 102, 103, 104]
     assert result.count == 5

@@ -76,7 +76,7 @@ class ProducerOps(ReadViews):
         if len(groups) > 1:
             return (
                 yield from self._schedule_staged(
-                    people, groups, due_args, key, fingerprint, body, payload_json, creator, total
+                    people, groups, due_args, key, fingerprint, body, payload_json, creator, total, now_ms
                 )
             )
         ((index, members),) = groups.items()
@@ -127,6 +127,7 @@ class ProducerOps(ReadViews):
         payload_json: bytes,
         creator: str | None,
         total: int,
+        now_ms: int,
     ) -> Op[ScheduleResult]:
         """A call spanning partitions, in two rounds, since no script spans two Cluster slots: each partition
         checks and stages its part where no reader looks, and only when every part is staged does each
@@ -138,10 +139,11 @@ class ProducerOps(ReadViews):
         stages: list[Step] = []
         for index, members in groups.items():
             p = self.keys.partitions[index]
+            ops, op_id = self.op_slot(p, now_ms)
             stages.append(
                 Script(
                     "stage_schedule",
-                    [p.sequence, p.idempotency(key or ""), p.staged(call), p.pending_by_creator, self.op_key(p)],
+                    [p.sequence, p.idempotency(key or ""), p.staged(call), p.pending_by_creator, ops],
                     [
                         self.now_arg(),
                         *due_args,
@@ -156,7 +158,8 @@ class ProducerOps(ReadViews):
                         total,
                         body.priority,
                         self.op_ttl_ms,
-                        *members,
+                        op_id,
+                        " ".join(members),  # a recipient id has no spaces
                     ],
                 )
             )
@@ -172,11 +175,12 @@ class ProducerOps(ReadViews):
         for index, reply in zip(groups, staged, strict=True):
             if reply.code == "staged":
                 p = self.keys.partitions[index]
+                ops, op_id = self.op_slot(p, now_ms)
                 commits.append(
                     Script(
                         "commit_schedule",
                         [
-                            p.due,
+                            p.due_for(body.priority),
                             p.notifications,
                             p.state,
                             p.by_recipient,
@@ -185,10 +189,10 @@ class ProducerOps(ReadViews):
                             p.by_creator,
                             p.pending_by_creator,
                             p.staged(call),
-                            *p.other_dues,
-                            self.op_key(p),
+                            ops,
+                            *p.call_keys,
                         ],
-                        [self.now_arg(), p.wakeup, self.op_ttl_ms],
+                        [self.now_arg(), p.wakeup, self.op_ttl_ms, op_id],
                     )
                 )
         committed = iter([CommitReply.read(raw) for raw in (yield commits)] if commits else [])
