@@ -29,8 +29,10 @@ from .harness import Figures, free_port, run_family, scheduler, statuses, until
 from .lossy_proxy import LossyProxy
 from .services import Zsched
 
-SCRIPTS = ("schedule", "claim", "ack", "publish_inbox")
-"""The state-changing scripts of scheduling and delivering, each of which must meet both faults."""
+SCRIPTS = ("schedule", "claim")
+"""The state-changing scripts of scheduling and delivering, each of which must meet both faults. These
+notifications go to the websocket alone, so the worker's claim appends, publishes and marks them sent in one
+call: publish_inbox and ack run only for other channels (``test_dropped_replies`` covers them)."""
 
 
 class Plan(msgspec.Struct, kw_only=True, frozen=True):

@@ -3,6 +3,14 @@
 -- A due "-<call id>" member is a many-recipient call: its next recipients get records of their own here
 -- (built by concatenation, no JSON decoded), skipping any that a cancel or reschedule already gave one; the
 -- call leaves due once its last recipient is claimed.
+-- With ARGV[6] set, a claimed notification whose only channel is the websocket (it names ["websocket"], or
+-- none while ARGV[6] is 'all') is delivered here instead of leaving in processing: its message (the JSON
+-- Delivered.of writes, spliced from the stored payload's members, never decoded) is appended to the
+-- recipient's inbox and PUBLISHed with its stream id as publish_inbox.lua does, and it is marked sent as
+-- ack.lua would. A record this script cannot vouch for (not as zsched writes it) is claimed as usual, so
+-- the worker decodes it and fails it with the reason.
+-- An inbox key is per recipient, known only once claimed, so it is built here: KEYS[16] .. recipient. The
+-- prefix carries the partition's hash tag, as every key of this call does, so the script stays in one slot.
 -- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
 -- KEYS[2] processing    ZSET  id -> lease deadline (epoch ms)
 -- KEYS[3] notifications HASH  id -> payload JSON
@@ -17,14 +25,28 @@
 -- KEYS[12] call_pending STRING recipients still pending inside calls
 -- KEYS[13] by_recipient ZSET  "<recipient> <id, 16 digits>": a recipient purged from it was cancelled or
 --                       rescheduled alone and its record purged, so its call must not hand it out again
--- KEYS[14] op            STRING this call's outcome (the ids it claimed), so a retry of the same call gets
---                       the same batch instead of claiming another and stranding the first
+-- KEYS[14] sent          ZSET  id -> time its record is purged (epoch ms)
+-- KEYS[15] pending_by_creator HASH created_by -> notifications of theirs pending or processing
+-- KEYS[16] inbox_prefix  STREAM key prefix: KEYS[16] .. recipient is the recipient's inbox
+-- KEYS[17] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
+--                       call gets the same batch instead of claiming another and stranding the first, and
+--                       appends and publishes nothing again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most notifications to claim
 -- ARGV[3] lease_ms      how long the claimer owns them before reap hands them to another worker
 -- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[5] partitions    partition count: a call's recipients have ids call id + i * partitions
--- Returns: {now_ms, wait_us, id, state JSON, payload JSON, ...}
+-- ARGV[6] inbox         '' to deliver nothing here; 'named': those naming ["websocket"]; 'all': those too
+--                       that name no channel (the worker's default channels are the websocket alone)
+-- ARGV[7] keep_sent_ms  how long a sent record is kept
+-- ARGV[8] inbox_maxlen  approximate cap on each inbox stream
+-- ARGV[9] inbox_keep_ms inbox retention: older entries are trimmed, an idle inbox expires after it
+-- ARGV[10] user_prefix  channel prefix: ARGV[10] .. recipient is the recipient's live channel
+-- ARGV[11] take_rest    '1': one not delivered here is claimed under the lease; '0': the claim stops at the
+--                       first such one in claim order, leaving it and what follows due (a claim sent ahead
+--                       of the worker's need then holds nothing it must deliver)
+-- Returns: {now_ms, wait_us, sent_count, id, state JSON, payload JSON, ...}
+--          the first sent_count records were delivered here and are sent; the rest are claimed, under the lease
 --          wait_us: microseconds until the next due notification after this claim, -1 when none is pending
 --          (finer than the ms scores, so a worker can wake within a fraction of a millisecond of due)
 local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
@@ -50,11 +72,11 @@ local function stored_payload(id, raw)  -- a record's payload: under its call's 
   return payload_of(raw and string.match(raw, '"call":(%d+)') or id)
 end
 
-local kept = redis.call('GET', KEYS[14])
+local kept = redis.call('GET', KEYS[17])
 if kept then  -- a retry of a call that already ran (its reply was lost): the same batch, read again
   local k = kept_numbers(kept)
-  local reply = {k[1], k[2]}
-  for i = 3, #k do
+  local reply = {k[1], k[2], k[3]}
+  for i = 4, #k do
     local id = string.format('%d', k[i])
     local raw = redis.call('HGET', KEYS[4], id)
     reply[#reply + 1] = k[i]
@@ -88,13 +110,152 @@ local function call_sliced(cmd, key, list, step)
   return out
 end
 
-local reply = {now, -1}
+local claimed_list, sent_list = {}, {}  -- id, state, payload of each claimed here / delivered here
 local claimed = 0
 local hset, zadd = {}, {}
 local function take(id, raw, payload)
   hset[#hset + 1], hset[#hset + 2] = id, raw
   zadd[#zadd + 1], zadd[#zadd + 2] = deadline, id
-  reply[#reply + 1], reply[#reply + 2], reply[#reply + 3] = id, raw, payload
+  claimed_list[#claimed_list + 1], claimed_list[#claimed_list + 2], claimed_list[#claimed_list + 3] = id, raw, payload
+  claimed = claimed + 1
+end
+
+-- Delivering here: the message is Delivered's JSON, byte for byte as the worker's encoder writes it (fields
+-- in Delivered's order, no spaces, datetimes as RFC 3339 UTC with microseconds unless whole seconds).
+local inbox_mode, take_rest = ARGV[6], ARGV[11]
+local halted = false  -- ARGV[11] '0' met a notification it would have claimed: the claim ends there
+local purge_at = now + (tonumber(ARGV[7]) or 0)
+local maxlen, inbox_keep = ARGV[8], tonumber(ARGV[9]) or 0
+local trim_below = string.format('%d', math.max(0, now - inbox_keep))
+local MAX_MS = 8000000000000  -- past 2223 a float second no longer holds the exact ms the worker would show
+
+local function iso(ms)  -- epoch ms (0 <= ms < MAX_MS) -> "2024-01-02T03:04:05.678000Z", civil from days (H. Hinnant)
+  local s = math.floor(ms / 1000)
+  local days = math.floor(s / 86400)
+  local sec = s - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  local text = string.format('%04d-%02d-%02dT%02d:%02d:%02d', year, month, doy - math.floor((153 * mp + 2) / 5) + 1,
+    math.floor(sec / 3600), math.floor(sec % 3600 / 60), sec % 60)
+  local frac = ms - s * 1000
+  if frac > 0 then text = text .. string.format('.%03d000', frac) end
+  return text .. 'Z'
+end
+local sent_iso = iso(now)
+
+local ESCAPES = {['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n', ['\r'] = '\\r',
+  ['\t'] = '\\t'}
+local function json_string(s)  -- as the worker's encoder writes a string (cjson would also escape '/')
+  if not string.find(s, '[%z\1-\31"\\]') then return '"' .. s .. '"' end  -- most: gsub costs more than a find
+  return '"' .. string.gsub(s, '[%z\1-\31"\\]',
+    function(c) return ESCAPES[c] or string.format('\\u%04x', string.byte(c)) end) .. '"'
+end
+
+-- The members of a JSON object as the worker's encoder writes it (no spaces): name -> its value's text,
+-- or nil when the text is not such an object. Values are delimited, not decoded.
+local function string_end(s, i)  -- s[i] opens a string: where it closes
+  local j = i
+  while true do
+    j = string.find(s, '["\\]', j + 1)
+    if not j or string.byte(s, j) == 34 then return j end
+    j = j + 1  -- an escape: the next character is part of it
+  end
+end
+local function value_end(s, i)
+  local c = string.byte(s, i)
+  if c == 34 then return string_end(s, i) end
+  if c ~= 123 and c ~= 91 then  -- a number, true, false or null
+    local _, e = string.find(s, '^[%w%.%+%-]+', i)
+    return e
+  end
+  local depth, j = 0, i
+  while j do
+    j = string.find(s, '["{}%[%]]', j)
+    if not j then return nil end
+    c = string.byte(s, j)
+    if c == 34 then
+      j = string_end(s, j)
+    elseif c == 123 or c == 91 then
+      depth = depth + 1
+    else
+      depth = depth - 1
+      if depth == 0 then return j end
+    end
+    j = j and j + 1
+  end
+end
+local function json_members(s)
+  if string.sub(s, 1, 1) ~= '{' then return nil end
+  local out, i = {}, 2
+  if s == '{}' then return out end
+  while string.byte(s, i) == 34 do
+    local name_end = string_end(s, i)
+    if not name_end or string.byte(s, name_end + 1) ~= 58 then return nil end
+    local stop = value_end(s, name_end + 2)
+    if not stop then return nil end
+    out[string.sub(s, i + 1, name_end - 1)] = string.sub(s, name_end + 2, stop)
+    local after = string.byte(s, stop + 1)
+    if after == 125 then return (stop + 1 == #s) and out or nil end
+    if after ~= 44 then return nil end
+    i = stop + 2
+  end
+  return nil
+end
+
+local PRIORITIES = {['"low"'] = true, ['"normal"'] = true, ['"high"'] = true, ['"urgent"'] = true}
+local middles = {}  -- payload holder -> its message's middle (title .. scheduled_at's opening quote), or false
+-- The part of a delivered message that comes from the payload, when the payload is one this script may
+-- deliver (websocket-only, and shaped as the worker's Payload decoder wants it); false otherwise.
+local function middle_of(holder)
+  local middle = middles[holder]
+  if middle ~= nil then return middle end
+  middle = false
+  local m = json_members(payload_of(holder))
+  if m then
+    local channels = m.channels
+    local only_websocket = channels == '["websocket"]'
+      or ((channels == nil or channels == '[]') and inbox_mode == 'all')  -- none named: the default channels
+    local typ, priority, data = m.type or '"system"', m.priority or '"normal"', m.data or '{}'
+    local by = m.created_by
+    if only_websocket and m.title and m.message and string.sub(m.title, 1, 1) == '"'
+      and string.sub(m.message, 1, 1) == '"' and string.sub(typ, 1, 1) == '"' and PRIORITIES[priority]
+      and string.sub(data, 1, 1) == '{' and (data == '{}' or pcall(cjson.decode, data))
+      and (by == nil or by == 'null' or string.sub(by, 1, 1) == '"') then
+      middle = ',"title":' .. m.title .. ',"message":' .. m.message .. ',"notification_type":' .. typ
+        .. ',"priority":' .. priority .. ',"data":' .. data .. ',"scheduled_at":"'
+    end
+  end
+  middles[holder] = middle
+  return middle
+end
+
+local released = {}  -- created_by -> how many of theirs were sent here (no longer pending)
+local sent_count = 0
+-- Append one notification's message to its recipient's inbox and publish it, as publish_inbox.lua does, and
+-- record it sent, as ack.lua does. `rest` is its message after the recipient; `state` its sent state JSON.
+local function send(id, recipient, rest, state, payload, creator)
+  local inbox = KEYS[16] .. recipient
+  local top = redis.call('XREVRANGE', inbox, '+', '-', 'COUNT', 1)
+  local body = '{"type":"notification","id":' .. id .. ',"recipient":' .. json_string(recipient) .. rest
+  local sid
+  if top[1] then  -- trim by age before the append, so a clock ahead of the stream ids never trims the new entry
+    redis.call('XTRIM', inbox, 'MINID', trim_below)
+    sid = redis.call('XADD', inbox, 'MAXLEN', '~', maxlen, '*', 'n', body, 'p', top[1][1])
+  else  -- a new (or emptied) inbox: nothing to trim, by age or by count
+    sid = redis.call('XADD', inbox, '*', 'n', body, 'p', '0-0')
+  end
+  redis.call('PEXPIRE', inbox, inbox_keep)
+  redis.call('PUBLISH', ARGV[10] .. recipient, '{"stream_id":"' .. sid .. '",' .. string.sub(body, 2))
+  hset[#hset + 1], hset[#hset + 2] = id, state
+  sent_list[#sent_list + 1], sent_list[#sent_list + 2], sent_list[#sent_list + 3] = id, state, payload
+  if creator then released[creator] = (released[creator] or 0) + 1 end
+  sent_count = sent_count + 1
   claimed = claimed + 1
 end
 
@@ -118,6 +279,15 @@ local function claim_from_call(due, member, room)
   if priority ~= 'normal' then tail = tail .. ',"priority":"' .. priority .. '"' end
   tail = tail .. '}'
   local payload = payload_of(cid)
+  local middle = inbox_mode ~= '' and tonumber(at) < MAX_MS and middle_of(cid)
+  if not middle and take_rest == '0' then  -- its recipients would be claimed: the call and the rest stay due
+    halted = true
+    return 0
+  end
+  local sent_head, message_tail = '{"status":"sent","attempts":1,"sent_at":' .. string.format('%d', now)
+    .. ',"recipient":', nil
+  if middle then message_tail = middle .. iso(tonumber(at)) .. '","sent_at":"' .. sent_iso .. '","attempt":1}' end
+  local by = creator ~= '' and creator or nil
   local before = claimed
   while claimed - before < room and nxt < count do
     local n = math.min(room - (claimed - before), count - nxt)
@@ -133,7 +303,13 @@ local function claim_from_call(due, member, room)
     for j, id in ipairs(ids) do members[j] = people[j] .. ' ' .. string.format('%016d', tonumber(id)) end
     local indexed = call_sliced('ZMSCORE', KEYS[13], members, 1000)
     for j, id in ipairs(ids) do
-      if not own[j] and indexed[j] then take(id, head .. cjson.encode(people[j]) .. tail, payload) end
+      if not own[j] and indexed[j] then
+        if middle then
+          send(id, people[j], message_tail, sent_head .. cjson.encode(people[j]) .. tail, payload, by)
+        else
+          take(id, head .. cjson.encode(people[j]) .. tail, payload)
+        end
+      end
     end
     nxt = nxt + n
   end
@@ -150,25 +326,61 @@ local function claim_from_call(due, member, room)
   return claimed - before
 end
 
--- Notifications with records of their own (single-recipient ones, and retries and reschedules of any).
-local function claim_records(ids)
+-- Whether a decoded state is one this script may deliver: the fields the message and the worker's State
+-- decoder need, of their types, and no channel recorded as done by an earlier attempt.
+local function deliverable(st)
+  local at = st.scheduled_at
+  return type(st.recipient) == 'string' and type(at) == 'number' and at == math.floor(at) and at >= 0
+    and at < MAX_MS and type(st.created_at) == 'number' and (st.done == nil or next(st.done) == nil)
+    and (st.created_by == nil or type(st.created_by) == 'string')
+end
+
+-- Notifications with records of their own (single-recipient ones, and retries and reschedules of any), due
+-- in `due`; with ARGV[11] '0', only those up to the first this script cannot deliver leave due.
+local function claim_records(due, ids)
   local states = call_sliced('HMGET', KEYS[4], ids, 1000)
+  local decoded, middles_of = {}, {}
   for i, id in ipairs(ids) do
     local raw = states[i]
     local ok, st = false, nil
     if raw then ok, st = pcall(cjson.decode, raw) end
-    if raw and not (ok and type(st) == 'table') then
+    if raw and ok and type(st) == 'table' then
+      decoded[i] = st
+      local holder = st.call and string.format('%d', st.call) or id
+      middles_of[i] = inbox_mode ~= '' and deliverable(st) and middle_of(holder)
+    end
+    if not middles_of[i] and raw and take_rest == '0' then  -- it would be claimed: it and the rest stay due
+      halted = true
+      ids = {unpack(ids, 1, i - 1)}
+      break
+    end
+  end
+  if #ids > 0 then call_sliced('ZREM', due, ids, 1000) end
+  for i, id in ipairs(ids) do
+    local raw, st = states[i], decoded[i]
+    if raw and not st then
       -- A state Lua cannot read is held under the lease as it is, for the worker to fail with its reason;
       -- raising here would fail the whole claim, and every claim after it, over one corrupt record.
       zadd[#zadd + 1], zadd[#zadd + 2] = deadline, id
-      reply[#reply + 1], reply[#reply + 2], reply[#reply + 3] = id, raw, stored_payload(id, raw)
+      claimed_list[#claimed_list + 1], claimed_list[#claimed_list + 2], claimed_list[#claimed_list + 3] =
+        id, raw, stored_payload(id, raw)
       claimed = claimed + 1
-    elseif raw then
-      st.status = 'processing'
+    elseif st then
       st.attempts = (tonumber(st.attempts) or 0) + 1
-      st.lease_until = deadline
-      local payload = st.call and payload_of(string.format('%d', st.call)) or payload_of(id)
-      take(id, cjson.encode(st), payload)
+      local payload = payload_of(st.call and string.format('%d', st.call) or id)
+      local middle = middles_of[i]
+      if middle then
+        st.status = 'sent'
+        st.sent_at = now
+        st.lease_until = nil
+        local rest = middle .. iso(st.scheduled_at) .. '","sent_at":"' .. sent_iso .. '","attempt":'
+          .. string.format('%d', st.attempts) .. '}'
+        send(id, st.recipient, rest, cjson.encode(st), payload, st.created_by)
+      else
+        st.status = 'processing'
+        st.lease_until = deadline
+        take(id, cjson.encode(st), payload)
+      end
     end
   end
 end
@@ -177,31 +389,46 @@ local dues = {KEYS[6], KEYS[7], KEYS[1], KEYS[8]}  -- the order priorities are c
 local limit = tonumber(ARGV[2])
 local used = 0
 -- Each fetch takes what it found out of due (a call once its last recipient is claimed), so fetching again
--- until the limit is reached or nothing is due always moves on.
+-- until the limit is reached or nothing is due always moves on. Records are claimed before a call due after
+-- them, so a claim that halts (ARGV[11] '0') has taken exactly what was due before where it halted.
 for _, due in ipairs(dues) do
-  while used < limit do
+  while used < limit and not halted do
     local got = redis.call('ZRANGE', due, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - used)
     if #got == 0 then break end
     local ids = {}
     for _, member in ipairs(got) do
-      if used >= limit then break end
+      if used >= limit or halted then break end
       if string.sub(member, 1, 1) == '-' then
-        used = used + claim_from_call(due, member, limit - used)
+        if #ids > 0 then
+          claim_records(due, ids)
+          ids = {}
+        end
+        if not halted then used = used + claim_from_call(due, member, limit - used) end
       else
         ids[#ids + 1] = member
         used = used + 1
       end
     end
-    if #ids > 0 then
-      call_sliced('ZREM', due, ids, 1000)
-      claim_records(ids)
-    end
+    if #ids > 0 and not halted then claim_records(due, ids) end
   end
+  if halted then break end
 end
 if #hset > 0 then call_sliced('HSET', KEYS[4], hset, 1000) end
 if #zadd > 0 then call_sliced('ZADD', KEYS[2], zadd, 1000) end
 if claimed > 0 then redis.call('HINCRBY', KEYS[5], 'claimed', claimed) end
+if sent_count > 0 then
+  local zsent = {}
+  for i = 1, #sent_list, 3 do zsent[#zsent + 1], zsent[#zsent + 2] = purge_at, sent_list[i] end
+  call_sliced('ZADD', KEYS[14], zsent, 1000)
+  redis.call('HINCRBY', KEYS[5], 'sent', sent_count)
+  for creator, count in pairs(released) do  -- they leave pending: no longer held by their creator
+    if redis.call('HINCRBY', KEYS[15], creator, -count) <= 0 then redis.call('HDEL', KEYS[15], creator) end
+  end
+end
 
+local reply = {now, -1, sent_count}
+for _, v in ipairs(sent_list) do reply[#reply + 1] = v end
+for _, v in ipairs(claimed_list) do reply[#reply + 1] = v end
 local next_due
 for _, due in ipairs(dues) do
   local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
@@ -209,8 +436,8 @@ for _, due in ipairs(dues) do
 end
 if next_due then reply[2] = math.max(0, next_due * 1000 - now_us) end
 if claimed > 0 then
-  local outcome = {reply[1], reply[2]}
-  for i = 3, #reply, 3 do outcome[#outcome + 1] = tonumber(reply[i]) end
-  keep(KEYS[14], ARGV[4], outcome)
+  local outcome = {reply[1], reply[2], reply[3]}
+  for i = 4, #reply, 3 do outcome[#outcome + 1] = tonumber(reply[i]) end
+  keep(KEYS[17], ARGV[4], outcome)
 end
 return reply

@@ -308,7 +308,10 @@ async def test_the_worker_delivers_each_once_and_promptly(
     ids = _due_now(direct, ["alice", "bob", "carol"])
     scheduler = AsyncScheduler.from_url(proxy.url, socket_timeout_s=SOCKET_TIMEOUT_S, core=core)
     await scheduler.ensure_layout()
-    worker = Worker(scheduler, lease_ms=60_000, idle_s=0.05)
+    # A default worker's claim delivers these websocket-only notifications itself; publish_inbox and ack run
+    # when its inbox may not (in_claim=False), as they do for notifications with other channels.
+    delivery = None if script == "claim" else InboxDelivery(scheduler.redis, core.keys, in_claim=False)
+    worker = Worker(scheduler, delivery, lease_ms=60_000, idle_s=0.05)
     proxy.arm(evalsha_of(script))
     task = asyncio.create_task(worker.run())
     try:

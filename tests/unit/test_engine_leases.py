@@ -10,6 +10,7 @@ import pytest
 from zsched import Core, Keyspace, RetryPolicy
 from zsched.engine import Claimed, Op, Script
 from zsched.engine.keys import Partition
+from zsched.engine.leases import InboxPlan
 from zsched.models import Notification, ms_to_datetime
 
 NOW = 1_700_000_000_000
@@ -75,9 +76,12 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
             *p.other_dues,
             *p.call_keys[:4],
             p.by_recipient,
+            p.sent,
+            p.pending_by_creator,
+            f"{p.tag}:inbox:",
             op_key(step, p),
         ],
-        [str(NOW), 10, 30_000, c.op_ttl_ms, 2],
+        [str(NOW), 10, 30_000, c.op_ttl_ms, 2, "", c.retention.sent_ms, "", "", f"{p.tag}:user:", 1],
     )
     claimed: Claimed = finish(
         op,
@@ -85,6 +89,7 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
             [
                 NOW,
                 1500,
+                0,
                 3,
                 state("alice", 1),
                 b'{"title":"a","message":"m"}',
@@ -104,8 +109,40 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
 def test_claim_with_nothing_pending_waits_forever() -> None:
     op = core().claim(core().keys.partitions[0], 10, 1000)
     next(op)
-    claimed: Claimed = finish(op, [[NOW, -1]])
-    assert claimed.wait_ms == -1 and claimed.notifications == []
+    claimed: Claimed = finish(op, [[NOW, -1, 0]])
+    assert claimed.wait_ms == -1 and claimed.notifications == [] and claimed.sent == []
+
+
+def test_claim_with_an_inbox_plan_delivers_there_and_reads_what_it_sent() -> None:
+    c = core()
+    p = c.keys.partitions[0]
+    op = c.claim(p, 10, 30_000, InboxPlan(maxlen=50, keep_ms=60_000, unnamed=False))
+    (step,) = next(op)
+    assert isinstance(step, Script) and step.args[5:9] == ["named", c.retention.sent_ms, 50, 60_000]
+    sent_state = state("alice", 1).replace(b'"processing"', b'"sent"')
+    payload = b'{"title":"a","message":"m","channels":["websocket"]}'
+    claimed: Claimed = finish(
+        op,
+        [
+            [
+                NOW,
+                -1,
+                2,
+                2,
+                sent_state,
+                payload,
+                4,
+                b"{not json",
+                payload,
+                6,
+                state("bob", 1),
+                b'{"title":"b","message":"m"}',
+            ]
+        ],
+    )
+    assert [(n.id, n.scheduled_status) for n in claimed.sent_notifications()] == [(2, "sent")]  # 4 left out
+    assert [i for i, _, _ in claimed.sent] == [2, 4]
+    assert [(n.id, n.recipient) for n in claimed.notifications] == [(6, "bob")]
 
 
 def test_ack_passes_the_ids_and_returns_time_and_count() -> None:
@@ -178,3 +215,18 @@ def test_purge_returns_how_many() -> None:
         [str(NOW), 20],
     )
     assert finish(op, [[NOW, 7]]) == 7
+
+
+def test_a_claim_ahead_goes_in_the_same_round_trip_under_its_own_operation_key() -> None:
+    c = core()
+    p = c.keys.partitions[0]
+    plan = InboxPlan(maxlen=50, keep_ms=60_000)
+    op = c.claim(p, 10, 30_000, plan, ahead=1)
+    steps = next(op)
+    assert [s.args[-1] for s in steps if isinstance(s, Script)] == [1, 0]  # the one ahead claims nothing for Python
+    assert len({op_key(s, p) for s in steps}) == 2
+    payload = b'{"title":"a","message":"m"}'
+    sent_state = state("alice", 1).replace(b'"processing"', b'"sent"')
+    claimed: Claimed = finish(op, [[NOW, 0, 1, 2, sent_state, payload], [NOW + 1, 2500, 1, 4, sent_state, payload]])
+    assert [i for i, _, _ in claimed.sent] == [2, 4] and claimed.wait_ms == 2.5, "the wait after the last"
+    assert len(next(c.claim(p, 10, 30_000, None, ahead=1))) == 1, "nothing goes ahead without an inbox plan"

@@ -6,6 +6,10 @@ message nobody listens to; the stream keeps it for a client that connects later.
 An inbox is bounded three ways, all inside the script: entries older than ``keep_ms`` (the sent records'
 retention) are trimmed, at most about ``inbox_maxlen`` are kept, and the stream expires ``keep_ms`` after its
 last append, so a recipient who stops receiving leaves nothing behind.
+
+A worker whose websocket channel is this one does not pass it the notifications that go to the websocket alone:
+its claim script appends, publishes and marks them sent in the same call (``claim_plan``), with no Python per
+notification. This class delivers the rest (several channels, and a record the claim left to Python).
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ from typing import Any
 
 from ..engine.base import OP_TTL_MS, Retention, new_op_id
 from ..engine.keys import Keyspace
+from ..engine.leases import InboxPlan
 from ..engine.scripts import Scripts
 from ..models import Delivered, Notification, json_encoder
-from .channel import Outcome
+from .channel import Delivery, Outcome
+from .router import Router
 
 
 class InboxDelivery:
-    """Inbox stream + PUBLISH on the recipient's channel: what the WebSocket gateway listens to."""
+    """Inbox stream + PUBLISH on the recipient's channel: what the WebSocket gateway listens to. With ``in_claim``
+    (the default), a worker's claim delivers the websocket-only notifications itself (``claim_plan``)."""
 
     def __init__(
         self,
@@ -33,6 +40,7 @@ class InboxDelivery:
         keep_ms: int = Retention().sent_ms,
         clock: Callable[[], int] | None = None,
         op_ttl_ms: int = OP_TTL_MS,
+        in_claim: bool = True,
     ) -> None:
         if inbox_maxlen < 1 or keep_ms < 1:
             raise ValueError(f"inbox_maxlen and keep_ms must be >= 1; got {inbox_maxlen} and {keep_ms}")
@@ -42,6 +50,7 @@ class InboxDelivery:
         self.keep_ms = keep_ms
         self.clock = clock  # None: the server's TIME decides what is older than keep_ms
         self.op_ttl_ms = op_ttl_ms
+        self.in_claim = in_claim  # False: every notification comes through deliver (publish_inbox, then ack)
         self.script = Scripts(connection)["publish_inbox"]
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
@@ -72,3 +81,19 @@ class InboxDelivery:
                 for position in positions:
                     outcomes[position] = exc
         return outcomes
+
+
+def claim_plan(delivery: Delivery) -> InboxPlan | None:
+    """How a worker delivering through ``delivery`` has its claim deliver websocket-only notifications itself, or
+    None when it cannot: the websocket must be an ``InboxDelivery`` that allows it (``in_claim``), the delivery
+    itself or a ``Router``'s ``websocket`` channel. Through a router whose default channels are the websocket
+    alone, notifications naming no channel go too; otherwise only those naming ``["websocket"]`` (a bare
+    ``InboxDelivery`` takes every notification, whatever it names). The claim's clock (the core's) times the
+    inbox's trims."""
+    inbox: Delivery | None = delivery
+    unnamed = True
+    if isinstance(delivery, Router):
+        inbox, unnamed = delivery.channels.get("websocket"), delivery.default == ("websocket",)
+    if not isinstance(inbox, InboxDelivery) or not inbox.in_claim:
+        return None
+    return InboxPlan(inbox.inbox_maxlen, inbox.keep_ms, unnamed)

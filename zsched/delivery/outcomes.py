@@ -1,11 +1,14 @@
 """What the worker says about each delivery: a log line per outcome (a notification's id, recipient, attempt
-and lateness as fields too, for structured logs) and a call of its observer (metrics)."""
+and lateness as fields too, for structured logs), a call of its observer (metrics), and for what the claim script
+delivered itself, its tracing spans too."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
+from .. import tracing
+from ..engine.leases import Claimed
 from ..models import Notification
 
 log = logging.getLogger("zsched.worker")
@@ -80,6 +83,32 @@ def report(
             observe("retry", n, late_ms)
 
 
+def report_claimed(claimed: Claimed, max_attempts: int, observe: Observer, *, observed: bool) -> None:
+    """Log, trace and observe what a claim delivered itself (``claimed.sent``), as ``report`` does the worker's own
+    deliveries; the records are decoded only when a log line, a span or an observer (``observed``) reads them."""
+    traced = spans_recorded()
+    if not observed and not traced and not log.isEnabledFor(logging.INFO):
+        return
+    sent = claimed.sent_notifications()
+    if traced:
+        tracing.end_deliveries(tracing.start_deliveries(sent), [None] * len(sent))
+    report(sent, [], {}, claimed.now_ms, max_attempts, observe)
+
+
 def _fields(n: Notification, late_ms: float) -> dict[str, object]:
     """A delivery log line's facts as record fields, for structured logs (``ZSCHED_LOG_FORMAT=json``)."""
     return {"notification_id": n.id, "recipient": n.recipient, "attempt": n.attempts, "late_ms": round(late_ms, 1)}
+
+
+def spans_recorded() -> bool:
+    """Whether a delivery span would be recorded: OpenTelemetry is installed and a tracer that records is set up.
+    With the API alone (no SDK provider set) every span records nothing, and building one per notification
+    would cost the worker as much as delivering it (imports OpenTelemetry only when it is installed)."""
+    t = tracing.tracer()
+    if t is None:
+        return False
+    from opentelemetry import trace
+
+    if isinstance(t, trace.ProxyTracer):  # records once an SDK provider is set globally
+        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    return not isinstance(t, trace.NoOpTracer)

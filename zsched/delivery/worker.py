@@ -1,5 +1,8 @@
 """The worker: claim -> deliver -> ack or retry, as a flag plus a tick.
 
+When its websocket channel is the inbox, the claim script itself delivers the notifications that go to the
+websocket alone (appends, publishes, marks them sent): they cost one script call per batch and no Python each.
+
 It sleeps exactly until the earliest due time the claim script reports (the server's clock decides),
 and a PUBLISH on the partition's wakeup channel cuts the sleep short when something sooner is
 scheduled. An idle worker issues one claim every ``idle_s``, not a busy poll.
@@ -25,8 +28,8 @@ from ..engine.leases import ChannelReport, Claimed
 from ..errors import UnavailableError
 from ..models import Notification
 from .channel import ChannelsFailed, Delivery, Outcome, first_line
-from .inbox import InboxDelivery
-from .outcomes import Observer, report
+from .inbox import InboxDelivery, claim_plan
+from .outcomes import Observer, report, report_claimed
 
 log = logging.getLogger("zsched.worker")
 
@@ -37,6 +40,11 @@ SPIN_S = 0.001
 """The last stretch before a due time is waited by yielding to the event loop rather than by a timer: the
 loop's timers wake a few tenths of a ms late for whole-ms timeouts and 1-2 ms late for fractional ones, so
 timed waits are whole ms ending at least this long before the due time, and the rest is spun."""
+
+CLAIMS_AHEAD = 1
+"""While the claims of a partition come back full and all delivered by the claim script itself (a backlog of
+websocket-only notifications), each round trip carries this many more claims that deliver only such notifications
+(stopping at the first they would have to claim), so the server is not idle while a reply travels and is read."""
 
 PURGE_CALL_S = 0.001
 """How long one purge call should hold the server: its record count adapts to this (at most ``purge_batch``), so a
@@ -70,6 +78,8 @@ class Worker:
         self.delivery = delivery or InboxDelivery(
             scheduler.redis, scheduler.core.keys, keep_ms=scheduler.core.retention.sent_ms, clock=scheduler.core.clock
         )
+        # Websocket-only notifications are delivered by the claim script itself when the websocket is the inbox.
+        self.inbox_plan = claim_plan(self.delivery)
         self.batch = batch
         self.lease_ms = lease_ms
         self.idle_s = idle_s
@@ -87,6 +97,8 @@ class Worker:
         self._purge_call_s = PURGE_CALL_S  # how long the last full purge call took
         self._purged_at = 0.0
         self._pubsub: Any = None
+        # Partitions whose last claim was a full batch the claim delivered itself: the next one sends a claim ahead.
+        self._streaming: set[int] = set()
 
     async def run(self) -> None:
         """Loop until ``should_exit``; Redis outages are waited out with backoff, never spun on."""
@@ -135,12 +147,23 @@ class Worker:
             # leg later, so the next claim, sent at due minus that leg, reaches the server at the due time.
             # (Timing from the answer would add the way back, and the reply's parsing, to every wake.)
             claimed_at = time.monotonic()
-            claimed: Claimed = await self.scheduler.run(self.core.claim(p, self.batch, self.lease_ms))
+            ahead = CLAIMS_AHEAD if p.index in self._streaming else 0
+            claimed: Claimed = await self.scheduler.run(
+                self.core.claim(p, self.batch, self.lease_ms, self.inbox_plan, ahead)
+            )
+            if len(claimed.sent) == self.batch * (1 + ahead):
+                self._streaming.add(p.index)
+            else:
+                self._streaming.discard(p.index)
+            if claimed.sent:  # delivered by the claim itself: nothing is left to do but say so
+                self.delivered += len(claimed.sent)
+                report_claimed(claimed, self.core.retry.max_attempts, self._observe, observed=self.observer is not None)
             if claimed.poisoned:
                 await self._fail_poisoned(p, claimed)
             if claimed.notifications:
                 await self._deliver(p, claimed, claimed_at)
-            if len(claimed.notifications) + len(claimed.poisoned) == self.batch or claimed.wait_ms == 0:
+            got = len(claimed.sent) + len(claimed.notifications) + len(claimed.poisoned)
+            if got >= self.batch or claimed.wait_ms == 0:
                 wait_s = 0.0
             elif claimed.wait_ms > 0:
                 wait_s = min(wait_s, claimed.wait_ms / 1000 + CLAIM_MARGIN_S - (time.monotonic() - claimed_at))

@@ -10,12 +10,12 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from ..models import Notification
+from ..models import Notification, Payload, payload_decoder, state_decoder
 from . import records
 from .base import CoreBase
 from .keys import Partition
 from .replies import AckReply, ClaimReply, PurgeReply, ReapReply, RenewReply, RetryReply
-from .steps import Op, Script
+from .steps import Op, Script, Step
 
 
 class Poisoned(msgspec.Struct):
@@ -38,49 +38,97 @@ class ChannelReport(msgspec.Struct, omit_defaults=True):
 _report_encoder = msgspec.json.Encoder()
 
 
+class InboxPlan(msgspec.Struct, frozen=True):
+    """How a claim delivers websocket-only notifications itself, as the inbox channel would: each inbox keeps
+    about ``maxlen`` entries for ``keep_ms``; ``unnamed`` also takes those naming no channel (the worker's
+    default channels are the websocket alone), not only those naming ``["websocket"]``."""
+
+    maxlen: int
+    keep_ms: int
+    unnamed: bool = True
+
+
 class Claimed(msgspec.Struct):
-    """What one claim returned: the server's time, how long until the next due one, the batch, and the claimed
-    records that could not be decoded (each is failed alone; the rest of the batch is not affected)."""
+    """What one claim returned: the server's time, how long until the next due one, the batch, the claimed
+    records that could not be decoded (each is failed alone; the rest of the batch is not affected), and the
+    records the claim delivered itself under an ``InboxPlan`` (already sent: nothing is left to do for them)."""
 
     now_ms: int
     wait_ms: float
     notifications: list[Notification]
     poisoned: list[Poisoned] = msgspec.field(default_factory=list)
+    sent: list[tuple[int, bytes | str, bytes | str]] = msgspec.field(default_factory=list)
+
+    def sent_notifications(self) -> list[Notification]:
+        """The notifications the claim delivered itself, read from their (sent) records; decoded only when asked,
+        since a worker with nobody to tell needs only their count. One that does not decode is left out."""
+        payloads: dict[bytes | str, Payload] = {}  # a many-recipient call's recipients share one payload text
+        out: list[Notification] = []
+        for notification_id, state, payload in self.sent:
+            try:
+                body = payloads.get(payload)
+                if body is None:
+                    body = payloads[payload] = payload_decoder.decode(payload)
+                out.append(Notification.from_stored(notification_id, state_decoder.decode(state), body))
+            except records.UNDECODABLE:
+                continue
+        return out
 
 
 class LeaseOps(CoreBase):
     """Operations a worker runs on one partition."""
 
-    def claim(self, partition: Partition, limit: int, lease_ms: int) -> Op[Claimed]:
-        """Claim up to ``limit`` due notifications of one partition under a lease."""
+    def claim(
+        self, partition: Partition, limit: int, lease_ms: int, inbox: InboxPlan | None = None, ahead: int = 0
+    ) -> Op[Claimed]:
+        """Claim up to ``limit`` due notifications of one partition under a lease; with ``inbox``, deliver the
+        websocket-only ones in the same script call (appended to their inbox, published, marked sent).
+
+        ``ahead`` more claims of up to ``limit`` go out in the same round trip, each delivering websocket-only
+        notifications until the first it would have to claim (which stays due): a worker draining a backlog the
+        claim delivers keeps the server busy between its round trips, and still holds one batch at most."""
         p = partition
-        (reply,) = yield [
-            Script(
-                "claim",
-                [
-                    p.due,
-                    p.processing,
-                    p.notifications,
-                    p.state,
-                    p.counters,
-                    *p.other_dues,
-                    *p.call_keys[:4],
-                    p.by_recipient,
-                    self.op_key(p),
-                ],
-                [self.now_arg(), limit, lease_ms, self.op_ttl_ms, len(self.keys.partitions)],
-            )
+        mode = "" if inbox is None else "all" if inbox.unnamed else "named"
+        keys = [
+            p.due,
+            p.processing,
+            p.notifications,
+            p.state,
+            p.counters,
+            *p.other_dues,
+            *p.call_keys[:4],
+            p.by_recipient,
+            p.sent,
+            p.pending_by_creator,
+            p.inbox(""),  # the inboxes' prefix: the script adds each recipient
         ]
-        got = ClaimReply.read(reply)
+        args: list[str | int] = [
+            self.now_arg(),
+            limit,
+            lease_ms,
+            self.op_ttl_ms,
+            len(self.keys.partitions),
+            mode,
+            self.retention.sent_ms,
+            inbox.maxlen if inbox else "",
+            inbox.keep_ms if inbox else "",
+            p.user_channel(""),
+        ]
+        steps: list[Step] = [Script("claim", [*keys, self.op_key(p)], [*args, 1])]
+        if inbox is not None:
+            steps += [Script("claim", [*keys, self.op_key(p)], [*args, 0]) for _ in range(ahead)]
+        first, *more = got = [ClaimReply.read(reply) for reply in (yield steps)]
         notifications: list[Notification] = []
         poisoned: list[Poisoned] = []
-        for notification_id, state, payload in got.claimed:
+        for notification_id, state, payload in (record for one in got for record in one.claimed):  # the first's
             try:
                 notifications.append(records.notification(notification_id, state, payload))
             except records.UNDECODABLE as exc:
                 reason = f"cannot decode the stored record: {exc}"
                 poisoned.append(Poisoned(notification_id, records.attempts(state), reason))
-        return Claimed(got.now_ms, -1 if got.wait_us < 0 else got.wait_us / 1000, notifications, poisoned)
+        last = more[-1] if more else first  # its wait counts what the claims ahead took too
+        sent = [record for one in got for record in one.sent]
+        return Claimed(first.now_ms, -1 if last.wait_us < 0 else last.wait_us / 1000, notifications, poisoned, sent)
 
     def ack(self, partition: Partition, ids: Sequence[int]) -> Op[tuple[int, int]]:
         """Mark delivered notifications sent; returns (server now ms, how many were acked)."""

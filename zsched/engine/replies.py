@@ -140,17 +140,20 @@ class ChangeReply(Reply, frozen=True):
 
 
 class ClaimReply(Reply, frozen=True):
-    """The reply of ``claim.lua``: {now_ms, wait_us, id, state JSON, payload JSON, ...}."""
+    """The reply of ``claim.lua``: {now_ms, wait_us, sent_count, id, state JSON, payload JSON, ...}."""
 
     now_ms: int
     wait_us: int
     claimed: list[tuple[int, bytes | str, bytes | str]]
+    sent: list[tuple[int, bytes | str, bytes | str]] = []
 
     @classmethod
     def read(cls, reply: list[Any]) -> Self:
-        """The reply as fields; ``claimed`` holds (id, state JSON, payload JSON) per notification."""
-        claimed = [(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(2, len(reply), 3)]
-        return cls(int(reply[0]), int(reply[1]), claimed)
+        """The reply as fields; ``claimed`` holds (id, state JSON, payload JSON) per notification claimed under the
+        lease, ``sent`` the same for those the script delivered to their inbox itself (their state reads sent)."""
+        records = [(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(3, len(reply), 3)]
+        sent_count = int(reply[2])
+        return cls(int(reply[0]), int(reply[1]), records[sent_count:], records[:sent_count])
 
 
 class AckReply(Reply, frozen=True):
