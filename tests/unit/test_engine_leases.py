@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from zsched import Core, Keyspace, RetryPolicy
 from zsched.engine import Claimed, Op, Script
 from zsched.engine.keys import Partition
 from zsched.engine.leases import InboxPlan
-from zsched.models import Notification, ms_to_datetime
+from zsched.models import Notification, Payload, State, ms_to_datetime
 
 NOW = 1_700_000_000_000
 
@@ -230,3 +231,28 @@ def test_a_claim_ahead_goes_in_the_same_round_trip_under_its_own_operation_key()
     claimed: Claimed = finish(op, [[NOW, 0, 1, 2, sent_state, payload], [NOW + 1, 2500, 1, 4, sent_state, payload]])
     assert [i for i, _, _ in claimed.sent] == [2, 4] and claimed.wait_ms == 2.5, "the wait after the last"
     assert len(next(c.claim(p, 10, 30_000, None, ahead=1))) == 1, "nothing goes ahead without an inbox plan"
+
+
+def test_what_a_claim_sent_reads_as_each_record_does() -> None:
+    """Recipients of one call share all but their recipient, and are copies of one decoded notification; any
+    record that differs in anything else is decoded on its own."""
+    call = b'{"title":"a","message":"m","data":{"k":[1]}}'
+    other = b'{"title":"b","message":"n","type":"reminder"}'
+
+    def sent_state(recipient: str, **more: object) -> bytes:
+        fields = {"status": "sent", "recipient": recipient, "scheduled_at": NOW, "created_at": NOW - 5, "attempts": 1}
+        return msgspec.json.encode({**fields, "sent_at": NOW + 3, "call": 7, **more})
+
+    records = [
+        (7, sent_state("ann"), call),
+        (9, sent_state("bob"), call),
+        (11, sent_state("cy", attempts=2, last_error="boom"), call),
+        (13, sent_state("dee"), other),
+        (15, b"{not json", call),
+    ]
+    got = Claimed(NOW, -1, [], [], records).sent_notifications()
+    expected = [
+        Notification.from_stored(i, msgspec.json.decode(s, type=State), msgspec.json.decode(p, type=Payload))
+        for i, s, p in records[:4]
+    ]
+    assert got == expected
