@@ -1,5 +1,6 @@
-"""A zsched worker process for the benchmarks: the real ``zsched.Worker`` and ``InboxDelivery``
-(inbox XADD + PUBLISH), wrapped to record when each notification left. SIGTERM stops it; it then writes
+"""A zsched worker process for the benchmarks: the real ``zsched.Worker`` with ``InboxDelivery`` (inbox XADD +
+PUBLISH; websocket-only notifications delivered by its claim script itself), its observer recording when each
+notification left. SIGTERM stops it; it then writes
 ``[[id, lateness_ms], ...]`` as JSON to ``--out``.
 
     ZSCHED_REDIS_URL=redis://127.0.0.1:6379/0 python -m bench.worker_proc --prefix zb-x --out /tmp/rec.json
@@ -13,41 +14,37 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from zsched import AsyncScheduler
-from zsched.delivery import InboxDelivery, Outcome
+from zsched.delivery import InboxDelivery
 from zsched.delivery.worker import Worker
 from zsched.engine import Core
 from zsched.engine.keys import Keyspace
 from zsched.models import Notification
 
 
-class RecordingDelivery:
-    """Delivers through ``InboxDelivery`` and notes, per notification, how late it left (wall clock)."""
+class Recorder:
+    """The worker's observer: notes, per notification sent, how late the worker knew it had left (wall clock, ms
+    after its due time: when the claim that delivered it answered, or the inbox call and ack did)."""
 
-    def __init__(self, inner: InboxDelivery) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
         self.records: list[tuple[int, float]] = []
 
-    async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
-        """Deliver, then record ``now - scheduled_at`` in ms for each one delivered."""
-        outcomes = await self.inner.deliver(batch)
-        now_ms = time.time() * 1000
-        for n, outcome in zip(batch, outcomes, strict=True):
-            if outcome is None:
-                self.records.append((n.id, now_ms - n.scheduled_at.timestamp() * 1000))
-        return outcomes
+    def observe(self, kind: str, n: Notification, late_ms: float) -> None:
+        """Note each notification sent, and how late."""
+        if kind == "sent":
+            self.records.append((n.id, time.time() * 1000 - n.scheduled_at.timestamp() * 1000))
 
 
 async def run(url: str, prefix: str, out: str, batch: int, purge_every_s: float = 3600.0) -> None:
     """Run the worker until SIGTERM; write the records to ``out``."""
     connection = aioredis.Redis.from_url(url)
     scheduler = AsyncScheduler(connection, core=Core(Keyspace(prefix)))
-    delivery = RecordingDelivery(InboxDelivery(connection, scheduler.core.keys))
-    worker = Worker(scheduler, delivery, batch=batch, purge_every_s=purge_every_s)
+    recorder = Recorder()
+    delivery = InboxDelivery(connection, scheduler.core.keys)  # its claim delivers websocket-only notifications
+    worker = Worker(scheduler, delivery, batch=batch, purge_every_s=purge_every_s, observer=recorder.observe)
     worker.install_signal_handlers()
     await worker._subscribe()
     print("ready", flush=True)
@@ -56,7 +53,7 @@ async def run(url: str, prefix: str, out: str, batch: int, purge_every_s: float 
     finally:
         await scheduler.close()
         with open(out, "w") as f:
-            json.dump(delivery.records, f)
+            json.dump(recorder.records, f)
 
 
 def main(argv: list[str] | None = None) -> int:
