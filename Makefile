@@ -27,7 +27,7 @@ test: check  ## the whole suite: unit tests, then the real-server integration te
 unit: install
 	$(BIN)/pytest tests/unit
 
-bench: install  ## measure throughput, lateness, memory and scaling vs a raw-Redis baseline (~4 min)
+bench: install  ## measure throughput, lateness, memory and scaling vs a raw-Redis baseline (~3 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 soak: install  ## 10 min of steady schedule + delivery at 1,000/s, retention 30 s: memory must stay flat (PASS/FAIL)
