@@ -60,16 +60,21 @@ _OFF: AbstractContextManager[Record] = nullcontext(_ignore)
 def schedule_span() -> AbstractContextManager[Record]:
     """Around a schedule call: a ``zsched.schedule`` span; call what it yields with the result."""
     t = tracer()
-    return _OFF if t is None or _unrecorded(t) else _schedule_span(t)
+    return _schedule_span(t) if t is not None and recording() else _OFF
 
 
-def _unrecorded(t: Tracer) -> bool:
-    """Whether ``t`` is the proxy handed out while no provider is set (the API installed, no SDK): its spans go
-    nowhere, but making one (a context switch in and out) costs a tenth of a schedule call. A provider set
-    later is seen on the next call."""
+def recording() -> bool:
+    """Whether zsched's spans are recorded: OpenTelemetry is installed and a provider that records is set. With
+    the API alone (no SDK provider set) spans go nowhere, but making one costs a tenth of a schedule call, and as
+    much as a delivery in the worker. A provider set later is seen on the next call."""
+    t = tracer()
+    if t is None:
+        return False
     from opentelemetry import trace
 
-    return isinstance(t, trace.ProxyTracer) and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    if isinstance(t, trace.ProxyTracer):  # records once an SDK provider is set globally
+        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    return not isinstance(t, trace.NoOpTracer)
 
 
 @contextmanager

@@ -86,7 +86,7 @@ def report(
 def report_claimed(claimed: Claimed, max_attempts: int, observe: Observer, *, observed: bool) -> None:
     """Log, trace and observe what a claim delivered itself (``claimed.sent``), as ``report`` does the worker's own
     deliveries; the records are decoded only when a log line, a span or an observer (``observed``) reads them."""
-    traced = spans_recorded()
+    traced = tracing.recording()
     if not observed and not traced and not log.isEnabledFor(logging.INFO):
         return
     sent = claimed.sent_notifications()
@@ -98,17 +98,3 @@ def report_claimed(claimed: Claimed, max_attempts: int, observe: Observer, *, ob
 def _fields(n: Notification, late_ms: float) -> dict[str, object]:
     """A delivery log line's facts as record fields, for structured logs (``ZSCHED_LOG_FORMAT=json``)."""
     return {"notification_id": n.id, "recipient": n.recipient, "attempt": n.attempts, "late_ms": round(late_ms, 1)}
-
-
-def spans_recorded() -> bool:
-    """Whether a delivery span would be recorded: OpenTelemetry is installed and a tracer that records is set up.
-    With the API alone (no SDK provider set) every span records nothing, and building one per notification
-    would cost the worker as much as delivering it (imports OpenTelemetry only when it is installed)."""
-    t = tracing.tracer()
-    if t is None:
-        return False
-    from opentelemetry import trace
-
-    if isinstance(t, trace.ProxyTracer):  # records once an SDK provider is set globally
-        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
-    return not isinstance(t, trace.NoOpTracer)
