@@ -114,9 +114,16 @@ class Partition:
 
     @cached_property
     def call_keys(self) -> list[str]:
-        """The KEYS a script that reads or writes pending calls takes after its own, in this order: calls,
+        """The KEYS a script that writes pending calls takes after its own, in this order: calls,
         call_recipients, call_starts, call_pending, payload_refs."""
         return [self.calls, self.call_recipients, self.call_starts, self.call_pending, self.payload_refs]
+
+    @cached_property
+    def call_lookup_keys(self) -> list[str]:
+        """The KEYS a script that takes recipients out of pending calls (claim, cancel, reschedule) takes after
+        its own, in this order: calls, call_recipients, call_starts, call_pending, and by_recipient (a recipient
+        missing from it was purged, so its call must not hand it out)."""
+        return [self.calls, self.call_recipients, self.call_starts, self.call_pending, self.by_recipient]
 
     @cached_property
     def by_recipient(self) -> str:

@@ -105,8 +105,7 @@ class LeaseOps(CoreBase):
             p.state,
             p.counters,
             *p.other_dues,
-            *p.call_keys[:4],
-            p.by_recipient,
+            *p.call_lookup_keys,
             p.sent,
             p.pending_by_creator,
             p.inbox(""),  # the inboxes' prefix: the script adds each recipient

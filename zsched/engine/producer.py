@@ -229,8 +229,7 @@ class ProducerOps(ReadViews):
                     p.counters,
                     p.pending_by_creator,
                     *p.other_dues,
-                    *p.call_keys[:4],
-                    p.by_recipient,
+                    *p.call_lookup_keys,
                     self.op_key(p),
                 ],
                 [
@@ -257,7 +256,7 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "reschedule",
-                [p.due, p.state, *p.other_dues, *p.call_keys[:4], p.by_recipient, self.op_key(p)],
+                [p.due, p.state, *p.other_dues, *p.call_lookup_keys, self.op_key(p)],
                 [
                     self.now_arg(),
                     notification_id,
