@@ -25,7 +25,7 @@ from .errors import (
     WebhookError,
     ZschedError,
 )
-from .models import Notification, Page, ScheduleResult, Stats
+from .models import Contact, Erasure, Notification, Page, ScheduleResult, Stats
 from .settings import Settings
 
 _moved.install()
@@ -34,10 +34,12 @@ __all__ = [
     "AsyncScheduler",
     "CallableDelivery",
     "ConfigError",
+    "Contact",
     "Core",
     "Delivery",
     "DeliveryError",
     "EmbeddedServer",
+    "Erasure",
     "IdempotencyConflictError",
     "InboxDelivery",
     "Keyspace",

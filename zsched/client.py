@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from msgspec import UNSET, UnsetType
 
 from . import tracing
 from .connection import (
@@ -31,7 +32,7 @@ from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
 from .errors import UnavailableError
-from .models import Notification, Page, ScheduleResult, Stats
+from .models import Contact, Erasure, Notification, Page, ScheduleResult, Stats
 
 
 class Scheduler(Driver):
@@ -173,6 +174,25 @@ class Scheduler(Driver):
     def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return self.run(self.core.stats())
+
+    def contact(self, recipient: str | int) -> Contact:
+        """The recipient's contact data: email, phone (E.164), locale; None where not set."""
+        return self.run(self.core.contact(recipient))
+
+    def set_contact(
+        self,
+        recipient: str | int,
+        *,
+        email: str | UnsetType | None = UNSET,
+        phone: str | UnsetType | None = UNSET,
+        locale: str | UnsetType | None = UNSET,
+    ) -> Contact:
+        """Set the contact fields given (None removes one; the others are kept) and return the contact."""
+        return self.run(self.core.set_contact(recipient, email=email, phone=phone, locale=locale))
+
+    def erase_recipient(self, recipient: str | int) -> Erasure:
+        """Remove the recipient's contact data and inbox (a data-protection erasure); what was removed."""
+        return self.run(self.core.erase_recipient(recipient))
 
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
@@ -335,6 +355,25 @@ class AsyncScheduler(Driver):
     async def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return await self.run(self.core.stats())
+
+    async def contact(self, recipient: str | int) -> Contact:
+        """The recipient's contact data: email, phone (E.164), locale; None where not set."""
+        return await self.run(self.core.contact(recipient))
+
+    async def set_contact(
+        self,
+        recipient: str | int,
+        *,
+        email: str | UnsetType | None = UNSET,
+        phone: str | UnsetType | None = UNSET,
+        locale: str | UnsetType | None = UNSET,
+    ) -> Contact:
+        """Set the contact fields given (None removes one; the others are kept) and return the contact."""
+        return await self.run(self.core.set_contact(recipient, email=email, phone=phone, locale=locale))
+
+    async def erase_recipient(self, recipient: str | int) -> Erasure:
+        """Remove the recipient's contact data and inbox (a data-protection erasure); what was removed."""
+        return await self.run(self.core.erase_recipient(recipient))
 
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""

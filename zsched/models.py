@@ -182,6 +182,25 @@ class Delivered(msgspec.Struct, kw_only=True):
         )
 
 
+class Contact(msgspec.Struct, kw_only=True):
+    """How a recipient is reached outside zsched's own channels; None where not set. ``phone`` is E.164
+    (``+14155550123``), ``locale`` a BCP 47 tag (``pt-BR``)."""
+
+    recipient: str
+    email: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+
+
+class Erasure(msgspec.Struct, kw_only=True):
+    """What a data-protection erasure removed for one recipient: their contact data (whether there was any) and
+    the entries of their inbox."""
+
+    recipient: str
+    contact_removed: bool
+    inbox_entries_removed: int
+
+
 json_encoder = msgspec.json.Encoder()
 state_decoder = msgspec.json.Decoder(State)
 payload_decoder = msgspec.json.Decoder(Payload)

@@ -39,6 +39,9 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "DELETE {id}/cancel_scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
     "DELETE {id}/scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
     "GET stats": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET contacts ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "PATCH contacts ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "POST erasure of bob": (401, 401, 401, 403, 200, 403, 403, 200),
     "GET healthz": PUBLIC,
     "GET readyz": PUBLIC,
     "GET metrics": PUBLIC,
@@ -65,6 +68,9 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "DELETE {id}/cancel_scheduled": f"{N}/{nid}/cancel_scheduled/",
         "DELETE {id}/scheduled": f"{N}/{nid}/scheduled/",
         "GET stats": "/api/stats",
+        "GET contacts ?recipient=bob": "/api/contacts/?recipient=bob",
+        "PATCH contacts ?recipient=bob": "/api/contacts/?recipient=bob",
+        "POST erasure of bob": "/api/erasures/",
         "GET healthz": "/healthz",
         "GET readyz": "/readyz",
         "GET metrics": "/metrics",
@@ -72,7 +78,12 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "GET docs": "/docs",
     }
     method = endpoint.split()[0]
-    return method, paths[endpoint], {"scheduled_at": future(7200)} if method == "PATCH" else None
+    bodies: dict[str, dict[str, object]] = {
+        "PATCH {id}": {"scheduled_at": future(7200)},
+        "PATCH contacts ?recipient=bob": {"locale": "en-GB"},
+        "POST erasure of bob": {"recipient": "bob"},
+    }
+    return method, paths[endpoint], bodies.get(endpoint)
 
 
 @pytest.fixture
@@ -115,7 +126,7 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
         nid = int(created.json()["notification_ids"][0])
         before = client.get(f"{N}/{nid}/", headers=callers["admin"]).json()
         method, path, body = _request(endpoint, nid)
-        if endpoint.startswith("POST"):
+        if endpoint.startswith("POST schedule"):
             me = USERS.get(caller, "bob")
             body = schedule_body([me] if endpoint.endswith("yourself") else [me, "carol"])
         r = client.request(method, path, headers=callers[caller], json=body)

@@ -93,3 +93,15 @@ def test_the_scripts_called_outside_the_engine_read_too(zs: Scheduler) -> None:
         zs.scripts["rate_limit"](keys=["t:bucket", "t:op"], args=[str(NOW), "1.0", 2, 1, 60_000])
     )
     assert limit == RateLimitReply(allowed=True, remaining=1, retry_after_ms=0)
+
+
+def test_contact_scripts_read(zs: Scheduler) -> None:
+    """set_contact and erase_recipient's replies read into their fields (and the library's answers)."""
+    assert zs.set_contact("alice", email="alice@example.com", phone="+14155550123").phone == "+14155550123"
+    assert zs.set_contact("alice", phone=None).phone is None
+    assert zs.set_contact("alice", email=None).email is None  # nothing left: the entry is gone
+    assert zs.redis.hlen(zs.core.keys.partitions[0].contacts) == 0
+    zs.set_contact("alice", locale="pt-BR")
+    erased = zs.erase_recipient("alice")
+    assert (erased.contact_removed, erased.inbox_entries_removed) == (True, 0)
+    assert zs.contact("alice").locale is None

@@ -126,6 +126,8 @@ def _engine_steps(core: Core) -> list[Script]:
         requeue_dead(core, everything=True),
         list_dead(core),
         core.status(1),
+        core.set_contact("a", email="a@example.com", locale=None),
+        core.erase_recipient("a"),
     ]
     steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
     spread = core.schedule([f"r{i}" for i in range(8)], "t", "m", delay=1, idempotency_key="k")  # every partition

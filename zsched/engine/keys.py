@@ -143,6 +143,12 @@ class Partition:
         return f"{self.tag}:pending_by_creator"
 
     @cached_property
+    def contacts(self) -> str:
+        """HASH: recipient -> contact JSON (``email``, ``phone``, ``locale``: only the fields that are set), for
+        the recipients whose notifications live here."""
+        return f"{self.tag}:contacts"
+
+    @cached_property
     def counters(self) -> str:
         """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, reaped, purged)."""
         return f"{self.tag}:counters"

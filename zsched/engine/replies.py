@@ -280,6 +280,29 @@ class RateLimitReply(Reply, frozen=True):
         return cls(int(reply[0]) == 1, int(reply[1]), int(reply[2]))
 
 
+class SetContactReply(Reply, frozen=True):
+    """The reply of ``set_contact.lua``: {contact JSON now, or '' when none is left}."""
+
+    contact: bytes | str | None
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``contact`` is None when the recipient has no contact field left."""
+        return cls(reply[0] or None)
+
+
+class EraseReply(Reply, frozen=True):
+    """The reply of ``erase_recipient.lua``: {contact removed (1 or 0), inbox entries removed}."""
+
+    contact_removed: bool
+    inbox_entries: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        return cls(int(reply[0]) == 1, int(reply[1]))
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -297,5 +320,7 @@ READERS: dict[str, type[Reply]] = {
     "publish_inbox": PublishInboxReply,
     "rate_limit": RateLimitReply,
     "read": ReadReply,
+    "set_contact": SetContactReply,
+    "erase_recipient": EraseReply,
 }
 """Script name -> the Struct its reply reads into."""

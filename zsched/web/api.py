@@ -9,12 +9,14 @@ request bodies and response shapes are in ``bodies``.
 from __future__ import annotations
 
 import msgspec
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..client import AsyncScheduler
 from ..engine import validation
+from ..engine.contacts import CONTACT_FIELDS
 from ..errors import NotFoundError, PendingLimitError, UnavailableError
 from ..models import Notification
 from ..settings import ApiSettings
@@ -24,8 +26,12 @@ from .bodies import (
     DEFAULT_LIMIT,
     MAX_IDEMPOTENCY_HEADER,
     MAX_LIMIT,
+    ContactBody,
+    ErasureBody,
     RescheduleBody,
     ScheduleBody,
+    contact_decoder,
+    erasure_decoder,
     integral,
     parse_int,
     reschedule_decoder,
@@ -38,6 +44,8 @@ from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import FailedAuthLimiter
 from .views import (
     Cancelled,
+    ContactView,
+    ErasureView,
     Health,
     NotificationPage,
     PartitionStats,
@@ -102,6 +110,8 @@ class Api:
             Route(f"{n}/{{id:int}}/cancel_scheduled/", self.cancel, methods=["DELETE"]),
             Route(f"{n}/{{id:int}}/scheduled/", self.cancel, methods=["DELETE"]),
             Route("/api/stats", self.stats, methods=["GET"]),
+            Route("/api/contacts/", self.contact, methods=["GET", "PATCH"]),
+            Route("/api/erasures/", self.erase, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/metrics", self.metrics_text, methods=["GET"]),
@@ -238,6 +248,40 @@ class Api:
         parts = [await zs.run(zs.core.stats([p])) for p in zs.core.keys.partitions]
         per = [PartitionStats(**msgspec.structs.asdict(s), partition=i) for i, s in enumerate(parts)]
         return JSON(StatsView(**msgspec.structs.asdict(overall), partitions=per))
+
+    # -- contact data ------------------------------------------------------------------------------
+
+    def contact_owner(self, principal: Principal, recipient: str, field: str) -> str:
+        """``recipient`` if the caller may manage its contact data (itself, an admin, or contacts:write); 403."""
+        if not principal.may_manage_contact(recipient):
+            raise ApiError(
+                403,
+                f"you may read and change only your own contact data ({principal.user!r}); got {recipient[:128]!r}. "
+                "Others' need an admin token or a token with the contacts:write scope",
+                field,
+            )
+        return recipient
+
+    async def contact(self, request: Request) -> Response:
+        """GET: a recipient's contact data (``?recipient=``, default yourself); PATCH: set the fields the body
+        names (null removes one), keep the rest."""
+        principal = await self.authenticate(request)
+        who = self.contact_owner(principal, request.query_params.get("recipient", principal.user), "recipient")
+        if request.method == "PATCH":
+            body: ContactBody = await read_json(request, contact_decoder)
+            changes = {name: getattr(body, name) for name in CONTACT_FIELDS if getattr(body, name) is not UNSET}
+            found = await self.zs.run(self.zs.core.change_contact(who, changes))
+        else:
+            found = await self.zs.contact(who)
+        return JSON(ContactView(**msgspec.structs.asdict(found)))
+
+    async def erase(self, request: Request) -> Response:
+        """POST ``{"recipient"}``: erase the recipient's contact data and inbox (a data-protection request)."""
+        principal = await self.authenticate(request)
+        body: ErasureBody = await read_json(request, erasure_decoder)
+        who = validation.recipient(body.recipient)
+        erased = await self.zs.erase_recipient(self.contact_owner(principal, who, "recipient"))
+        return JSON(ErasureView(**msgspec.structs.asdict(erased)))
 
     async def healthz(self, request: Request) -> Response:
         """GET: the process is alive (no Redis involved)."""

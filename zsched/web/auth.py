@@ -19,6 +19,8 @@ import msgspec
 
 SCOPE_SCHEDULE_ANY = "schedule:any"
 """Scope of a service token: may schedule for recipients other than itself."""
+SCOPE_CONTACTS_WRITE = "contacts:write"
+"""Scope of a service token: may read, set and erase any recipient's contact data (and erase their inbox)."""
 TOKEN_PREFIX = "zs_"
 USED_EVERY_MS = 60_000
 """A token's last-use stamp is rewritten only when it is at least this old."""
@@ -38,6 +40,11 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     def can_schedule_for_others(self) -> bool:
         """Whether it may schedule for recipients other than itself (service tokens and admins)."""
         return self.admin or SCOPE_SCHEDULE_ANY in self.scopes
+
+    def may_manage_contact(self, recipient: str) -> bool:
+        """Whether it may read, set and erase ``recipient``'s contact data: the recipient themself, an admin, or a
+        token with the ``contacts:write`` scope."""
+        return self.admin or self.user == recipient or SCOPE_CONTACTS_WRITE in self.scopes
 
     def expired(self, now_ms: int) -> bool:
         """Whether the token has expired at ``now_ms``."""

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar, cast
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ..engine.contacts import EMAIL_PATTERN, LOCALE_PATTERN, MAX_EMAIL, MAX_LOCALE, PHONE_PATTERN
 from ..engine.validation import MAX_ID, MAX_MESSAGE, MAX_RECIPIENT_LEN, MAX_RECIPIENTS, MAX_TITLE, MAX_TYPE
 from ..models import PRIORITIES, Status
 from .errors import ApiError
@@ -78,6 +79,50 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
         ]
         | None
     ) = None
+
+
+class ContactBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``PATCH /api/contacts/``: the contact fields to set; a field left out is kept, ``null`` removes it."""
+
+    email: (
+        Annotated[
+            str,
+            Meta(
+                max_length=MAX_EMAIL,
+                pattern=EMAIL_PATTERN,
+                description="an ASCII address like name@example.com (an international domain in its xn-- form)",
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+    phone: Annotated[str, Meta(pattern=PHONE_PATTERN, description="E.164, e.g. +14155550123")] | UnsetType | None = (
+        UNSET
+    )
+    locale: (
+        Annotated[str, Meta(max_length=MAX_LOCALE, pattern=LOCALE_PATTERN, description="a BCP 47 tag, e.g. pt-BR")]
+        | UnsetType
+        | None
+    ) = UNSET
+
+
+class ErasureBody(msgspec.Struct, forbid_unknown_fields=False):
+    """``POST /api/erasures/``: whose contact data and inbox to erase (a recipient scheduled as the number 7 is
+    ``"7"``)."""
+
+    recipient: UserId
+
+
+class ContactQuery(msgspec.Struct):
+    """``/api/contacts/``'s query parameter."""
+
+    recipient: (
+        Annotated[
+            UserId,
+            Meta(description="whose contact (yourself unless admin or a contacts:write token); default: yourself"),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class RescheduleBody(msgspec.Struct, forbid_unknown_fields=False):
@@ -160,6 +205,8 @@ def loose_decoder(cls: type[S]) -> msgspec.json.Decoder[S]:
 
 schedule_decoder = loose_decoder(ScheduleBody)
 reschedule_decoder = loose_decoder(RescheduleBody)
+contact_decoder = loose_decoder(ContactBody)
+erasure_decoder = loose_decoder(ErasureBody)
 
 
 def integral(value: str | int | float) -> str | int | float:

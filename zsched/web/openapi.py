@@ -14,9 +14,21 @@ import msgspec
 
 from .. import __version__
 from ..engine.validation import MAX_ID
-from .bodies import ListQuery, NotificationPath, RescheduleBody, ScheduleBody, ScheduleHeaders, SocketQuery
+from .bodies import (
+    ContactBody,
+    ContactQuery,
+    ErasureBody,
+    ListQuery,
+    NotificationPath,
+    RescheduleBody,
+    ScheduleBody,
+    ScheduleHeaders,
+    SocketQuery,
+)
 from .views import (
     Cancelled,
+    ContactView,
+    ErasureView,
     ErrorBody,
     Health,
     NotificationPage,
@@ -32,7 +44,7 @@ _ERRORS = {
     400: "The body is not valid JSON.",
     401: "No token, a malformed Authorization header, or an unknown, expired or revoked token (see WWW-Authenticate).",
     403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications "
-    "and stats need admin).",
+    "and stats need admin; others' contact data and erasures need admin or contacts:write).",
     404: "No such notification, or not one you created or receive.",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
@@ -61,12 +73,17 @@ _SHAPES = (
     NotificationPage,
     StatsView,
     Health,
+    ContactBody,
+    ContactView,
+    ErasureBody,
+    ErasureView,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
     ListQuery: "query",
     NotificationPath: "path",
     SocketQuery: "query",
+    ContactQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
 _DATA = {  # any JSON, with no NUL in keys or strings: no Python type says that, so it is written here
@@ -176,6 +193,30 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 "Counts, totals, next due and lag, overall and per partition (admin)",
                 _json(_ref("StatsView"), "Stats."),
                 (403,),
+            )
+        },
+        "/api/contacts/": {
+            "get": _op(
+                "A recipient's contact data (yourself by default; others' need admin or contacts:write)",
+                _json(_ref("ContactView"), "The contact; null where not set."),
+                (403, 422),
+                params=params[ContactQuery],
+            ),
+            "patch": _op(
+                "Set contact fields: a field left out is kept, null removes it",
+                _json(_ref("ContactView"), "The contact now."),
+                (400, 403, 413, 415, 422),
+                body="ContactBody",
+                params=params[ContactQuery],
+            ),
+        },
+        "/api/erasures/": {
+            "post": _op(
+                "Erase a recipient's contact data and inbox (a data-protection request; yourself, admin or "
+                "contacts:write)",
+                _json(_ref("ErasureView"), "What was removed."),
+                (400, 403, 413, 415, 422),
+                body="ErasureBody",
             )
         },
         "/healthz": {"get": _op("The process is alive", _json(_ref("Health"), "Alive."), (), auth=False)},

@@ -152,6 +152,23 @@ class StatsView(Stats, kw_only=True):
     partitions: list[PartitionStats]
 
 
+class ContactView(msgspec.Struct, kw_only=True):
+    """A recipient's contact data; null where not set."""
+
+    recipient: str
+    email: str | None
+    phone: Annotated[str, Meta(description="E.164")] | None
+    locale: Annotated[str, Meta(description="BCP 47")] | None
+
+
+class ErasureView(msgspec.Struct, kw_only=True):
+    """What an erasure removed: the recipient's contact data (whether there was any) and their inbox entries."""
+
+    recipient: str
+    contact_removed: bool
+    inbox_entries_removed: int
+
+
 class Health(msgspec.Struct):
     """A liveness or readiness answer."""
 

@@ -1,0 +1,171 @@
+"""Contact data: how a recipient is reached outside zsched's own channels (an email address, a phone number, a
+locale), and the erasure of what zsched keeps to reach them.
+
+A recipient's contact lives in their partition's ``contacts`` hash (field: the recipient, value: the JSON of the
+fields that are set), beside their notifications and inbox, so a channel reads a batch's addresses with one
+HMGET per partition and an erasure is one script call. Each operation is a generator of Redis steps (see
+``steps``); nothing here does I/O of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from ..errors import FieldError
+from ..models import Contact, Erasure
+from . import validation
+from .base import CoreBase
+from .keys import Keyspace
+from .replies import EraseReply, SetContactReply
+from .steps import Command, Op, Script
+
+CONTACT_FIELDS: tuple[str, ...] = ("email", "phone", "locale")
+"""The contact fields a recipient may have, in the order they are shown."""
+
+MAX_EMAIL = 254  # RFC 5321's limit on a forward path, less its angle brackets
+MAX_LOCALE = 35
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"  # RFC 5322 atom text, ASCII only
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # a DNS label
+EMAIL_PATTERN = rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*$"
+"""An email address zsched sends to: ASCII ``dot-atom@domain`` (the HTTP API's schema states the same)."""
+PHONE_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+"""A phone number in E.164: '+', a country code that does not start with 0, at most 15 digits in all."""
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$"
+"""A BCP 47 language tag: a language, then subtags joined by '-'."""
+_EMAIL, _PHONE, _LOCALE = re.compile(EMAIL_PATTERN), re.compile(PHONE_PATTERN), re.compile(LOCALE_PATTERN)
+
+
+class _Stored(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
+    """A contact as stored: only the fields that are set."""
+
+    email: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+
+
+_decode_stored = msgspec.json.Decoder(_Stored).decode
+
+
+def email(value: object) -> str:
+    """An email address as zsched sends to it: ASCII ``local@domain``, at most 254 characters; FieldError
+    otherwise (an internationalized domain is written in its punycode form, ``xn--...``)."""
+    text = _text(value, "email", MAX_EMAIL)
+    if not _EMAIL.match(text) or text.endswith("\n"):  # '$' also matches before a final newline
+        raise FieldError(
+            f"email must be an address like name@example.com (ASCII; an international domain in its xn-- form, "
+            f"at most {MAX_EMAIL} characters); got {text[:80]!r}",
+            "email",
+        )
+    return text
+
+
+def phone(value: object) -> str:
+    """A phone number in E.164 (``+14155550123``: '+', the country code, the number; at most 15 digits)."""
+    text = _text(value, "phone", 64)  # longer is refused below, with what E.164 is
+    if not _PHONE.match(text) or text.endswith("\n"):
+        raise FieldError(
+            f"phone must be in E.164 form: '+', the country code and the number, digits only, at most 15 "
+            f"(e.g. +14155550123); got {text[:40]!r}",
+            "phone",
+        )
+    return text
+
+
+def locale(value: object) -> str:
+    """A BCP 47 language tag (``en``, ``pt-BR``, ``zh-Hant-TW``), at most 35 characters."""
+    text = _text(value, "locale", MAX_LOCALE)
+    if not _LOCALE.match(text) or text.endswith("\n"):
+        raise FieldError(
+            f"locale must be a BCP 47 language tag such as en, en-GB or zh-Hant-TW (subtags joined by '-'); "
+            f"got {text[:40]!r}",
+            "locale",
+        )
+    return text
+
+
+_CHECKS = {"email": email, "phone": phone, "locale": locale}
+
+
+def _text(value: object, field: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise FieldError(f"{field} must be a string or None; got {validation.type_name(value)}", field)
+    if not 1 <= len(value) <= limit:
+        raise FieldError(f"{field} must be 1 to {limit} characters (None removes it); got {len(value)}", field)
+    return value
+
+
+def contact_of(recipient: str, raw: bytes | str | None) -> Contact:
+    """The contact a stored JSON (as HGET/HMGET return it; None: nothing stored) describes."""
+    if not raw:
+        return Contact(recipient=recipient)
+    stored = _decode_stored(raw)
+    return Contact(recipient=recipient, email=stored.email, phone=stored.phone, locale=stored.locale)
+
+
+def lookup(keys: Keyspace, recipients: Sequence[str]) -> Op[dict[str, Contact]]:
+    """The contacts of ``recipients`` (every one answered, with None fields where nothing is set): one HMGET per
+    partition they live in, all in one round trip."""
+    wanted = list(dict.fromkeys(recipients))
+    groups: dict[int, list[str]] = {}
+    for r in wanted:
+        groups.setdefault(keys.for_recipient(r).index, []).append(r)
+    if not groups:
+        return {}
+    replies = yield [Command(("HMGET", keys.partitions[i].contacts, *people)) for i, people in groups.items()]
+    found: dict[str, Contact] = {}
+    for people, values in zip(groups.values(), replies, strict=True):
+        for r, raw in zip(people, values, strict=True):
+            found[r] = contact_of(r, raw)
+    return found
+
+
+class ContactOps(CoreBase):
+    """Read, change and erase what zsched keeps to reach a recipient."""
+
+    def contact(self, recipient: object) -> Op[Contact]:
+        """The recipient's contact data (fields None where not set; all None for a recipient with none)."""
+        who = validation.recipient(recipient)
+        found = yield from lookup(self.keys, [who])
+        return found[who]
+
+    def set_contact(
+        self,
+        recipient: object,
+        *,
+        email: str | UnsetType | None = UNSET,
+        phone: str | UnsetType | None = UNSET,
+        locale: str | UnsetType | None = UNSET,
+    ) -> Op[Contact]:
+        """Set the fields given (None removes one), keep the others; returns the contact as it is now (given no
+        field, only reads it)."""
+        who = validation.recipient(recipient)
+        changes = {"email": email, "phone": phone, "locale": locale}
+        return (yield from self.change_contact(who, {k: v for k, v in changes.items() if v is not UNSET}))
+
+    def change_contact(self, recipient: object, changes: Mapping[str, object]) -> Op[Contact]:
+        """``set_contact`` with the changes as a mapping (field -> value, None removes it); each field is
+        checked, so nothing is written when any is wrong."""
+        who = validation.recipient(recipient)
+        unknown = [name for name in changes if name not in _CHECKS]
+        if unknown:
+            raise FieldError(f"contact fields are {', '.join(CONTACT_FIELDS)}; got {unknown[0][:40]!r}", unknown[0])
+        if not changes:  # nothing to change: the contact as it is
+            return (yield from self.contact(who))
+        args: list[str | int] = [who]
+        for name, value in changes.items():
+            args += [name, "" if value is None else _CHECKS[name](value)]
+        (reply,) = yield [Script("set_contact", [self.keys.for_recipient(who).contacts], args)]
+        return contact_of(who, SetContactReply.read(reply).contact)
+
+    def erase_recipient(self, recipient: object) -> Op[Erasure]:
+        """Remove the recipient's contact data and inbox (a data-protection erasure); says what was removed.
+        Their notification records stay until retention purges them."""
+        who = validation.recipient(recipient)
+        p = self.keys.for_recipient(who)
+        (reply,) = yield [Script("erase_recipient", [p.contacts, p.inbox(who), self.op_key(p)], [who, self.op_ttl_ms])]
+        got = EraseReply.read(reply)
+        return Erasure(recipient=who, contact_removed=got.contact_removed, inbox_entries_removed=got.inbox_entries)
