@@ -9,16 +9,19 @@ __version__ = "0.2.0"
 
 from . import _moved
 from .client import AsyncScheduler, Scheduler
-from .delivery import CallableDelivery, Delivery, InboxDelivery, Router, WebhookChannel, Worker
+from .delivery import CallableDelivery, Delivery, EmailChannel, InboxDelivery, Router, WebhookChannel, Worker
 from .embedded import EmbeddedServer
 from .engine import Core, Keyspace, Retention, RetryPolicy
 from .errors import (
     ConfigError,
     DeliveryError,
+    EmailError,
+    EmailRejectedError,
     IdempotencyConflictError,
     NotFoundError,
     NotPendingError,
     PastScheduleError,
+    PermanentDeliveryError,
     UnavailableError,
     UnknownChannelError,
     ValidationError,
@@ -38,6 +41,9 @@ __all__ = [
     "Core",
     "Delivery",
     "DeliveryError",
+    "EmailChannel",
+    "EmailError",
+    "EmailRejectedError",
     "EmbeddedServer",
     "Erasure",
     "IdempotencyConflictError",
@@ -48,6 +54,7 @@ __all__ = [
     "Notification",
     "Page",
     "PastScheduleError",
+    "PermanentDeliveryError",
     "Retention",
     "RetryPolicy",
     "Router",

@@ -18,7 +18,10 @@ ZschedError
 ├── UnavailableError                     Redis did not answer; safe to retry
 └── DeliveryError                        a channel could not deliver; the worker retries it
     ├── WebhookError                     a webhook answered non-2xx, or not in time
-    └── UnknownChannelError              a notification names a channel nobody registered
+    ├── UnknownChannelError              a notification names a channel nobody registered
+    ├── EmailError                       an SMTP server could not be reached, or answered 4xx
+    └── PermanentDeliveryError           no retry can deliver it: the worker fails it at once
+        └── EmailRejectedError           an SMTP server answered 5xx, or the recipient has no address
 
 A script refuses with a code (its reply's first value); ``OUTCOMES`` maps each code to the exception
 it stands for, and ``refusal_error`` builds it.
@@ -153,6 +156,19 @@ class WebhookError(DeliveryError):
 
 class UnknownChannelError(DeliveryError):
     """A notification names a channel nobody registered."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """No retry can deliver the notification through this channel (the peer refused it for good, or the
+    recipient cannot be reached there): the worker fails it at once instead of retrying."""
+
+
+class EmailError(DeliveryError):
+    """The SMTP server could not be reached or did not answer in time, or answered 4xx (try again later)."""
+
+
+class EmailRejectedError(PermanentDeliveryError):
+    """The SMTP server refused the message with a 5xx reply, or the recipient has no email address."""
 
 
 @dataclass(frozen=True)

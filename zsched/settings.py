@@ -98,6 +98,13 @@ class DeliverySettings(msgspec.Struct, kw_only=True, frozen=True):
     webhook_previous_secret: str | None = None  # during a rotation: requests are signed with both
     webhook_timeout_s: float = 10.0
     webhook_concurrency: int = 16
+    smtp_host: str | None = None  # set: the email channel is enabled
+    smtp_port: int = 587
+    smtp_username: str | None = None  # with smtp_password: log in after STARTTLS
+    smtp_password: str | None = None
+    smtp_starttls: bool = True  # upgrade the connection with STARTTLS before sending (refuse if it cannot)
+    smtp_from: str | None = None  # the From address; required with smtp_host
+    smtp_timeout_s: float = 10.0  # connect, and each message's whole exchange
 
 
 class ApiSettings(msgspec.Struct, kw_only=True, frozen=True):

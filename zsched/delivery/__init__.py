@@ -2,12 +2,21 @@
 
 websocket   the inbox stream + PUBLISH that the WebSocket gateway forwards (``InboxDelivery``)
 webhook     an HTTP POST of the notification JSON, signed with HMAC-SHA256 (``WebhookChannel``)
+email       a text email over SMTP to the recipient's contact address (``EmailChannel``)
 <any name>  a Python callable (sync or async) or ``Delivery`` registered with ``Router.register``
 """
 
-from ..errors import DeliveryError, UnknownChannelError, WebhookError
+from ..errors import (
+    DeliveryError,
+    EmailError,
+    EmailRejectedError,
+    PermanentDeliveryError,
+    UnknownChannelError,
+    WebhookError,
+)
 from .callables import CallableDelivery
 from .channel import Delivery, Outcome
+from .email import EmailChannel
 from .inbox import InboxDelivery
 from .router import Router
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, sign, verify_signature
@@ -21,8 +30,12 @@ __all__ = [
     "ChannelContext",
     "Delivery",
     "DeliveryError",
+    "EmailChannel",
+    "EmailError",
+    "EmailRejectedError",
     "InboxDelivery",
     "Outcome",
+    "PermanentDeliveryError",
     "Router",
     "UnknownChannelError",
     "WebhookChannel",

@@ -17,6 +17,7 @@ from ..engine.keys import Keyspace
 from ..errors import ConfigError
 from ..settings import Settings, env_name
 from .channel import Delivery
+from .email import EmailChannel
 from .inbox import InboxDelivery
 from .outcomes import Observer
 from .router import Router
@@ -71,7 +72,8 @@ def build_router(settings: Settings, connection: Any, keyspace: Keyspace) -> Rou
     if missing:
         raise ConfigError(
             f"{env_name('channels')}: default channel {missing[0]!r} is not enabled; enabled: {', '.join(names)}. "
-            f"Set {env_name('webhook_url')} and {env_name('webhook_secret')} for 'webhook', or register a channel "
+            f"Set {env_name('webhook_url')} and {env_name('webhook_secret')} for 'webhook', {env_name('smtp_host')} "
+            f"and {env_name('smtp_from')} for 'email', or register a channel "
             "with zsched.delivery.register_channel",
             "channels",
         )
@@ -112,6 +114,26 @@ def _webhook(context: ChannelContext) -> Delivery:
     )
 
 
+def _email(context: ChannelContext) -> Delivery:
+    d = context.settings.delivery
+    if not d.smtp_from:
+        raise ConfigError(
+            f"{env_name('smtp_from')}: the email channel needs a From address; set it beside {env_name('smtp_host')}",
+            "smtp_from",
+        )
+    return EmailChannel(
+        context.redis,
+        context.keyspace,
+        host=str(d.smtp_host),
+        port=d.smtp_port,
+        from_address=d.smtp_from,
+        username=d.smtp_username,
+        password=d.smtp_password,
+        starttls=d.smtp_starttls,
+        timeout_s=d.smtp_timeout_s,
+    )
+
+
 register_channel(
     "websocket",
     lambda c: InboxDelivery(
@@ -119,3 +141,4 @@ register_channel(
     ),
 )
 register_channel("webhook", _webhook, enabled=lambda s: bool(s.delivery.webhook_url))
+register_channel("email", _email, enabled=lambda s: bool(s.delivery.smtp_host))

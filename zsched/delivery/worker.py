@@ -27,7 +27,7 @@ from ..engine.keys import Partition
 from ..engine.leases import ChannelReport, Claimed
 from ..errors import UnavailableError
 from ..models import Notification
-from .channel import ChannelsFailed, Delivery, Outcome, first_line
+from .channel import ChannelsFailed, Delivery, Outcome, first_line, permanent
 from .inbox import InboxDelivery, claim_plan
 from .outcomes import Observer, report, report_claimed
 
@@ -225,7 +225,11 @@ class Worker:
         if sent:
             await self.scheduler.run(self.core.ack(p, [n.id for n in sent]))
             self.delivered += len(sent)
-        delays = {n.id: self.core.retry.delay_ms(n.attempts) for n, _ in failures}  # drawn once: jitter
+        delays = {  # drawn once (jitter); None: failed for good at once, since no retry can deliver it
+            n.id: None if permanent(o) else self.core.retry.delay_ms(n.attempts)
+            for n, o in zip(batch, outcomes, strict=True)
+            if o is not None
+        }
         # A notification with several channels keeps which ones were delivered: its retry sends the rest.
         reports = {
             n.id: ChannelReport([*n.done, *o.sent], {name: first_line(e) for name, e in o.errors.items()})
