@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from tests.conftest import ManualClock
 from tests.integration.http_support import TestClient, Tokens, future, schedule_body, tokens  # noqa: F401
 from tests.integration.mailserver import MailServer
 from zsched import AsyncScheduler, Scheduler
-from zsched.delivery import EmailChannel, Router, Worker, build_router, enabled_channels
+from zsched.delivery import Delivery, EmailChannel, InboxDelivery, Router, Worker, build_router, enabled_channels
 from zsched.engine import list_dead
 from zsched.errors import ConfigError
 from zsched.settings import Settings
@@ -32,8 +34,9 @@ def mail() -> Iterator[MailServer]:
         yield server
 
 
-def send_due(zs: Scheduler, port: int, **options: Any) -> Worker:
-    """One real worker round over email alone, the channel on the worker's own connection (as the wiring does)."""
+def send_due(zs: Scheduler, port: int, *, websocket: bool = False, **options: Any) -> Worker:
+    """One real worker round over email (and the websocket's inbox when asked), the channel on the worker's own
+    connection (as the wiring does)."""
 
     async def go() -> Worker:
         kwargs = zs.redis.connection_pool.connection_kwargs
@@ -47,10 +50,12 @@ def send_due(zs: Scheduler, port: int, **options: Any) -> Worker:
             host="127.0.0.1",
             port=port,
             from_address=FROM,
-            starttls=False,
-            **{"timeout_s": 5.0, **options},
+            **{"timeout_s": 5.0, "starttls": False, **options},
         )
-        worker = Worker(scheduler, Router({"email": channel}, default=("email",)))
+        channels: dict[str, Delivery] = {"email": channel}
+        if websocket:
+            channels["websocket"] = InboxDelivery(connection, zs.core.keys, clock=zs.core.clock)
+        worker = Worker(scheduler, Router(channels, default=("email",)))
         try:
             await worker.tick()
         finally:
@@ -136,6 +141,17 @@ def test_no_address_fails_at_once_saying_so(pinned: Scheduler, mail: MailServer)
     assert "recipient dave has no email address in their contact data" in (n.last_error or "")
 
 
+def test_with_another_channel_a_permanent_failure_still_fails_at_once(pinned: Scheduler, mail: MailServer) -> None:
+    """websocket + email for a recipient with no address: the inbox gets it once, and the notification fails at
+    once, showing which channel delivered and which did not."""
+    (nid,) = pinned.schedule(["kim"], "Both", "ways", delay=0, channels=["websocket", "email"]).notification_ids
+    send_due(pinned, mail.port, websocket=True)
+    n = pinned.status(nid)
+    assert (n.scheduled_status, n.attempts, n.done) == ("failed", 1, ["websocket"])
+    assert "no email address" in n.channel_errors["email"]
+    assert pinned.redis.xlen(pinned.core.keys.for_recipient("kim").inbox("kim")) == 1
+
+
 def test_one_batch_mixing_every_outcome(pinned: Scheduler, mail: MailServer) -> None:
     for who in ("ok", "busy", "gone"):
         pinned.set_contact(who, email=f"{who}@example.com")
@@ -193,6 +209,39 @@ def test_login_with_the_configured_credentials(pinned: Scheduler, clock: ManualC
         send_due(pinned, server.port, username="zsched", password="s3cret")
         assert pinned.status(nid).scheduled_status == "sent"
         assert server.logins == 1 and len(server.messages) == 1
+
+
+def test_starttls_upgrades_before_sending(pinned: Scheduler, clock: ManualClock, tmp_path: Path) -> None:
+    pinned.set_contact("hal", email="hal@example.com")
+    (nid,) = pinned.schedule(["hal"], "Secret", "over TLS", delay=0).notification_ids
+    cert, key = MailServer.self_signed(tmp_path)
+    with MailServer(tls=(cert, key)) as server:
+        send_due(pinned, server.port)  # STARTTLS off: the server refuses mail before it
+        n = pinned.status(nid)
+        assert (n.scheduled_status, n.attempts) == (
+            "pending",
+            1,
+        ) and "wants STARTTLS or a login before mail (530 at MAIL)" in (n.last_error or "")
+        clock.advance(60)
+        send_due(pinned, server.port, starttls=True)  # the system's CAs do not know this certificate
+        n = pinned.status(nid)
+        assert (n.scheduled_status, n.attempts) == ("pending", 2) and "could not be reached" in (n.last_error or "")
+        clock.advance(200)
+        trusted = ssl.create_default_context(cafile=str(cert))
+        send_due(pinned, server.port, starttls=True, tls_context=trusted)
+        assert pinned.status(nid).scheduled_status == "sent"
+        assert server.encrypted == [True]
+
+
+def test_starttls_required_but_not_offered_is_retried(pinned: Scheduler, mail: MailServer) -> None:
+    pinned.set_contact("ivy", email="ivy@example.com")
+    (nid,) = pinned.schedule(["ivy"], "Plain", "server", delay=0).notification_ids
+    send_due(pinned, mail.port, starttls=True)
+    n = pinned.status(nid)
+    assert (n.scheduled_status, n.attempts) == ("pending", 1) and mail.messages == []
+    assert "cannot be used as configured: SMTP STARTTLS extension not supported by server; check" in (
+        n.last_error or ""
+    )
 
 
 def test_settings_enable_the_channel_and_check_it() -> None:

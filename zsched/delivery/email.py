@@ -12,7 +12,8 @@ What a failure means:
   retried with the usual backoff;
 - the server answered a 4xx to the message (MAIL, RCPT, DATA): ``EmailError``, retried;
 - it answered a 5xx to the message, or the recipient has no email address: ``EmailRejectedError``, a
-  ``PermanentDeliveryError``: the notification fails at once, with the reply code in ``last_error``.
+  ``PermanentDeliveryError``: the notification fails at once, with the reply code in ``last_error``; except 530
+  (STARTTLS or a login needed first), which says the session is misconfigured, not the message: retried.
 
 The first line of an error (what the creator sees) names the server and the reply code; what the server said
 follows on the next line, stored as ``last_error_detail``, which only admins are shown: it often quotes the
@@ -22,6 +23,7 @@ address, which is the recipient's personal data.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -54,6 +56,7 @@ class EmailChannel:
         starttls: bool = True,
         timeout_s: float = 10.0,
         local_hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         if not host:
             raise ConfigError("the email channel needs an SMTP host (ZSCHED_SMTP_HOST); got an empty one", "smtp_host")
@@ -78,6 +81,7 @@ class EmailChannel:
         self.starttls = starttls
         self.timeout_s = timeout_s
         self.local_hostname = local_hostname
+        self.tls_context = tls_context  # None: the system's trusted CAs, and the host name checked
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
         """Send the batch over one connection; one outcome per notification, in order."""
@@ -152,6 +156,7 @@ class EmailChannel:
             start_tls=self.starttls,
             timeout=self.timeout_s,
             local_hostname=self.local_hostname,
+            tls_context=self.tls_context,
         )
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -165,10 +170,17 @@ class EmailChannel:
                 f"SMTP server {self.server} refused the session with {exc.code} ({type(exc).__name__}); check the "
                 f"ZSCHED_SMTP_* settings\nreply: {_one_line(exc.message)}"
             ) from exc
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except (aiosmtplib.SMTPConnectError, OSError) as exc:  # refused, unreachable, TLS failed, dropped
             smtp.close()
             raise EmailError(
                 f"SMTP server {self.server} could not be reached ({type(exc).__name__})\n{_one_line(str(exc))}"
+            ) from exc
+        except aiosmtplib.SMTPException as exc:  # e.g. no STARTTLS, or no login mechanism zsched speaks
+            smtp.close()
+            raise EmailError(
+                f"SMTP server {self.server} cannot be used as configured: {_one_line(str(exc), 120).rstrip('.')}; "
+                "check the "
+                "ZSCHED_SMTP_* settings"
             ) from exc
         return smtp
 
@@ -195,8 +207,15 @@ class EmailChannel:
             raise EmailRejectedError(f"the recipient's email address cannot be sent to: {exc}") from exc
 
     def _refusal(self, code: int, text: str, stage: str) -> EmailError | EmailRejectedError:
-        """A reply refusing the message: 5xx is for good, anything else (4xx) is worth another try."""
+        """A reply refusing the message: 5xx is for good, anything else (4xx) is worth another try; but 530
+        ("STARTTLS first", "authentication required") is about the session, not the message: it is retried, so
+        mail waits while the settings are fixed instead of failing."""
         reply = f"\nreply: {_one_line(text)}"
+        if code == 530:
+            return EmailError(
+                f"SMTP server {self.server} wants STARTTLS or a login before mail (530 at {stage}); check the "
+                f"ZSCHED_SMTP_* settings{reply}"
+            )
         if 500 <= code < 600:
             return EmailRejectedError(f"SMTP server {self.server} refused the message with {code} at {stage}{reply}")
         return EmailError(f"SMTP server {self.server} deferred the message with {code} at {stage}; retrying{reply}")
