@@ -9,7 +9,17 @@ __version__ = "0.2.0"
 
 from . import _moved
 from .client import AsyncScheduler, Scheduler
-from .delivery import CallableDelivery, Delivery, EmailChannel, InboxDelivery, Router, WebhookChannel, Worker
+from .delivery import (
+    CallableDelivery,
+    Delivery,
+    EmailChannel,
+    InboxDelivery,
+    Router,
+    SmsChannel,
+    TwilioMessages,
+    WebhookChannel,
+    Worker,
+)
 from .embedded import EmbeddedServer
 from .engine import Core, Keyspace, Retention, RetryPolicy
 from .errors import (
@@ -22,6 +32,8 @@ from .errors import (
     NotPendingError,
     PastScheduleError,
     PermanentDeliveryError,
+    SmsError,
+    SmsRejectedError,
     UnavailableError,
     UnknownChannelError,
     ValidationError,
@@ -61,7 +73,11 @@ __all__ = [
     "ScheduleResult",
     "Scheduler",
     "Settings",
+    "SmsChannel",
+    "SmsError",
+    "SmsRejectedError",
     "Stats",
+    "TwilioMessages",
     "UnavailableError",
     "UnknownChannelError",
     "ValidationError",

@@ -20,8 +20,10 @@ ZschedError
     ├── WebhookError                     a webhook answered non-2xx, or not in time
     ├── UnknownChannelError              a notification names a channel nobody registered
     ├── EmailError                       an SMTP server could not be reached, or answered 4xx
+    ├── SmsError                         an SMS provider could not be reached, was busy (429) or failing (5xx)
     └── PermanentDeliveryError           no retry can deliver it: the worker fails it at once
-        └── EmailRejectedError           an SMTP server answered 5xx, or the recipient has no address
+        ├── EmailRejectedError           an SMTP server answered 5xx, or the recipient has no address
+        └── SmsRejectedError             an SMS provider refused the message (4xx), or the recipient has no phone
 
 A script refuses with a code (its reply's first value); ``OUTCOMES`` maps each code to the exception
 it stands for, and ``refusal_error`` builds it.
@@ -169,6 +171,16 @@ class EmailError(DeliveryError):
 
 class EmailRejectedError(PermanentDeliveryError):
     """The SMTP server refused the message with a 5xx reply, or the recipient has no email address."""
+
+
+class SmsError(DeliveryError):
+    """The SMS provider could not be reached or did not answer in time, was rate limited (429), failing (5xx), or
+    refused the credentials (401, 403): try again later."""
+
+
+class SmsRejectedError(PermanentDeliveryError):
+    """The SMS provider refused the message (a 4xx other than 401, 403 and 429: e.g. not a valid number), or the
+    recipient has no phone number."""
 
 
 @dataclass(frozen=True)

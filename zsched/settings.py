@@ -105,6 +105,12 @@ class DeliverySettings(msgspec.Struct, kw_only=True, frozen=True):
     smtp_starttls: bool = True  # upgrade the connection with STARTTLS before sending (refuse if it cannot)
     smtp_from: str | None = None  # the From address; required with smtp_host
     smtp_timeout_s: float = 10.0  # connect, and each message's whole exchange
+    twilio_account_sid: str | None = None  # set: the sms channel is enabled (Twilio's Messages API)
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None  # an E.164 number, or a Messaging Service SID (MG...)
+    twilio_url: str = "https://api.twilio.com"  # or another API of the same shape
+    sms_timeout_s: float = 10.0  # each request's whole exchange
+    sms_concurrency: int = 8  # requests at once
 
 
 class ApiSettings(msgspec.Struct, kw_only=True, frozen=True):

@@ -49,7 +49,7 @@ def _text(name: str, value: object) -> str:
     """A value as a variable would spell it; secrets and URL passwords are never shown."""
     if value is None or value == ():
         return "-"
-    if "secret" in name or "password" in name:
+    if "secret" in name or "password" in name or name.endswith("_token"):
         return "(set)"
     if name.endswith("_url") and isinstance(value, str):
         return redact_url(value)

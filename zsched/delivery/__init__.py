@@ -3,6 +3,7 @@
 websocket   the inbox stream + PUBLISH that the WebSocket gateway forwards (``InboxDelivery``)
 webhook     an HTTP POST of the notification JSON, signed with HMAC-SHA256 (``WebhookChannel``)
 email       a text email over SMTP to the recipient's contact address (``EmailChannel``)
+sms         a text message to the recipient's phone number through an ``SmsProvider`` (``SmsChannel``)
 <any name>  a Python callable (sync or async) or ``Delivery`` registered with ``Router.register``
 """
 
@@ -11,6 +12,8 @@ from ..errors import (
     EmailError,
     EmailRejectedError,
     PermanentDeliveryError,
+    SmsError,
+    SmsRejectedError,
     UnknownChannelError,
     WebhookError,
 )
@@ -19,6 +22,7 @@ from .channel import Delivery, Outcome
 from .email import EmailChannel
 from .inbox import InboxDelivery
 from .router import Router
+from .sms import SmsChannel, SmsProvider, TwilioMessages
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, sign, verify_signature
 from .wiring import ChannelContext, build_router, build_worker, enabled_channels, register_channel, unregister_channel
 from .worker import Worker
@@ -37,6 +41,11 @@ __all__ = [
     "Outcome",
     "PermanentDeliveryError",
     "Router",
+    "SmsChannel",
+    "SmsError",
+    "SmsProvider",
+    "SmsRejectedError",
+    "TwilioMessages",
     "UnknownChannelError",
     "WebhookChannel",
     "WebhookError",

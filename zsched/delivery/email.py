@@ -35,7 +35,8 @@ import aiosmtplib
 from ..engine import contacts
 from ..engine.keys import Keyspace
 from ..errors import ConfigError, EmailError, EmailRejectedError, FieldError
-from ..models import Contact, Notification
+from ..models import Notification
+from .addresses import read_contacts
 from .channel import Outcome
 
 
@@ -86,7 +87,7 @@ class EmailChannel:
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
         """Send the batch over one connection; one outcome per notification, in order."""
         outcomes: list[Outcome] = [None] * len(batch)
-        found = await self._contacts([n.recipient for n in batch])
+        found = await read_contacts(self.redis, self.keys, [n.recipient for n in batch])
         todo: list[tuple[int, Notification, str]] = []
         for position, n in enumerate(batch):
             address = found[n.recipient].email
@@ -131,20 +132,6 @@ class EmailChannel:
         msg["X-Zsched-Id"] = str(n.id)
         msg.set_content(f"{n.title}\n\n{n.message}\n")
         return msg
-
-    async def _contacts(self, recipients: list[str]) -> dict[str, Contact]:
-        """The recipients' contact data, read in one round trip (the lookup's steps are plain commands)."""
-        op = contacts.lookup(self.keys, recipients)
-        try:
-            steps = next(op)
-            pipe = self.redis.pipeline(transaction=False)
-            for step in steps:
-                pipe.execute_command(*step.args)  # lookup yields plain commands only
-            op.send(await pipe.execute())
-        except StopIteration as done:
-            found: dict[str, Contact] = done.value
-            return found
-        raise RuntimeError("contacts.lookup took more than one round trip")  # pragma: no cover
 
     async def _connect(self) -> aiosmtplib.SMTP:
         """An open, greeted (and, as configured, STARTTLS-upgraded and logged-in) connection; EmailError if not."""

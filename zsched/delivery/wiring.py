@@ -21,6 +21,7 @@ from .email import EmailChannel
 from .inbox import InboxDelivery
 from .outcomes import Observer
 from .router import Router
+from .sms import SmsChannel, TwilioMessages
 from .webhook import WebhookChannel
 from .worker import Worker
 
@@ -73,8 +74,8 @@ def build_router(settings: Settings, connection: Any, keyspace: Keyspace) -> Rou
         raise ConfigError(
             f"{env_name('channels')}: default channel {missing[0]!r} is not enabled; enabled: {', '.join(names)}. "
             f"Set {env_name('webhook_url')} and {env_name('webhook_secret')} for 'webhook', {env_name('smtp_host')} "
-            f"and {env_name('smtp_from')} for 'email', or register a channel "
-            "with zsched.delivery.register_channel",
+            f"and {env_name('smtp_from')} for 'email', {env_name('twilio_account_sid')} for 'sms', or register a "
+            "channel with zsched.delivery.register_channel",
             "channels",
         )
     return Router({name: _REGISTRY[name].build(context) for name in names}, default=settings.delivery.channels)
@@ -134,6 +135,20 @@ def _email(context: ChannelContext) -> Delivery:
     )
 
 
+def _sms(context: ChannelContext) -> Delivery:
+    d = context.settings.delivery
+    if not d.twilio_auth_token or not d.twilio_from:
+        raise ConfigError(
+            f"{env_name('twilio_auth_token')} and {env_name('twilio_from')}: the sms channel needs both beside "
+            f"{env_name('twilio_account_sid')}",
+            "twilio_from" if d.twilio_auth_token else "twilio_auth_token",
+        )
+    provider = TwilioMessages(
+        str(d.twilio_account_sid), d.twilio_auth_token, d.twilio_from, base_url=d.twilio_url, timeout_s=d.sms_timeout_s
+    )
+    return SmsChannel(context.redis, context.keyspace, provider, concurrency=d.sms_concurrency)
+
+
 register_channel(
     "websocket",
     lambda c: InboxDelivery(
@@ -142,3 +157,4 @@ register_channel(
 )
 register_channel("webhook", _webhook, enabled=lambda s: bool(s.delivery.webhook_url))
 register_channel("email", _email, enabled=lambda s: bool(s.delivery.smtp_host))
+register_channel("sms", _sms, enabled=lambda s: bool(s.delivery.twilio_account_sid))
