@@ -63,6 +63,9 @@ def test_every_command_that_prints_data_takes_json() -> None:
         ["token", "create", "--user", "alice"],
         ["token", "list"],
         ["token", "revoke", "abcdef12"],
+        ["contact", "show", "alice"],
+        ["contact", "set", "alice", "--locale", "en"],
+        ["contact", "erase", "alice"],
     ],
 )
 def test_redis_down_is_a_one_line_runtime_error(command: list[str]) -> None:

@@ -23,6 +23,7 @@ address, which is the recipient's personal data.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -111,7 +112,7 @@ class EmailChannel:
                         break
                 try:
                     await self._send(smtp, self.message(n, address, sent_at), address)
-                except (EmailError, EmailRejectedError) as exc:
+                except Exception as exc:  # this message's outcome alone: the ones sent before it stay sent
                     outcomes[position] = exc
                     if not smtp.is_connected:
                         smtp = None  # the next message opens a new connection
@@ -135,6 +136,8 @@ class EmailChannel:
 
     async def _connect(self) -> aiosmtplib.SMTP:
         """An open, greeted (and, as configured, STARTTLS-upgraded and logged-in) connection; EmailError if not."""
+        if self.local_hostname is None:  # the name EHLO gives, looked up once (aiosmtplib would on every connect)
+            self.local_hostname = await asyncio.to_thread(socket.getfqdn)
         smtp = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
