@@ -22,6 +22,10 @@ ERRORS = {  # what Twilio says with each status (its error codes)
 }
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's 5 drops connects from a client sending several at once
+
+
 class SmsProvider:
     """Serves 127.0.0.1 on a free port. ``answers[number]`` are statuses to answer in order before 201 (``[429]``:
     once rate limited, then accepted); ``hang_s`` delays every answer. Only ``SID``/``TOKEN`` may send."""
@@ -63,7 +67,7 @@ class SmsProvider:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
