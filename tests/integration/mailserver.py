@@ -32,6 +32,7 @@ class MailServer:
         self.messages: list[EmailMessage] = []
         self.peers: list[tuple[str, int]] = []  # each accepted message's client address: one per connection
         self.encrypted: list[bool] = []  # whether each accepted message came over TLS
+        self.data_started = 0  # DATA commands received, answered or not
         self.refused: list[tuple[str, str]] = []  # (address, reply) for each refusal given
         self.login = login
         self.logins = 0
@@ -62,6 +63,7 @@ class MailServer:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_started += 1
         if self.slow_s:
             await asyncio.sleep(self.slow_s)
         script = self.data.get(envelope.rcpt_tos[0])

@@ -3,7 +3,8 @@ recipient's contact data (``Scheduler.set_contact``).
 
 A batch is sent over one SMTP connection: its addresses are read in one round trip, the connection is opened
 (STARTTLS and login when configured) once, every message goes through it in turn, and it is closed at the end.
-A connection lost mid-batch is opened again for the next message.
+A connection lost mid-batch (a timeout, a drop) is opened again for the next message, once: after a second loss
+the rest of the batch is left to its retry, so a server that hangs costs a batch two timeouts, not one each.
 
 What a failure means:
 
@@ -39,6 +40,9 @@ from ..errors import ConfigError, EmailError, EmailRejectedError, FieldError
 from ..models import Notification
 from .addresses import read_contacts
 from .channel import Outcome
+
+LOST_CONNECTIONS = 2
+"""A batch stops after losing this many connections (timeouts, drops) and leaves the rest to its retry."""
 
 
 class EmailChannel:
@@ -101,6 +105,7 @@ class EmailChannel:
                 todo.append((position, n, address))
         sent_at = datetime.now(UTC)
         smtp: aiosmtplib.SMTP | None = None
+        lost = 0  # connections lost mid-batch: the second ends the batch (a hung server costs two timeouts)
         try:
             for done, (position, n, address) in enumerate(todo):
                 if smtp is None:
@@ -115,7 +120,13 @@ class EmailChannel:
                 except Exception as exc:  # this message's outcome alone: the ones sent before it stay sent
                     outcomes[position] = exc
                     if not smtp.is_connected:
-                        smtp = None  # the next message opens a new connection
+                        smtp, lost = None, lost + 1  # the next message opens a new connection ...
+                        if lost == LOST_CONNECTIONS:  # ... unless this server keeps losing them: retry the rest
+                            for rest, _, _ in todo[done + 1 :]:
+                                outcomes[rest] = EmailError(
+                                    f"SMTP server {self.server} lost {lost} connections in one batch; retrying"
+                                )
+                            break
         finally:
             if smtp is not None:
                 await self._quit(smtp)
