@@ -10,7 +10,7 @@ import redis
 from .. import __version__
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import config, dead, logs, notifications, rediscli, run, tokens
+from . import config, dead, logs, notifications, rediscli, run, tokens, workers
 
 EPILOG = """\
 examples:
@@ -20,6 +20,7 @@ examples:
   zsched status 1                                see where notification 1 is
   zsched cancel 1                                cancel it while it is pending
   zsched stats                                   counts per status, next due, overdue lag
+  zsched workers                                 running workers and gateways; a late heartbeat is flagged
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
 With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_parser(sub, common)
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
+    workers.add_parser(sub, common)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             "serve": run.run,
             "worker": run.run,
             "token": tokens.run,
+            "workers": workers.run,
         }.get(args.command, notifications.run)
         return runner(args, settings)
     except (ValidationError, ValueError) as exc:  # the command or its configuration is wrong: fix and rerun

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from ..delivery import build_router, build_worker
+from ..delivery.heartbeat import Heartbeat
 from ..errors import UnavailableError
 from ..settings import Settings, redact_url
 from .logs import LEVELS, log_format
@@ -108,9 +109,12 @@ async def _work(settings: Settings, announce: bool) -> None:
         )
         print(f"zsched worker running on {where} (prefix {settings.redis.prefix!r}); Ctrl-C stops it.", flush=True)
         _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
+    heartbeat = Heartbeat(scheduler, "worker", in_flight=lambda: worker.in_flight)
+    heartbeat.start()
     try:
         await worker.run()
     finally:
+        await heartbeat.stop()
         await delivery.aclose()
         await scheduler.close()
 

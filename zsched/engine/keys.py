@@ -201,6 +201,15 @@ class Keyspace:
         """HASH: how this keyspace is laid out (``partitions``), recorded by the first process that uses it."""
         return f"{self.prefix}:{{meta}}:layout"
 
+    @property
+    def processes(self) -> str:
+        """ZSET: process id -> when its last heartbeat arrived, epoch ms (every worker and gateway beats)."""
+        return f"{self.prefix}:{{meta}}:processes"
+
+    def process(self, process_id: str) -> str:
+        """STRING: one process's description (host, pid, partitions, in flight...), expiring without heartbeats."""
+        return f"{self.prefix}:{{meta}}:process:{process_id}"
+
     def for_recipient(self, recipient: str) -> Partition:
         """The partition holding this recipient's notifications (a stable hash of the id)."""
         if len(self.partitions) == 1:

@@ -280,6 +280,28 @@ class RateLimitReply(Reply, frozen=True):
         return cls(int(reply[0]) == 1, int(reply[1]), int(reply[2]))
 
 
+class PageReply(Reply, frozen=True):
+    """The reply of ``page.lua``: {member, score, member, score, ...}."""
+
+    entries: list[tuple[str, int]]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``entries`` holds (member, score) in the order asked for."""
+        return cls([(text(reply[i]), int(float(reply[i + 1]))) for i in range(0, len(reply), 2)])
+
+
+class HeartbeatReply(Reply, frozen=True):
+    """The reply of ``heartbeat.lua``: {now_ms}."""
+
+    now_ms: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        return cls(int(reply[0]))
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -297,5 +319,7 @@ READERS: dict[str, type[Reply]] = {
     "publish_inbox": PublishInboxReply,
     "rate_limit": RateLimitReply,
     "read": ReadReply,
+    "page": PageReply,
+    "heartbeat": HeartbeatReply,
 }
 """Script name -> the Struct its reply reads into."""

@@ -23,8 +23,10 @@ from starlette.websockets import WebSocket
 
 from ..client import AsyncScheduler
 from ..delivery import Delivery, Router, Worker, build_router, build_worker, enabled_channels
+from ..delivery.heartbeat import Heartbeat
 from ..errors import UnavailableError, ZschedError
 from ..settings import Settings
+from . import dashboard
 from .api import Api
 from .auth import TOKEN_PREFIX
 from .errors import ApiError, handle
@@ -138,6 +140,16 @@ def create_app(
                     app.state.gateway = gateway
                     for name, background in gateway.background_tasks().items():
                         liveness.watch(name, background)
+                if worker is not None or websocket:  # every worker and gateway beats (zsched workers lists them)
+                    gateway_ = app.state.gateway if websocket else None
+                    heartbeat = Heartbeat(
+                        zs,
+                        "serve" if worker is not None and websocket else "worker" if worker is not None else "gateway",
+                        in_flight=(lambda: worker.in_flight) if worker is not None else (lambda: 0),
+                        sockets=(lambda: gateway_.connections) if gateway_ is not None else None,
+                    )
+                    heartbeat.start()
+                    stack.push_async_callback(heartbeat.stop)
                 for service in services:
                     await stack.enter_async_context(service(app))
                 # Pushed last, so run first when the stack unwinds, however it unwinds: the gateway's reader is
@@ -166,7 +178,7 @@ def create_app(
 
     ws_routes = [WebSocketRoute("/ws", ws_endpoint)] if websocket else []
     app = Starlette(
-        routes=[*api.routes(), *ws_routes, *extra_routes],
+        routes=[*api.routes(), *dashboard.routes(api), *ws_routes, *extra_routes],
         lifespan=lifespan,
         exception_handlers={
             ApiError: handle,

@@ -15,6 +15,7 @@ import msgspec
 from .. import __version__
 from ..engine.validation import MAX_ID
 from .bodies import ListQuery, NotificationPath, RescheduleBody, ScheduleBody, ScheduleHeaders, SocketQuery
+from .dashboard.endpoints import Me, ProcessList, RequeueBody, Requeued, TablePage, TablePath, TableQuery
 from .views import (
     Cancelled,
     ErrorBody,
@@ -31,9 +32,9 @@ __all__ = ["MAX_ID", "document"]
 _ERRORS = {
     400: "The body is not valid JSON.",
     401: "No token, a malformed Authorization header, or an unknown, expired or revoked token (see WWW-Authenticate).",
-    403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications "
-    "and stats need admin).",
-    404: "No such notification, or not one you created or receive.",
+    403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications, "
+    "stats, tables, processes and requeueing dead letters need admin).",
+    404: "No such notification, or not one you created or receive (or no such table).",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
     "or the Idempotency-Key was used for a different request.",
@@ -61,12 +62,19 @@ _SHAPES = (
     NotificationPage,
     StatsView,
     Health,
+    Me,
+    TablePage,
+    ProcessList,
+    RequeueBody,
+    Requeued,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
     ListQuery: "query",
     NotificationPath: "path",
     SocketQuery: "query",
+    TablePath: "path",
+    TableQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
 _DATA = {  # any JSON, with no NUL in keys or strings: no Python type says that, so it is written here
@@ -176,6 +184,30 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 "Counts, totals, next due and lag, overall and per partition (admin)",
                 _json(_ref("StatsView"), "Stats."),
                 (403,),
+            )
+        },
+        "/api/me": {"get": _op("Who the token belongs to", _json(_ref("Me"), "The token's user."), ())},
+        "/api/tables/{table}/": {
+            "get": _op(
+                "One page of a table of notifications, paged by cursor (admin; the dashboard's tables)",
+                _json(_ref("TablePage"), "One page."),
+                (403, 404, 422),
+                params=(*params[TablePath], *params[TableQuery]),
+            )
+        },
+        "/api/processes": {
+            "get": _op(
+                "Every worker and gateway, from its heartbeat; late: its last heartbeat is overdue (admin)",
+                _json(_ref("ProcessList"), "The processes."),
+                (403,),
+            )
+        },
+        "/api/dead/requeue/": {
+            "post": _op(
+                "Make dead letters due now with fresh attempts: by id, or all (admin)",
+                _json(_ref("Requeued"), "Requeued."),
+                (400, 403, 413, 415, 422),
+                body="RequeueBody",
             )
         },
         "/healthz": {"get": _op("The process is alive", _json(_ref("Health"), "Alive."), (), auth=False)},

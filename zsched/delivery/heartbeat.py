@@ -1,0 +1,90 @@
+"""The heartbeat loop a worker or gateway runs beside its work: one ``heartbeat.lua`` call every few seconds,
+saying what the process is doing (``zsched.engine.processes``), and its entry taken off when it stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+
+import redis
+
+from .. import __version__
+from ..client import AsyncScheduler
+from ..engine.processes import BEAT_EVERY_MS, KEEP_MS, Kind, ProcessInfo, beat, forget
+from ..errors import UnavailableError
+
+log = logging.getLogger("zsched.heartbeat")
+
+
+class Heartbeat:
+    """Beats for one process every ``every_ms`` until ``stop``; ``in_flight`` and ``sockets`` are read at each
+    beat (how many notifications it is delivering now, how many WebSockets are open; None: not a gateway)."""
+
+    def __init__(
+        self,
+        scheduler: AsyncScheduler,
+        kind: Kind,
+        *,
+        every_ms: int = BEAT_EVERY_MS,
+        keep_ms: int = KEEP_MS,
+        in_flight: Callable[[], int] = lambda: 0,
+        sockets: Callable[[], int] | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.kind: Kind = kind
+        self.every_ms = every_ms
+        self.keep_ms = keep_ms
+        self.in_flight = in_flight
+        self.sockets = sockets
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = f"{self.host}:{self.pid}:{secrets.token_hex(3)}"
+        self.started_ms = int(time.time() * 1000)
+        self._task: asyncio.Task[None] | None = None
+
+    def describe(self) -> ProcessInfo:
+        """What this process says about itself now."""
+        return ProcessInfo(
+            id=self.id,
+            kind=self.kind,
+            host=self.host,
+            pid=self.pid,
+            started_ms=self.started_ms,
+            version=__version__,
+            partitions=[p.index for p in self.scheduler.core.keys.partitions],
+            in_flight=self.in_flight(),
+            sockets=None if self.sockets is None else self.sockets(),
+            beat_every_ms=self.every_ms,
+        )
+
+    async def beat_once(self) -> None:
+        """One heartbeat now."""
+        await self.scheduler.run(beat(self.scheduler.core, self.describe(), self.keep_ms))
+
+    async def run(self) -> None:
+        """Beat until cancelled; a beat that fails (Redis down) is logged and the next one tried on time."""
+        while True:
+            try:
+                await self.beat_once()
+            except (UnavailableError, redis.RedisError) as exc:
+                log.debug("heartbeat of %s failed: %s", self.id, exc)
+            await asyncio.sleep(self.every_ms / 1000)
+
+    def start(self) -> None:
+        """Run the loop as a task of the running event loop."""
+        self._task = asyncio.create_task(self.run(), name="zsched-heartbeat")
+
+    async def stop(self) -> None:
+        """Stop beating and take this process off the list (a clean stop is not a late heartbeat)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        with contextlib.suppress(UnavailableError, redis.RedisError):
+            await self.scheduler.run(forget(self.scheduler.core, self.id))
