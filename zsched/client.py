@@ -8,6 +8,7 @@ with Scheduler.embedded() as zs:                      # or Scheduler.from_url("r
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,8 @@ from .connection import (
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
+from .engine.processes import ProcessState, list_processes
+from .engine.tables import TablePage, table_page
 from .errors import UnavailableError
 from .models import Notification, Page, ScheduleResult, Stats
 
@@ -173,6 +176,17 @@ class Scheduler(Driver):
     def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return self.run(self.core.stats())
+
+    def table(
+        self, table: str, *, cursor: str | None = None, limit: int = 50, partition: int | None = None
+    ) -> TablePage:
+        """One page of a table (upcoming, processing, retrying, failed, sent, cancelled); pass
+        ``page.next_cursor`` as ``cursor`` for the next."""
+        return self.run(table_page(self.core, table, cursor=cursor, limit=limit, partition=partition))
+
+    def processes(self) -> builtins.list[ProcessState]:
+        """Every worker and gateway from its heartbeat, each flagged ``late`` when its heartbeat is overdue."""
+        return self.run(list_processes(self.core))
 
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
@@ -335,6 +349,17 @@ class AsyncScheduler(Driver):
     async def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return await self.run(self.core.stats())
+
+    async def table(
+        self, table: str, *, cursor: str | None = None, limit: int = 50, partition: int | None = None
+    ) -> TablePage:
+        """One page of a table (upcoming, processing, retrying, failed, sent, cancelled); pass
+        ``page.next_cursor`` as ``cursor`` for the next."""
+        return await self.run(table_page(self.core, table, cursor=cursor, limit=limit, partition=partition))
+
+    async def processes(self) -> builtins.list[ProcessState]:
+        """Every worker and gateway from its heartbeat, each flagged ``late`` when its heartbeat is overdue."""
+        return await self.run(list_processes(self.core))
 
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""

@@ -39,6 +39,13 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "DELETE {id}/cancel_scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
     "DELETE {id}/scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
     "GET stats": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET me": (401, 401, 401, 200, 200, 200, 200, 200),
+    "GET tables/upcoming": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET processes": (401, 401, 401, 403, 403, 403, 403, 200),
+    "POST dead/requeue": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET dashboard": PUBLIC,
+    "GET dashboard.js": PUBLIC,
+    "GET dashboard.css": PUBLIC,
     "GET healthz": PUBLIC,
     "GET readyz": PUBLIC,
     "GET metrics": PUBLIC,
@@ -65,6 +72,13 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "DELETE {id}/cancel_scheduled": f"{N}/{nid}/cancel_scheduled/",
         "DELETE {id}/scheduled": f"{N}/{nid}/scheduled/",
         "GET stats": "/api/stats",
+        "GET me": "/api/me",
+        "GET tables/upcoming": "/api/tables/upcoming/",
+        "GET processes": "/api/processes",
+        "POST dead/requeue": "/api/dead/requeue/",
+        "GET dashboard": "/dashboard",
+        "GET dashboard.js": "/dashboard/dashboard.js",
+        "GET dashboard.css": "/dashboard/dashboard.css",
         "GET healthz": "/healthz",
         "GET readyz": "/readyz",
         "GET metrics": "/metrics",
@@ -115,7 +129,9 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
         nid = int(created.json()["notification_ids"][0])
         before = client.get(f"{N}/{nid}/", headers=callers["admin"]).json()
         method, path, body = _request(endpoint, nid)
-        if endpoint.startswith("POST"):
+        if endpoint == "POST dead/requeue":
+            body = {"all": True}
+        elif endpoint.startswith("POST"):
             me = USERS.get(caller, "bob")
             body = schedule_body([me] if endpoint.endswith("yourself") else [me, "carol"])
         r = client.request(method, path, headers=callers[caller], json=body)
@@ -138,7 +154,10 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
 def test_every_api_route_is_in_the_matrix(client: TestClient) -> None:
     """A new endpoint cannot slip in without a row: the OpenAPI paths are exactly the matrix's."""
     documented = {(m.upper(), p) for p, ops in client.get("/openapi.json").json()["paths"].items() for m in ops}
-    covered = {(_request(e, 0)[0], _request(e, 0)[1].split("?")[0].replace("/0/", "/{id}/")) for e in MATRIX}
+    covered = {
+        (_request(e, 0)[0], _request(e, 0)[1].split("?")[0].replace("/0/", "/{id}/").replace("/upcoming/", "/{table}/"))
+        for e in MATRIX
+    }
     assert documented - {("GET", "/ws")} == covered
 
 

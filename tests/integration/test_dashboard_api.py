@@ -199,11 +199,21 @@ def test_the_app_beats_and_serves_the_page_under_a_strict_csp(settings: object, 
         assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
         assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP
         assert "<script src=" in page.text and "<script>" not in page.text and "style=" not in page.text
-        js = c.get("/dashboard/static/dashboard.js")
+        js = c.get("/dashboard/dashboard.js")
         assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
         assert "sessionStorage" in js.text and "?token=" not in js.text
-        assert c.get("/dashboard/static/dashboard.css").status_code == 200
-        assert c.get("/dashboard/static/secret.py").status_code == 404
+        assert c.get("/dashboard/dashboard.css").headers["content-type"].startswith("text/css")
+        assert c.get("/dashboard/page.py").status_code == 404
     with TestClient(create_app(settings)) as c:  # type: ignore[arg-type]
         processes = c.get("/api/processes", headers=admin).json()["processes"]
         assert len(processes) == 1, "the first app's clean stop took it off the list"
+
+
+def test_the_library_reads_the_same_tables_and_processes(zs: Scheduler) -> None:
+    ids = zs.schedule(["a", "b", "c"], "t", "m", delay=timedelta(hours=1)).notification_ids
+    first = zs.table("upcoming", limit=2)
+    assert [r.notification.id for r in first.rows] == ids[:2] and first.next_cursor is not None
+    rest = zs.table("upcoming", cursor=first.next_cursor, limit=2)
+    assert [r.notification.id for r in rest.rows] == ids[2:] and rest.next_cursor is None
+    assert {r.partition for r in first.rows} == {0} and first.rows[0].at_ms > 0
+    assert zs.processes() == []

@@ -17,7 +17,9 @@ import zsched
 from zsched import Core, Keyspace
 from zsched.delivery.inbox import InboxDelivery
 from zsched.engine import Script, list_dead, requeue_dead
+from zsched.engine.processes import ProcessInfo, beat
 from zsched.engine.replies import READERS
+from zsched.engine.tables import table_page
 from zsched.engine.scripts import NAMES, lua_dir, sources
 from zsched.errors import OUTCOMES
 from zsched.models import Notification, ms_to_datetime
@@ -126,6 +128,8 @@ def _engine_steps(core: Core) -> list[Script]:
         requeue_dead(core, everything=True),
         list_dead(core),
         core.status(1),
+        table_page(core, "upcoming"),
+        beat(core, ProcessInfo(id="h:1:ab", kind="worker", host="h", pid=1, started_ms=0, version="0", partitions=[0])),
     ]
     steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
     spread = core.schedule([f"r{i}" for i in range(8)], "t", "m", delay=1, idempotency_key="k")  # every partition

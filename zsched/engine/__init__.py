@@ -6,21 +6,30 @@ No I/O beyond the drivers in ``zsched.client``, and nothing about the web.
 from .backoff import RetryPolicy
 from .core import DAY_MS, Claimed, Command, Core, Op, Retention, Script, Step
 from .keys import Keyspace, Partition
+from .processes import ProcessInfo, ProcessState, list_processes
 from .producer import requeue_dead
+from .tables import TABLES, Row, TablePage, table_page
 from .views import list_dead
 
 __all__ = [
     "DAY_MS",
+    "TABLES",
     "Claimed",
     "Command",
     "Core",
     "Keyspace",
     "Op",
     "Partition",
+    "ProcessInfo",
+    "ProcessState",
     "Retention",
     "RetryPolicy",
+    "Row",
     "Script",
     "Step",
+    "TablePage",
     "list_dead",
+    "list_processes",
     "requeue_dead",
+    "table_page",
 ]

@@ -15,7 +15,16 @@ import msgspec
 from .. import __version__
 from ..engine.validation import MAX_ID
 from .bodies import ListQuery, NotificationPath, RescheduleBody, ScheduleBody, ScheduleHeaders, SocketQuery
-from .dashboard.endpoints import Me, ProcessList, RequeueBody, Requeued, TablePage, TablePath, TableQuery
+from .dashboard.endpoints import (
+    REQUEUE_CHOICE,
+    Me,
+    ProcessList,
+    RequeueBody,
+    Requeued,
+    TablePage,
+    TablePath,
+    TableQuery,
+)
 from .views import (
     Cancelled,
     ErrorBody,
@@ -34,7 +43,7 @@ _ERRORS = {
     401: "No token, a malformed Authorization header, or an unknown, expired or revoked token (see WWW-Authenticate).",
     403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications, "
     "stats, tables, processes and requeueing dead letters need admin).",
-    404: "No such notification, or not one you created or receive (or no such table).",
+    404: "No such notification, or not one you created or receive (or no such table or partition).",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
     "or the Idempotency-Key was used for a different request.",
@@ -98,6 +107,14 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _text(media_type: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+
+
+def _html(description: str) -> dict[str, Any]:
+    return _text("text/html", description)
+
+
 def _op(
     summary: str,
     ok: dict[str, Any],
@@ -136,6 +153,7 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     """The OpenAPI document of every endpoint and error."""
     (_, schemas) = msgspec.json.schema_components((*_SHAPES, *_PARAMETERS), ref_template=_REF + "{name}")
     schemas.update(_DATA)
+    schemas["RequeueBody"]["anyOf"] = REQUEUE_CHOICE
     params = {shape: _parameters(schemas, shape, where) for shape, where in _PARAMETERS.items()}
     ident = params[NotificationPath]
     body_channels = schemas["ScheduleBody"]["properties"]["channels"]["anyOf"][0]
@@ -209,6 +227,15 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 (400, 403, 413, 415, 422),
                 body="RequeueBody",
             )
+        },
+        "/dashboard": {
+            "get": _op("The dashboard page (its token is pasted in the page)", _html("HTML."), (), auth=False)
+        },
+        "/dashboard/dashboard.js": {
+            "get": _op("The dashboard's script", _text("text/javascript", "JavaScript."), (), auth=False)
+        },
+        "/dashboard/dashboard.css": {
+            "get": _op("The dashboard's stylesheet", _text("text/css", "CSS."), (), auth=False)
         },
         "/healthz": {"get": _op("The process is alive", _json(_ref("Health"), "Alive."), (), auth=False)},
         "/readyz": {"get": _op("Redis answers", _json(_ref("Health"), "Ready."), (503,), auth=False)},

@@ -18,9 +18,10 @@ from starlette.routing import BaseRoute, Route
 from ...engine import requeue_dead
 from ...engine.processes import Kind, ProcessState, list_processes
 from ...engine.tables import MAX_ROWS, TABLES, table_page
+from ...engine.validation import MAX_ID
 from ...models import ms_to_datetime
 from ..auth import Principal
-from ..bodies import Time, loose_decoder, parse_int
+from ..bodies import Time, integral, loose_decoder, parse_int
 from ..errors import JSON, ApiError, read_json
 from ..views import NotificationView, full_view
 
@@ -109,10 +110,17 @@ class ProcessList(msgspec.Struct):
     processes: list[ProcessView]
 
 
+IdNumber = (
+    Annotated[int, Meta(ge=0, le=MAX_ID)]
+    # JSON has one number type: 7.0 is the id 7
+    | Annotated[float, Meta(ge=0, le=MAX_ID, multiple_of=1, description="a whole number: 7.0 is 7")]
+)
+
+
 class RequeueBody(msgspec.Struct, forbid_unknown_fields=False):
     """``POST /api/dead/requeue/``: the dead letters to make due now, by id, or all of them."""
 
-    ids: Annotated[list[Annotated[int, Meta(ge=0)]], Meta(max_length=MAX_REQUEUE_IDS)] | None = None
+    ids: Annotated[list[IdNumber], Meta(max_length=MAX_REQUEUE_IDS)] | None = None
     all: Annotated[bool, Meta(description="every dead letter (then leave ids out)")] = False
 
 
@@ -132,6 +140,13 @@ class Me(msgspec.Struct):
 
 
 requeue_decoder = loose_decoder(RequeueBody)
+REQUEUE_CHOICE = [  # what no Python type says: ids (at least one), or all=true, never both
+    {"required": ["ids"], "properties": {"ids": {"type": "array", "minItems": 1}, "all": {"const": False}}},
+    {
+        "required": ["all"],
+        "properties": {"all": {"const": True}, "ids": {"anyOf": [{"type": "null"}, {"maxItems": 0}]}},
+    },
+]
 
 
 class DashboardApi:
@@ -171,7 +186,9 @@ class DashboardApi:
         limit = parse_int(query.get("limit"), "limit", 1, MAX_ROWS)
         zs = self.api.zs
         count = len(zs.core.keys.partitions)
-        partition = parse_int(query.get("partition"), "partition", 0, count - 1)
+        partition = parse_int(query.get("partition"), "partition", 0, 1023)
+        if partition is not None and partition >= count:
+            raise ApiError(404, f"no partition {partition}: this keyspace has {count} (0 to {count - 1})", "partition")
         page = await zs.run(
             table_page(
                 zs.core, name, cursor=query.get("cursor"), limit=50 if limit is None else limit, partition=partition
@@ -198,7 +215,10 @@ class DashboardApi:
         """POST (admin): make dead letters due now with fresh attempts: the ids given, or all of them."""
         await self.admin(request, "requeueing dead letters")
         body: RequeueBody = await read_json(request, requeue_decoder)
-        ids = body.ids or []
+        given = [integral(i) for i in body.ids or []]
+        ids = [i for i in given if isinstance(i, int)]
+        if len(ids) != len(given):
+            raise ApiError(422, "ids must be whole numbers (notification ids)", "ids")
         if body.all == bool(ids):
             raise ApiError(
                 422, f"give ids or all=true (one of the two); got {len(ids)} id(s) and all={body.all}", "ids"

@@ -8,11 +8,11 @@ from functools import cache
 from importlib import resources
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
     "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
 """Only this origin's own script and stylesheet run; no inline code, no other origin, no framing."""
@@ -22,7 +22,6 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "index.html": "text/html"}
 
 
 @cache
@@ -35,23 +34,20 @@ async def page(request: Request) -> Response:
     return Response(_read("index.html"), media_type="text/html; charset=utf-8", headers=HEADERS)
 
 
-async def asset(request: Request) -> Response:
-    """GET /dashboard/static/{name}: the page's script or stylesheet."""
-    name = request.path_params["name"]
-    if name not in FILES or name == "index.html":
-        return Response("not found", status_code=404, media_type="text/plain", headers=HEADERS)
-    return Response(_read(name), media_type=f"{FILES[name]}; charset=utf-8", headers=HEADERS)
+async def script(request: Request) -> Response:
+    """GET /dashboard/dashboard.js: the page's script."""
+    return Response(_read("dashboard.js"), media_type="text/javascript; charset=utf-8", headers=HEADERS)
 
 
-async def slash(request: Request) -> Response:
-    """GET /dashboard/: to the page."""
-    return RedirectResponse(request.url.path.rstrip("/"), headers=HEADERS)
+async def stylesheet(request: Request) -> Response:
+    """GET /dashboard/dashboard.css: the page's stylesheet (light or dark, as the browser prefers)."""
+    return Response(_read("dashboard.css"), media_type="text/css; charset=utf-8", headers=HEADERS)
 
 
 def routes() -> list[BaseRoute]:
     """The page's routes."""
     return [
         Route("/dashboard", page, methods=["GET"]),
-        Route("/dashboard/", slash, methods=["GET"]),
-        Route("/dashboard/static/{name}", asset, methods=["GET"]),
+        Route("/dashboard/dashboard.js", script, methods=["GET"]),
+        Route("/dashboard/dashboard.css", stylesheet, methods=["GET"]),
     ]
