@@ -19,8 +19,8 @@ from zsched.delivery.inbox import InboxDelivery
 from zsched.engine import Script, list_dead, requeue_dead
 from zsched.engine.processes import ProcessInfo, beat
 from zsched.engine.replies import READERS
-from zsched.engine.tables import table_page
 from zsched.engine.scripts import NAMES, lua_dir, sources
+from zsched.engine.tables import table_page
 from zsched.errors import OUTCOMES
 from zsched.models import Notification, ms_to_datetime
 from zsched.web.ratelimit import RateLimiter
