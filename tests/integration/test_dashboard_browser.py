@@ -39,6 +39,7 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
 
 WAIT_S = 15.0
 
@@ -178,20 +179,43 @@ def test_admin_schedules_from_the_form_sees_it_upcoming_and_cancels_it_by_keyboa
     until(lambda: row(browser, ids[0]) is not None, "the row in the cancelled table")
     assert "cancelled" in row(browser, ids[0]).text  # type: ignore[union-attr]
     browser.save_screenshot(str(shots / "2-cancelled.png"))
+
+    # Reschedule the other one to two hours from now, in the browser's own time zone, through the dialog.
+    browser.find_element(By.CSS_SELECTOR, '[data-table="upcoming"]').click()
+    until(lambda: row(browser, ids[1]), "the other row")
+    row(browser, ids[1]).find_element(By.XPATH, f".//button[text()='Reschedule {ids[1]}']").click()  # type: ignore[union-attr]
+    until(lambda: browser.find_element(By.ID, "reschedule").is_displayed(), "the reschedule dialog")
+    target = int(time.time() + 7200)
+    browser.execute_script(
+        "arguments[0].value = localInput(new Date(arguments[1] * 1000))", browser.find_element(By.ID, "r-at"), target
+    )
+    browser.find_element(By.ID, "r-at").send_keys(Keys.ENTER)  # Enter in the field submits the dialog's form
+    until(lambda: f"Rescheduled {ids[1]}." in browser.find_element(By.ID, "notice").text, "the reschedule notice")
+    assert abs(site.zs.status(ids[1]).scheduled_at.timestamp() - target) < 1.5
+
+    # Search by creator: the form's notifications were created by the admin's user.
+    Select(browser.find_element(By.ID, "search-by")).select_by_value("created_by")
+    browser.find_element(By.ID, "search-q").send_keys("ops", Keys.ENTER)
+    until(lambda: "2 found for ops." in browser.find_element(By.ID, "notice").text, "the search by creator")
+    assert row(browser, ids[0]) and row(browser, ids[1])
     assert console_errors(browser) == []
 
 
 def test_a_dead_letter_is_requeued_after_a_confirmation(browser: Any, site: Site, shots: Path) -> None:
-    (dead,) = site.zs.schedule(["erin"], "webhook", "m", delay=0).notification_ids
+    one, dead = (site.zs.schedule([r], "webhook", "m", delay=0).notification_ids[0] for r in ("erin", "fred"))
     for _ in range(20):
-        tick(site.zs, Recorder(fail={dead}))
-        if site.zs.status(dead).scheduled_status == "failed":
+        tick(site.zs, Recorder(fail={one, dead}))
+        if {site.zs.status(i).scheduled_status for i in (one, dead)} == {"failed"}:
             break
         time.sleep(0.06)
-    assert site.zs.status(dead).scheduled_status == "failed"
+    assert {site.zs.status(i).scheduled_status for i in (one, dead)} == {"failed"}
     sign_in(browser, site, site.admin)
     browser.find_element(By.CSS_SELECTOR, '[data-table="failed"]').click()
-    until(lambda: row(browser, dead), "the dead letter in the failed table")
+    until(lambda: row(browser, one) and row(browser, dead), "the dead letters in the failed table")
+    row(browser, one).find_element(By.XPATH, f".//button[text()='Retry {one} now']").click()  # type: ignore[union-attr]
+    until(lambda: f"Requeued 1: {one}" in browser.find_element(By.ID, "notice").text, "the single retry")
+    assert site.zs.status(one).scheduled_status == "pending" and site.zs.status(dead).scheduled_status == "failed"
+    until(lambda: row(browser, one) is None, "the retried row to leave the failed table")
     bulk = browser.find_element(By.ID, "requeue-all")
     bulk.click()
     dialog = until(lambda: browser.find_element(By.ID, "confirm"), "the confirmation")

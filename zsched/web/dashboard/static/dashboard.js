@@ -11,7 +11,9 @@ const AT_OF = { upcoming: "due", retrying: "due", processing: "lease deadline", 
   sent: "sent", cancelled: "cancelled" };
 const $ = (id) => document.getElementById(id);
 
-const state = { me: null, table: "upcoming", cursors: [null], next: null, search: null, timer: null };
+// ``shown`` counts what was asked to be shown: an answer that arrives after a newer request is dropped, so a
+// refresh started before a search cannot paint over the search's rows.
+const state = { me: null, table: "upcoming", cursors: [null], next: null, search: null, timer: null, shown: 0 };
 
 function token() { return sessionStorage.getItem(KEY); }
 
@@ -220,7 +222,9 @@ function atOf(n, table) {
 }
 
 async function loadRows() {
+  const asked = ++state.shown;
   const answer = await page(state.cursors[state.cursors.length - 1]);
+  if (asked !== state.shown) return;
   state.next = answer.next_cursor;
   render(answer.items, state.table);
 }
@@ -266,9 +270,11 @@ async function search(q) {
   q = q.trim();
   if (!q) return showTable(state.table);
   state.search = q;
+  const asked = ++state.shown;
   try {
     let items;
-    if (/^\d+$/.test(q)) {
+    const by = $("search-by").value === "auto" ? "recipient" : $("search-by").value;
+    if ($("search-by").value === "auto" && /^\d+$/.test(q)) {
       try {
         items = [await api("GET", `api/notifications/${q}/`)];
       } catch (error) {
@@ -276,8 +282,9 @@ async function search(q) {
         items = [];
       }
     } else {
-      items = (await api("GET", `api/notifications/?${new URLSearchParams({ recipient: q, limit: PAGE })}`)).items;
+      items = (await api("GET", `api/notifications/?${new URLSearchParams({ [by]: q, limit: PAGE })}`)).items;
     }
+    if (asked !== state.shown) return;
     render(items, state.table);
     notice(`${items.length} found for ${q}.`, "ok");
   } catch (error) {
@@ -407,6 +414,10 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const b of document.querySelectorAll("[data-table]")) b.addEventListener("click", () => showTable(b.dataset.table));
   $("search").addEventListener("submit", (event) => { event.preventDefault(); search($("search-q").value); });
   $("search-clear").addEventListener("click", () => showTable(state.table));
+  for (const b of document.querySelectorAll("[data-close]")) b.addEventListener("click", () => b.closest("dialog").close(""));
+  $("search-by").addEventListener("change", () => {
+    $("search-q").placeholder = $("search-by").value === "created_by" ? "billing" : "42 or alice";
+  });
   $("requeue-all").addEventListener("click", requeueAll);
   $("next-page").addEventListener("click", () => {
     if (!state.next) return;
