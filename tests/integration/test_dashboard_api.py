@@ -217,3 +217,35 @@ def test_the_library_reads_the_same_tables_and_processes(zs: Scheduler) -> None:
     assert [r.notification.id for r in rest.rows] == ids[2:] and rest.next_cursor is None
     assert {r.partition for r in first.rows} == {0} and first.rows[0].at_ms > 0
     assert zs.processes() == []
+
+
+def test_tables_merge_every_partition_and_one_partition_alone(redis_url: str, prefix: str) -> None:
+    """With four partitions, upcoming merges every partition's due sets in due order, a call spanning partitions
+    shows each recipient once, pages of three walk it all, and ?partition= (here ``partition=``) keeps to one."""
+    zs = Scheduler(redis.Redis.from_url(redis_url), core=Core(Keyspace(prefix, partitions=4)))
+    try:
+        people = [f"p{i}" for i in range(12)]
+        spread = zs.schedule(people, "call", "m", delay=timedelta(hours=1)).notification_ids
+        singles = [
+            zs.schedule([f"s{i}"], "one", "m", delay=timedelta(minutes=10 * (i + 1))).notification_ids[0]
+            for i in range(4)
+        ]
+        urgent = zs.schedule(["u"], "urgent", "m", delay=timedelta(hours=3), priority="urgent").notification_ids
+        seen: list[int] = []
+        cursor = None
+        while True:
+            page = zs.table("upcoming", limit=3, cursor=cursor)
+            seen += [r.notification.id for r in page.rows]
+            assert [r.at_ms for r in page.rows] == sorted(r.at_ms for r in page.rows)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert len(seen) == len(set(seen)) == len(spread) + len(singles) + 1
+        assert seen[:4] == singles and seen[-1] == urgent[0] and sorted(seen[4:-1]) == sorted(spread)
+        for index in range(4):
+            mine = zs.table("upcoming", limit=100, partition=index).rows
+            assert mine and {r.partition for r in mine} == {index}
+            assert {r.notification.id % 4 for r in mine} == {index}
+        assert sum(len(zs.table("upcoming", limit=100, partition=i).rows) for i in range(4)) == len(seen)
+    finally:
+        zs.close()
