@@ -249,3 +249,24 @@ def test_tables_merge_every_partition_and_one_partition_alone(redis_url: str, pr
         assert sum(len(zs.table("upcoming", limit=100, partition=i).rows) for i in range(4)) == len(seen)
     finally:
         zs.close()
+
+
+def test_retrying_finds_the_few_retries_among_many_pending(pinned: Scheduler, clock: ManualClock) -> None:
+    """Retries have no index: a page of retrying reads the due sets in batches until it has its rows (or has
+    examined RETRYING_SCAN entries); walking it by cursor finds every retry once, however they are spread."""
+    failing = [pinned.schedule([f"f{i}"], "f", "m", delay=1 + i / 1000).notification_ids[0] for i in range(3)]
+    clock.advance(1_010)
+    tick(pinned, Recorder(fail=set(failing)))  # due again 50 ms on (the policy's first delay)
+    assert {pinned.status(i).attempts for i in failing} == {1}
+    before = [pinned.schedule([f"b{i}"], "b", "m", delay=0.001 + i / 100_000).notification_ids[0] for i in range(700)]
+    after = [pinned.schedule([f"a{i}"], "a", "m", delay=10 + i).notification_ids[0] for i in range(5)]
+    seen: list[int] = []
+    cursor = None
+    for _ in range(20):
+        page = pinned.table("retrying", limit=2, cursor=cursor)
+        seen += [r.notification.id for r in page.rows]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == failing
+    assert len(pinned.table("upcoming", limit=500).rows) == 500 and before and after

@@ -32,6 +32,8 @@ MAX_ROWS = 500
 RETRYING_SCAN = 5000
 """Most due entries one page of ``retrying`` examines (retries have no index of their own): a page may come back
 short, even empty, with a cursor to go on from."""
+RETRYING_BATCH = 500
+"""Due entries ``retrying`` reads at a time."""
 
 _CURSOR = re.compile(r"^(\d{1,16}):(-?\d{1,20}):(\d{1,9})$")
 
@@ -90,7 +92,8 @@ def table_page(
     rows: list[Row] = []
     scanned = 0
     while True:
-        want = limit - len(rows)
+        # Retrying keeps only some of what it reads (pending after a failed attempt), so it reads more at a time.
+        want = limit - len(rows) if table != "retrying" else max(limit - len(rows), RETRYING_BATCH)
         score, member, skip = ("", "", 0) if position is None else (str(position[0]), position[1], position[2])
         order = "desc" if desc else "asc"
         replies = yield [Script("page", [key], [order, score, member, want + 1]) for _, key in sets]
@@ -110,7 +113,8 @@ def table_page(
         calls = [e for e in entries if e.member.startswith("-")] if table == "upcoming" else []
         headers = (yield [Command(("HGET", e.partition.calls, e.member[1:])) for e in calls]) if calls else []
         spans = {(e.member, e.partition.index): _call_span(h) for e, h in zip(calls, headers, strict=True)}
-        picked: list[tuple[int, _Entry]] = []
+        # Each id picked, with the position right after it: where the next page starts if it is the last shown.
+        picked: list[tuple[int, _Entry, tuple[int, str, int]]] = []
         next_at, more = (entries[0].score, entries[0].member, 0), False
         for at, e in enumerate(entries):
             call = e.member.startswith("-")
@@ -120,23 +124,30 @@ def table_page(
             first = min(first, end)
             base, stride = (int(e.member[1:]), count) if call else (int(e.member), 0)
             taken = min(end - first, want - len(picked))
-            picked += [(base + i * stride, e) for i in range(first, first + taken)]
+            picked += [(base + i * stride, e, (e.score, e.member, i + 1)) for i in range(first, first + taken)]
             next_at = (e.score, e.member, first + taken)
             more = first + taken < end or at + 1 < len(entries) or bool(ends)
             if len(picked) >= want:
                 break
-        scanned += len(entries)
-        found = yield from _read(core, [i for i, _ in picked])
-        for i, e in picked:
+        scanned += len(picked)
+        found = yield from _read(core, [i for i, _, _ in picked])
+        for index, (i, e, after) in enumerate(picked):
             n = found.get(i)
-            if n is not None and _belongs(table, n, e):
-                rows.append(Row(n, e.score, e.partition.index))
+            if n is None or not _belongs(table, n, e):
+                continue
+            rows.append(Row(n, e.score, e.partition.index))
+            if len(rows) == limit:
+                rest = index + 1 < len(picked) or more
+                return TablePage(rows, _cursor(after) if rest else None)
         if not more:
             return TablePage(rows, None)
-        cursor = f"{next_at[0]}:{next_at[1]}:{next_at[2]}"
-        if len(rows) >= limit or table != "retrying" or scanned >= RETRYING_SCAN:
-            return TablePage(rows, cursor)
+        if table != "retrying" or scanned >= RETRYING_SCAN:
+            return TablePage(rows, _cursor(next_at))
         position = next_at
+
+
+def _cursor(position: tuple[int, str, int]) -> str:
+    return f"{position[0]}:{position[1]}:{position[2]}"
 
 
 def _sets(table: str, partitions: Sequence[Partition]) -> list[tuple[Partition, str]]:
