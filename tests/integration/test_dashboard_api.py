@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import redis
@@ -270,3 +275,59 @@ def test_retrying_finds_the_few_retries_among_many_pending(pinned: Scheduler, cl
         cursor = page.next_cursor
     assert seen == failing
     assert len(pinned.table("upcoming", limit=500).rows) == 500 and before and after
+
+
+def test_a_killed_worker_goes_late_and_its_batch_comes_back(redis_url: str, prefix: str, zs: Scheduler) -> None:
+    """A ``zsched worker`` beating every 200 ms holds a batch of three (its webhook never answers) and says so
+    (in flight 3); SIGKILLed, its heartbeat goes late within a second, and once its 1 s lease runs out the batch
+    is reaped and delivered by another worker."""
+    hook = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # takes the webhook's request, never answers
+    hook.bind(("127.0.0.1", 0))
+    hook.listen(8)
+    ids = zs.schedule(["kim", "lee", "max"], "held", "m", delay=0, channels=["webhook"]).notification_ids
+    env = dict(
+        os.environ,
+        ZSCHED_CHANNELS="webhook",
+        ZSCHED_WEBHOOK_URL=f"http://127.0.0.1:{hook.getsockname()[1]}/hook",
+        ZSCHED_WEBHOOK_SECRET="test-secret",
+        ZSCHED_WEBHOOK_TIMEOUT_S="120",
+        ZSCHED_BEAT_EVERY_S="200ms",
+        ZSCHED_LEASE_MS="1s",
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "zsched.cli", "worker", "--redis-url", redis_url, "--prefix", prefix],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def holding() -> bool:
+            return any(p.info.pid == worker.pid and p.info.in_flight == 3 for p in zs.processes())
+
+        _until(holding, "the worker to report its batch in flight")
+        (mine,) = [p for p in zs.processes() if p.info.pid == worker.pid]
+        assert (mine.info.kind, mine.late, mine.info.beat_every_ms) == ("worker", False, 200)
+        worker.kill()
+        worker.wait(10)
+        _until(lambda: all(p.late for p in zs.processes() if p.info.pid == worker.pid), "its heartbeat to go late")
+        assert {p.info.pid for p in zs.processes()} == {worker.pid}, "a killed worker stays listed, late"
+        assert sorted(r.notification.id for r in zs.table("processing").rows) == ids
+        time.sleep(1.2)  # its lease runs out
+        recorder = Recorder()
+        tick(zs, recorder, lease_ms=1000)  # reaps the expired leases, back to due
+        tick(zs, recorder)
+        assert sorted(n.id for n in recorder.delivered) == ids
+        assert zs.table("processing").rows == []
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(5)
+        hook.close()
+
+
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        time.sleep(0.05)

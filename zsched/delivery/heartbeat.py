@@ -17,7 +17,7 @@ import redis
 from .. import __version__
 from ..client import AsyncScheduler
 from ..engine.processes import BEAT_EVERY_MS, KEEP_MS, Kind, ProcessInfo, beat, forget
-from ..errors import UnavailableError
+from ..errors import ConfigError, UnavailableError
 
 log = logging.getLogger("zsched.heartbeat")
 
@@ -36,6 +36,12 @@ class Heartbeat:
         in_flight: Callable[[], int] = lambda: 0,
         sockets: Callable[[], int] | None = None,
     ) -> None:
+        if every_ms < 10 or keep_ms < 3 * every_ms:
+            raise ConfigError(
+                f"a heartbeat must come at least 10 ms apart and be kept for three (ZSCHED_BEAT_EVERY_S); "
+                f"got every {every_ms} ms, kept {keep_ms} ms",
+                "beat_every_s",
+            )
         self.scheduler = scheduler
         self.kind: Kind = kind
         self.every_ms = every_ms
