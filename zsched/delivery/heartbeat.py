@@ -21,6 +21,9 @@ from ..errors import ConfigError, UnavailableError
 
 log = logging.getLogger("zsched.heartbeat")
 
+STOP_S = 2.0
+"""How long a stopping process tries to take itself off the list."""
+
 
 class Heartbeat:
     """Beats for one process every ``every_ms`` until ``stop``; ``in_flight`` and ``sockets`` are read at each
@@ -78,7 +81,7 @@ class Heartbeat:
         while True:
             try:
                 await self.beat_once()
-            except (UnavailableError, redis.RedisError) as exc:
+            except (UnavailableError, redis.RedisError, OSError) as exc:  # the worker says Redis is down, not this
                 log.debug("heartbeat of %s failed: %s", self.id, exc)
             await asyncio.sleep(self.every_ms / 1000)
 
@@ -92,5 +95,6 @@ class Heartbeat:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        with contextlib.suppress(UnavailableError, redis.RedisError):
-            await self.scheduler.run(forget(self.scheduler.core, self.id))
+        # Bounded: a Redis that hangs must not hold up a shutdown; the entry then goes late and expires.
+        with contextlib.suppress(UnavailableError, redis.RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(self.scheduler.run(forget(self.scheduler.core, self.id)), STOP_S)
