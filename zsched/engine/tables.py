@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Sequence
-from typing import Literal
 
 import msgspec
 
@@ -25,7 +24,6 @@ from .replies import PageReply, ReadReply
 from .steps import Command, Op, Script
 from .views import read_records
 
-Table = Literal["upcoming", "processing", "retrying", "failed", "sent", "cancelled"]
 TABLES: tuple[str, ...] = ("upcoming", "processing", "retrying", "failed", "sent", "cancelled")
 MAX_ROWS = 500
 """Most rows one page may ask for."""
