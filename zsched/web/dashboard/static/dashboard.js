@@ -161,6 +161,11 @@ async function overview() {
     cell(tr, ago(p.oldest_overdue_ms));
     body.appendChild(tr);
   }
+  const choice = $("partition");
+  if (choice.options.length !== stats.partitions.length + 1) {  // "all", then one per partition
+    choice.replaceChildren(choice.options[0]);
+    for (const p of stats.partitions) choice.add(new Option(String(p.partition), String(p.partition)));
+  }
   $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
 }
 
@@ -207,6 +212,7 @@ async function page(cursor) {
   if (state.me.admin) {
     const query = new URLSearchParams({ limit: PAGE });
     if (cursor) query.set("cursor", cursor);
+    if ($("partition").value) query.set("partition", $("partition").value);
     return api("GET", `api/tables/${state.table}/?${query}`);
   }
   const query = new URLSearchParams({ limit: PAGE, status: STATUS_OF[state.table] });
@@ -419,6 +425,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("search-q").placeholder = $("search-by").value === "created_by" ? "billing" : "42 or alice";
   });
   $("requeue-all").addEventListener("click", requeueAll);
+  $("partition").addEventListener("change", () => showTable(state.table));
   $("next-page").addEventListener("click", () => {
     if (!state.next) return;
     state.cursors.push(state.next);
