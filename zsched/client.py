@@ -31,6 +31,7 @@ from .connection import (
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
+from .engine.minutes import Minute, read_minutes
 from .engine.processes import ProcessState, list_processes
 from .engine.tables import TablePage, table_page
 from .errors import UnavailableError
@@ -187,6 +188,10 @@ class Scheduler(Driver):
     def processes(self) -> builtins.list[ProcessState]:
         """Every worker and gateway from its heartbeat, each flagged ``late`` when its heartbeat is overdue."""
         return self.run(list_processes(self.core))
+
+    def throughput(self, minutes: int = 60) -> builtins.list[Minute]:
+        """Deliveries and lateness per minute over every worker, the last ``minutes`` (a day is kept)."""
+        return self.run(read_minutes(self.core, minutes))
 
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
@@ -360,6 +365,10 @@ class AsyncScheduler(Driver):
     async def processes(self) -> builtins.list[ProcessState]:
         """Every worker and gateway from its heartbeat, each flagged ``late`` when its heartbeat is overdue."""
         return await self.run(list_processes(self.core))
+
+    async def throughput(self, minutes: int = 60) -> builtins.list[Minute]:
+        """Deliveries and lateness per minute over every worker, the last ``minutes`` (a day is kept)."""
+        return await self.run(read_minutes(self.core, minutes))
 
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""

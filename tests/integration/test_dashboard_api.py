@@ -23,7 +23,9 @@ from zsched import AsyncScheduler, Scheduler
 from zsched.cli import main as zsched_main
 from zsched.delivery.heartbeat import Heartbeat
 from zsched.engine import Core, Keyspace
+from zsched.engine.minutes import Tally, add_minute
 from zsched.engine.tables import table_page
+from zsched.settings import Settings
 from zsched.web.dashboard.page import CSP
 
 __all__ = ["client", "settings", "tokens"]
@@ -331,3 +333,44 @@ def _until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) ->
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
         time.sleep(0.05)
+
+
+def test_minute_figures_add_once_per_call_and_read_back_as_quantiles(pinned: Scheduler, clock: ManualClock) -> None:
+    """Counts go to the minute of the (server, here pinned) clock; a resent call adds nothing; quantiles are the
+    upper bound of the bucket holding them; empty minutes read as zeros."""
+    tally = Tally()
+    for late_ms in [3.0] * 98 + [40.0, 7000.0]:
+        tally.observe("sent", None, late_ms)  # type: ignore[arg-type]
+    tally.observe("retry", None, 0)  # type: ignore[arg-type]
+    op = add_minute(pinned.core, tally.take())
+    (step,) = next(op)
+    assert tally.counts == {}
+    first = pinned.scripts[step.name](keys=step.keys, args=step.args)
+    again = pinned.scripts[step.name](keys=step.keys, args=step.args)  # the same call, resent
+    assert (first, again) == ([1], [0])
+    clock.advance(60_000)
+    assert pinned.run(add_minute(pinned.core, {"failed": 2}))
+    *earlier, before, now = pinned.throughput(minutes=4)
+    assert [m.sent for m in earlier] == [0, 0] and (earlier[0].p50_ms, earlier[0].p99_ms) == (None, None)
+    assert (before.sent, before.retried, before.failed, before.p50_ms, before.p99_ms) == (100, 1, 0, 5, 50)
+    assert (now.sent, now.failed) == (0, 2) and now.start_ms - before.start_ms == 60_000
+
+
+def test_the_app_adds_what_its_worker_delivered_to_the_minute(
+    settings: Settings, tokens: Tokens, zs: Scheduler
+) -> None:
+    from zsched.web.app import create_app
+
+    admin = tokens.headers("ops", admin=True)
+    ids = zs.schedule(["p", "q", "r"], "now", "m", delay=0).notification_ids
+    with TestClient(create_app(settings.replace(beat_every_s=0.1))) as c:
+        _until(lambda: {zs.status(i).scheduled_status for i in ids} == {"sent"}, "the worker to send them")
+
+        def counted() -> int:
+            minutes = c.get("/api/throughput?minutes=2", headers=admin).json()["minutes"]
+            return sum(m["sent"] for m in minutes)
+
+        _until(lambda: counted() == 3, "the next heartbeat to add them to the minute")
+        (latest,) = [m for m in c.get("/api/throughput?minutes=2", headers=admin).json()["minutes"] if m["sent"]]
+        assert latest["p50_ms"] is not None and latest["p99_ms"] >= latest["p50_ms"]
+        assert c.get("/api/throughput?minutes=0", headers=admin).status_code == 422

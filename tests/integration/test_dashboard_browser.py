@@ -21,7 +21,7 @@ from tests.helpers import Recorder, tick
 from tests.integration.wsutil import ServerThread
 from zsched import Scheduler
 from zsched.embedded import EmbeddedServer
-from zsched.engine import Core, Keyspace, RetryPolicy
+from zsched.engine import Core, Keyspace, RetryPolicy, add_minute
 from zsched.settings import Settings
 from zsched.web.app import create_app
 from zsched.web.auth import TokenStore
@@ -144,8 +144,12 @@ def console_errors(browser: Any) -> list[str]:
 def test_admin_schedules_from_the_form_sees_it_upcoming_and_cancels_it_by_keyboard(
     browser: Any, site: Site, shots: Path
 ) -> None:
+    site.zs.run(add_minute(site.zs.core, {"sent": 3, "le:5": 2, "le:250": 1}))  # as a worker's heartbeat adds them
     sign_in(browser, site, site.admin)
     assert browser.execute_script("return sessionStorage.getItem('zsched.token')") == site.admin
+    until(lambda: browser.find_element(By.ID, "chart").get_attribute("data-sent") == "3", "the chart of the hour")
+    summary = browser.find_element(By.ID, "chart-summary").text
+    assert "3 sent" in summary and "p50 ≤ 5 ms, p99 ≤ 250 ms" in summary, summary
     assert site.admin not in browser.current_url
     until(lambda: counter(browser, "pending") == 0, "the pending counter")
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "#process-rows tr[data-process]"), "this gateway's heartbeat")

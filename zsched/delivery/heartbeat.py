@@ -1,5 +1,6 @@
 """The heartbeat loop a worker or gateway runs beside its work: one ``heartbeat.lua`` call every few seconds,
-saying what the process is doing (``zsched.engine.processes``), and its entry taken off when it stops cleanly."""
+saying what the process is doing (``zsched.engine.processes``), and its entry taken off when it stops cleanly.
+A worker's beat also adds what it delivered since the last one to the minute's figures (``engine.minutes``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import redis
 
 from .. import __version__
 from ..client import AsyncScheduler
+from ..engine.minutes import Tally, add_minute
 from ..engine.processes import BEAT_EVERY_MS, KEEP_MS, Kind, ProcessInfo, beat, forget
 from ..errors import ConfigError, UnavailableError
 
@@ -38,6 +40,7 @@ class Heartbeat:
         keep_ms: int = KEEP_MS,
         in_flight: Callable[[], int] = lambda: 0,
         sockets: Callable[[], int] | None = None,
+        tally: Tally | None = None,
     ) -> None:
         if every_ms < 10 or keep_ms < 3 * every_ms:
             raise ConfigError(
@@ -51,6 +54,7 @@ class Heartbeat:
         self.keep_ms = keep_ms
         self.in_flight = in_flight
         self.sockets = sockets
+        self.tally = tally  # a worker's outcomes, added to the minute's figures in Redis at each beat
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.host}:{self.pid}:{secrets.token_hex(3)}"
@@ -73,8 +77,16 @@ class Heartbeat:
         )
 
     async def beat_once(self) -> None:
-        """One heartbeat now."""
-        await self.scheduler.run(beat(self.scheduler.core, self.describe(), self.keep_ms))
+        """One heartbeat now, and the outcomes counted since the last one added to this minute's figures."""
+        core = self.scheduler.core
+        await self.scheduler.run(beat(core, self.describe(), self.keep_ms))
+        if self.tally is not None:
+            counts = self.tally.take()
+            try:
+                await self.scheduler.run(add_minute(core, counts))
+            except BaseException:
+                self.tally.put_back(counts)  # counted again at the next beat
+                raise
 
     async def run(self) -> None:
         """Beat until cancelled; a beat that fails (Redis down) is logged and the next one tried on time."""

@@ -6,6 +6,7 @@ No I/O beyond the drivers in ``zsched.client``, and nothing about the web.
 from .backoff import RetryPolicy
 from .core import DAY_MS, Claimed, Command, Core, Op, Retention, Script, Step
 from .keys import Keyspace, Partition
+from .minutes import Minute, Tally, add_minute, read_minutes
 from .processes import ProcessInfo, ProcessState, list_processes
 from .producer import requeue_dead
 from .tables import TABLES, Row, TablePage, table_page
@@ -18,6 +19,7 @@ __all__ = [
     "Command",
     "Core",
     "Keyspace",
+    "Minute",
     "Op",
     "Partition",
     "ProcessInfo",
@@ -28,8 +30,11 @@ __all__ = [
     "Script",
     "Step",
     "TablePage",
+    "Tally",
+    "add_minute",
     "list_dead",
     "list_processes",
+    "read_minutes",
     "requeue_dead",
     "table_page",
 ]

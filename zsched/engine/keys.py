@@ -206,6 +206,14 @@ class Keyspace:
         """ZSET: process id -> when its last heartbeat arrived, epoch ms (every worker and gateway beats)."""
         return f"{self.prefix}:{{meta}}:processes"
 
+    def minute(self, epoch_minute: int) -> str:
+        """HASH: delivery counts and lateness buckets of one minute (server clock), added to by every worker."""
+        return f"{self.prefix}:{{meta}}:minute:{epoch_minute}"
+
+    def meta_op(self, op_id: str) -> str:
+        """STRING: the outcome of one call of a script on ``{meta}`` keys, so a resend of it does nothing twice."""
+        return f"{self.prefix}:{{meta}}:op:{op_id}"
+
     def process(self, process_id: str) -> str:
         """STRING: one process's description (host, pid, partitions, in flight...), expiring without heartbeats."""
         return f"{self.prefix}:{{meta}}:process:{process_id}"

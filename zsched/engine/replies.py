@@ -302,6 +302,17 @@ class HeartbeatReply(Reply, frozen=True):
         return cls(int(reply[0]))
 
 
+class AddMinuteReply(Reply, frozen=True):
+    """The reply of ``add_minute.lua``: {added}."""
+
+    added: bool
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``added`` is False when this call had already run."""
+        return cls(int(reply[0]) == 1)
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -321,5 +332,6 @@ READERS: dict[str, type[Reply]] = {
     "read": ReadReply,
     "page": PageReply,
     "heartbeat": HeartbeatReply,
+    "add_minute": AddMinuteReply,
 }
 """Script name -> the Struct its reply reads into."""

@@ -29,6 +29,7 @@ NAMES = (
     "read",
     "page",
     "heartbeat",
+    "add_minute",
 )
 
 

@@ -24,7 +24,10 @@ from starlette.websockets import WebSocket
 from ..client import AsyncScheduler
 from ..delivery import Delivery, Router, Worker, build_router, build_worker, enabled_channels
 from ..delivery.heartbeat import Heartbeat
+from ..delivery.outcomes import Observer
+from ..engine.minutes import Tally
 from ..errors import UnavailableError, ZschedError
+from ..models import Notification
 from ..settings import Settings
 from . import dashboard
 from .api import Api
@@ -61,6 +64,16 @@ def redact_server_logs() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in logger.filters):
             logger.addFilter(RedactSecrets())
+
+
+def _each(*observers: Observer) -> Observer:
+    """One worker observer that calls each of ``observers``."""
+
+    def observe(kind: str, notification: Notification, late_ms: float) -> None:
+        for observer in observers:
+            observer(kind, notification, late_ms)
+
+    return observe
 
 
 def connect(settings: Settings) -> AsyncScheduler:
@@ -121,13 +134,14 @@ def create_app(
         app.state.scheduler = zs
         api.attach(zs)
         worker: Worker | None = None
+        tally = Tally()  # the worker's outcomes, added to the minute's figures in Redis at each heartbeat
         task: asyncio.Task[None] | None = None
         router: Router | None = None  # built here, so closed here
         if run_worker:
             chosen = delivery
             if chosen is None:
                 chosen = router = build_router(settings, zs.redis, zs.core.keys)
-            worker = build_worker(settings, zs, chosen, observer=metrics.observe)
+            worker = build_worker(settings, zs, chosen, observer=_each(metrics.observe, tally.observe))
             task = asyncio.create_task(worker.run(), name="zsched-worker")
             liveness.watch("worker", task)
         try:
@@ -148,6 +162,7 @@ def create_app(
                         in_flight=(lambda: worker.in_flight) if worker is not None else (lambda: 0),
                         sockets=(lambda: gateway_.connections) if gateway_ is not None else None,
                         every_ms=round(settings.worker.beat_every_s * 1000),
+                        tally=tally if worker is not None else None,
                     )
                     heartbeat.start()
                     stack.push_async_callback(heartbeat.stop)

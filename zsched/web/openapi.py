@@ -24,6 +24,8 @@ from .dashboard.endpoints import (
     TablePage,
     TablePath,
     TableQuery,
+    Throughput,
+    ThroughputQuery,
 )
 from .views import (
     Cancelled,
@@ -76,6 +78,7 @@ _SHAPES = (
     ProcessList,
     RequeueBody,
     Requeued,
+    Throughput,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
@@ -84,6 +87,7 @@ _PARAMETERS: dict[type[msgspec.Struct], str] = {
     SocketQuery: "query",
     TablePath: "path",
     TableQuery: "query",
+    ThroughputQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
 _DATA = {  # any JSON, with no NUL in keys or strings: no Python type says that, so it is written here
@@ -218,6 +222,14 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 "Every worker and gateway, from its heartbeat; late: its last heartbeat is overdue (admin)",
                 _json(_ref("ProcessList"), "The processes."),
                 (403,),
+            )
+        },
+        "/api/throughput": {
+            "get": _op(
+                "Deliveries and lateness (p50, p99) per minute over every worker, a day kept (admin)",
+                _json(_ref("Throughput"), "The minutes, oldest first."),
+                (403, 422),
+                params=params[ThroughputQuery],
             )
         },
         "/api/dead/requeue/": {

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ...engine import requeue_dead
+from ...engine.minutes import read_minutes
 from ...engine.processes import Kind, ProcessState, list_processes
 from ...engine.tables import MAX_ROWS, TABLES, table_page
 from ...engine.validation import MAX_ID
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ..api import Api
 
 MAX_REQUEUE_IDS = 1000
+MAX_MINUTES = 1440
 TableName = Literal["upcoming", "processing", "retrying", "failed", "sent", "cancelled"]
 CURSOR_PATTERN = r"^\d{1,16}:-?\d{1,20}:\d{1,9}$"
 
@@ -131,6 +133,29 @@ class Requeued(msgspec.Struct):
     missing: list[int]
 
 
+class MinuteView(msgspec.Struct, kw_only=True):
+    """One minute's deliveries over every worker."""
+
+    start: Time
+    sent: int
+    retried: int
+    failed: Annotated[int, Meta(description="failed for good (to the dead letters)")]
+    p50_ms: Annotated[int, Meta(description="median lateness (due -> sent), a bucket's upper bound")] | None
+    p99_ms: Annotated[int, Meta(description="99th percentile lateness, a bucket's upper bound")] | None
+
+
+class Throughput(msgspec.Struct):
+    """The last minutes' deliveries and lateness, oldest first (the current minute last, still filling)."""
+
+    minutes: list[MinuteView]
+
+
+class ThroughputQuery(msgspec.Struct):
+    """``GET /api/throughput``'s query parameters."""
+
+    minutes: Annotated[int, Meta(ge=1, le=MAX_MINUTES, description="how many minutes back (a day is kept)")] = 60
+
+
 class Me(msgspec.Struct):
     """Who the token belongs to and what it may do."""
 
@@ -161,6 +186,7 @@ class DashboardApi:
             Route("/api/me", self.me, methods=["GET"]),
             Route("/api/tables/{table}/", self.table, methods=["GET"]),
             Route("/api/processes", self.processes, methods=["GET"]),
+            Route("/api/throughput", self.throughput, methods=["GET"]),
             Route("/api/dead/requeue/", self.requeue, methods=["POST"]),
         ]
 
@@ -210,6 +236,28 @@ class DashboardApi:
         zs = self.api.zs
         states = await zs.run(list_processes(zs.core))
         return JSON(ProcessList([process_view(s) for s in states]))
+
+    async def throughput(self, request: Request) -> Response:
+        """GET (admin): deliveries and lateness per minute over every worker, for the last ``minutes``."""
+        await self.admin(request, "throughput figures")
+        minutes = parse_int(request.query_params.get("minutes"), "minutes", 1, MAX_MINUTES)
+        zs = self.api.zs
+        got = await zs.run(read_minutes(zs.core, 60 if minutes is None else minutes))
+        return JSON(
+            Throughput(
+                [
+                    MinuteView(
+                        start=ms_to_datetime(m.start_ms),
+                        sent=m.sent,
+                        retried=m.retried,
+                        failed=m.failed,
+                        p50_ms=m.p50_ms,
+                        p99_ms=m.p99_ms,
+                    )
+                    for m in got
+                ]
+            )
+        )
 
     async def requeue(self, request: Request) -> Response:
         """POST (admin): make dead letters due now with fresh attempts: the ids given, or all of them."""

@@ -127,7 +127,7 @@ function logout() {
 async function refresh() {
   if (!state.me) return;
   try {
-    if (state.me.admin) await Promise.all([overview(), processes()]);
+    if (state.me.admin) await Promise.all([overview(), processes(), chart()]);
     if (!state.search && state.cursors.length === 1) await loadRows();
   } catch (error) {
     fail(error);
@@ -167,6 +167,58 @@ async function overview() {
     for (const p of stats.partitions) choice.add(new Option(String(p.partition), String(p.partition)));
   }
   $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
+function lateText(ms) {
+  if (ms === null || ms === undefined) return "-";
+  return ms < 1000 ? `${ms} ms` : ms < 60000 ? `${ms / 1000} s` : ms < 3600000 ? `${ms / 60000} min` : `${ms / 3600000} h`;
+}
+
+async function chart() {
+  const { minutes } = await api("GET", "api/throughput?minutes=60");
+  const canvas = $("chart");
+  const g = canvas.getContext("2d");
+  const css = getComputedStyle(document.documentElement);
+  const color = (name) => css.getPropertyValue(name).trim();
+  const w = canvas.width, h = canvas.height, pad = 28, right = 56, slot = (w - pad - right) / minutes.length;
+  g.clearRect(0, 0, w, h);
+  g.font = "12px system-ui, sans-serif";
+  const top = Math.max(1, ...minutes.map((m) => m.sent));
+  g.fillStyle = color("--accent");
+  minutes.forEach((m, i) => {
+    const bar = (m.sent / top) * (h - 2 * pad);
+    g.fillRect(pad + i * slot + 1, h - pad - bar, Math.max(1, slot - 2), bar);
+  });
+  // Lateness on a log scale from 1 ms to an hour: where each p50 and p99 falls.
+  const y = (ms) => h - pad - (Math.log10(Math.max(1, Math.min(ms, 3600000))) / Math.log10(3600000)) * (h - 2 * pad);
+  [["p50_ms", "--ok", "p50"], ["p99_ms", "--bad", "p99"]].forEach(([key, name, label], n) => {
+    g.strokeStyle = g.fillStyle = color(name);
+    g.lineWidth = 2;
+    g.beginPath();
+    let open = false;
+    minutes.forEach((m, i) => {
+      if (m[key] === null) { open = false; return; }
+      const x = pad + (i + 0.5) * slot;
+      if (open) g.lineTo(x, y(m[key])); else g.moveTo(x, y(m[key]));
+      g.fillRect(x - 3, y(m[key]) - 3, 6, 6);  // a dot per minute: one minute alone still shows
+      open = true;
+    });
+    g.stroke();
+    g.fillText(`— ${label} lateness`, w - right - 220 + n * 110, pad - 10);
+  });
+  g.fillStyle = color("--muted");
+  g.fillText(`${top} sent`, 2, pad - 10);
+  for (const ms of [1, 1000, 60000, 3600000]) g.fillText(lateText(ms), w - right + 6, y(ms) + 4);
+  g.fillText("60 min ago", pad, h - 8);
+  g.fillText("now", w - right - 24, h - 8);
+  const sum = (k) => minutes.reduce((a, m) => a + m[k], 0);
+  const worst = Math.max(-1, ...minutes.map((m) => m.p99_ms ?? -1));
+  const last = [...minutes].reverse().find((m) => m.p50_ms !== null);
+  $("chart-summary").textContent = `In the last hour: ${sum("sent")} sent, ${sum("retried")} retried, ` +
+    `${sum("failed")} failed for good; lateness in the latest minute with deliveries: p50 ≤ ` +
+    `${lateText(last ? last.p50_ms : null)}, p99 ≤ ${lateText(last ? last.p99_ms : null)}; ` +
+    `worst minute's p99 ≤ ${lateText(worst < 0 ? null : worst)}.`;
+  canvas.dataset.sent = String(sum("sent"));
 }
 
 async function processes() {
