@@ -24,7 +24,7 @@ from zsched.cli import main as zsched_main
 from zsched.delivery.heartbeat import Heartbeat
 from zsched.engine import Core, Keyspace
 from zsched.engine.minutes import Tally, add_minute
-from zsched.engine.tables import table_page
+from zsched.engine.tables import search_titles, table_page
 from zsched.settings import Settings
 from zsched.web.dashboard.page import CSP
 
@@ -374,3 +374,19 @@ def test_the_app_adds_what_its_worker_delivered_to_the_minute(
         (latest,) = [m for m in c.get("/api/throughput?minutes=2", headers=admin).json()["minutes"] if m["sent"]]
         assert latest["p50_ms"] is not None and latest["p99_ms"] >= latest["p50_ms"]
         assert c.get("/api/throughput?minutes=0", headers=admin).status_code == 422
+
+
+def test_title_search_finds_the_newest_matches_among_the_latest(
+    client: TestClient, tokens: Tokens, zs: Scheduler
+) -> None:
+    admin = tokens.headers("ops", admin=True)
+    dentist = [zs.schedule([f"d{i}"], f"Dentist at {9 + i}", "m", delay=3600).notification_ids[0] for i in range(3)]
+    for i in range(20):
+        zs.schedule([f"o{i}"], "Other", "m", delay=3600)
+    found = client.get("/api/search?title=dentist&limit=2", headers=admin).json()
+    assert [n["id"] for n in found["items"]] == dentist[::-1][:2] and found["examined"] == 23
+    assert client.get("/api/search?title=nobody", headers=admin).json() == {"items": [], "examined": 23}
+    assert client.get("/api/search", headers=admin).status_code == 422
+    assert client.get("/api/search?title=x", headers=tokens.headers("alice")).status_code == 403
+    page = zs.run(search_titles(zs.core, "DENTIST", within=21))  # the newest 21: the others, and the last dentist
+    assert ([n.id for n in page.items], page.examined) == ([dentist[2]], 21)

@@ -209,6 +209,10 @@ def test_admin_schedules_from_the_form_sees_it_upcoming_and_cancels_it_by_keyboa
     browser.find_element(By.ID, "search-q").send_keys("ops", Keys.ENTER)
     until(lambda: "2 found for ops." in browser.find_element(By.ID, "notice").text, "the search by creator")
     assert row(browser, ids[0]) and row(browser, ids[1])
+    Select(browser.find_element(By.ID, "search-by")).select_by_value("title")
+    browser.find_element(By.ID, "search-q").clear()
+    browser.find_element(By.ID, "search-q").send_keys(title.upper(), Keys.ENTER)  # any case
+    until(lambda: f"2 found for {title.upper()}." in browser.find_element(By.ID, "notice").text, "the title search")
     assert console_errors(browser) == []
 
 
@@ -255,6 +259,10 @@ def test_a_user_token_sees_only_its_own_notifications(browser: Any, site: Site, 
     assert "for bob" not in browser.find_element(By.ID, "rows").text
     for admin_only in ("overview", "processes"):
         assert not browser.find_element(By.ID, admin_only).is_displayed()
+    searchable = [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "search-by")).options]
+    assert "title" in searchable  # present, but hidden: a user's title search would be refused
+    option = browser.find_element(By.CSS_SELECTOR, '#search-by option[value="title"]')
+    assert option.get_attribute("hidden") is not None and not option.is_enabled()
     search = browser.find_element(By.ID, "search-q")
     search.send_keys(str(theirs), Keys.ENTER)  # bob's id: the API answers 404, as for an id that does not exist
     until(lambda: f"0 found for {theirs}." in browser.find_element(By.ID, "notice").text, "the empty search")

@@ -22,7 +22,7 @@ from .base import CoreBase
 from .keys import Partition
 from .replies import PageReply, ReadReply
 from .steps import Command, Op, Script
-from .views import read_records
+from .views import ReadViews, read_records
 
 TABLES: tuple[str, ...] = ("upcoming", "processing", "retrying", "failed", "sent", "cancelled")
 MAX_ROWS = 500
@@ -200,3 +200,35 @@ def _read(core: CoreBase, ids: list[int]) -> Op[dict[int, Notification]]:
                 with contextlib.suppress(*records.UNDECODABLE):  # a corrupt record is the worker's to fail
                     found[i] = records.notification(i, state, payload)
     return found
+
+
+SEARCH_WITHIN = 10_000
+"""How many of the most recent notifications a title search examines."""
+
+
+class TitleMatches(msgspec.Struct, frozen=True):
+    """Notifications whose title contains the text, newest first, and how many were examined for them."""
+
+    items: list[Notification]
+    examined: int
+
+
+def search_titles(core: ReadViews, text: str, *, limit: int = 50, within: int = SEARCH_WITHIN) -> Op[TitleMatches]:
+    """The newest notifications (at most ``limit``) whose title contains ``text``, ignoring case, among the
+    ``within`` most recent: titles have no index, so the search is bounded rather than whole."""
+    if not text or len(text) > 200:
+        raise FieldError(f"title must be 1 to 200 characters to search for; got {len(text)}", "title")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_ROWS:
+        raise FieldError(f"limit must be between 1 and {MAX_ROWS}; got {limit!r}", "limit")
+    needle = text.casefold()
+    items: list[Notification] = []
+    examined = 0
+    cursor: int | None = None
+    while examined < within and len(items) < limit:
+        page = yield from core.list(limit=min(1000, within - examined), cursor=cursor)
+        examined += len(page.items)
+        items += [n for n in page.items if needle in n.title.casefold()]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return TitleMatches(items[:limit], examined)

@@ -21,11 +21,13 @@ from .dashboard.endpoints import (
     ProcessList,
     RequeueBody,
     Requeued,
+    SearchQuery,
     TablePage,
     TablePath,
     TableQuery,
     Throughput,
     ThroughputQuery,
+    TitleSearch,
 )
 from .views import (
     Cancelled,
@@ -79,6 +81,7 @@ _SHAPES = (
     RequeueBody,
     Requeued,
     Throughput,
+    TitleSearch,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
@@ -88,6 +91,7 @@ _PARAMETERS: dict[type[msgspec.Struct], str] = {
     TablePath: "path",
     TableQuery: "query",
     ThroughputQuery: "query",
+    SearchQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
 _DATA = {  # any JSON, with no NUL in keys or strings: no Python type says that, so it is written here
@@ -230,6 +234,14 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 _json(_ref("Throughput"), "The minutes, oldest first."),
                 (403, 422),
                 params=params[ThroughputQuery],
+            )
+        },
+        "/api/search": {
+            "get": _op(
+                "The newest notifications whose title contains a text, among the most recent 10,000 (admin)",
+                _json(_ref("TitleSearch"), "The matches."),
+                (403, 422),
+                params=params[SearchQuery],
             )
         },
         "/api/dead/requeue/": {

@@ -18,11 +18,11 @@ from starlette.routing import BaseRoute, Route
 from ...engine import requeue_dead
 from ...engine.minutes import read_minutes
 from ...engine.processes import Kind, ProcessState, list_processes
-from ...engine.tables import MAX_ROWS, TABLES, table_page
+from ...engine.tables import MAX_ROWS, SEARCH_WITHIN, TABLES, search_titles, table_page
 from ...engine.validation import MAX_ID
 from ...models import ms_to_datetime
 from ..auth import Principal
-from ..bodies import Time, integral, loose_decoder, parse_int
+from ..bodies import NO_NUL, Time, integral, loose_decoder, parse_int
 from ..errors import JSON, ApiError, read_json
 from ..views import NotificationView, full_view
 
@@ -156,6 +156,22 @@ class ThroughputQuery(msgspec.Struct):
     minutes: Annotated[int, Meta(ge=1, le=MAX_MINUTES, description="how many minutes back (a day is kept)")] = 60
 
 
+class TitleSearch(msgspec.Struct):
+    """Notifications whose title contains the text, newest first, among the most recent ``examined``."""
+
+    items: list[NotificationView]
+    examined: Annotated[int, Meta(description=f"how many of the most recent were searched (at most {SEARCH_WITHIN})")]
+
+
+class SearchQuery(msgspec.Struct):
+    """``GET /api/search``'s query parameters."""
+
+    title: Annotated[
+        str, Meta(min_length=1, max_length=200, pattern=NO_NUL, description="text the title contains, any case")
+    ]
+    limit: Annotated[int, Meta(ge=1, le=MAX_ROWS, description="most matches")] = 50
+
+
 class Me(msgspec.Struct):
     """Who the token belongs to and what it may do."""
 
@@ -187,6 +203,7 @@ class DashboardApi:
             Route("/api/tables/{table}/", self.table, methods=["GET"]),
             Route("/api/processes", self.processes, methods=["GET"]),
             Route("/api/throughput", self.throughput, methods=["GET"]),
+            Route("/api/search", self.search, methods=["GET"]),
             Route("/api/dead/requeue/", self.requeue, methods=["POST"]),
         ]
 
@@ -258,6 +275,18 @@ class DashboardApi:
                 ]
             )
         )
+
+    async def search(self, request: Request) -> Response:
+        """GET (admin): the newest notifications whose title contains ``title``, among the most recent 10,000."""
+        await self.admin(request, "title searches")
+        query = request.query_params
+        title = query.get("title")
+        if title is None or "\x00" in title:
+            raise ApiError(422, "title is required: the text to find in titles (no NUL)", "title")
+        limit = parse_int(query.get("limit"), "limit", 1, MAX_ROWS)
+        zs = self.api.zs
+        found = await zs.run(search_titles(zs.core, title, limit=50 if limit is None else limit))
+        return JSON(TitleSearch([full_view(n, "admin") for n in found.items], found.examined))
 
     async def requeue(self, request: Request) -> Response:
         """POST (admin): make dead letters due now with fresh attempts: the ids given, or all of them."""

@@ -102,7 +102,10 @@ async function start() {
   $("login").hidden = true;
   $("who").hidden = false;
   $("who-text").textContent = `${state.me.user}${state.me.admin ? " (admin)" : ""}`;
-  for (const el of document.querySelectorAll("[data-admin]")) el.hidden = !state.me.admin;
+  for (const el of document.querySelectorAll("[data-admin]")) {
+    el.hidden = !state.me.admin;
+    if (el instanceof HTMLOptionElement) el.disabled = !state.me.admin;  // a hidden option can still be chosen
+  }
   $("main").hidden = false;
   $("s-recipients").value = state.me.admin ? "" : state.me.user;
   notice("", "");
@@ -339,6 +342,8 @@ async function search(q) {
         if (!(error instanceof ApiError && error.status === 404)) throw error;
         items = [];
       }
+    } else if (by === "title") {
+      items = (await api("GET", `api/search?${new URLSearchParams({ title: q, limit: PAGE })}`)).items;
     } else {
       items = (await api("GET", `api/notifications/?${new URLSearchParams({ [by]: q, limit: PAGE })}`)).items;
     }
@@ -474,7 +479,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("search-clear").addEventListener("click", () => showTable(state.table));
   for (const b of document.querySelectorAll("[data-close]")) b.addEventListener("click", () => b.closest("dialog").close(""));
   $("search-by").addEventListener("change", () => {
-    $("search-q").placeholder = $("search-by").value === "created_by" ? "billing" : "42 or alice";
+    $("search-q").placeholder = { created_by: "billing", title: "dentist" }[$("search-by").value] || "42 or alice";
   });
   $("requeue-all").addEventListener("click", requeueAll);
   $("partition").addEventListener("change", () => showTable(state.table));
