@@ -8,7 +8,7 @@ import msgspec
 
 from ..engine.processes import list_processes
 from ..settings import Settings
-from ..web.dashboard.endpoints import process_view
+from ..web.dashboard.shapes import process_view
 
 
 def add_parser(

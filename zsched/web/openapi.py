@@ -15,7 +15,7 @@ import msgspec
 from .. import __version__
 from ..engine.validation import MAX_ID
 from .bodies import ListQuery, NotificationPath, RescheduleBody, ScheduleBody, ScheduleHeaders, SocketQuery
-from .dashboard.endpoints import (
+from .dashboard.shapes import (
     REQUEUE_CHOICE,
     Me,
     ProcessList,
