@@ -171,13 +171,18 @@ def test_admin_schedules_from_the_form_sees_it_upcoming_and_cancels_it_by_keyboa
     until(lambda: counter(browser, "pending") == 2, "the pending counter to count them")
     browser.save_screenshot(str(shots / "1-scheduled.png"))
 
-    # Keyboard alone: Tab from the row's first button reaches it; Enter activates it.
+    # Keyboard alone: Tab reaches the row's Cancel button; Enter activates it.
     cancel = row(browser, ids[0]).find_element(By.XPATH, f".//button[text()='Cancel {ids[0]}']")  # type: ignore[union-attr]
-    browser.execute_script("arguments[0].focus()", cancel)
-    assert browser.switch_to.active_element == cancel
+    browser.execute_script("arguments[0].focus()", browser.find_element(By.CSS_SELECTOR, '[data-table="upcoming"]'))
+    for _ in range(40):  # Tab from the table's tab, through the toolbar and the rows, to this row's Cancel
+        if browser.switch_to.active_element == cancel:
+            break
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element == cancel, "Tab never reached the Cancel button"
     browser.switch_to.active_element.send_keys(Keys.ENTER)
     until(lambda: f"Cancelled {ids[0]}." in browser.find_element(By.ID, "notice").text, "the cancel notice")
     until(lambda: row(browser, ids[0]) is None, "the cancelled row to leave upcoming")
+    assert browser.switch_to.active_element.get_attribute("data-table") == "upcoming"  # the keyboard stays put
     assert site.zs.status(ids[0]).scheduled_status == "cancelled"
     browser.find_element(By.CSS_SELECTOR, '[data-table="cancelled"]').send_keys(Keys.ENTER)
     until(lambda: row(browser, ids[0]) is not None, "the row in the cancelled table")

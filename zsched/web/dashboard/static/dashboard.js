@@ -131,7 +131,9 @@ async function refresh() {
   if (!state.me) return;
   try {
     if (state.me.admin) await Promise.all([overview(), processes(), chart()]);
-    if (!state.search && state.cursors.length === 1) await loadRows();
+    // Rows are redrawn only when no one is working in them: a redraw would take away the keyboard's focus.
+    const busy = $("rows-table").contains(document.activeElement) || document.querySelector("dialog[open]");
+    if (!state.search && state.cursors.length === 1 && !busy) await loadRows();
   } catch (error) {
     fail(error);
   }
@@ -362,6 +364,8 @@ async function after(text) {
   await refresh();
   if (state.search) await search(state.search);
   else await loadRows();
+  // The row acted on was redrawn (or is gone): keep the keyboard in the table, at its table's tab.
+  if (document.activeElement === document.body) document.querySelector('[data-table][aria-pressed="true"]').focus();
 }
 
 async function cancel(id) {
