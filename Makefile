@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test check unit chaos bench soak clean
+.PHONY: install run test check unit chaos bench soak clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ check: install  ## lint, formatting and type-check
 	$(BIN)/ruff format --check zsched tests chaos bench examples server.py
 	$(BIN)/mypy
 
-test: check  ## the whole suite: unit tests, then the real-server integration tests
+test: check browser  ## the whole suite: unit tests, then the real-server integration tests
 	$(BIN)/pytest
+
+browser:  ## Debian's chromium and chromium-driver for the dashboard's browser tests, installed when missing
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  echo "make: installing Debian's chromium and chromium-driver for the dashboard's browser tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+	    >/dev/null 2>&1 || echo "make: could not install chromium (apt-get needs root and Debian's archive);" \
+	    "the dashboard's browser tests will be skipped"; }
 
 unit: install
 	$(BIN)/pytest tests/unit

@@ -8,6 +8,7 @@ with Scheduler.embedded() as zs:                      # or Scheduler.from_url("r
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,9 @@ from .connection import (
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
+from .engine.minutes import Minute, read_minutes
+from .engine.processes import ProcessState, list_processes
+from .engine.tables import TablePage, table_page
 from .errors import UnavailableError
 from .models import Contact, Erasure, Notification, Page, ScheduleResult, Stats
 
@@ -193,6 +197,21 @@ class Scheduler(Driver):
     def erase_recipient(self, recipient: str | int) -> Erasure:
         """Remove the recipient's contact data and inbox (a data-protection erasure); what was removed."""
         return self.run(self.core.erase_recipient(recipient))
+
+    def table(
+        self, table: str, *, cursor: str | None = None, limit: int = 50, partition: int | None = None
+    ) -> TablePage:
+        """One page of a table (upcoming, processing, retrying, failed, sent, cancelled); pass
+        ``page.next_cursor`` as ``cursor`` for the next."""
+        return self.run(table_page(self.core, table, cursor=cursor, limit=limit, partition=partition))
+
+    def processes(self) -> builtins.list[ProcessState]:
+        """Every worker and gateway from its heartbeat, each flagged ``late`` when its heartbeat is overdue."""
+        return self.run(list_processes(self.core))
+
+    def throughput(self, minutes: int = 60) -> builtins.list[Minute]:
+        """Deliveries and lateness per minute over every worker, the last ``minutes`` (a day is kept)."""
+        return self.run(read_minutes(self.core, minutes))
 
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
@@ -374,6 +393,21 @@ class AsyncScheduler(Driver):
     async def erase_recipient(self, recipient: str | int) -> Erasure:
         """Remove the recipient's contact data and inbox (a data-protection erasure); what was removed."""
         return await self.run(self.core.erase_recipient(recipient))
+
+    async def table(
+        self, table: str, *, cursor: str | None = None, limit: int = 50, partition: int | None = None
+    ) -> TablePage:
+        """One page of a table (upcoming, processing, retrying, failed, sent, cancelled); pass
+        ``page.next_cursor`` as ``cursor`` for the next."""
+        return await self.run(table_page(self.core, table, cursor=cursor, limit=limit, partition=partition))
+
+    async def processes(self) -> builtins.list[ProcessState]:
+        """Every worker and gateway from its heartbeat, each flagged ``late`` when its heartbeat is overdue."""
+        return await self.run(list_processes(self.core))
+
+    async def throughput(self, minutes: int = 60) -> builtins.list[Minute]:
+        """Deliveries and lateness per minute over every worker, the last ``minutes`` (a day is kept)."""
+        return await self.run(read_minutes(self.core, minutes))
 
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""

@@ -42,6 +42,15 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET contacts ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
     "PATCH contacts ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
     "POST erasure of bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "GET me": (401, 401, 401, 200, 200, 200, 200, 200),
+    "GET tables/upcoming": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET processes": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET throughput": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET search ?title=Meeting": (401, 401, 401, 403, 403, 403, 403, 200),
+    "POST dead/requeue": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET dashboard": PUBLIC,
+    "GET dashboard.js": PUBLIC,
+    "GET dashboard.css": PUBLIC,
     "GET healthz": PUBLIC,
     "GET readyz": PUBLIC,
     "GET metrics": PUBLIC,
@@ -71,6 +80,15 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "GET contacts ?recipient=bob": "/api/contacts/?recipient=bob",
         "PATCH contacts ?recipient=bob": "/api/contacts/?recipient=bob",
         "POST erasure of bob": "/api/erasures/",
+        "GET me": "/api/me",
+        "GET tables/upcoming": "/api/tables/upcoming/",
+        "GET processes": "/api/processes",
+        "GET throughput": "/api/throughput",
+        "GET search ?title=Meeting": "/api/search?title=Meeting",
+        "POST dead/requeue": "/api/dead/requeue/",
+        "GET dashboard": "/dashboard",
+        "GET dashboard.js": "/dashboard/dashboard.js",
+        "GET dashboard.css": "/dashboard/dashboard.css",
         "GET healthz": "/healthz",
         "GET readyz": "/readyz",
         "GET metrics": "/metrics",
@@ -126,7 +144,9 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
         nid = int(created.json()["notification_ids"][0])
         before = client.get(f"{N}/{nid}/", headers=callers["admin"]).json()
         method, path, body = _request(endpoint, nid)
-        if endpoint.startswith("POST schedule"):
+        if endpoint == "POST dead/requeue":
+            body = {"all": True}
+        elif endpoint.startswith("POST schedule"):
             me = USERS.get(caller, "bob")
             body = schedule_body([me] if endpoint.endswith("yourself") else [me, "carol"])
         r = client.request(method, path, headers=callers[caller], json=body)
@@ -149,7 +169,10 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
 def test_every_api_route_is_in_the_matrix(client: TestClient) -> None:
     """A new endpoint cannot slip in without a row: the OpenAPI paths are exactly the matrix's."""
     documented = {(m.upper(), p) for p, ops in client.get("/openapi.json").json()["paths"].items() for m in ops}
-    covered = {(_request(e, 0)[0], _request(e, 0)[1].split("?")[0].replace("/0/", "/{id}/")) for e in MATRIX}
+    covered = {
+        (_request(e, 0)[0], _request(e, 0)[1].split("?")[0].replace("/0/", "/{id}/").replace("/upcoming/", "/{table}/"))
+        for e in MATRIX
+    }
     assert documented - {("GET", "/ws")} == covered
 
 

@@ -109,6 +109,10 @@ def test_the_wheel_alone_serves_http_and_websocket(venv: Path, served: tuple[str
     ).stdout.strip()
     assert where.startswith(str(venv.parent)), where  # the installed copy, not this checkout
     assert (Path(where) / "lua" / "claim.lua").is_file()
+    assert (Path(where) / "web" / "dashboard" / "static" / "dashboard.js").is_file()  # the page ships in the wheel
+    page = httpx.get(f"{base}/dashboard", timeout=10)
+    assert page.status_code == 200 and "dashboard/dashboard.js" in page.text, page.text[:200]
+    assert "sessionStorage" in httpx.get(f"{base}/dashboard/dashboard.js", timeout=10).text
     made = subprocess.run(
         [str(venv / "zsched"), "token", "create", "--user", "alice", *common],
         capture_output=True,

@@ -17,8 +17,11 @@ import zsched
 from zsched import Core, Keyspace
 from zsched.delivery.inbox import InboxDelivery
 from zsched.engine import Script, list_dead, requeue_dead
+from zsched.engine.minutes import add_minute
+from zsched.engine.processes import ProcessInfo, beat
 from zsched.engine.replies import READERS
 from zsched.engine.scripts import NAMES, lua_dir, sources
+from zsched.engine.tables import table_page
 from zsched.errors import OUTCOMES
 from zsched.models import Notification, ms_to_datetime
 from zsched.web.ratelimit import RateLimiter
@@ -128,6 +131,9 @@ def _engine_steps(core: Core) -> list[Script]:
         core.status(1),
         core.set_contact("a", email="a@example.com", locale=None),
         core.erase_recipient("a"),
+        table_page(core, "upcoming"),
+        add_minute(Core(core.keys, clock=lambda: 0), {"sent": 1}),  # a pinned clock: no TIME step before it
+        beat(core, ProcessInfo(id="h:1:ab", kind="worker", host="h", pid=1, started_ms=0, version="0", partitions=[0])),
     ]
     steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
     spread = core.schedule([f"r{i}" for i in range(8)], "t", "m", delay=1, idempotency_key="k")  # every partition

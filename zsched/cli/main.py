@@ -10,7 +10,7 @@ import redis
 from .. import __version__
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import config, contacts, dead, logs, notifications, rediscli, run, tokens
+from . import config, contacts, dead, logs, notifications, rediscli, run, tokens, workers
 
 EPILOG = """\
 examples:
@@ -21,6 +21,7 @@ examples:
   zsched cancel 1                                cancel it while it is pending
   zsched stats                                   counts per status, next due, overdue lag
   zsched contact set alice --email a@x.example   set alice's address (the email channel sends there)
+  zsched workers                                 running workers and gateways; a late heartbeat is flagged
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
 With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     contacts.add_parser(sub, common)
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
+    workers.add_parser(sub, common)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             "serve": run.run,
             "worker": run.run,
             "token": tokens.run,
+            "workers": workers.run,
         }.get(args.command, notifications.run)
         return runner(args, settings)
     except (ValidationError, ValueError) as exc:  # the command or its configuration is wrong: fix and rerun

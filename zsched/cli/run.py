@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from ..delivery import build_router, build_worker
+from ..delivery.heartbeat import Heartbeat
+from ..engine.minutes import Tally
 from ..errors import UnavailableError
 from ..settings import Settings, redact_url
 from .logs import LEVELS, log_format
@@ -96,7 +98,8 @@ def check_eviction(settings: Settings) -> None:
 async def _work(settings: Settings, announce: bool) -> None:
     scheduler = settings.async_scheduler()
     delivery = build_router(settings, scheduler.redis, scheduler.core.keys)
-    worker = build_worker(settings, scheduler, delivery)
+    tally = Tally()  # what it delivered, added to the minute's figures in Redis at each heartbeat
+    worker = build_worker(settings, scheduler, delivery, observer=tally.observe)
     with contextlib.suppress(UnavailableError):  # Redis down: the worker waits it out, and checks on its first call
         await scheduler.ensure_layout()  # refuse to start with a partition count the keyspace disagrees with
     worker.install_signal_handlers()
@@ -108,9 +111,13 @@ async def _work(settings: Settings, announce: bool) -> None:
         )
         print(f"zsched worker running on {where} (prefix {settings.redis.prefix!r}); Ctrl-C stops it.", flush=True)
         _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
+    every_ms = round(settings.worker.beat_every_s * 1000)
+    heartbeat = Heartbeat(scheduler, "worker", every_ms=every_ms, in_flight=lambda: worker.in_flight, tally=tally)
+    heartbeat.start()
     try:
         await worker.run()
     finally:
+        await heartbeat.stop()
         await delivery.aclose()
         await scheduler.close()
 

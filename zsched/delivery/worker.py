@@ -90,6 +90,7 @@ class Worker:
         self.observer = observer
         self.should_exit = False
         self.delivered = 0
+        self.in_flight = 0  # notifications handed to the delivery and not yet acked or failed (for the heartbeat)
         self._next_reap = 0.0
         self._next_purge = 0.0
         self._purging: dict[int, int] = {}  # partition index -> records purged so far in this round
@@ -214,9 +215,11 @@ class Worker:
     async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:
         batch = claimed.notifications
         renewing = asyncio.create_task(self._renew(p, batch))
+        self.in_flight += len(batch)
         try:
             outcomes = await self._attempt(batch)
         finally:
+            self.in_flight -= len(batch)
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
         done_ms = claimed.now_ms + (time.monotonic() - claimed_at) * 1000

@@ -207,6 +207,23 @@ class Keyspace:
         """HASH: how this keyspace is laid out (``partitions``), recorded by the first process that uses it."""
         return f"{self.prefix}:{{meta}}:layout"
 
+    @property
+    def processes(self) -> str:
+        """ZSET: process id -> when its last heartbeat arrived, epoch ms (every worker and gateway beats)."""
+        return f"{self.prefix}:{{meta}}:processes"
+
+    def minute(self, epoch_minute: int) -> str:
+        """HASH: delivery counts and lateness buckets of one minute (server clock), added to by every worker."""
+        return f"{self.prefix}:{{meta}}:minute:{epoch_minute}"
+
+    def meta_op(self, op_id: str) -> str:
+        """STRING: the outcome of one call of a script on ``{meta}`` keys, so a resend of it does nothing twice."""
+        return f"{self.prefix}:{{meta}}:op:{op_id}"
+
+    def process(self, process_id: str) -> str:
+        """STRING: one process's description (host, pid, partitions, in flight...), expiring without heartbeats."""
+        return f"{self.prefix}:{{meta}}:process:{process_id}"
+
     def for_recipient(self, recipient: str) -> Partition:
         """The partition holding this recipient's notifications (a stable hash of the id)."""
         if len(self.partitions) == 1:

@@ -303,6 +303,39 @@ class EraseReply(Reply, frozen=True):
         return cls(int(reply[0]) == 1, int(reply[1]))
 
 
+class PageReply(Reply, frozen=True):
+    """The reply of ``page.lua``: {member, score, member, score, ...}."""
+
+    entries: list[tuple[str, int]]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``entries`` holds (member, score) in the order asked for."""
+        return cls([(text(reply[i]), int(float(reply[i + 1]))) for i in range(0, len(reply), 2)])
+
+
+class HeartbeatReply(Reply, frozen=True):
+    """The reply of ``heartbeat.lua``: {now_ms}."""
+
+    now_ms: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        return cls(int(reply[0]))
+
+
+class AddMinuteReply(Reply, frozen=True):
+    """The reply of ``add_minute.lua``: {added}."""
+
+    added: bool
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``added`` is False when this call had already run."""
+        return cls(int(reply[0]) == 1)
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -322,5 +355,8 @@ READERS: dict[str, type[Reply]] = {
     "read": ReadReply,
     "set_contact": SetContactReply,
     "erase_recipient": EraseReply,
+    "page": PageReply,
+    "heartbeat": HeartbeatReply,
+    "add_minute": AddMinuteReply,
 }
 """Script name -> the Struct its reply reads into."""

@@ -29,6 +29,9 @@ NAMES = (
     "read",
     "set_contact",
     "erase_recipient",
+    "page",
+    "heartbeat",
+    "add_minute",
 )
 
 

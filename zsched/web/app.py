@@ -23,8 +23,13 @@ from starlette.websockets import WebSocket
 
 from ..client import AsyncScheduler
 from ..delivery import Delivery, Router, Worker, build_router, build_worker, enabled_channels
+from ..delivery.heartbeat import Heartbeat
+from ..delivery.outcomes import Observer
+from ..engine.minutes import Tally
 from ..errors import UnavailableError, ZschedError
+from ..models import Notification
 from ..settings import Settings
+from . import dashboard
 from .api import Api
 from .auth import TOKEN_PREFIX
 from .errors import ApiError, handle
@@ -59,6 +64,16 @@ def redact_server_logs() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in logger.filters):
             logger.addFilter(RedactSecrets())
+
+
+def _each(*observers: Observer) -> Observer:
+    """One worker observer that calls each of ``observers``."""
+
+    def observe(kind: str, notification: Notification, late_ms: float) -> None:
+        for observer in observers:
+            observer(kind, notification, late_ms)
+
+    return observe
 
 
 def connect(settings: Settings) -> AsyncScheduler:
@@ -119,13 +134,14 @@ def create_app(
         app.state.scheduler = zs
         api.attach(zs)
         worker: Worker | None = None
+        tally = Tally()  # the worker's outcomes, added to the minute's figures in Redis at each heartbeat
         task: asyncio.Task[None] | None = None
         router: Router | None = None  # built here, so closed here
         if run_worker:
             chosen = delivery
             if chosen is None:
                 chosen = router = build_router(settings, zs.redis, zs.core.keys)
-            worker = build_worker(settings, zs, chosen, observer=metrics.observe)
+            worker = build_worker(settings, zs, chosen, observer=_each(metrics.observe, tally.observe))
             task = asyncio.create_task(worker.run(), name="zsched-worker")
             liveness.watch("worker", task)
         try:
@@ -138,6 +154,18 @@ def create_app(
                     app.state.gateway = gateway
                     for name, background in gateway.background_tasks().items():
                         liveness.watch(name, background)
+                if worker is not None or websocket:  # every worker and gateway beats (zsched workers lists them)
+                    gateway_ = app.state.gateway if websocket else None
+                    heartbeat = Heartbeat(
+                        zs,
+                        "serve" if worker is not None and websocket else "worker" if worker is not None else "gateway",
+                        in_flight=(lambda: worker.in_flight) if worker is not None else (lambda: 0),
+                        sockets=(lambda: gateway_.connections) if gateway_ is not None else None,
+                        every_ms=round(settings.worker.beat_every_s * 1000),
+                        tally=tally if worker is not None else None,
+                    )
+                    heartbeat.start()
+                    stack.push_async_callback(heartbeat.stop)
                 for service in services:
                     await stack.enter_async_context(service(app))
                 # Pushed last, so run first when the stack unwinds, however it unwinds: the gateway's reader is
@@ -166,7 +194,7 @@ def create_app(
 
     ws_routes = [WebSocketRoute("/ws", ws_endpoint)] if websocket else []
     app = Starlette(
-        routes=[*api.routes(), *ws_routes, *extra_routes],
+        routes=[*api.routes(), *dashboard.routes(api), *ws_routes, *extra_routes],
         lifespan=lifespan,
         exception_handlers={
             ApiError: handle,

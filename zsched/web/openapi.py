@@ -25,6 +25,20 @@ from .bodies import (
     ScheduleHeaders,
     SocketQuery,
 )
+from .dashboard.shapes import (
+    REQUEUE_CHOICE,
+    Me,
+    ProcessList,
+    RequeueBody,
+    Requeued,
+    SearchQuery,
+    TablePage,
+    TablePath,
+    TableQuery,
+    Throughput,
+    ThroughputQuery,
+    TitleSearch,
+)
 from .views import (
     Cancelled,
     ContactView,
@@ -43,9 +57,10 @@ __all__ = ["MAX_ID", "document"]
 _ERRORS = {
     400: "The body is not valid JSON.",
     401: "No token, a malformed Authorization header, or an unknown, expired or revoked token (see WWW-Authenticate).",
-    403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications "
-    "and stats need admin; others' contact data and erasures need admin or contacts:write).",
-    404: "No such notification, or not one you created or receive.",
+    403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications, "
+    "stats, tables, processes and requeueing dead letters need admin; others' contact data and erasures need "
+    "admin or contacts:write).",
+    404: "No such notification, or not one you created or receive (or no such table or partition).",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
     "or the Idempotency-Key was used for a different request.",
@@ -77,6 +92,13 @@ _SHAPES = (
     ContactView,
     ErasureBody,
     ErasureView,
+    Me,
+    TablePage,
+    ProcessList,
+    RequeueBody,
+    Requeued,
+    Throughput,
+    TitleSearch,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
@@ -84,6 +106,10 @@ _PARAMETERS: dict[type[msgspec.Struct], str] = {
     NotificationPath: "path",
     SocketQuery: "query",
     ContactQuery: "query",
+    TablePath: "path",
+    TableQuery: "query",
+    ThroughputQuery: "query",
+    SearchQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
 _DATA = {  # any JSON, with no NUL in keys or strings: no Python type says that, so it is written here
@@ -105,6 +131,14 @@ def _ref(name: str) -> dict[str, str]:
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(media_type: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+
+
+def _html(description: str) -> dict[str, Any]:
+    return _text("text/html", description)
 
 
 def _op(
@@ -145,6 +179,7 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     """The OpenAPI document of every endpoint and error."""
     (_, schemas) = msgspec.json.schema_components((*_SHAPES, *_PARAMETERS), ref_template=_REF + "{name}")
     schemas.update(_DATA)
+    schemas["RequeueBody"]["anyOf"] = REQUEUE_CHOICE
     params = {shape: _parameters(schemas, shape, where) for shape, where in _PARAMETERS.items()}
     ident = params[NotificationPath]
     body_channels = schemas["ScheduleBody"]["properties"]["channels"]["anyOf"][0]
@@ -218,6 +253,55 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 (400, 403, 413, 415, 422),
                 body="ErasureBody",
             )
+        },
+        "/api/me": {"get": _op("Who the token belongs to", _json(_ref("Me"), "The token's user."), ())},
+        "/api/tables/{table}/": {
+            "get": _op(
+                "One page of a table of notifications, paged by cursor (admin; the dashboard's tables)",
+                _json(_ref("TablePage"), "One page."),
+                (403, 404, 422),
+                params=(*params[TablePath], *params[TableQuery]),
+            )
+        },
+        "/api/processes": {
+            "get": _op(
+                "Every worker and gateway, from its heartbeat; late: its last heartbeat is overdue (admin)",
+                _json(_ref("ProcessList"), "The processes."),
+                (403,),
+            )
+        },
+        "/api/throughput": {
+            "get": _op(
+                "Deliveries and lateness (p50, p99) per minute over every worker, a day kept (admin)",
+                _json(_ref("Throughput"), "The minutes, oldest first."),
+                (403, 422),
+                params=params[ThroughputQuery],
+            )
+        },
+        "/api/search": {
+            "get": _op(
+                "The newest notifications whose title contains a text, among the most recent 10,000 (admin)",
+                _json(_ref("TitleSearch"), "The matches."),
+                (403, 422),
+                params=params[SearchQuery],
+            )
+        },
+        "/api/dead/requeue/": {
+            "post": _op(
+                "Make dead letters due now with fresh attempts: by id, or all (admin)",
+                _json(_ref("Requeued"), "Requeued."),
+                (400, 403, 413, 415, 422),
+                body="RequeueBody",
+            )
+        },
+        "/dashboard": {
+            "get": _op("The dashboard page (its token is pasted in the page)", _html("HTML."), (), auth=False)
+        },
+        "/dashboard/dashboard.js": {
+            "get": _op("The dashboard's script", _text("text/javascript", "JavaScript."), (), auth=False)
+        },
+        "/dashboard/dashboard.css": {
+            "get": _op("The dashboard's stylesheet", _text("text/css", "CSS."), (), auth=False)
         },
         "/healthz": {"get": _op("The process is alive", _json(_ref("Health"), "Alive."), (), auth=False)},
         "/readyz": {"get": _op("Redis answers", _json(_ref("Health"), "Ready."), (503,), auth=False)},
