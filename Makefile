@@ -29,7 +29,7 @@ browser:  ## Debian's chromium and chromium-driver for the dashboard's browser t
 	  echo "make: installing Debian's chromium and chromium-driver for the dashboard's browser tests"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
 	    >/dev/null 2>&1 || echo "make: could not install chromium (apt-get needs root and Debian's archive);" \
-	    "the dashboard's browser tests will fail (ZSCHED_TEST_NO_BROWSER=1 skips them)"; }
+	    "the dashboard's browser tests will be skipped"; }
 
 unit: install
 	$(BIN)/pytest tests/unit
