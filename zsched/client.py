@@ -113,8 +113,16 @@ class Scheduler(Driver):
         idempotency_key: str | None = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        on_late: str = "send",
+        late_after: timedelta | float | None = None,
+        collapse_key: str | None = None,
     ) -> ScheduleResult:
-        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
+        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
+
+        Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
+        (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
+        notification scheduled earlier with the same key ends ``collapsed``."""
         with tracing.schedule_span() as record:
             result = self._drive(
                 self.core.schedule(
@@ -129,6 +137,10 @@ class Scheduler(Driver):
                     idempotency_key=idempotency_key,
                     created_by=created_by,
                     channels=channels,
+                    expires_at=expires_at,
+                    on_late=on_late,
+                    late_after=late_after,
+                    collapse_key=collapse_key,
                 ),
                 check_layout_first=True,
             )
@@ -275,8 +287,16 @@ class AsyncScheduler(Driver):
         idempotency_key: str | None = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        on_late: str = "send",
+        late_after: timedelta | float | None = None,
+        collapse_key: str | None = None,
     ) -> ScheduleResult:
-        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
+        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
+
+        Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
+        (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
+        notification scheduled earlier with the same key ends ``collapsed``."""
         with tracing.schedule_span() as record:
             result = await self._drive(
                 self.core.schedule(
@@ -291,6 +311,10 @@ class AsyncScheduler(Driver):
                     idempotency_key=idempotency_key,
                     created_by=created_by,
                     channels=channels,
+                    expires_at=expires_at,
+                    on_late=on_late,
+                    late_after=late_after,
+                    collapse_key=collapse_key,
                 ),
                 check_layout_first=True,
             )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from ..errors import FieldError, NaiveDatetimeError, RecipientsError, ValidationError
-from ..models import PRIORITIES, Payload, datetime_to_ms
+from ..models import ON_LATE, PRIORITIES, OnLate, Payload, datetime_to_ms
 
 MAX_RECIPIENTS = 10_000
 MAX_RECIPIENT_LEN = 128
@@ -19,6 +19,8 @@ MAX_MESSAGE = 10_000
 MAX_TYPE = 64
 MAX_DATA_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 200
+MAX_COLLAPSE_KEY = 200
+DEFAULT_LATE_AFTER_MS = 60_000  # on_late="skip" without late_after: a minute late is too late
 MAX_DELAY_MS = 10 * 366 * 24 * 3600 * 1000  # ten years: later than that is a bug, not a plan
 MIN_AT_MS = 0
 MAX_AT_MS = 253402300799000  # 9999-12-31T23:59:59Z
@@ -101,8 +103,11 @@ def payload(
     data: object,
     created_by: str | None = None,
     channels: Iterable[str] = (),
+    expiry: Expiry | None = None,
+    collapse_key: str | None = None,
 ) -> Payload:
-    """The stored payload, after checking each field's kind and size."""
+    """The stored payload, after checking each field's kind and size (``expiry`` and ``collapse_key`` already
+    checked by ``expiry`` and ``collapse_key``)."""
     _text("title", title, MAX_TITLE, allow_empty=False)
     _text("message", message, MAX_MESSAGE, allow_empty=True)
     _text("type", type, MAX_TYPE, allow_empty=False)
@@ -122,7 +127,71 @@ def payload(
         data=data,
         created_by=created_by,
         channels=list(channels),
+        collapse_key=collapse_key,
+        expires_at=expiry.expires_at_ms if expiry else None,
+        on_late=expiry.on_late if expiry else "send",
+        late_after_ms=expiry.late_after_ms if expiry else None,
     )
+
+
+class Expiry(msgspec.Struct, frozen=True):
+    """When a notification stops being worth sending: at ``expires_at_ms``, and (``on_late`` "skip") when
+    claimed more than ``late_after_ms`` after its due time."""
+
+    expires_at_ms: int | None = None
+    on_late: OnLate = "send"
+    late_after_ms: int | None = None
+
+
+def expiry(
+    expires_at: object, on_late: object, late_after: object, due_at_ms: int | None, delay_ms: int, now_ms: int
+) -> Expiry | None:
+    """The call's expiry, or None when it has none. ``expires_at`` must come after the due time (``due_at_ms``, or
+    ``now_ms`` plus ``delay_ms`` by the caller's rough clock): a notification that could never be sent is a
+    mistake to report, not to store."""
+    if on_late not in ON_LATE:
+        raise FieldError(f"on_late must be one of {', '.join(ON_LATE)}; got {_short(on_late)}", "on_late")
+    late_ms: int | None = None
+    if late_after is not None:
+        if on_late != "skip":
+            raise FieldError("late_after applies only with on_late='skip'; drop it or set on_late='skip'", "late_after")
+        seconds = late_after.total_seconds() if isinstance(late_after, timedelta) else late_after
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+            raise FieldError(f"late_after must be a finite number of seconds; got {_short(late_after)}", "late_after")
+        if not 0 <= seconds * 1000 <= MAX_DELAY_MS:
+            raise FieldError(f"late_after must be between 0 s and ten years; got {seconds} s", "late_after")
+        late_ms = round(seconds * 1000)
+    elif on_late == "skip":
+        late_ms = DEFAULT_LATE_AFTER_MS
+    until: int | None = None
+    if expires_at is not None:
+        if not isinstance(expires_at, datetime):
+            raise FieldError(f"expires_at must be a datetime; got {type_name(expires_at)}", "expires_at")
+        until = at_ms(expires_at, now_ms, "expires_at")
+        due = due_at_ms if due_at_ms is not None else now_ms + delay_ms
+        if until <= due:
+            raise FieldError(
+                f"expires_at must be after the notification is due ({_iso(due)}); got {expires_at.isoformat()}",
+                "expires_at",
+            )
+    if until is None and late_ms is None:
+        return None
+    return Expiry(until, "skip" if late_ms is not None else "send", late_ms)
+
+
+def collapse_key(key: object) -> str | None:
+    """The collapse key as given, if it is a usable one (1 to 200 printable characters)."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_COLLAPSE_KEY or not key.isprintable():
+        raise FieldError(
+            f"collapse_key must be 1 to {MAX_COLLAPSE_KEY} printable characters; got {_short(key)}", "collapse_key"
+        )
+    return key
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 def _check_data(data: dict[str, Any]) -> None:

@@ -169,6 +169,10 @@ class Api:
                 idempotency_key=None if key is None else _scoped_key(principal.user, key),
                 created_by=principal.user,
                 channels=channels,
+                expires_at=body.expires_at,
+                on_late=body.on_late,
+                late_after=body.late_after_s,
+                collapse_key=body.collapse_key,
             )
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None

@@ -15,8 +15,16 @@ from typing import Annotated, Any, TypeVar, cast
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from ..engine.validation import MAX_ID, MAX_MESSAGE, MAX_RECIPIENT_LEN, MAX_RECIPIENTS, MAX_TITLE, MAX_TYPE
-from ..models import PRIORITIES, Status
+from ..engine.validation import (
+    MAX_COLLAPSE_KEY,
+    MAX_ID,
+    MAX_MESSAGE,
+    MAX_RECIPIENT_LEN,
+    MAX_RECIPIENTS,
+    MAX_TITLE,
+    MAX_TYPE,
+)
+from ..models import ON_LATE, PRIORITIES, Status
 from .errors import ApiError
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -74,6 +82,35 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
             Meta(
                 description="how it leaves when due; default: the server's default channels",
                 extra_json_schema={"uniqueItems": True},
+            ),
+        ]
+        | None
+    ) = None
+    expires_at: (
+        Annotated[
+            datetime,
+            Meta(tz=True, description="not sent when claimed at or after this (it ends expired); after scheduled_at"),
+        ]
+        | None
+    ) = None
+    on_late: Annotated[
+        str,
+        Meta(
+            extra_json_schema={"enum": list(ON_LATE)},
+            description="skip: not sent when claimed more than late_after_s past its due time (it ends expired); "
+            "send: sent however late",
+        ),
+    ] = "send"
+    late_after_s: (
+        Annotated[float, Meta(ge=0, description="with on_late skip: how late is too late (default 60)")] | None
+    ) = None
+    collapse_key: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=MAX_COLLAPSE_KEY,
+                description="each recipient's pending notification scheduled earlier with this key ends collapsed",
             ),
         ]
         | None
