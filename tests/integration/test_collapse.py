@@ -5,14 +5,18 @@ purge drops a collapse index entry with the record it names."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
 from tests.conftest import ManualClock
 from tests.integration.http_support import TestClient, Tokens, client, schedule_body, settings, tokens
+from tests.integration.test_cli import ZSCHED
 from zsched import Core, Keyspace, Retention, Scheduler
 from zsched.engine import Script
 from zsched.engine.replies import ScheduleReply
@@ -195,3 +199,30 @@ def test_a_call_spanning_partitions_collapses_in_each_at_commit(redis_url: str, 
         assert statuses(zs, first) == ["collapsed"] * 6 + ["pending"] * 6
         assert statuses(zs, [lone, *second]) == ["collapsed"] + ["pending"] * 6
         assert zs.stats().counts["pending"] == 12 and zs.stats().counts["collapsed"] == 7
+
+
+def test_the_cli_schedules_with_a_collapse_key_and_expiry_and_lists_by_the_new_statuses(
+    redis_url: str, prefix: str
+) -> None:
+    target = ["--redis-url", redis_url, "--prefix", prefix]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "ZSCHED_REDIS_URL": ""}
+        return subprocess.run([*ZSCHED, *args, *target], capture_output=True, text=True, timeout=60, env=env)
+
+    base = ["schedule", "--to", "ann", "--title", "t", "--message", "m", "--in", "1h", "--json"]
+    first = run(*base, "--collapse-key", "digest", "--on-late", "skip", "--late-after", "5m")
+    assert first.returncode == 0, first.stderr
+    (old,) = json.loads(first.stdout)["notification_ids"]
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    second = run(*base, "--collapse-key", "digest", "--expires-at", tomorrow)
+    assert second.returncode == 0, second.stderr
+    listed = run("list", "ann", "--status", "collapsed")
+    assert listed.returncode == 0 and listed.stdout.split()[:2] == [str(old), "collapsed"], listed.stdout
+    shown = json.loads(run("status", str(old), "--json").stdout)
+    assert (shown["on_late"], shown["late_after_ms"], shown["collapse_key"]) == ("skip", 300_000, "digest")
+    assert "collapsed_at" in run("status", str(old)).stdout
+    bad = run(*base, "--expires-at", "2020-01-01T00:00:00Z")
+    assert bad.returncode == 2 and "expires_at must be" in bad.stderr, bad.stderr
+    stats = json.loads(run("stats", "--json").stdout)
+    assert stats["counts"]["collapsed"] == 1 and stats["totals"]["collapsed"] == 1

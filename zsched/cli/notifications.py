@@ -10,7 +10,7 @@ from typing import Any
 
 from ..client import Scheduler
 from ..engine.validation import MAX_RECIPIENTS
-from ..models import ScheduleResult
+from ..models import ON_LATE, STATUSES, ScheduleResult
 from ..settings import Settings, parse_duration_ms
 from .output import show
 from .progress import Progress
@@ -40,6 +40,19 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
     cmd.add_argument("--priority", default="normal", choices=["low", "normal", "high", "urgent"])
     cmd.add_argument("--data", help="a JSON object carried with the notification")
     cmd.add_argument("--idempotency-key", help="a retried call with the same key creates nothing new")
+    cmd.add_argument(
+        "--expires-at", help="ISO 8601 time with offset: claimed at or after it, it ends expired and is not sent"
+    )
+    cmd.add_argument(
+        "--on-late",
+        choices=ON_LATE,
+        default="send",
+        help="skip: not sent when claimed more than --late-after past its due time (it ends expired)",
+    )
+    cmd.add_argument("--late-after", metavar="DURATION", help="with --on-late skip: how late is too late (default 1m)")
+    cmd.add_argument(
+        "--collapse-key", help="each recipient's pending notification scheduled earlier with this key ends collapsed"
+    )
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for name, text in (("status", "show one notification"), ("cancel", "cancel a pending notification")):
@@ -49,7 +62,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
 
     cmd = sub.add_parser("list", parents=[common], help="a recipient's notifications, newest first")
     cmd.add_argument("recipient")
-    cmd.add_argument("--status", choices=["pending", "processing", "sent", "cancelled", "failed"])
+    cmd.add_argument("--status", choices=STATUSES)
     cmd.add_argument("--limit", type=int, default=20)
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
@@ -87,15 +100,16 @@ def _recipients(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(people))
 
 
+def _time(text: str | None) -> datetime | None:
+    """An ISO 8601 time from the command line (``Z`` for UTC is accepted on every Python)."""
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
     """One call per 10,000 recipients (the per-call limit); with --in, each call's delay runs from its own start."""
     people = _recipients(args)
     data = json.loads(args.data) if args.data else None
-    when: dict[str, Any] = (
-        {"at": datetime.fromisoformat(args.at.replace("Z", "+00:00"))}
-        if args.at
-        else {"delay": parse_duration_ms(args.delay) / 1000}
-    )
+    when: dict[str, Any] = {"at": _time(args.at)} if args.at else {"delay": parse_duration_ms(args.delay) / 1000}
     chunks = [people[i : i + MAX_RECIPIENTS] for i in range(0, len(people), MAX_RECIPIENTS)]
     ids: list[int] = []
     result: ScheduleResult | None = None
@@ -112,6 +126,10 @@ def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
                 priority=args.priority,
                 data=data,
                 idempotency_key=key,
+                expires_at=_time(args.expires_at),
+                on_late=args.on_late,
+                late_after=None if args.late_after is None else parse_duration_ms(args.late_after) / 1000,
+                collapse_key=args.collapse_key,
                 **when,
             )
             ids += result.notification_ids
