@@ -25,13 +25,15 @@ from .errors import (
     WebhookError,
     ZschedError,
 )
-from .models import Notification, Page, ScheduleResult, Stats
+from .models import BatchChange, BatchSummary, Notification, Page, ScheduleResult, Stats
 from .settings import Settings
 
 _moved.install()
 
 __all__ = [
     "AsyncScheduler",
+    "BatchChange",
+    "BatchSummary",
     "CallableDelivery",
     "ConfigError",
     "Core",

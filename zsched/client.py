@@ -31,7 +31,7 @@ from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
 from .errors import UnavailableError
-from .models import Notification, Page, ScheduleResult, Stats
+from .models import BatchChange, BatchSummary, Notification, Page, ScheduleResult, Stats
 
 
 class Scheduler(Driver):
@@ -150,6 +150,20 @@ class Scheduler(Driver):
     def cancel(self, notification_id: int | str) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
         return self.run(self.core.cancel(notification_id))
+
+    def cancel_batch(self, batch_id: str) -> BatchChange:
+        """Cancel every still-pending notification of one schedule call (its ``batch_id``) in one request."""
+        return self.run(self.core.cancel_batch(batch_id))
+
+    def reschedule_batch(
+        self, batch_id: str, *, at: datetime | None = None, delay: timedelta | float | None = None
+    ) -> BatchChange:
+        """Move every still-pending notification of one schedule call to ``at`` (or after ``delay``)."""
+        return self.run(self.core.reschedule_batch(batch_id, at=at, delay=delay))
+
+    def batch_status(self, batch_id: str) -> BatchSummary:
+        """How many of one schedule call's notifications are in each status."""
+        return self.run(self.core.batch_status(batch_id))
 
     def reschedule(
         self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None
@@ -324,6 +338,20 @@ class AsyncScheduler(Driver):
     async def cancel(self, notification_id: int | str) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
         return await self.run(self.core.cancel(notification_id))
+
+    async def cancel_batch(self, batch_id: str) -> BatchChange:
+        """Cancel every still-pending notification of one schedule call (its ``batch_id``) in one request."""
+        return await self.run(self.core.cancel_batch(batch_id))
+
+    async def reschedule_batch(
+        self, batch_id: str, *, at: datetime | None = None, delay: timedelta | float | None = None
+    ) -> BatchChange:
+        """Move every still-pending notification of one schedule call to ``at`` (or after ``delay``)."""
+        return await self.run(self.core.reschedule_batch(batch_id, at=at, delay=delay))
+
+    async def batch_status(self, batch_id: str) -> BatchSummary:
+        """How many of one schedule call's notifications are in each status."""
+        return await self.run(self.core.batch_status(batch_id))
 
     async def reschedule(
         self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None

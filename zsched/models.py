@@ -148,12 +148,32 @@ def _maybe_datetime(ms: int | None) -> datetime | None:
 
 
 class ScheduleResult(msgspec.Struct):
-    """The answer to a schedule call: one id per (distinct) recipient, in the order given."""
+    """The answer to a schedule call: one id per (distinct) recipient, in the order given, and the ``batch_id``
+    that names them all for ``cancel_batch``, ``reschedule_batch`` and ``batch_status``."""
 
     notification_ids: list[int]
     count: int
     scheduled_at: datetime
     replayed: bool = False
+    batch_id: str = ""
+
+
+class BatchChange(msgspec.Struct):
+    """What a whole-call cancel or reschedule did: how many notifications it changed, how many were no longer
+    pending (left as they are), and how many are gone (purged) or not yours to change."""
+
+    batch_id: str
+    changed: int
+    not_pending: int
+    missing: int
+
+
+class BatchSummary(msgspec.Struct):
+    """Where a schedule call's notifications are: how many of them in each status (purged ones count nowhere)."""
+
+    batch_id: str
+    count: int
+    counts: dict[str, int]
 
 
 class Page(msgspec.Struct):

@@ -38,6 +38,9 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "PATCH {id}": (401, 401, 401, 200, 200, 404, 404, 200),
     "DELETE {id}/cancel_scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
     "DELETE {id}/scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
+    "GET batch": (401, 401, 401, 200, 200, 404, 404, 200),
+    "PATCH batch": (401, 401, 401, 200, 200, 404, 404, 200),
+    "DELETE batch": (401, 401, 401, 200, 200, 404, 404, 200),
     "GET stats": (401, 401, 401, 403, 403, 403, 403, 200),
     "GET healthz": PUBLIC,
     "GET readyz": PUBLIC,
@@ -64,6 +67,9 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "PATCH {id}": f"{N}/{nid}/",
         "DELETE {id}/cancel_scheduled": f"{N}/{nid}/cancel_scheduled/",
         "DELETE {id}/scheduled": f"{N}/{nid}/scheduled/",
+        "GET batch": f"/api/batches/{nid}x1/",
+        "PATCH batch": f"/api/batches/{nid}x1/",
+        "DELETE batch": f"/api/batches/{nid}x1/",
         "GET stats": "/api/stats",
         "GET healthz": "/healthz",
         "GET readyz": "/readyz",
@@ -138,7 +144,10 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
 def test_every_api_route_is_in_the_matrix(client: TestClient) -> None:
     """A new endpoint cannot slip in without a row: the OpenAPI paths are exactly the matrix's."""
     documented = {(m.upper(), p) for p, ops in client.get("/openapi.json").json()["paths"].items() for m in ops}
-    covered = {(_request(e, 0)[0], _request(e, 0)[1].split("?")[0].replace("/0/", "/{id}/")) for e in MATRIX}
+    covered = {
+        (_request(e, 0)[0], _request(e, 0)[1].split("?")[0].replace("/0/", "/{id}/").replace("/0x1/", "/{batch_id}/"))
+        for e in MATRIX
+    }
     assert documented - {("GET", "/ws")} == covered
 
 

@@ -5,7 +5,8 @@ step with a plain Python model of the seed's machine:
     pending -> processing -> sent | (retry) pending | failed;   processing -(lease expired)-> pending | failed;
     pending -> cancelled;   a late ack of a requeued one still marks it sent (it was delivered);
     pending -(claimed at or after expires_at, or on_late skip and too late)-> expired;
-    pending -(a newer one scheduled with its recipient and collapse key)-> collapsed.
+    pending -(a newer one scheduled with its recipient and collapse key)-> collapsed;
+    a whole call's pending ones -> cancelled, or to a new due time (cancel_batch, reschedule_batch).
 
 ``ZSCHED_STATE_MACHINE_EXAMPLES`` raises the number of examples (``make chaos`` runs it longer), and
 ``ZSCHED_STATE_MACHINE_REPORT`` names a JSON file to write how many examples and steps of each kind ran.
@@ -87,6 +88,7 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
             self.purged: set[int] = set()
             self.seen_terminal: dict[int, str] = {}
             self.collapse: dict[str, int] = {}  # "<recipient> <key>" -> newest id scheduled with them
+            self.batches: list[tuple[str, list[int]]] = []  # each schedule call's batch id and ids
 
         def teardown(self) -> None:
             tally["examples"] += 1
@@ -124,6 +126,7 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
                 collapse_key=key,
             )
             assert len(result.notification_ids) == len(people)
+            self.batches.append((result.batch_id, result.notification_ids))
             call = result.notification_ids[0] if len(people) > 1 else None
             for nid, person in zip(result.notification_ids, people, strict=True):
                 assert nid not in self.model and nid not in self.purged
@@ -223,6 +226,44 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
             else:
                 self.zs.reschedule(nid, delay=timedelta(milliseconds=delay_ms))
                 r.score = r.scheduled_at = self.now() + delay_ms
+
+        @rule(data=st.data())
+        def cancel_batch(self, data: st.DataObject) -> None:
+            if not self.batches:
+                return
+            tally["cancel_batch"] += 1
+            batch, ids = data.draw(st.sampled_from(self.batches))
+            expected = [0, 0, 0]  # changed, not pending, missing
+            for nid in ids:
+                r = self.model.get(nid)
+                if r is None:
+                    expected[2] += 1
+                elif r.status != "pending":
+                    expected[1] += 1
+                else:
+                    r.status, r.score = "cancelled", self.now() + RETENTION.cancelled_ms
+                    expected[0] += 1
+            got = self.zs.cancel_batch(batch)
+            assert [got.changed, got.not_pending, got.missing] == expected
+
+        @rule(data=st.data(), delay_ms=st.integers(0, 3000))
+        def reschedule_batch(self, data: st.DataObject, delay_ms: int) -> None:
+            if not self.batches:
+                return
+            tally["reschedule_batch"] += 1
+            batch, ids = data.draw(st.sampled_from(self.batches))
+            expected = [0, 0, 0]  # changed, not pending, missing
+            for nid in ids:
+                r = self.model.get(nid)
+                if r is None:
+                    expected[2] += 1
+                elif r.status != "pending":
+                    expected[1] += 1
+                else:
+                    r.score = r.scheduled_at = self.now() + delay_ms
+                    expected[0] += 1
+            got = self.zs.reschedule_batch(batch, delay=timedelta(milliseconds=delay_ms))
+            assert [got.changed, got.not_pending, got.missing] == expected
 
         @rule()
         def reap(self) -> None:

@@ -116,6 +116,8 @@ def _engine_steps(core: Core) -> list[Script]:
         core.schedule(["a"], "t", "m", delay=timedelta(seconds=1), idempotency_key="k"),  # one partition
         core.cancel(1),
         core.reschedule(1, delay=5),
+        core.cancel_batch("1x3"),
+        core.reschedule_batch("5x2-2x1", delay=5),
         core.claim(p, 10, 1000),
         core.ack(p, [1]),
         core.fail(p, [(n, "boom")]),

@@ -10,7 +10,7 @@ import redis
 from .. import __version__
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import config, dead, logs, notifications, rediscli, run, tokens
+from . import batches, config, dead, logs, notifications, rediscli, run, tokens
 
 EPILOG = """\
 examples:
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_parsers(sub, common)
     notifications.add_parsers(sub, common)
     dead.add_parser(sub, common)
+    batches.add_parser(sub, common)
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     sub.add_parser(
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         logs.configure(level, logs.log_format())
         settings = _settings(args)
         runner = {
+            "batch": batches.run,
             "config": config.run,
             "dead": dead.run,
             "redis-cli": rediscli.run,

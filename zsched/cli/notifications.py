@@ -8,6 +8,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from ..client import Scheduler
 from ..engine.validation import MAX_RECIPIENTS
 from ..models import ON_LATE, STATUSES, ScheduleResult
@@ -100,7 +102,7 @@ def _recipients(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(people))
 
 
-def _time(text: str | None) -> datetime | None:
+def parse_time(text: str | None) -> datetime | None:
     """An ISO 8601 time from the command line (``Z`` for UTC is accepted on every Python)."""
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -109,9 +111,10 @@ def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
     """One call per 10,000 recipients (the per-call limit); with --in, each call's delay runs from its own start."""
     people = _recipients(args)
     data = json.loads(args.data) if args.data else None
-    when: dict[str, Any] = {"at": _time(args.at)} if args.at else {"delay": parse_duration_ms(args.delay) / 1000}
+    when: dict[str, Any] = {"at": parse_time(args.at)} if args.at else {"delay": parse_duration_ms(args.delay) / 1000}
     chunks = [people[i : i + MAX_RECIPIENTS] for i in range(0, len(people), MAX_RECIPIENTS)]
     ids: list[int] = []
+    batches: list[str] = []  # one per call: a batch is one schedule call
     result: ScheduleResult | None = None
     with Progress("scheduling", len(people), enabled=len(chunks) > 1) as bar:
         for number, chunk in enumerate(chunks):
@@ -126,20 +129,26 @@ def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
                 priority=args.priority,
                 data=data,
                 idempotency_key=key,
-                expires_at=_time(args.expires_at),
+                expires_at=parse_time(args.expires_at),
                 on_late=args.on_late,
                 late_after=None if args.late_after is None else parse_duration_ms(args.late_after) / 1000,
                 collapse_key=args.collapse_key,
                 **when,
             )
             ids += result.notification_ids
+            batches.append(result.batch_id)
             bar.update(len(chunk))
     assert result is not None
     total = ScheduleResult(
-        notification_ids=ids, count=len(ids), scheduled_at=result.scheduled_at, replayed=result.replayed
+        notification_ids=ids,
+        count=len(ids),
+        scheduled_at=result.scheduled_at,
+        replayed=result.replayed,
+        batch_id=batches[0] if len(batches) == 1 else "",
     )
     if args.json:
-        show(total, True)
+        show({**msgspec.to_builtins(total), "batch_ids": batches}, True)
     else:
         shown = ", ".join(map(str, ids[:20])) + (f", ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
         print(f"scheduled {total.count} notification(s) for {total.scheduled_at.isoformat()}: {shown}")
+        print(f"batch id{'s' if len(batches) > 1 else ''}: {' '.join(batches)} (zsched batch status|cancel|reschedule)")

@@ -1,13 +1,15 @@
 """``Core``: every zsched operation as a plan of Redis steps, with no I/O of its own.
 
-The operations live in three modules by job: ``producer`` (schedule, cancel, reschedule), ``leases``
-(claim, ack, fail, reap, purge) and ``views`` (status, lists, stats). ``client.Scheduler`` and
+The operations live in four modules by job: ``producer`` (schedule, cancel, reschedule), ``leases``
+(claim, ack, fail, reap, purge), ``views`` (status, lists, stats) and ``batches`` (a whole schedule
+call). ``client.Scheduler`` and
 ``client.AsyncScheduler`` drive the same generators over a sync or an asyncio connection.
 """
 
 from __future__ import annotations
 
 from .base import DAY_MS, CoreBase, Retention
+from .batches import BatchOps
 from .leases import Claimed, LeaseOps
 from .producer import ProducerOps
 from .steps import Command, Op, Script, Step
@@ -15,5 +17,5 @@ from .steps import Command, Op, Script, Step
 __all__ = ["DAY_MS", "Claimed", "Command", "Core", "CoreBase", "Op", "Retention", "Script", "Step"]
 
 
-class Core(ProducerOps, LeaseOps):
+class Core(ProducerOps, LeaseOps, BatchOps):
     """Builds the steps of each operation and turns replies into results; owns no connection."""

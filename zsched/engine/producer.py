@@ -128,6 +128,7 @@ class ProducerOps(ReadViews):
             count=len(reply.ids),
             scheduled_at=ms_to_datetime(reply.due_ms),
             replayed=reply.code == "replayed",
+            batch_id=validation.batch_of([(reply.ids[0], len(reply.ids))]),
         )
 
     def _schedule_staged(
@@ -235,7 +236,11 @@ class ProducerOps(ReadViews):
             ids_of.update(zip(members, ids, strict=True))
         ids = [ids_of[person] for person in people]
         return ScheduleResult(
-            notification_ids=ids, count=len(ids), scheduled_at=ms_to_datetime(due_ms), replayed=replayed
+            notification_ids=ids,
+            count=len(ids),
+            scheduled_at=ms_to_datetime(due_ms),
+            replayed=replayed,
+            batch_id=validation.batch_of((r.ids[0], len(r.ids)) for r in staged),
         )
 
     @staticmethod

@@ -139,6 +139,29 @@ class ChangeReply(Reply, frozen=True):
         return Refusal(self.code, action, notification_id, self.status, self.due_ms, self.now_ms)
 
 
+class BatchReply(Reply, frozen=True):
+    """The reply of ``cancel_batch.lua``: {'cancelled', now_ms, cancelled, not_pending, missing}; and of
+    ``reschedule_batch.lua``: {'rescheduled', due_ms, now_ms, rescheduled, not_pending, missing}
+    | {'past', due_ms, now_ms}."""
+
+    code: str
+    due_ms: int = 0
+    now_ms: int = 0
+    changed: int = 0
+    not_pending: int = 0
+    missing: int = 0
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields (cancel's has no due time)."""
+        code, numbers = text(reply[0]), [int(v) for v in reply[1:]]
+        if code == "past":
+            return cls(code, numbers[0], numbers[1])
+        if code == "cancelled":
+            return cls(code, 0, *numbers)
+        return cls(code, *numbers)
+
+
 class ClaimReply(Reply, frozen=True):
     """The reply of ``claim.lua``: {now_ms, wait_us, sent_count, id, state JSON, payload JSON, ...}."""
 
@@ -286,6 +309,8 @@ READERS: dict[str, type[Reply]] = {
     "commit_schedule": CommitReply,
     "cancel": ChangeReply,
     "reschedule": ChangeReply,
+    "cancel_batch": BatchReply,
+    "reschedule_batch": BatchReply,
     "claim": ClaimReply,
     "ack": AckReply,
     "retry": RetryReply,

@@ -19,6 +19,8 @@ NAMES = (
     "retry",
     "cancel",
     "reschedule",
+    "cancel_batch",
+    "reschedule_batch",
     "reap",
     "renew",
     "purge",

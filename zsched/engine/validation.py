@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,9 @@ MAX_TYPE = 64
 MAX_DATA_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 200
 MAX_COLLAPSE_KEY = 200
+COLLAPSE_KEY_PATTERN = "^[^\x00-\x1f\x7f]+$"
+"""What a collapse key may hold: anything but control characters (the HTTP schema says the same)."""
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 DEFAULT_LATE_AFTER_MS = 60_000  # on_late="skip" without late_after: a minute late is too late
 MAX_DELAY_MS = 10 * 366 * 24 * 3600 * 1000  # ten years: later than that is a bug, not a plan
 MIN_AT_MS = 0
@@ -180,14 +184,44 @@ def expiry(
 
 
 def collapse_key(key: object) -> str | None:
-    """The collapse key as given, if it is a usable one (1 to 200 printable characters)."""
+    """The collapse key as given, if it is a usable one (1 to 200 characters, no control characters)."""
     if key is None:
         return None
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_COLLAPSE_KEY or not key.isprintable():
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_COLLAPSE_KEY or _CONTROL.search(key):
         raise FieldError(
-            f"collapse_key must be 1 to {MAX_COLLAPSE_KEY} printable characters; got {_short(key)}", "collapse_key"
+            f"collapse_key must be 1 to {MAX_COLLAPSE_KEY} characters with no control characters; got {_short(key)}",
+            "collapse_key",
         )
     return key
+
+
+def batch_id(value: object, partitions: int) -> list[tuple[int, int]]:
+    """The parts a batch id names, (first id, count) each: ``"<first>x<count>"`` per partition, joined by ``-``,
+    as ``batch_of`` writes it."""
+    text = value if isinstance(value, str) else ""
+    parts: list[tuple[int, int]] = []
+    for part in text.split("-") if text else ():
+        first, _, count = part.partition("x")
+        if not (first.isascii() and first.isdigit() and count.isascii() and count.isdigit()):
+            parts = []
+            break
+        parts.append((int(first), int(count)))
+    seen = {first % partitions for first, _ in parts}
+    if (
+        not parts
+        or len(seen) != len(parts)
+        or any(not 1 <= count <= MAX_RECIPIENTS or not 0 < first <= MAX_ID for first, count in parts)
+        or sum(count for _, count in parts) > MAX_RECIPIENTS
+    ):
+        raise FieldError(
+            f"batch_id must be what a schedule call returned, e.g. '12x3' or '5x2-2x4'; got {_short(value)}", "batch_id"
+        )
+    return parts
+
+
+def batch_of(parts: Iterable[tuple[int, int]]) -> str:
+    """The batch id of a schedule call whose part in each partition starts at ``first`` and has ``count`` ids."""
+    return "-".join(f"{first}x{count}" for first, count in parts)
 
 
 def _iso(ms: int) -> str:

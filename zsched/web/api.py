@@ -15,8 +15,8 @@ from starlette.routing import BaseRoute, Route
 
 from ..client import AsyncScheduler
 from ..engine import validation
-from ..errors import NotFoundError, PendingLimitError, UnavailableError
-from ..models import Notification
+from ..errors import FieldError, NotFoundError, PendingLimitError, UnavailableError
+from ..models import BatchChange, BatchSummary, Notification
 from ..settings import ApiSettings
 from . import docs_page, openapi
 from .auth import Principal
@@ -101,6 +101,7 @@ class Api:
             Route(f"{n}/{{id:int}}/schedule_status/", self.status, methods=["GET"]),
             Route(f"{n}/{{id:int}}/cancel_scheduled/", self.cancel, methods=["DELETE"]),
             Route(f"{n}/{{id:int}}/scheduled/", self.cancel, methods=["DELETE"]),
+            Route("/api/batches/{batch_id}/", self.batch, methods=["GET", "PATCH", "DELETE"]),
             Route("/api/stats", self.stats, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
@@ -201,6 +202,36 @@ class Api:
             body: RescheduleBody = await read_json(request, reschedule_decoder)
             n = await self.zs.reschedule(n.id, at=body.scheduled_at)
         return JSON(full_view(n, viewer(principal, n)))
+
+    async def batch(self, request: Request) -> Response:
+        """A whole schedule call, by the ``batch_id`` its schedule answered: GET how many are in each status,
+        PATCH ``{"scheduled_at"}`` reschedule, DELETE cancel every one still pending. A caller counts and changes
+        only those it created or receives (an admin all); 404 when that is none."""
+        principal = await self.authenticate(request)
+        batch_id = request.path_params["batch_id"]
+        only_for = None if principal.admin else principal.user
+        try:
+            validation.batch_id(batch_id, len(self.zs.core.keys.partitions))
+        except FieldError:  # as a malformed notification id matches no route: there is no such batch
+            raise ApiError(
+                404, f"no batch {batch_id[:64]!r}: a batch id is what a schedule call answered, e.g. 12x3", "batch_id"
+            ) from None
+        result: BatchChange | BatchSummary
+        if request.method == "GET":
+            result = await self.zs.run(self.zs.core.batch_status(batch_id, only_for=only_for))
+            found = result.count
+        elif request.method == "PATCH":
+            body: RescheduleBody = await read_json(request, reschedule_decoder)
+            result = await self.zs.run(self.zs.core.reschedule_batch(batch_id, at=body.scheduled_at, only_for=only_for))
+            found = result.changed + result.not_pending
+        else:
+            result = await self.zs.run(self.zs.core.cancel_batch(batch_id, only_for=only_for))
+            found = result.changed + result.not_pending
+        if not found:
+            raise ApiError(
+                404, f"no notification of batch {batch_id} that you created or receive (or all were purged)", "batch_id"
+            )
+        return JSON(result)
 
     async def list_mine(self, request: Request) -> Response:
         """GET: notifications newest first, filtered by ``recipient``, ``created_by`` and ``status``.

@@ -16,7 +16,9 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from ..engine.validation import (
+    COLLAPSE_KEY_PATTERN,
     MAX_COLLAPSE_KEY,
+    MAX_DELAY_MS,
     MAX_ID,
     MAX_MESSAGE,
     MAX_RECIPIENT_LEN,
@@ -102,7 +104,11 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
         ),
     ] = "send"
     late_after_s: (
-        Annotated[float, Meta(ge=0, description="with on_late skip: how late is too late (default 60)")] | None
+        Annotated[
+            float,
+            Meta(ge=0, le=MAX_DELAY_MS / 1000, description="with on_late skip: how late is too late (default 60)"),
+        ]
+        | None
     ) = None
     collapse_key: (
         Annotated[
@@ -110,6 +116,7 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
             Meta(
                 min_length=1,
                 max_length=MAX_COLLAPSE_KEY,
+                pattern=COLLAPSE_KEY_PATTERN,
                 description="each recipient's pending notification scheduled earlier with this key ends collapsed",
             ),
         ]
@@ -169,6 +176,18 @@ class NotificationPath(msgspec.Struct):
     """A notification's path parameter (an id past 2**63-1 is no notification: 404)."""
 
     id: Annotated[int, Meta(ge=0)]
+
+
+class BatchPath(msgspec.Struct):
+    """A schedule call's path parameter: the ``batch_id`` its answer carried."""
+
+    batch_id: Annotated[
+        str,
+        Meta(
+            pattern=r"^[0-9]+x[0-9]+(-[0-9]+x[0-9]+)*$",
+            description="as the schedule call answered it, e.g. 12x3 (a first id and a count per partition)",
+        ),
+    ]
 
 
 class SocketQuery(msgspec.Struct):

@@ -14,7 +14,8 @@ import msgspec
 
 from .. import __version__
 from ..engine.validation import MAX_ID
-from .bodies import ListQuery, NotificationPath, RescheduleBody, ScheduleBody, ScheduleHeaders, SocketQuery
+from ..models import BatchChange, BatchSummary
+from .bodies import BatchPath, ListQuery, NotificationPath, RescheduleBody, ScheduleBody, ScheduleHeaders, SocketQuery
 from .views import (
     Cancelled,
     ErrorBody,
@@ -33,7 +34,7 @@ _ERRORS = {
     401: "No token, a malformed Authorization header, or an unknown, expired or revoked token (see WWW-Authenticate).",
     403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications "
     "and stats need admin).",
-    404: "No such notification, or not one you created or receive.",
+    404: "No such notification, or not one you created or receive (for a batch: none of its notifications).",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
     "or the Idempotency-Key was used for a different request.",
@@ -61,11 +62,14 @@ _SHAPES = (
     NotificationPage,
     StatsView,
     Health,
+    BatchSummary,
+    BatchChange,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
     ListQuery: "query",
     NotificationPath: "path",
+    BatchPath: "path",
     SocketQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
@@ -171,6 +175,27 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
         },
         f"{n}/{{id}}/cancel_scheduled/": {"delete": cancel},
         f"{n}/{{id}}/scheduled/": {"delete": {**cancel, "summary": "Cancel (the seed checklist's spelling)"}},
+        "/api/batches/{batch_id}/": {
+            "get": _op(
+                "How many of a schedule call's notifications (those you created or receive) are in each status",
+                _json(_ref("BatchSummary"), "Counts per status."),
+                (404,),
+                params=params[BatchPath],
+            ),
+            "patch": _op(
+                "Reschedule every still-pending notification of a schedule call (those you created or receive)",
+                _json(_ref("BatchChange"), "How many moved; how many had left pending or are gone."),
+                (400, 404, 413, 415, 422),
+                body="RescheduleBody",
+                params=params[BatchPath],
+            ),
+            "delete": _op(
+                "Cancel every still-pending notification of a schedule call (those you created or receive)",
+                _json(_ref("BatchChange"), "How many were cancelled; how many had left pending or are gone."),
+                (404,),
+                params=params[BatchPath],
+            ),
+        },
         "/api/stats": {
             "get": _op(
                 "Counts, totals, next due and lag, overall and per partition (admin)",

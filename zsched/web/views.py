@@ -40,11 +40,14 @@ class Scheduled(msgspec.Struct):
     notification_ids: list[int]
     count: int
     scheduled_at: Time
+    batch_id: Annotated[
+        str, Meta(description="names the whole call for /api/batches/{batch_id}/: status, reschedule, cancel")
+    ] = ""
 
     @classmethod
     def of(cls, result: ScheduleResult) -> Scheduled:
         """The answer for ``result``."""
-        return cls(result.notification_ids, result.count, result.scheduled_at)
+        return cls(result.notification_ids, result.count, result.scheduled_at, result.batch_id)
 
 
 class ScheduleStatus(msgspec.Struct, kw_only=True):
