@@ -98,7 +98,7 @@ def test_a_single_recipient_batch_and_bad_batch_ids(zs: Scheduler) -> None:
     assert result.batch_id == f"{result.notification_ids[0]}x1"
     assert zs.reschedule_batch(result.batch_id, delay=timedelta(minutes=5)).changed == 1
     assert zs.cancel_batch(result.batch_id).changed == 1
-    for bad in ("", "12", "x3", "1x0", "1x20000", "1x1-1x1", "abc", "1x2-"):
+    for bad in ("", "12", "x3", "1x0", "1x20000", "1x1-1x1", "abc", "1x2-", f"{2**60}x2", "0x1", "-1x1"):
         with pytest.raises(FieldError, match="batch_id must be what a schedule call returned"):
             zs.batch_status(bad)
     assert zs.cancel_batch("999999x3").missing == 3

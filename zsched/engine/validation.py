@@ -29,6 +29,7 @@ MAX_DELAY_MS = 10 * 366 * 24 * 3600 * 1000  # ten years: later than that is a bu
 MIN_AT_MS = 0
 MAX_AT_MS = 253402300799000  # 9999-12-31T23:59:59Z
 MAX_ID = 2**63 - 1  # what Redis's integers and the HTTP paths take
+MAX_SCRIPT_ID = 2**53  # ids are counted in Lua numbers (doubles): none is ever above this
 
 NUL = "\x00"
 _NO_NUL = "must not contain NUL characters (\\x00)"
@@ -210,7 +211,7 @@ def batch_id(value: object, partitions: int) -> list[tuple[int, int]]:
     if (
         not parts
         or len(seen) != len(parts)
-        or any(not 1 <= count <= MAX_RECIPIENTS or not 0 < first <= MAX_ID for first, count in parts)
+        or any(not 1 <= count <= MAX_RECIPIENTS or not 0 < first <= MAX_SCRIPT_ID for first, count in parts)
         or sum(count for _, count in parts) > MAX_RECIPIENTS
     ):
         raise FieldError(
