@@ -68,6 +68,17 @@ if header then
     creator = creator, people = people}
 end
 
+-- Whether each recipient still inside the call is indexed (one purged alone is not), in one ZMSCORE per slice.
+local indexed = {}
+if call then
+  local members, at = {}, {}
+  for i = call.nxt + 1, math.min(call.total, count) do
+    members[#members + 1] = call.people[i - call.nxt] .. ' ' .. string.format('%016d', tonumber(ids[i]))
+    at[#at + 1] = i
+  end
+  for j, score in ipairs(call_sliced('ZMSCORE', KEYS[13], members, 1000)) do indexed[at[j]] = score end
+end
+
 local dues = {urgent = KEYS[6], high = KEYS[7], low = KEYS[8]}  -- no priority in the state: normal
 local cancelled, not_pending, missing, left_in_call = 0, 0, 0, 0
 local hset, zadd, released, from_call = {}, {}, {}, 0
@@ -94,7 +105,7 @@ for i, id in ipairs(ids) do
     end
   elseif call and i - 1 >= call.nxt and i - 1 < call.total then
     local person = call.people[i - call.nxt]
-    if not redis.call('ZSCORE', KEYS[13], person .. ' ' .. string.format('%016d', tonumber(id))) then
+    if not indexed[i] then
       missing = missing + 1
     elseif not visible(call.creator, person) then
       missing = missing + 1

@@ -76,6 +76,17 @@ if header then
   call.whole = count >= call.total and (who == '' or creator == who)
 end
 
+-- Whether each recipient still inside the call is indexed (one purged alone is not), in one ZMSCORE per slice.
+local indexed = {}
+if call then
+  local members, at = {}, {}
+  for i = call.nxt + 1, math.min(call.total, count) do
+    members[#members + 1] = call.people[i - call.nxt] .. ' ' .. string.format('%016d', tonumber(ids[i]))
+    at[#at + 1] = i
+  end
+  for j, score in ipairs(call_sliced('ZMSCORE', KEYS[9], members, 1000)) do indexed[at[j]] = score end
+end
+
 local dues = {urgent = KEYS[3], high = KEYS[4], low = KEYS[5]}  -- no priority in the state: normal
 local text_due = string.format('%d', due)
 local moved, not_pending, missing, out_of_call = 0, 0, 0, 0
@@ -96,7 +107,7 @@ for i, id in ipairs(ids) do
     end
   elseif call and i - 1 >= call.nxt and i - 1 < call.total then
     local person = call.people[i - call.nxt]
-    if not redis.call('ZSCORE', KEYS[9], person .. ' ' .. string.format('%016d', tonumber(id))) then
+    if not indexed[i] then
       missing = missing + 1
     elseif call.whole then
       moved = moved + 1  -- it moves with its call, below
