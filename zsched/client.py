@@ -165,6 +165,23 @@ class Scheduler(Driver):
         """How many of one schedule call's notifications are in each status."""
         return self.run(self.core.batch_status(batch_id))
 
+    def edit(
+        self,
+        notification_id: int | str,
+        *,
+        title: str | None = None,
+        message: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Notification:
+        """Give a pending notification a new title, message or data (None: unchanged) and return it."""
+        return self.run(self.core.edit(notification_id, title=title, message=message, data=data))
+
+    def edit_batch(
+        self, batch_id: str, *, title: str | None = None, message: str | None = None, data: dict[str, Any] | None = None
+    ) -> BatchChange:
+        """Give every pending notification of one schedule call a new title, message or data, in one request."""
+        return self.run(self.core.edit_batch(batch_id, title=title, message=message, data=data))
+
     def reschedule(
         self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None
     ) -> Notification:
@@ -352,6 +369,23 @@ class AsyncScheduler(Driver):
     async def batch_status(self, batch_id: str) -> BatchSummary:
         """How many of one schedule call's notifications are in each status."""
         return await self.run(self.core.batch_status(batch_id))
+
+    async def edit(
+        self,
+        notification_id: int | str,
+        *,
+        title: str | None = None,
+        message: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Notification:
+        """Give a pending notification a new title, message or data (None: unchanged) and return it."""
+        return await self.run(self.core.edit(notification_id, title=title, message=message, data=data))
+
+    async def edit_batch(
+        self, batch_id: str, *, title: str | None = None, message: str | None = None, data: dict[str, Any] | None = None
+    ) -> BatchChange:
+        """Give every pending notification of one schedule call a new title, message or data, in one request."""
+        return await self.run(self.core.edit_batch(batch_id, title=title, message=message, data=data))
 
     async def reschedule(
         self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None

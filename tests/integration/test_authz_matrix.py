@@ -41,6 +41,8 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET batch": (401, 401, 401, 200, 200, 404, 404, 200),
     "PATCH batch": (401, 401, 401, 200, 200, 404, 404, 200),
     "DELETE batch": (401, 401, 401, 200, 200, 404, 404, 200),
+    "PATCH {id}/content": (401, 401, 401, 200, 200, 404, 404, 200),
+    "PATCH batch content": (401, 401, 401, 200, 200, 404, 404, 200),
     "GET stats": (401, 401, 401, 403, 403, 403, 403, 200),
     "GET healthz": PUBLIC,
     "GET readyz": PUBLIC,
@@ -70,6 +72,8 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "GET batch": f"/api/batches/{nid}x1/",
         "PATCH batch": f"/api/batches/{nid}x1/",
         "DELETE batch": f"/api/batches/{nid}x1/",
+        "PATCH {id}/content": f"{N}/{nid}/content/",
+        "PATCH batch content": f"/api/batches/{nid}x1/content/",
         "GET stats": "/api/stats",
         "GET healthz": "/healthz",
         "GET readyz": "/readyz",
@@ -78,7 +82,10 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "GET docs": "/docs",
     }
     method = endpoint.split()[0]
-    return method, paths[endpoint], {"scheduled_at": future(7200)} if method == "PATCH" else None
+    body: dict[str, object] | None = None
+    if method == "PATCH":
+        body = {"title": "edited"} if endpoint.endswith("content") else {"scheduled_at": future(7200)}
+    return method, paths[endpoint], body
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
-"""``zsched batch status|cancel|reschedule BATCH_ID``: a whole schedule call at once, by the batch id it returned."""
+"""``zsched batch status|cancel|reschedule|edit BATCH_ID``: a whole schedule call at once, by the batch id it
+returned."""
 
 from __future__ import annotations
 
 import argparse
 
 from ..settings import Settings, parse_duration_ms
-from .notifications import parse_time
+from .notifications import add_content_arguments, content, parse_time
 from .output import show
 
 
@@ -19,6 +20,7 @@ def add_parser(
         ("status", "how many of the call's notifications are in each status"),
         ("cancel", "cancel every notification of the call still pending"),
         ("reschedule", "move every notification of the call still pending to a new time"),
+        ("edit", "new title, message or data for every notification of the call still pending"),
     ):
         cmd = verbs.add_parser(name, parents=[common], help=text)
         cmd.add_argument("batch_id", metavar="BATCH_ID", help="as schedule printed it, e.g. 12x3")
@@ -27,6 +29,8 @@ def add_parser(
             when = cmd.add_mutually_exclusive_group(required=True)
             when.add_argument("--at", help="ISO 8601 time with offset, e.g. 2030-12-28T10:00:00Z")
             when.add_argument("--in", dest="delay", help="delay from now, e.g. 2s, 5m, 1h30m")
+        if name == "edit":
+            add_content_arguments(cmd)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -42,13 +46,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.batch_command == "cancel":
             change = zs.cancel_batch(args.batch_id)
+        elif args.batch_command == "edit":
+            change = zs.edit_batch(args.batch_id, **content(args))
         else:
             when = {"at": parse_time(args.at)} if args.at else {"delay": parse_duration_ms(args.delay) / 1000}
             change = zs.reschedule_batch(args.batch_id, **when)
         if args.json:
             show(change, True)
         else:
-            done = "cancelled" if args.batch_command == "cancel" else "rescheduled"
+            done = {"cancel": "cancelled", "edit": "edited"}.get(args.batch_command, "rescheduled")
             print(
                 f"batch {change.batch_id}: {change.changed} {done}, {change.not_pending} no longer pending, "
                 f"{change.missing} gone"

@@ -1,4 +1,5 @@
-"""``zsched schedule``, ``status``, ``cancel``, ``list`` and ``stats``: one notification, or many, from a shell."""
+"""``zsched schedule``, ``status``, ``cancel``, ``edit``, ``list`` and ``stats``: one notification, or many, from
+a shell."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .progress import Progress
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Register ``schedule``, ``status``, ``cancel``, ``list`` and ``stats``."""
+    """Register ``schedule``, ``status``, ``cancel``, ``edit``, ``list`` and ``stats``."""
     cmd = sub.add_parser(
         "schedule",
         parents=[common],
@@ -62,6 +63,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
         cmd.add_argument("id", type=int, help="notification id")
         cmd.add_argument("--json", action="store_true", help="print JSON")
 
+    cmd = sub.add_parser("edit", parents=[common], help="new title, message or data for a pending notification")
+    cmd.add_argument("id", type=int, help="notification id")
+    add_content_arguments(cmd)
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+
     cmd = sub.add_parser("list", parents=[common], help="a recipient's notifications, newest first")
     cmd.add_argument("recipient")
     cmd.add_argument("--status", choices=STATUSES)
@@ -81,6 +87,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             show(zs.status(args.id), args.json)
         elif args.command == "cancel":
             show(zs.cancel(args.id), args.json)
+        elif args.command == "edit":
+            show(zs.edit(args.id, **content(args)), args.json)
         elif args.command == "list":
             page = zs.list_for(args.recipient, status=args.status, limit=args.limit)
             if args.json:
@@ -100,6 +108,18 @@ def _recipients(args: argparse.Namespace) -> list[str]:
     if not people:
         raise ValueError("give recipients with --to ID (repeatable) or --to-file FILE")
     return list(dict.fromkeys(people))
+
+
+def add_content_arguments(cmd: argparse.ArgumentParser) -> None:
+    """``--title``, ``--message`` and ``--data``, for the commands that edit content (any of them; at least one)."""
+    cmd.add_argument("--title", help="the new title")
+    cmd.add_argument("--message", help="the new message")
+    cmd.add_argument("--data", help="the new data: a JSON object")
+
+
+def content(args: argparse.Namespace) -> dict[str, Any]:
+    """The content arguments given, as ``edit`` takes them."""
+    return {"title": args.title, "message": args.message, "data": None if args.data is None else json.loads(args.data)}
 
 
 def parse_time(text: str | None) -> datetime | None:

@@ -1,8 +1,8 @@
 """``Core``: every zsched operation as a plan of Redis steps, with no I/O of its own.
 
-The operations live in four modules by job: ``producer`` (schedule, cancel, reschedule), ``leases``
-(claim, ack, fail, reap, purge), ``views`` (status, lists, stats) and ``batches`` (a whole schedule
-call). ``client.Scheduler`` and
+The operations live in modules by job: ``producer`` (schedule, cancel, reschedule), ``leases`` (claim,
+ack, fail, reap, purge), ``views`` (status, lists, stats), ``batches`` (a whole schedule call) and ``edits``
+(new content). ``client.Scheduler`` and
 ``client.AsyncScheduler`` drive the same generators over a sync or an asyncio connection.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .base import DAY_MS, CoreBase, Retention
 from .batches import BatchOps
+from .edits import EditOps
 from .leases import Claimed, LeaseOps
 from .producer import ProducerOps
 from .steps import Command, Op, Script, Step
@@ -17,5 +18,5 @@ from .steps import Command, Op, Script, Step
 __all__ = ["DAY_MS", "Claimed", "Command", "Core", "CoreBase", "Op", "Retention", "Script", "Step"]
 
 
-class Core(ProducerOps, LeaseOps, BatchOps):
+class Core(ProducerOps, LeaseOps, BatchOps, EditOps):
     """Builds the steps of each operation and turns replies into results; owns no connection."""

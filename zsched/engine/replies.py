@@ -112,8 +112,9 @@ class CommitReply(Reply, frozen=True):
 
 class ChangeReply(Reply, frozen=True):
     """The reply of ``cancel.lua``: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status};
-    and of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
-    | {'not_pending', status}."""
+    of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
+    | {'not_pending', status}; and of ``edit.lua``: {'edited', now_ms} | {'missing'} | {'not_pending', current
+    status} | {'stale'}."""
 
     code: str
     status: str = ""
@@ -140,9 +141,10 @@ class ChangeReply(Reply, frozen=True):
 
 
 class BatchReply(Reply, frozen=True):
-    """The reply of ``cancel_batch.lua``: {'cancelled', now_ms, cancelled, not_pending, missing}; and of
+    """The reply of ``cancel_batch.lua``: {'cancelled', now_ms, cancelled, not_pending, missing}; of
     ``reschedule_batch.lua``: {'rescheduled', due_ms, now_ms, rescheduled, not_pending, missing}
-    | {'past', due_ms, now_ms}."""
+    | {'past', due_ms, now_ms}; and of ``edit_batch.lua``: {'edited', now_ms, edited, not_pending, missing}
+    | {'stale'}."""
 
     code: str
     due_ms: int = 0
@@ -155,9 +157,11 @@ class BatchReply(Reply, frozen=True):
     def read(cls, reply: list[Any]) -> Self:
         """The reply as fields (cancel's has no due time)."""
         code, numbers = text(reply[0]), [int(v) for v in reply[1:]]
+        if code == "stale":
+            return cls(code)
         if code == "past":
             return cls(code, numbers[0], numbers[1])
-        if code == "cancelled":
+        if code in ("cancelled", "edited"):
             return cls(code, 0, *numbers)
         return cls(code, *numbers)
 
@@ -311,6 +315,8 @@ READERS: dict[str, type[Reply]] = {
     "reschedule": ChangeReply,
     "cancel_batch": BatchReply,
     "reschedule_batch": BatchReply,
+    "edit": ChangeReply,
+    "edit_batch": BatchReply,
     "claim": ClaimReply,
     "ack": AckReply,
     "retry": RetryReply,

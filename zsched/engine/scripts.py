@@ -21,6 +21,8 @@ NAMES = (
     "reschedule",
     "cancel_batch",
     "reschedule_batch",
+    "edit",
+    "edit_batch",
     "reap",
     "renew",
     "purge",

@@ -229,6 +229,26 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+def content(body: Payload, title: object, message: object, data: object) -> Payload:
+    """``body`` with the given title, message and data (None: unchanged), each checked as ``payload`` checks it."""
+    if title is None and message is None and data is None:
+        raise FieldError("give at least one of title, message and data to change", "title")
+    changes: dict[str, Any] = {}
+    if title is not None:
+        _text("title", title, MAX_TITLE, allow_empty=False)
+        changes["title"] = title
+    if message is not None:
+        _text("message", message, MAX_MESSAGE, allow_empty=True)
+        changes["message"] = message
+    if data is not None:
+        if not isinstance(data, dict):
+            raise FieldError(f"data must be a JSON object (a dict); got {type_name(data)}", "data")
+        if data:
+            _check_data(data)
+        changes["data"] = data
+    return msgspec.structs.replace(body, **changes)
+
+
 def _check_data(data: dict[str, Any]) -> None:
     try:
         encoded = _encode(data)

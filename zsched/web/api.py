@@ -24,8 +24,10 @@ from .bodies import (
     DEFAULT_LIMIT,
     MAX_IDEMPOTENCY_HEADER,
     MAX_LIMIT,
+    EditBody,
     RescheduleBody,
     ScheduleBody,
+    edit_decoder,
     integral,
     parse_int,
     reschedule_decoder,
@@ -101,7 +103,9 @@ class Api:
             Route(f"{n}/{{id:int}}/schedule_status/", self.status, methods=["GET"]),
             Route(f"{n}/{{id:int}}/cancel_scheduled/", self.cancel, methods=["DELETE"]),
             Route(f"{n}/{{id:int}}/scheduled/", self.cancel, methods=["DELETE"]),
+            Route(f"{n}/{{id:int}}/content/", self.content, methods=["PATCH"]),
             Route("/api/batches/{batch_id}/", self.batch, methods=["GET", "PATCH", "DELETE"]),
+            Route("/api/batches/{batch_id}/content/", self.batch_content, methods=["PATCH"]),
             Route("/api/stats", self.stats, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
@@ -208,14 +212,8 @@ class Api:
         PATCH ``{"scheduled_at"}`` reschedule, DELETE cancel every one still pending. A caller counts and changes
         only those it created or receives (an admin all); 404 when that is none."""
         principal = await self.authenticate(request)
-        batch_id = request.path_params["batch_id"]
+        batch_id = self._batch_id(request)
         only_for = None if principal.admin else principal.user
-        try:
-            validation.batch_id(batch_id, len(self.zs.core.keys.partitions))
-        except FieldError:  # as a malformed notification id matches no route: there is no such batch
-            raise ApiError(
-                404, f"no batch {batch_id[:64]!r}: a batch id is what a schedule call answered, e.g. 12x3", "batch_id"
-            ) from None
         result: BatchChange | BatchSummary
         if request.method == "GET":
             result = await self.zs.run(self.zs.core.batch_status(batch_id, only_for=only_for))
@@ -232,6 +230,38 @@ class Api:
                 404, f"no notification of batch {batch_id} that you created or receive (or all were purged)", "batch_id"
             )
         return JSON(result)
+
+    async def content(self, request: Request) -> Response:
+        """PATCH ``{"title", "message", "data"}`` (any of them): new content for a pending notification."""
+        principal = await self.authenticate(request)
+        n = await self.visible(principal, request.path_params["id"])
+        body: EditBody = await read_json(request, edit_decoder)
+        n = await self.zs.edit(n.id, **body.changes())
+        return JSON(full_view(n, viewer(principal, n)))
+
+    async def batch_content(self, request: Request) -> Response:
+        """PATCH ``{"title", "message", "data"}`` (any of them): new content for every pending notification of a
+        schedule call; a caller who did not create it changes only the one it receives; 404 when none."""
+        principal = await self.authenticate(request)
+        batch_id = self._batch_id(request)
+        body: EditBody = await read_json(request, edit_decoder)
+        only_for = None if principal.admin else principal.user
+        op = self.zs.core.edit_batch(batch_id, only_for=only_for, **body.changes())
+        change: BatchChange = await self.zs.run(op)
+        if not change.changed + change.not_pending:
+            raise ApiError(404, f"no notification of batch {batch_id} that you created or receive", "batch_id")
+        return JSON(change)
+
+    def _batch_id(self, request: Request) -> str:
+        """The path's batch id; 404 when it cannot be one (as a malformed notification id matches no route)."""
+        batch_id: str = request.path_params["batch_id"]
+        try:
+            validation.batch_id(batch_id, len(self.zs.core.keys.partitions))
+        except FieldError:
+            raise ApiError(
+                404, f"no batch {batch_id[:64]!r}: a batch id is what a schedule call answered, e.g. 12x3", "batch_id"
+            ) from None
+        return batch_id
 
     async def list_mine(self, request: Request) -> Response:
         """GET: notifications newest first, filtered by ``recipient``, ``created_by`` and ``status``.

@@ -130,6 +130,18 @@ class RescheduleBody(msgspec.Struct, forbid_unknown_fields=False):
     scheduled_at: Annotated[datetime, Meta(tz=True, description="ISO 8601 with an offset (Z or +hh:mm), in the future")]
 
 
+class EditBody(msgspec.Struct, forbid_unknown_fields=False):
+    """``PATCH .../content/``: the new title, message or data (at least one; what is left out is unchanged)."""
+
+    title: Annotated[str, Meta(min_length=1, max_length=MAX_TITLE, pattern=NO_NUL)] | UnsetType = UNSET
+    message: Annotated[str, Meta(max_length=MAX_MESSAGE, pattern=NO_NUL)] | UnsetType = UNSET
+    data: DataObject | UnsetType = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, as ``edit`` takes them."""
+        return {name: getattr(self, name) for name in ("title", "message", "data") if getattr(self, name) is not UNSET}
+
+
 class ScheduleHeaders(msgspec.Struct):
     """The schedule call's optional headers."""
 
@@ -216,6 +228,7 @@ def loose_decoder(cls: type[S]) -> msgspec.json.Decoder[S]:
 
 schedule_decoder = loose_decoder(ScheduleBody)
 reschedule_decoder = loose_decoder(RescheduleBody)
+edit_decoder = loose_decoder(EditBody)
 
 
 def integral(value: str | int | float) -> str | int | float:

@@ -15,7 +15,16 @@ import msgspec
 from .. import __version__
 from ..engine.validation import MAX_ID
 from ..models import BatchChange, BatchSummary
-from .bodies import BatchPath, ListQuery, NotificationPath, RescheduleBody, ScheduleBody, ScheduleHeaders, SocketQuery
+from .bodies import (
+    BatchPath,
+    EditBody,
+    ListQuery,
+    NotificationPath,
+    RescheduleBody,
+    ScheduleBody,
+    ScheduleHeaders,
+    SocketQuery,
+)
 from .views import (
     Cancelled,
     ErrorBody,
@@ -55,6 +64,7 @@ _SHAPES = (
     ErrorBody,
     ScheduleBody,
     RescheduleBody,
+    EditBody,
     Scheduled,
     ScheduleStatus,
     NotificationView,
@@ -136,6 +146,8 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     ident = params[NotificationPath]
     body_channels = schemas["ScheduleBody"]["properties"]["channels"]["anyOf"][0]
     body_channels["items"] = {"enum": list(channels)}  # what this server delivers through
+    # an edit names at least one of them: no Python type says that, so it is written here
+    schemas["EditBody"]["anyOf"] = [{"required": [name]} for name in ("title", "message", "data")]
     n = "/api/notifications"
     cancel = _op("Cancel a pending notification", _json(_ref("Cancelled"), "Cancelled."), (404, 409), params=ident)
     paths = {
@@ -170,6 +182,15 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 params=ident,
             ),
         },
+        f"{n}/{{id}}/content/": {
+            "patch": _op(
+                "New title, message or data for a pending notification (what is left out is unchanged)",
+                _json(_ref("NotificationView"), "Edited."),
+                (400, 404, 409, 413, 415, 422),
+                body="EditBody",
+                params=ident,
+            )
+        },
         f"{n}/{{id}}/schedule_status/": {
             "get": _op("Where a notification is", _json(_ref("ScheduleStatus"), "Its status."), (404,), params=ident)
         },
@@ -195,6 +216,19 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 (404,),
                 params=params[BatchPath],
             ),
+        },
+        "/api/batches/{batch_id}/content/": {
+            "patch": _op(
+                "New title, message or data for every pending notification of a schedule call (the creator and "
+                "admins; a recipient changes only its own)",
+                _json(
+                    _ref("BatchChange"),
+                    "How many were edited; how many had left pending (or were edited alone) or are gone.",
+                ),
+                (400, 404, 413, 415, 422),
+                body="EditBody",
+                params=params[BatchPath],
+            )
         },
         "/api/stats": {
             "get": _op(
