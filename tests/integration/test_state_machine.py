@@ -6,7 +6,8 @@ step with a plain Python model of the seed's machine:
     pending -> cancelled;   a late ack of a requeued one still marks it sent (it was delivered);
     pending -(claimed at or after expires_at, or on_late skip and too late)-> expired;
     pending -(a newer one scheduled with its recipient and collapse key)-> collapsed;
-    a whole call's pending ones -> cancelled, or to a new due time (cancel_batch, reschedule_batch).
+    a whole call's pending ones -> cancelled, or to a new due time (cancel_batch, reschedule_batch);
+    new content for a pending one or a whole call's (edit, edit_batch): only pending ones change.
 
 ``ZSCHED_STATE_MACHINE_EXAMPLES`` raises the number of examples (``make chaos`` runs it longer), and
 ``ZSCHED_STATE_MACHINE_REPORT`` names a JSON file to write how many examples and steps of each kind ran.
@@ -56,6 +57,7 @@ class Record:
     expires_at: int | None = None
     late_ms: int | None = None  # on_late skip: claimed more than this after scheduled_at, it expires
     collapse_key: str | None = None
+    title: str = "t"  # edits change it
 
     def expired(self, now: int) -> bool:
         """Whether a claim at ``now`` expires it instead of handing it out."""
@@ -265,6 +267,62 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
             got = self.zs.reschedule_batch(batch, delay=timedelta(milliseconds=delay_ms))
             assert [got.changed, got.not_pending, got.missing] == expected
 
+        def _holder(self, nid: int) -> int | None:
+            """The payload holder a record's state names now (an edit may have given it a fresh one)."""
+            raw = self.zs.redis.hget(self.p.state, nid)
+            holder = msgspec.json.decode(raw).get("call") if raw else None
+            return None if holder is None else int(holder)
+
+        @rule(data=st.data(), title=st.sampled_from(["e1", "e2"]))
+        def edit(self, data: st.DataObject, title: str) -> None:
+            tally["edit"] += 1
+            nid = self._pick(data)
+            r = self.model.get(nid)
+            if r is None:
+                with pytest.raises(NotFoundError):
+                    self.zs.edit(nid, title=title)
+            elif r.status != "pending":
+                with pytest.raises(NotPendingError):
+                    self.zs.edit(nid, title=title)
+            else:
+                assert self.zs.edit(nid, title=title).title == title
+                r.title = title
+                if r.call is not None:  # it shared a payload: now it has one of its own, under a fresh holder
+                    holder = self._holder(nid)
+                    assert holder is not None and holder != r.call and holder not in self.model
+                    r.call = holder
+
+        @rule(data=st.data(), title=st.sampled_from(["b1", "b2"]))
+        def edit_batch(self, data: st.DataObject, title: str) -> None:
+            if not self.batches:
+                return
+            tally["edit_batch"] += 1
+            batch, ids = data.draw(st.sampled_from(self.batches))
+            expected = [0, 0, 0]  # changed, not pending (or edited alone), missing
+            cid = ids[0] if len(ids) > 1 else None
+            left: list[int] = []
+            for nid in ids:
+                r = self.model.get(nid)
+                if r is None:
+                    expected[2] += 1
+                elif cid is None:  # a single notification: edited as edit does it
+                    expected[0 if r.status == "pending" else 1] += 1
+                    if r.status == "pending":
+                        r.title = title
+                elif r.call == cid and r.status == "pending":
+                    expected[0] += 1
+                    r.title = title
+                else:
+                    expected[1] += 1
+                    if r.call == cid:
+                        left.append(nid)
+            got = self.zs.edit_batch(batch, title=title)
+            assert [got.changed, got.not_pending, got.missing] == expected
+            holders = {self._holder(nid) for nid in left}
+            assert len(holders) <= 1 and not holders & {cid, None}, "those that left share one fresh holder"
+            for nid in left:
+                self.model[nid].call = self._holder(nid)
+
         @rule()
         def reap(self) -> None:
             tally["reap"] += 1
@@ -349,6 +407,8 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
             step = read_records(p, 1, ids)
             found = ReadReply.read(self.zs.scripts[step.name](keys=step.keys, args=step.args)).records if ids else []
             assert all(body is not None for _, body in found), "a notification reads without its payload"
+            for nid, (_, body) in zip(ids, found, strict=True):
+                assert msgspec.json.decode(body)["title"] == self.model[nid].title, (nid, "content is not the model's")
             states = {nid: msgspec.json.decode(raw) for nid, (raw, _) in zip(ids, found, strict=True) if raw}
             assert states.keys() == self.model.keys()
             for nid, record in self.model.items():
