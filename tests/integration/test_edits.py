@@ -5,21 +5,26 @@ still takes each payload with the last record that uses it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from tests.conftest import ManualClock
 from tests.integration.http_support import TestClient, Tokens, client, future, schedule_body, settings, tokens
 from tests.integration.test_cli import ZSCHED
-from zsched import Core, Keyspace, NotFoundError, NotPendingError, Retention, Scheduler
+from zsched import AsyncScheduler, Core, Keyspace, NotFoundError, NotPendingError, Retention, Scheduler
+from zsched.delivery import CallableDelivery, InboxDelivery, Router, Worker
 from zsched.engine import Script
 from zsched.engine.replies import BatchReply
 from zsched.errors import FieldError
+from zsched.models import Notification
 
 __all__ = ["client", "settings", "tokens"]  # fixtures used by name
 
@@ -206,3 +211,41 @@ def test_the_cli_edits_one_notification_and_a_batch(redis_url: str, prefix: str)
     assert batch.returncode == 0 and "1 edited, 1 no longer pending" in batch.stdout, batch.stdout + batch.stderr
     nothing = run("edit", str(first))
     assert nothing.returncode == 2 and "give at least one of title, message and data" in nothing.stderr
+
+
+def test_a_worker_delivers_the_edited_content_in_the_claim_and_through_a_channel(
+    zs: Scheduler, clock: ManualClock
+) -> None:
+    """The default worker delivers websocket-only notifications inside claim.lua; a callable channel goes through
+    Python. Both send what the notification says after the edit."""
+    ids = zs.schedule(["a", "b", "c"], "v1", "m", delay=1).notification_ids
+    (hooked,) = zs.schedule(["d"], "v1", "m", delay=1, channels=["hook"]).notification_ids
+    zs.edit(ids[0], title="a's own")
+    zs.edit_batch(f"{ids[0]}x3", title="v2")
+    zs.edit(hooked, title="hooked v2")
+    clock.advance(1_000)
+    called: list[str] = []
+
+    async def hook(n: Notification) -> None:
+        called.append(n.title)
+
+    async def go() -> None:
+        kwargs = zs.redis.connection_pool.connection_kwargs
+        connection = aioredis.Redis(
+            host=kwargs.get("host", "127.0.0.1"),
+            port=kwargs.get("port", 6379),
+            db=kwargs.get("db", 0),
+            password=kwargs.get("password"),
+        )
+        scheduler = AsyncScheduler(connection, core=zs.core)
+        inbox = InboxDelivery(connection, zs.core.keys, clock=clock)
+        try:
+            await Worker(scheduler, Router({"websocket": inbox, "hook": CallableDelivery(hook)})).tick()
+        finally:
+            await scheduler.close()
+
+    asyncio.run(go())
+    assert called == ["hooked v2"]
+    p = zs.core.keys.partitions[0]
+    sent = {who: [msgspec.json.decode(f[b"n"])["title"] for _, f in zs.redis.xrange(p.inbox(who))] for who in "abc"}
+    assert sent == {"a": ["a's own"], "b": ["v2"], "c": ["v2"]}
