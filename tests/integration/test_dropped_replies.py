@@ -182,11 +182,8 @@ async def test_an_edit_applies_once_and_answers_as_it_did(
     else:
         assert (await face.run(core.edit_batch(result.batch_id, title="new"))).changed == 3
     assert proxy.faults == 1
-    assert (
-        [direct.status(i).title for i in result.notification_ids] == ["t", "new", "t"]
-        if script == "edit"
-        else ["new"] * 3
-    )
+    expected = ["t", "new", "t"] if script == "edit" else ["new"] * 3
+    assert [direct.status(i).title for i in result.notification_ids] == expected
     p = core.keys.partitions[0]
     holders = int(direct.redis.hlen(p.payload_refs))
     assert holders == (2 if script == "edit" else 1), "one fresh holder at most: the edit ran once"
