@@ -9,6 +9,11 @@
 -- recipient's inbox and PUBLISHed with its stream id as publish_inbox.lua does, and it is marked sent as
 -- ack.lua would. A record this script cannot vouch for (not as zsched writes it) is claimed as usual, so
 -- the worker decodes it and fails it with the reason.
+-- Expiry is decided here, so an expired notification never reaches a channel (this script's inbox path
+-- included): one claimed at or after its payload's expires_at, or (on_late skip) more than its late_after_ms
+-- past its scheduled_at, is marked expired instead (no attempt counted, its creator's pending count released)
+-- and counts against `limit` like one claimed, so a claim's work stays bounded. The payload's members are
+-- delimited only when it names one of them, once per payload (a call's recipients share theirs).
 -- An inbox key is per recipient, known only once claimed, so it is built here: KEYS[16] .. recipient. The
 -- prefix carries the partition's hash tag, as every key of this call does, so the script stays in one slot.
 -- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
@@ -28,7 +33,8 @@
 -- KEYS[14] sent          ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[15] pending_by_creator HASH created_by -> notifications of theirs pending or processing
 -- KEYS[16] inbox_prefix  STREAM key prefix: KEYS[16] .. recipient is the recipient's inbox
--- KEYS[17] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
+-- KEYS[17] expired       ZSET  id -> time its record is purged (epoch ms)
+-- KEYS[18] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
 --                       call gets the same batch instead of claiming another and stranding the first, and
 --                       appends and publishes nothing again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
@@ -42,11 +48,13 @@
 -- ARGV[8] inbox_maxlen  approximate cap on each inbox stream
 -- ARGV[9] inbox_keep_ms inbox retention: older entries are trimmed, an idle inbox expires after it
 -- ARGV[10] user_prefix  channel prefix: ARGV[10] .. recipient is the recipient's live channel
--- ARGV[11] take_rest    '1': one not delivered here is claimed under the lease; '0': the claim stops at the
+-- ARGV[11] keep_expired_ms how long an expired record is kept
+-- ARGV[12] take_rest    '1': one not delivered here is claimed under the lease; '0': the claim stops at the
 --                       first such one in claim order, leaving it and what follows due (a claim sent ahead
 --                       of the worker's need then holds nothing it must deliver)
 -- Returns: {now_ms, wait_us, sent_count, id, state JSON, payload JSON, ...}
 --          the first sent_count records were delivered here and are sent; the rest are claimed, under the lease
+--          (those expired here are in neither: only their records, the expired set and the counters tell)
 --          wait_us: microseconds until the next due notification after this claim, -1 when none is pending
 --          (finer than the ms scores, so a worker can wake within a fraction of a millisecond of due)
 local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
@@ -72,7 +80,7 @@ local function stored_payload(id, raw)  -- a record's payload: under its call's 
   return payload_of(raw and string.match(raw, '"call":(%d+)') or id)
 end
 
-local kept = redis.call('GET', KEYS[17])
+local kept = redis.call('GET', KEYS[18])
 if kept then  -- a retry of a call that already ran (its reply was lost): the same batch, read again
   local k = kept_numbers(kept)
   local reply = {k[1], k[2], k[3]}
@@ -112,6 +120,7 @@ end
 
 local claimed_list, sent_list = {}, {}  -- id, state, payload of each claimed here / delivered here
 local claimed = 0
+local expired_list = {}  -- ids expired here
 local hset, zadd = {}, {}
 local function take(id, raw, payload)
   hset[#hset + 1], hset[#hset + 2] = id, raw
@@ -122,8 +131,8 @@ end
 
 -- Delivering here: the message is Delivered's JSON, byte for byte as the worker's encoder writes it (fields
 -- in Delivered's order, no spaces, datetimes as RFC 3339 UTC with microseconds unless whole seconds).
-local inbox_mode, take_rest = ARGV[6], ARGV[11]
-local halted = false  -- ARGV[11] '0' met a notification it would have claimed: the claim ends there
+local inbox_mode, take_rest = ARGV[6], ARGV[12]
+local halted = false  -- ARGV[12] '0' met a notification it would have claimed: the claim ends there
 local purge_at = now + (tonumber(ARGV[7]) or 0)
 local maxlen, inbox_keep = ARGV[8], tonumber(ARGV[9]) or 0
 local trim_below = string.format('%d', math.max(0, now - inbox_keep))
@@ -208,6 +217,28 @@ local function json_members(s)
   return nil
 end
 
+-- A payload's expiry, {expires_at or false, late_after_ms or false}, or false when it has none; read once per
+-- payload holder, and delimited only when the payload names a member of that name somewhere.
+local expiries = {}
+local function expiry_of(holder)
+  local e = expiries[holder]
+  if e ~= nil then return e end
+  e = false
+  local payload = payload_of(holder)
+  if string.find(payload, '"expires_at":', 1, true) or string.find(payload, '"late_after_ms":', 1, true) then
+    local m = json_members(payload)
+    if m then
+      local at, late = tonumber(m.expires_at or ''), tonumber(m.late_after_ms or '')
+      if at or late then e = {at or false, late or false} end
+    end
+  end
+  expiries[holder] = e
+  return e
+end
+local function too_late(e, scheduled_at)  -- whether a notification with expiry `e`, due at scheduled_at, expires now
+  return e and ((e[1] and now >= e[1]) or (e[2] and now > scheduled_at + e[2])) or false
+end
+
 local PRIORITIES = {['"low"'] = true, ['"normal"'] = true, ['"high"'] = true, ['"urgent"'] = true}
 local middles = {}  -- payload holder -> its message's middle (title .. scheduled_at's opening quote), or false
 -- The part of a delivered message that comes from the payload, when the payload is one this script may
@@ -235,7 +266,7 @@ local function middle_of(holder)
   return middle
 end
 
-local released = {}  -- created_by -> how many of theirs were sent here (no longer pending)
+local released = {}  -- created_by -> how many of theirs were sent or expired here (no longer pending)
 local sent_count = 0
 -- Append one notification's message to its recipient's inbox and publish it, as publish_inbox.lua does, and
 -- record it sent, as ack.lua does. `rest` is its message after the recipient; `state` its sent state JSON.
@@ -259,8 +290,15 @@ local function send(id, recipient, rest, state, payload, creator)
   claimed = claimed + 1
 end
 
+-- Mark one notification expired: `state` is its expired state JSON.
+local function expire(id, state, creator)
+  hset[#hset + 1], hset[#hset + 2] = id, state
+  expired_list[#expired_list + 1] = id
+  if creator then released[creator] = (released[creator] or 0) + 1 end
+end
+
 -- Claim up to `room` of the next recipients of the call under `member` in `due`, passing over any that a
--- cancel or reschedule already gave a record of their own; returns how many it claimed.
+-- cancel or reschedule already gave a record of their own; returns how many it claimed or expired.
 local function claim_from_call(due, member, room)
   local cid = string.sub(member, 2)
   local header = redis.call('HGET', KEYS[9], cid)
@@ -279,18 +317,22 @@ local function claim_from_call(due, member, room)
   if priority ~= 'normal' then tail = tail .. ',"priority":"' .. priority .. '"' end
   tail = tail .. '}'
   local payload = payload_of(cid)
-  local middle = inbox_mode ~= '' and tonumber(at) < MAX_MS and middle_of(cid)
-  if not middle and take_rest == '0' then  -- its recipients would be claimed: the call and the rest stay due
+  local late = too_late(expiry_of(cid), tonumber(at))
+  local middle = not late and inbox_mode ~= '' and tonumber(at) < MAX_MS and middle_of(cid)
+  if not late and not middle and take_rest == '0' then  -- they would be claimed: the call and the rest stay due
     halted = true
     return 0
   end
   local sent_head, message_tail = '{"status":"sent","attempts":1,"sent_at":' .. string.format('%d', now)
     .. ',"recipient":', nil
   if middle then message_tail = middle .. iso(tonumber(at)) .. '","sent_at":"' .. sent_iso .. '","attempt":1}' end
+  local expired_head = '{"status":"expired","attempts":0,"expired_at":' .. string.format('%d', now)
+    .. ',"recipient":'
   local by = creator ~= '' and creator or nil
-  local before = claimed
-  while claimed - before < room and nxt < count do
-    local n = math.min(room - (claimed - before), count - nxt)
+  local before = claimed + #expired_list
+  local function taken() return claimed + #expired_list - before end
+  while taken() < room and nxt < count do
+    local n = math.min(room - taken(), count - nxt)
     local ids, people = {}, {}
     for j = 1, n do
       local space = string.find(list, ' ', offset, true)
@@ -304,7 +346,9 @@ local function claim_from_call(due, member, room)
     local indexed = call_sliced('ZMSCORE', KEYS[13], members, 1000)
     for j, id in ipairs(ids) do
       if not own[j] and indexed[j] then
-        if middle then
+        if late then
+          expire(id, expired_head .. cjson.encode(people[j]) .. tail, by)
+        elseif middle then
           send(id, people[j], message_tail, sent_head .. cjson.encode(people[j]) .. tail, payload, by)
         else
           take(id, head .. cjson.encode(people[j]) .. tail, payload)
@@ -322,8 +366,8 @@ local function claim_from_call(due, member, room)
     redis.call('HSET', KEYS[9], cid,
       at .. ' ' .. created .. ' ' .. count .. ' ' .. nxt .. ' ' .. offset .. ' ' .. priority .. ' ' .. creator)
   end
-  if claimed > before then redis.call('DECRBY', KEYS[12], claimed - before) end
-  return claimed - before
+  if taken() > 0 then redis.call('DECRBY', KEYS[12], taken()) end
+  return taken()
 end
 
 -- Whether a decoded state is one this script may deliver: the fields the message and the worker's State
@@ -336,10 +380,10 @@ local function deliverable(st)
 end
 
 -- Notifications with records of their own (single-recipient ones, and retries and reschedules of any), due
--- in `due`; with ARGV[11] '0', only those up to the first this script cannot deliver leave due.
+-- in `due`; with ARGV[12] '0', only those up to the first this script cannot deliver leave due.
 local function claim_records(due, ids)
   local states = call_sliced('HMGET', KEYS[4], ids, 1000)
-  local decoded, middles_of = {}, {}
+  local decoded, middles_of, lates = {}, {}, {}
   for i, id in ipairs(ids) do
     local raw = states[i]
     local ok, st = false, nil
@@ -347,9 +391,10 @@ local function claim_records(due, ids)
     if raw and ok and type(st) == 'table' then
       decoded[i] = st
       local holder = st.call and string.format('%d', st.call) or id
-      middles_of[i] = inbox_mode ~= '' and deliverable(st) and middle_of(holder)
+      lates[i] = type(st.scheduled_at) == 'number' and too_late(expiry_of(holder), st.scheduled_at)
+      middles_of[i] = not lates[i] and inbox_mode ~= '' and deliverable(st) and middle_of(holder)
     end
-    if not middles_of[i] and raw and take_rest == '0' then  -- it would be claimed: it and the rest stay due
+    if not middles_of[i] and not lates[i] and raw and take_rest == '0' then  -- it would be claimed: it stays due
       halted = true
       ids = {unpack(ids, 1, i - 1)}
       break
@@ -365,6 +410,11 @@ local function claim_records(due, ids)
       claimed_list[#claimed_list + 1], claimed_list[#claimed_list + 2], claimed_list[#claimed_list + 3] =
         id, raw, stored_payload(id, raw)
       claimed = claimed + 1
+    elseif st and lates[i] then
+      st.status = 'expired'
+      st.expired_at = now
+      st.lease_until = nil
+      expire(id, cjson.encode(st), type(st.created_by) == 'string' and st.created_by or nil)
     elseif st then
       st.attempts = (tonumber(st.attempts) or 0) + 1
       local payload = payload_of(st.call and string.format('%d', st.call) or id)
@@ -390,7 +440,7 @@ local limit = tonumber(ARGV[2])
 local used = 0
 -- Each fetch takes what it found out of due (a call once its last recipient is claimed), so fetching again
 -- until the limit is reached or nothing is due always moves on. Records are claimed before a call due after
--- them, so a claim that halts (ARGV[11] '0') has taken exactly what was due before where it halted.
+-- them, so a claim that halts (ARGV[12] '0') has taken exactly what was due before where it halted.
 for _, due in ipairs(dues) do
   while used < limit and not halted do
     local got = redis.call('ZRANGE', due, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - used)
@@ -421,9 +471,15 @@ if sent_count > 0 then
   for i = 1, #sent_list, 3 do zsent[#zsent + 1], zsent[#zsent + 2] = purge_at, sent_list[i] end
   call_sliced('ZADD', KEYS[14], zsent, 1000)
   redis.call('HINCRBY', KEYS[5], 'sent', sent_count)
-  for creator, count in pairs(released) do  -- they leave pending: no longer held by their creator
-    if redis.call('HINCRBY', KEYS[15], creator, -count) <= 0 then redis.call('HDEL', KEYS[15], creator) end
-  end
+end
+if #expired_list > 0 then
+  local zexpired, purge_expired = {}, now + (tonumber(ARGV[11]) or 0)
+  for i, id in ipairs(expired_list) do zexpired[2 * i - 1], zexpired[2 * i] = purge_expired, id end
+  call_sliced('ZADD', KEYS[17], zexpired, 1000)
+  redis.call('HINCRBY', KEYS[5], 'expired', #expired_list)
+end
+for creator, count in pairs(released) do  -- they leave pending: no longer held by their creator
+  if redis.call('HINCRBY', KEYS[15], creator, -count) <= 0 then redis.call('HDEL', KEYS[15], creator) end
 end
 
 local reply = {now, -1, sent_count}
@@ -438,6 +494,6 @@ if next_due then reply[2] = math.max(0, next_due * 1000 - now_us) end
 if claimed > 0 then
   local outcome = {reply[1], reply[2], reply[3]}
   for i = 4, #reply, 3 do outcome[#outcome + 1] = tonumber(reply[i]) end
-  keep(KEYS[17], ARGV[4], outcome)
+  keep(KEYS[18], ARGV[4], outcome)
 end
 return reply

@@ -1,7 +1,9 @@
 -- purge: remove terminal records whose retention ran out, with their index entries.
 -- A record of a many-recipient call ("call" in its state) shares its call's payload: the payload goes with
--- the last of them. At most `limit` records in one call, taken from sent, then cancelled, then failed (a caller that gets a
--- full `limit` back calls again). Each delete is one multi-key call per slice of ids, not one per record.
+-- the last of them. A record scheduled with a collapse key takes its collapse index entry with it while the entry
+-- still names it (a newer one's entry stays). At most `limit` records in one call, taken from sent, cancelled,
+-- failed, expired, then collapsed (a caller that gets a full `limit` back calls again). Each delete is one
+-- multi-key call per slice of ids, not one per record.
 -- KEYS[1] sent          ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[2] cancelled     ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[3] failed        ZSET  id -> time its record is purged (epoch ms)
@@ -11,8 +13,11 @@
 -- KEYS[7] counters      HASH  lifetime totals
 -- KEYS[8] by_creator    ZSET  "<created_by> <id, 16 digits>" at score 0
 -- KEYS[9] payload_refs  HASH  call id -> records still sharing the payload stored under it
+-- KEYS[10] expired      ZSET  id -> time its record is purged (epoch ms)
+-- KEYS[11] collapsed    ZSET  id -> time its record is purged (epoch ms)
+-- KEYS[12] collapse     HASH  "<recipient> <collapse key>" -> newest id scheduled with them
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
--- ARGV[2] limit         most records to purge in one call, across the three terminal sets
+-- ARGV[2] limit         most records to purge in one call, across the five terminal sets
 -- Returns: {now_ms, purged count}
 local now = tonumber(ARGV[1])
 if not now then
@@ -32,17 +37,48 @@ local function call_sliced(cmd, key, list, step)
   return out
 end
 
+-- The collapse key a payload was scheduled with, or nil. Decoded only when the payload names one somewhere (a
+-- key of the same name inside data decodes to nothing at the top level).
+local collapse_keys = {}  -- payload holder -> its collapse key, or false
+local function collapse_key_of(holder, payload)
+  local key = collapse_keys[holder]
+  if key == nil then
+    key = false
+    if payload and string.find(payload, '"collapse_key":', 1, true) then
+      local ok, body = pcall(cjson.decode, payload)
+      if ok and type(body) == 'table' and type(body.collapse_key) == 'string' then key = body.collapse_key end
+    end
+    collapse_keys[holder] = key
+  end
+  return key
+end
+
 local limit = tonumber(ARGV[2])
 local purged = 0
-for _, terminal in ipairs({KEYS[1], KEYS[2], KEYS[3]}) do
+for _, terminal in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[10], KEYS[11]}) do
   if purged >= limit then break end
   local ids = redis.call('ZRANGE', terminal, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - purged)
   if #ids > 0 then
     local states = call_sliced('HMGET', KEYS[5], ids, 500)
     local recipients, creators, payloads, shared = {}, {}, {}, {}
+    local decoded, holders, distinct, bodies = {}, {}, {}, {}
     for i, id in ipairs(ids) do
-      local raw = states[i]
-      local st = raw and cjson.decode(raw)
+      local st = states[i] and cjson.decode(states[i])
+      decoded[i] = st
+      holders[i] = st and st.call and string.format('%d', st.call) or id
+      if bodies[holders[i]] == nil then
+        bodies[holders[i]] = false
+        distinct[#distinct + 1] = holders[i]
+      end
+    end
+    for j, body in ipairs(call_sliced('HMGET', KEYS[4], distinct, 500)) do bodies[distinct[j]] = body end
+    for i, id in ipairs(ids) do
+      local st = decoded[i]
+      local key = st and collapse_key_of(holders[i], bodies[holders[i]])
+      if key then
+        local field = st.recipient .. ' ' .. key
+        if redis.call('HGET', KEYS[12], field) == id then redis.call('HDEL', KEYS[12], field) end
+      end
       if st then
         local suffix = ' ' .. string.format('%016d', tonumber(id))
         recipients[#recipients + 1] = st.recipient .. suffix

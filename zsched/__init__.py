@@ -40,13 +40,15 @@ from .errors import (
     WebhookError,
     ZschedError,
 )
-from .models import Contact, Erasure, Notification, Page, ScheduleResult, Stats
+from .models import BatchChange, BatchSummary, Contact, Erasure, Notification, Page, ScheduleResult, Stats
 from .settings import Settings
 
 _moved.install()
 
 __all__ = [
     "AsyncScheduler",
+    "BatchChange",
+    "BatchSummary",
     "CallableDelivery",
     "ConfigError",
     "Contact",

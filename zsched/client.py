@@ -36,7 +36,7 @@ from .engine.minutes import Minute, read_minutes
 from .engine.processes import ProcessState, list_processes
 from .engine.tables import TablePage, table_page
 from .errors import UnavailableError
-from .models import Contact, Erasure, Notification, Page, ScheduleResult, Stats
+from .models import BatchChange, BatchSummary, Contact, Erasure, Notification, Page, ScheduleResult, Stats
 
 
 class Scheduler(Driver):
@@ -118,8 +118,16 @@ class Scheduler(Driver):
         idempotency_key: str | None = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        on_late: str = "send",
+        late_after: timedelta | float | None = None,
+        collapse_key: str | None = None,
     ) -> ScheduleResult:
-        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
+        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
+
+        Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
+        (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
+        notification scheduled earlier with the same key ends ``collapsed``."""
         with tracing.schedule_span() as record:
             result = self._drive(
                 self.core.schedule(
@@ -134,6 +142,10 @@ class Scheduler(Driver):
                     idempotency_key=idempotency_key,
                     created_by=created_by,
                     channels=channels,
+                    expires_at=expires_at,
+                    on_late=on_late,
+                    late_after=late_after,
+                    collapse_key=collapse_key,
                 ),
                 check_layout_first=True,
             )
@@ -143,6 +155,37 @@ class Scheduler(Driver):
     def cancel(self, notification_id: int | str) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
         return self.run(self.core.cancel(notification_id))
+
+    def cancel_batch(self, batch_id: str) -> BatchChange:
+        """Cancel every still-pending notification of one schedule call (its ``batch_id``) in one request."""
+        return self.run(self.core.cancel_batch(batch_id))
+
+    def reschedule_batch(
+        self, batch_id: str, *, at: datetime | None = None, delay: timedelta | float | None = None
+    ) -> BatchChange:
+        """Move every still-pending notification of one schedule call to ``at`` (or after ``delay``)."""
+        return self.run(self.core.reschedule_batch(batch_id, at=at, delay=delay))
+
+    def batch_status(self, batch_id: str) -> BatchSummary:
+        """How many of one schedule call's notifications are in each status."""
+        return self.run(self.core.batch_status(batch_id))
+
+    def edit(
+        self,
+        notification_id: int | str,
+        *,
+        title: str | None = None,
+        message: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Notification:
+        """Give a pending notification a new title, message or data (None: unchanged) and return it."""
+        return self.run(self.core.edit(notification_id, title=title, message=message, data=data))
+
+    def edit_batch(
+        self, batch_id: str, *, title: str | None = None, message: str | None = None, data: dict[str, Any] | None = None
+    ) -> BatchChange:
+        """Give every pending notification of one schedule call a new title, message or data, in one request."""
+        return self.run(self.core.edit_batch(batch_id, title=title, message=message, data=data))
 
     def reschedule(
         self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None
@@ -314,8 +357,16 @@ class AsyncScheduler(Driver):
         idempotency_key: str | None = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        on_late: str = "send",
+        late_after: timedelta | float | None = None,
+        collapse_key: str | None = None,
     ) -> ScheduleResult:
-        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``."""
+        """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
+
+        Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
+        (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
+        notification scheduled earlier with the same key ends ``collapsed``."""
         with tracing.schedule_span() as record:
             result = await self._drive(
                 self.core.schedule(
@@ -330,6 +381,10 @@ class AsyncScheduler(Driver):
                     idempotency_key=idempotency_key,
                     created_by=created_by,
                     channels=channels,
+                    expires_at=expires_at,
+                    on_late=on_late,
+                    late_after=late_after,
+                    collapse_key=collapse_key,
                 ),
                 check_layout_first=True,
             )
@@ -339,6 +394,37 @@ class AsyncScheduler(Driver):
     async def cancel(self, notification_id: int | str) -> Notification:
         """Cancel a pending notification and return it; NotFoundError / NotPendingError otherwise."""
         return await self.run(self.core.cancel(notification_id))
+
+    async def cancel_batch(self, batch_id: str) -> BatchChange:
+        """Cancel every still-pending notification of one schedule call (its ``batch_id``) in one request."""
+        return await self.run(self.core.cancel_batch(batch_id))
+
+    async def reschedule_batch(
+        self, batch_id: str, *, at: datetime | None = None, delay: timedelta | float | None = None
+    ) -> BatchChange:
+        """Move every still-pending notification of one schedule call to ``at`` (or after ``delay``)."""
+        return await self.run(self.core.reschedule_batch(batch_id, at=at, delay=delay))
+
+    async def batch_status(self, batch_id: str) -> BatchSummary:
+        """How many of one schedule call's notifications are in each status."""
+        return await self.run(self.core.batch_status(batch_id))
+
+    async def edit(
+        self,
+        notification_id: int | str,
+        *,
+        title: str | None = None,
+        message: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Notification:
+        """Give a pending notification a new title, message or data (None: unchanged) and return it."""
+        return await self.run(self.core.edit(notification_id, title=title, message=message, data=data))
+
+    async def edit_batch(
+        self, batch_id: str, *, title: str | None = None, message: str | None = None, data: dict[str, Any] | None = None
+    ) -> BatchChange:
+        """Give every pending notification of one schedule call a new title, message or data, in one request."""
+        return await self.run(self.core.edit_batch(batch_id, title=title, message=message, data=data))
 
     async def reschedule(
         self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None

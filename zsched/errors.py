@@ -15,7 +15,7 @@ ZschedError
 ├── NotPendingError                      cancel/reschedule of one that already left pending
 ├── IdempotencyConflictError             an idempotency key reused for a different request
 ├── PendingLimitError                    a creator holds the most pending notifications allowed
-├── UnavailableError                     Redis did not answer; safe to retry
+├── UnavailableError                     Redis did not answer (or an edit kept meeting others); safe to retry
 └── DeliveryError                        a channel could not deliver; the worker retries it
     ├── WebhookError                     a webhook answered non-2xx, or not in time
     ├── UnknownChannelError              a notification names a channel nobody registered
@@ -206,6 +206,9 @@ OUTCOMES: dict[str, Callable[[Refusal], ZschedError]] = {
     "past": lambda r: PastScheduleError.at(r.due_ms, r.now_ms),
     "conflict": lambda r: IdempotencyConflictError(r.key),
     "over_quota": lambda r: PendingLimitError(r.creator, r.held, r.adding, r.limit),
+    "stale": lambda r: UnavailableError(
+        f"notification {r.notification_id} kept changing while it was being edited; try the edit again"
+    ),
 }
 """Script refusal code -> the exception it stands for (``lua/*.lua`` headers list each script's codes)."""
 

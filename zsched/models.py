@@ -12,9 +12,13 @@ from typing import Any, Literal
 import msgspec
 
 Priority = Literal["low", "normal", "high", "urgent"]
-Status = Literal["pending", "processing", "sent", "cancelled", "failed"]
+Status = Literal["pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed"]
+OnLate = Literal["send", "skip"]
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
-STATUSES: tuple[str, ...] = ("pending", "processing", "sent", "cancelled", "failed")
+STATUSES: tuple[str, ...] = ("pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed")
+TERMINAL_STATUSES: tuple[str, ...] = ("sent", "cancelled", "failed", "expired", "collapsed")
+"""The statuses a notification never leaves; purge removes their records after retention."""
+ON_LATE: tuple[str, ...] = ("send", "skip")
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -37,6 +41,11 @@ class Payload(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     data: dict[str, Any] = msgspec.field(default_factory=dict)
     created_by: str | None = None
     channels: list[str] = msgspec.field(default_factory=list)
+    # Expiry and collapse (claim.lua and schedule.lua read these members by name, without decoding the payload):
+    collapse_key: str | None = None  # a newer pending one for the same recipient and key collapses this one
+    expires_at: int | None = None  # epoch ms: claimed at or after it, it ends expired instead of being sent
+    on_late: OnLate = "send"
+    late_after_ms: int | None = None  # with on_late "skip": claimed later than this past its due time, it expires
 
 
 class State(msgspec.Struct, omit_defaults=True):
@@ -51,6 +60,8 @@ class State(msgspec.Struct, omit_defaults=True):
     sent_at: int | None = None
     cancelled_at: int | None = None
     failed_at: int | None = None
+    expired_at: int | None = None
+    collapsed_at: int | None = None
     last_error: str | None = None
     last_error_detail: str | None = None  # what the channel's peer answered: admins only
     delivered_at: int | None = None
@@ -86,6 +97,12 @@ class Notification(msgspec.Struct, kw_only=True):
     delivered_at: datetime | None = None
     done: list[str] = msgspec.field(default_factory=list)  # channels already delivered by an earlier attempt
     channel_errors: dict[str, str] = msgspec.field(default_factory=dict)  # failed channel -> its last failure
+    expires_at: datetime | None = None  # not sent when claimed at or after this
+    on_late: OnLate = "send"  # skip: not sent when claimed more than late_after_ms past its due time
+    late_after_ms: int | None = None
+    collapse_key: str | None = None  # a newer pending one for this recipient and key collapses it
+    expired_at: datetime | None = None
+    collapsed_at: datetime | None = None
 
     @property
     def is_sent(self) -> bool:
@@ -117,6 +134,12 @@ class Notification(msgspec.Struct, kw_only=True):
             delivered_at=_maybe_datetime(state.delivered_at),
             done=state.done,
             channel_errors=state.channel_errors,
+            expires_at=_maybe_datetime(payload.expires_at),
+            on_late=payload.on_late,
+            late_after_ms=payload.late_after_ms,
+            collapse_key=payload.collapse_key,
+            expired_at=_maybe_datetime(state.expired_at),
+            collapsed_at=_maybe_datetime(state.collapsed_at),
         )
 
 
@@ -125,12 +148,32 @@ def _maybe_datetime(ms: int | None) -> datetime | None:
 
 
 class ScheduleResult(msgspec.Struct):
-    """The answer to a schedule call: one id per (distinct) recipient, in the order given."""
+    """The answer to a schedule call: one id per (distinct) recipient, in the order given, and the ``batch_id``
+    that names them all for ``cancel_batch``, ``reschedule_batch`` and ``batch_status``."""
 
     notification_ids: list[int]
     count: int
     scheduled_at: datetime
     replayed: bool = False
+    batch_id: str = ""
+
+
+class BatchChange(msgspec.Struct):
+    """What a whole-call cancel or reschedule did: how many notifications it changed, how many were no longer
+    pending (left as they are), and how many are gone (purged) or not yours to change."""
+
+    batch_id: str
+    changed: int
+    not_pending: int
+    missing: int
+
+
+class BatchSummary(msgspec.Struct):
+    """Where a schedule call's notifications are: how many of them in each status (purged ones count nowhere)."""
+
+    batch_id: str
+    count: int
+    counts: dict[str, int]
 
 
 class Page(msgspec.Struct):

@@ -87,6 +87,19 @@ def test_outside_a_transaction_it_schedules_at_once_and_hands_back_the_result(co
 
 
 @pytest.mark.django_db(transaction=True)
+def test_expiry_and_collapse_keys_pass_through_on_commit(configured: Any) -> None:
+    results: list[Any] = []
+    for title in ("Old", "New"):
+        zdjango.schedule_on_commit(
+            ["ann"], title, "m", delay=30, on_late="skip", collapse_key="digest", on_scheduled=results.append
+        )
+    zs = zdjango.get_scheduler()
+    old, new = (zs.status(r.notification_ids[0]) for r in results)
+    assert (old.scheduled_status, new.scheduled_status) == ("collapsed", "pending")
+    assert (new.on_late, new.late_after_ms, new.collapse_key) == ("skip", 60_000, "digest")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_bad_call_raises_in_the_view_not_after_the_commit(configured: Any) -> None:
     with transaction.atomic():
         with pytest.raises(NaiveDatetimeError):

@@ -38,6 +38,11 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "PATCH {id}": (401, 401, 401, 200, 200, 404, 404, 200),
     "DELETE {id}/cancel_scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
     "DELETE {id}/scheduled": (401, 401, 401, 200, 200, 404, 404, 200),
+    "GET batch": (401, 401, 401, 200, 200, 404, 404, 200),
+    "PATCH batch": (401, 401, 401, 200, 200, 404, 404, 200),
+    "DELETE batch": (401, 401, 401, 200, 200, 404, 404, 200),
+    "PATCH {id}/content": (401, 401, 401, 200, 200, 404, 404, 200),
+    "PATCH batch content": (401, 401, 401, 200, 200, 404, 404, 200),
     "GET stats": (401, 401, 401, 403, 403, 403, 403, 200),
     "GET contacts ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
     "PATCH contacts ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
@@ -76,6 +81,11 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "PATCH {id}": f"{N}/{nid}/",
         "DELETE {id}/cancel_scheduled": f"{N}/{nid}/cancel_scheduled/",
         "DELETE {id}/scheduled": f"{N}/{nid}/scheduled/",
+        "GET batch": f"/api/batches/{nid}x1/",
+        "PATCH batch": f"/api/batches/{nid}x1/",
+        "DELETE batch": f"/api/batches/{nid}x1/",
+        "PATCH {id}/content": f"{N}/{nid}/content/",
+        "PATCH batch content": f"/api/batches/{nid}x1/content/",
         "GET stats": "/api/stats",
         "GET contacts ?recipient=bob": "/api/contacts/?recipient=bob",
         "PATCH contacts ?recipient=bob": "/api/contacts/?recipient=bob",
@@ -98,6 +108,9 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
     method = endpoint.split()[0]
     bodies: dict[str, dict[str, object]] = {
         "PATCH {id}": {"scheduled_at": future(7200)},
+        "PATCH batch": {"scheduled_at": future(7200)},
+        "PATCH {id}/content": {"title": "edited"},
+        "PATCH batch content": {"title": "edited"},
         "PATCH contacts ?recipient=bob": {"locale": "en-GB"},
         "POST erasure of bob": {"recipient": "bob"},
     }
@@ -170,7 +183,14 @@ def test_every_api_route_is_in_the_matrix(client: TestClient) -> None:
     """A new endpoint cannot slip in without a row: the OpenAPI paths are exactly the matrix's."""
     documented = {(m.upper(), p) for p, ops in client.get("/openapi.json").json()["paths"].items() for m in ops}
     covered = {
-        (_request(e, 0)[0], _request(e, 0)[1].split("?")[0].replace("/0/", "/{id}/").replace("/upcoming/", "/{table}/"))
+        (
+            _request(e, 0)[0],
+            _request(e, 0)[1]
+            .split("?")[0]
+            .replace("/0/", "/{id}/")
+            .replace("/upcoming/", "/{table}/")
+            .replace("/0x1/", "/{batch_id}/"),
+        )
         for e in MATRIX
     }
     assert documented - {("GET", "/ws")} == covered

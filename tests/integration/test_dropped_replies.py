@@ -149,6 +149,46 @@ async def test_reschedule_with_a_delay_counts_from_the_first_run(
     assert direct.status(nid).scheduled_at == moved.scheduled_at
 
 
+async def test_a_whole_call_cancelled_says_how_many_once(
+    face: Face, proxy: FaultProxy, direct: Scheduler, core: Core
+) -> None:
+    batch = direct.schedule(["a", "b", "c"], "t", "m", delay=60).batch_id
+    proxy.arm(evalsha_of("cancel_batch"))
+    change = await face.run(core.cancel_batch(batch))
+    assert proxy.faults == 1 and (change.changed, change.not_pending) == (3, 0), "the first run's answer"
+    assert direct.stats().totals.get("cancelled") == 3
+
+
+async def test_a_whole_call_rescheduled_with_a_delay_counts_from_the_first_run(
+    face: Face, proxy: FaultProxy, direct: Scheduler, core: Core
+) -> None:
+    result = direct.schedule(["a", "b", "c"], "t", "m", delay=60)
+    before_ms = _server_ms(direct)
+    proxy.arm(evalsha_of("reschedule_batch"))
+    change = await face.run(core.reschedule_batch(result.batch_id, delay=10))
+    assert proxy.faults == 1 and change.changed == 3
+    due_ms = int(direct.status(result.notification_ids[1]).scheduled_at.timestamp() * 1000)
+    assert 10_000 <= due_ms - before_ms < 10_000 + 200
+
+
+@pytest.mark.parametrize("script", ["edit", "edit_batch"])
+async def test_an_edit_applies_once_and_answers_as_it_did(
+    face: Face, proxy: FaultProxy, direct: Scheduler, core: Core, script: str
+) -> None:
+    result = direct.schedule(["a", "b", "c"], "t", "m", delay=60)
+    proxy.arm(evalsha_of(script))
+    if script == "edit":  # a second run would find the payload changed and answer 'stale', or fork it again
+        assert (await face.run(core.edit(result.notification_ids[1], title="new"))).title == "new"
+    else:
+        assert (await face.run(core.edit_batch(result.batch_id, title="new"))).changed == 3
+    assert proxy.faults == 1
+    expected = ["t", "new", "t"] if script == "edit" else ["new"] * 3
+    assert [direct.status(i).title for i in result.notification_ids] == expected
+    p = core.keys.partitions[0]
+    holders = int(direct.redis.hlen(p.payload_refs))
+    assert holders == (2 if script == "edit" else 1), "one fresh holder at most: the edit ran once"
+
+
 async def test_requeue_dead_returns_every_id_it_requeued(
     face: Face, proxy: FaultProxy, direct: Scheduler, core: Core
 ) -> None:

@@ -6,9 +6,11 @@ no server error, status code / content type / headers / body as documented, inva
 data accepted (except at /ws, see below), authentication enforced (it re-sends authenticated requests
 without a token and with a bad one).
 
-Two rules JSON Schema cannot state are taught to the generator instead of loosening a check: ``scheduled_at``
-must be in the future (valid cases get a future time), and a ``recipient-id`` is printable (no Unicode
-format or unassigned characters), so valid cases draw recipient ids from printable categories only.
+Rules JSON Schema cannot state are taught to the generator instead of loosening a check: ``scheduled_at``
+must be in the future (valid cases get a future time), ``expires_at`` after it (valid cases get a minute
+later), ``late_after_s`` only with ``on_late`` skip (valid cases drop it otherwise), and a ``recipient-id`` is
+printable (no Unicode format or unassigned characters), so valid cases draw recipient ids from printable
+categories only.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def _future(case: Any, seconds: int) -> None:
     if isinstance(case.body, dict) and "scheduled_at" in case.body:
         at = datetime.now(UTC) + timedelta(seconds=seconds)
         case.body = {**case.body, "scheduled_at": at.isoformat().replace("+00:00", "Z")}
+        if case.body.get("expires_at") is not None:
+            case.body["expires_at"] = (at + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+        if case.body.get("on_late", "send") != "skip":
+            case.body.pop("late_after_s", None)
 
 
 def _fuzz(operation: Any, mode: GenerationMode, callers: dict[str, dict[str, str]], ran: Counter[str]) -> None:

@@ -180,7 +180,15 @@ def test_a_websocket_only_batch_is_claimed_delivered_and_sent_in_one_script_call
     totals = pinned.stats().totals
     assert (totals["claimed"], totals["sent"]) == (len(ids), len(ids))
     assert r.hget(p.pending_by_creator, "billing") is None, "the creator's quota count is released"
-    assert pinned.stats().counts == {"pending": 0, "processing": 0, "sent": len(ids), "cancelled": 0, "failed": 0}
+    assert pinned.stats().counts == {
+        "pending": 0,
+        "processing": 0,
+        "sent": len(ids),
+        "cancelled": 0,
+        "failed": 0,
+        "expired": 0,
+        "collapsed": 0,
+    }
 
 
 def test_a_mixed_batch_sends_only_the_websocket_only_ones_in_lua(

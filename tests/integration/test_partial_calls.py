@@ -157,4 +157,12 @@ def test_committed_parts_are_delivered_read_and_cancelled_like_schedule_calls(
     assert sorted((n.id, n.recipient, n.title) for n in recorder.delivered) == sorted(
         (i, person, "Spread") for i, person in zip(result.notification_ids, spread_people, strict=True) if i != kept
     )
-    assert spread.stats().counts == {"pending": 0, "processing": 0, "sent": 6, "cancelled": 1, "failed": 0}
+    assert spread.stats().counts == {
+        "pending": 0,
+        "processing": 0,
+        "sent": 6,
+        "cancelled": 1,
+        "failed": 0,
+        "expired": 0,
+        "collapsed": 0,
+    }

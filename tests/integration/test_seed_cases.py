@@ -62,7 +62,15 @@ def test_05_cancel_pending(zs: Scheduler) -> None:
     n = zs.cancel(nid)
     assert n.scheduled_status == "cancelled" and n.cancelled_at is not None
     assert zs.redis.zscore(zs.core.keys.partitions[0].due, nid) is None
-    assert zs.stats().counts == {"pending": 0, "processing": 0, "sent": 0, "cancelled": 1, "failed": 0}
+    assert zs.stats().counts == {
+        "pending": 0,
+        "processing": 0,
+        "sent": 0,
+        "cancelled": 1,
+        "failed": 0,
+        "expired": 0,
+        "collapsed": 0,
+    }
 
 
 def test_06_cannot_cancel_sent(pinned: Scheduler, clock: ManualClock) -> None:

@@ -3,7 +3,11 @@ schedule / claim / ack / fail / cancel / reschedule / reap / purge / clock steps
 step with a plain Python model of the seed's machine:
 
     pending -> processing -> sent | (retry) pending | failed;   processing -(lease expired)-> pending | failed;
-    pending -> cancelled;   a late ack of a requeued one still marks it sent (it was delivered).
+    pending -> cancelled;   a late ack of a requeued one still marks it sent (it was delivered);
+    pending -(claimed at or after expires_at, or on_late skip and too late)-> expired;
+    pending -(a newer one scheduled with its recipient and collapse key)-> collapsed;
+    a whole call's pending ones -> cancelled, or to a new due time (cancel_batch, reschedule_batch);
+    new content for a pending one or a whole call's (edit, edit_batch): only pending ones change.
 
 ``ZSCHED_STATE_MACHINE_EXAMPLES`` raises the number of examples (``make chaos`` runs it longer), and
 ``ZSCHED_STATE_MACHINE_REPORT`` names a JSON file to write how many examples and steps of each kind ran.
@@ -28,7 +32,7 @@ from tests.conftest import ManualClock
 from zsched import Core, Keyspace, NotFoundError, NotPendingError, Retention, RetryPolicy, Scheduler
 from zsched.engine.replies import ReadReply
 from zsched.engine.views import read_records
-from zsched.models import Notification
+from zsched.models import Notification, ms_to_datetime
 
 EXAMPLES = int(os.environ.get("ZSCHED_STATE_MACHINE_EXAMPLES", "30"))
 STEPS = int(os.environ.get("ZSCHED_STATE_MACHINE_STEPS", "30"))
@@ -36,8 +40,8 @@ POLICY = RetryPolicy(delays_ms=(50, 100))  # three attempts
 RETENTION = Retention(sent_ms=4000, cancelled_ms=3000, failed_ms=5000)
 LEASE_MS = 1000
 PEOPLE = ("ann", "bo", "cy", "dee")
-TERMINAL = {"sent", "cancelled", "failed"}
-ZSET_OF = {"pending": "due", "processing": "processing", "sent": "sent", "cancelled": "cancelled", "failed": "failed"}
+TERMINAL = {"sent", "cancelled", "failed", "expired", "collapsed"}
+ZSET_OF = {status: "due" if status == "pending" else status for status in ("pending", "processing", *TERMINAL)}
 
 
 @dataclass
@@ -49,6 +53,17 @@ class Record:
     attempts: int = 0
     score: int = 0  # due time, lease deadline or purge time, by status
     call: int | None = None  # the many-recipient call it came in (its payload is stored once, under this id)
+    scheduled_at: int = 0  # its due time: set by schedule, reschedule and a retry (a reap leaves it)
+    expires_at: int | None = None
+    late_ms: int | None = None  # on_late skip: claimed more than this after scheduled_at, it expires
+    collapse_key: str | None = None
+    title: str = "t"  # edits change it
+
+    def expired(self, now: int) -> bool:
+        """Whether a claim at ``now`` expires it instead of handing it out."""
+        return (self.expires_at is not None and now >= self.expires_at) or (
+            self.late_ms is not None and now > self.scheduled_at + self.late_ms
+        )
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,8 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
             self.model: dict[int, Record] = {}
             self.purged: set[int] = set()
             self.seen_terminal: dict[int, str] = {}
+            self.collapse: dict[str, int] = {}  # "<recipient> <key>" -> newest id scheduled with them
+            self.batches: list[tuple[str, list[int]]] = []  # each schedule call's batch id and ids
 
         def teardown(self) -> None:
             tally["examples"] += 1
@@ -90,27 +107,63 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
         @rule(
             people=st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=3, unique=True),
             delay_ms=st.sampled_from([0, 0, 1, 50, 500, 1000, 3000]),
+            expire_after_ms=st.sampled_from([None, None, 1, 500, 2000]),
+            late_ms=st.sampled_from([None, None, 0, 1000]),
+            key=st.sampled_from([None, None, "k"]),
         )
-        def schedule(self, people: list[str], delay_ms: int) -> None:
+        def schedule(
+            self, people: list[str], delay_ms: int, expire_after_ms: int | None, late_ms: int | None, key: str | None
+        ) -> None:
             tally["schedule"] += 1
-            result = self.zs.schedule(people, "t", "m", delay=timedelta(milliseconds=delay_ms))
+            due = self.now() + delay_ms
+            until = None if expire_after_ms is None else due + expire_after_ms
+            result = self.zs.schedule(
+                people,
+                "t",
+                "m",
+                delay=timedelta(milliseconds=delay_ms),
+                expires_at=None if until is None else ms_to_datetime(until),
+                on_late="send" if late_ms is None else "skip",
+                late_after=None if late_ms is None else late_ms / 1000,
+                collapse_key=key,
+            )
             assert len(result.notification_ids) == len(people)
+            self.batches.append((result.batch_id, result.notification_ids))
             call = result.notification_ids[0] if len(people) > 1 else None
             for nid, person in zip(result.notification_ids, people, strict=True):
                 assert nid not in self.model and nid not in self.purged
-                self.model[nid] = Record(person, score=self.now() + delay_ms, call=call)
+                self.model[nid] = Record(
+                    person, score=due, call=call, scheduled_at=due, expires_at=until, late_ms=late_ms
+                )
+                if key is not None:
+                    tally["collapse key"] += 1
+                    older = self.model.get(self.collapse.get(f"{person} {key}", -1))
+                    if older is not None and older.status == "pending":
+                        older.status, older.score = "collapsed", self.now() + RETENTION.cancelled_ms
+                        tally["collapsed"] += 1
+                    self.collapse[f"{person} {key}"] = nid
+                    self.model[nid].collapse_key = key
 
         @rule(target=claims, limit=st.integers(1, 4))
         def claim(self, limit: int) -> object:
             tally["claim"] += 1
             due = {nid: r.score for nid, r in self.model.items() if r.status == "pending" and r.score <= self.now()}
+            expired_before = set(self.zs.redis.zrange(self.p.expired, 0, -1))
             got = self.zs.run(self.core.claim(self.p, limit, LEASE_MS)).notifications
             ids = [n.id for n in got]
-            assert len(ids) == min(limit, len(due)) and set(ids) <= due.keys(), (ids, due)
-            if ids:  # the earliest are taken first
-                assert max(due[i] for i in ids) <= min((s for i, s in due.items() if i not in ids), default=2**62)
+            expired = [int(m) for m in self.zs.redis.zrange(self.p.expired, 0, -1) if m not in expired_before]
+            taken = ids + expired  # an expired one counts against the limit as a claimed one does
+            assert len(taken) == min(limit, len(due)) and set(taken) <= due.keys(), (ids, expired, due)
+            if taken:  # the earliest are taken first
+                assert max(due[i] for i in taken) <= min((s for i, s in due.items() if i not in taken), default=2**62)
+            for nid in expired:
+                r = self.model[nid]
+                assert r.expired(self.now()), (nid, r, self.now())
+                r.status, r.score = "expired", self.now() + RETENTION.cancelled_ms
+                tally["expired"] += 1
             for n in got:
                 r = self.model[n.id]
+                assert not r.expired(self.now()), (n.id, r, self.now())
                 r.status, r.attempts, r.score = "processing", r.attempts + 1, self.now() + LEASE_MS
                 assert n.attempts == r.attempts
             return multiple(*(Claim(n) for n in got))
@@ -142,6 +195,7 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
                     failed = 1
                 else:
                     r.status, r.score = "pending", self.now() + delay
+                    r.scheduled_at = r.score
                     retried = 1
             assert self.zs.run(self.core.fail(self.p, [(n, "boom")])) == (retried, failed)
 
@@ -173,7 +227,101 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
                     self.zs.reschedule(nid, delay=timedelta(milliseconds=delay_ms))
             else:
                 self.zs.reschedule(nid, delay=timedelta(milliseconds=delay_ms))
-                r.score = self.now() + delay_ms
+                r.score = r.scheduled_at = self.now() + delay_ms
+
+        @rule(data=st.data())
+        def cancel_batch(self, data: st.DataObject) -> None:
+            if not self.batches:
+                return
+            tally["cancel_batch"] += 1
+            batch, ids = data.draw(st.sampled_from(self.batches))
+            expected = [0, 0, 0]  # changed, not pending, missing
+            for nid in ids:
+                r = self.model.get(nid)
+                if r is None:
+                    expected[2] += 1
+                elif r.status != "pending":
+                    expected[1] += 1
+                else:
+                    r.status, r.score = "cancelled", self.now() + RETENTION.cancelled_ms
+                    expected[0] += 1
+            got = self.zs.cancel_batch(batch)
+            assert [got.changed, got.not_pending, got.missing] == expected
+
+        @rule(data=st.data(), delay_ms=st.integers(0, 3000))
+        def reschedule_batch(self, data: st.DataObject, delay_ms: int) -> None:
+            if not self.batches:
+                return
+            tally["reschedule_batch"] += 1
+            batch, ids = data.draw(st.sampled_from(self.batches))
+            expected = [0, 0, 0]  # changed, not pending, missing
+            for nid in ids:
+                r = self.model.get(nid)
+                if r is None:
+                    expected[2] += 1
+                elif r.status != "pending":
+                    expected[1] += 1
+                else:
+                    r.score = r.scheduled_at = self.now() + delay_ms
+                    expected[0] += 1
+            got = self.zs.reschedule_batch(batch, delay=timedelta(milliseconds=delay_ms))
+            assert [got.changed, got.not_pending, got.missing] == expected
+
+        def _holder(self, nid: int) -> int | None:
+            """The payload holder a record's state names now (an edit may have given it a fresh one)."""
+            raw = self.zs.redis.hget(self.p.state, nid)
+            holder = msgspec.json.decode(raw).get("call") if raw else None
+            return None if holder is None else int(holder)
+
+        @rule(data=st.data(), title=st.sampled_from(["e1", "e2"]))
+        def edit(self, data: st.DataObject, title: str) -> None:
+            tally["edit"] += 1
+            nid = self._pick(data)
+            r = self.model.get(nid)
+            if r is None:
+                with pytest.raises(NotFoundError):
+                    self.zs.edit(nid, title=title)
+            elif r.status != "pending":
+                with pytest.raises(NotPendingError):
+                    self.zs.edit(nid, title=title)
+            else:
+                assert self.zs.edit(nid, title=title).title == title
+                r.title = title
+                if r.call is not None:  # it shared a payload: now it has one of its own, under a fresh holder
+                    holder = self._holder(nid)
+                    assert holder is not None and holder != r.call and holder not in self.model
+                    r.call = holder
+
+        @rule(data=st.data(), title=st.sampled_from(["b1", "b2"]))
+        def edit_batch(self, data: st.DataObject, title: str) -> None:
+            if not self.batches:
+                return
+            tally["edit_batch"] += 1
+            batch, ids = data.draw(st.sampled_from(self.batches))
+            expected = [0, 0, 0]  # changed, not pending (or edited alone), missing
+            cid = ids[0] if len(ids) > 1 else None
+            left: list[int] = []
+            for nid in ids:
+                r = self.model.get(nid)
+                if r is None:
+                    expected[2] += 1
+                elif cid is None:  # a single notification: edited as edit does it
+                    expected[0 if r.status == "pending" else 1] += 1
+                    if r.status == "pending":
+                        r.title = title
+                elif r.call == cid and r.status == "pending":
+                    expected[0] += 1
+                    r.title = title
+                else:
+                    expected[1] += 1
+                    if r.call == cid:
+                        left.append(nid)
+            got = self.zs.edit_batch(batch, title=title)
+            assert [got.changed, got.not_pending, got.missing] == expected
+            holders = {self._holder(nid) for nid in left}
+            assert len(holders) <= 1 and not holders & {cid, None}, "those that left share one fresh holder"
+            for nid in left:
+                self.model[nid].call = self._holder(nid)
 
         @rule()
         def reap(self) -> None:
@@ -194,8 +342,11 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
             tally["purge"] += 1
             gone = [nid for nid, r in self.model.items() if r.status in TERMINAL and r.score <= self.now()]
             for nid in gone:
-                del self.model[nid]
+                r = self.model.pop(nid)
                 self.purged.add(nid)
+                field = f"{r.recipient} {r.collapse_key}"
+                if r.collapse_key is not None and self.collapse.get(field) == nid:
+                    del self.collapse[field]
             assert self.zs.run(self.core.purge(self.p)) == len(gone)
 
         @rule(ms=st.sampled_from([1, 50, 100, 500, 999, 1000, 2500, 5000]))
@@ -256,6 +407,8 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
             step = read_records(p, 1, ids)
             found = ReadReply.read(self.zs.scripts[step.name](keys=step.keys, args=step.args)).records if ids else []
             assert all(body is not None for _, body in found), "a notification reads without its payload"
+            for nid, (_, body) in zip(ids, found, strict=True):
+                assert msgspec.json.decode(body)["title"] == self.model[nid].title, (nid, "content is not the model's")
             states = {nid: msgspec.json.decode(raw) for nid, (raw, _) in zip(ids, found, strict=True) if raw}
             assert states.keys() == self.model.keys()
             for nid, record in self.model.items():
@@ -270,6 +423,8 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
                 if state["status"] in TERMINAL:
                     self.seen_terminal[nid] = state["status"]
             assert index == {f"{rec.recipient} {nid:016d}" for nid, rec in self.model.items()}
+            collapse = {k.decode(): int(v) for k, v in r.hgetall(p.collapse).items()}
+            assert collapse == self.collapse, "the collapse index and the model disagree"
 
     return SchedulerMachine
 

@@ -185,7 +185,15 @@ async def test_a_v010_keyspace_is_served_after_the_upgrade(r: redis.Redis, redis
     assert zs.status(held).attempts == 2, "the 0.1.0 worker's attempt counts"
     assert zs.status(sent).scheduled_status == "sent"
     assert [zs.status(nid).scheduled_status for nid in (later, call_later[0], call_later[2])] == ["pending"] * 3
-    assert zs.stats().counts == {"pending": 3, "processing": 0, "sent": 6, "cancelled": 2, "failed": 0}
+    assert zs.stats().counts == {
+        "pending": 3,
+        "processing": 0,
+        "sent": 6,
+        "cancelled": 2,
+        "failed": 0,
+        "expired": 0,
+        "collapsed": 0,
+    }
     assert r.hget(f"{prefix}:{{meta}}:layout", "version") == str(LAYOUT_VERSION).encode()
     zs.close()
 

@@ -48,7 +48,15 @@ async def test_four_workers_deliver_ten_thousand_exactly_once(redis_url: str, ke
     assert sorted(delivered) == sorted(ids) and set(delivered.values()) == {1}
     assert sum(1 for r in recorders if r.delivered) >= 2, "the work was shared"
     stats = await producer.stats()
-    assert stats.counts == {"pending": 0, "processing": 0, "sent": 10_000, "cancelled": 0, "failed": 0}
+    assert stats.counts == {
+        "pending": 0,
+        "processing": 0,
+        "sent": 10_000,
+        "cancelled": 0,
+        "failed": 0,
+        "expired": 0,
+        "collapsed": 0,
+    }
     for s in [producer, *schedulers]:
         await s.close()
 

@@ -80,9 +80,13 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
             p.sent,
             p.pending_by_creator,
             f"{p.tag}:inbox:",
+            p.expired,
             op_key(step, p),
         ],
-        [str(NOW), 10, 30_000, c.op_ttl_ms, 2, "", c.retention.sent_ms, "", "", f"{p.tag}:user:", 1],
+        [
+            *[str(NOW), 10, 30_000, c.op_ttl_ms, 2, "", c.retention.sent_ms, "", "", f"{p.tag}:user:"],
+            *[c.retention.cancelled_ms, 1],
+        ],
     )
     claimed: Claimed = finish(
         op,
@@ -212,6 +216,9 @@ def test_purge_returns_how_many() -> None:
             p.counters,
             p.by_creator,
             p.payload_refs,
+            p.expired,
+            p.collapsed,
+            p.collapse,
         ],
         [str(NOW), 20],
     )

@@ -92,7 +92,7 @@ def test_returns_names_the_codes_the_body_returns(name: str) -> None:
     promised = set(CODE.findall(_returns(source)))
     returned = set(BODY_CODE.findall(_split(source)[1]))
     assert promised == returned, f"{name}: header returns {sorted(promised)}, body {sorted(returned)}"
-    refusals = returned - {"created", "replayed", "staged", "cancelled", "rescheduled"}
+    refusals = returned - {"created", "replayed", "staged", "cancelled", "rescheduled", "edited"}
     assert refusals <= OUTCOMES.keys(), f"{name}: codes {sorted(refusals - OUTCOMES.keys())} map to no exception"
 
 
@@ -119,6 +119,8 @@ def _engine_steps(core: Core) -> list[Script]:
         core.schedule(["a"], "t", "m", delay=timedelta(seconds=1), idempotency_key="k"),  # one partition
         core.cancel(1),
         core.reschedule(1, delay=5),
+        core.cancel_batch("1x3"),
+        core.reschedule_batch("5x2-2x1", delay=5),
         core.claim(p, 10, 1000),
         core.ack(p, [1]),
         core.fail(p, [(n, "boom")]),
@@ -136,6 +138,14 @@ def _engine_steps(core: Core) -> list[Script]:
         beat(core, ProcessInfo(id="h:1:ab", kind="worker", host="h", pid=1, started_ms=0, version="0", partitions=[0])),
     ]
     steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
+    edit = core.edit(1, title="new")  # reads first, then edits what it read
+    next(edit)
+    steps += edit.send(
+        [[b'{"status":"pending","recipient":"a","scheduled_at":0,"created_at":0}', b'{"title":"t","message":"m"}']]
+    )
+    edit_batch = core.edit_batch("5x2-2x3", message="new")  # reads the call's payload, then edits it
+    next(edit_batch)
+    steps += edit_batch.send([b'{"title":"t","message":"m"}'])
     spread = core.schedule([f"r{i}" for i in range(8)], "t", "m", delay=1, idempotency_key="k")  # every partition
     stages = next(spread)
     commits = spread.send([[b"staged", 1, 1, 0, *range(len(s.args) - 14)] for s in stages if isinstance(s, Script)])

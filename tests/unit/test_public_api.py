@@ -12,6 +12,8 @@ from zsched._moved import MOVED
 
 PUBLIC = [
     "AsyncScheduler",
+    "BatchChange",
+    "BatchSummary",
     "CallableDelivery",
     "ConfigError",
     "Contact",

@@ -10,7 +10,7 @@ import redis
 from .. import __version__
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import config, contacts, dead, logs, notifications, rediscli, run, tokens, workers
+from . import batches, config, contacts, dead, logs, notifications, rediscli, run, tokens, workers
 
 EPILOG = """\
 examples:
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     notifications.add_parsers(sub, common)
     dead.add_parser(sub, common)
     contacts.add_parser(sub, common)
+    batches.add_parser(sub, common)
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     workers.add_parser(sub, common)
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         logs.configure(level, logs.log_format())
         settings = _settings(args)
         runner = {
+            "batch": batches.run,
             "config": config.run,
             "contact": contacts.run,
             "dead": dead.run,

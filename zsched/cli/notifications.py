@@ -1,4 +1,5 @@
-"""``zsched schedule``, ``status``, ``cancel``, ``list`` and ``stats``: one notification, or many, from a shell."""
+"""``zsched schedule``, ``status``, ``cancel``, ``edit``, ``list`` and ``stats``: one notification, or many, from
+a shell."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ import sys
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from ..client import Scheduler
 from ..engine.validation import MAX_RECIPIENTS
-from ..models import ScheduleResult
+from ..models import ON_LATE, STATUSES, ScheduleResult
 from ..settings import Settings, parse_duration_ms
 from .output import show
 from .progress import Progress
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Register ``schedule``, ``status``, ``cancel``, ``list`` and ``stats``."""
+    """Register ``schedule``, ``status``, ``cancel``, ``edit``, ``list`` and ``stats``."""
     cmd = sub.add_parser(
         "schedule",
         parents=[common],
@@ -40,6 +43,19 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
     cmd.add_argument("--priority", default="normal", choices=["low", "normal", "high", "urgent"])
     cmd.add_argument("--data", help="a JSON object carried with the notification")
     cmd.add_argument("--idempotency-key", help="a retried call with the same key creates nothing new")
+    cmd.add_argument(
+        "--expires-at", help="ISO 8601 time with offset: claimed at or after it, it ends expired and is not sent"
+    )
+    cmd.add_argument(
+        "--on-late",
+        choices=ON_LATE,
+        default="send",
+        help="skip: not sent when claimed more than --late-after past its due time (it ends expired)",
+    )
+    cmd.add_argument("--late-after", metavar="DURATION", help="with --on-late skip: how late is too late (default 1m)")
+    cmd.add_argument(
+        "--collapse-key", help="each recipient's pending notification scheduled earlier with this key ends collapsed"
+    )
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for name, text in (("status", "show one notification"), ("cancel", "cancel a pending notification")):
@@ -47,9 +63,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
         cmd.add_argument("id", type=int, help="notification id")
         cmd.add_argument("--json", action="store_true", help="print JSON")
 
+    cmd = sub.add_parser("edit", parents=[common], help="new title, message or data for a pending notification")
+    cmd.add_argument("id", type=int, help="notification id")
+    add_content_arguments(cmd)
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+
     cmd = sub.add_parser("list", parents=[common], help="a recipient's notifications, newest first")
     cmd.add_argument("recipient")
-    cmd.add_argument("--status", choices=["pending", "processing", "sent", "cancelled", "failed"])
+    cmd.add_argument("--status", choices=STATUSES)
     cmd.add_argument("--limit", type=int, default=20)
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
@@ -66,6 +87,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             show(zs.status(args.id), args.json)
         elif args.command == "cancel":
             show(zs.cancel(args.id), args.json)
+        elif args.command == "edit":
+            show(zs.edit(args.id, **content(args)), args.json)
         elif args.command == "list":
             page = zs.list_for(args.recipient, status=args.status, limit=args.limit)
             if args.json:
@@ -87,17 +110,31 @@ def _recipients(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(people))
 
 
+def add_content_arguments(cmd: argparse.ArgumentParser) -> None:
+    """``--title``, ``--message`` and ``--data``, for the commands that edit content (any of them; at least one)."""
+    cmd.add_argument("--title", help="the new title")
+    cmd.add_argument("--message", help="the new message")
+    cmd.add_argument("--data", help="the new data: a JSON object")
+
+
+def content(args: argparse.Namespace) -> dict[str, Any]:
+    """The content arguments given, as ``edit`` takes them."""
+    return {"title": args.title, "message": args.message, "data": None if args.data is None else json.loads(args.data)}
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time from the command line (``Z`` for UTC is accepted on every Python)."""
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
     """One call per 10,000 recipients (the per-call limit); with --in, each call's delay runs from its own start."""
     people = _recipients(args)
     data = json.loads(args.data) if args.data else None
-    when: dict[str, Any] = (
-        {"at": datetime.fromisoformat(args.at.replace("Z", "+00:00"))}
-        if args.at
-        else {"delay": parse_duration_ms(args.delay) / 1000}
-    )
+    when: dict[str, Any] = {"at": parse_time(args.at)} if args.at else {"delay": parse_duration_ms(args.delay) / 1000}
     chunks = [people[i : i + MAX_RECIPIENTS] for i in range(0, len(people), MAX_RECIPIENTS)]
     ids: list[int] = []
+    batches: list[str] = []  # one per call: a batch is one schedule call
     result: ScheduleResult | None = None
     with Progress("scheduling", len(people), enabled=len(chunks) > 1) as bar:
         for number, chunk in enumerate(chunks):
@@ -112,16 +149,26 @@ def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
                 priority=args.priority,
                 data=data,
                 idempotency_key=key,
+                expires_at=parse_time(args.expires_at),
+                on_late=args.on_late,
+                late_after=None if args.late_after is None else parse_duration_ms(args.late_after) / 1000,
+                collapse_key=args.collapse_key,
                 **when,
             )
             ids += result.notification_ids
+            batches.append(result.batch_id)
             bar.update(len(chunk))
     assert result is not None
     total = ScheduleResult(
-        notification_ids=ids, count=len(ids), scheduled_at=result.scheduled_at, replayed=result.replayed
+        notification_ids=ids,
+        count=len(ids),
+        scheduled_at=result.scheduled_at,
+        replayed=result.replayed,
+        batch_id=batches[0] if len(batches) == 1 else "",
     )
     if args.json:
-        show(total, True)
+        show({**msgspec.to_builtins(total), "batch_ids": batches}, True)
     else:
         shown = ", ".join(map(str, ids[:20])) + (f", ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
         print(f"scheduled {total.count} notification(s) for {total.scheduled_at.isoformat()}: {shown}")
+        print(f"batch id{'s' if len(batches) > 1 else ''}: {' '.join(batches)} (zsched batch status|cancel|reschedule)")

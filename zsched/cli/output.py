@@ -27,6 +27,10 @@ def show(value: Any, as_json: bool) -> None:
             "sent_at",
             "cancelled_at",
             "failed_at",
+            "expires_at",
+            "expired_at",
+            "collapse_key",
+            "collapsed_at",
             "last_error",
         ):
             item = getattr(value, field)

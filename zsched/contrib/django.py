@@ -101,6 +101,10 @@ def schedule_on_commit(
     idempotency_key: str | None = None,
     created_by: str | None = None,
     channels: Iterable[str] = (),
+    expires_at: datetime | None = None,
+    on_late: str = "send",
+    late_after: timedelta | float | None = None,
+    collapse_key: str | None = None,
     on_scheduled: Callable[[ScheduleResult], object] | None = None,
     using: str | None = None,
     robust: bool = False,
@@ -118,6 +122,10 @@ def schedule_on_commit(
         "idempotency_key": idempotency_key,
         "created_by": created_by,
         "channels": tuple(channels),
+        "expires_at": expires_at,
+        "on_late": on_late,
+        "late_after": late_after,
+        "collapse_key": collapse_key,
     }
     people = list(recipients)
     scheduler = get_scheduler()

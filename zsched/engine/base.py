@@ -22,7 +22,8 @@ OP_BUCKET_MS = 10_000
 
 
 class Retention(msgspec.Struct, frozen=True):
-    """How long terminal records are kept before purge removes them (the seed keeps cancelled 30 days)."""
+    """How long terminal records are kept before purge removes them (the seed keeps cancelled 30 days); expired
+    and collapsed records are kept as long as cancelled ones."""
 
     sent_ms: int = 90 * DAY_MS
     cancelled_ms: int = 30 * DAY_MS

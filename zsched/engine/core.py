@@ -1,14 +1,17 @@
 """``Core``: every zsched operation as a plan of Redis steps, with no I/O of its own.
 
-The operations live in four modules by job: ``producer`` (schedule, cancel, reschedule), ``leases``
-(claim, ack, fail, reap, purge), ``views`` (status, lists, stats) and ``contacts`` (contact data, erasure).
-``client.Scheduler`` and ``client.AsyncScheduler`` drive the same generators over a sync or an asyncio connection.
+The operations live in modules by job: ``producer`` (schedule, cancel, reschedule), ``leases`` (claim,
+ack, fail, reap, purge), ``views`` (status, lists, stats), ``batches`` (a whole schedule call), ``edits``
+(new content) and ``contacts`` (contact data, erasure). ``client.Scheduler`` and ``client.AsyncScheduler``
+drive the same generators over a sync or an asyncio connection.
 """
 
 from __future__ import annotations
 
 from .base import DAY_MS, CoreBase, Retention
+from .batches import BatchOps
 from .contacts import ContactOps
+from .edits import EditOps
 from .leases import Claimed, LeaseOps
 from .producer import ProducerOps
 from .steps import Command, Op, Script, Step
@@ -16,5 +19,5 @@ from .steps import Command, Op, Script, Step
 __all__ = ["DAY_MS", "Claimed", "Command", "Core", "CoreBase", "Op", "Retention", "Script", "Step"]
 
 
-class Core(ProducerOps, LeaseOps, ContactOps):
+class Core(ProducerOps, LeaseOps, BatchOps, EditOps, ContactOps):
     """Builds the steps of each operation and turns replies into results; owns no connection."""

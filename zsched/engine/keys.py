@@ -45,6 +45,12 @@ class Partition:
         return tuple(self.due_for(priority) for priority in CLAIM_ORDER)
 
     @cached_property
+    def due_for_each(self) -> list[str]:
+        """The due sets of normal, urgent, high and low, in that order: the KEYS a script takes that may move a
+        notification of any priority out of due."""
+        return [self.due, *self.other_dues]
+
+    @cached_property
     def other_dues(self) -> list[str]:
         """The due sets of urgent, high and low, in that order: the KEYS every script that moves a notification
         into or out of due takes after its own, so it can pick the notification's set from its state."""
@@ -69,6 +75,24 @@ class Partition:
     def failed(self) -> str:
         """ZSET, the dead letters: failed notification id -> time its record is purged, epoch ms."""
         return f"{self.tag}:failed"
+
+    @cached_property
+    def expired(self) -> str:
+        """ZSET: expired notification id (claimed past its expires_at or, with on_late skip, too late) -> time its
+        record is purged, epoch ms."""
+        return f"{self.tag}:expired"
+
+    @cached_property
+    def collapsed(self) -> str:
+        """ZSET: collapsed notification id (a newer one with its recipient and collapse key replaced it while
+        pending) -> time its record is purged, epoch ms."""
+        return f"{self.tag}:collapsed"
+
+    @cached_property
+    def collapse(self) -> str:
+        """HASH: ``"<recipient> <collapse key>"`` -> id of the newest notification scheduled with them; purge
+        drops the field with that notification's record."""
+        return f"{self.tag}:collapse"
 
     @cached_property
     def notifications(self) -> str:
@@ -150,7 +174,8 @@ class Partition:
 
     @cached_property
     def counters(self) -> str:
-        """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, reaped, purged)."""
+        """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, expired, collapsed, reaped,
+        purged)."""
         return f"{self.tag}:counters"
 
     @cached_property

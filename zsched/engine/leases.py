@@ -91,7 +91,8 @@ class LeaseOps(CoreBase):
         self, partition: Partition, limit: int, lease_ms: int, inbox: InboxPlan | None = None, ahead: int = 0
     ) -> Op[Claimed]:
         """Claim up to ``limit`` due notifications of one partition under a lease; with ``inbox``, deliver the
-        websocket-only ones in the same script call (appended to their inbox, published, marked sent).
+        websocket-only ones in the same script call (appended to their inbox, published, marked sent). Those past
+        their expiry end ``expired`` in the same call, count against ``limit``, and are not returned.
 
         ``ahead`` more claims of up to ``limit`` go out in the same round trip, each delivering websocket-only
         notifications until the first it would have to claim (which stays due): a worker draining a backlog the
@@ -121,10 +122,11 @@ class LeaseOps(CoreBase):
             inbox.maxlen if inbox else "",
             inbox.keep_ms if inbox else "",
             p.user_channel(""),
+            self.retention.cancelled_ms,  # expired records are kept as long as cancelled ones
         ]
-        steps: list[Step] = [Script("claim", [*keys, self.op_key(p)], [*args, 1])]
+        steps: list[Step] = [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 1])]
         if inbox is not None:
-            steps += [Script("claim", [*keys, self.op_key(p)], [*args, 0]) for _ in range(ahead)]
+            steps += [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 0]) for _ in range(ahead)]
         first, *more = got = [ClaimReply.read(reply) for reply in (yield steps)]
         notifications: list[Notification] = []
         poisoned: list[Poisoned] = []
@@ -221,8 +223,8 @@ class LeaseOps(CoreBase):
         return got.requeued, got.failed
 
     def purge(self, partition: Partition, limit: int = 1000) -> Op[int]:
-        """Remove up to ``limit`` terminal records past their retention (sent, then cancelled, then failed), with
-        their index entries; how many. Fewer than ``limit`` means none is left past retention."""
+        """Remove up to ``limit`` terminal records past their retention (sent, cancelled, failed, expired, then
+        collapsed), with their index entries; how many. Fewer than ``limit`` means none is left past retention."""
         p = partition
         (reply,) = yield [
             Script(
@@ -237,6 +239,9 @@ class LeaseOps(CoreBase):
                     p.counters,
                     p.by_creator,
                     p.payload_refs,
+                    p.expired,
+                    p.collapsed,
+                    p.collapse,
                 ],
                 [self.now_arg(), limit],
             )

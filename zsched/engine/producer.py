@@ -14,6 +14,7 @@ from ..errors import CallTooLargeError, FieldError, PendingLimitError, Unavailab
 from ..models import Notification, Payload, ScheduleResult, json_encoder, ms_to_datetime
 from . import validation
 from .base import CoreBase
+from .keys import Partition
 from .replies import ChangeReply, CommitReply, RequeueDeadReply, ScheduleReply, StageReply
 from .steps import Command, Op, Script, Step
 from .views import ReadViews
@@ -36,13 +37,23 @@ class ProducerOps(ReadViews):
         idempotency_key: object = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        on_late: object = "send",
+        late_after: timedelta | float | None = None,
+        collapse_key: object = None,
     ) -> Op[ScheduleResult]:
-        """Create one pending notification per distinct recipient; all or nothing is validated first."""
+        """Create one pending notification per distinct recipient; all or nothing is validated first.
+
+        ``expires_at``, ``on_late`` and ``late_after`` say when it is no longer worth sending (it ends
+        ``expired`` when claimed after that); with ``collapse_key``, each recipient's pending notification
+        scheduled earlier with the same key ends ``collapsed``."""
         people = validation.recipients(recipients)
         creator = None if created_by is None else validation.user_id(created_by, "created_by")
-        body = validation.payload(title, message, type, priority, data, creator, channels)
         now_ms = self.rough_now_ms()
         at_ms, delay_ms = validation.due(at, delay, now_ms)
+        expiry = validation.expiry(expires_at, on_late, late_after, at_ms, delay_ms, now_ms)
+        collapsing = validation.collapse_key(collapse_key)
+        body = validation.payload(title, message, type, priority, data, creator, channels, expiry, collapsing)
         key = validation.idempotency_key(idempotency_key)
         payload_json = json_encoder.encode(body)
         fingerprint = (
@@ -76,7 +87,7 @@ class ProducerOps(ReadViews):
         if len(groups) > 1:
             return (
                 yield from self._schedule_staged(
-                    people, groups, due_args, key, fingerprint, body, payload_json, creator, total, now_ms
+                    people, groups, due_args, key, fingerprint, body, payload_json, creator, total, now_ms, collapsing
                 )
             )
         ((index, members),) = groups.items()
@@ -104,6 +115,9 @@ class ProducerOps(ReadViews):
             args += ["created_by", creator, "max_pending", cap, "others", total - held[index] if cap else 0]
         if len(members) > 1:  # a single recipient gets a record of its own, not a pending call
             keys += p.call_keys
+        if collapsing:
+            keys += self._collapse_keys(p)
+            args += ["collapse_key", collapsing, "keep_collapsed_ms", self.retention.cancelled_ms]
         (raw,) = yield [Script("schedule", keys, args)]
         reply = ScheduleReply.read(raw)
         refusal = reply.refusal(str(key), str(creator), len(people))
@@ -114,6 +128,7 @@ class ProducerOps(ReadViews):
             count=len(reply.ids),
             scheduled_at=ms_to_datetime(reply.due_ms),
             replayed=reply.code == "replayed",
+            batch_id=validation.batch_of([(reply.ids[0], len(reply.ids))]),
         )
 
     def _schedule_staged(
@@ -128,6 +143,7 @@ class ProducerOps(ReadViews):
         creator: str | None,
         total: int,
         now_ms: int,
+        collapsing: str | None,
     ) -> Op[ScheduleResult]:
         """A call spanning partitions, in two rounds, since no script spans two Cluster slots: each partition
         checks and stages its part where no reader looks, and only when every part is staged does each
@@ -191,8 +207,16 @@ class ProducerOps(ReadViews):
                             p.staged(call),
                             ops,
                             *p.call_keys,
+                            *(self._collapse_keys(p) if collapsing else []),
                         ],
-                        [self.now_arg(), p.wakeup, self.op_ttl_ms, op_id],
+                        [
+                            self.now_arg(),
+                            p.wakeup,
+                            self.op_ttl_ms,
+                            op_id,
+                            collapsing or "",
+                            self.retention.cancelled_ms,
+                        ],
                     )
                 )
         committed = iter([CommitReply.read(raw) for raw in (yield commits)] if commits else [])
@@ -212,8 +236,17 @@ class ProducerOps(ReadViews):
             ids_of.update(zip(members, ids, strict=True))
         ids = [ids_of[person] for person in people]
         return ScheduleResult(
-            notification_ids=ids, count=len(ids), scheduled_at=ms_to_datetime(due_ms), replayed=replayed
+            notification_ids=ids,
+            count=len(ids),
+            scheduled_at=ms_to_datetime(due_ms),
+            replayed=replayed,
+            batch_id=validation.batch_of((r.ids[0], len(r.ids)) for r in staged),
         )
+
+    @staticmethod
+    def _collapse_keys(p: Partition) -> list[str]:
+        """The KEYS schedule.lua and commit_schedule.lua take to collapse (see their headers), in their order."""
+        return [p.collapse, p.collapsed, *p.due_for_each, *p.call_keys[:4], p.pending_by_creator]
 
     def cancel(self, notification_id: int | str) -> Op[Notification]:
         """Cancel a pending notification; NotFoundError or NotPendingError otherwise."""

@@ -112,8 +112,9 @@ class CommitReply(Reply, frozen=True):
 
 class ChangeReply(Reply, frozen=True):
     """The reply of ``cancel.lua``: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status};
-    and of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
-    | {'not_pending', status}."""
+    of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
+    | {'not_pending', status}; and of ``edit.lua``: {'edited', now_ms} | {'missing'} | {'not_pending', current
+    status} | {'stale'}."""
 
     code: str
     status: str = ""
@@ -137,6 +138,32 @@ class ChangeReply(Reply, frozen=True):
         if self.code == done:
             return None
         return Refusal(self.code, action, notification_id, self.status, self.due_ms, self.now_ms)
+
+
+class BatchReply(Reply, frozen=True):
+    """The reply of ``cancel_batch.lua``: {'cancelled', now_ms, cancelled, not_pending, missing}; of
+    ``reschedule_batch.lua``: {'rescheduled', due_ms, now_ms, rescheduled, not_pending, missing}
+    | {'past', due_ms, now_ms}; and of ``edit_batch.lua``: {'edited', now_ms, edited, not_pending, missing}
+    | {'stale'}."""
+
+    code: str
+    due_ms: int = 0
+    now_ms: int = 0
+    changed: int = 0
+    not_pending: int = 0
+    missing: int = 0
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields (cancel's has no due time)."""
+        code, numbers = text(reply[0]), [int(v) for v in reply[1:]]
+        if code == "stale":
+            return cls(code)
+        if code == "past":
+            return cls(code, numbers[0], numbers[1])
+        if code in ("cancelled", "edited"):
+            return cls(code, 0, *numbers)
+        return cls(code, *numbers)
 
 
 class ClaimReply(Reply, frozen=True):
@@ -342,6 +369,10 @@ READERS: dict[str, type[Reply]] = {
     "commit_schedule": CommitReply,
     "cancel": ChangeReply,
     "reschedule": ChangeReply,
+    "cancel_batch": BatchReply,
+    "reschedule_batch": BatchReply,
+    "edit": ChangeReply,
+    "edit_batch": BatchReply,
     "claim": ClaimReply,
     "ack": AckReply,
     "retry": RetryReply,

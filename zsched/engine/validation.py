@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from ..errors import FieldError, NaiveDatetimeError, RecipientsError, ValidationError
-from ..models import PRIORITIES, Payload, datetime_to_ms
+from ..models import ON_LATE, PRIORITIES, OnLate, Payload, datetime_to_ms
 
 MAX_RECIPIENTS = 10_000
 MAX_RECIPIENT_LEN = 128
@@ -19,10 +20,16 @@ MAX_MESSAGE = 10_000
 MAX_TYPE = 64
 MAX_DATA_BYTES = 16 * 1024
 MAX_IDEMPOTENCY_KEY = 200
+MAX_COLLAPSE_KEY = 200
+COLLAPSE_KEY_PATTERN = "^[^\x00-\x1f\x7f]+$"
+"""What a collapse key may hold: anything but control characters (the HTTP schema says the same)."""
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+DEFAULT_LATE_AFTER_MS = 60_000  # on_late="skip" without late_after: a minute late is too late
 MAX_DELAY_MS = 10 * 366 * 24 * 3600 * 1000  # ten years: later than that is a bug, not a plan
 MIN_AT_MS = 0
 MAX_AT_MS = 253402300799000  # 9999-12-31T23:59:59Z
 MAX_ID = 2**63 - 1  # what Redis's integers and the HTTP paths take
+MAX_SCRIPT_ID = 2**53  # ids are counted in Lua numbers (doubles): none is ever above this
 
 NUL = "\x00"
 _NO_NUL = "must not contain NUL characters (\\x00)"
@@ -101,8 +108,11 @@ def payload(
     data: object,
     created_by: str | None = None,
     channels: Iterable[str] = (),
+    expiry: Expiry | None = None,
+    collapse_key: str | None = None,
 ) -> Payload:
-    """The stored payload, after checking each field's kind and size."""
+    """The stored payload, after checking each field's kind and size (``expiry`` and ``collapse_key`` already
+    checked by ``expiry`` and ``collapse_key``)."""
     _text("title", title, MAX_TITLE, allow_empty=False)
     _text("message", message, MAX_MESSAGE, allow_empty=True)
     _text("type", type, MAX_TYPE, allow_empty=False)
@@ -122,7 +132,121 @@ def payload(
         data=data,
         created_by=created_by,
         channels=list(channels),
+        collapse_key=collapse_key,
+        expires_at=expiry.expires_at_ms if expiry else None,
+        on_late=expiry.on_late if expiry else "send",
+        late_after_ms=expiry.late_after_ms if expiry else None,
     )
+
+
+class Expiry(msgspec.Struct, frozen=True):
+    """When a notification stops being worth sending: at ``expires_at_ms``, and (``on_late`` "skip") when
+    claimed more than ``late_after_ms`` after its due time."""
+
+    expires_at_ms: int | None = None
+    on_late: OnLate = "send"
+    late_after_ms: int | None = None
+
+
+def expiry(
+    expires_at: object, on_late: object, late_after: object, due_at_ms: int | None, delay_ms: int, now_ms: int
+) -> Expiry | None:
+    """The call's expiry, or None when it has none. ``expires_at`` must come after the due time (``due_at_ms``, or
+    ``now_ms`` plus ``delay_ms`` by the caller's rough clock): a notification that could never be sent is a
+    mistake to report, not to store."""
+    if on_late not in ON_LATE:
+        raise FieldError(f"on_late must be one of {', '.join(ON_LATE)}; got {_short(on_late)}", "on_late")
+    late_ms: int | None = None
+    if late_after is not None:
+        if on_late != "skip":
+            raise FieldError("late_after applies only with on_late='skip'; drop it or set on_late='skip'", "late_after")
+        seconds = late_after.total_seconds() if isinstance(late_after, timedelta) else late_after
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+            raise FieldError(f"late_after must be a finite number of seconds; got {_short(late_after)}", "late_after")
+        if not 0 <= seconds * 1000 <= MAX_DELAY_MS:
+            raise FieldError(f"late_after must be between 0 s and ten years; got {seconds} s", "late_after")
+        late_ms = round(seconds * 1000)
+    elif on_late == "skip":
+        late_ms = DEFAULT_LATE_AFTER_MS
+    until: int | None = None
+    if expires_at is not None:
+        if not isinstance(expires_at, datetime):
+            raise FieldError(f"expires_at must be a datetime; got {type_name(expires_at)}", "expires_at")
+        until = at_ms(expires_at, now_ms, "expires_at")
+        due = due_at_ms if due_at_ms is not None else now_ms + delay_ms
+        if until <= due:
+            raise FieldError(
+                f"expires_at must be after the notification is due ({_iso(due)}); got {expires_at.isoformat()}",
+                "expires_at",
+            )
+    if until is None and late_ms is None:
+        return None
+    return Expiry(until, "skip" if late_ms is not None else "send", late_ms)
+
+
+def collapse_key(key: object) -> str | None:
+    """The collapse key as given, if it is a usable one (1 to 200 characters, no control characters)."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_COLLAPSE_KEY or _CONTROL.search(key):
+        raise FieldError(
+            f"collapse_key must be 1 to {MAX_COLLAPSE_KEY} characters with no control characters; got {_short(key)}",
+            "collapse_key",
+        )
+    return key
+
+
+def batch_id(value: object, partitions: int) -> list[tuple[int, int]]:
+    """The parts a batch id names, (first id, count) each: ``"<first>x<count>"`` per partition, joined by ``-``,
+    as ``batch_of`` writes it."""
+    text = value if isinstance(value, str) else ""
+    parts: list[tuple[int, int]] = []
+    for part in text.split("-") if text else ():
+        first, _, count = part.partition("x")
+        if not (first.isascii() and first.isdigit() and count.isascii() and count.isdigit()):
+            parts = []
+            break
+        parts.append((int(first), int(count)))
+    seen = {first % partitions for first, _ in parts}
+    if (
+        not parts
+        or len(seen) != len(parts)
+        or any(not 1 <= count <= MAX_RECIPIENTS or not 0 < first <= MAX_SCRIPT_ID for first, count in parts)
+        or sum(count for _, count in parts) > MAX_RECIPIENTS
+    ):
+        raise FieldError(
+            f"batch_id must be what a schedule call returned, e.g. '12x3' or '5x2-2x4'; got {_short(value)}", "batch_id"
+        )
+    return parts
+
+
+def batch_of(parts: Iterable[tuple[int, int]]) -> str:
+    """The batch id of a schedule call whose part in each partition starts at ``first`` and has ``count`` ids."""
+    return "-".join(f"{first}x{count}" for first, count in parts)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def content(body: Payload, title: object, message: object, data: object) -> Payload:
+    """``body`` with the given title, message and data (None: unchanged), each checked as ``payload`` checks it."""
+    if title is None and message is None and data is None:
+        raise FieldError("give at least one of title, message and data to change", "title")
+    changes: dict[str, Any] = {}
+    if title is not None:
+        _text("title", title, MAX_TITLE, allow_empty=False)
+        changes["title"] = title
+    if message is not None:
+        _text("message", message, MAX_MESSAGE, allow_empty=True)
+        changes["message"] = message
+    if data is not None:
+        if not isinstance(data, dict):
+            raise FieldError(f"data must be a JSON object (a dict); got {type_name(data)}", "data")
+        if data:
+            _check_data(data)
+        changes["data"] = data
+    return msgspec.structs.replace(body, **changes)
 
 
 def _check_data(data: dict[str, Any]) -> None:

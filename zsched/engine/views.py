@@ -163,7 +163,14 @@ class PartitionStats(msgspec.Struct, frozen=True):
         """The commands that read one partition's figures; ``read`` takes their replies in this order."""
         # Pending is the sum of the due sets (one per priority), where a many-recipient call counts once for
         # the recipients still pending in it; its earliest the least of their heads.
-        sets = {"processing": p.processing, "sent": p.sent, "cancelled": p.cancelled, "failed": p.failed}
+        sets = {
+            "processing": p.processing,
+            "sent": p.sent,
+            "cancelled": p.cancelled,
+            "failed": p.failed,
+            "expired": p.expired,
+            "collapsed": p.collapsed,
+        }
         return [
             *(Command(("ZCARD", due)) for due in p.due_sets),
             *(Command(("ZCARD", sets[status])) for status in STATUSES if status != "pending"),

@@ -17,8 +17,8 @@ from starlette.routing import BaseRoute, Route
 from ..client import AsyncScheduler
 from ..engine import validation
 from ..engine.contacts import CONTACT_FIELDS
-from ..errors import NotFoundError, PendingLimitError, UnavailableError
-from ..models import Notification
+from ..errors import FieldError, NotFoundError, PendingLimitError, UnavailableError
+from ..models import BatchChange, BatchSummary, Notification
 from ..settings import ApiSettings
 from . import docs_page, openapi
 from .auth import Principal
@@ -27,10 +27,12 @@ from .bodies import (
     MAX_IDEMPOTENCY_HEADER,
     MAX_LIMIT,
     ContactBody,
+    EditBody,
     ErasureBody,
     RescheduleBody,
     ScheduleBody,
     contact_decoder,
+    edit_decoder,
     erasure_decoder,
     integral,
     parse_int,
@@ -109,6 +111,9 @@ class Api:
             Route(f"{n}/{{id:int}}/schedule_status/", self.status, methods=["GET"]),
             Route(f"{n}/{{id:int}}/cancel_scheduled/", self.cancel, methods=["DELETE"]),
             Route(f"{n}/{{id:int}}/scheduled/", self.cancel, methods=["DELETE"]),
+            Route(f"{n}/{{id:int}}/content/", self.content, methods=["PATCH"]),
+            Route("/api/batches/{batch_id}/", self.batch, methods=["GET", "PATCH", "DELETE"]),
+            Route("/api/batches/{batch_id}/content/", self.batch_content, methods=["PATCH"]),
             Route("/api/stats", self.stats, methods=["GET"]),
             Route("/api/contacts/", self.contact, methods=["GET", "PATCH"]),
             Route("/api/erasures/", self.erase, methods=["POST"]),
@@ -179,6 +184,10 @@ class Api:
                 idempotency_key=None if key is None else _scoped_key(principal.user, key),
                 created_by=principal.user,
                 channels=channels,
+                expires_at=body.expires_at,
+                on_late=body.on_late,
+                late_after=body.late_after_s,
+                collapse_key=body.collapse_key,
             )
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None
@@ -207,6 +216,62 @@ class Api:
             body: RescheduleBody = await read_json(request, reschedule_decoder)
             n = await self.zs.reschedule(n.id, at=body.scheduled_at)
         return JSON(full_view(n, viewer(principal, n)))
+
+    async def batch(self, request: Request) -> Response:
+        """A whole schedule call, by the ``batch_id`` its schedule answered: GET how many are in each status,
+        PATCH ``{"scheduled_at"}`` reschedule, DELETE cancel every one still pending. A caller counts and changes
+        only those it created or receives (an admin all); 404 when that is none."""
+        principal = await self.authenticate(request)
+        batch_id = self._batch_id(request)
+        only_for = None if principal.admin else principal.user
+        result: BatchChange | BatchSummary
+        if request.method == "GET":
+            result = await self.zs.run(self.zs.core.batch_status(batch_id, only_for=only_for))
+            found = result.count
+        elif request.method == "PATCH":
+            body: RescheduleBody = await read_json(request, reschedule_decoder)
+            result = await self.zs.run(self.zs.core.reschedule_batch(batch_id, at=body.scheduled_at, only_for=only_for))
+            found = result.changed + result.not_pending
+        else:
+            result = await self.zs.run(self.zs.core.cancel_batch(batch_id, only_for=only_for))
+            found = result.changed + result.not_pending
+        if not found:
+            raise ApiError(
+                404, f"no notification of batch {batch_id} that you created or receive (or all were purged)", "batch_id"
+            )
+        return JSON(result)
+
+    async def content(self, request: Request) -> Response:
+        """PATCH ``{"title", "message", "data"}`` (any of them): new content for a pending notification."""
+        principal = await self.authenticate(request)
+        n = await self.visible(principal, request.path_params["id"])
+        body: EditBody = await read_json(request, edit_decoder)
+        n = await self.zs.edit(n.id, **body.changes())
+        return JSON(full_view(n, viewer(principal, n)))
+
+    async def batch_content(self, request: Request) -> Response:
+        """PATCH ``{"title", "message", "data"}`` (any of them): new content for every pending notification of a
+        schedule call; a caller who did not create it changes only the one it receives; 404 when none."""
+        principal = await self.authenticate(request)
+        batch_id = self._batch_id(request)
+        body: EditBody = await read_json(request, edit_decoder)
+        only_for = None if principal.admin else principal.user
+        op = self.zs.core.edit_batch(batch_id, only_for=only_for, **body.changes())
+        change: BatchChange = await self.zs.run(op)
+        if not change.changed + change.not_pending:
+            raise ApiError(404, f"no notification of batch {batch_id} that you created or receive", "batch_id")
+        return JSON(change)
+
+    def _batch_id(self, request: Request) -> str:
+        """The path's batch id; 404 when it cannot be one (as a malformed notification id matches no route)."""
+        batch_id: str = request.path_params["batch_id"]
+        try:
+            validation.batch_id(batch_id, len(self.zs.core.keys.partitions))
+        except FieldError:
+            raise ApiError(
+                404, f"no batch {batch_id[:64]!r}: a batch id is what a schedule call answered, e.g. 12x3", "batch_id"
+            ) from None
+        return batch_id
 
     async def list_mine(self, request: Request) -> Response:
         """GET: notifications newest first, filtered by ``recipient``, ``created_by`` and ``status``.

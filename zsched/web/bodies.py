@@ -16,8 +16,18 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from ..engine.contacts import EMAIL_PATTERN, LOCALE_PATTERN, MAX_EMAIL, MAX_LOCALE, PHONE_PATTERN
-from ..engine.validation import MAX_ID, MAX_MESSAGE, MAX_RECIPIENT_LEN, MAX_RECIPIENTS, MAX_TITLE, MAX_TYPE
-from ..models import PRIORITIES, Status
+from ..engine.validation import (
+    COLLAPSE_KEY_PATTERN,
+    MAX_COLLAPSE_KEY,
+    MAX_DELAY_MS,
+    MAX_ID,
+    MAX_MESSAGE,
+    MAX_RECIPIENT_LEN,
+    MAX_RECIPIENTS,
+    MAX_TITLE,
+    MAX_TYPE,
+)
+from ..models import ON_LATE, PRIORITIES, Status
 from .errors import ApiError
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -79,6 +89,40 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
         ]
         | None
     ) = None
+    expires_at: (
+        Annotated[
+            datetime,
+            Meta(tz=True, description="not sent when claimed at or after this (it ends expired); after scheduled_at"),
+        ]
+        | None
+    ) = None
+    on_late: Annotated[
+        str,
+        Meta(
+            extra_json_schema={"enum": list(ON_LATE)},
+            description="skip: not sent when claimed more than late_after_s past its due time (it ends expired); "
+            "send: sent however late",
+        ),
+    ] = "send"
+    late_after_s: (
+        Annotated[
+            float,
+            Meta(ge=0, le=MAX_DELAY_MS / 1000, description="with on_late skip: how late is too late (default 60)"),
+        ]
+        | None
+    ) = None
+    collapse_key: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=MAX_COLLAPSE_KEY,
+                pattern=COLLAPSE_KEY_PATTERN,
+                description="each recipient's pending notification scheduled earlier with this key ends collapsed",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ContactBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -131,6 +175,18 @@ class RescheduleBody(msgspec.Struct, forbid_unknown_fields=False):
     scheduled_at: Annotated[datetime, Meta(tz=True, description="ISO 8601 with an offset (Z or +hh:mm), in the future")]
 
 
+class EditBody(msgspec.Struct, forbid_unknown_fields=False):
+    """``PATCH .../content/``: the new title, message or data (at least one; what is left out is unchanged)."""
+
+    title: Annotated[str, Meta(min_length=1, max_length=MAX_TITLE, pattern=NO_NUL)] | UnsetType = UNSET
+    message: Annotated[str, Meta(max_length=MAX_MESSAGE, pattern=NO_NUL)] | UnsetType = UNSET
+    data: DataObject | UnsetType = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, as ``edit`` takes them."""
+        return {name: getattr(self, name) for name in ("title", "message", "data") if getattr(self, name) is not UNSET}
+
+
 class ScheduleHeaders(msgspec.Struct):
     """The schedule call's optional headers."""
 
@@ -179,6 +235,18 @@ class NotificationPath(msgspec.Struct):
     id: Annotated[int, Meta(ge=0)]
 
 
+class BatchPath(msgspec.Struct):
+    """A schedule call's path parameter: the ``batch_id`` its answer carried."""
+
+    batch_id: Annotated[
+        str,
+        Meta(
+            pattern=r"^[0-9]+x[0-9]+(-[0-9]+x[0-9]+)*$",
+            description="as the schedule call answered it, e.g. 12x3 (a first id and a count per partition)",
+        ),
+    ]
+
+
 class SocketQuery(msgspec.Struct):
     """``/ws``'s query parameters."""
 
@@ -207,6 +275,7 @@ schedule_decoder = loose_decoder(ScheduleBody)
 reschedule_decoder = loose_decoder(RescheduleBody)
 contact_decoder = loose_decoder(ContactBody)
 erasure_decoder = loose_decoder(ErasureBody)
+edit_decoder = loose_decoder(EditBody)
 
 
 def integral(value: str | int | float) -> str | int | float:

@@ -33,6 +33,8 @@ TOTALS: tuple[tuple[str, str], ...] = (
     ("failed", "Notifications that failed for good after their last attempt."),
     ("retried", "Failed delivery attempts handed back for a retry."),
     ("cancelled", "Notifications cancelled while pending."),
+    ("expired", "Notifications claimed past their expiry, and so not sent."),
+    ("collapsed", "Pending notifications replaced by a newer one with the same recipient and collapse key."),
 )
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -14,9 +14,12 @@ import msgspec
 
 from .. import __version__
 from ..engine.validation import MAX_ID
+from ..models import BatchChange, BatchSummary
 from .bodies import (
+    BatchPath,
     ContactBody,
     ContactQuery,
+    EditBody,
     ErasureBody,
     ListQuery,
     NotificationPath,
@@ -60,7 +63,8 @@ _ERRORS = {
     403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications, "
     "stats, tables, processes and requeueing dead letters need admin; others' contact data and erasures need "
     "admin or contacts:write).",
-    404: "No such notification, or not one you created or receive (or no such table or partition).",
+    404: "No such notification, or not one you created or receive (for a batch: none of its notifications; "
+    "or no such table or partition).",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
     "or the Idempotency-Key was used for a different request.",
@@ -81,6 +85,7 @@ _SHAPES = (
     ErrorBody,
     ScheduleBody,
     RescheduleBody,
+    EditBody,
     Scheduled,
     ScheduleStatus,
     NotificationView,
@@ -99,11 +104,14 @@ _SHAPES = (
     Requeued,
     Throughput,
     TitleSearch,
+    BatchSummary,
+    BatchChange,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
     ListQuery: "query",
     NotificationPath: "path",
+    BatchPath: "path",
     SocketQuery: "query",
     ContactQuery: "query",
     TablePath: "path",
@@ -184,6 +192,8 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     ident = params[NotificationPath]
     body_channels = schemas["ScheduleBody"]["properties"]["channels"]["anyOf"][0]
     body_channels["items"] = {"enum": list(channels)}  # what this server delivers through
+    # an edit names at least one of them: no Python type says that, so it is written here
+    schemas["EditBody"]["anyOf"] = [{"required": [name]} for name in ("title", "message", "data")]
     n = "/api/notifications"
     cancel = _op("Cancel a pending notification", _json(_ref("Cancelled"), "Cancelled."), (404, 409), params=ident)
     paths = {
@@ -218,11 +228,54 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 params=ident,
             ),
         },
+        f"{n}/{{id}}/content/": {
+            "patch": _op(
+                "New title, message or data for a pending notification (what is left out is unchanged)",
+                _json(_ref("NotificationView"), "Edited."),
+                (400, 404, 409, 413, 415, 422),
+                body="EditBody",
+                params=ident,
+            )
+        },
         f"{n}/{{id}}/schedule_status/": {
             "get": _op("Where a notification is", _json(_ref("ScheduleStatus"), "Its status."), (404,), params=ident)
         },
         f"{n}/{{id}}/cancel_scheduled/": {"delete": cancel},
         f"{n}/{{id}}/scheduled/": {"delete": {**cancel, "summary": "Cancel (the seed checklist's spelling)"}},
+        "/api/batches/{batch_id}/": {
+            "get": _op(
+                "How many of a schedule call's notifications (those you created or receive) are in each status",
+                _json(_ref("BatchSummary"), "Counts per status."),
+                (404,),
+                params=params[BatchPath],
+            ),
+            "patch": _op(
+                "Reschedule every still-pending notification of a schedule call (those you created or receive)",
+                _json(_ref("BatchChange"), "How many moved; how many had left pending or are gone."),
+                (400, 404, 413, 415, 422),
+                body="RescheduleBody",
+                params=params[BatchPath],
+            ),
+            "delete": _op(
+                "Cancel every still-pending notification of a schedule call (those you created or receive)",
+                _json(_ref("BatchChange"), "How many were cancelled; how many had left pending or are gone."),
+                (404,),
+                params=params[BatchPath],
+            ),
+        },
+        "/api/batches/{batch_id}/content/": {
+            "patch": _op(
+                "New title, message or data for every pending notification of a schedule call (the creator and "
+                "admins; a recipient changes only its own)",
+                _json(
+                    _ref("BatchChange"),
+                    "How many were edited; how many had left pending (or were edited alone) or are gone.",
+                ),
+                (400, 404, 413, 415, 422),
+                body="EditBody",
+                params=params[BatchPath],
+            )
+        },
         "/api/stats": {
             "get": _op(
                 "Counts, totals, next due and lag, overall and per partition (admin)",

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from ..models import Notification, ScheduleResult, Stats, Status
+from ..models import Notification, OnLate, ScheduleResult, Stats, Status
 from .auth import Principal
 from .bodies import Time
 from .errors import Error
@@ -40,11 +40,14 @@ class Scheduled(msgspec.Struct):
     notification_ids: list[int]
     count: int
     scheduled_at: Time
+    batch_id: Annotated[
+        str, Meta(description="names the whole call for /api/batches/{batch_id}/: status, reschedule, cancel")
+    ] = ""
 
     @classmethod
     def of(cls, result: ScheduleResult) -> Scheduled:
         """The answer for ``result``."""
-        return cls(result.notification_ids, result.count, result.scheduled_at)
+        return cls(result.notification_ids, result.count, result.scheduled_at, result.batch_id)
 
 
 class ScheduleStatus(msgspec.Struct, kw_only=True):
@@ -102,10 +105,24 @@ class NotificationView(msgspec.Struct, kw_only=True):
     deliveries: Annotated[
         dict[str, str],
         Meta(
-            description="each channel's outcome: 'sent', 'pending', 'cancelled', or 'failed' (for the creator and "
-            "admins 'failed: <why>', as last_error)"
+            description="each channel's outcome: 'sent', 'pending', 'cancelled', 'expired', 'collapsed', or "
+            "'failed' (for the creator and admins 'failed: <why>', as last_error)"
         ),
     ]
+    expires_at: Annotated[datetime, Meta(tz=True, description="not sent when claimed at or after this")] | None
+    on_late: Annotated[
+        OnLate,
+        Meta(
+            description="skip: not sent when claimed more than late_after_ms past its due time; send: sent however late"
+        ),
+    ]
+    late_after_ms: Annotated[int, Meta(description="with on_late skip: how late is too late")] | None
+    collapse_key: (
+        Annotated[str, Meta(description="a newer pending notification for this recipient and key collapses this one")]
+        | None
+    )
+    expired_at: Time | None
+    collapsed_at: Time | None
 
 
 VIEWED = tuple(
@@ -206,8 +223,8 @@ def deliveries(n: Notification, who: Viewer) -> dict[str, str]:
         error = n.channel_errors.get(name) or (n.last_error if len(names) == 1 else None)
         if n.scheduled_status == "sent" or name in n.done:
             out[name] = "sent"
-        elif n.scheduled_status == "cancelled":
-            out[name] = "cancelled"
+        elif n.scheduled_status in ("cancelled", "expired", "collapsed"):
+            out[name] = n.scheduled_status
         elif error is None:
             out[name] = "pending"
         elif who == "recipient":
