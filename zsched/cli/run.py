@@ -17,7 +17,7 @@ import redis
 
 from ..delivery import build_router, build_worker
 from ..errors import UnavailableError
-from ..settings import Settings, redact_url
+from ..settings import Settings
 from .logs import LEVELS, log_format
 
 if TYPE_CHECKING:
@@ -101,11 +101,7 @@ async def _work(settings: Settings, announce: bool) -> None:
         await scheduler.ensure_layout()  # refuse to start with a partition count the keyspace disagrees with
     worker.install_signal_handlers()
     if announce:
-        where = (
-            f"the embedded server in {scheduler.server.data_dir}"
-            if scheduler.server
-            else redact_url(str(settings.redis.redis_url))
-        )
+        where = f"the embedded server in {scheduler.server.data_dir}" if scheduler.server else settings.where()
         print(f"zsched worker running on {where} (prefix {settings.redis.prefix!r}); Ctrl-C stops it.", flush=True)
         _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
     try:
@@ -137,11 +133,7 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
         if server is not None:
             settings = settings.replace(redis_url=server.url)
         app = create_app(settings, run_worker=run_worker)
-        where = (
-            f"the embedded server in {server.data_dir}"
-            if server is not None
-            else redact_url(str(settings.redis.redis_url))
-        )
+        where = f"the embedded server in {server.data_dir}" if server is not None else settings.where()
         print(
             f"zsched serving http://{host}:{port} (API + WebSocket{' + worker' if run_worker else ''}) on "
             f"{where}, prefix {settings.redis.prefix!r}; docs at http://{host}:{port}/docs. Ctrl-C stops it.",
