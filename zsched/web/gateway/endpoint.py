@@ -132,7 +132,7 @@ class Gateway:
         self._subscriptions = Subscriptions(
             self.redis,
             f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}",
-            self._drop_everyone,
+            self._drop,
             subscribe_timeout_s=subscribe_timeout_s,
         )
         self._clients: set[Socket] = set()
@@ -159,7 +159,7 @@ class Gateway:
 
     @property
     def subscriptions(self) -> int:
-        """How many user channels the shared pub/sub connection is subscribed to."""
+        """How many user channels the pub/sub connections are subscribed to."""
         return len(self._subscriptions)
 
     async def start(self) -> None:
@@ -250,10 +250,12 @@ class Gateway:
                         websocket.close(client.close_code, client.close_reason), self.close_timeout_s
                     )
 
-    def _drop_everyone(self, reason: str) -> None:
-        """The pub/sub connection lost messages: close every socket (1012) so it resumes with ``since``."""
+    def _drop(self, reason: str, channels: frozenset[str] | None) -> None:
+        """A pub/sub connection lost the messages of ``channels`` (None: all): close their sockets (1012) so they
+        resume with ``since``; sockets on the other connections of a cluster stay open."""
         for client in list(self._clients):
-            client.close(CLOSE_RESTART, reason)
+            if channels is None or client.channel in channels:
+                client.close(CLOSE_RESTART, reason)
 
     async def _unless_closed(self, client: Socket, work: Coroutine[Any, Any, Backlog]) -> Backlog | None:
         """``work``'s result, or None when the socket is closed first (``work`` is then cancelled)."""
