@@ -1,0 +1,81 @@
+"""Settings find the cluster (``INFO cluster`` on one URL, or seed nodes), spread partitions over its masters, and
+the API of a process told it talks to a single server answers 503 with the fix, never 500."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Iterator
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from tests.clusterutil import LocalCluster
+from zsched.embedded import EmbeddedServer
+from zsched.settings import Settings
+from zsched.web.app import create_app
+from zsched.web.auth import TokenStore
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def prefix(redis_cluster: LocalCluster) -> Iterator[str]:
+    name = f"zc-{uuid.uuid4().hex[:8]}"
+    yield name
+    cluster = redis.RedisCluster(host="127.0.0.1", port=redis_cluster.masters[0])
+    for key in list(cluster.scan_iter(match=f"{name}:*", count=1000, target_nodes=cluster.PRIMARIES)):
+        cluster.unlink(key)
+    cluster.close()
+
+
+def test_one_url_finds_the_cluster_and_six_partitions_use_every_master(
+    redis_cluster: LocalCluster, prefix: str
+) -> None:
+    with Settings.of(redis_url=redis_cluster.url, prefix=prefix, partitions=6).scheduler() as zs:
+        assert isinstance(zs.redis, redis.RedisCluster) and zs.core.keys.tags == "spread"
+        result = zs.schedule([f"u{i}" for i in range(30)], "Spread", "out", delay=3600)
+        assert zs.status(result.notification_ids[-1]).scheduled_status == "pending"
+        owners = {zs.redis.get_node_from_key(p.due).name for p in zs.core.keys.partitions}
+        assert len(owners) == 3
+        holding = {zs.redis.get_node_from_key(p.due).name for p in zs.core.keys.partitions if zs.redis.exists(p.due)}
+        assert len(holding) == 3, "30 recipients fill partitions on every master"
+
+
+async def test_seed_nodes_give_an_asyncio_cluster_client(redis_cluster: LocalCluster, prefix: str) -> None:
+    settings = Settings.of(redis_nodes=redis_cluster.seeds, prefix=prefix, partitions=3)
+    async with settings.async_scheduler() as zs:
+        assert isinstance(zs.redis, aioredis.RedisCluster) and zs.server is None
+        result = await zs.schedule(["alice", "bob", "carol"], "Seeds", "work", delay=60)
+        assert [(await zs.status(i)).scheduled_status for i in result.notification_ids] == ["pending"] * 3
+
+
+def test_a_single_server_is_still_a_single_server(valkey: EmbeddedServer) -> None:
+    with Settings.of(redis_url=valkey.url, prefix=f"zt-{uuid.uuid4().hex[:8]}", partitions=4).scheduler() as zs:
+        assert type(zs.redis) is redis.Redis and zs.core.keys.tags == "plain"
+        assert zs.core.keys.partitions[1].tag.endswith("{p1}")
+
+
+def test_the_api_of_a_process_taking_the_cluster_for_a_server_answers_503(
+    redis_cluster: LocalCluster, prefix: str
+) -> None:
+    cluster = redis.RedisCluster(host="127.0.0.1", port=redis_cluster.masters[0])
+    token, _ = TokenStore(prefix).create(cluster, "ops", admin=True)
+    auth = {"Authorization": f"Token {token}"}
+    right = Settings.of(redis_url=redis_cluster.url, prefix=prefix, partitions=6)
+    with TestClient(create_app(right, run_worker=False)) as client:
+        assert client.get("/api/stats", headers=auth).status_code == 200
+    # Pointed at the master owning the layout's slot, so it starts; every other key there answers MOVED.
+    master = f"redis://127.0.0.1:{redis_cluster.masters[1]}/0"
+    assert redis.RedisCluster.keyslot(cluster, f"{prefix}:{{meta}}:layout") in range(5461, 10923)
+    wrong = right.replace(redis_url=master, redis_cluster="no", partition_tags="spread")
+    with TestClient(create_app(wrong, run_worker=False), raise_server_exceptions=False) as client:
+        r = client.get("/api/stats", headers=auth)
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "unavailable" and "ZSCHED_REDIS_CLUSTER" in r.json()["detail"]
+    cluster.close()
