@@ -15,7 +15,8 @@ from tests.clusterutil import LocalCluster
 from zsched.embedded import EmbeddedServer
 from zsched.settings import Settings
 from zsched.web.app import create_app
-from zsched.web.auth import TokenStore
+from zsched.web.auth import TokenStore, digest
+from zsched.web.ratelimit import RateLimiter, bucket_key
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -79,3 +80,24 @@ def test_the_api_of_a_process_taking_the_cluster_for_a_server_answers_503(
     assert r.status_code == 503, r.text
     assert r.json()["error"] == "unavailable" and "ZSCHED_REDIS_CLUSTER" in r.json()["detail"]
     cluster.close()
+
+
+async def test_tokens_and_rate_limit_buckets_spread_over_the_masters(redis_cluster: LocalCluster, prefix: str) -> None:
+    cluster = redis.RedisCluster(host="127.0.0.1", port=redis_cluster.masters[0])
+    store = TokenStore(prefix)
+    made = [store.create(cluster, f"user{i}") for i in range(24)]
+    assert len(store.list(cluster)) == 24
+    holders = {cluster.get_node_from_key(store.keys_of(cluster, digest(t))[0]).name for t, _ in made}
+    assert len(holders) == 3, "the token shards live on every master"
+    assert store.verify(cluster, made[0][0]) == made[0][1]
+    assert store.revoke(cluster, made[1][1].id) and store.verify(cluster, made[1][0]) is None
+    assert store.list(cluster)[0].user == "user0" and len(store.list(cluster)) == 23
+    cluster.close()
+
+    connection = aioredis.RedisCluster(host="127.0.0.1", port=redis_cluster.masters[0])
+    limiter = RateLimiter(connection, prefix, rate_per_s=1.0, burst=2)
+    ids = [p.id for _, p in made]
+    assert [(await limiter.take(ids[0])).allowed for _ in range(3)] == [True, True, False]
+    assert (await limiter.take(ids[2])).allowed  # another caller's bucket, another slot
+    assert len({connection.get_node_from_key(bucket_key(prefix, token_id)).name for token_id in ids}) == 3
+    await connection.aclose()
