@@ -126,6 +126,12 @@ def connect(
     return (aioredis.Redis if for_asyncio else redis.Redis).from_url(url, **options)
 
 
+def sentinel_of(connection: Any) -> Any:
+    """The ``Sentinel`` a client from ``connect(sentinels=...)`` asks for its master (its own connections are
+    closed apart from the client's), or None."""
+    return getattr(getattr(connection, "connection_pool", None), "sentinel_manager", None)
+
+
 def _credentials(url: str | None) -> dict[str, Any]:
     """The username and password a URL carries (what seed nodes and sentinels are reached with)."""
     if url is None:

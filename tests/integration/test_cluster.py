@@ -14,6 +14,8 @@ from tests.helpers import Recorder
 from zsched import AsyncScheduler, Core, IdempotencyConflictError, Keyspace, Scheduler
 from zsched.delivery.worker import Worker
 
+pytestmark = pytest.mark.cluster
+
 
 def test_schedule_deliver_and_inspect_across_four_partitions_on_a_cluster(redis_cluster: LocalCluster) -> None:
     core = Core(Keyspace("zc", partitions=4))

@@ -391,6 +391,7 @@ def test_the_worker_counts_logs_and_observes_what_its_claim_sent(
     provider.shutdown()
 
 
+@pytest.mark.cluster
 def test_a_claim_on_a_cluster_delivers_in_its_partitions_slot(redis_cluster: LocalCluster) -> None:
     core = Core(Keyspace(f"zf-{uuid.uuid4().hex[:8]}", partitions=4))
     zs = Scheduler(redis.RedisCluster(host="127.0.0.1", port=redis_cluster.masters[0]), core=core)

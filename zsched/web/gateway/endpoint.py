@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ...connection import cluster_enabled
 from ...engine.keys import Keyspace
 from ..auth import TokenStore
 from ..ratelimit import FailedAuthLimiter
@@ -97,9 +98,7 @@ class Gateway:
                 f"{send_queue}, {backlog_page}, {heartbeat_s}, {send_timeout_s}"
             )
         self._redis_arg = redis_client
-        self.redis: aioredis.Redis = (
-            aioredis.Redis.from_url(redis_client) if isinstance(redis_client, str) else redis_client
-        )
+        self.redis: aioredis.Redis = redis_client if not isinstance(redis_client, str) else _from_url(redis_client)
         self.keys = keyspace
         self.tokens = tokens
         self.path = path
@@ -282,6 +281,13 @@ class Gateway:
                 client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
                 return
             client.push(messages.PING)
+
+
+def _from_url(url: str) -> aioredis.Redis:
+    """A client for the Redis at ``url``: a cluster client when the server says it is a cluster node."""
+    if cluster_enabled(url):
+        return aioredis.RedisCluster.from_url(url)  # type: ignore[return-value]
+    return aioredis.Redis.from_url(url)
 
 
 def gateway_app(gateway: Gateway) -> Starlette:
