@@ -111,6 +111,8 @@ def connect(
         pool_options = {k: v for k, v in options.items() if k != "max_connections"}
         sentinel = watch(parse_nodes(sentinels, "ZSCHED_REDIS_SENTINELS"), **pool_options, **credentials)
         return sentinel.master_for(sentinel_service, **pool_options)
+    if url is None and not nodes:
+        raise ConfigError("no Redis to connect to: set ZSCHED_REDIS_URL, ZSCHED_REDIS_NODES or ZSCHED_REDIS_SENTINELS")
     if nodes or cluster == "yes" or (cluster == "auto" and url is not None and cluster_enabled(url)):
         if for_asyncio:
             seeds = [aioredis.cluster.ClusterNode(h, p) for h, p in parse_nodes(nodes)]
@@ -121,9 +123,7 @@ def connect(
             startup = [redis.cluster.ClusterNode(h, p) for h, p in parse_nodes(nodes)]  # type: ignore[no-untyped-call]
             return redis.RedisCluster(startup_nodes=startup, **options, **credentials)
         return redis.RedisCluster.from_url(str(url), **options)
-    if url is None:
-        raise ConfigError("no Redis to connect to: set ZSCHED_REDIS_URL, ZSCHED_REDIS_NODES or ZSCHED_REDIS_SENTINELS")
-    return (aioredis.Redis if for_asyncio else redis.Redis).from_url(url, **options)
+    return (aioredis.Redis if for_asyncio else redis.Redis).from_url(str(url), **options)
 
 
 def sentinel_of(connection: Any) -> Any:
@@ -133,7 +133,7 @@ def sentinel_of(connection: Any) -> Any:
 
 
 def _credentials(url: str | None) -> dict[str, Any]:
-    """The username and password a URL carries (what seed nodes and sentinels are reached with)."""
+    """The username, password and TLS a URL asks for (what seed nodes and Sentinel's master are reached with)."""
     if url is None:
         return {}
     parts = urlsplit(url)
@@ -142,6 +142,8 @@ def _credentials(url: str | None) -> dict[str, Any]:
         found["username"] = unquote(parts.username)
     if parts.password:
         found["password"] = unquote(parts.password)
+    if parts.scheme == "rediss":
+        found["ssl"] = True
     return found
 
 

@@ -93,11 +93,6 @@ class Subscriptions:
     def __len__(self) -> int:
         return len(self._subs)
 
-    @property
-    def connections(self) -> int:
-        """How many pub/sub connections are open: one on a single server, one per node in use on a cluster."""
-        return 1 if self._single is not None else len(self._links)
-
     async def start(self) -> None:
         """Open the pub/sub connection (on a cluster: when the first socket joins) and start reading."""
         self._stopping = False
