@@ -151,6 +151,11 @@ def test_http_worker_cli_and_websocket_on_a_cluster(served: Served, redis_cluste
     wrong = served.cli("stats", status=1, ZSCHED_REDIS_CLUSTER="no")
     assert wrong.stderr.startswith("zsched: error:") and "cluster" in wrong.stderr, wrong.stderr
     assert "Traceback" not in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+    for env in ({"ZSCHED_REDIS_CLUSTER": "no"}, {"ZSCHED_PARTITION_TAGS": "plain"}):  # serve refuses in one line too
+        refused = served.cli(
+            "serve", "--port", str(free_port()), status=1 if env.get("ZSCHED_REDIS_CLUSTER") else 2, **env
+        )
+        assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
 
 
 def test_a_blip_on_one_nodes_pubsub_closes_only_that_nodes_sockets(served: Served, redis_cluster: LocalCluster) -> None:

@@ -132,6 +132,10 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
     try:
         if server is not None:
             settings = settings.replace(redis_url=server.url)
+        # Checked here, not only in the app's startup, so a wrong partition count or tags, or a cluster taken
+        # for a single server (MOVED), is one line on stderr instead of uvicorn's traceback.
+        with settings.scheduler() as zs, contextlib.suppress(UnavailableError):  # down: answered 503 until back
+            zs.ensure_layout()
         app = create_app(settings, run_worker=run_worker)
         where = f"the embedded server in {server.data_dir}" if server is not None else settings.where()
         print(
