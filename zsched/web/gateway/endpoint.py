@@ -38,7 +38,7 @@ from ..ratelimit import FailedAuthLimiter
 from . import messages
 from .admission import Admission, Refused
 from .inbound import Inbound
-from .replay import PAGE, STREAM_ID, Backlog, replay
+from .replay import PAGE, STREAM_ID, Backlog, catch_up, replay
 from .revocation import RevocationWatch
 from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN, Socket
 from .subscriptions import Subscriptions
@@ -135,6 +135,7 @@ class Gateway:
             subscribe_timeout_s=subscribe_timeout_s,
         )
         self._clients: set[Socket] = set()
+        self._catching_up: set[asyncio.Task[None]] = set()  # sockets reading their inbox after a pub/sub blip
         self._stopping = False
 
     @property
@@ -180,6 +181,9 @@ class Gateway:
         deadline = time.monotonic() + self.close_timeout_s
         while self._clients and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        for task in list(self._catching_up):
+            task.cancel()
+        await asyncio.gather(*self._catching_up, return_exceptions=True)
         await self._revocations.stop()
         await self._subscriptions.stop()
         if isinstance(self._redis_arg, str):
@@ -250,11 +254,27 @@ class Gateway:
                     )
 
     def _drop(self, reason: str, channels: frozenset[str] | None) -> None:
-        """A pub/sub connection lost the messages of ``channels`` (None: all): close their sockets (1012) so they
-        resume with ``since``; sockets on the other connections of a cluster stay open."""
+        """A pub/sub connection lost the messages of ``channels`` (None: all). On a single server it is subscribed
+        again by now: each live socket there catches up from its inbox. On a cluster, or a socket still sending
+        its backlog, the socket is closed (1012) and resumes with ``since``; sockets on other connections of a
+        cluster stay open."""
         for client in list(self._clients):
-            if channels is None or client.channel in channels:
+            if channels is not None and client.channel not in channels:
+                continue
+            if self._subscriptions.sharded or not client.live:
                 client.close(CLOSE_RESTART, reason)
+            else:
+                task = asyncio.create_task(self._catch_up(client, reason))
+                self._catching_up.add(task)
+                task.add_done_callback(self._catching_up.discard)
+
+    async def _catch_up(self, client: Socket, reason: str) -> None:
+        try:
+            if await catch_up(self.redis, self.keys, client, self.backlog_page):
+                return
+        except (redis.RedisError, OSError) as exc:
+            log.warning("could not catch %s up after a pub/sub blip: %s", client.user, exc)
+        client.close(CLOSE_RESTART, reason)
 
     async def _unless_closed(self, client: Socket, work: Coroutine[Any, Any, Backlog]) -> Backlog | None:
         """``work``'s result, or None when the socket is closed first (``work`` is then cancelled)."""

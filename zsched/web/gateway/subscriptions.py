@@ -7,10 +7,12 @@ On a single server one connection carries every channel with plain pub/sub (SUBS
 the workers publish with SPUBLISH, which stays on the shard owning the channel's slot, so the gateway holds
 one connection per master that owns a channel it needs (SSUBSCRIBE there), each with its own reader.
 
-When a connection is lost, or redis-py reconnects it on its own, what was published on it meanwhile is lost
-to pub/sub: ``on_lost`` is told which channels (None: all), so the gateway closes only those sockets and lets
-them resume from the inbox. On a cluster a lost connection is closed and forgotten; the next join opens a new
-one to whichever node then owns the slot (after a failover, the promoted replica).
+When a connection is lost, what was published on it meanwhile is lost to pub/sub: ``on_lost`` is told which
+channels (None: all). On a single server redis-py reconnects and resubscribes the one connection, and that is
+when ``on_lost`` is told, so the gateway catches every socket up from its inbox and none is closed. On a cluster
+a lost node connection is closed and forgotten, and the gateway closes only the sockets on it (they resume with
+``since``); the next join opens a new connection to whichever node then owns the slot (after a failover, the
+promoted replica).
 """
 
 from __future__ import annotations
@@ -135,10 +137,10 @@ class Subscriptions:
                 message = await link.pubsub.get_message(timeout=1.0)
                 backoff_s = 0.1
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                log.warning(
-                    "pub/sub connection lost (%s); closing sockets so they resume, retry in %.1f s", exc, backoff_s
-                )
-                self._lose("redis connection lost; reconnect with ?since=<last stream_id>", None)
+                # What is published until redis-py resubscribes is lost to pub/sub; the resubscription (the control
+                # channel's confirmation, below) is when the gateway catches its sockets up from their inboxes.
+                log.warning("pub/sub connection lost (%s); reconnecting in %.1f s", exc, backoff_s)
+                self._fail_joins("redis connection lost; reconnect with ?since=<last stream_id>", None)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
                 continue
@@ -184,8 +186,8 @@ class Subscriptions:
                     client.offer(stream_id, text)
         elif kind == "subscribe" and channel == self._control:
             if self._control_seen:
-                # redis-py reconnected and resubscribed on its own; what was published meanwhile is lost
-                # to pub/sub, so every socket is closed and resumes from the inbox stream.
+                # redis-py reconnected and resubscribed every channel, in the command this confirms; what was
+                # published meanwhile is lost to pub/sub, so every socket catches up from its inbox stream.
                 self._lose("redis reconnected; reconnect with ?since=<last stream_id>", None)
             self._control_seen = True
         elif kind in ("subscribe", "ssubscribe"):
@@ -206,6 +208,9 @@ class Subscriptions:
     def _lose(self, reason: str, channels: frozenset[str] | None) -> None:
         """Messages on ``channels`` (None: all) were lost: tell the gateway, fail joins waiting there."""
         self._on_lost(reason, channels)
+        self._fail_joins(reason, channels)
+
+    def _fail_joins(self, reason: str, channels: frozenset[str] | None) -> None:
         for channel in list(self._confirms) if channels is None else channels & self._confirms.keys():
             for future in self._confirms.pop(channel):
                 if not future.done():
