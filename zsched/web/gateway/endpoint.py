@@ -254,25 +254,31 @@ class Gateway:
                     )
 
     def _drop(self, reason: str, channels: frozenset[str] | None) -> None:
-        """A pub/sub connection lost the messages of ``channels`` (None: all). On a single server it is subscribed
-        again by now: each live socket there catches up from its inbox. On a cluster, or a socket still sending
-        its backlog, the socket is closed (1012) and resumes with ``since``; sockets on other connections of a
-        cluster stay open."""
+        """A pub/sub connection lost the messages of ``channels`` (None: all). Each live socket there catches up
+        from its inbox: on a single server once redis-py has subscribed again (it has, by now), on a cluster
+        once it has joined its channel again over a new connection to the node owning it. A socket still sending
+        its backlog, or one that cannot catch up, is closed (1012) and resumes with ``since``."""
         for client in list(self._clients):
             if channels is not None and client.channel not in channels:
                 continue
-            if self._subscriptions.sharded or not client.live:
+            if not client.live:
                 client.close(CLOSE_RESTART, reason)
-            else:
-                task = asyncio.create_task(self._catch_up(client, reason))
-                self._catching_up.add(task)
-                task.add_done_callback(self._catching_up.discard)
+                continue
+            task = asyncio.create_task(self._catch_up(client, reason, rejoin=self._subscriptions.sharded))
+            self._catching_up.add(task)
+            task.add_done_callback(self._catching_up.discard)
 
-    async def _catch_up(self, client: Socket, reason: str) -> None:
+    async def _catch_up(self, client: Socket, reason: str, *, rejoin: bool) -> None:
         try:
+            if rejoin:
+                client.live = False  # what arrives once subscribed again is held until the inbox is read
+                await self._subscriptions.join(client)
+                if client not in self._clients:  # its handler ended meanwhile, and left before this join
+                    await self._subscriptions.leave(client)
+                    return
             if await catch_up(self.redis, self.keys, client, self.backlog_page):
                 return
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError) as exc:  # OSError: a connection error, or a join not confirmed in time
             log.warning("could not catch %s up after a pub/sub blip: %s", client.user, exc)
         client.close(CLOSE_RESTART, reason)
 

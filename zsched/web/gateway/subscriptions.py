@@ -10,9 +10,9 @@ one connection per master that owns a channel it needs (SSUBSCRIBE there), each 
 When a connection is lost, what was published on it meanwhile is lost to pub/sub: ``on_lost`` is told which
 channels (None: all). On a single server redis-py reconnects and resubscribes the one connection, and that is
 when ``on_lost`` is told, so the gateway catches every socket up from its inbox and none is closed. On a cluster
-a lost node connection is closed and forgotten, and the gateway closes only the sockets on it (they resume with
-``since``); the next join opens a new connection to whichever node then owns the slot (after a failover, the
-promoted replica).
+a lost node connection is closed and forgotten, and only its channels are reported: their sockets join again,
+which opens a new connection to whichever node then owns the slot (after a failover, the promoted replica),
+and catch up; sockets on the other nodes' connections notice nothing.
 """
 
 from __future__ import annotations
