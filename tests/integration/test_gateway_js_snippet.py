@@ -1,6 +1,6 @@
 """The web page snippet of docs/websocket.md, run as it is in Node (its WebSocket is the browser's API): it shows
-and acks a notification, reconnects with growing, jittered delays while the gateway is gone, resumes with
-``since`` when it is back, and never retries a 1008."""
+and acks a notification, retries with growing, jittered delays while the gateway is gone, each time with
+``since`` (the last notification it showed), and never retries a 1008."""
 
 from __future__ import annotations
 
