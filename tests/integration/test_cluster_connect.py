@@ -3,6 +3,7 @@ the API of a process told it talks to a single server answers 503 with the fix, 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -12,6 +13,10 @@ import redis
 import redis.asyncio as aioredis
 
 from tests.clusterutil import LocalCluster
+from tests.integration.wsutil import GatewayServer, open_socket, receive, until_ready
+from zsched import AsyncScheduler
+from zsched.delivery import InboxDelivery
+from zsched.delivery.worker import Worker
 from zsched.embedded import EmbeddedServer
 from zsched.settings import Settings
 from zsched.web.app import create_app
@@ -101,3 +106,24 @@ async def test_tokens_and_rate_limit_buckets_spread_over_the_masters(redis_clust
     assert (await limiter.take(ids[2])).allowed  # another caller's bucket, another slot
     assert len({connection.get_node_from_key(bucket_key(prefix, token_id)).name for token_id in ids}) == 3
     await connection.aclose()
+
+
+def test_a_gateway_given_a_cluster_url_delivers_over_sharded_pubsub(redis_cluster: LocalCluster, prefix: str) -> None:
+    gateway = GatewayServer(redis_cluster.url, prefix).start()  # a URL: the gateway finds the cluster itself
+    try:
+        assert isinstance(gateway.gateway.redis, aioredis.RedisCluster)
+        with Settings.of(redis_url=redis_cluster.url, prefix=prefix).scheduler() as zs:
+            token, _ = TokenStore(prefix).create(zs.redis, "gina")
+            with open_socket(gateway.url(token)) as ws:
+                assert until_ready(ws) == []
+                (nid,) = zs.schedule(["gina"], "Sharded", "pub/sub", delay=0).notification_ids
+
+                async def deliver() -> None:
+                    async with AsyncScheduler(aioredis.RedisCluster.from_url(redis_cluster.url), core=zs.core) as az:
+                        await Worker(az, InboxDelivery(az.redis, zs.core.keys)).tick()
+
+                asyncio.run(deliver())
+                got = receive(ws, timeout_s=15)
+                assert (got["type"], got["id"], got["title"]) == ("notification", nid, "Sharded")
+    finally:
+        gateway.stop()

@@ -292,6 +292,7 @@ class Subscriptions:
 
     async def _link_for(self, channel: str) -> _Link:
         """The connection to the node that owns ``channel``'s slot, opened on first use."""
+        await self.redis.initialize()  # the cluster client learns the slot map once (a no-op after)
         node = self.redis.get_node_from_key(channel)  # type: ignore[attr-defined]
         link = self._links.get(node.name)
         if link is None:
