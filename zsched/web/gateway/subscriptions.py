@@ -87,6 +87,7 @@ class Subscriptions:
         self._link_of: dict[str, _Link] = {}  # channel -> the connection carrying it
         self._reader: asyncio.Task[None] | None = None
         self._failed: asyncio.Future[None] | None = None
+        self._stale_slots = False  # a node connection failed: refresh the slot map before the next one
         self._stopping = False
         self._subs: dict[str, set[Socket]] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
@@ -276,6 +277,7 @@ class Subscriptions:
         try:
             await link.pubsub.ssubscribe(channel)
         except LOST as exc:
+            self._stale_slots = True  # the node may be gone for good (a failover): ask the cluster again first
             self._forget(link, f"redis node {link.name} lost ({exc})")
             raise
         if link.reader is None:
@@ -293,6 +295,9 @@ class Subscriptions:
     async def _link_for(self, channel: str) -> _Link:
         """The connection to the node that owns ``channel``'s slot, opened on first use."""
         await self.redis.initialize()  # the cluster client learns the slot map once (a no-op after)
+        if self._stale_slots:
+            self._stale_slots = False
+            await self.redis.nodes_manager.initialize()  # type: ignore[attr-defined]
         node = self.redis.get_node_from_key(channel)  # type: ignore[attr-defined]
         link = self._links.get(node.name)
         if link is None:
