@@ -52,6 +52,7 @@
 -- ARGV[12] take_rest    '1': one not delivered here is claimed under the lease; '0': the claim stops at the
 --                       first such one in claim order, leaving it and what follows due (a claim sent ahead
 --                       of the worker's need then holds nothing it must deliver)
+-- ARGV[13] publish      'SPUBLISH' on a Redis Cluster (sharded pub/sub), anything else PUBLISH
 -- Returns: {now_ms, wait_us, sent_count, id, state JSON, payload JSON, ...}
 --          the first sent_count records were delivered here and are sent; the rest are claimed, under the lease
 --          (those expired here are in neither: only their records, the expired set and the counters tell)
@@ -282,7 +283,7 @@ local function send(id, recipient, rest, state, payload, creator)
     sid = redis.call('XADD', inbox, '*', 'n', body, 'p', '0-0')
   end
   redis.call('PEXPIRE', inbox, inbox_keep)
-  redis.call('PUBLISH', ARGV[10] .. recipient, '{"stream_id":"' .. sid .. '",' .. string.sub(body, 2))
+  redis.call(ARGV[13] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[10] .. recipient, '{"stream_id":"' .. sid .. '",' .. string.sub(body, 2))
   hset[#hset + 1], hset[#hset + 2] = id, state
   sent_list[#sent_list + 1], sent_list[#sent_list + 2], sent_list[#sent_list + 3] = id, state, payload
   if creator then released[creator] = (released[creator] or 0) + 1 end

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.clusterutil import LocalCluster
 from zsched import AsyncScheduler, Core, Keyspace, RetryPolicy, Scheduler
 from zsched.embedded import EmbeddedServer
 
@@ -106,3 +107,13 @@ async def azs(redis_url: str, keyspace: Keyspace, policy: RetryPolicy) -> AsyncI
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real three-master Redis Cluster, each master with a replica (tests/clusterutil.py), for the session."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

@@ -28,6 +28,7 @@ from .connection import (
     T,
     connection_options,
     queue_step,
+    sentinel_of,
 )
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Core, Op, Step
@@ -259,6 +260,8 @@ class Scheduler(Driver):
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
         self.redis.close()
+        if (sentinel := sentinel_of(self.redis)) is not None:
+            sentinel.close()
         if self.server is not None:
             self.server.stop()
 
@@ -498,6 +501,8 @@ class AsyncScheduler(Driver):
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
         await self.redis.aclose()
+        if (sentinel := sentinel_of(self.redis)) is not None:
+            await sentinel.aclose()
         if self.server is not None:
             self.server.stop()
 

@@ -14,14 +14,12 @@ import re
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import msgspec
-import redis
-import redis.asyncio as aioredis
 
 from .client import AsyncScheduler, Scheduler
-from .connection import RETRIES, connection_options
+from .connection import RETRIES, Topology, cluster_enabled, connect, connection_options, is_cluster
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.backoff import RetryPolicy
 from .engine.base import OP_TTL_MS
@@ -54,10 +52,15 @@ def parse_duration_ms(text: str, bare_unit: str = "s") -> int:
 class RedisSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Where the data lives and how this process connects to it."""
 
-    redis_url: str | None = None  # None: the embedded valkey-server in data_dir
+    redis_url: str | None = None  # None: the embedded valkey-server in data_dir (unless nodes or sentinels are set)
+    redis_cluster: Topology = "auto"  # auto: a cluster when the server says so (INFO cluster); yes; no
+    redis_nodes: tuple[str, ...] = ()  # a Redis Cluster's seed nodes, host:port; credentials from redis_url
+    redis_sentinels: tuple[str, ...] = ()  # Sentinel hosts, host:port: their master is used
+    redis_sentinel_service: str = "mymaster"  # the master's name in Sentinel
     data_dir: str = str(DEFAULT_DATA_DIR)
     prefix: str = "zsched"
     partitions: int = 1
+    partition_tags: Literal["auto", "plain", "spread"] = "auto"  # auto: spread over slots on a cluster
     pool_size: int = 100  # connections one serve process holds at most (API, acks, worker, pub/sub)
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 2.0
@@ -199,8 +202,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     # -- what the settings build -----------------------------------------------------------------
 
-    def core(self) -> Core:
-        """The engine these settings describe."""
+    def core(self, *, cluster: bool = False) -> Core:
+        """The engine these settings describe; on a ``cluster``, ``partition_tags=auto`` spreads partitions."""
         e, r = self.engine, self.redis
         window_ms = round((RETRIES + 1) * (r.socket_timeout_s + r.connect_timeout_s) * 1000) + RETRIES * 1000
         if e.op_ttl_ms <= window_ms:
@@ -210,8 +213,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 f"{window_ms} ms); got {e.op_ttl_ms} ms",
                 "op_ttl_ms",
             )
+        tags = r.partition_tags if r.partition_tags != "auto" else "spread" if cluster else "plain"
         return Core(
-            Keyspace(self.redis.prefix, self.redis.partitions),
+            Keyspace(self.redis.prefix, self.redis.partitions, tags=tags),
             retry=RetryPolicy(delays_ms=e.retry_delays_ms),
             retention=Retention(e.keep_sent_ms, e.keep_cancelled_ms, e.keep_failed_ms),
             idempotency_ttl_ms=e.idempotency_ttl_ms,
@@ -220,13 +224,66 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             op_ttl_ms=e.op_ttl_ms,
         )
 
+    @property
+    def external(self) -> bool:
+        """Whether a Redis is configured (a URL, cluster nodes or sentinels), so no embedded server is used."""
+        r = self.redis
+        return bool(r.redis_url or r.redis_nodes or r.redis_sentinels)
+
     def server(self) -> EmbeddedServer | None:
-        """The embedded server to use (attached or started) when no Redis URL is configured."""
-        return None if self.redis.redis_url else EmbeddedServer(Path(self.redis.data_dir)).start()
+        """The embedded server to use (attached or started) when no Redis is configured."""
+        return None if self.external else EmbeddedServer(Path(self.redis.data_dir)).start()
 
     def url(self, server: EmbeddedServer | None) -> str:
-        """The Redis URL to connect to."""
-        return server.url if server is not None else str(self.redis.redis_url)
+        """The Redis URL to connect to (with nodes or sentinels alone: the first of them, for its address)."""
+        if server is not None:
+            return server.url
+        r = self.redis
+        return r.redis_url or f"redis://{(r.redis_nodes or r.redis_sentinels)[0]}"
+
+    def where(self) -> str:
+        """Where the configured Redis is, safe to print (no password)."""
+        r = self.redis
+        if r.redis_sentinels:
+            return f"Sentinel {','.join(r.redis_sentinels)} (master {r.redis_sentinel_service!r})"
+        if r.redis_nodes:
+            return f"the Redis Cluster at {','.join(r.redis_nodes)}"
+        return redact_url(str(r.redis_url))
+
+    def clustered(self, server: EmbeddedServer | None = None) -> bool:
+        """Whether the configured Redis is a cluster: seed nodes given, ``redis_cluster=yes``, or ``auto`` and the
+        server at the URL says so (``INFO cluster``)."""
+        r = self.redis
+        if server is not None or r.redis_sentinels:
+            return False
+        if r.redis_nodes or r.redis_cluster == "yes":
+            return True
+        return r.redis_cluster == "auto" and cluster_enabled(self.url(None), connect_timeout_s=r.connect_timeout_s)
+
+    def connect(
+        self,
+        server: EmbeddedServer | None = None,
+        *,
+        for_asyncio: bool = False,
+        max_connections: int | None = None,
+        cluster: bool | None = None,
+    ) -> Any:
+        """A redis-py client for the configured Redis: a single server, a cluster (``redis_cluster``,
+        ``redis_nodes``; ``cluster`` when already known) or Sentinel's master (``redis_sentinels``), with this
+        process's timeouts and retries."""
+        r = self.redis
+        cluster = self.clustered(server) if cluster is None else cluster
+        return connect(
+            self.url(server) if server is not None or r.redis_url else None,
+            cluster="yes" if cluster else "no",
+            nodes=r.redis_nodes if cluster else (),
+            sentinels=() if server is not None else r.redis_sentinels,
+            sentinel_service=r.redis_sentinel_service,
+            for_asyncio=for_asyncio,
+            max_connections=max_connections,
+            socket_timeout_s=r.socket_timeout_s,
+            connect_timeout_s=r.connect_timeout_s,
+        )
 
     def connection_options(self, *, for_asyncio: bool = False) -> dict[str, Any]:
         """The redis-py options of this process's connections: ``socket_timeout_s``, ``connect_timeout_s``, and
@@ -238,16 +295,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     def scheduler(self) -> Scheduler:
         """A sync scheduler on the configured Redis (the embedded one by default), with bounded timeouts."""
-        core = self.core()
+        self.core()  # a bad setting fails before a server starts
         server = self.server()
-        return Scheduler(redis.Redis.from_url(self.url(server), **self.connection_options()), core=core, server=server)
+        connection = self.connect(server)
+        return Scheduler(connection, core=self.core(cluster=is_cluster(connection)), server=server)
 
     def async_scheduler(self) -> AsyncScheduler:
         """An asyncio scheduler on the configured Redis (the embedded one by default), with bounded timeouts."""
-        core = self.core()
+        self.core()
         server = self.server()
-        connection = aioredis.Redis.from_url(self.url(server), **self.connection_options(for_asyncio=True))
-        return AsyncScheduler(connection, core=core, server=server)
+        connection = self.connect(server, for_asyncio=True)
+        return AsyncScheduler(connection, core=self.core(cluster=is_cluster(connection)), server=server)
 
 
 def redact_url(url: str) -> str:

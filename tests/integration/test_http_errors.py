@@ -22,7 +22,7 @@ def service(tokens: Tokens) -> dict[str, str]:
 def _nothing_written(redis_url: str, prefix: str) -> bool:
     r = redis.Redis.from_url(redis_url)
     # tokens, rate buckets and the layout record (written once, at start) are not notification data
-    keys = [k for k in r.scan_iter(match=f"{prefix}:*") if not any(t in k for t in (b"{auth}", b"{rate}", b"{meta}"))]
+    keys = [k for k in r.scan_iter(match=f"{prefix}:*") if not any(t in k for t in (b"{auth}", b"{rate:", b"{meta}"))]
     r.close()
     return not keys
 

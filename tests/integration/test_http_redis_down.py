@@ -28,7 +28,7 @@ def _keys(url: str, prefix: str) -> dict[bytes, bytes]:
     """Every data key of the prefix with its type (tokens and rate buckets left out)."""
     r = redis.Redis.from_url(url)
     try:
-        return {k: r.type(k) for k in r.scan_iter(match=f"{prefix}:*") if b"{rate}" not in k}
+        return {k: r.type(k) for k in r.scan_iter(match=f"{prefix}:*") if b"{rate:" not in k}
     finally:
         r.close()
 

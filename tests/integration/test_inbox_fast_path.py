@@ -23,9 +23,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.clusterutil import LocalCluster
 from tests.conftest import ManualClock
 from tests.helpers import Recorder, tick
-from tests.integration import test_cluster
 from tests.integration.faultproxy import FaultProxy, evalsha_of
 from tests.integration.wsutil import GatewayServer, open_socket, receive, until_ready, user_token
 from zsched import AsyncScheduler, Core, Keyspace, Scheduler, tracing
@@ -38,8 +38,6 @@ from zsched.engine.replies import ClaimReply
 from zsched.engine.scripts import sources
 from zsched.models import Delivered, Notification, json_encoder, ms_to_datetime
 from zsched.web.gateway.socket import stamp
-
-cluster = test_cluster.cluster  # the three-node cluster fixture, for this module too
 
 NAMES = {hashlib.sha1(source.encode()).hexdigest(): name for name, source in sources().items()}
 PLAN = InboxPlan(maxlen=1000, keep_ms=60_000)
@@ -401,14 +399,15 @@ def test_the_worker_counts_logs_and_observes_what_its_claim_sent(
     provider.shutdown()
 
 
-def test_a_claim_on_a_cluster_delivers_in_its_partitions_slot(cluster: int) -> None:
+@pytest.mark.cluster
+def test_a_claim_on_a_cluster_delivers_in_its_partitions_slot(redis_cluster: LocalCluster) -> None:
     core = Core(Keyspace(f"zf-{uuid.uuid4().hex[:8]}", partitions=4))
-    zs = Scheduler(redis.RedisCluster(host="127.0.0.1", port=cluster), core=core)
+    zs = Scheduler(redis.RedisCluster(host="127.0.0.1", port=redis_cluster.masters[0]), core=core)
     people = [f"user{i}" for i in range(20)]
     ids = zs.schedule(people, "Cluster", "in one slot", delay=0).notification_ids
 
     async def drain() -> int:
-        scheduler = AsyncScheduler(aioredis.RedisCluster(host="127.0.0.1", port=cluster), core=core)
+        scheduler = AsyncScheduler(aioredis.RedisCluster(host="127.0.0.1", port=redis_cluster.masters[0]), core=core)
         worker = Worker(scheduler)
         try:
             await worker.tick()

@@ -34,7 +34,7 @@ async def test_burst_then_refill(redis_url: str, prefix: str) -> None:
         assert [(await limiter.take("a")).allowed for _ in range(4)] == [True, True, True, False]
         clock.advance(-10_000)  # a clock that went back does not drain or refill
         assert not (await limiter.take("a")).allowed
-        ttl = await r.pttl(f"{prefix}:{{rate}}:bucket:a")
+        ttl = await r.pttl(f"{prefix}:{{rate:a}}:bucket")
         assert 0 < ttl <= 2500
     finally:
         await r.aclose()
@@ -57,7 +57,7 @@ async def test_cost_zero_only_looks(redis_url: str, prefix: str) -> None:
     try:
         limiter = RateLimiter(r, prefix, rate_per_s=1.0, burst=2, clock=clock)
         assert (await limiter.take("peek", cost=0)).allowed
-        assert await r.exists(f"{prefix}:{{rate}}:bucket:peek") == 0
+        assert await r.exists(f"{prefix}:{{rate:peek}}:bucket") == 0
         await limiter.take("peek")
         await limiter.take("peek")
         looked = await limiter.take("peek", cost=0)

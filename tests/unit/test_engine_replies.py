@@ -83,7 +83,7 @@ def test_the_scripts_called_outside_the_engine_read_too(zs: Scheduler) -> None:
     inbox = READERS["publish_inbox"].read(
         zs.scripts["publish_inbox"](
             keys=[p.op("o1"), p.inbox("alice")],
-            args=[10, 60_000, str(NOW), 60_000, p.user_channel("alice"), '{"id":1}'],
+            args=[10, 60_000, str(NOW), 60_000, "PUBLISH", p.user_channel("alice"), '{"id":1}'],
         )
     )
     assert isinstance(inbox, PublishInboxReply) and len(inbox.stream_ids) == 1 and "-" in inbox.stream_ids[0]

@@ -8,6 +8,7 @@ import sys
 import redis
 
 from .. import __version__
+from ..connection import CLUSTER_ERRORS
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
 from . import batches, config, contacts, dead, logs, notifications, rediscli, run, tokens, workers
@@ -43,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"zsched {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--redis-url", help="Redis to use (env ZSCHED_REDIS_URL); default: the embedded server")
+    common.add_argument(
+        "--redis-cluster",
+        choices=("auto", "yes", "no"),
+        help="is the Redis a cluster (env ZSCHED_REDIS_CLUSTER; default auto: ask it with INFO cluster)",
+    )
+    common.add_argument(
+        "--redis-nodes", help="a Redis Cluster's seed nodes, host:port,host:port (env ZSCHED_REDIS_NODES)"
+    )
     common.add_argument("--data-dir", help="embedded server's data folder (env ZSCHED_DATA_DIR; default .zsched)")
     common.add_argument("--prefix", help="key prefix (env ZSCHED_PREFIX; default zsched)")
     common.add_argument("--partitions", type=int, help="hash-tagged partitions (env ZSCHED_PARTITIONS; default 1)")
@@ -67,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         redis_url=args.redis_url,
+        redis_cluster=args.redis_cluster,
+        redis_nodes=args.redis_nodes,
         data_dir=args.data_dir,
         prefix=args.prefix,
         partitions=args.partitions,
@@ -101,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         return runner(args, settings)
     except (ValidationError, ValueError) as exc:  # the command or its configuration is wrong: fix and rerun
         return _error(exc, 2)
-    except (ZschedError, redis.RedisError, OSError, RuntimeError) as exc:  # it could not be done, this time
+    except (
+        ZschedError,
+        redis.RedisError,
+        *CLUSTER_ERRORS,
+        OSError,
+        RuntimeError,
+    ) as exc:  # it could not be done, this time
         return _error(exc, 1)
     except KeyboardInterrupt:
         return 130
@@ -110,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
 def _error(exc: BaseException, status: int) -> int:
     """One line on stderr, never a traceback: what went wrong, and the exit status that says which kind."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, redis.exceptions.AskError):  # MOVED too: a cluster node reached as a single server
+        text = f"Redis answered {text!r}: it is a Redis Cluster node; use --redis-cluster yes (ZSCHED_REDIS_CLUSTER)"
+    elif isinstance(exc, (redis.RedisError, *CLUSTER_ERRORS)):
         text = f"Redis: {text}"
     print(f"zsched: error: {text}", file=sys.stderr)
     return status

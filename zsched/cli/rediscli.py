@@ -89,6 +89,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     server = settings.server()  # attached (or started) for as long as redis-cli runs, so it stays up under it
     try:
         flags, env = cli_command(settings.url(server))
+        if settings.clustered(server):
+            flags.append("-c")  # follow MOVED: keys live on several nodes
         with subprocess.Popen([str(cli), *flags, *forwarded], env={**os.environ, **env}) as process:
             while True:
                 try:

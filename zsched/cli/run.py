@@ -19,7 +19,7 @@ from ..delivery import build_router, build_worker
 from ..delivery.heartbeat import Heartbeat
 from ..engine.minutes import Tally
 from ..errors import UnavailableError
-from ..settings import Settings, redact_url
+from ..settings import Settings
 from .logs import LEVELS, log_format
 
 if TYPE_CHECKING:
@@ -104,11 +104,7 @@ async def _work(settings: Settings, announce: bool) -> None:
         await scheduler.ensure_layout()  # refuse to start with a partition count the keyspace disagrees with
     worker.install_signal_handlers()
     if announce:
-        where = (
-            f"the embedded server in {scheduler.server.data_dir}"
-            if scheduler.server
-            else redact_url(str(settings.redis.redis_url))
-        )
+        where = f"the embedded server in {scheduler.server.data_dir}" if scheduler.server else settings.where()
         print(f"zsched worker running on {where} (prefix {settings.redis.prefix!r}); Ctrl-C stops it.", flush=True)
         _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
     every_ms = round(settings.worker.beat_every_s * 1000)
@@ -143,12 +139,12 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
     try:
         if server is not None:
             settings = settings.replace(redis_url=server.url)
+        # Checked here, not only in the app's startup, so a wrong partition count or tags, or a cluster taken
+        # for a single server (MOVED), is one line on stderr instead of uvicorn's traceback.
+        with settings.scheduler() as zs, contextlib.suppress(UnavailableError):  # down: answered 503 until back
+            zs.ensure_layout()
         app = create_app(settings, run_worker=run_worker)
-        where = (
-            f"the embedded server in {server.data_dir}"
-            if server is not None
-            else redact_url(str(settings.redis.redis_url))
-        )
+        where = f"the embedded server in {server.data_dir}" if server is not None else settings.where()
         print(
             f"zsched serving http://{host}:{port} (API + WebSocket{' + worker' if run_worker else ''}) on "
             f"{where}, prefix {settings.redis.prefix!r}; docs at http://{host}:{port}/docs. Ctrl-C stops it.",

@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-import redis
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 from django.db import transaction
@@ -51,10 +50,9 @@ def connect(settings: Settings) -> Scheduler:
     """A scheduler with bounded socket timeouts (``ZSCHED_SOCKET_TIMEOUT_S``, ``ZSCHED_CONNECT_TIMEOUT_S``),
     so a hung Redis fails a request with ``UnavailableError`` instead of hanging it."""
     server = settings.server()
-    connection = redis.Redis.from_url(
-        settings.url(server), max_connections=settings.redis.pool_size, **settings.connection_options()
-    )
-    return Scheduler(connection, core=settings.core(), server=server)
+    cluster = settings.clustered(server)
+    connection = settings.connect(server, max_connections=settings.redis.pool_size, cluster=cluster)
+    return Scheduler(connection, core=settings.core(cluster=cluster), server=server)
 
 
 def get_scheduler() -> Scheduler:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ..connection import is_cluster
 from ..engine.base import OP_TTL_MS, Retention, new_op_id
 from ..engine.keys import Keyspace
 from ..engine.leases import InboxPlan
@@ -51,6 +52,7 @@ class InboxDelivery:
         self.clock = clock  # None: the server's TIME decides what is older than keep_ms
         self.op_ttl_ms = op_ttl_ms
         self.in_claim = in_claim  # False: every notification comes through deliver (publish_inbox, then ack)
+        self.sharded = is_cluster(connection)  # a cluster's gateways SSUBSCRIBE: publish with SPUBLISH there
         self.script = Scripts(connection)["publish_inbox"]
 
     async def deliver(self, batch: Sequence[Notification]) -> list[Outcome]:
@@ -70,6 +72,7 @@ class InboxDelivery:
                 self.keep_ms,
                 "" if self.clock is None else self.clock(),
                 self.op_ttl_ms,
+                "SPUBLISH" if self.sharded else "PUBLISH",
             ]
             for position in positions:
                 n = batch[position]
@@ -96,4 +99,4 @@ def claim_plan(delivery: Delivery) -> InboxPlan | None:
         inbox, unnamed = delivery.channels.get("websocket"), delivery.default == ("websocket",)
     if not isinstance(inbox, InboxDelivery) or not inbox.in_claim:
         return None
-    return InboxPlan(inbox.inbox_maxlen, inbox.keep_ms, unnamed)
+    return InboxPlan(inbox.inbox_maxlen, inbox.keep_ms, unnamed, inbox.sharded)

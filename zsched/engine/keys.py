@@ -1,6 +1,9 @@
 """Every key and channel name zsched uses, in one place.
 
-All keys of a partition share the hash tag ``{pN}``, so every script touches one Redis Cluster slot.
+All keys of a partition share one hash tag, ``{pN}``, so every script touches one Redis Cluster slot. With
+``tags="spread"`` (what a cluster gets), partition N of M takes the first of ``pN``, ``pN.1``, ``pN.2``, ...
+whose slot falls in the N-th of M equal slot ranges, so M partitions spread evenly over a cluster's nodes
+(``{p0}``, ``{p1}``, ``{p4}`` and ``{p5}`` all hash to the last third of the slots).
 A recipient's notifications all live in the partition its id hashes to; a notification id carries its
 partition (``id % partitions``), so reading one needs no lookup.
 """
@@ -9,9 +12,15 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
+from typing import Literal
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from ..errors import ConfigError
+
+Tags = Literal["plain", "spread"]
+"""How partitions name their hash tags: ``plain`` ``{pN}``; ``spread`` chosen so they spread over slots."""
 
 CLAIM_ORDER: tuple[str, ...] = ("urgent", "high", "normal", "low")
 """Priorities in the order a claim takes due notifications: every due urgent one before any high one, ..."""
@@ -23,11 +32,17 @@ class Partition:
 
     prefix: str
     index: int
+    label: str = ""  # the hash tag's text: ``p<index>`` when empty
 
     @cached_property
     def tag(self) -> str:
         """The common head of every key here, hash tag included."""
-        return f"{self.prefix}:{{p{self.index}}}"
+        return f"{self.prefix}:{{{self.label or f'p{self.index}'}}}"
+
+    @cached_property
+    def slot(self) -> int:
+        """The Redis Cluster slot every key and channel of this partition hashes to."""
+        return int(key_slot(self.tag.encode()))
 
     @cached_property
     def due(self) -> str:
@@ -219,13 +234,17 @@ class Partition:
 class Keyspace:
     """Maps recipients and notification ids to partitions under one key prefix."""
 
-    def __init__(self, prefix: str = "zsched", partitions: int = 1) -> None:
+    def __init__(self, prefix: str = "zsched", partitions: int = 1, *, tags: Tags = "plain") -> None:
         if partitions < 1:
             raise ConfigError(f"partitions must be at least 1; got {partitions}", "partitions")
         if not prefix or any(c in prefix for c in "{} \t\r\n"):
             raise ConfigError(f"prefix must be non-empty with no braces or spaces; got {prefix!r}", "prefix")
+        if tags not in ("plain", "spread"):
+            raise ConfigError(f"tags must be 'plain' or 'spread'; got {tags!r}", "partition_tags")
         self.prefix = prefix
-        self.partitions = tuple(Partition(prefix, i) for i in range(partitions))
+        self.tags: Tags = "plain" if partitions == 1 else tags  # one partition: {p0} either way
+        labels = [spread_label(i, partitions) if self.tags == "spread" else "" for i in range(partitions)]
+        self.partitions = tuple(Partition(prefix, i, label) for i, label in enumerate(labels))
 
     @property
     def layout(self) -> str:
@@ -258,6 +277,19 @@ class Keyspace:
     def for_id(self, notification_id: int) -> Partition:
         """The partition holding this notification."""
         return self.partitions[notification_id % len(self.partitions)]
+
+
+@cache
+def spread_label(index: int, count: int) -> str:
+    """The hash tag text of partition ``index`` of ``count`` under ``tags="spread"``: the first of ``p<index>``,
+    ``p<index>.1``, ... whose slot is in the ``index``-th of ``count`` equal slot ranges."""
+    low = index * REDIS_CLUSTER_HASH_SLOTS // count
+    high = max(low + 1, (index + 1) * REDIS_CLUSTER_HASH_SLOTS // count)
+    for attempt in range(1_000_000):
+        label = f"p{index}.{attempt}" if attempt else f"p{index}"
+        if low <= key_slot(label.encode()) < high:
+            return label
+    raise ConfigError(f"no hash tag found for partition {index} of {count}; use fewer partitions", "partitions")
 
 
 def recipient_member(recipient: str, notification_id: int) -> str:

@@ -7,6 +7,11 @@ Two things are recorded in the HASH ``<prefix>:{meta}:layout``, by the first pro
     counts would strand or misroute each other's notifications. Every later process compares its count.
     Changing the count means moving every pending notification (a resharding tool is planned); until then,
     keep ``ZSCHED_PARTITIONS`` the same everywhere.
+``tags``
+    ``spread`` when the partitions' hash tags were chosen to spread over cluster slots (``Keyspace(tags=
+    "spread")``, what a cluster gets); absent for the plain ``{pN}``. Written before ``partitions``, so a
+    keyspace that records partitions without it was made with plain tags. A process with the other tags
+    refuses to run: it would look for every key under other names.
 ``version``
     How the records are stored (``LAYOUT_VERSION``), so a later change can tell which layout it finds. A
     process serves a keyspace of its own layout or an older one it reads as it is, raising the stamp to its
@@ -36,15 +41,22 @@ cannot read the records layout 2 writes.
 
 
 def check_layout(core: CoreBase) -> Op[None]:
-    """Record the partition count and the layout version on first use, in one round trip; raise ``LayoutError``
-    when the count differs or the keyspace was written by a newer layout; raise an older stamp to ours."""
-    key, ours = core.keys.layout, len(core.keys.partitions)
-    _, stored, _, stamped = yield [
+    """Record the partition count, the hash tags and the layout version on first use, in one round trip; raise
+    ``LayoutError`` when the count or the tags differ or the keyspace was written by a newer layout; raise an
+    older stamp to ours."""
+    key, ours, spread = core.keys.layout, len(core.keys.partitions), core.keys.tags == "spread"
+    tags = [Command(("HEXISTS", key, "partitions")), Command(("HSETNX", key, "tags", "spread"))] if spread else []
+    *tagged, _, stored, _, stamped, recorded_tags = yield [
+        *tags,  # before partitions: whoever records partitions of a spread keyspace recorded its tags first
         Command(("HSETNX", key, "partitions", ours)),
         Command(("HGET", key, "partitions")),
         Command(("HSETNX", key, "version", LAYOUT_VERSION)),  # a new or layout-1 keyspace: stamped ours
         Command(("HGET", key, "version")),
+        Command(("HGET", key, "tags")),
     ]
+    mistaken = spread and bool(tagged[0]) and bool(tagged[1])  # it had partitions and no tags: plain ones
+    if mistaken:
+        yield [Command(("HDEL", key, "tags"))]
     version = _version(records.text(stamped), key)
     if version > LAYOUT_VERSION:  # checked first: a newer layout may record the partitions otherwise
         raise LayoutError(
@@ -60,6 +72,15 @@ def check_layout(core: CoreBase) -> Op[None]:
             f"{theirs} partitions (recorded in {key}); start every process with ZSCHED_PARTITIONS={theirs}. "
             "Changing the count needs every pending notification moved (resharding).",
             "partitions",
+        )
+    theirs_tags = "spread" if recorded_tags is not None and records.text(recorded_tags) == "spread" else "plain"
+    if mistaken or theirs_tags != core.keys.tags:
+        theirs_tags = "plain" if mistaken else theirs_tags
+        raise LayoutError(
+            f"this process names partitions with {core.keys.tags} hash tags, but the keyspace {core.keys.prefix!r} "
+            f"was created with {theirs_tags} ones (recorded in {key}); start every process with "
+            f"ZSCHED_PARTITION_TAGS={theirs_tags}.",
+            "partition_tags",
         )
     if version < LAYOUT_VERSION:
         # Layout 2 reads older records as they are, so raising the stamp is all an upgrade takes: a second round

@@ -47,6 +47,7 @@ class InboxPlan(msgspec.Struct, frozen=True):
     maxlen: int
     keep_ms: int
     unnamed: bool = True
+    sharded: bool = False  # on a Redis Cluster: published with SPUBLISH, which the gateway SSUBSCRIBEs to
 
 
 class Claimed(msgspec.Struct):
@@ -124,9 +125,10 @@ class LeaseOps(CoreBase):
             p.user_channel(""),
             self.retention.cancelled_ms,  # expired records are kept as long as cancelled ones
         ]
-        steps: list[Step] = [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 1])]
+        publish = "SPUBLISH" if inbox is not None and inbox.sharded else "PUBLISH"
+        steps: list[Step] = [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 1, publish])]
         if inbox is not None:
-            steps += [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 0]) for _ in range(ahead)]
+            steps += [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 0, publish]) for _ in range(ahead)]
         first, *more = got = [ClaimReply.read(reply) for reply in (yield steps)]
         notifications: list[Notification] = []
         poisoned: list[Poisoned] = []

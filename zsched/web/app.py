@@ -79,6 +79,12 @@ def _each(*observers: Observer) -> Observer:
 def connect(settings: Settings) -> AsyncScheduler:
     """An asyncio scheduler with bounded socket timeouts, so a hung Redis becomes a 503, not a hang."""
     server = settings.server()
+    cluster = settings.clustered(server)
+    if cluster or settings.redis.redis_sentinels:
+        # A cluster client keeps a pool per node (each up to pool_size); Sentinel's master pool is its own.
+        pool_size = settings.redis.pool_size
+        connection = settings.connect(server, for_asyncio=True, max_connections=pool_size, cluster=cluster)
+        return AsyncScheduler(connection, core=settings.core(cluster=cluster), server=server)
     # A burst (every socket acking at once) can want more connections than the pool holds: wait up to
     # 5 s for one to come free rather than fail the request, or the socket, with MaxConnectionsError.
     # A pool built by hand gets no retry policy of its own: without this one, every connection pooled before a

@@ -5,6 +5,10 @@ A token is shown once, when created; Redis keeps only its SHA-256 digest, in one
 expire (``expires_at``); an expired one verifies like a revoked one, on every use. When each token was last
 used is a second HASH (``<prefix>:{auth}:tokens_used``: digest -> epoch ms), written at most once a
 ``USED_EVERY_MS`` per token, so a verification stays one round trip unless that stamp is stale.
+
+On a Redis Cluster every request's verification would land on the one node owning ``{auth}``, so there the
+two hashes are split in ``SHARDS`` by the digest's first hex digit (``<prefix>:{auth:7}:tokens``, ...): each
+verification still reads one slot, and the slots spread over the nodes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+
+from ..connection import is_cluster
 
 SCOPE_SCHEDULE_ANY = "schedule:any"
 """Scope of a service token: may schedule for recipients other than itself."""
@@ -56,14 +62,18 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def tokens_key(prefix: str) -> str:
-    """HASH: token digest -> Principal JSON."""
-    return f"{prefix}:{{auth}}:tokens"
+SHARDS = "0123456789abcdef"
+"""On a cluster, the token hashes are split by a digest's first hex digit: one shard each."""
 
 
-def used_key(prefix: str) -> str:
+def tokens_key(prefix: str, shard: str = "") -> str:
+    """HASH: token digest -> Principal JSON (on a cluster, those of digests starting with ``shard``)."""
+    return f"{prefix}:{{auth{':' if shard else ''}{shard}}}:tokens"
+
+
+def used_key(prefix: str, shard: str = "") -> str:
     """HASH: token digest -> when it was last used (epoch ms, at most ``USED_EVERY_MS`` stale)."""
-    return f"{prefix}:{{auth}}:tokens_used"
+    return f"{prefix}:{{auth{':' if shard else ''}{shard}}}:tokens_used"
 
 
 def _wall_ms() -> int:
@@ -79,9 +89,20 @@ class TokenStore:
     (epoch ms) decides creation times, expiry and last use."""
 
     def __init__(self, prefix: str = "zsched", *, clock_ms: Callable[[], int] = _wall_ms) -> None:
-        self.key = tokens_key(prefix)
+        self.prefix = prefix
+        self.key = tokens_key(prefix)  # on a single server (see ``keys_of``)
         self.used_key = used_key(prefix)
         self.clock_ms = clock_ms
+
+    def keys_of(self, r: Any, token_digest: str) -> tuple[str, str]:
+        """The tokens hash and the last-use hash holding ``token_digest`` over connection ``r``."""
+        shard = token_digest[0] if is_cluster(r) else ""
+        return tokens_key(self.prefix, shard), used_key(self.prefix, shard)
+
+    def all_keys(self, r: Any) -> list[tuple[str, str]]:
+        """Every (tokens, last-use) pair of hashes over connection ``r``: one pair, or one per shard on a cluster."""
+        shards = list(SHARDS) if is_cluster(r) else [""]
+        return [(tokens_key(self.prefix, shard), used_key(self.prefix, shard)) for shard in shards]
 
     def new(
         self,
@@ -113,7 +134,7 @@ class TokenStore:
     def create(self, r: Any, user: str, **options: Any) -> tuple[str, Principal]:
         """Create a token for ``user`` (sync connection); returns the secret (shown once) and principal."""
         token, principal, raw = self.new(user, **options)
-        r.hset(self.key, digest(token), raw)
+        r.hset(self.keys_of(r, digest(token))[0], digest(token), raw)
         return token, principal
 
     def verify(self, r: Any, token: str) -> Principal | None:
@@ -121,11 +142,12 @@ class TokenStore:
         if not token.startswith(TOKEN_PREFIX):
             return None
         key = digest(token)
+        tokens, stamps = self.keys_of(r, key)
         with r.pipeline(transaction=False) as pipe:  # one round trip: the token and its last-use stamp
-            raw, used = pipe.hget(self.key, key).hget(self.used_key, key).execute()
+            raw, used = pipe.hget(tokens, key).hget(stamps, key).execute()
         principal, now_ms = self._check(raw, used)
         if principal is not None and now_ms is not None:
-            r.hset(self.used_key, key, now_ms)
+            r.hset(stamps, key, now_ms)
         return principal
 
     async def averify(self, r: Any, token: str) -> Principal | None:
@@ -133,11 +155,12 @@ class TokenStore:
         if not token.startswith(TOKEN_PREFIX):
             return None
         key = digest(token)
+        tokens, stamps = self.keys_of(r, key)
         async with r.pipeline(transaction=False) as pipe:  # one round trip: the token and its last-use stamp
-            raw, used = await pipe.hget(self.key, key).hget(self.used_key, key).execute()
+            raw, used = await pipe.hget(tokens, key).hget(stamps, key).execute()
         principal, now_ms = self._check(raw, used)
         if principal is not None and now_ms is not None:
-            await r.hset(self.used_key, key, now_ms)
+            await r.hset(stamps, key, now_ms)
         return principal
 
     def still_valid(self, raw: bytes | str | None) -> bool:
@@ -156,27 +179,27 @@ class TokenStore:
 
     def list(self, r: Any) -> list[Principal]:
         """Every token's principal, oldest first; never the secrets (Redis does not have them)."""
-        return sorted((_decode(v) for v in r.hvals(self.key)), key=lambda p: p.created_at)
+        return sorted((_decode(v) for key, _ in self.all_keys(r) for v in r.hvals(key)), key=lambda p: p.created_at)
 
     def last_used(self, r: Any) -> dict[str, int]:
         """Token id (as in ``list``) -> when it was last used (epoch ms, up to ``USED_EVERY_MS`` early)."""
-        return {d.decode()[:12]: int(ms) for d, ms in r.hgetall(self.used_key).items()}
+        return {d.decode()[:12]: int(ms) for _, key in self.all_keys(r) for d, ms in r.hgetall(key).items()}
 
     def revoke(self, r: Any, token_or_id: str) -> bool:
         """Revoke by the secret itself or by the id shown in ``list``; whether one was revoked."""
         if token_or_id.startswith(TOKEN_PREFIX):
             found = digest(token_or_id)
         else:
-            matches = (
-                [d for d in r.hkeys(self.key) if d.decode().startswith(token_or_id)] if len(token_or_id) >= 6 else []
-            )
+            known = [d for key, _ in self.all_keys(r) for d in r.hkeys(key)] if len(token_or_id) >= 6 else []
+            matches = [d for d in known if d.decode().startswith(token_or_id)]
             if len(matches) != 1:
                 return False
             found = matches[0].decode()
         # Whether it existed is read before the delete, not from HDEL's count: redis-py sends HDEL again when
         # its reply is lost, and that second one finds nothing although the revoke worked.
-        if token_or_id.startswith(TOKEN_PREFIX) and not r.hexists(self.key, found):
+        tokens, stamps = self.keys_of(r, found)
+        if token_or_id.startswith(TOKEN_PREFIX) and not r.hexists(tokens, found):
             return False
-        r.hdel(self.used_key, found)
-        r.hdel(self.key, found)
+        r.hdel(stamps, found)
+        r.hdel(tokens, found)
         return True

@@ -1,7 +1,9 @@
 """How the HTTP API answers when something is wrong: one JSON shape, ``{"error", "detail", "field"}``.
 
-Every zsched exception, every Starlette HTTP error and every Redis outage maps to a status here; only a
-true bug reaches the catch-all, which logs it and answers 500 without internals.
+Every zsched exception, every Starlette HTTP error and every Redis error maps to a status here (a Redis that
+is down, or refuses a command: out of memory, a cluster moving slots or failing over, a cluster node reached
+as a single server: 503); only a true bug reaches the catch-all, which logs it and answers 500 without
+internals.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import msgspec
 import redis
+from redis.exceptions import AskError, RedisClusterException
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -111,6 +114,21 @@ def as_api_error(exc: BaseException) -> ApiError | None:
             503,
             "Redis did not answer in time, so whether a change was applied is unknown; retry shortly, and send an "
             f"Idempotency-Key with a schedule so that its retry answers with the first outcome ({_first_line(exc)})",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, AskError):  # MOVED too: the URL names a cluster node and this process took it for a server
+        return ApiError(
+            503,
+            f"Redis is a cluster, but this process talks to it as a single server ({_first_line(exc)}); set "
+            "ZSCHED_REDIS_CLUSTER=auto or yes (or ZSCHED_REDIS_NODES) and restart it",
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, redis.RedisError | RedisClusterException):
+        log.warning("Redis refused a command: %s", _first_line(exc))
+        return ApiError(
+            503,
+            f"Redis refused the command ({_first_line(exc)}); retry shortly (a schedule retried with the same "
+            "Idempotency-Key answers with its first outcome)",
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, HTTPException):

@@ -77,8 +77,9 @@ _ERRORS = {
     429: "This token's rate limit is reached, or too many failed authentications came from this address (see "
     "Retry-After); on schedule, also: the creator holds the most pending notifications allowed "
     "(error too_many_pending, ZSCHED_MAX_PENDING_PER_CREATOR).",
-    503: "Redis did not answer in time: whether a change was applied is unknown. Retry after Retry-After "
-    "seconds (a schedule with the same Idempotency-Key answers with its first outcome).",
+    503: "Redis did not answer in time, or refused the command (out of memory, a cluster failing over or moving "
+    "slots): whether a change was applied is unknown. Retry after Retry-After seconds (a schedule with the same "
+    "Idempotency-Key answers with its first outcome).",
 }
 _REF = "#/components/schemas/"
 _SHAPES = (

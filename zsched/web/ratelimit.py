@@ -14,13 +14,15 @@ from ..errors import ConfigError
 
 
 def bucket_key(prefix: str, token_id: str) -> str:
-    """HASH: one caller's bucket (tokens left, time of the last refill); expires once full again."""
-    return f"{prefix}:{{rate}}:bucket:{token_id}"
+    """HASH: one caller's bucket (tokens left, time of the last refill); expires once full again. Its hash tag
+    names the caller (``{rate:<token id>}``), so on a cluster the buckets spread over slots."""
+    return f"{prefix}:{{rate:{token_id}}}:bucket"
 
 
-def op_key(prefix: str, op_id: str) -> str:
-    """STRING: one rate_limit call's verdict, kept ``OP_TTL_MS`` so a retry of that call is not charged twice."""
-    return f"{prefix}:{{rate}}:op:{op_id}"
+def op_key(prefix: str, token_id: str, op_id: str) -> str:
+    """STRING: one rate_limit call's verdict, kept ``OP_TTL_MS`` so a retry of that call is not charged twice;
+    in its bucket's slot."""
+    return f"{prefix}:{{rate:{token_id}}}:op:{op_id}"
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -50,7 +52,7 @@ class RateLimiter:
         often a lost reply makes the connection resend the call."""
         now = "" if self.clock is None else str(self.clock())
         reply = await self.script(
-            keys=[bucket_key(self.prefix, token_id), op_key(self.prefix, new_op_id())],
+            keys=[bucket_key(self.prefix, token_id), op_key(self.prefix, token_id, new_op_id())],
             args=[now, repr(float(self.rate_per_s)), self.burst, cost, OP_TTL_MS],
         )
         return Verdict(allowed=int(reply[0]) == 1, remaining=int(reply[1]), retry_after_ms=int(reply[2]))

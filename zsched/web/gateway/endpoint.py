@@ -31,13 +31,14 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ...connection import cluster_enabled
 from ...engine.keys import Keyspace
 from ..auth import TokenStore
 from ..ratelimit import FailedAuthLimiter
 from . import messages
 from .admission import Admission, Refused
 from .inbound import Inbound
-from .replay import PAGE, STREAM_ID, Backlog, replay
+from .replay import PAGE, STREAM_ID, Backlog, catch_up, replay
 from .revocation import RevocationWatch
 from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN, Socket
 from .subscriptions import Subscriptions
@@ -97,9 +98,7 @@ class Gateway:
                 f"{send_queue}, {backlog_page}, {heartbeat_s}, {send_timeout_s}"
             )
         self._redis_arg = redis_client
-        self.redis: aioredis.Redis = (
-            aioredis.Redis.from_url(redis_client) if isinstance(redis_client, str) else redis_client
-        )
+        self.redis: aioredis.Redis = redis_client if not isinstance(redis_client, str) else _from_url(redis_client)
         self.keys = keyspace
         self.tokens = tokens
         self.path = path
@@ -132,10 +131,11 @@ class Gateway:
         self._subscriptions = Subscriptions(
             self.redis,
             f"{keyspace.prefix}:gateway:{uuid.uuid4().hex}",
-            self._drop_everyone,
+            self._drop,
             subscribe_timeout_s=subscribe_timeout_s,
         )
         self._clients: set[Socket] = set()
+        self._catching_up: set[asyncio.Task[None]] = set()  # sockets reading their inbox after a pub/sub blip
         self._stopping = False
 
     @property
@@ -159,7 +159,7 @@ class Gateway:
 
     @property
     def subscriptions(self) -> int:
-        """How many user channels the shared pub/sub connection is subscribed to."""
+        """How many user channels the pub/sub connections are subscribed to."""
         return len(self._subscriptions)
 
     async def start(self) -> None:
@@ -181,6 +181,9 @@ class Gateway:
         deadline = time.monotonic() + self.close_timeout_s
         while self._clients and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+        for task in list(self._catching_up):
+            task.cancel()
+        await asyncio.gather(*self._catching_up, return_exceptions=True)
         await self._revocations.stop()
         await self._subscriptions.stop()
         if isinstance(self._redis_arg, str):
@@ -250,10 +253,34 @@ class Gateway:
                         websocket.close(client.close_code, client.close_reason), self.close_timeout_s
                     )
 
-    def _drop_everyone(self, reason: str) -> None:
-        """The pub/sub connection lost messages: close every socket (1012) so it resumes with ``since``."""
+    def _drop(self, reason: str, channels: frozenset[str] | None) -> None:
+        """A pub/sub connection lost the messages of ``channels`` (None: all). Each live socket there catches up
+        from its inbox: on a single server once redis-py has subscribed again (it has, by now), on a cluster
+        once it has joined its channel again over a new connection to the node owning it. A socket still sending
+        its backlog, or one that cannot catch up, is closed (1012) and resumes with ``since``."""
         for client in list(self._clients):
-            client.close(CLOSE_RESTART, reason)
+            if channels is not None and client.channel not in channels:
+                continue
+            if not client.live:
+                client.close(CLOSE_RESTART, reason)
+                continue
+            task = asyncio.create_task(self._catch_up(client, reason, rejoin=self._subscriptions.sharded))
+            self._catching_up.add(task)
+            task.add_done_callback(self._catching_up.discard)
+
+    async def _catch_up(self, client: Socket, reason: str, *, rejoin: bool) -> None:
+        try:
+            if rejoin:
+                client.live = False  # what arrives once subscribed again is held until the inbox is read
+                await self._subscriptions.join(client)
+                if client not in self._clients:  # its handler ended meanwhile, and left before this join
+                    await self._subscriptions.leave(client)
+                    return
+            if await catch_up(self.redis, self.keys, client, self.backlog_page):
+                return
+        except (redis.RedisError, OSError) as exc:  # OSError: a connection error, or a join not confirmed in time
+            log.warning("could not catch %s up after a pub/sub blip: %s", client.user, exc)
+        client.close(CLOSE_RESTART, reason)
 
     async def _unless_closed(self, client: Socket, work: Coroutine[Any, Any, Backlog]) -> Backlog | None:
         """``work``'s result, or None when the socket is closed first (``work`` is then cancelled)."""
@@ -280,6 +307,13 @@ class Gateway:
                 client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
                 return
             client.push(messages.PING)
+
+
+def _from_url(url: str) -> aioredis.Redis:
+    """A client for the Redis at ``url``: a cluster client when the server says it is a cluster node."""
+    if cluster_enabled(url):
+        return aioredis.RedisCluster.from_url(url)  # type: ignore[return-value]
+    return aioredis.Redis.from_url(url)
 
 
 def gateway_app(gateway: Gateway) -> Starlette:

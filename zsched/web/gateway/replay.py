@@ -96,6 +96,29 @@ async def replay(
         start = "(" + entries[-1].stream_id
 
 
+async def catch_up(connection: aioredis.Redis, keys: Keyspace, client: Socket, page: int) -> bool:
+    """Queue what the inbox holds after the last message the socket was given (live messages published while the
+    gateway's pub/sub connection was down); False when the inbox trimmed some of it, which only a reconnect with
+    ``since`` can say (a ``truncated`` message). Live messages are held meanwhile, then sent minus duplicates."""
+    client.live = False
+    p = keys.for_recipient(client.user)
+    inbox = p.inbox(client.user)
+    start = "-" if client.last == _START else f"({client.last[0]}-{client.last[1]}"
+    while True:
+        entries = _entries(await connection.xrange(inbox, start, "+", count=page))
+        if entries and _dropped_after(client.last, entries[0].prev):
+            return False
+        for entry in entries:
+            stream_id = parse_stream_id(entry.stream_id)
+            if stream_id > client.last:  # a second blip's catch-up may have queued it already
+                client.last = stream_id
+                client.push(stamp(entry.stream_id, entry.body))
+        if len(entries) < page:
+            client.go_live()
+            return True
+        start = "(" + entries[-1].stream_id
+
+
 def _dropped_after(cursor: StreamId, prev: StreamId | None) -> bool:
     """Whether the first entry after ``cursor`` shows a trimmed gap: the entry before it is after ``cursor``
     (so it was there and is gone), or it opened a new stream while the client names an older one's entry

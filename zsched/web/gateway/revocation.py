@@ -57,11 +57,19 @@ class RevocationWatch:
         by_digest: dict[str, list[Socket]] = {}
         for client in self.sockets():
             by_digest.setdefault(client.digest, []).append(client)
-        digests = list(by_digest)
+        by_key: dict[str, list[str]] = {}  # one hash on a single server; a shard's on a cluster
+        for token_digest in by_digest:
+            by_key.setdefault(self.tokens.keys_of(self.redis, token_digest)[0], []).append(token_digest)
+        closed = 0
+        for key, digests in by_key.items():
+            closed += await self._check_in(key, digests, by_digest)
+        return closed
+
+    async def _check_in(self, key: str, digests: list[str], by_digest: dict[str, list[Socket]]) -> int:
         closed = 0
         for start in range(0, len(digests), CHUNK):
             chunk = digests[start : start + CHUNK]
-            for found, gone in zip(await self.redis.hmget(self.tokens.key, chunk), chunk, strict=True):
+            for found, gone in zip(await self.redis.hmget(key, chunk), chunk, strict=True):
                 if not self.tokens.still_valid(found):
                     for client in by_digest[gone]:
                         client.close(CLOSE_POLICY, "token revoked or expired")
