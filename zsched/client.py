@@ -8,6 +8,7 @@ with Scheduler.embedded() as zs:                      # or Scheduler.from_url("r
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
 from .errors import UnavailableError
-from .models import Notification, Page, ScheduleResult, Stats
+from .models import Notification, Page, RecurringPage, RecurringSchedule, ScheduleResult, Stats
 
 
 class Scheduler(Driver):
@@ -173,6 +174,74 @@ class Scheduler(Driver):
     def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return self.run(self.core.stats())
+
+    def create_recurring(
+        self,
+        recipients: Iterable[object],
+        title: str,
+        message: str,
+        *,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        timezone: str = "UTC",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_count: int | None = None,
+        catch_up: str = "skip",
+        type: str = "system",
+        priority: str = "normal",
+        data: dict[str, Any] | None = None,
+        created_by: str | None = None,
+        channels: Iterable[str] = (),
+    ) -> RecurringSchedule:
+        """A recurring schedule firing on ``cron`` (5 fields, on ``timezone``'s wall clock) or ``every`` (seconds or
+        a timedelta) from ``start`` until ``end`` or ``max_count`` occurrences; each occurrence is an ordinary
+        notification. ``catch_up`` (``skip`` or ``last``) says what happens to times missed in an outage."""
+        return self.run(
+            self.core.create_recurring(
+                recipients,
+                title,
+                message,
+                cron=cron,
+                every=every,
+                timezone=timezone,
+                start=start,
+                end=end,
+                max_count=max_count,
+                catch_up=catch_up,
+                type=type,
+                priority=priority,
+                data=data,
+                created_by=created_by,
+                channels=channels,
+            )
+        )
+
+    def recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """A recurring schedule as it is now; RecurringNotFoundError if unknown or deleted."""
+        return self.run(self.core.recurring(schedule_id))
+
+    def list_recurring(
+        self, *, created_by: str | None = None, limit: int = 50, cursor: int | str | None = None
+    ) -> RecurringPage:
+        """Recurring schedules by id (one creator's, or all); pass ``page.next_cursor`` as ``cursor`` for more."""
+        return self.run(self.core.list_recurring(created_by=created_by, limit=limit, cursor=cursor))
+
+    def preview_recurring(self, schedule_id: int | str, count: int = 10) -> builtins.list[datetime]:
+        """The next ``count`` times a recurring schedule fires from now."""
+        return self.run(self.core.preview_recurring(schedule_id, count))
+
+    def pause_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Stop a recurring schedule creating occurrences and cancel its pending one (``resume_recurring``)."""
+        return self.run(self.core.pause_recurring(schedule_id))
+
+    def resume_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Restart a paused recurring schedule from its next time after now (times passed while paused do not fire)."""
+        return self.run(self.core.resume_recurring(schedule_id))
+
+    def delete_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Remove a recurring schedule and cancel its pending occurrence; returns it as it was."""
+        return self.run(self.core.delete_recurring(schedule_id))
 
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
@@ -335,6 +404,74 @@ class AsyncScheduler(Driver):
     async def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return await self.run(self.core.stats())
+
+    async def create_recurring(
+        self,
+        recipients: Iterable[object],
+        title: str,
+        message: str,
+        *,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        timezone: str = "UTC",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_count: int | None = None,
+        catch_up: str = "skip",
+        type: str = "system",
+        priority: str = "normal",
+        data: dict[str, Any] | None = None,
+        created_by: str | None = None,
+        channels: Iterable[str] = (),
+    ) -> RecurringSchedule:
+        """A recurring schedule firing on ``cron`` (5 fields, on ``timezone``'s wall clock) or ``every`` (seconds or
+        a timedelta) from ``start`` until ``end`` or ``max_count`` occurrences; each occurrence is an ordinary
+        notification. ``catch_up`` (``skip`` or ``last``) says what happens to times missed in an outage."""
+        return await self.run(
+            self.core.create_recurring(
+                recipients,
+                title,
+                message,
+                cron=cron,
+                every=every,
+                timezone=timezone,
+                start=start,
+                end=end,
+                max_count=max_count,
+                catch_up=catch_up,
+                type=type,
+                priority=priority,
+                data=data,
+                created_by=created_by,
+                channels=channels,
+            )
+        )
+
+    async def recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """A recurring schedule as it is now; RecurringNotFoundError if unknown or deleted."""
+        return await self.run(self.core.recurring(schedule_id))
+
+    async def list_recurring(
+        self, *, created_by: str | None = None, limit: int = 50, cursor: int | str | None = None
+    ) -> RecurringPage:
+        """Recurring schedules by id (one creator's, or all); pass ``page.next_cursor`` as ``cursor`` for more."""
+        return await self.run(self.core.list_recurring(created_by=created_by, limit=limit, cursor=cursor))
+
+    async def preview_recurring(self, schedule_id: int | str, count: int = 10) -> builtins.list[datetime]:
+        """The next ``count`` times a recurring schedule fires from now."""
+        return await self.run(self.core.preview_recurring(schedule_id, count))
+
+    async def pause_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Stop a recurring schedule creating occurrences and cancel its pending one (``resume_recurring``)."""
+        return await self.run(self.core.pause_recurring(schedule_id))
+
+    async def resume_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Restart a paused recurring schedule from its next time after now (times passed while paused do not fire)."""
+        return await self.run(self.core.resume_recurring(schedule_id))
+
+    async def delete_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Remove a recurring schedule and cancel its pending occurrence; returns it as it was."""
+        return await self.run(self.core.delete_recurring(schedule_id))
 
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""

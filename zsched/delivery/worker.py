@@ -6,6 +6,13 @@ websocket alone (appends, publishes, marks them sent): they cost one script call
 It sleeps exactly until the earliest due time the claim script reports (the server's clock decides),
 and a PUBLISH on the partition's wakeup channel cuts the sleep short when something sooner is
 scheduled. An idle worker issues one claim every ``idle_s``, not a busy poll.
+
+Recurring schedules are advanced here too, in their own step of the tick (``_advance_recurring``), not when an
+occurrence is claimed or delivered: an occurrence may be cancelled, retried for an hour, or delivered inside
+claim.lua with no Python seeing it, and the series must go on regardless. A schedule stays in its partition's
+``recurring_due`` until ``advance_recurring.lua`` moves it, so a worker that dies mid-way leaves it there for the
+next worker's round (at most ``RECURRING_POLL_S`` later), and the script, idempotent by the occurrence's time,
+lets two workers (or a resent call) create the next occurrence only once.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from .. import tracing
 from ..client import AsyncScheduler
 from ..engine.keys import Partition
 from ..engine.leases import ChannelReport, Claimed
+from ..engine.records import UNDECODABLE
 from ..errors import UnavailableError
 from ..models import Notification
 from .channel import ChannelsFailed, Delivery, Outcome, first_line
@@ -45,6 +53,12 @@ CLAIMS_AHEAD = 1
 """While the claims of a partition come back full and all delivered by the claim script itself (a backlog of
 websocket-only notifications), each round trip carries this many more claims that deliver only such notifications
 (stopping at the first they would have to claim), so the server is not idle while a reply travels and is read."""
+
+RECURRING_POLL_S = 1.0
+"""How often a worker looks for recurring schedules that came due (schedules created since its last look, or
+advanced by another worker); between looks it wakes for the earliest one it knows."""
+RECURRING_BATCH = 100
+"""Schedules advanced per partition per script round trip."""
 
 PURGE_CALL_S = 0.001
 """How long one purge call should hold the server: its record count adapts to this (at most ``purge_batch``), so a
@@ -92,6 +106,7 @@ class Worker:
         self.delivered = 0
         self._next_reap = 0.0
         self._next_purge = 0.0
+        self._next_recurring = 0.0
         self._purging: dict[int, int] = {}  # partition index -> records purged so far in this round
         self._purge_limit = min(100, purge_batch)  # records per purge call, adapted to PURGE_CALL_S
         self._purge_call_s = PURGE_CALL_S  # how long the last full purge call took
@@ -139,7 +154,12 @@ class Worker:
             for p in self.core.keys.partitions:
                 self._purging.setdefault(p.index, 0)
 
-        wait_s = min(self.idle_s, max(0.0, self._next_reap - time.monotonic()))
+        if now >= self._next_recurring:
+            self._next_recurring = now + await self._advance_recurring()
+
+        wait_s = min(
+            self.idle_s, max(0.0, self._next_reap - time.monotonic()), max(0.0, self._next_recurring - time.monotonic())
+        )
         for p in self.core.keys.partitions:
             if self.should_exit:
                 return 0.0
@@ -170,6 +190,22 @@ class Worker:
         if self._purging and not self.should_exit:
             wait_s = await self._purge_some(max(0.0, wait_s))
         return max(0.0, wait_s)
+
+    async def _advance_recurring(self) -> float:
+        """Advance the recurring schedules whose occurrence's time has come, in every partition; returns how long
+        until the next look (0 while a partition had a full batch, at most ``RECURRING_POLL_S``)."""
+        wait_s = RECURRING_POLL_S
+        for p in self.core.keys.partitions:
+            try:
+                done = await self.scheduler.run(self.core.advance_due(p, RECURRING_BATCH))
+            except UNDECODABLE as exc:  # a corrupt definition: said, and the other partitions still served
+                log.error("partition %s: cannot read a recurring schedule: %s", p.index, exc)
+                continue
+            if done.advanced:
+                log.debug("partition %s: advanced %d recurring schedule(s)", p.index, done.advanced)
+            if done.wait_ms >= 0:
+                wait_s = min(wait_s, done.wait_ms / 1000)
+        return wait_s
 
     async def _purge_some(self, wait_s: float) -> float:
         """Purge calls, one after another on the partitions of this round with records left past retention, while

@@ -1,19 +1,19 @@
 """``Core``: every zsched operation as a plan of Redis steps, with no I/O of its own.
 
-The operations live in three modules by job: ``producer`` (schedule, cancel, reschedule), ``leases``
-(claim, ack, fail, reap, purge) and ``views`` (status, lists, stats). ``client.Scheduler`` and
-``client.AsyncScheduler`` drive the same generators over a sync or an asyncio connection.
+The operations live in four modules by job: ``producer`` (schedule, cancel, reschedule), ``leases``
+(claim, ack, fail, reap, purge), ``views`` (status, lists, stats) and ``recurring`` (recurring schedules).
+``client.Scheduler`` and ``client.AsyncScheduler`` drive the same generators over a sync or an asyncio connection.
 """
 
 from __future__ import annotations
 
 from .base import DAY_MS, CoreBase, Retention
 from .leases import Claimed, LeaseOps
-from .producer import ProducerOps
+from .recurring import RecurringOps
 from .steps import Command, Op, Script, Step
 
 __all__ = ["DAY_MS", "Claimed", "Command", "Core", "CoreBase", "Op", "Retention", "Script", "Step"]
 
 
-class Core(ProducerOps, LeaseOps):
+class Core(RecurringOps, LeaseOps):
     """Builds the steps of each operation and turns replies into results; owns no connection."""

@@ -27,6 +27,8 @@ NAMES = (
     "mark_delivered",
     "requeue_dead",
     "read",
+    "advance_recurring",
+    "stop_recurring",
 )
 
 

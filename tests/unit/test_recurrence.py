@@ -1,0 +1,200 @@
+"""Recurrence arithmetic: cron on a zone's wall clock under the stated DST policy, intervals, missed occurrences."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zsched.engine.recurrence import LATE_GRACE_MS, Rule, advance, check_catch_up, check_cron, check_zone
+from zsched.errors import FieldError
+
+NY, BERLIN = "America/New_York", "Europe/Berlin"
+H = 3_600_000
+
+
+def ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp() * 1000)
+
+
+def utc(t: int) -> datetime:
+    return datetime.fromtimestamp(t / 1000, UTC)
+
+
+def cron(expr: str, zone: str, start: int = 0) -> Rule:
+    return Rule(start_ms=start, zone=zone, cron=expr)
+
+
+def test_a_daily_time_follows_the_zone_across_the_year() -> None:
+    rule = cron("0 9 * * *", BERLIN)
+    assert utc(rule.after(ms(2026, 1, 10))) == datetime(2026, 1, 10, 8, tzinfo=UTC)  # CET, +1
+    assert utc(rule.after(ms(2026, 7, 10))) == datetime(2026, 7, 10, 7, tzinfo=UTC)  # CEST, +2
+
+
+def test_new_york_spring_forward_fires_the_skipped_time_once_at_the_transition() -> None:
+    # 2026-03-08: 02:00 EST jumps to 03:00 EDT (07:00 UTC); 02:30 does not exist that day.
+    rule = cron("30 2 * * *", NY)
+    got = [utc(t) for t in rule.preview(ms(2026, 3, 7), 3)]
+    assert got == [
+        datetime(2026, 3, 7, 7, 30, tzinfo=UTC),  # 02:30 EST
+        datetime(2026, 3, 8, 7, 0, tzinfo=UTC),  # the skipped 02:30: at 03:00 EDT, the next valid instant
+        datetime(2026, 3, 9, 6, 30, tzinfo=UTC),  # 02:30 EDT
+    ]
+
+
+def test_skipped_times_and_the_transition_fire_once_together() -> None:
+    # */30 matches 02:00, 02:30 (both skipped) and 03:00: one firing at 03:00 EDT, then 03:30.
+    rule = cron("*/30 * * * *", NY)
+    got = rule.preview(ms(2026, 3, 8, 6, 15), 3)  # from 01:15 EST
+    assert [utc(t) for t in got] == [
+        datetime(2026, 3, 8, 6, 30, tzinfo=UTC),  # 01:30 EST
+        datetime(2026, 3, 8, 7, 0, tzinfo=UTC),  # 03:00 EDT, once
+        datetime(2026, 3, 8, 7, 30, tzinfo=UTC),  # 03:30 EDT
+    ]
+
+
+def test_new_york_fall_back_fires_the_repeated_time_once() -> None:
+    # 2026-11-01: 02:00 EDT falls back to 01:00 EST; 01:30 happens at 05:30 and again at 06:30 UTC.
+    rule = cron("30 1 * * *", NY)
+    got = [utc(t) for t in rule.preview(ms(2026, 10, 31), 3)]
+    assert got == [
+        datetime(2026, 10, 31, 5, 30, tzinfo=UTC),
+        datetime(2026, 11, 1, 5, 30, tzinfo=UTC),  # the first 01:30 (EDT), and not the second
+        datetime(2026, 11, 2, 6, 30, tzinfo=UTC),
+    ]
+
+
+def test_the_repeated_hour_fires_once_for_a_frequent_rule() -> None:
+    rule = cron("*/15 * * * *", NY)
+    got = rule.preview(ms(2026, 11, 1, 4, 50), 6)  # from 00:50 EDT
+    assert [utc(t) for t in got] == [
+        datetime(2026, 11, 1, 5, 0, tzinfo=UTC),  # 01:00 EDT
+        datetime(2026, 11, 1, 5, 15, tzinfo=UTC),
+        datetime(2026, 11, 1, 5, 30, tzinfo=UTC),
+        datetime(2026, 11, 1, 5, 45, tzinfo=UTC),  # 01:45 EDT; 01:00-01:45 EST do not fire again
+        datetime(2026, 11, 1, 7, 0, tzinfo=UTC),  # 02:00 EST
+        datetime(2026, 11, 1, 7, 15, tzinfo=UTC),
+    ]
+    # Asked from inside the second pass of the hour (01:10 EST), the next is still 02:00 EST.
+    assert utc(rule.after(ms(2026, 11, 1, 6, 10))) == datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
+
+
+def test_berlin_spring_forward_and_fall_back() -> None:
+    # 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00 UTC). 2026-10-25: 03:00 CEST falls back to 02:00 CET.
+    two = cron("0 2 * * *", BERLIN)
+    assert [utc(t) for t in two.preview(ms(2026, 3, 28, 12), 2)] == [
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # the skipped 02:00: at 03:00 CEST
+        datetime(2026, 3, 30, 0, 0, tzinfo=UTC),
+    ]
+    assert [utc(t) for t in two.preview(ms(2026, 10, 24, 12), 2)] == [
+        datetime(2026, 10, 25, 0, 0, tzinfo=UTC),  # 02:00 CEST, the first; not 01:00 UTC (02:00 CET)
+        datetime(2026, 10, 26, 1, 0, tzinfo=UTC),
+    ]
+
+
+def test_an_interval_is_elapsed_time_that_no_clock_change_moves() -> None:
+    start = ms(2026, 3, 8, 5)
+    rule = Rule(start_ms=start, zone=NY, every_ms=90 * 60_000)
+    got = rule.preview(start - 1, 4)
+    assert [b - a for a, b in zip(got, got[1:], strict=False)] == [90 * 60_000] * 3
+    assert got[0] == start
+
+
+def test_start_and_end_bound_the_occurrences() -> None:
+    rule = Rule(start_ms=ms(2026, 5, 1, 12), zone="UTC", cron="0 * * * *", end_ms=ms(2026, 5, 1, 15))
+    assert [utc(t).hour for t in rule.preview(0, 10)] == [12, 13, 14, 15]
+    assert rule.after(ms(2026, 5, 1, 15)) is None
+
+
+def test_on_time_and_slightly_late_occurrences_fire() -> None:
+    rule = Rule(start_ms=0, every_ms=60_000)
+    assert advance(rule, 60_000, 60_001, "skip", 1, None).next_ms == 120_000
+    late = 120_000 + LATE_GRACE_MS - 1  # the worker was slow, not down
+    assert advance(rule, 60_000, late, "skip", 1, None).next_ms == 120_000
+
+
+def test_after_an_outage_skip_drops_the_missed_and_last_fires_the_last_once() -> None:
+    rule = Rule(start_ms=0, every_ms=60_000)
+    now = 10 * 60_000 + 30_000  # fired at 1 min, down until 10.5 min: 2..10 were missed
+    skip = advance(rule, 60_000, now, "skip", 1, None)
+    assert skip.next_ms == 11 * 60_000 and skip.skipped == 9 and not skip.late
+    last = advance(rule, 60_000, now, "last", 1, None)
+    assert last.next_ms == 10 * 60_000 and last.skipped == 8 and last.late
+    # ... and after that one fires, the series goes on on time.
+    assert advance(rule, 10 * 60_000, now + 5, "last", 2, None).next_ms == 11 * 60_000
+
+
+def test_cron_outage_in_a_zone() -> None:
+    rule = cron("0 9 * * *", BERLIN)
+    fired = ms(2026, 1, 5, 8)  # Monday 09:00 CET
+    now = ms(2026, 1, 9, 10)  # Friday 11:00 CET: Tue-Fri 09:00 missed
+    assert utc(advance(rule, fired, now, "last", 1, None).next_ms or 0) == datetime(2026, 1, 9, 8, tzinfo=UTC)
+    assert utc(advance(rule, fired, now, "skip", 1, None).next_ms or 0) == datetime(2026, 1, 10, 8, tzinfo=UTC)
+
+
+def test_max_count_ends_the_series() -> None:
+    rule = Rule(start_ms=0, every_ms=1000)
+    assert advance(rule, 1000, 1001, "skip", 3, 3).next_ms is None
+    assert advance(rule, 1000, 1001, "skip", 2, 3).next_ms == 2000
+
+
+def test_bad_rules_are_refused_naming_the_field() -> None:
+    for bad in ("* * * *", "0 0 * * * *", "61 * * * *", "0 0 31 2 *", 5):
+        with pytest.raises(FieldError) as err:
+            check_cron(bad)
+        assert err.value.field == "cron"
+    assert check_cron("0  9 * *  MON-FRI") == "0 9 * * MON-FRI"
+    for zone in ("Mars/Olympus", "", "../etc/passwd", None):
+        with pytest.raises(FieldError) as err:
+            check_zone(zone)
+        assert err.value.field == "timezone"
+    with pytest.raises(FieldError):
+        check_catch_up("all")
+
+
+ZONES = ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata", "UTC"]
+RULES = ["*/15 * * * *", "30 2 * * *", "0 1,2,3 * * *", "0 0 * * SUN", "45 23 L * *", "0 */5 * * *"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    expr=st.sampled_from(RULES),
+    start=st.integers(min_value=ms(2024, 1, 1), max_value=ms(2030, 12, 1)),
+)
+def test_occurrences_are_valid_increasing_and_agree_with_looking_back(zone: str, expr: str, start: int) -> None:
+    rule = cron(expr, zone)
+    tz = ZoneInfo(zone)
+    got = rule.preview(start, 12)
+    assert got and got[0] > start
+    assert all(a < b for a, b in zip(got, got[1:], strict=False)), "duplicated or out of order"
+    for t in got:
+        assert t % 1000 == 0
+        local = utc(t).astimezone(tz)
+        assert local.astimezone(UTC) == utc(t)  # a real instant, on a valid local time
+    # Looking back from just before any occurrence finds the one before it.
+    for before, after in zip(got, got[1:], strict=False):
+        assert rule.at_or_before(after - 1) == before
+        assert rule.at_or_before(after) == after
+    # Every local wall time the rule matches in the window fires exactly once (fold=0), or at the transition.
+    span = (got[-1] - got[0]) // 60_000
+    if span < 5000:
+        expected = set()
+        for minute in range(span + 1):
+            instant = got[0] + minute * 60_000
+            nxt = rule.after(instant - 1)
+            if nxt is not None and nxt <= got[-1]:
+                expected.add(nxt)
+        assert expected == set(got)
+
+
+def test_the_gap_instant_is_the_transition() -> None:
+    rule = cron("30 2 8 3 *", NY, start=ms(2026, 1, 1))
+    t = rule.after(ms(2026, 1, 1))
+    assert t is not None
+    local = utc(t).astimezone(ZoneInfo(NY))
+    assert (local.hour, local.minute, local.utcoffset()) == (3, 0, timedelta(hours=-4))
+    assert utc(t - 1000).astimezone(ZoneInfo(NY)).hour == 1  # one second earlier is still 01:59:59 EST
