@@ -219,6 +219,7 @@ class RecurringOps(ProducerOps):
         ids = [sid for sid, _ in due]
         definitions, states = yield [Command(("HMGET", p.recurring, *ids)), Command(("HMGET", p.recurring_state, *ids))]
         steps: list[Step] = []
+        upcoming = later[:1]  # the earliest time a schedule comes due next, among those seen
         for sid, raw_def, raw_state in zip(ids, definitions, states, strict=True):
             if raw_def is None or raw_state is None:  # deleted since
                 continue
@@ -228,11 +229,15 @@ class RecurringOps(ProducerOps):
             step = recurrence.advance(
                 definition.rule, state.next_ms, now_ms, definition.catch_up, state.count, definition.max_count
             )
+            if step.next_ms is not None:
+                upcoming.append(step.next_ms)
             payload_json = json_encoder.encode(definition.payload)
             steps.append(self._advance_step(p, definition, "advance", sid, state.next_ms, step.next_ms, payload_json))
         if steps:
             yield steps
-        return Advanced(len(steps), 0 if len(due) == limit else (later[0] - now_ms if later else -1))
+        # A full batch, or a missed occurrence fired late (``catch_up = last``), leaves work due now.
+        wait_ms = 0 if len(due) == limit else (max(0, min(upcoming) - now_ms) if upcoming else -1)
+        return Advanced(len(steps), wait_ms)
 
     # -- helpers -------------------------------------------------------------------------------------------
 
