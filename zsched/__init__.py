@@ -19,13 +19,14 @@ from .errors import (
     NotFoundError,
     NotPendingError,
     PastScheduleError,
+    RecurringNotFoundError,
     UnavailableError,
     UnknownChannelError,
     ValidationError,
     WebhookError,
     ZschedError,
 )
-from .models import Notification, Page, ScheduleResult, Stats
+from .models import Notification, Page, RecurringPage, RecurringSchedule, ScheduleResult, Stats
 from .settings import Settings
 
 _moved.install()
@@ -46,6 +47,9 @@ __all__ = [
     "Notification",
     "Page",
     "PastScheduleError",
+    "RecurringNotFoundError",
+    "RecurringPage",
+    "RecurringSchedule",
     "Retention",
     "RetryPolicy",
     "Router",

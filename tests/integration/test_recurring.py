@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -81,7 +82,7 @@ def test_advancing_twice_creates_the_next_occurrence_once(pinned: Scheduler, clo
     # A second worker that read the schedule before the first moved it (or a resent call) sends the same step:
     # it finds the pending occurrence moved on and creates nothing.
     core = pinned.core
-    definition, state = pinned.run(core._read(s.id))
+    definition, _state = pinned.run(core._read(s.id))
     fired = s.next_at and datetime_to_ms(s.next_at)
     step = core._advance_step(p, definition, "advance", s.id, fired or 0, (fired or 0) + MIN, b"{}")
     reply = AdvanceRecurringReply.read(pinned.scripts["advance_recurring"](keys=step.keys, args=step.args))
@@ -268,7 +269,7 @@ async def test_two_real_workers_create_and_deliver_each_occurrence_once(redis_ur
     assert set(times.values()) == {1}, "an occurrence was created or delivered twice"
     assert Counter(n.id for n in delivered).most_common(1)[0][1] == 1
     gaps = sorted(times)
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(gaps, gaps[1:], strict=False)), gaps
+    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(gaps)), gaps
     now = await producer.recurring(s.id)
     assert now.count == len(delivered) + 1  # those delivered, and the next one pending
     assert (await producer.delete_recurring(s.id)).id == s.id

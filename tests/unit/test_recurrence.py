@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -99,7 +100,7 @@ def test_an_interval_is_elapsed_time_that_no_clock_change_moves() -> None:
     start = ms(2026, 3, 8, 5)
     rule = Rule(start_ms=start, zone=NY, every_ms=90 * 60_000)
     got = rule.preview(start - 1, 4)
-    assert [b - a for a, b in zip(got, got[1:], strict=False)] == [90 * 60_000] * 3
+    assert [b - a for a, b in itertools.pairwise(got)] == [90 * 60_000] * 3
     assert got[0] == start
 
 
@@ -170,13 +171,13 @@ def test_occurrences_are_valid_increasing_and_agree_with_looking_back(zone: str,
     tz = ZoneInfo(zone)
     got = rule.preview(start, 12)
     assert got and got[0] > start
-    assert all(a < b for a, b in zip(got, got[1:], strict=False)), "duplicated or out of order"
+    assert all(a < b for a, b in itertools.pairwise(got)), "duplicated or out of order"
     for t in got:
         assert t % 1000 == 0
         local = utc(t).astimezone(tz)
         assert local.astimezone(UTC) == utc(t)  # a real instant, on a valid local time
     # Looking back from just before any occurrence finds the one before it.
-    for before, after in zip(got, got[1:], strict=False):
+    for before, after in itertools.pairwise(got):
         assert rule.at_or_before(after - 1) == before
         assert rule.at_or_before(after) == after
     # Every local wall time the rule matches in the window fires exactly once (fold=0), or at the transition.
