@@ -36,6 +36,7 @@ from .errors import JSON, ApiError, read_json
 from .liveness import Liveness
 from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import FailedAuthLimiter
+from .recurring import RecurringApi
 from .views import (
     Cancelled,
     Health,
@@ -101,6 +102,7 @@ class Api:
             Route(f"{n}/{{id:int}}/schedule_status/", self.status, methods=["GET"]),
             Route(f"{n}/{{id:int}}/cancel_scheduled/", self.cancel, methods=["DELETE"]),
             Route(f"{n}/{{id:int}}/scheduled/", self.cancel, methods=["DELETE"]),
+            *RecurringApi(self).routes(),
             Route("/api/stats", self.stats, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),

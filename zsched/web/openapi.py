@@ -14,13 +14,26 @@ import msgspec
 
 from .. import __version__
 from ..engine.validation import MAX_ID
-from .bodies import ListQuery, NotificationPath, RescheduleBody, ScheduleBody, ScheduleHeaders, SocketQuery
+from ..models import RecurringPage, RecurringSchedule
+from .bodies import (
+    ListQuery,
+    NotificationPath,
+    PreviewQuery,
+    RecurringBody,
+    RecurringListQuery,
+    RecurringPath,
+    RescheduleBody,
+    ScheduleBody,
+    ScheduleHeaders,
+    SocketQuery,
+)
 from .views import (
     Cancelled,
     ErrorBody,
     Health,
     NotificationPage,
     NotificationView,
+    Previews,
     Scheduled,
     ScheduleStatus,
     StatsView,
@@ -61,12 +74,19 @@ _SHAPES = (
     NotificationPage,
     StatsView,
     Health,
+    RecurringBody,
+    RecurringSchedule,
+    RecurringPage,
+    Previews,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
     ListQuery: "query",
     NotificationPath: "path",
     SocketQuery: "query",
+    RecurringPath: "path",
+    RecurringListQuery: "query",
+    PreviewQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
 _DATA = {  # any JSON, with no NUL in keys or strings: no Python type says that, so it is written here
@@ -130,6 +150,7 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     schemas.update(_DATA)
     params = {shape: _parameters(schemas, shape, where) for shape, where in _PARAMETERS.items()}
     ident = params[NotificationPath]
+    rid = params[RecurringPath]
     body_channels = schemas["ScheduleBody"]["properties"]["channels"]["anyOf"][0]
     body_channels["items"] = {"enum": list(channels)}  # what this server delivers through
     n = "/api/notifications"
@@ -171,6 +192,55 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
         },
         f"{n}/{{id}}/cancel_scheduled/": {"delete": cancel},
         f"{n}/{{id}}/scheduled/": {"delete": {**cancel, "summary": "Cancel (the seed checklist's spelling)"}},
+        "/v1/recurring": {
+            "post": _op(
+                "Create a recurring schedule: a cron rule on a time zone's wall clock, or an interval; each "
+                "occurrence is one notification per recipient",
+                _json(_ref("RecurringSchedule"), "Created, with its first occurrence pending."),
+                (400, 403, 413, 415, 422),
+                body="RecurringBody",
+                status=201,
+            ),
+            "get": _op(
+                "Your recurring schedules by id (an admin's: anyone's with created_by, or all)",
+                _json(_ref("RecurringPage"), "One page."),
+                (403, 422),
+                params=params[RecurringListQuery],
+            ),
+        },
+        "/v1/recurring/{id}": {
+            "get": _op("One recurring schedule", _json(_ref("RecurringSchedule"), "The schedule."), (404,), params=rid),
+            "delete": _op(
+                "Delete a recurring schedule and cancel its pending occurrence",
+                _json(_ref("RecurringSchedule"), "Deleted: the schedule as it was."),
+                (404,),
+                params=rid,
+            ),
+        },
+        "/v1/recurring/{id}/pause": {
+            "post": _op(
+                "Pause: no more occurrences, and the pending one is cancelled",
+                _json(_ref("RecurringSchedule"), "Paused."),
+                (404,),
+                params=rid,
+            )
+        },
+        "/v1/recurring/{id}/resume": {
+            "post": _op(
+                "Resume a paused schedule from its next time after now (times passed while paused do not fire)",
+                _json(_ref("RecurringSchedule"), "Active again."),
+                (404,),
+                params=rid,
+            )
+        },
+        "/v1/recurring/{id}/preview": {
+            "get": _op(
+                "The next times a recurring schedule fires, from now",
+                _json(_ref("Previews"), "The times."),
+                (404, 422),
+                params=(*rid, *params[PreviewQuery]),
+            )
+        },
         "/api/stats": {
             "get": _op(
                 "Counts, totals, next due and lag, overall and per partition (admin)",

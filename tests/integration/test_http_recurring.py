@@ -1,0 +1,81 @@
+"""Recurring schedules over HTTP: /v1/recurring, with the notifications' authorization rules."""
+
+from __future__ import annotations
+
+from tests.integration.http_support import TestClient, Tokens, client, settings, tokens
+
+__all__ = ["client", "settings", "tokens"]  # fixtures used by name
+
+R = "/v1/recurring"
+
+
+def _body(recipients: list[object], **extra: object) -> dict[str, object]:
+    return {"recipients": recipients, "title": "Stand-up", "message": "in 5", "cron": "0 9 * * MON-FRI", **extra}
+
+
+def test_create_read_preview_pause_resume_delete(client: TestClient, tokens: Tokens) -> None:
+    me = tokens.headers("alice")
+    r = client.post(R, headers=me, json=_body(["alice"], timezone="Europe/Berlin", data={"room": 4}, max_count=30))
+    assert r.status_code == 201, r.text
+    s = r.json()
+    assert (s["status"], s["cron"], s["timezone"], s["created_by"], s["count"], s["max_count"]) == (
+        "active",
+        "0 9 * * MON-FRI",
+        "Europe/Berlin",
+        "alice",
+        1,
+        30,
+    )
+    (occurrence,) = s["occurrence_ids"]
+    n = client.get(f"/api/notifications/{occurrence}/", headers=me).json()
+    assert (n["scheduled_status"], n["scheduled_at"], n["data"]) == ("pending", s["next_at"], {"room": 4})
+    assert client.get(f"{R}/{s['id']}", headers=me).json() == s
+    times = client.get(f"{R}/{s['id']}/preview?count=5", headers=me).json()["times"]
+    assert len(times) == 5 and times[0] == s["next_at"] and times == sorted(times)
+    paused = client.post(f"{R}/{s['id']}/pause", headers=me).json()
+    assert paused["status"] == "paused"
+    assert client.get(f"/api/notifications/{occurrence}/", headers=me).json()["scheduled_status"] == "cancelled"
+    resumed = client.post(f"{R}/{s['id']}/resume", headers=me).json()
+    assert resumed["status"] == "active" and resumed["count"] == 2
+    page = client.get(R, headers=me).json()
+    assert [x["id"] for x in page["items"]] == [s["id"]] and page["next_cursor"] is None
+    r = client.delete(f"{R}/{s['id']}", headers=me)
+    assert r.status_code == 200 and r.json()["id"] == s["id"]
+    r = client.get(f"{R}/{s['id']}", headers=me)
+    assert r.status_code == 404 and "recurring schedule" in r.json()["detail"]
+
+
+def test_a_user_sees_only_their_own_schedules(client: TestClient, tokens: Tokens) -> None:
+    alice, bob, admin = tokens.headers("alice"), tokens.headers("bob"), tokens.headers("root", admin=True)
+    sid = client.post(R, headers=alice, json=_body(["alice"], every_s=3600, cron=None)).json()["id"]
+    for method, path in (
+        ("GET", f"{R}/{sid}"),
+        ("DELETE", f"{R}/{sid}"),
+        ("POST", f"{R}/{sid}/pause"),
+        ("POST", f"{R}/{sid}/resume"),
+        ("GET", f"{R}/{sid}/preview"),
+    ):
+        assert client.request(method, path, headers=bob).status_code == 404, (method, path)
+    assert client.get(R, headers=bob).json()["items"] == []
+    assert client.get(f"{R}?created_by=alice", headers=bob).status_code == 403
+    assert [x["id"] for x in client.get(f"{R}?created_by=alice", headers=admin).json()["items"]] == [sid]
+    assert client.get(f"{R}/{sid}", headers=admin).status_code == 200
+    assert client.get(f"{R}/{sid}", headers=alice).status_code == 200  # still there: bob changed nothing
+
+
+def test_scheduling_for_others_needs_the_scope_and_bad_rules_are_422(client: TestClient, tokens: Tokens) -> None:
+    alice = tokens.headers("alice")
+    r = client.post(R, headers=alice, json=_body(["bob"]))
+    assert r.status_code == 403 and r.json()["field"] == "recipients"
+    assert client.post(R, headers=tokens.service(), json=_body(["bob", "carol"])).status_code == 201
+    for extra, field in (
+        ({"cron": "61 * * * *"}, "cron"),
+        ({"timezone": "Mars/Base"}, "timezone"),
+        ({"catch_up": "every"}, "catch_up"),
+        ({"cron": None}, "cron"),
+        ({"end_at": "2001-01-01T00:00:00Z"}, "end_at"),
+        ({"start_at": "2030-01-01T00:00:00"}, "start_at"),
+    ):
+        r = client.post(R, headers=alice, json=_body(["alice"], **extra))
+        assert r.status_code == 422 and r.json()["field"] == field, (extra, r.text)
+    assert client.get(R, headers=alice).json()["items"] == [], "a refused request writes nothing"
