@@ -10,7 +10,7 @@ import redis
 from .. import __version__
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import config, dead, logs, notifications, rediscli, run, tokens
+from . import config, dead, logs, notifications, recurring, rediscli, run, tokens
 
 EPILOG = """\
 examples:
@@ -20,6 +20,7 @@ examples:
   zsched status 1                                see where notification 1 is
   zsched cancel 1                                cancel it while it is pending
   zsched stats                                   counts per status, next due, overdue lag
+  zsched recurring create --to alice --title Hi --message Stand-up --cron "0 9 * * MON-FRI" --timezone Europe/Berlin
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
 With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     tokens.add_parsers(sub, common)
     notifications.add_parsers(sub, common)
     dead.add_parser(sub, common)
+    recurring.add_parser(sub, common)
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     sub.add_parser(
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = {
             "config": config.run,
             "dead": dead.run,
+            "recurring": recurring.run,
             "redis-cli": rediscli.run,
             "serve": run.run,
             "worker": run.run,
