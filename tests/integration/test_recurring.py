@@ -12,14 +12,37 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import ManualClock
-from tests.helpers import Recorder, tick
+from tests.helpers import Recorder
 from zsched import AsyncScheduler, Core, Keyspace, Scheduler
+from zsched.delivery import Delivery
 from zsched.delivery.worker import Worker
 from zsched.engine.replies import AdvanceRecurringReply
 from zsched.errors import FieldError, NotPendingError, RecurringNotFoundError, ValidationError
 from zsched.models import datetime_to_ms, ms_to_datetime
 
 MIN = 60_000
+
+
+def _round(zs: Scheduler, delivery: Delivery) -> None:
+    """One worker round with ``zs``'s core (and so its clock): advance due schedules, then claim and deliver."""
+
+    async def go() -> None:
+        url = zs.redis.connection_pool.connection_kwargs
+        connection = aioredis.Redis(
+            host=url.get("host", "127.0.0.1"),
+            port=url.get("port", 6379),
+            db=url.get("db", 0),
+            password=url.get("password"),
+        )
+        scheduler = AsyncScheduler(connection, core=zs.core)
+        worker = Worker(scheduler, delivery)
+        try:
+            await worker.advance_recurring()
+            await worker.tick()
+        finally:
+            await scheduler.close()
+
+    asyncio.run(go())
 
 
 def _pending(zs: Scheduler) -> list[int]:
@@ -61,7 +84,7 @@ def test_a_worker_delivers_each_occurrence_and_creates_the_next(pinned: Schedule
     delivered_at = []
     for day in range(3):
         _at(clock, datetime_to_ms(start + timedelta(days=day)))
-        tick(pinned, recorder)  # advances the schedule, then claims and delivers the occurrence
+        _round(pinned, recorder)  # advances the schedule, then claims and delivers the occurrence
         delivered_at.append(sorted({n.scheduled_at for n in recorder.delivered}))
     assert sorted(n.recipient for n in recorder.delivered) == ["bo", "bo", "bo", "cy", "cy", "cy"]
     assert delivered_at[-1] == [start + timedelta(days=d) for d in range(3)]
@@ -98,7 +121,7 @@ def test_a_worker_that_dies_mid_way_leaves_the_schedule_to_the_next(pinned: Sche
     op = pinned.core.advance_due(p)
     next(op)  # the dead worker read what was due, then stopped before its advance reached the server
     op.close()
-    tick(pinned, Recorder())
+    _round(pinned, Recorder())
     assert pinned.recurring(s.id).count == 2
 
 
@@ -110,11 +133,11 @@ def test_after_an_outage_missed_occurrences_follow_catch_up(
     s = pinned.create_recurring(["fay"], "Every minute", "m", every=60, catch_up=catch_up)
     recorder = Recorder()
     clock.ms = start + MIN
-    tick(pinned, recorder)
+    _round(pinned, recorder)
     assert len(recorder.delivered) == 1
     clock.ms = start + 10 * MIN + 30_000  # down for 9.5 minutes: minutes 3..10 missed
-    tick(pinned, recorder)
-    tick(pinned, recorder)  # a later round: after the late one, the series goes on from now
+    _round(pinned, recorder)
+    _round(pinned, recorder)  # a later round: after the late one, the series goes on from now
     # Minute 2's occurrence was stored before the outage, so it is delivered, late, as any notification is; of
     # the minutes 3..10 that nothing stored, only `last` fires one (minute 10's, due now), once.
     assert [n.scheduled_at for n in recorder.delivered] == [ms_to_datetime(start + k * MIN) for k in (1, 2)] + (
@@ -135,7 +158,7 @@ def test_pause_cancels_the_pending_occurrence_and_resume_starts_after_now(
     assert pinned.status(s.occurrence_ids[0]).scheduled_status == "cancelled"
     assert pinned.pause_recurring(s.id).status == "paused"  # again: the same answer
     clock.ms = start + 5 * MIN + 1
-    tick(pinned, Recorder())
+    _round(pinned, Recorder())
     assert pinned.recurring(s.id).count == 1, "a paused schedule does not advance"
     resumed = pinned.resume_recurring(s.id)
     assert (resumed.status, resumed.count, resumed.next_at) == ("active", 2, ms_to_datetime(start + 6 * MIN))
@@ -157,10 +180,10 @@ def test_one_occurrence_is_cancelled_and_the_series_goes_on(pinned: Scheduler, c
     pinned.cancel(s.occurrence_ids[0])
     recorder = Recorder()
     clock.advance(MIN)
-    tick(pinned, recorder)
+    _round(pinned, recorder)
     assert recorder.delivered == []
     clock.advance(MIN)
-    tick(pinned, recorder)
+    _round(pinned, recorder)
     assert [n.scheduled_at for n in recorder.delivered] == [s.next_at + timedelta(minutes=1)]  # type: ignore[operator]
     with pytest.raises(NotPendingError):
         pinned.cancel(recorder.delivered[0].id)
@@ -170,12 +193,12 @@ def test_a_failed_occurrence_is_retried_like_any_notification(pinned: Scheduler,
     s = pinned.create_recurring(["ida"], "Tick", "tock", every=3600)
     (first,) = s.occurrence_ids
     clock.advance(3600_000)
-    tick(pinned, Recorder(fail={first}))
+    _round(pinned, Recorder(fail={first}))
     n = pinned.status(first)
     assert (n.scheduled_status, n.attempts) == ("pending", 1)
     clock.advance(1000)  # the test policy retries after 50 ms
     recorder = Recorder()
-    tick(pinned, recorder)
+    _round(pinned, recorder)
     assert [x.id for x in recorder.delivered] == [first]
     assert pinned.recurring(s.id).count == 2  # and the series went on meanwhile
 
@@ -187,7 +210,7 @@ def test_max_count_and_end_finish_the_series(pinned: Scheduler, clock: ManualClo
     recorder = Recorder()
     for k in range(1, 5):
         clock.ms = start + k * MIN
-        tick(pinned, recorder)
+        _round(pinned, recorder)
     assert Counter(n.title for n in recorder.delivered) == {"Twice": 2, "Until": 1}
     assert (pinned.recurring(s.id).status, pinned.recurring(s.id).count) == ("finished", 2)
     assert pinned.recurring(ended.id).status == "finished"
@@ -199,7 +222,7 @@ def test_dst_spring_forward_occurrence_is_created_at_the_transition(pinned: Sche
     s = pinned.create_recurring(["kai"], "Nightly", "job", cron="30 2 * * *", timezone="America/New_York")
     assert s.next_at == datetime(2026, 3, 8, 7, tzinfo=UTC)  # 03:00 EDT: the skipped 02:30 fires once, there
     clock.ms = datetime_to_ms(datetime(2026, 3, 8, 7, tzinfo=UTC))
-    tick(pinned, Recorder())
+    _round(pinned, Recorder())
     assert pinned.recurring(s.id).next_at == datetime(2026, 3, 9, 6, 30, tzinfo=UTC)
 
 
