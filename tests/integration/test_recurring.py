@@ -19,6 +19,7 @@ from zsched.delivery.worker import Worker
 from zsched.engine.replies import AdvanceRecurringReply
 from zsched.errors import FieldError, NotPendingError, RecurringNotFoundError, ValidationError
 from zsched.models import datetime_to_ms, ms_to_datetime
+from zsched.testing import ZschedTestServer
 
 MIN = 60_000
 
@@ -298,3 +299,12 @@ async def test_two_real_workers_create_and_deliver_each_occurrence_once(redis_ur
     assert (await producer.delete_recurring(s.id)).id == s.id
     for x in [producer, *schedulers]:
         await x.close()
+
+
+def test_the_test_server_advances_recurring_schedules_on_its_clock(redis_url: str) -> None:
+    monday = datetime(2030, 1, 7, 7, tzinfo=UTC)
+    with ZschedTestServer(redis_url, now=monday) as zt:
+        s = zt.scheduler.create_recurring(["bob"], "Stand-up", "B2", cron="0 9 * * MON-FRI", timezone="Europe/Berlin")
+        week = [n.scheduled_at for day in range(7) for n in zt.run_due(until=monday + timedelta(days=day, hours=1))]
+        assert week == [monday + timedelta(days=d, hours=1) for d in range(5)]  # 09:00 CET, Monday to Friday
+        assert zt.scheduler.recurring(s.id).next_at == monday + timedelta(days=7, hours=1)
