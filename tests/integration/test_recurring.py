@@ -308,3 +308,14 @@ def test_the_test_server_advances_recurring_schedules_on_its_clock(redis_url: st
         week = [n.scheduled_at for day in range(7) for n in zt.run_due(until=monday + timedelta(days=day, hours=1))]
         assert week == [monday + timedelta(days=d, hours=1) for d in range(5)]  # 09:00 CET, Monday to Friday
         assert zt.scheduler.recurring(s.id).next_at == monday + timedelta(days=7, hours=1)
+
+
+def test_a_resent_create_answers_its_first_outcome_and_creates_nothing(pinned: Scheduler) -> None:
+    op = pinned.core.create_recurring(["max"], "Tick", "tock", every=60, created_by="ops")
+    (step,) = next(op)  # the pinned clock needs no TIME: the script step comes first
+    first = AdvanceRecurringReply.read(pinned.scripts["advance_recurring"](keys=step.keys, args=step.args))
+    again = AdvanceRecurringReply.read(pinned.scripts["advance_recurring"](keys=step.keys, args=step.args))
+    assert (first.code, again.code) == ("created", "replayed")
+    assert again.schedule_id == first.schedule_id and again.state == first.state
+    assert [s.id for s in pinned.list_recurring().items] == [first.schedule_id]
+    assert len(_pending(pinned)) == 1
