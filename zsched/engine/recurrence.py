@@ -36,7 +36,8 @@ LATE_GRACE_MS = 10_000
 """An occurrence at most this late when its schedule is advanced still fires; one later than that was missed."""
 MIN_EVERY_MS = 1000
 """The shortest interval: one occurrence a second."""
-MAX_EVERY_MS = 10 * 366 * 24 * 3600 * 1000
+MAX_EVERY_MS = 366 * 24 * 3600 * 1000
+"""The longest interval: a year (a leap one); longer rules are better said with cron."""
 MAX_PREVIEW = 1000
 _OVERLAP_MS = 3 * 3600 * 1000
 """Longer than any clock change rewinds the wall clock: walking back this far passes every overlap."""
@@ -225,7 +226,7 @@ def check_every_ms(every: object) -> int:
         raise FieldError(f"every must be a number of seconds or a timedelta; got {every!r}", "every")
     ms = round(seconds * 1000)
     if not MIN_EVERY_MS <= ms <= MAX_EVERY_MS:
-        raise FieldError(f"every must be from 1 s to ten years; got {seconds} s", "every")
+        raise FieldError(f"every must be from 1 s to 366 days; got {seconds} s", "every")
     return ms
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar, cast
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ..engine.recurrence import MAX_EVERY_MS
 from ..engine.validation import MAX_ID, MAX_MESSAGE, MAX_RECIPIENT_LEN, MAX_RECIPIENTS, MAX_TITLE, MAX_TYPE
 from ..models import PRIORITIES, Status
 from .errors import ApiError
@@ -183,16 +184,37 @@ class RecurringBody(msgspec.Struct, forbid_unknown_fields=False):
     title: Annotated[str, Meta(min_length=1, max_length=MAX_TITLE, pattern=NO_NUL)]
     message: Annotated[str, Meta(max_length=MAX_MESSAGE, pattern=NO_NUL)]
     cron: (
-        Annotated[str, Meta(description="5 fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * MON-FRI'")]
-        | None
-    ) = None
-    every_s: Annotated[float, Meta(ge=1, description="an interval in seconds (instead of cron)")] | None = None
+        Annotated[
+            str,
+            Meta(
+                description="5 fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * MON-FRI' "
+                "(give cron or every_s)",
+                extra_json_schema={"format": "cron"},
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    every_s: (
+        Annotated[
+            float, Meta(ge=1, le=MAX_EVERY_MS / 1000, description="an interval in seconds (give cron or every_s)")
+        ]
+        | UnsetType
+    ) = UNSET
     timezone: Annotated[
-        str, Meta(description="IANA zone whose wall clock the cron rule reads, e.g. 'Europe/Berlin'")
+        str,
+        Meta(
+            description="IANA zone whose wall clock the cron rule reads, e.g. 'Europe/Berlin'",
+            extra_json_schema={"format": "iana-zone"},
+        ),
     ] = "UTC"
     start_at: Annotated[datetime, Meta(tz=True, description="no occurrence before this (default: now)")] | None = None
     end_at: Annotated[datetime, Meta(tz=True, description="no occurrence after this (default: none)")] | None = None
-    max_count: Annotated[int, Meta(ge=1, description="at most this many occurrences (default: no limit)")] | None = None
+    max_count: (
+        Annotated[int, Meta(ge=1, le=2**63 - 1, description="at most this many occurrences (default: no limit)")]
+        # JSON has one number type: 7.0 is the integer 7 (checked in the handler)
+        | Annotated[float, Meta(ge=1, le=2**63 - 1, multiple_of=1, description="a whole number: 7.0 is 7")]
+        | None
+    ) = None
     catch_up: Annotated[
         str,
         Meta(

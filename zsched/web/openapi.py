@@ -153,6 +153,9 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     rid = params[RecurringPath]
     body_channels = schemas["ScheduleBody"]["properties"]["channels"]["anyOf"][0]
     body_channels["items"] = {"enum": list(channels)}  # what this server delivers through
+    recurring = schemas["RecurringBody"]
+    recurring["properties"]["channels"]["anyOf"][0]["items"] = {"enum": list(channels)}
+    recurring["oneOf"] = [{"required": ["cron"]}, {"required": ["every_s"]}]  # a rule, of one kind
     n = "/api/notifications"
     cancel = _op("Cancel a pending notification", _json(_ref("Cancelled"), "Cancelled."), (404, 409), params=ident)
     paths = {

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from msgspec import UnsetType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..engine import validation
-from ..errors import PendingLimitError, RecurringNotFoundError
+from ..errors import PendingLimitError, RecurringNotFoundError, ValidationError
 from ..models import RecurringSchedule
 from .auth import Principal
 from .bodies import DEFAULT_LIMIT, MAX_LIMIT, RecurringBody, integral, parse_int, recurring_decoder
@@ -100,12 +101,12 @@ class RecurringApi:
                 people,
                 body.title,
                 body.message,
-                cron=body.cron,
-                every=body.every_s,
+                cron=None if isinstance(body.cron, UnsetType) else body.cron,
+                every=None if isinstance(body.every_s, UnsetType) else body.every_s,
                 timezone=body.timezone,
                 start=body.start_at,
                 end=body.end_at,
-                max_count=body.max_count,
+                max_count=None if body.max_count is None else integral(body.max_count),  # type: ignore[arg-type]
                 catch_up=body.catch_up,
                 type=body.type,
                 priority=body.priority,
@@ -115,6 +116,10 @@ class RecurringApi:
             )
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None
+        except ValidationError as exc:
+            if exc.field == "every":  # the library's argument is the body's every_s
+                exc.field = "every_s"
+            raise
         return JSON(s, status_code=201)
 
     async def one(self, request: Request) -> Response:
