@@ -10,7 +10,8 @@ R = "/v1/recurring"
 
 
 def _body(recipients: list[object], **extra: object) -> dict[str, object]:
-    return {"recipients": recipients, "title": "Stand-up", "message": "in 5", "cron": "0 9 * * MON-FRI", **extra}
+    rule = {} if "every_s" in extra else {"cron": "0 9 * * MON-FRI"}
+    return {"recipients": recipients, "title": "Stand-up", "message": "in 5", **rule, **extra}
 
 
 def test_create_read_preview_pause_resume_delete(client: TestClient, tokens: Tokens) -> None:
@@ -47,7 +48,7 @@ def test_create_read_preview_pause_resume_delete(client: TestClient, tokens: Tok
 
 def test_a_user_sees_only_their_own_schedules(client: TestClient, tokens: Tokens) -> None:
     alice, bob, admin = tokens.headers("alice"), tokens.headers("bob"), tokens.headers("root", admin=True)
-    sid = client.post(R, headers=alice, json=_body(["alice"], every_s=3600, cron=None)).json()["id"]
+    sid = client.post(R, headers=alice, json=_body(["alice"], every_s=3600)).json()["id"]
     for method, path in (
         ("GET", f"{R}/{sid}"),
         ("DELETE", f"{R}/{sid}"),
@@ -73,6 +74,8 @@ def test_scheduling_for_others_needs_the_scope_and_bad_rules_are_422(client: Tes
         ({"timezone": "Mars/Base"}, "timezone"),
         ({"catch_up": "every"}, "catch_up"),
         ({"cron": None}, "cron"),
+        ({"every_s": 0.5}, "every_s"),
+        ({"every_s": 60, "max_count": 2.5}, "max_count"),
         ({"end_at": "2001-01-01T00:00:00Z"}, "end_at"),
         ({"start_at": "2030-01-01T00:00:00"}, "start_at"),
     ):
