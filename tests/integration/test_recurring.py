@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ import redis.asyncio as aioredis
 
 from tests.conftest import ManualClock
 from tests.helpers import Recorder
+from tests.integration.test_cluster import cluster
 from zsched import AsyncScheduler, Core, Keyspace, Scheduler
 from zsched.delivery import Delivery
 from zsched.delivery.worker import Worker
@@ -22,6 +24,7 @@ from zsched.models import datetime_to_ms, ms_to_datetime
 from zsched.testing import ZschedTestServer
 
 MIN = 60_000
+__all__ = ["cluster"]  # a fixture, used by name
 
 
 def _round(zs: Scheduler, delivery: Delivery) -> None:
@@ -79,7 +82,9 @@ def test_create_makes_the_first_occurrence_a_pending_notification(pinned: Schedu
 def test_a_worker_delivers_each_occurrence_and_creates_the_next(pinned: Scheduler, clock: ManualClock) -> None:
     start = datetime(2030, 1, 7, 8, tzinfo=UTC)
     clock.ms = datetime_to_ms(start) - 10 * MIN
-    s = pinned.create_recurring(["bo", "cy"], "Daily", "report", cron="0 9 * * *", timezone="Europe/Berlin")
+    s = pinned.create_recurring(
+        ["bo", "cy"], "Daily", "report", cron="0 9 * * *", timezone="Europe/Berlin", created_by="ops"
+    )
     assert s.next_at == start  # 09:00 CET
     recorder = Recorder()
     delivered_at = []
@@ -93,6 +98,9 @@ def test_a_worker_delivers_each_occurrence_and_creates_the_next(pinned: Schedule
     assert (now.count, now.next_at) == (4, start + timedelta(days=3))
     assert [pinned.status(i).scheduled_status for i in now.occurrence_ids] == ["pending", "pending"]
     assert len(_pending(pinned)) == 2, "only the next occurrence is stored"
+    p = pinned.core.keys.partitions[0]
+    assert pinned.redis.hget(p.pending_by_creator, "ops") == b"2", "the creator's count: the pending occurrence"
+    assert [n.created_by for n in recorder.delivered] == ["ops"] * 6
 
 
 def test_advancing_twice_creates_the_next_occurrence_once(pinned: Scheduler, clock: ManualClock) -> None:
@@ -319,3 +327,33 @@ def test_a_resent_create_answers_its_first_outcome_and_creates_nothing(pinned: S
     assert again.schedule_id == first.schedule_id and again.state == first.state
     assert [s.id for s in pinned.list_recurring().items] == [first.schedule_id]
     assert len(_pending(pinned)) == 1
+
+
+def test_on_a_cluster_each_schedule_lives_in_its_recipients_slot(cluster: int) -> None:
+    from redis.cluster import RedisCluster
+
+    clock = ManualClock()
+    core = Core(Keyspace(f"zt-{uuid.uuid4().hex[:8]}", partitions=4), clock=clock)
+    zs = Scheduler(RedisCluster(host="127.0.0.1", port=cluster), core=core)
+    people = [f"user{i}" for i in range(8)]
+    ids = [zs.create_recurring([person], "Tick", "tock", every=60, created_by="ops").id for person in people]
+    assert {i % 4 for i in ids} == {core.keys.for_recipient(p).index for p in people}
+    assert sorted(s.id for s in zs.list_recurring(created_by="ops").items) == sorted(ids)
+    recorder = Recorder()
+
+    async def go() -> None:
+        scheduler = AsyncScheduler(aioredis.RedisCluster(host="127.0.0.1", port=cluster), core=core)
+        worker = Worker(scheduler, recorder)
+        try:
+            await worker.advance_recurring()
+            await worker.tick()
+        finally:
+            await scheduler.close()
+
+    clock.advance(MIN)
+    asyncio.run(go())
+    assert sorted(n.recipient for n in recorder.delivered) == sorted(people)
+    assert {zs.recurring(i).count for i in ids} == {2}
+    for i in ids:
+        zs.delete_recurring(i)
+    zs.close()
