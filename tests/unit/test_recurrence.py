@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
 from cronsim import CronSim
@@ -157,17 +157,45 @@ def test_bad_rules_are_refused_naming_the_field() -> None:
         check_catch_up("all")
 
 
-ZONES = ["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago", "Asia/Kolkata", "UTC"]
-RULES = ["*/15 * * * *", "30 2 * * *", "0 1,2,3 * * *", "0 0 * * SUN", "45 23 L * *", "0 */5 * * *"]
+ZONES = sorted(available_timezones())
+RULES = ["*/15 * * * *", "30 2 * * *", "0 1,2,3 * * *", "0 0 * * SUN", "45 23 L * *", "0 */5 * * *", "*/7 0-3 * * *"]
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    zone=st.sampled_from(ZONES),
-    expr=st.sampled_from(RULES),
-    start=st.integers(min_value=ms(2024, 1, 1), max_value=ms(2030, 12, 1)),
-)
-def test_occurrences_are_valid_increasing_and_agree_with_looking_back(zone: str, expr: str, start: int) -> None:
+def _transition_near(zone: str, t_ms: int) -> int | None:
+    """The first change of the zone's UTC offset in the 200 days from ``t_ms`` (to the second), or None."""
+    tz = ZoneInfo(zone)
+    offset = utc(t_ms).astimezone(tz).utcoffset()
+    for day in range(1, 201):
+        later = t_ms + day * 86_400_000
+        if utc(later).astimezone(tz).utcoffset() != offset:
+            low, high = (later - 86_400_000) // 1000, later // 1000
+            while low < high:
+                mid = (low + high) // 2
+                if utc(mid * 1000).astimezone(tz).utcoffset() != offset:
+                    high = mid
+                else:
+                    low = mid + 1
+            return low * 1000
+    return None
+
+
+@st.composite
+def _starts(draw: st.DrawFn, zone: str) -> int:
+    """A start anywhere in 2024-2030, or within two days of one of the zone's clock changes."""
+    t = draw(st.integers(min_value=ms(2024, 1, 1), max_value=ms(2030, 12, 1)))
+    if draw(st.booleans()):
+        change = _transition_near(zone, t)
+        if change is not None:
+            t = change + draw(st.integers(min_value=-2 * 86_400_000, max_value=2 * 86_400_000))
+    return t
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), zone=st.sampled_from(ZONES), expr=st.sampled_from(RULES))
+def test_occurrences_are_valid_increasing_and_agree_with_looking_back(
+    data: st.DataObject, zone: str, expr: str
+) -> None:
+    start = data.draw(_starts(zone))
     rule = cron(expr, zone)
     tz = ZoneInfo(zone)
     got = rule.preview(start, 12)
@@ -212,3 +240,30 @@ def test_the_gap_instant_is_the_transition() -> None:
     local = utc(t).astimezone(ZoneInfo(NY))
     assert (local.hour, local.minute, local.utcoffset()) == (3, 0, timedelta(hours=-4))
     assert utc(t - 1000).astimezone(ZoneInfo(NY)).hour == 1  # one second earlier is still 01:59:59 EST
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from([NY, BERLIN, "UTC", "Australia/Lord_Howe"]),
+    expr=st.sampled_from(RULES),
+    fired_at=st.integers(min_value=ms(2025, 1, 1), max_value=ms(2029, 1, 1)),
+    outage_ms=st.integers(min_value=0, max_value=3 * 86_400_000),
+    catch_up=st.sampled_from(["skip", "last"]),
+)
+def test_after_any_outage_nothing_fires_twice_and_only_the_policy_drops(
+    zone: str, expr: str, fired_at: int, outage_ms: int, catch_up: str
+) -> None:
+    rule = cron(expr, zone)
+    fired = rule.after(fired_at)
+    assert fired is not None
+    now = fired + outage_ms
+    step = advance(rule, fired, now, catch_up, 1, None)
+    assert step.next_ms is not None and step.next_ms > fired, "nothing fires twice"
+    on_time = rule.after(fired)
+    if on_time is not None and on_time >= now - LATE_GRACE_MS:
+        assert step.next_ms == on_time and step.skipped == 0  # nothing was missed: nothing is dropped
+    elif catch_up == "last":
+        assert step.next_ms == rule.at_or_before(now) and step.late  # the last missed one, once
+        assert rule.after(step.next_ms) is not None and rule.after(step.next_ms) > now  # ... and no other missed
+    else:
+        assert step.next_ms == rule.after(now) and step.skipped >= 1  # the first one still to come
