@@ -134,9 +134,12 @@ def test_a_worker_that_dies_mid_way_leaves_the_schedule_to_the_next(pinned: Sche
     assert pinned.recurring(s.id).count == 2
 
 
-@pytest.mark.parametrize(("catch_up", "fired_late"), [("skip", 0), ("last", 1)])
+@pytest.mark.parametrize(
+    ("catch_up", "fired_late", "said"),
+    [("skip", 0, "8 missed time(s) dropped, by"), ("last", 1, "7 missed time(s) dropped, the last one fired late")],
+)
 def test_after_an_outage_missed_occurrences_follow_catch_up(
-    pinned: Scheduler, clock: ManualClock, catch_up: str, fired_late: int
+    pinned: Scheduler, clock: ManualClock, catch_up: str, fired_late: int, said: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     start = clock.ms
     s = pinned.create_recurring(["fay"], "Every minute", "m", every=60, catch_up=catch_up)
@@ -152,6 +155,7 @@ def test_after_an_outage_missed_occurrences_follow_catch_up(
     assert [n.scheduled_at for n in recorder.delivered] == [ms_to_datetime(start + k * MIN) for k in (1, 2)] + (
         [ms_to_datetime(clock.ms)] if fired_late else []
     )
+    assert f"recurring schedule {s.id} was behind (an outage?): {said}" in caplog.text
     now = pinned.recurring(s.id)
     assert now.next_at == ms_to_datetime(start + 11 * MIN)
     assert now.count == 3 + fired_late

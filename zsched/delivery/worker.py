@@ -214,6 +214,13 @@ class Worker:
                 continue
             if done.advanced:
                 log.debug("partition %s: advanced %d recurring schedule(s)", p.index, done.advanced)
+            for schedule_id, dropped, late in done.missed:
+                log.warning(
+                    "recurring schedule %s was behind (an outage?): %d missed time(s) dropped%s, by its catch_up",
+                    schedule_id,
+                    dropped,
+                    ", the last one fired late" if late else "",
+                )
             if done.wait_ms >= 0:
                 wait_s = min(wait_s, done.wait_ms / 1000)
         return wait_s

@@ -63,6 +63,9 @@ class Advanced(msgspec.Struct):
 
     advanced: int
     wait_ms: int
+    missed: list[tuple[int, int, bool]] = msgspec.field(default_factory=list)
+    """(schedule id, missed times dropped, whether the last missed one fired late) of each schedule this round
+    found behind by more than ``recurrence.LATE_GRACE_MS``: an outage, or workers that could not keep up."""
 
 
 class RecurringOps(ProducerOps):
@@ -219,6 +222,7 @@ class RecurringOps(ProducerOps):
         ids = [sid for sid, _ in due]
         definitions, states = yield [Command(("HMGET", p.recurring, *ids)), Command(("HMGET", p.recurring_state, *ids))]
         steps: list[Step] = []
+        behind: list[tuple[int, int, bool]] = []
         upcoming = later[:1]  # the earliest time a schedule comes due next, among those seen
         for sid, raw_def, raw_state in zip(ids, definitions, states, strict=True):
             if raw_def is None or raw_state is None:  # deleted since
@@ -233,11 +237,14 @@ class RecurringOps(ProducerOps):
                 upcoming.append(step.next_ms)
             payload_json = json_encoder.encode(definition.payload)
             steps.append(self._advance_step(p, definition, "advance", sid, state.next_ms, step.next_ms, payload_json))
-        if steps:
-            yield steps
+            behind.append((sid, step.skipped, step.late))
+        applied = (
+            [AdvanceRecurringReply.read(raw).code in ("advanced", "finished") for raw in (yield steps)] if steps else []
+        )
         # A full batch, or a missed occurrence fired late (``catch_up = last``), leaves work due now.
         wait_ms = 0 if len(due) == limit else (max(0, min(upcoming) - now_ms) if upcoming else -1)
-        return Advanced(len(steps), wait_ms)
+        missed = [b for b, done in zip(behind, applied, strict=True) if done and (b[1] or b[2])]
+        return Advanced(sum(applied), wait_ms, missed)
 
     # -- helpers -------------------------------------------------------------------------------------------
 
