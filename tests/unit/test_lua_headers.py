@@ -19,7 +19,7 @@ from zsched import Core, Keyspace
 from zsched.delivery.inbox import InboxDelivery
 from zsched.engine import Script, list_dead, requeue_dead
 from zsched.engine.recurrence import Rule
-from zsched.engine.recurring import Definition
+from zsched.engine.recurring_records import Definition
 from zsched.engine.replies import READERS
 from zsched.engine.scripts import NAMES, lua_dir, sources
 from zsched.errors import OUTCOMES

@@ -17,44 +17,16 @@ from typing import Any
 import msgspec
 
 from ..errors import CallTooLargeError, FieldError, RecurringNotFoundError, ValidationError
-from ..models import Payload, RecurringPage, RecurringSchedule, json_encoder, ms_to_datetime
+from ..models import RecurringPage, RecurringSchedule, json_encoder, ms_to_datetime
 from . import recurrence, validation
 from .keys import Partition
 from .producer import ProducerOps
 from .recurrence import Rule
+from .recurring_records import Definition, State, decode_definition, view
 from .replies import AdvanceRecurringReply, StopRecurringReply
 from .steps import Command, Op, Script, Step
 
 MAX_LIST = 1000
-
-
-class Definition(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """What a recurring schedule stores once, when created: never changed afterwards."""
-
-    rule: Rule
-    catch_up: str = "skip"
-    max_count: int | None = None
-    recipients: list[str]
-    payload: Payload
-    created_at: int
-
-
-class State(msgspec.Struct, frozen=True):
-    """A schedule's state as the scripts keep it: ``"<status> <next_ms> <count> <first_id>"``."""
-
-    status: str
-    next_ms: int
-    count: int
-    first_id: int
-
-    @classmethod
-    def parse(cls, raw: bytes | str) -> State:
-        """The state from its stored text."""
-        status, next_ms, count, first_id = (raw.decode() if isinstance(raw, bytes) else raw).split()
-        return cls(status, int(next_ms), int(count), int(first_id))
-
-
-_definition_decoder = msgspec.json.Decoder(Definition)
 
 
 class Advanced(msgspec.Struct):
@@ -126,13 +98,13 @@ class RecurringOps(ProducerOps):
         step = self._advance_step(p, definition, "create", "", "", first, payload_json, op_id=op_id, ops=ops)
         (raw,) = yield [step]
         reply = AdvanceRecurringReply.read(raw)
-        return _view(reply.schedule_id, definition, State.parse(reply.state), len(self.keys.partitions))
+        return view(reply.schedule_id, definition, State.parse(reply.state), len(self.keys.partitions))
 
     def recurring(self, schedule_id: int | str) -> Op[RecurringSchedule]:
         """The schedule as it is now; RecurringNotFoundError if unknown or deleted."""
         sid = validation.notification_id(schedule_id, "schedule_id")
         definition, state = yield from self._read(sid)
-        return _view(sid, definition, state, len(self.keys.partitions))
+        return view(sid, definition, state, len(self.keys.partitions))
 
     def list_recurring(
         self, *, created_by: str | None = None, limit: int = 50, cursor: int | str | None = None
@@ -163,8 +135,8 @@ class RecurringOps(ProducerOps):
             for n, sid in enumerate(page):
                 raw_def, raw_state = got[2 * n], got[2 * n + 1]
                 if raw_def is not None and raw_state is not None:  # deleted between the two reads
-                    definition = _definition_decoder.decode(raw_def)
-                    items.append(_view(sid, definition, State.parse(raw_state), len(self.keys.partitions)))
+                    definition = decode_definition(raw_def)
+                    items.append(view(sid, definition, State.parse(raw_state), len(self.keys.partitions)))
         return RecurringPage(items=items, next_cursor=page[-1] if more else None)
 
     def preview_recurring(self, schedule_id: int | str, count: int = 10) -> Op[list[datetime]]:
@@ -207,7 +179,7 @@ class RecurringOps(ProducerOps):
             if reply.code == "missing":
                 raise RecurringNotFoundError(sid)
             state = State.parse(reply.state)
-        return _view(sid, definition, state, len(self.keys.partitions))
+        return view(sid, definition, state, len(self.keys.partitions))
 
     def advance_due(self, partition: Partition, limit: int = 100) -> Op[Advanced]:
         """Advance every schedule of one partition whose pending occurrence's time has come (at most ``limit``):
@@ -227,7 +199,7 @@ class RecurringOps(ProducerOps):
         for sid, raw_def, raw_state in zip(ids, definitions, states, strict=True):
             if raw_def is None or raw_state is None:  # deleted since
                 continue
-            definition, state = _definition_decoder.decode(raw_def), State.parse(raw_state)
+            definition, state = decode_definition(raw_def), State.parse(raw_state)
             if state.status != "active":
                 continue
             step = recurrence.advance(
@@ -260,7 +232,7 @@ class RecurringOps(ProducerOps):
         raw_def, raw_state = yield [Command(("HGET", p.recurring, sid)), Command(("HGET", p.recurring_state, sid))]
         if raw_def is None or raw_state is None:
             raise RecurringNotFoundError(sid)
-        return _definition_decoder.decode(raw_def), State.parse(raw_state)
+        return decode_definition(raw_def), State.parse(raw_state)
 
     def _stop(self, schedule_id: int | str, move: str) -> Op[RecurringSchedule]:
         sid = validation.notification_id(schedule_id, "schedule_id")
@@ -278,12 +250,12 @@ class RecurringOps(ProducerOps):
         if reply.code == "missing":
             raise RecurringNotFoundError(sid)
         state = State.parse(reply.state)
-        view = _view(sid, definition, state, len(self.keys.partitions))
+        shown = view(sid, definition, state, len(self.keys.partitions))
         # The occurrence already created: cancelled while still pending (one that is being delivered, or was,
         # says not_pending, which is fine). A crash before this leaves it to fire once; pausing again cancels it.
-        if view.occurrence_ids:
-            yield [self.cancel_step(i) for i in view.occurrence_ids]
-        return view
+        if shown.occurrence_ids:
+            yield [self.cancel_step(i) for i in shown.occurrence_ids]
+        return shown
 
     def _partition_of(self, people: Sequence[str]) -> Partition:
         p = self.keys.for_recipient(people[0])
@@ -346,34 +318,6 @@ class RecurringOps(ProducerOps):
             creator,
         ]
         return Script("advance_recurring", keys, args)
-
-
-def _view(sid: int, d: Definition, state: State, partitions: int) -> RecurringSchedule:
-    body, rule = d.payload, d.rule
-    occurrence = [state.first_id + i * partitions for i in range(len(d.recipients))] if state.count else []
-    return RecurringSchedule(
-        id=sid,
-        status=state.status,  # type: ignore[arg-type]
-        cron=rule.cron,
-        every_s=None if rule.every_ms is None else rule.every_ms / 1000,
-        timezone=rule.zone,
-        start_at=ms_to_datetime(rule.start_ms),
-        end_at=None if rule.end_ms is None else ms_to_datetime(rule.end_ms),
-        max_count=d.max_count,
-        catch_up=d.catch_up,
-        count=state.count,
-        next_at=ms_to_datetime(state.next_ms) if state.count else None,
-        occurrence_ids=occurrence,
-        recipients=d.recipients,
-        title=body.title,
-        message=body.message,
-        type=body.type,
-        priority=body.priority,
-        data=body.data,
-        channels=body.channels,
-        created_by=body.created_by,
-        created_at=ms_to_datetime(d.created_at),
-    )
 
 
 def _text(value: bytes | str) -> str:
