@@ -278,6 +278,14 @@ def test_list_pages_by_id(pinned: Scheduler) -> None:
     rest = pinned.list_recurring(limit=3, cursor=first.next_cursor)
     assert [s.id for s in rest.items] == ids[3:] and rest.next_cursor is None
     assert [s.id for s in pinned.list_recurring(created_by="ops", limit=10).items] == ids
+    mine = pinned.list_recurring(created_by="ops", limit=2)
+    seen = [s.id for s in mine.items]
+    while mine.next_cursor is not None:
+        mine = pinned.list_recurring(created_by="ops", limit=2, cursor=mine.next_cursor)
+        seen += [s.id for s in mine.items]
+    assert seen == ids
+    pinned.create_recurring(["n"], "t", "m", every=60, created_by="opsx")  # a longer name that starts the same
+    assert [s.id for s in pinned.list_recurring(created_by="ops", limit=10).items] == ids
     assert pinned.list_recurring(created_by="nobody").items == []
 
 

@@ -19,7 +19,7 @@ import msgspec
 from ..errors import CallTooLargeError, FieldError, RecurringNotFoundError, ValidationError
 from ..models import RecurringPage, RecurringSchedule, json_encoder, ms_to_datetime
 from . import recurrence, validation
-from .keys import Partition
+from .keys import Partition, recipient_member
 from .producer import ProducerOps
 from .recurrence import Rule
 from .recurring_records import Definition, State, decode_definition, view
@@ -115,12 +115,14 @@ class RecurringOps(ProducerOps):
         after = -1 if cursor is None else validation.notification_id(cursor, "cursor")
         if created_by is not None:
             who = validation.user_id(created_by, "created_by")
+            # Each partition's next limit + 1 above the cursor, by lex order (ids are zero-padded: numeric order).
+            low = f"[{who} " if after < 0 else f"({recipient_member(who, after)}"
             found = yield [
-                Command(("ZRANGE", p.recurring_by_creator, f"[{who} ", f"({who}!", "BYLEX"))
+                Command(("ZRANGE", p.recurring_by_creator, low, f"({who}!", "BYLEX", "LIMIT", 0, limit + 1))
                 for p in self.keys.partitions
             ]
             ids = sorted(int(_text(m).rpartition(" ")[2]) for members in found for m in members)
-        else:
+        else:  # every schedule: each partition's ids are read whole (an admin's view, not a hot path)
             found = yield [Command(("HKEYS", p.recurring)) for p in self.keys.partitions]
             ids = sorted(int(_text(m)) for members in found for m in members)
         ids = [i for i in ids if i > after]
