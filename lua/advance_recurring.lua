@@ -21,6 +21,7 @@
 -- KEYS[9] counters           HASH   lifetime totals
 -- KEYS[10] sequence          STRING last notification sequence number handed out in this partition
 -- KEYS[11] ops               HASH   op id -> schedule id of each create, kept op_ttl_ms past its last write
+--                                 (or an idempotency key's: fingerprint -> schedule id, see ARGV[16])
 -- KEYS[12..] as the call needs them, in this order:
 --   by_creator, pending_by_creator, recurring_by_creator (ZSET "<created_by> <schedule id, 16 digits>")
 --                                                          (with created_by)
@@ -40,9 +41,13 @@
 -- ARGV[13] recipients  space-separated, in order
 -- ARGV[14] definition  create: the definition JSON ('' otherwise)
 -- ARGV[15] created_by  who owns the schedule ('' for nobody)
+-- ARGV[16] keyed       create: 'key' when KEYS[11] is an idempotency key's hash (op_id: the request's fingerprint;
+--                      op_ttl_ms: how long the key is remembered), so another request under that key is a
+--                      conflict; '' when it is the ops bucket
 -- Returns: {'created', schedule_id, state, now_ms} | {'replayed', schedule_id, state, now_ms}
 --        | {'advanced', schedule_id, state, now_ms} | {'resumed', schedule_id, state, now_ms}
 --        | {'finished', schedule_id, state, now_ms} | {'stale', schedule_id, state, now_ms} | {'missing'}
+--        | {'conflict'}
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -58,6 +63,7 @@ if move == 'create' then
   if kept then
     return {'replayed', kept, redis.call('HGET', KEYS[2], kept) or 'finished 0 0 0', now}
   end
+  if ARGV[16] == 'key' and redis.call('EXISTS', KEYS[11]) == 1 then return {'conflict'} end
   local seq = redis.call('INCR', KEYS[4])
   sid = string.format('%d', seq * partitions + partition)
   redis.call('HSET', KEYS[1], sid, ARGV[14])

@@ -193,10 +193,12 @@ class Scheduler(Driver):
         data: dict[str, Any] | None = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
+        idempotency_key: str | None = None,
     ) -> RecurringSchedule:
         """A recurring schedule firing on ``cron`` (5 fields, on ``timezone``'s wall clock) or ``every`` (seconds or
         a timedelta) from ``start`` until ``end`` or ``max_count`` occurrences; each occurrence is an ordinary
-        notification. ``catch_up`` (``skip`` or ``last``) says what happens to times missed in an outage."""
+        notification. ``catch_up`` (``skip`` or ``last``) says what happens to times missed in an outage; a retry with
+        the same ``idempotency_key`` returns the schedule the first call created."""
         return self.run(
             self.core.create_recurring(
                 recipients,
@@ -214,6 +216,7 @@ class Scheduler(Driver):
                 data=data,
                 created_by=created_by,
                 channels=channels,
+                idempotency_key=idempotency_key,
             )
         )
 
@@ -423,10 +426,12 @@ class AsyncScheduler(Driver):
         data: dict[str, Any] | None = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
+        idempotency_key: str | None = None,
     ) -> RecurringSchedule:
         """A recurring schedule firing on ``cron`` (5 fields, on ``timezone``'s wall clock) or ``every`` (seconds or
         a timedelta) from ``start`` until ``end`` or ``max_count`` occurrences; each occurrence is an ordinary
-        notification. ``catch_up`` (``skip`` or ``last``) says what happens to times missed in an outage."""
+        notification. ``catch_up`` (``skip`` or ``last``) says what happens to times missed in an outage; a retry with
+        the same ``idempotency_key`` returns the schedule the first call created."""
         return await self.run(
             self.core.create_recurring(
                 recipients,
@@ -444,6 +449,7 @@ class AsyncScheduler(Driver):
                 data=data,
                 created_by=created_by,
                 channels=channels,
+                idempotency_key=idempotency_key,
             )
         )
 

@@ -82,3 +82,17 @@ def test_scheduling_for_others_needs_the_scope_and_bad_rules_are_422(client: Tes
         r = client.post(R, headers=alice, json=_body(["alice"], **extra))
         assert r.status_code == 422 and r.json()["field"] == field, (extra, r.text)
     assert client.get(R, headers=alice).json()["items"] == [], "a refused request writes nothing"
+
+
+def test_an_idempotency_key_makes_create_safe_to_retry(client: TestClient, tokens: Tokens) -> None:
+    alice, bob = tokens.headers("alice"), tokens.headers("bob")
+    first = client.post(R, headers={**alice, "Idempotency-Key": "k1"}, json=_body(["alice"]))
+    again = client.post(R, headers={**alice, "Idempotency-Key": "k1"}, json=_body(["alice"]))
+    assert first.status_code == again.status_code == 201 and first.json()["id"] == again.json()["id"]
+    clash = client.post(R, headers={**alice, "Idempotency-Key": "k1"}, json=_body(["alice"], max_count=3))
+    assert clash.status_code == 409, clash.text
+    bobs = client.post(R, headers={**bob, "Idempotency-Key": "k1"}, json=_body(["bob"]))  # keys are per user
+    assert bobs.status_code == 201 and bobs.json()["id"] != first.json()["id"]
+    bad = client.post(R, headers={**alice, "Idempotency-Key": "x" * 65}, json=_body(["alice"]))
+    assert bad.status_code == 422 and bad.json()["field"] == "Idempotency-Key"
+    assert [s["id"] for s in client.get(R, headers=alice).json()["items"]] == [first.json()["id"]]

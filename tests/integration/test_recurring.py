@@ -19,7 +19,7 @@ from zsched import AsyncScheduler, Core, Keyspace, Scheduler
 from zsched.delivery import Delivery
 from zsched.delivery.worker import Worker
 from zsched.engine.replies import AdvanceRecurringReply
-from zsched.errors import FieldError, NotPendingError, RecurringNotFoundError, ValidationError
+from zsched.errors import FieldError, IdempotencyConflictError, NotPendingError, RecurringNotFoundError, ValidationError
 from zsched.models import datetime_to_ms, ms_to_datetime
 from zsched.testing import ZschedTestServer
 
@@ -369,3 +369,18 @@ def test_on_a_cluster_each_schedule_lives_in_its_recipients_slot(cluster: int) -
     for i in ids:
         zs.delete_recurring(i)
     zs.close()
+
+
+def test_an_idempotency_key_makes_a_retried_create_return_the_first_schedule(
+    pinned: Scheduler, clock: ManualClock
+) -> None:
+    first = pinned.create_recurring(["ola"], "Tick", "tock", every=60, idempotency_key="digest-ola")
+    clock.advance(5000)  # a retry a little later: its default start (now) moved, the request did not
+    again = pinned.create_recurring(["ola"], "Tick", "tock", every=60, idempotency_key="digest-ola")
+    assert again == first
+    with pytest.raises(IdempotencyConflictError, match="digest-ola"):
+        pinned.create_recurring(["ola"], "Tick", "tock", every=120, idempotency_key="digest-ola")
+    other = pinned.create_recurring(["ola"], "Tick", "tock", every=60, idempotency_key="digest-ola-2")
+    assert other.id != first.id
+    assert [s.id for s in pinned.list_recurring().items] == [first.id, other.id]
+    assert len(_pending(pinned)) == 2

@@ -10,13 +10,14 @@ partition). Each operation is a generator of Redis steps (see ``steps``); nothin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
-from ..errors import CallTooLargeError, FieldError, RecurringNotFoundError, ValidationError
+from ..errors import CallTooLargeError, FieldError, IdempotencyConflictError, RecurringNotFoundError, ValidationError
 from ..models import RecurringPage, RecurringSchedule, json_encoder, ms_to_datetime
 from . import recurrence, validation
 from .keys import Partition, recipient_member
@@ -61,8 +62,12 @@ class RecurringOps(ProducerOps):
         data: object = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
+        idempotency_key: object = None,
     ) -> Op[RecurringSchedule]:
-        """A new schedule and its first occurrence (the first time after now, at or after ``start``)."""
+        """A new schedule and its first occurrence (the first time after now, at or after ``start``). A retry with
+        the same ``idempotency_key`` and arguments returns that schedule and creates nothing; other arguments under
+        the key raise ``IdempotencyConflictError``."""
+        key = validation.idempotency_key(idempotency_key)
         people = validation.recipients(recipients)
         creator = None if created_by is None else validation.user_id(created_by, "created_by")
         body = validation.payload(title, message, type, priority, data, creator, channels)
@@ -94,10 +99,21 @@ class RecurringOps(ProducerOps):
         definition = Definition(
             rule=rule, catch_up=way, max_count=max_count, recipients=people, payload=body, created_at=now_ms
         )
-        ops, op_id = self.op_slot(p, now_ms)
-        step = self._advance_step(p, definition, "create", "", "", first, payload_json, op_id=op_id, ops=ops)
+        if key:  # the request, not what was derived from it (a default start is now, which a retry moves)
+            request = [people, rule_fields, zone, start_ms, end_ms, max_count, way]
+            op_id = hashlib.sha256(json_encoder.encode(request) + payload_json).hexdigest()
+            ops = p.idempotency(f"recurring:{key}")
+        else:
+            ops, op_id = self.op_slot(p, now_ms)
+        step = self._advance_step(
+            p, definition, "create", "", "", first, payload_json, op_id=op_id, ops=ops, keyed=bool(key)
+        )
         (raw,) = yield [step]
         reply = AdvanceRecurringReply.read(raw)
+        if reply.code == "conflict":
+            raise IdempotencyConflictError(str(key))
+        if reply.code == "replayed":  # the first call's schedule, as it was defined then and stands now
+            return (yield from self.recurring(reply.schedule_id))
         return view(reply.schedule_id, definition, State.parse(reply.state), len(self.keys.partitions))
 
     def recurring(self, schedule_id: int | str) -> Op[RecurringSchedule]:
@@ -283,6 +299,7 @@ class RecurringOps(ProducerOps):
         *,
         op_id: str = "",
         ops: str | None = None,
+        keyed: bool = False,
     ) -> Script:
         creator = definition.payload.created_by or ""
         keys = [
@@ -313,11 +330,12 @@ class RecurringOps(ProducerOps):
             p.wakeup,
             payload_json.decode(),
             definition.payload.priority,
-            self.op_ttl_ms,
+            self.idempotency_ttl_ms if keyed else self.op_ttl_ms,
             op_id,
             " ".join(definition.recipients),
             json_encoder.encode(definition).decode() if move == "create" else "",
             creator,
+            "key" if keyed else "",
         ]
         return Script("advance_recurring", keys, args)
 

@@ -284,7 +284,7 @@ class AdvanceRecurringReply(Reply, frozen=True):
     """The reply of ``advance_recurring.lua``: {'created', schedule_id, state, now_ms}
     | {'replayed', schedule_id, state, now_ms} | {'advanced', schedule_id, state, now_ms}
     | {'resumed', schedule_id, state, now_ms} | {'finished', schedule_id, state, now_ms}
-    | {'stale', schedule_id, state, now_ms} | {'missing'}."""
+    | {'stale', schedule_id, state, now_ms} | {'missing'} | {'conflict'}."""
 
     code: str
     schedule_id: int = 0
@@ -293,9 +293,10 @@ class AdvanceRecurringReply(Reply, frozen=True):
 
     @classmethod
     def read(cls, reply: list[Any]) -> Self:
-        """The reply as fields; ``missing`` (the schedule was deleted) carries nothing."""
+        """The reply as fields; ``missing`` (the schedule was deleted) and ``conflict`` (an idempotency key used
+        for another request) carry nothing."""
         code = text(reply[0])
-        if code == "missing":
+        if code in ("missing", "conflict"):
             return cls(code)
         return cls(code, int(reply[1]), text(reply[2]), int(reply[3]))
 

@@ -198,10 +198,11 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
         "/v1/recurring": {
             "post": _op(
                 "Create a recurring schedule: a cron rule on a time zone's wall clock, or an interval; each "
-                "occurrence is one notification per recipient",
+                "occurrence is one notification per recipient (an Idempotency-Key header makes retries safe)",
                 _json(_ref("RecurringSchedule"), "Created, with its first occurrence pending."),
-                (400, 403, 413, 415, 422),
+                (400, 403, 409, 413, 415, 422),
                 body="RecurringBody",
+                params=params[ScheduleHeaders],
                 status=201,
             ),
             "get": _op(

@@ -17,7 +17,15 @@ from ..engine import validation
 from ..errors import PendingLimitError, RecurringNotFoundError, ValidationError
 from ..models import RecurringSchedule
 from .auth import Principal
-from .bodies import DEFAULT_LIMIT, MAX_LIMIT, RecurringBody, integral, parse_int, recurring_decoder
+from .bodies import (
+    DEFAULT_LIMIT,
+    MAX_IDEMPOTENCY_HEADER,
+    MAX_LIMIT,
+    RecurringBody,
+    integral,
+    parse_int,
+    recurring_decoder,
+)
 from .errors import JSON, ApiError, read_json
 from .views import Previews
 
@@ -87,6 +95,14 @@ class RecurringApi:
                 "Scheduling for others needs a token with the schedule:any scope",
                 "recipients",
             )
+        key = request.headers.get("idempotency-key")
+        if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_HEADER and key.isascii() and key.isprintable()):
+            raise ApiError(
+                422,
+                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable ASCII characters; "
+                f"got {len(key)} character(s) {key[:MAX_IDEMPOTENCY_HEADER]!r}",
+                "Idempotency-Key",
+            )
         channels = list(dict.fromkeys(body.channels or ()))
         unknown = [c for c in channels if c not in self.api.channels]
         if unknown:
@@ -113,6 +129,8 @@ class RecurringApi:
                 data=body.data,
                 created_by=principal.user,
                 channels=channels,
+                # one user's key, unambiguous across users (as the schedule call scopes it)
+                idempotency_key=None if key is None else f"{len(principal.user)}:{principal.user}:{key}",
             )
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None
