@@ -38,6 +38,11 @@ def test_the_recurring_commands(redis_url: str, prefix: str) -> None:
     assert _run("recurring", "delete", sid, *target).returncode == 0
     gone = _run("recurring", "show", sid, *target)
     assert gone.returncode == 1 and f"no recurring schedule with id {sid}" in gone.stderr
+    keyed = ["recurring", "create", *target, "--to", "bo", "--title", "t", "--message", "m", "--every", "1h"]
+    once = _run(*keyed, "--idempotency-key", "nightly", "--json")
+    twice = _run(*keyed, "--idempotency-key", "nightly", "--json")
+    assert once.returncode == twice.returncode == 0 and json.loads(once.stdout)["id"] == json.loads(twice.stdout)["id"]
+    assert json.loads(once.stdout)["every_s"] == 3600
     bad = _run("recurring", "create", *target, "--to", "a", "--title", "t", "--message", "m", "--cron", "* * *")
     assert bad.returncode == 2 and "cron must have 5 fields" in bad.stderr
     usage = _run("recurring", "create", *target, "--to", "a", "--title", "t", "--message", "m")

@@ -64,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     cmd.add_argument("--type", default="system", help="notification type (default system)")
     cmd.add_argument("--priority", default="normal", choices=["low", "normal", "high", "urgent"])
     cmd.add_argument("--data", help="a JSON object carried with each occurrence")
+    cmd.add_argument("--idempotency-key", help="a rerun with the same key returns the first schedule, creating none")
     cmd.add_argument("--json", action="store_true", help="print the schedule as JSON")
 
     cmd = verbs.add_parser("list", parents=[common], help="schedules by id")
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 type=args.type,
                 priority=args.priority,
                 data=json.loads(args.data) if args.data else None,
+                idempotency_key=args.idempotency_key,
             )
             _show(s, args.json)
         elif args.verb == "list":
