@@ -384,3 +384,18 @@ def test_an_idempotency_key_makes_a_retried_create_return_the_first_schedule(
     assert other.id != first.id
     assert [s.id for s in pinned.list_recurring().items] == [first.id, other.id]
     assert len(_pending(pinned)) == 2
+
+
+def test_a_corrupt_schedule_is_said_and_does_not_stop_the_others(
+    pinned: Scheduler, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = pinned.create_recurring(["pat"], "Tick", "tock", every=60)
+    good = pinned.create_recurring(["quin"], "Tick", "tock", every=60)
+    p = pinned.core.keys.partitions[0]
+    pinned.redis.hset(p.recurring, str(bad.id), "{not json")
+    clock.advance(MIN)
+    recorder = Recorder()
+    _round(pinned, recorder)
+    assert f"recurring schedule {bad.id} cannot be read" in caplog.text
+    assert pinned.recurring(good.id).count == 2
+    assert sorted(n.recipient for n in recorder.delivered) == ["pat", "quin"]  # its occurrence was stored before

@@ -33,7 +33,6 @@ from .. import tracing
 from ..client import AsyncScheduler
 from ..engine.keys import Partition
 from ..engine.leases import ChannelReport, Claimed
-from ..engine.records import UNDECODABLE
 from ..errors import UnavailableError
 from ..models import Notification
 from .channel import ChannelsFailed, Delivery, Outcome, first_line
@@ -207,11 +206,9 @@ class Worker:
         how long until the next round (0 while a partition had more, at most ``RECURRING_POLL_S``)."""
         wait_s = RECURRING_POLL_S
         for p in self.core.keys.partitions:
-            try:
-                done = await self.scheduler.run(self.core.advance_due(p, RECURRING_BATCH))
-            except UNDECODABLE as exc:  # a corrupt definition: said, and the other partitions still served
-                log.error("partition %s: cannot read a recurring schedule: %s", p.index, exc)
-                continue
+            done = await self.scheduler.run(self.core.advance_due(p, RECURRING_BATCH))
+            for schedule_id in done.unreadable:
+                log.error("recurring schedule %s cannot be read (corrupt?); it is not advanced", schedule_id)
             if done.advanced:
                 log.debug("partition %s: advanced %d recurring schedule(s)", p.index, done.advanced)
             for schedule_id, dropped, late in done.missed:

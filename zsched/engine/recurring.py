@@ -19,7 +19,7 @@ import msgspec
 
 from ..errors import CallTooLargeError, FieldError, IdempotencyConflictError, RecurringNotFoundError, ValidationError
 from ..models import RecurringPage, RecurringSchedule, json_encoder, ms_to_datetime
-from . import recurrence, validation
+from . import records, recurrence, validation
 from .keys import Partition, recipient_member
 from .producer import ProducerOps
 from .recurrence import Rule
@@ -39,6 +39,8 @@ class Advanced(msgspec.Struct):
     missed: list[tuple[int, int, bool]] = msgspec.field(default_factory=list)
     """(schedule id, missed times dropped, whether the last missed one fired late) of each schedule this round
     found behind by more than ``recurrence.LATE_GRACE_MS``: an outage, or workers that could not keep up."""
+    unreadable: list[int] = msgspec.field(default_factory=list)
+    """Schedules due whose stored definition or state cannot be read (corrupt): left where they are."""
 
 
 class RecurringOps(ProducerOps):
@@ -213,11 +215,16 @@ class RecurringOps(ProducerOps):
         definitions, states = yield [Command(("HMGET", p.recurring, *ids)), Command(("HMGET", p.recurring_state, *ids))]
         steps: list[Step] = []
         behind: list[tuple[int, int, bool]] = []
+        unreadable: list[int] = []
         upcoming = later[:1]  # the earliest time a schedule comes due next, among those seen
         for sid, raw_def, raw_state in zip(ids, definitions, states, strict=True):
             if raw_def is None or raw_state is None:  # deleted since
                 continue
-            definition, state = decode_definition(raw_def), State.parse(raw_state)
+            try:
+                definition, state = decode_definition(raw_def), State.parse(raw_state)
+            except records.UNDECODABLE:  # the rest of the batch goes on; the worker says which one
+                unreadable.append(sid)
+                continue
             if state.status != "active":
                 continue
             step = recurrence.advance(
@@ -234,7 +241,7 @@ class RecurringOps(ProducerOps):
         # A full batch, or a missed occurrence fired late (``catch_up = last``), leaves work due now.
         wait_ms = 0 if len(due) == limit else (max(0, min(upcoming) - now_ms) if upcoming else -1)
         missed = [b for b, done in zip(behind, applied, strict=True) if done and (b[1] or b[2])]
-        return Advanced(sum(applied), wait_ms, missed)
+        return Advanced(sum(applied), wait_ms, missed, unreadable)
 
     # -- helpers -------------------------------------------------------------------------------------------
 
