@@ -7,7 +7,8 @@
 -- record; several: one pending call), due at its time or now, whichever is later.
 -- Idempotent by the occurrence's time: advance applies only while the schedule's pending occurrence is still
 -- ARGV[4], so a second worker (or a resent call) finds it moved on and creates nothing ('stale'); a resent
--- create finds its outcome in ops. With next_ms '' the series is over: the schedule is 'finished'.
+-- create finds its outcome in ops (or under its idempotency key). With next_ms '' the series is over: the
+-- schedule is 'finished'.
 -- Schedule state is "<status> <next_ms> <count> <first_id>": active, paused or finished; the time of its latest
 -- occurrence; how many occurrences were created; the first notification id of the latest one.
 -- KEYS[1] recurring          HASH   schedule id -> definition JSON (written by create, opaque here)
