@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import time
 import uuid
 from collections import Counter
@@ -24,6 +25,8 @@ from zsched.models import datetime_to_ms, ms_to_datetime
 from zsched.testing import ZschedTestServer
 
 MIN = 60_000
+RACE_S = float(os.environ.get("ZSCHED_RECURRING_RACE_S", "6"))
+"""How long two real workers share a schedule firing every second (ZSCHED_RECURRING_RACE_S=60 for a minute)."""
 __all__ = ["cluster"]  # a fixture, used by name
 
 
@@ -296,29 +299,35 @@ def _async(redis_url: str, core: Core) -> AsyncScheduler:
 async def test_two_real_workers_create_and_deliver_each_occurrence_once(redis_url: str, keyspace: Keyspace) -> None:
     core = Core(keyspace)
     producer = _async(redis_url, core)
-    s = await producer.create_recurring(["zed"], "Every second", "tick", every=1)
-    recorders = [Recorder(), Recorder()]
-    schedulers = [_async(redis_url, core) for _ in recorders]
-    workers = [Worker(w, r) for w, r in zip(schedulers, recorders, strict=True)]
-    tasks = [asyncio.create_task(w.run()) for w in workers]
-    started = time.monotonic()
-    while time.monotonic() - started < 6:
-        await asyncio.sleep(0.1)
-    for w in workers:
-        w.should_exit = True
-    await asyncio.gather(*tasks)
-    delivered = [n for r in recorders for n in r.delivered]
-    times = Counter(n.scheduled_at for n in delivered)
-    assert len(delivered) >= 3, f"a schedule every second delivered {len(delivered)} in 6 s"
-    assert set(times.values()) == {1}, "an occurrence was created or delivered twice"
-    assert Counter(n.id for n in delivered).most_common(1)[0][1] == 1
-    gaps = sorted(times)
-    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(gaps)), gaps
-    now = await producer.recurring(s.id)
-    assert now.count == len(delivered) + 1  # those delivered, and the next one pending
-    assert (await producer.delete_recurring(s.id)).id == s.id
-    for x in [producer, *schedulers]:
-        await x.close()
+    schedulers = [_async(redis_url, core) for _ in range(2)]
+    try:
+        s = await producer.create_recurring(["zed"], "Every second", "tick", every=1)
+        recorders = [Recorder(), Recorder()]
+        workers = [Worker(w, r) for w, r in zip(schedulers, recorders, strict=True)]
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        started = time.monotonic()
+        while time.monotonic() - started < RACE_S:
+            await asyncio.sleep(0.1)
+        for w in workers:
+            w.should_exit = True
+        await asyncio.gather(*tasks)
+        delivered = [n for r in recorders for n in r.delivered]
+        times = Counter(n.scheduled_at for n in delivered)
+        assert len(delivered) >= RACE_S / 2, f"a schedule every second delivered {len(delivered)} in {RACE_S} s"
+        assert set(times.values()) == {1}, "an occurrence was created or delivered twice"
+        assert Counter(n.id for n in delivered).most_common(1)[0][1] == 1
+        gaps = sorted(times)
+        assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(gaps)), gaps
+        now = await producer.recurring(s.id)
+        # Created: those delivered, the next one, and perhaps one whose time came as the workers stopped (advanced
+        # by one worker's recurring loop after the claim loops had exited): still pending, never lost.
+        left = (await producer.list(status="pending", limit=10)).items
+        assert 1 <= len(left) <= 2 and now.count == len(delivered) + len(left)
+        assert sorted(n.scheduled_at for n in left)[0] == gaps[-1] + timedelta(seconds=1)
+        assert (await producer.delete_recurring(s.id)).id == s.id
+    finally:
+        for x in [producer, *schedulers]:
+            await x.close()
 
 
 def test_the_test_server_advances_recurring_schedules_on_its_clock(redis_url: str) -> None:
