@@ -249,21 +249,38 @@ def test_the_gap_instant_is_the_transition() -> None:
     fired_at=st.integers(min_value=ms(2025, 1, 1), max_value=ms(2029, 1, 1)),
     outage_ms=st.integers(min_value=0, max_value=3 * 86_400_000),
     catch_up=st.sampled_from(["skip", "last"]),
+    end_after_ms=st.none() | st.integers(min_value=0, max_value=3 * 86_400_000),
 )
 def test_after_any_outage_nothing_fires_twice_and_only_the_policy_drops(
-    zone: str, expr: str, fired_at: int, outage_ms: int, catch_up: str
+    zone: str, expr: str, fired_at: int, outage_ms: int, catch_up: str, end_after_ms: int | None
 ) -> None:
-    rule = cron(expr, zone)
-    fired = rule.after(fired_at)
+    fired = cron(expr, zone).after(fired_at)
     assert fired is not None
+    end = None if end_after_ms is None else fired + end_after_ms
+    rule = Rule(start_ms=0, zone=zone, cron=expr, end_ms=end)
     now = fired + outage_ms
     step = advance(rule, fired, now, catch_up, 1, None)
-    assert step.next_ms is not None and step.next_ms > fired, "nothing fires twice"
     on_time = rule.after(fired)
+    if step.next_ms is None:  # the series is over: only when nothing is left before the end
+        assert end is not None and (on_time is None or (catch_up == "skip" and rule.after(now) is None))
+        return
+    assert step.next_ms > fired, "nothing fires twice"
+    assert end is None or step.next_ms <= end, "nothing fires after the end"
     if on_time is not None and on_time >= now - LATE_GRACE_MS:
         assert step.next_ms == on_time and step.skipped == 0  # nothing was missed: nothing is dropped
     elif catch_up == "last":
         assert step.next_ms == rule.at_or_before(now) and step.late  # the last missed one, once
-        assert rule.after(step.next_ms) is not None and rule.after(step.next_ms) > now  # ... and no other missed
+        following = rule.after(step.next_ms)
+        assert following is None or following > now  # ... and no other missed one
     else:
         assert step.next_ms == rule.after(now) and step.skipped >= 1  # the first one still to come
+
+
+@pytest.mark.parametrize("expr", [None, "* * * * *"])
+def test_an_outage_past_the_end_fires_nothing_after_it(expr: str | None) -> None:
+    every = None if expr else 60_000
+    rule = Rule(start_ms=0, zone=BERLIN, cron=expr, every_ms=every, end_ms=5 * 60_000)
+    assert rule.at_or_before(60 * 60_000) == 5 * 60_000
+    last = advance(rule, 60_000, 60 * 60_000, "last", 1, None)
+    assert last.next_ms == 5 * 60_000 and last.late  # the last missed one is the last before the end
+    assert advance(rule, 60_000, 60 * 60_000, "skip", 1, None).next_ms is None  # the series is over

@@ -64,7 +64,9 @@ class Rule(msgspec.Struct, frozen=True, omit_defaults=True):
         return found
 
     def at_or_before(self, t_ms: int) -> int | None:
-        """The last occurrence at or before ``t_ms`` (and not before the start), or None."""
+        """The last occurrence at or before ``t_ms`` (and not before the start, nor after the end), or None."""
+        if self.end_ms is not None:
+            t_ms = min(t_ms, self.end_ms)
         if t_ms < self.start_ms:
             return None
         if self.every_ms:
