@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -408,3 +409,33 @@ def test_a_corrupt_schedule_is_said_and_does_not_stop_the_others(
     assert f"recurring schedule {bad.id} cannot be read" in caplog.text
     assert pinned.recurring(good.id).count == 2
     assert sorted(n.recipient for n in recorder.delivered) == ["pat", "quin"]  # its occurrence was stored before
+
+
+async def test_a_failing_round_is_said_and_the_loop_goes_on(
+    redis_url: str, keyspace: Keyspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Flaky(Core):
+        failed = False
+
+        def advance_due(self, partition: Any, limit: int = 100) -> Any:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("a bug in one round")
+            return super().advance_due(partition, limit)
+
+    core = Flaky(keyspace)
+    scheduler = _async(redis_url, core)
+    try:
+        s = await scheduler.create_recurring(["ray"], "Tick", "tock", every=1)
+        recorder = Recorder()
+        worker = Worker(scheduler, recorder)
+        task = asyncio.create_task(worker.run())
+        started = time.monotonic()
+        while time.monotonic() - started < 10 and (await scheduler.recurring(s.id)).count < 3:
+            await asyncio.sleep(0.05)
+        worker.should_exit = True
+        await task
+        assert "recurring schedules: a round failed" in caplog.text and "a bug in one round" in caplog.text
+        assert (await scheduler.recurring(s.id)).count >= 3 and recorder.delivered
+    finally:
+        await scheduler.close()

@@ -199,6 +199,9 @@ class Worker:
             except (UnavailableError, redis.RedisError) as exc:
                 log.warning("recurring schedules: Redis failed (%s); retrying in %.1f s", exc, backoff_s)
                 wait_s, backoff_s = backoff_s, min(backoff_s * 2, 5.0)
+            except Exception:  # a bug must not stop every schedule silently: said, and tried again
+                log.exception("recurring schedules: a round failed; retrying in %.1f s", backoff_s)
+                wait_s, backoff_s = backoff_s, min(backoff_s * 2, 5.0)
             await asyncio.sleep(wait_s)  # 0 while a partition had more: go on, letting the claims run
 
     async def advance_recurring(self) -> float:
