@@ -32,6 +32,7 @@ from .errors import (
     NotPendingError,
     PastScheduleError,
     PermanentDeliveryError,
+    RecurringNotFoundError,
     SmsError,
     SmsRejectedError,
     UnavailableError,
@@ -40,7 +41,18 @@ from .errors import (
     WebhookError,
     ZschedError,
 )
-from .models import BatchChange, BatchSummary, Contact, Erasure, Notification, Page, ScheduleResult, Stats
+from .models import (
+    BatchChange,
+    BatchSummary,
+    Contact,
+    Erasure,
+    Notification,
+    Page,
+    RecurringPage,
+    RecurringSchedule,
+    ScheduleResult,
+    Stats,
+)
 from .settings import Settings
 
 _moved.install()
@@ -69,6 +81,9 @@ __all__ = [
     "Page",
     "PastScheduleError",
     "PermanentDeliveryError",
+    "RecurringNotFoundError",
+    "RecurringPage",
+    "RecurringSchedule",
     "Retention",
     "RetryPolicy",
     "Router",

@@ -37,7 +37,18 @@ from .engine.minutes import Minute, read_minutes
 from .engine.processes import ProcessState, list_processes
 from .engine.tables import TablePage, table_page
 from .errors import UnavailableError
-from .models import BatchChange, BatchSummary, Contact, Erasure, Notification, Page, ScheduleResult, Stats
+from .models import (
+    BatchChange,
+    BatchSummary,
+    Contact,
+    Erasure,
+    Notification,
+    Page,
+    RecurringPage,
+    RecurringSchedule,
+    ScheduleResult,
+    Stats,
+)
 
 
 class Scheduler(Driver):
@@ -256,6 +267,77 @@ class Scheduler(Driver):
     def throughput(self, minutes: int = 60) -> builtins.list[Minute]:
         """Deliveries and lateness per minute over every worker, the last ``minutes`` (a day is kept)."""
         return self.run(read_minutes(self.core, minutes))
+
+    def create_recurring(
+        self,
+        recipients: Iterable[object],
+        title: str,
+        message: str,
+        *,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        timezone: str = "UTC",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_count: int | None = None,
+        catch_up: str = "skip",
+        type: str = "system",
+        priority: str = "normal",
+        data: dict[str, Any] | None = None,
+        created_by: str | None = None,
+        channels: Iterable[str] = (),
+        idempotency_key: str | None = None,
+    ) -> RecurringSchedule:
+        """A recurring schedule firing on ``cron`` (5 fields, on ``timezone``'s wall clock) or ``every`` (seconds or
+        a timedelta) from ``start`` until ``end`` or ``max_count`` occurrences; each occurrence is an ordinary
+        notification. ``catch_up`` (``skip`` or ``last``) says what happens to times missed in an outage; a retry with
+        the same ``idempotency_key`` returns the schedule the first call created."""
+        return self.run(
+            self.core.create_recurring(
+                recipients,
+                title,
+                message,
+                cron=cron,
+                every=every,
+                timezone=timezone,
+                start=start,
+                end=end,
+                max_count=max_count,
+                catch_up=catch_up,
+                type=type,
+                priority=priority,
+                data=data,
+                created_by=created_by,
+                channels=channels,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """A recurring schedule as it is now; RecurringNotFoundError if unknown or deleted."""
+        return self.run(self.core.recurring(schedule_id))
+
+    def list_recurring(
+        self, *, created_by: str | None = None, limit: int = 50, cursor: int | str | None = None
+    ) -> RecurringPage:
+        """Recurring schedules by id (one creator's, or all); pass ``page.next_cursor`` as ``cursor`` for more."""
+        return self.run(self.core.list_recurring(created_by=created_by, limit=limit, cursor=cursor))
+
+    def preview_recurring(self, schedule_id: int | str, count: int = 10) -> builtins.list[datetime]:
+        """The next ``count`` times a recurring schedule fires from now."""
+        return self.run(self.core.preview_recurring(schedule_id, count))
+
+    def pause_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Stop a recurring schedule creating occurrences and cancel its pending one (``resume_recurring``)."""
+        return self.run(self.core.pause_recurring(schedule_id))
+
+    def resume_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Restart a paused recurring schedule from its next time after now (times passed while paused do not fire)."""
+        return self.run(self.core.resume_recurring(schedule_id))
+
+    def delete_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Remove a recurring schedule and cancel its pending occurrence; returns it as it was."""
+        return self.run(self.core.delete_recurring(schedule_id))
 
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
@@ -497,6 +579,77 @@ class AsyncScheduler(Driver):
     async def throughput(self, minutes: int = 60) -> builtins.list[Minute]:
         """Deliveries and lateness per minute over every worker, the last ``minutes`` (a day is kept)."""
         return await self.run(read_minutes(self.core, minutes))
+
+    async def create_recurring(
+        self,
+        recipients: Iterable[object],
+        title: str,
+        message: str,
+        *,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        timezone: str = "UTC",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_count: int | None = None,
+        catch_up: str = "skip",
+        type: str = "system",
+        priority: str = "normal",
+        data: dict[str, Any] | None = None,
+        created_by: str | None = None,
+        channels: Iterable[str] = (),
+        idempotency_key: str | None = None,
+    ) -> RecurringSchedule:
+        """A recurring schedule firing on ``cron`` (5 fields, on ``timezone``'s wall clock) or ``every`` (seconds or
+        a timedelta) from ``start`` until ``end`` or ``max_count`` occurrences; each occurrence is an ordinary
+        notification. ``catch_up`` (``skip`` or ``last``) says what happens to times missed in an outage; a retry with
+        the same ``idempotency_key`` returns the schedule the first call created."""
+        return await self.run(
+            self.core.create_recurring(
+                recipients,
+                title,
+                message,
+                cron=cron,
+                every=every,
+                timezone=timezone,
+                start=start,
+                end=end,
+                max_count=max_count,
+                catch_up=catch_up,
+                type=type,
+                priority=priority,
+                data=data,
+                created_by=created_by,
+                channels=channels,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """A recurring schedule as it is now; RecurringNotFoundError if unknown or deleted."""
+        return await self.run(self.core.recurring(schedule_id))
+
+    async def list_recurring(
+        self, *, created_by: str | None = None, limit: int = 50, cursor: int | str | None = None
+    ) -> RecurringPage:
+        """Recurring schedules by id (one creator's, or all); pass ``page.next_cursor`` as ``cursor`` for more."""
+        return await self.run(self.core.list_recurring(created_by=created_by, limit=limit, cursor=cursor))
+
+    async def preview_recurring(self, schedule_id: int | str, count: int = 10) -> builtins.list[datetime]:
+        """The next ``count`` times a recurring schedule fires from now."""
+        return await self.run(self.core.preview_recurring(schedule_id, count))
+
+    async def pause_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Stop a recurring schedule creating occurrences and cancel its pending one (``resume_recurring``)."""
+        return await self.run(self.core.pause_recurring(schedule_id))
+
+    async def resume_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Restart a paused recurring schedule from its next time after now (times passed while paused do not fire)."""
+        return await self.run(self.core.resume_recurring(schedule_id))
+
+    async def delete_recurring(self, schedule_id: int | str) -> RecurringSchedule:
+        """Remove a recurring schedule and cancel its pending occurrence; returns it as it was."""
+        return await self.run(self.core.delete_recurring(schedule_id))
 
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""

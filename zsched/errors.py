@@ -12,6 +12,7 @@ ZschedError
 │       └── LayoutError                  ZSCHED_PARTITIONS differs from the keyspace's recorded count,
 │                                        or a newer zsched's storage layout wrote the keyspace
 ├── NotFoundError (also KeyError)        no such notification (or it was purged)
+│   └── RecurringNotFoundError           no such recurring schedule (or it was deleted)
 ├── NotPendingError                      cancel/reschedule of one that already left pending
 ├── IdempotencyConflictError             an idempotency key reused for a different request
 ├── PendingLimitError                    a creator holds the most pending notifications allowed
@@ -105,6 +106,15 @@ class NotFoundError(ZschedError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class RecurringNotFoundError(NotFoundError):
+    """No recurring schedule has this id (it never existed, or it was deleted)."""
+
+    def __init__(self, schedule_id: int) -> None:
+        KeyError.__init__(self, f"no recurring schedule with id {schedule_id}")
+        self.notification_id = schedule_id
+        self.schedule_id = schedule_id
 
 
 class NotPendingError(ZschedError):

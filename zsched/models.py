@@ -176,6 +176,44 @@ class BatchSummary(msgspec.Struct):
     counts: dict[str, int]
 
 
+RecurringStatus = Literal["active", "paused", "finished"]
+
+
+class RecurringSchedule(msgspec.Struct, kw_only=True):
+    """A recurring schedule as a caller sees it: its rule (``cron`` in ``timezone``, or ``every_s``), bounds, the
+    notification each occurrence is, and where it stands. ``next_at`` is the time of its latest occurrence
+    (pending until then); ``occurrence_ids`` are that occurrence's notification ids, one per recipient."""
+
+    id: int
+    status: RecurringStatus
+    cron: str | None = None
+    every_s: float | None = None
+    timezone: str = "UTC"
+    start_at: datetime
+    end_at: datetime | None = None
+    max_count: int | None = None
+    catch_up: str = "skip"
+    count: int = 0
+    next_at: datetime | None = None
+    occurrence_ids: list[int] = msgspec.field(default_factory=list)
+    recipients: list[str]
+    title: str
+    message: str
+    type: str = "system"
+    priority: Priority = "normal"
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    channels: list[str] = msgspec.field(default_factory=list)
+    created_by: str | None = None
+    created_at: datetime
+
+
+class RecurringPage(msgspec.Struct):
+    """One page of recurring schedules, by id; pass ``next_cursor`` for the next page (None: there is no more)."""
+
+    items: list[RecurringSchedule]
+    next_cursor: int | None
+
+
 class Page(msgspec.Struct):
     """One page of notifications, newest first; pass ``next_cursor`` for the next page (None: there is no more)."""
 

@@ -204,6 +204,7 @@ class ZschedTestServer:
             worker = Worker(zs, outbox)
             for _ in range(MAX_ROUNDS):
                 before = outbox.attempted
+                await worker.advance_recurring()  # recurring schedules whose occurrence's time came move on
                 await worker.tick()  # also reaps leases expired on the clock, as a running worker would
                 if outbox.attempted == before:
                     break

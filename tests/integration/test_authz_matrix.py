@@ -7,6 +7,7 @@ A refused change leaves the notification exactly as it was.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -56,6 +57,16 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET dashboard": PUBLIC,
     "GET dashboard.js": PUBLIC,
     "GET dashboard.css": PUBLIC,
+    "POST recurring for yourself": (401, 401, 401, 201, 201, 201, 201, 201),
+    "POST recurring for someone else": (401, 401, 401, 201, 403, 403, 201, 201),
+    "GET recurring list your own": (401, 401, 401, 200, 200, 200, 200, 200),
+    "GET recurring list ?created_by=billing": (401, 401, 401, 200, 403, 403, 403, 200),
+    # a recurring schedule is its creator's: its recipients see the occurrences, not the schedule
+    "GET recurring {id}": (401, 401, 401, 200, 404, 404, 404, 200),
+    "DELETE recurring {id}": (401, 401, 401, 200, 404, 404, 404, 200),
+    "POST recurring {id}/pause": (401, 401, 401, 200, 404, 404, 404, 200),
+    "POST recurring {id}/resume": (401, 401, 401, 200, 404, 404, 404, 200),
+    "GET recurring {id}/preview": (401, 401, 401, 200, 404, 404, 404, 200),
     "GET healthz": PUBLIC,
     "GET readyz": PUBLIC,
     "GET metrics": PUBLIC,
@@ -66,6 +77,9 @@ MATRIX: dict[str, tuple[int, ...]] = {
 IN_OWN_LIST = {"recipient", "admin"}
 # who sees it listing ?created_by=billing: its creator and an admin
 IN_CREATED_LIST = {"owner", "admin"}
+# who sees the recurring schedule in their list with no filter: its creator, and an admin
+IN_OWN_RECURRING = {"owner", "admin"}
+R = "/api/recurring"
 WS_REFUSED = {"anonymous", "wrong", "revoked"}  # closed with 1008; everyone else gets their own stream only
 
 
@@ -99,6 +113,15 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "GET dashboard": "/dashboard",
         "GET dashboard.js": "/dashboard/dashboard.js",
         "GET dashboard.css": "/dashboard/dashboard.css",
+        "POST recurring for yourself": R,
+        "POST recurring for someone else": R,
+        "GET recurring list your own": R,
+        "GET recurring list ?created_by=billing": f"{R}?created_by=billing",
+        "GET recurring {id}": f"{R}/{nid}",
+        "DELETE recurring {id}": f"{R}/{nid}",
+        "POST recurring {id}/pause": f"{R}/{nid}/pause",
+        "POST recurring {id}/resume": f"{R}/{nid}/resume",
+        "GET recurring {id}/preview": f"{R}/{nid}/preview",
         "GET healthz": "/healthz",
         "GET readyz": "/readyz",
         "GET metrics": "/metrics",
@@ -115,6 +138,10 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "POST erasure of bob": {"recipient": "bob"},
     }
     return method, paths[endpoint], bodies.get(endpoint)
+
+
+def _recurring_body(recipients: list[str]) -> dict[str, object]:
+    return {"recipients": recipients, "title": "Digest", "message": "hourly", "every_s": 3600}
 
 
 @pytest.fixture
@@ -152,22 +179,32 @@ def client(redis_url: str, prefix: str) -> Iterator[TestClient]:
 @pytest.mark.parametrize("endpoint", list(MATRIX))
 def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], endpoint: str) -> None:
     got: dict[str, int] = {}
+    recurring = "recurring" in endpoint
     for caller in CALLERS:
-        created = client.post(f"{N}/schedule/", headers=callers["owner"], json=schedule_body(["bob"]))
-        nid = int(created.json()["notification_ids"][0])
-        before = client.get(f"{N}/{nid}/", headers=callers["admin"]).json()
+        if recurring:  # the schedule under test, created by owner for recipient
+            created = client.post(R, headers=callers["owner"], json=_recurring_body(["bob"]))
+            nid, read = int(created.json()["id"]), f"{R}/{int(created.json()['id'])}"
+        else:
+            created = client.post(f"{N}/schedule/", headers=callers["owner"], json=schedule_body(["bob"]))
+            nid = int(created.json()["notification_ids"][0])
+            read = f"{N}/{nid}/"
+        before = client.get(read, headers=callers["admin"]).json()
         method, path, body = _request(endpoint, nid)
         if endpoint == "POST dead/requeue":
             body = {"all": True}
-        elif endpoint.startswith("POST schedule"):
+        elif endpoint.startswith("POST") and endpoint.endswith(("yourself", "someone else")):
             me = USERS.get(caller, "bob")
-            body = schedule_body([me] if endpoint.endswith("yourself") else [me, "carol"])
+            people = [me] if endpoint.endswith("yourself") else [me, "carol"]
+            body = _recurring_body(people) if recurring else schedule_body(people)
         r = client.request(method, path, headers=callers[caller], json=body)
         got[caller] = r.status_code
         if r.status_code >= 400:
             assert r.headers["content-type"] == "application/json" and r.json()["detail"], (caller, r.text)
-            after = client.get(f"{N}/{nid}/", headers=callers["admin"]).json()
-            assert after == before, (caller, "a refused request changed the notification")
+            after = client.get(read, headers=callers["admin"]).json()
+            assert after == before, (caller, "a refused request changed it")
+        if endpoint == "GET recurring list your own" and r.status_code == 200:
+            listed = {s["id"] for s in r.json()["items"]}
+            assert (nid in listed) == (caller in IN_OWN_RECURRING), caller
         if endpoint == "GET list your own" and r.status_code == 200:
             listed = {n["id"] for n in r.json()["items"]}
             assert (nid in listed) == (caller in IN_OWN_LIST), caller
@@ -185,11 +222,11 @@ def test_every_api_route_is_in_the_matrix(client: TestClient) -> None:
     covered = {
         (
             _request(e, 0)[0],
-            _request(e, 0)[1]
-            .split("?")[0]
-            .replace("/0/", "/{id}/")
-            .replace("/upcoming/", "/{table}/")
-            .replace("/0x1/", "/{batch_id}/"),
+            re.sub(
+                r"/0(?=/|$)",
+                "/{id}",
+                _request(e, 0)[1].split("?")[0].replace("/upcoming/", "/{table}/").replace("/0x1/", "/{batch_id}/"),
+            ),
         )
         for e in MATRIX
     }

@@ -39,6 +39,10 @@ CASES_PER_OPERATION = int(os.environ.get("ZSCHED_FUZZ_CASES", "20"))
 
 PRINTABLE = st.characters(categories=["L", "M", "N", "P", "S"])  # every printable category but spaces
 schemathesis.openapi.format("recipient-id", st.text(PRINTABLE, min_size=1, max_size=128))
+# A recurring schedule's rule and zone: JSON Schema cannot say which strings cronsim and zoneinfo take. Each rule
+# fires at least once a day, so an end a day or more after the start always leaves an occurrence.
+schemathesis.openapi.format("cron", st.sampled_from(["*/5 * * * *", "0 9 * * *", "30 2 * * *", "0,30 * * * *"]))
+schemathesis.openapi.format("iana-zone", st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"]))
 
 
 def _future(case: Any, seconds: int) -> None:
@@ -49,6 +53,10 @@ def _future(case: Any, seconds: int) -> None:
             case.body["expires_at"] = (at + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
         if case.body.get("on_late", "send") != "skip":
             case.body.pop("late_after_s", None)
+    if isinstance(case.body, dict) and {"start_at", "end_at"} & set(case.body):  # a recurring schedule's bounds
+        start = datetime.now(UTC) + timedelta(seconds=min(seconds, 5 * 365 * 86400))
+        bounds = {"start_at": start, "end_at": start + timedelta(days=731)}  # longer than the longest interval
+        case.body = {**case.body, **{k: v.isoformat() for k, v in bounds.items() if k in case.body}}
 
 
 def _fuzz(operation: Any, mode: GenerationMode, callers: dict[str, dict[str, str]], ran: Counter[str]) -> None:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import zsched
@@ -19,11 +20,13 @@ from zsched.delivery.inbox import InboxDelivery
 from zsched.engine import Script, list_dead, requeue_dead
 from zsched.engine.minutes import add_minute
 from zsched.engine.processes import ProcessInfo, beat
+from zsched.engine.recurrence import Rule
+from zsched.engine.recurring_records import Definition
 from zsched.engine.replies import READERS
 from zsched.engine.scripts import NAMES, lua_dir, sources
 from zsched.engine.tables import table_page
 from zsched.errors import OUTCOMES
-from zsched.models import Notification, ms_to_datetime
+from zsched.models import Notification, Payload, ms_to_datetime
 from zsched.web.ratelimit import RateLimiter
 
 HEADER = re.compile(r"^-- (KEYS|ARGV)\[(\d+)(\.\.)?\]", re.M)
@@ -92,7 +95,9 @@ def test_returns_names_the_codes_the_body_returns(name: str) -> None:
     promised = set(CODE.findall(_returns(source)))
     returned = set(BODY_CODE.findall(_split(source)[1]))
     assert promised == returned, f"{name}: header returns {sorted(promised)}, body {sorted(returned)}"
-    refusals = returned - {"created", "replayed", "staged", "cancelled", "rescheduled", "edited"}
+    done = {"created", "replayed", "staged", "cancelled", "rescheduled", "edited"}
+    done |= {"advanced", "resumed", "finished", "stale", "paused", "deleted"}  # recurring schedules' moves
+    refusals = returned - done
     assert refusals <= OUTCOMES.keys(), f"{name}: codes {sorted(refusals - OUTCOMES.keys())} map to no exception"
 
 
@@ -149,7 +154,19 @@ def _engine_steps(core: Core) -> list[Script]:
     spread = core.schedule([f"r{i}" for i in range(8)], "t", "m", delay=1, idempotency_key="k")  # every partition
     stages = next(spread)
     commits = spread.send([[b"staged", 1, 1, 0, *range(len(s.args) - 14)] for s in stages if isinstance(s, Script)])
-    return steps + [step for step in [*stages, *commits] if isinstance(step, Script)]
+    create = core.create_recurring(["a"], "t", "m", every=60, created_by="ops")
+    next(create)  # the server's time
+    recurring = create.send([(1, 0)])
+    stop = core.pause_recurring(1)
+    next(stop)  # the schedule's definition and state
+    stored = Definition(
+        rule=Rule(start_ms=0, every_ms=60_000),
+        recipients=["a"],
+        payload=Payload("t", "m", created_by="o"),
+        created_at=0,
+    )
+    recurring += stop.send([msgspec.json.encode(stored), b"active 60000 1 1"])
+    return steps + [step for step in [*stages, *commits, *recurring] if isinstance(step, Script)]
 
 
 class _Recorder:

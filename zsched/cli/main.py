@@ -11,7 +11,7 @@ from .. import __version__
 from ..connection import CLUSTER_ERRORS
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import batches, config, contacts, dead, logs, notifications, rediscli, run, tokens, workers
+from . import batches, config, contacts, dead, logs, notifications, recurring, rediscli, run, tokens, workers
 
 EPILOG = """\
 examples:
@@ -23,6 +23,7 @@ examples:
   zsched stats                                   counts per status, next due, overdue lag
   zsched contact set alice --email a@x.example   set alice's address (the email channel sends there)
   zsched workers                                 running workers and gateways; a late heartbeat is flagged
+  zsched recurring create --to alice --title Hi --message Stand-up --cron "0 9 * * MON-FRI" --timezone Europe/Berlin
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
 With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_parser(sub, common)
     contacts.add_parser(sub, common)
     batches.add_parser(sub, common)
+    recurring.add_parser(sub, common)
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     workers.add_parser(sub, common)
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": config.run,
             "contact": contacts.run,
             "dead": dead.run,
+            "recurring": recurring.run,
             "redis-cli": rediscli.run,
             "serve": run.run,
             "worker": run.run,

@@ -203,6 +203,32 @@ class Partition:
         """Channel: the new earliest due time, published when it moves earlier, so workers wake."""
         return f"{self.tag}:wakeup"
 
+    @cached_property
+    def recurring(self) -> str:
+        """HASH: recurring schedule id -> its definition JSON (rule, zone, bounds, recipients, payload)."""
+        return f"{self.tag}:recurring"
+
+    @cached_property
+    def recurring_state(self) -> str:
+        """HASH: recurring schedule id -> ``"<status> <next_ms> <count> <first_id>"``: active, paused or finished;
+        the time of its latest occurrence; occurrences created; the first notification id of the latest one."""
+        return f"{self.tag}:recurring_state"
+
+    @cached_property
+    def recurring_due(self) -> str:
+        """ZSET: active recurring schedule id -> the time of its pending occurrence, when a worker advances it."""
+        return f"{self.tag}:recurring_due"
+
+    @cached_property
+    def recurring_sequence(self) -> str:
+        """STRING: the last recurring schedule sequence number; ids are ``sequence * partitions + index``."""
+        return f"{self.tag}:recurring_sequence"
+
+    @cached_property
+    def recurring_by_creator(self) -> str:
+        """ZSET at score 0: ``"<created_by> <schedule id, 16 digits>"``, so a lex range lists one creator's."""
+        return f"{self.tag}:recurring_by_creator"
+
     def staged(self, call: str) -> str:
         """HASH: one partition's part of a many-partition schedule call, written but not yet visible (expires)."""
         return f"{self.tag}:staged:{call}"

@@ -251,33 +251,29 @@ class ProducerOps(ReadViews):
     def cancel(self, notification_id: int | str) -> Op[Notification]:
         """Cancel a pending notification; NotFoundError or NotPendingError otherwise."""
         notification_id = validation.notification_id(notification_id)
-        p = self.keys.for_id(notification_id)
-        (reply,) = yield [
-            Script(
-                "cancel",
-                [
-                    p.due,
-                    p.state,
-                    p.cancelled,
-                    p.counters,
-                    p.pending_by_creator,
-                    *p.other_dues,
-                    *p.call_lookup_keys,
-                    self.op_key(p),
-                ],
-                [
-                    self.now_arg(),
-                    self.retention.cancelled_ms,
-                    notification_id,
-                    self.op_ttl_ms,
-                    len(self.keys.partitions),
-                ],
-            )
-        ]
+        (reply,) = yield [self.cancel_step(notification_id)]
         refusal = ChangeReply.read(reply).refusal("cancelled", "cancel", notification_id)
         if refusal is not None:
             raise refusal_error(refusal)
         return (yield from self.status(notification_id))
+
+    def cancel_step(self, notification_id: int) -> Script:
+        """The script step that cancels one pending notification (its reply: ``ChangeReply``)."""
+        p = self.keys.for_id(notification_id)
+        return Script(
+            "cancel",
+            [
+                p.due,
+                p.state,
+                p.cancelled,
+                p.counters,
+                p.pending_by_creator,
+                *p.other_dues,
+                *p.call_lookup_keys,
+                self.op_key(p),
+            ],
+            [self.now_arg(), self.retention.cancelled_ms, notification_id, self.op_ttl_ms, len(self.keys.partitions)],
+        )
 
     def reschedule(
         self, notification_id: int | str, *, at: datetime | None = None, delay: timedelta | float | None = None

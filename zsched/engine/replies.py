@@ -363,6 +363,40 @@ class AddMinuteReply(Reply, frozen=True):
         return cls(int(reply[0]) == 1)
 
 
+class AdvanceRecurringReply(Reply, frozen=True):
+    """The reply of ``advance_recurring.lua``: {'created', schedule_id, state, now_ms}
+    | {'replayed', schedule_id, state, now_ms} | {'advanced', schedule_id, state, now_ms}
+    | {'resumed', schedule_id, state, now_ms} | {'finished', schedule_id, state, now_ms}
+    | {'stale', schedule_id, state, now_ms} | {'missing'} | {'conflict'}."""
+
+    code: str
+    schedule_id: int = 0
+    state: str = ""
+    now_ms: int = 0
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``missing`` (the schedule was deleted) and ``conflict`` (an idempotency key used
+        for another request) carry nothing."""
+        code = text(reply[0])
+        if code in ("missing", "conflict"):
+            return cls(code)
+        return cls(code, int(reply[1]), text(reply[2]), int(reply[3]))
+
+
+class StopRecurringReply(Reply, frozen=True):
+    """The reply of ``stop_recurring.lua``: {'paused', state} | {'deleted', state} | {'missing'}."""
+
+    code: str
+    state: str = ""
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``state`` is the schedule's (for delete: as it was)."""
+        code = text(reply[0])
+        return cls(code) if code == "missing" else cls(code, text(reply[1]))
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -389,5 +423,7 @@ READERS: dict[str, type[Reply]] = {
     "page": PageReply,
     "heartbeat": HeartbeatReply,
     "add_minute": AddMinuteReply,
+    "advance_recurring": AdvanceRecurringReply,
+    "stop_recurring": StopRecurringReply,
 }
 """Script name -> the Struct its reply reads into."""

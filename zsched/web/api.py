@@ -44,6 +44,7 @@ from .errors import JSON, ApiError, read_json
 from .liveness import Liveness
 from .metrics import CONTENT_TYPE, Metrics
 from .ratelimit import FailedAuthLimiter
+from .recurring import RecurringApi
 from .views import (
     Cancelled,
     ContactView,
@@ -114,6 +115,7 @@ class Api:
             Route(f"{n}/{{id:int}}/content/", self.content, methods=["PATCH"]),
             Route("/api/batches/{batch_id}/", self.batch, methods=["GET", "PATCH", "DELETE"]),
             Route("/api/batches/{batch_id}/content/", self.batch_content, methods=["PATCH"]),
+            *RecurringApi(self).routes(),
             Route("/api/stats", self.stats, methods=["GET"]),
             Route("/api/contacts/", self.contact, methods=["GET", "PATCH"]),
             Route("/api/erasures/", self.erase, methods=["POST"]),

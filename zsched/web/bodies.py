@@ -16,6 +16,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from ..engine.contacts import EMAIL_PATTERN, LOCALE_PATTERN, MAX_EMAIL, MAX_LOCALE, PHONE_PATTERN
+from ..engine.recurrence import MAX_EVERY_MS
 from ..engine.validation import (
     COLLAPSE_KEY_PATTERN,
     MAX_COLLAPSE_KEY,
@@ -290,3 +291,88 @@ def parse_int(raw: str | None, name: str, low: int, high: int) -> int | None:
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # '²'.isdigit() is True
         raise ApiError(422, f"{name} must be a whole number from {low} to {high}; got {raw[:40]!r}", name)
     return int(raw)
+
+
+class RecurringBody(msgspec.Struct, forbid_unknown_fields=False):
+    """``POST /api/recurring``: a recurring schedule; each occurrence is one notification per recipient."""
+
+    recipients: Annotated[list[Recipient], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
+    title: Annotated[str, Meta(min_length=1, max_length=MAX_TITLE, pattern=NO_NUL)]
+    message: Annotated[str, Meta(max_length=MAX_MESSAGE, pattern=NO_NUL)]
+    cron: (
+        Annotated[
+            str,
+            Meta(
+                description="5 fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * MON-FRI' "
+                "(give cron or every_s)",
+                extra_json_schema={"format": "cron"},
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    every_s: (
+        Annotated[
+            float, Meta(ge=1, le=MAX_EVERY_MS / 1000, description="an interval in seconds (give cron or every_s)")
+        ]
+        | UnsetType
+    ) = UNSET
+    timezone: Annotated[
+        str,
+        Meta(
+            description="IANA zone whose wall clock the cron rule reads, e.g. 'Europe/Berlin'",
+            extra_json_schema={"format": "iana-zone"},
+        ),
+    ] = "UTC"
+    start_at: Annotated[datetime, Meta(tz=True, description="no occurrence before this (default: now)")] | None = None
+    end_at: Annotated[datetime, Meta(tz=True, description="no occurrence after this (default: none)")] | None = None
+    max_count: (
+        Annotated[int, Meta(ge=1, le=2**63 - 1, description="at most this many occurrences (default: no limit)")]
+        # JSON has one number type: 7.0 is the integer 7 (checked in the handler)
+        | Annotated[float, Meta(ge=1, le=2**63 - 1, multiple_of=1, description="a whole number: 7.0 is 7")]
+        | None
+    ) = None
+    catch_up: Annotated[
+        str,
+        Meta(
+            description="times missed in an outage: skip them (default), or fire the last one once",
+            extra_json_schema={"enum": ["skip", "last"]},
+        ),
+    ] = "skip"
+    type: Annotated[str, Meta(min_length=1, max_length=MAX_TYPE, pattern=NO_NUL)] = "system"
+    priority: Annotated[str, Meta(extra_json_schema={"enum": list(PRIORITIES)})] = "normal"
+    data: DataObject | None = None
+    channels: (
+        Annotated[
+            list[str],
+            Meta(
+                description="how each occurrence leaves; default: the server's default channels",
+                extra_json_schema={"uniqueItems": True},
+            ),
+        ]
+        | None
+    ) = None
+
+
+class RecurringPath(msgspec.Struct):
+    """A recurring schedule's path parameter."""
+
+    id: Annotated[int, Meta(ge=0)]
+
+
+class RecurringListQuery(msgspec.Struct):
+    """``GET /api/recurring``'s query parameters."""
+
+    limit: Annotated[int, Meta(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT
+    cursor: Annotated[int, Meta(ge=0, le=MAX_ID, description="next_cursor of the previous page")] | UnsetType = UNSET
+    created_by: (
+        Annotated[UserId, Meta(description="only schedules this user created (yourself unless admin)")] | UnsetType
+    ) = UNSET
+
+
+class PreviewQuery(msgspec.Struct):
+    """``GET /api/recurring/{id}/preview``'s query parameters."""
+
+    count: Annotated[int, Meta(ge=1, le=1000, description="how many times to show")] = 10
+
+
+recurring_decoder = loose_decoder(RecurringBody)

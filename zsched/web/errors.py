@@ -23,6 +23,7 @@ from ..errors import (
     IdempotencyConflictError,
     NotFoundError,
     NotPendingError,
+    RecurringNotFoundError,
     UnavailableError,
     ValidationError,
     ZschedError,
@@ -97,6 +98,8 @@ def as_api_error(exc: BaseException) -> ApiError | None:
         return exc
     if isinstance(exc, ValidationError):
         return ApiError(422, str(exc), exc.field)
+    if isinstance(exc, RecurringNotFoundError):
+        return ApiError(404, f"no recurring schedule with id {exc.schedule_id} that you can see", "id")
     if isinstance(exc, NotFoundError):
         return ApiError(404, f"no notification with id {exc.notification_id} that you can see", "id")
     if isinstance(exc, NotPendingError):

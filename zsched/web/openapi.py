@@ -14,7 +14,7 @@ import msgspec
 
 from .. import __version__
 from ..engine.validation import MAX_ID
-from ..models import BatchChange, BatchSummary
+from ..models import BatchChange, BatchSummary, RecurringPage, RecurringSchedule
 from .bodies import (
     BatchPath,
     ContactBody,
@@ -23,6 +23,10 @@ from .bodies import (
     ErasureBody,
     ListQuery,
     NotificationPath,
+    PreviewQuery,
+    RecurringBody,
+    RecurringListQuery,
+    RecurringPath,
     RescheduleBody,
     ScheduleBody,
     ScheduleHeaders,
@@ -50,6 +54,7 @@ from .views import (
     Health,
     NotificationPage,
     NotificationView,
+    Previews,
     Scheduled,
     ScheduleStatus,
     StatsView,
@@ -107,6 +112,10 @@ _SHAPES = (
     TitleSearch,
     BatchSummary,
     BatchChange,
+    RecurringBody,
+    RecurringSchedule,
+    RecurringPage,
+    Previews,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
@@ -119,6 +128,9 @@ _PARAMETERS: dict[type[msgspec.Struct], str] = {
     TableQuery: "query",
     ThroughputQuery: "query",
     SearchQuery: "query",
+    RecurringPath: "path",
+    RecurringListQuery: "query",
+    PreviewQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
 _DATA = {  # any JSON, with no NUL in keys or strings: no Python type says that, so it is written here
@@ -191,10 +203,14 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     schemas["RequeueBody"]["anyOf"] = REQUEUE_CHOICE
     params = {shape: _parameters(schemas, shape, where) for shape, where in _PARAMETERS.items()}
     ident = params[NotificationPath]
+    rid = params[RecurringPath]
     body_channels = schemas["ScheduleBody"]["properties"]["channels"]["anyOf"][0]
     body_channels["items"] = {"enum": list(channels)}  # what this server delivers through
     # an edit names at least one of them: no Python type says that, so it is written here
     schemas["EditBody"]["anyOf"] = [{"required": [name]} for name in ("title", "message", "data")]
+    recurring = schemas["RecurringBody"]
+    recurring["properties"]["channels"]["anyOf"][0]["items"] = {"enum": list(channels)}
+    recurring["oneOf"] = [{"required": ["cron"]}, {"required": ["every_s"]}]  # a rule, of one kind
     n = "/api/notifications"
     cancel = _op("Cancel a pending notification", _json(_ref("Cancelled"), "Cancelled."), (404, 409), params=ident)
     paths = {
@@ -275,6 +291,56 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 (400, 404, 413, 415, 422),
                 body="EditBody",
                 params=params[BatchPath],
+            )
+        },
+        "/api/recurring": {
+            "post": _op(
+                "Create a recurring schedule: a cron rule on a time zone's wall clock, or an interval; each "
+                "occurrence is one notification per recipient (an Idempotency-Key header makes retries safe)",
+                _json(_ref("RecurringSchedule"), "Created, with its first occurrence pending."),
+                (400, 403, 409, 413, 415, 422),
+                body="RecurringBody",
+                params=params[ScheduleHeaders],
+                status=201,
+            ),
+            "get": _op(
+                "Your recurring schedules by id (an admin's: anyone's with created_by, or all)",
+                _json(_ref("RecurringPage"), "One page."),
+                (403, 422),
+                params=params[RecurringListQuery],
+            ),
+        },
+        "/api/recurring/{id}": {
+            "get": _op("One recurring schedule", _json(_ref("RecurringSchedule"), "The schedule."), (404,), params=rid),
+            "delete": _op(
+                "Delete a recurring schedule and cancel its pending occurrence",
+                _json(_ref("RecurringSchedule"), "Deleted: the schedule as it was."),
+                (404,),
+                params=rid,
+            ),
+        },
+        "/api/recurring/{id}/pause": {
+            "post": _op(
+                "Pause: no more occurrences, and the pending one is cancelled",
+                _json(_ref("RecurringSchedule"), "Paused."),
+                (404,),
+                params=rid,
+            )
+        },
+        "/api/recurring/{id}/resume": {
+            "post": _op(
+                "Resume a paused schedule from its next time after now (times passed while paused do not fire)",
+                _json(_ref("RecurringSchedule"), "Active again."),
+                (404,),
+                params=rid,
+            )
+        },
+        "/api/recurring/{id}/preview": {
+            "get": _op(
+                "The next times a recurring schedule fires, from now",
+                _json(_ref("Previews"), "The times."),
+                (404, 422),
+                params=(*rid, *params[PreviewQuery]),
             )
         },
         "/api/stats": {

@@ -261,3 +261,9 @@ def full_view(n: Notification, who: Viewer = "recipient") -> NotificationView:
         last_error_detail=n.last_error_detail if who == "admin" else UNSET,
         deliveries=deliveries(n, who),
     )
+
+
+class Previews(msgspec.Struct):
+    """The next times a recurring schedule fires, from now."""
+
+    times: list[Time]
