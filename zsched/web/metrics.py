@@ -33,6 +33,7 @@ TOTALS: tuple[tuple[str, str], ...] = (
     ("failed", "Notifications that failed for good after their last attempt."),
     ("retried", "Failed delivery attempts handed back for a retry."),
     ("cancelled", "Notifications cancelled while pending."),
+    ("dead_dropped", "Dead letters dropped because a partition's dead set was over its cap (ZSCHED_MAX_DEAD)."),
 )
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

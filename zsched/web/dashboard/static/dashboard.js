@@ -156,12 +156,20 @@ async function overview() {
   $("due-line").textContent = stats.next_due_at
     ? `Next due ${when(stats.next_due_at)}; oldest overdue lag ${ago(stats.oldest_overdue_ms)}.`
     : "Nothing pending.";
+  // The dead set is capped per partition: what a failure past the cap dropped is counted, and said here.
+  const dropped = stats.totals.dead_dropped || 0;
+  $("dead-line").textContent = `Dead letters: ${stats.counts.failed.toLocaleString()} kept (cap ` +
+    `${stats.max_dead ? `${stats.max_dead.toLocaleString()} per partition` : "none"}); ` +
+    `${dropped.toLocaleString()} dropped over the cap.`;
+  $("dead-line").dataset.dropped = String(dropped);
+  $("dead-line").className = dropped ? "warn" : "";
   const body = $("partitions").tBodies[0];
   body.replaceChildren();
   for (const p of stats.partitions) {
     const tr = document.createElement("tr");
     cell(tr, p.partition);
     for (const s of ["pending", "processing", "sent", "cancelled", "failed"]) cell(tr, p.counts[s]);
+    cell(tr, p.totals.dead_dropped || 0);
     cell(tr, when(p.next_due_at));
     cell(tr, ago(p.oldest_overdue_ms));
     body.appendChild(tr);
