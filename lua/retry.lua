@@ -11,11 +11,11 @@
 -- KEYS[7] due_urgent    ZSET  urgent id -> due time (epoch ms)
 -- KEYS[8] due_high      ZSET  high id -> due time (epoch ms)
 -- KEYS[9] due_low       ZSET  low id -> due time (epoch ms)
--- KEYS[10] op           STRING this call's outcome, so a retry of the same call answers it again
--- KEYS[11] notifications HASH  id -> payload JSON (KEYS[11..14]: what a dead letter dropped over the cap loses)
--- KEYS[12] by_recipient ZSET  "<recipient> <id, 16 digits>" at score 0
--- KEYS[13] by_creator   ZSET  "<created_by> <id, 16 digits>" at score 0
--- KEYS[14] payload_refs HASH  call id -> records still sharing the payload stored under it
+-- KEYS[10] notifications HASH  id -> payload JSON (KEYS[10..13]: what a dead letter dropped over the cap loses)
+-- KEYS[11] by_recipient ZSET  "<recipient> <id, 16 digits>" at score 0
+-- KEYS[12] by_creator   ZSET  "<created_by> <id, 16 digits>" at score 0
+-- KEYS[13] payload_refs HASH  call id -> records still sharing the payload stored under it
+-- KEYS[14] op           STRING this call's outcome, so a retry of the same call answers it again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a failed record is kept
 -- ARGV[3] wakeup        channel told when the earliest due time moves earlier
@@ -69,7 +69,7 @@ local function kept_numbers(text)
   for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
   return numbers
 end
-local kept = redis.call('GET', KEYS[10])  -- a retry of a call that already ran (its reply was lost)
+local kept = redis.call('GET', KEYS[14])  -- a retry of a call that already ran (its reply was lost)
 if kept then return kept_numbers(kept) end
 
 local now = tonumber(ARGV[1])
@@ -142,8 +142,8 @@ if retried > 0 then
 end
 if failed > 0 then redis.call('HINCRBY', KEYS[5], 'failed', failed) end
 local dropped = drop_dead(tonumber(ARGV[5]), failed, {
-  failed = KEYS[4], state = KEYS[3], counters = KEYS[5], notifications = KEYS[11], by_recipient = KEYS[12],
-  by_creator = KEYS[13], payload_refs = KEYS[14],
+  failed = KEYS[4], state = KEYS[3], counters = KEYS[5], notifications = KEYS[10], by_recipient = KEYS[11],
+  by_creator = KEYS[12], payload_refs = KEYS[13],
 })
-if retried + failed > 0 then keep(KEYS[10], ARGV[4], {now, retried, failed, dropped}) end
+if retried + failed > 0 then keep(KEYS[14], ARGV[4], {now, retried, failed, dropped}) end
 return {now, retried, failed, dropped}

@@ -231,6 +231,10 @@ class Keyspace:
         """STRING: one process's description (host, pid, partitions, in flight...), expiring without heartbeats."""
         return f"{self.prefix}:{{meta}}:process:{process_id}"
 
+    def sockets(self, process_id: str) -> str:
+        """HASH: recipient -> WebSockets one gateway process has open for them, expiring without heartbeats."""
+        return f"{self.prefix}:{{meta}}:sockets:{process_id}"
+
     def for_recipient(self, recipient: str) -> Partition:
         """The partition holding this recipient's notifications (a stable hash of the id)."""
         if len(self.partitions) == 1:

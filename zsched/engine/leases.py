@@ -193,8 +193,8 @@ class LeaseOps(CoreBase):
                     p.counters,
                     p.pending_by_creator,
                     *p.other_dues,
-                    self.op_key(p),
                     *p.dead_keys,
+                    self.op_key(p),
                 ],
                 args,
             )

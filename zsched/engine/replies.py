@@ -340,6 +340,17 @@ class AddMinuteReply(Reply, frozen=True):
         return cls(int(reply[0]) == 1)
 
 
+class SetSocketsReply(Reply, frozen=True):
+    """The reply of ``set_sockets.lua``: {written}."""
+
+    written: bool
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``written`` is False when changes alone came for a hash that is gone."""
+        return cls(int(reply[0]) == 1)
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -362,5 +373,6 @@ READERS: dict[str, type[Reply]] = {
     "page": PageReply,
     "heartbeat": HeartbeatReply,
     "add_minute": AddMinuteReply,
+    "set_sockets": SetSocketsReply,
 }
 """Script name -> the Struct its reply reads into."""

@@ -32,6 +32,7 @@ NAMES = (
     "page",
     "heartbeat",
     "add_minute",
+    "set_sockets",
 )
 
 

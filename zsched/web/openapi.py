@@ -29,6 +29,8 @@ from .dashboard.shapes import (
     REQUEUE_CHOICE,
     Me,
     ProcessList,
+    RecipientQuery,
+    RecipientView,
     RequeueBody,
     Requeued,
     SearchQuery,
@@ -99,6 +101,7 @@ _SHAPES = (
     Requeued,
     Throughput,
     TitleSearch,
+    RecipientView,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
@@ -110,6 +113,7 @@ _PARAMETERS: dict[type[msgspec.Struct], str] = {
     TableQuery: "query",
     ThroughputQuery: "query",
     SearchQuery: "query",
+    RecipientQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
 _DATA = {  # any JSON, with no NUL in keys or strings: no Python type says that, so it is written here
@@ -284,6 +288,15 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 _json(_ref("TitleSearch"), "The matches."),
                 (403, 422),
                 params=params[SearchQuery],
+            )
+        },
+        "/api/recipient": {
+            "get": _op(
+                "What one recipient was sent and received (delivered_at: a client acknowledged it), newest first, and "
+                "their open WebSockets per gateway (admin, or the recipient themself)",
+                _json(_ref("RecipientView"), "The recipient's view."),
+                (403, 422),
+                params=params[RecipientQuery],
             )
         },
         "/api/dead/requeue/": {
