@@ -60,8 +60,8 @@ _ERRORS = {
     400: "The body is not valid JSON.",
     401: "No token, a malformed Authorization header, or an unknown, expired or revoked token (see WWW-Authenticate).",
     403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications, "
-    "stats, tables, processes and requeueing dead letters need admin; others' contact data and erasures need "
-    "admin or contacts:write).",
+    "stats, tables, processes, others' recipient views and requeueing dead letters need admin; others' contact data "
+    "and erasures need admin or contacts:write).",
     404: "No such notification, or not one you created or receive (or no such table or partition).",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
