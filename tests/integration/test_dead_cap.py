@@ -4,6 +4,7 @@ them, counts them in ``dead_dropped``, and a resent call drops nothing more."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -11,10 +12,14 @@ import redis
 
 from tests.conftest import ManualClock
 from tests.helpers import Recorder, tick
+from tests.integration.http_support import TestClient, Tokens
 from zsched import Core, Keyspace, Retention, RetryPolicy, Scheduler
+from zsched.cli import main
 from zsched.connection import queue_step
 from zsched.errors import NotFoundError
 from zsched.models import Notification
+from zsched.settings import Settings
+from zsched.web.app import create_app
 
 
 @pytest.fixture
@@ -116,3 +121,29 @@ def test_no_cap_keeps_every_dead_letter(redis_url: str, keyspace: Keyspace, cloc
         _kill(zs, clock, ids)
         assert [zs.status(i).scheduled_status for i in ids] == ["failed"] * 4
         assert "dead_dropped" not in zs.stats().totals
+
+
+def test_stats_the_http_api_metrics_and_the_cli_show_what_was_dropped(
+    capped: Scheduler, clock: ManualClock, redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = capped.schedule(["a", "b", "c"], "t", "m", delay=0).notification_ids
+    _kill(capped, clock, ids)
+    assert main(["stats", "--json", "--redis-url", redis_url, "--prefix", prefix]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["dead_dropped"] == 1
+    settings = Settings.of(redis_url=redis_url, prefix=prefix, max_dead=2)
+    assert settings.core().retention.max_dead == 2
+    tokens = Tokens(redis_url, prefix)
+    try:
+        with TestClient(create_app(settings, run_worker=False)) as client:
+            stats = client.get("/api/stats", headers=tokens.headers("ops", admin=True)).json()
+            metrics = client.get("/metrics").text
+    finally:
+        tokens.redis.close()
+    assert stats["max_dead"] == 2 and stats["totals"]["dead_dropped"] == 1 and stats["counts"]["failed"] == 2
+    assert stats["partitions"][0]["totals"]["dead_dropped"] == 1
+    assert "zsched_dead_dropped_total 1" in metrics
+
+
+def test_the_setting_is_read_from_the_environment() -> None:
+    assert Settings.from_env({"ZSCHED_MAX_DEAD": "500"}).core().retention.max_dead == 500
+    assert Settings.from_env({}).core().retention.max_dead == 100_000

@@ -16,6 +16,7 @@ from tests.conftest import ManualClock
 from tests.integration.http_support import future
 from tests.integration.wsutil import ServerThread, open_socket, receive, until_ready, user_token, wait_for
 from zsched import Core, Keyspace, Scheduler
+from zsched.cli import main
 from zsched.engine.presence import SocketReporter, recipient_sockets
 from zsched.engine.processes import ProcessInfo, beat, forget
 from zsched.settings import Settings
@@ -118,3 +119,22 @@ def test_the_view_shows_what_was_sent_and_acknowledged_and_the_open_socket(
     refused = view(user_token(redis_url, prefix, "mallory"), recipient="alice")
     assert refused.status_code == 403 and "only your own" in refused.json()["detail"]
     assert view(admin, recipient="has space").status_code == 422
+
+
+def test_the_cli_prints_the_view(
+    pinned_zs: Scheduler, clock: ManualClock, redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zs, core = pinned_zs, pinned_zs.core
+    info = _gateway(7)
+    zs.run(beat(core, info))
+    zs.run(SocketReporter(info.id).report(core, {"erin": 2}))
+    (nid,) = zs.schedule(["erin"], "Parcel", "m", delay=60).notification_ids
+    common = ["--redis-url", redis_url, "--prefix", prefix]
+    assert main(["recipient", "erin", *common]) == 0
+    out = capsys.readouterr().out
+    assert "erin: 2 open socket(s)" in out and "2 on h (pid 7)" in out and "Parcel" in out
+    assert "latest 1: 0 sent, 0 received" in out
+    assert main(["recipient", "erin", "--json", *common]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["sockets"] == 2 and got["items"][0]["id"] == nid and got["items"][0]["delivered_at"] is None
+    assert main(["recipient", "has space", *common]) == 2

@@ -10,7 +10,7 @@ import redis
 from .. import __version__
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import config, contacts, dead, logs, notifications, rediscli, run, tokens, workers
+from . import config, contacts, dead, logs, notifications, recipients, rediscli, run, tokens, workers
 
 EPILOG = """\
 examples:
@@ -22,6 +22,7 @@ examples:
   zsched stats                                   counts per status, next due, overdue lag
   zsched contact set alice --email a@x.example   set alice's address (the email channel sends there)
   zsched workers                                 running workers and gateways; a late heartbeat is flagged
+  zsched recipient alice                         what alice was sent and received, and her open sockets
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
 With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     workers.add_parser(sub, common)
+    recipients.add_parser(sub, common)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             "worker": run.run,
             "token": tokens.run,
             "workers": workers.run,
+            "recipient": recipients.run,
         }.get(args.command, notifications.run)
         return runner(args, settings)
     except (ValidationError, ValueError) as exc:  # the command or its configuration is wrong: fix and rerun

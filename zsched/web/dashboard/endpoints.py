@@ -32,15 +32,14 @@ from .shapes import (
     Me,
     MinuteView,
     ProcessList,
-    RecipientView,
     RequeueBody,
     Requeued,
     TablePage,
     TableRow,
     Throughput,
     TitleSearch,
-    gateway_sockets,
     process_view,
+    recipient_view,
     requeue_decoder,
 )
 
@@ -165,18 +164,7 @@ class DashboardApi:
         zs = self.api.zs
         page = await zs.list(recipient=who, limit=DEFAULT_LIMIT if limit is None else limit, cursor=cursor)
         presence = await zs.run(recipient_sockets(zs.core, who))
-        return JSON(
-            RecipientView(
-                recipient=who,
-                sockets=presence.sockets,
-                gateways=gateway_sockets(presence),
-                listed=len(page.items),
-                sent=sum(n.scheduled_status == "sent" for n in page.items),
-                received=sum(n.delivered_at is not None for n in page.items),
-                items=[full_view(n, viewer(principal, n)) for n in page.items],
-                next_cursor=page.next_cursor,
-            )
-        )
+        return JSON(recipient_view(page, presence, lambda n: full_view(n, viewer(principal, n))))
 
     async def requeue(self, request: Request) -> Response:
         """POST (admin): make dead letters due now with fresh attempts: the ids given, or all of them."""

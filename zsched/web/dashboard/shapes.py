@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -13,7 +14,7 @@ from ...engine.presence import Presence
 from ...engine.processes import Kind, ProcessState
 from ...engine.tables import MAX_ROWS, SEARCH_WITHIN
 from ...engine.validation import MAX_ID
-from ...models import ms_to_datetime
+from ...models import Notification, Page, ms_to_datetime
 from ..bodies import DEFAULT_LIMIT, MAX_LIMIT, NO_NUL, Time, UserId, loose_decoder
 from ..views import NotificationView
 
@@ -211,6 +212,21 @@ class RecipientQuery(msgspec.Struct):
     ) = UNSET
     limit: Annotated[int, Meta(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT
     cursor: Annotated[int, Meta(ge=0, le=MAX_ID, description="next_cursor of the previous page")] | UnsetType = UNSET
+
+
+def recipient_view(page: Page, presence: Presence, shown: Callable[[Notification], NotificationView]) -> RecipientView:
+    """A recipient's view as the API shows it: a page of their notifications (each as ``shown`` renders it for
+    the caller) and their sockets."""
+    return RecipientView(
+        recipient=presence.recipient,
+        sockets=presence.sockets,
+        gateways=gateway_sockets(presence),
+        listed=len(page.items),
+        sent=sum(n.scheduled_status == "sent" for n in page.items),
+        received=sum(n.delivered_at is not None for n in page.items),
+        items=[shown(n) for n in page.items],
+        next_cursor=page.next_cursor,
+    )
 
 
 def gateway_sockets(presence: Presence) -> list[GatewaySockets]:
