@@ -33,6 +33,7 @@ from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
 from .engine.minutes import Minute, read_minutes
+from .engine.presence import Presence, recipient_sockets
 from .engine.processes import ProcessState, list_processes
 from .engine.tables import TablePage, table_page
 from .errors import UnavailableError
@@ -212,6 +213,11 @@ class Scheduler(Driver):
     def throughput(self, minutes: int = 60) -> builtins.list[Minute]:
         """Deliveries and lateness per minute over every worker, the last ``minutes`` (a day is kept)."""
         return self.run(read_minutes(self.core, minutes))
+
+    def sockets(self, recipient: object) -> Presence:
+        """How many WebSockets ``recipient`` has open, in total and per gateway, as of each gateway's last
+        heartbeat (a late gateway is listed but not counted)."""
+        return self.run(recipient_sockets(self.core, recipient))
 
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
@@ -408,6 +414,11 @@ class AsyncScheduler(Driver):
     async def throughput(self, minutes: int = 60) -> builtins.list[Minute]:
         """Deliveries and lateness per minute over every worker, the last ``minutes`` (a day is kept)."""
         return await self.run(read_minutes(self.core, minutes))
+
+    async def sockets(self, recipient: object) -> Presence:
+        """How many WebSockets ``recipient`` has open, in total and per gateway, as of each gateway's last
+        heartbeat (a late gateway is listed but not counted)."""
+        return await self.run(recipient_sockets(self.core, recipient))
 
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""

@@ -50,6 +50,7 @@ def test_any_process_reads_a_recipients_sockets_per_gateway(pinned_zs: Scheduler
     ]
     assert zs.run(recipient_sockets(core, "bob")).sockets == 1
     assert zs.run(recipient_sockets(core, "carol")).sockets == 0
+    assert zs.sockets("alice") == alice  # the library's name for the same read
 
     # The next beat sends only what changed: bob left, alice closed one socket.
     assert first.changes({"alice": 1}) == {"alice": 1, "bob": 0}

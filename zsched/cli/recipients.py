@@ -7,7 +7,6 @@ import argparse
 import msgspec
 
 from ..engine import validation
-from ..engine.presence import recipient_sockets
 from ..settings import Settings
 from ..web.dashboard.shapes import recipient_view
 from ..web.views import full_view
@@ -34,7 +33,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     who = validation.recipient(args.recipient)
     with settings.scheduler() as zs:
         page = zs.list_for(who, limit=args.limit)
-        presence = zs.run(recipient_sockets(zs.core, who))
+        presence = zs.sockets(who)
     view = recipient_view(page, presence, lambda n: full_view(n, "admin"))
     if args.json:
         print(msgspec.json.encode(view).decode())

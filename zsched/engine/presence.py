@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from . import validation
 from .base import CoreBase
 from .processes import KEEP_MS, list_processes
 from .replies import SetSocketsReply
@@ -87,9 +88,10 @@ class Presence(msgspec.Struct, frozen=True, kw_only=True):
     connections: list[Connection]
 
 
-def recipient_sockets(core: CoreBase, recipient: str) -> Op[Presence]:
+def recipient_sockets(core: CoreBase, recipient: object) -> Op[Presence]:
     """How many WebSockets ``recipient`` has open, per gateway that beat within ``KEEP_MS``; the total leaves out
     gateways whose heartbeat is late (they likely died with their sockets). O(processes)."""
+    recipient = validation.recipient(recipient)
     states = [s for s in (yield from list_processes(core)) if s.info.sockets is not None]
     if not states:
         return Presence(recipient=recipient, sockets=0, connections=[])

@@ -17,7 +17,6 @@ from starlette.routing import BaseRoute, Route
 
 from ...engine import requeue_dead, validation
 from ...engine.minutes import read_minutes
-from ...engine.presence import recipient_sockets
 from ...engine.processes import list_processes
 from ...engine.tables import MAX_ROWS, TABLES, search_titles, table_page
 from ...engine.validation import MAX_ID
@@ -163,7 +162,7 @@ class DashboardApi:
         cursor = parse_int(query.get("cursor"), "cursor", 0, MAX_ID)
         zs = self.api.zs
         page = await zs.list(recipient=who, limit=DEFAULT_LIMIT if limit is None else limit, cursor=cursor)
-        presence = await zs.run(recipient_sockets(zs.core, who))
+        presence = await zs.sockets(who)
         return JSON(recipient_view(page, presence, lambda n: full_view(n, viewer(principal, n))))
 
     async def requeue(self, request: Request) -> Response:
