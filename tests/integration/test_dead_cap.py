@@ -95,6 +95,8 @@ def test_reap_applies_the_cap_to_leases_that_ran_out_of_attempts(capped: Schedul
     assert int(capped.redis.zcard(p.failed)) == 2
     assert sum(_gone(capped, i) for i in ids) == 1
     assert capped.stats().totals["dead_dropped"] == 1
+    assert capped.run(core.reap(p)) == (0, 0)  # run again: nothing left to reap, nothing more dropped
+    assert capped.stats().totals["dead_dropped"] == 1 and int(capped.redis.zcard(p.failed)) == 2
 
 
 def test_a_resent_failing_call_drops_nothing_more(capped: Scheduler, clock: ManualClock) -> None:
