@@ -9,13 +9,51 @@
 -- KEYS[7] due_urgent    ZSET  urgent id -> due time (epoch ms); KEYS[1] is normal's
 -- KEYS[8] due_high      ZSET  high id -> due time (epoch ms)
 -- KEYS[9] due_low       ZSET  low id -> due time (epoch ms)
+-- KEYS[10] notifications HASH  id -> payload JSON (KEYS[10..13]: what a dead letter dropped over the cap loses)
+-- KEYS[11] by_recipient ZSET  "<recipient> <id, 16 digits>" at score 0
+-- KEYS[12] by_creator   ZSET  "<created_by> <id, 16 digits>" at score 0
+-- KEYS[13] payload_refs HASH  call id -> records still sharing the payload stored under it
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most leases to reap in one call
 -- ARGV[3] max_attempts  attempts after which an expired lease fails the notification
 -- ARGV[4] keep_ms       how long a failed record is kept
 -- ARGV[5] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[6] lease_ms      the lease workers take ('' when unknown), named in the reason each expiry records
--- Returns: {now_ms, requeued count, failed count}
+-- ARGV[7] max_dead      most dead letters failed may hold (0: no cap); the oldest over it are dropped
+-- Returns: {now_ms, requeued count, failed count, dropped count}
+
+-- The dead-letter cap: while failed holds more than max_dead, the dead letters purged soonest (the oldest failures)
+-- go now, their records and index entries as purge.lua removes them. Only a call that failed something can push
+-- failed over the cap, so only such a call looks; at most max(1000, what it failed) go per call, so lowering the
+-- cap trims gradually instead of holding the server. A resent call finds the set at the cap and drops nothing.
+local function drop_dead(cap, failed_now, k)
+  if cap <= 0 or failed_now <= 0 then return 0 end
+  local over = math.min(redis.call('ZCARD', k.failed) - cap, math.max(1000, failed_now))
+  if over <= 0 then return 0 end
+  local ids = redis.call('ZRANGE', k.failed, 0, over - 1)
+  for _, id in ipairs(ids) do
+    local raw = redis.call('HGET', k.state, id)
+    local ok, st = false, nil
+    if raw then ok, st = pcall(cjson.decode, raw) end
+    if not (ok and type(st) == 'table') then st = {} end
+    local suffix = ' ' .. string.format('%016d', tonumber(id))
+    if type(st.recipient) == 'string' then redis.call('ZREM', k.by_recipient, st.recipient .. suffix) end
+    if type(st.created_by) == 'string' then redis.call('ZREM', k.by_creator, st.created_by .. suffix) end
+    if st.call then  -- a many-recipient call's payload goes with the last record sharing it
+      local call = string.format('%d', st.call)
+      if redis.call('HINCRBY', k.payload_refs, call, -1) <= 0 then
+        redis.call('HDEL', k.payload_refs, call)
+        redis.call('HDEL', k.notifications, call)
+      end
+    else
+      redis.call('HDEL', k.notifications, id)
+    end
+    redis.call('HDEL', k.state, id)
+    redis.call('ZREM', k.failed, id)
+  end
+  if #ids > 0 then redis.call('HINCRBY', k.counters, 'dead_dropped', #ids) end
+  return #ids
+end
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -61,4 +99,8 @@ if requeued > 0 then
   redis.call('PUBLISH', ARGV[5], now)
 end
 if failed > 0 then redis.call('HINCRBY', KEYS[5], 'failed', failed) end
-return {now, requeued, failed}
+local dropped = drop_dead(tonumber(ARGV[7]), failed, {
+  failed = KEYS[4], state = KEYS[3], counters = KEYS[5], notifications = KEYS[10], by_recipient = KEYS[11],
+  by_creator = KEYS[12], payload_refs = KEYS[13],
+})
+return {now, requeued, failed, dropped}

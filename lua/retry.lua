@@ -11,16 +11,54 @@
 -- KEYS[7] due_urgent    ZSET  urgent id -> due time (epoch ms)
 -- KEYS[8] due_high      ZSET  high id -> due time (epoch ms)
 -- KEYS[9] due_low       ZSET  low id -> due time (epoch ms)
--- KEYS[10] op           STRING this call's outcome, so a retry of the same call answers it again
+-- KEYS[10] notifications HASH  id -> payload JSON (KEYS[10..13]: what a dead letter dropped over the cap loses)
+-- KEYS[11] by_recipient ZSET  "<recipient> <id, 16 digits>" at score 0
+-- KEYS[12] by_creator   ZSET  "<created_by> <id, 16 digits>" at score 0
+-- KEYS[13] payload_refs HASH  call id -> records still sharing the payload stored under it
+-- KEYS[14] op           STRING this call's outcome, so a retry of the same call answers it again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a failed record is kept
 -- ARGV[3] wakeup        channel told when the earliest due time moves earlier
 -- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
--- ARGV[5..] quintuples  id, attempt it reports on, delay_ms (negative: no retry left), error text
+-- ARGV[5] max_dead      most dead letters failed may hold (0: no cap); the oldest over it are dropped
+-- ARGV[6..] quintuples  id, attempt it reports on, delay_ms (negative: no retry left), error text
 --                       (its first line is stored as last_error; any later lines, e.g. what a webhook
 --                       answered, as last_error_detail, which only admins are shown), and '' or a JSON
 --                       {done, channel_errors} for a notification with several channels (stored as is)
--- Returns: {now_ms, retried count, failed count}
+-- Returns: {now_ms, retried count, failed count, dropped count}
+
+-- The dead-letter cap: while failed holds more than max_dead, the dead letters purged soonest (the oldest failures)
+-- go now, their records and index entries as purge.lua removes them. Only a call that failed something can push
+-- failed over the cap, so only such a call looks; at most max(1000, what it failed) go per call, so lowering the
+-- cap trims gradually instead of holding the server. A resent call finds the set at the cap and drops nothing.
+local function drop_dead(cap, failed_now, k)
+  if cap <= 0 or failed_now <= 0 then return 0 end
+  local over = math.min(redis.call('ZCARD', k.failed) - cap, math.max(1000, failed_now))
+  if over <= 0 then return 0 end
+  local ids = redis.call('ZRANGE', k.failed, 0, over - 1)
+  for _, id in ipairs(ids) do
+    local raw = redis.call('HGET', k.state, id)
+    local ok, st = false, nil
+    if raw then ok, st = pcall(cjson.decode, raw) end
+    if not (ok and type(st) == 'table') then st = {} end
+    local suffix = ' ' .. string.format('%016d', tonumber(id))
+    if type(st.recipient) == 'string' then redis.call('ZREM', k.by_recipient, st.recipient .. suffix) end
+    if type(st.created_by) == 'string' then redis.call('ZREM', k.by_creator, st.created_by .. suffix) end
+    if st.call then  -- a many-recipient call's payload goes with the last record sharing it
+      local call = string.format('%d', st.call)
+      if redis.call('HINCRBY', k.payload_refs, call, -1) <= 0 then
+        redis.call('HDEL', k.payload_refs, call)
+        redis.call('HDEL', k.notifications, call)
+      end
+    else
+      redis.call('HDEL', k.notifications, id)
+    end
+    redis.call('HDEL', k.state, id)
+    redis.call('ZREM', k.failed, id)
+  end
+  if #ids > 0 then redis.call('HINCRBY', k.counters, 'dead_dropped', #ids) end
+  return #ids
+end
 local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
   local text = {}
   for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
@@ -31,7 +69,7 @@ local function kept_numbers(text)
   for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
   return numbers
 end
-local kept = redis.call('GET', KEYS[10])  -- a retry of a call that already ran (its reply was lost)
+local kept = redis.call('GET', KEYS[14])  -- a retry of a call that already ran (its reply was lost)
 if kept then return kept_numbers(kept) end
 
 local now = tonumber(ARGV[1])
@@ -53,7 +91,7 @@ local function release(st)  -- it leaves pending/processing: one less held by it
   end
 end
 local retried, failed = 0, 0
-for i = 5, #ARGV, 5 do
+for i = 6, #ARGV, 5 do
   local id, attempt, delay, err = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
   local report = ARGV[i + 4]
   local raw = redis.call('HGET', KEYS[3], id)
@@ -103,5 +141,9 @@ if retried > 0 then
   if earliest == nil or soonest < earliest then redis.call('PUBLISH', ARGV[3], soonest) end
 end
 if failed > 0 then redis.call('HINCRBY', KEYS[5], 'failed', failed) end
-if retried + failed > 0 then keep(KEYS[10], ARGV[4], {now, retried, failed}) end
-return {now, retried, failed}
+local dropped = drop_dead(tonumber(ARGV[5]), failed, {
+  failed = KEYS[4], state = KEYS[3], counters = KEYS[5], notifications = KEYS[10], by_recipient = KEYS[11],
+  by_creator = KEYS[12], payload_refs = KEYS[13],
+})
+if retried + failed > 0 then keep(KEYS[14], ARGV[4], {now, retried, failed, dropped}) end
+return {now, retried, failed, dropped}

@@ -34,6 +34,7 @@ from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
 from .engine.minutes import Minute, read_minutes
+from .engine.presence import Presence, recipient_sockets
 from .engine.processes import ProcessState, list_processes
 from .engine.tables import TablePage, table_page
 from .errors import UnavailableError
@@ -338,6 +339,11 @@ class Scheduler(Driver):
     def delete_recurring(self, schedule_id: int | str) -> RecurringSchedule:
         """Remove a recurring schedule and cancel its pending occurrence; returns it as it was."""
         return self.run(self.core.delete_recurring(schedule_id))
+
+    def sockets(self, recipient: object) -> Presence:
+        """How many WebSockets ``recipient`` has open, in total and per gateway, as of each gateway's last
+        heartbeat (a late gateway is listed but not counted)."""
+        return self.run(recipient_sockets(self.core, recipient))
 
     def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""
@@ -650,6 +656,11 @@ class AsyncScheduler(Driver):
     async def delete_recurring(self, schedule_id: int | str) -> RecurringSchedule:
         """Remove a recurring schedule and cancel its pending occurrence; returns it as it was."""
         return await self.run(self.core.delete_recurring(schedule_id))
+
+    async def sockets(self, recipient: object) -> Presence:
+        """How many WebSockets ``recipient`` has open, in total and per gateway, as of each gateway's last
+        heartbeat (a late gateway is listed but not counted)."""
+        return await self.run(recipient_sockets(self.core, recipient))
 
     async def close(self) -> None:
         """Close the connection, and stop the embedded server if this scheduler started it."""

@@ -22,7 +22,7 @@ from .client import AsyncScheduler, Scheduler
 from .connection import RETRIES, Topology, cluster_enabled, connect, connection_options, is_cluster
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
 from .engine.backoff import RetryPolicy
-from .engine.base import OP_TTL_MS
+from .engine.base import MAX_DEAD, OP_TTL_MS
 from .engine.core import DAY_MS, Core, Retention
 from .engine.keys import Keyspace
 from .errors import ConfigError
@@ -73,6 +73,7 @@ class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
     keep_sent_ms: int = 90 * DAY_MS
     keep_cancelled_ms: int = 30 * DAY_MS
     keep_failed_ms: int = 90 * DAY_MS
+    max_dead: int = MAX_DEAD  # dead letters kept per partition; a failure past it drops the oldest; 0: no cap
     idempotency_ttl_ms: int = DAY_MS
     max_pending_per_creator: int = 100_000  # pending + processing per creator, across partitions; 0: no cap
     max_call_bytes: int = 64 * 1024 * 1024  # payload bytes x recipients one schedule call may store
@@ -217,7 +218,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return Core(
             Keyspace(self.redis.prefix, self.redis.partitions, tags=tags),
             retry=RetryPolicy(delays_ms=e.retry_delays_ms),
-            retention=Retention(e.keep_sent_ms, e.keep_cancelled_ms, e.keep_failed_ms),
+            retention=Retention(e.keep_sent_ms, e.keep_cancelled_ms, e.keep_failed_ms, e.max_dead),
             idempotency_ttl_ms=e.idempotency_ttl_ms,
             max_pending_per_creator=e.max_pending_per_creator,
             max_call_bytes=e.max_call_bytes,

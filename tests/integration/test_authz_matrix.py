@@ -54,6 +54,8 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET throughput": (401, 401, 401, 403, 403, 403, 403, 200),
     "GET search ?title=Meeting": (401, 401, 401, 403, 403, 403, 403, 200),
     "POST dead/requeue": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET recipient ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "GET recipient (yourself)": (401, 401, 401, 200, 200, 200, 200, 200),
     "GET dashboard": PUBLIC,
     "GET dashboard.js": PUBLIC,
     "GET dashboard.css": PUBLIC,
@@ -110,6 +112,8 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "GET throughput": "/api/throughput",
         "GET search ?title=Meeting": "/api/search?title=Meeting",
         "POST dead/requeue": "/api/dead/requeue/",
+        "GET recipient ?recipient=bob": "/api/recipient?recipient=bob",
+        "GET recipient (yourself)": "/api/recipient",
         "GET dashboard": "/dashboard",
         "GET dashboard.js": "/dashboard/dashboard.js",
         "GET dashboard.css": "/dashboard/dashboard.css",
@@ -211,6 +215,8 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
         if endpoint == "GET list ?created_by=billing" and r.status_code == 200:
             listed = {n["id"] for n in r.json()["items"]}
             assert (nid in listed) == (caller in IN_CREATED_LIST), caller
+        if endpoint == "GET recipient ?recipient=bob" and r.status_code == 200:
+            assert nid in {n["id"] for n in r.json()["items"]} and r.json()["recipient"] == "bob", caller
         if r.status_code == 401:
             assert "Token" in r.headers["WWW-Authenticate"]
     assert got == dict(zip(CALLERS, MATRIX[endpoint], strict=True))

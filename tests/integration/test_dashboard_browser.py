@@ -1,8 +1,9 @@
 """The dashboard in a real headless Chromium (Debian's chromium and chromium-driver, driven by Selenium), against
 ``create_app`` served by uvicorn on the bundled valkey-server: sign in with a token, see the counters, schedule
 from the form and see it upcoming, cancel it with the keyboard alone, requeue a dead letter after confirming,
-a user token seeing only its own notifications, dark mode, and the page working under its CSP with no console
-error. Screenshots go to the test's artefacts folder (printed with -s; kept by pytest for the last runs).
+a user token seeing only its own notifications, one recipient's view (sent, received, open sockets), the dead-letter
+cap's dropped count, dark mode, and the page working under its CSP with no console error. Screenshots go to the
+test's artefacts folder (printed with -s; kept by pytest for the last runs).
 
 Where no Chromium is installed (``make test`` installs it via apt-get when it can) it is skipped, saying so;
 with ``ZSCHED_TEST_REQUIRE_BROWSER=1`` (as ``.ci/run`` sets) it errors instead."""
@@ -20,10 +21,10 @@ import pytest
 import redis
 
 from tests.helpers import Recorder, tick
-from tests.integration.wsutil import ServerThread
+from tests.integration.wsutil import ServerThread, open_socket, receive, until_ready
 from zsched import Scheduler
 from zsched.embedded import EmbeddedServer
-from zsched.engine import Core, Keyspace, RetryPolicy, add_minute
+from zsched.engine import Core, Keyspace, Retention, RetryPolicy, add_minute
 from zsched.settings import Settings
 from zsched.web.app import create_app
 from zsched.web.auth import TokenStore
@@ -56,7 +57,10 @@ class Site:
     def __init__(self, server: EmbeddedServer) -> None:
         self.prefix = f"zt-{uuid.uuid4().hex[:10]}"
         self.redis_url = server.url
-        settings = Settings.of(redis_url=server.url, prefix=self.prefix, rate_per_s=1000.0, rate_burst=1000)
+        # Beats every second, so a socket shows in the recipient view soon; a dead-letter cap of 2, as shown.
+        settings = Settings.of(
+            redis_url=server.url, prefix=self.prefix, rate_per_s=1000.0, rate_burst=1000, beat_every_s=1.0, max_dead=2
+        )
         self.thread = ServerThread(create_app(settings, run_worker=False)).start()
         self.url = f"http://127.0.0.1:{self.thread.port}/dashboard"
         self.redis = redis.Redis.from_url(server.url)
@@ -285,6 +289,72 @@ def test_a_user_token_sees_only_its_own_notifications(browser: Any, site: Site, 
     browser.save_screenshot(str(shots / "4-user.png"))
     assert browser.find_element(By.ID, "s-recipients").get_attribute("value") == "alice"
     assert not [e for e in console_errors(browser) if "403" not in e and "404" not in e]
+
+
+def test_the_recipient_view_shows_what_was_sent_and_received_and_the_open_socket(
+    browser: Any, site: Site, shots: Path
+) -> None:
+    gina = TokenStore(site.prefix).create(site.redis, "gina")[0]
+    with open_socket(f"ws://127.0.0.1:{site.thread.port}/ws?token={gina}") as ws:
+        until_ready(ws)
+        (nid,) = site.zs.schedule(["gina"], "lunch at noon", "m", delay=0).notification_ids
+        for _ in range(20):  # the worker's inbox delivery: appended to gina's inbox and pushed to her socket
+            tick(site.zs)
+            if site.zs.status(nid).scheduled_status == "sent":
+                break
+            time.sleep(0.06)
+        assert receive(ws)["id"] == nid
+        ws.send(f'{{"type": "ack", "id": {nid}}}')  # her client says it arrived: delivered_at
+        assert receive(ws)["type"] == "acked"
+        sign_in(browser, site, site.admin)
+        field = browser.find_element(By.ID, "recipient-q")
+        field.send_keys("gina", Keys.ENTER)
+        summary = browser.find_element(By.ID, "recipient-summary")
+        until(lambda: "gina: 1 open socket now" in summary.text, "gina's open socket (from the gateway's heartbeat)")
+        assert "1 sent, 1 received" in summary.text, summary.text
+        got = until(lambda: browser.find_element(By.CSS_SELECTOR, f'#recipient-rows tr[data-id="{nid}"]'), "her row")
+        assert "lunch at noon" in got.text and "sent" in got.text
+        assert got.find_element(By.CSS_SELECTOR, "td.received").text not in ("", "-")
+        assert "on " in browser.find_element(By.ID, "recipient-gateways").text
+        browser.save_screenshot(str(shots / "6-recipient.png"))
+    until(lambda: "gina: 0 open sockets now" in summary.text, "the closed socket, at the next heartbeat and refresh")
+    assert console_errors(browser) == []
+
+    sign_in(browser, site, site.alice)  # a user token: their own view, and no one else's
+    until(lambda: "alice:" in browser.find_element(By.ID, "recipient-summary").text, "alice's own view")
+    assert browser.find_element(By.ID, "recipient-q").get_attribute("readonly") is not None
+    assert not [e for e in console_errors(browser) if "403" not in e and "404" not in e]
+
+
+def test_the_dead_letter_caps_dropped_count_is_shown(browser: Any, site: Site, shots: Path) -> None:
+    # A worker with the same cap as the site's setting (2 per partition): three failures at once drop the oldest.
+    capped = Scheduler(
+        redis.Redis.from_url(site.redis_url),
+        core=Core(Keyspace(site.prefix), retry=RetryPolicy(()), retention=Retention(max_dead=2)),
+    )
+    try:
+        ids = capped.schedule(["hal", "ivy", "jon"], "doomed", "m", delay=0).notification_ids
+        for _ in range(20):
+            tick(capped, Recorder(fail=set(ids)))
+            if site.redis.zcard(capped.core.keys.partitions[0].failed) == 2:
+                break
+            time.sleep(0.06)
+        dropped = capped.stats().totals.get("dead_dropped", 0)
+    finally:
+        capped.close()
+    assert dropped >= 1
+    sign_in(browser, site, site.admin)
+    line = browser.find_element(By.ID, "dead-line")
+    until(lambda: line.get_attribute("data-dropped") == str(dropped), "the dropped count")
+    assert f"{dropped} dropped over the cap" in line.text and "cap 2 per partition" in line.text, line.text
+    assert "2 kept" in line.text
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#partitions thead th")]
+    cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#partitions tbody tr:first-child td")]
+    assert cells[headers.index("dead dropped")] == str(dropped)
+    browser.find_element(By.CSS_SELECTOR, '[data-table="failed"]').click()
+    until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#rows tr[data-id]")) == 2, "the two dead letters kept")
+    browser.save_screenshot(str(shots / "7-dead-cap.png"))
+    assert console_errors(browser) == []
 
 
 def test_dark_mode_follows_the_browser_and_the_csp_holds(browser: Any, site: Site, shots: Path) -> None:

@@ -171,19 +171,20 @@ def test_fail_passes_the_policy_delay_or_minus_one_when_no_retry_is_left() -> No
     assert isinstance(step, Script) and step.name == "retry"
     assert step.keys == [
         *[p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues],
+        *[p.notifications, p.by_recipient, p.by_creator, p.payload_refs],
         op_key(step, p),
     ]
-    assert step.args[:4] == [str(NOW), c.retention.failed_ms, p.wakeup, c.op_ttl_ms]
-    assert step.args[4:9] == [2, 1, 1000, "boom", ""]
-    assert step.args[9:12] == [4, 3, -1] and len(str(step.args[12])) == 2000, "error text is capped"
-    assert finish(op, [[NOW, 1, 1]]) == (1, 1)
+    assert step.args[:5] == [str(NOW), c.retention.failed_ms, p.wakeup, c.op_ttl_ms, c.retention.max_dead]
+    assert step.args[5:10] == [2, 1, 1000, "boom", ""]
+    assert step.args[10:13] == [4, 3, -1] and len(str(step.args[13])) == 2000, "error text is capped"
+    assert finish(op, [[NOW, 1, 1, 0]]) == (1, 1)
 
 
 def test_fail_uses_the_delays_the_caller_drew() -> None:
     c = core()
     op = c.fail(c.keys.partitions[0], [(notification(2, 1), "boom")], {2: 1234})
     (step,) = next(op)
-    assert isinstance(step, Script) and step.args[6] == 1234
+    assert isinstance(step, Script) and step.args[7] == 1234
 
 
 def test_reap_passes_max_attempts_and_returns_requeued_and_failed() -> None:
@@ -193,10 +194,10 @@ def test_reap_passes_max_attempts_and_returns_requeued_and_failed() -> None:
     (step,) = next(op)
     assert step == Script(
         "reap",
-        [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues],
-        [str(NOW), 50, 3, c.retention.failed_ms, p.wakeup, ""],
+        [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues, *p.dead_keys],
+        [str(NOW), 50, 3, c.retention.failed_ms, p.wakeup, "", c.retention.max_dead],
     )
-    assert finish(op, [[NOW, 4, 1]]) == (4, 1)
+    assert finish(op, [[NOW, 4, 1, 0]]) == (4, 1)
 
 
 def test_purge_returns_how_many() -> None:

@@ -19,6 +19,7 @@ from zsched import Core, Keyspace
 from zsched.delivery.inbox import InboxDelivery
 from zsched.engine import Script, list_dead, requeue_dead
 from zsched.engine.minutes import add_minute
+from zsched.engine.presence import write_sockets
 from zsched.engine.processes import ProcessInfo, beat
 from zsched.engine.recurrence import Rule
 from zsched.engine.recurring_records import Definition
@@ -141,6 +142,7 @@ def _engine_steps(core: Core) -> list[Script]:
         table_page(core, "upcoming"),
         add_minute(Core(core.keys, clock=lambda: 0), {"sent": 1}),  # a pinned clock: no TIME step before it
         beat(core, ProcessInfo(id="h:1:ab", kind="worker", host="h", pid=1, started_ms=0, version="0", partitions=[0])),
+        write_sockets(core, "h:1:ab", {"a": 2, "b": 0}, full=False),
     ]
     steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
     edit = core.edit(1, title="new")  # reads first, then edits what it read

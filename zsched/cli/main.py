@@ -11,7 +11,20 @@ from .. import __version__
 from ..connection import CLUSTER_ERRORS
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import batches, config, contacts, dead, logs, notifications, recurring, rediscli, run, tokens, workers
+from . import (
+    batches,
+    config,
+    contacts,
+    dead,
+    logs,
+    notifications,
+    recipients,
+    recurring,
+    rediscli,
+    run,
+    tokens,
+    workers,
+)
 
 EPILOG = """\
 examples:
@@ -24,6 +37,7 @@ examples:
   zsched contact set alice --email a@x.example   set alice's address (the email channel sends there)
   zsched workers                                 running workers and gateways; a late heartbeat is flagged
   zsched recurring create --to alice --title Hi --message Stand-up --cron "0 9 * * MON-FRI" --timezone Europe/Berlin
+  zsched recipient alice                         what alice was sent and received, and her open sockets
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
 With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
@@ -69,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     workers.add_parser(sub, common)
+    recipients.add_parser(sub, common)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help
@@ -111,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             "worker": run.run,
             "token": tokens.run,
             "workers": workers.run,
+            "recipient": recipients.run,
         }.get(args.command, notifications.run)
         return runner(args, settings)
     except (ValidationError, ValueError) as exc:  # the command or its configuration is wrong: fix and rerun

@@ -11,13 +11,14 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import redis
 
 from .. import __version__
 from ..client import AsyncScheduler
 from ..engine.minutes import Tally, add_minute
+from ..engine.presence import SocketReporter
 from ..engine.processes import BEAT_EVERY_MS, KEEP_MS, Kind, ProcessInfo, beat, forget
 from ..errors import ConfigError, UnavailableError
 
@@ -28,8 +29,9 @@ STOP_S = 2.0
 
 
 class Heartbeat:
-    """Beats for one process every ``every_ms`` until ``stop``; ``in_flight`` and ``sockets`` are read at each
-    beat (how many notifications it is delivering now, how many WebSockets are open; None: not a gateway)."""
+    """Beats for one process every ``every_ms`` until ``stop``; ``in_flight``, ``sockets`` and ``recipients`` are
+    read at each beat (how many notifications it is delivering now, how many WebSockets are open, and how many per
+    recipient; None: not a gateway)."""
 
     def __init__(
         self,
@@ -40,6 +42,7 @@ class Heartbeat:
         keep_ms: int = KEEP_MS,
         in_flight: Callable[[], int] = lambda: 0,
         sockets: Callable[[], int] | None = None,
+        recipients: Callable[[], Mapping[str, int]] | None = None,
         tally: Tally | None = None,
     ) -> None:
         if every_ms < 10 or keep_ms < 3 * every_ms:
@@ -59,6 +62,10 @@ class Heartbeat:
         self.pid = os.getpid()
         self.id = f"{self.host}:{self.pid}:{secrets.token_hex(3)}"
         self.started_ms = int(time.time() * 1000)
+        # A gateway's sockets per recipient, written at each beat (the changes since the last), so any process can
+        # say who is connected where (``engine.presence``).
+        self.recipients = recipients
+        self.reporter = SocketReporter(self.id, keep_ms) if recipients is not None else None
         self._task: asyncio.Task[None] | None = None
 
     def describe(self) -> ProcessInfo:
@@ -80,6 +87,8 @@ class Heartbeat:
         """One heartbeat now, and the outcomes counted since the last one added to this minute's figures."""
         core = self.scheduler.core
         await self.scheduler.run(beat(core, self.describe(), self.keep_ms))
+        if self.reporter is not None and self.recipients is not None:
+            await self.scheduler.run(self.reporter.report(core, self.recipients()))
         if self.tally is not None:
             counts = self.tally.take()
             try:

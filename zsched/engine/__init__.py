@@ -7,6 +7,7 @@ from .backoff import RetryPolicy
 from .core import DAY_MS, Claimed, Command, Core, Op, Retention, Script, Step
 from .keys import Keyspace, Partition
 from .minutes import Minute, Tally, add_minute, read_minutes
+from .presence import Presence, recipient_sockets
 from .processes import ProcessInfo, ProcessState, list_processes
 from .producer import requeue_dead
 from .tables import TABLES, Row, TablePage, table_page
@@ -22,6 +23,7 @@ __all__ = [
     "Minute",
     "Op",
     "Partition",
+    "Presence",
     "ProcessInfo",
     "ProcessState",
     "Retention",
@@ -35,6 +37,7 @@ __all__ = [
     "list_dead",
     "list_processes",
     "read_minutes",
+    "recipient_sockets",
     "requeue_dead",
     "table_page",
 ]

@@ -21,13 +21,20 @@ OP_BUCKET_MS = 10_000
 ``op_ttl_ms``, so outcomes are held a little past their minute, not twice as long."""
 
 
+MAX_DEAD = 100_000
+"""The default cap on dead letters per partition (``Retention.max_dead``)."""
+
+
 class Retention(msgspec.Struct, frozen=True):
-    """How long terminal records are kept before purge removes them (the seed keeps cancelled 30 days); expired
-    and collapsed records are kept as long as cancelled ones."""
+    """How long terminal records are kept before purge removes them (the seed keeps cancelled 30 days; expired
+    and collapsed records are kept as long as cancelled ones), and how many dead letters a partition keeps at
+    most: when a failure takes it over ``max_dead`` (0: no cap), the oldest dead letters are dropped at once, as
+    purge would remove them, and counted in the ``dead_dropped`` total."""
 
     sent_ms: int = 90 * DAY_MS
     cancelled_ms: int = 30 * DAY_MS
     failed_ms: int = 90 * DAY_MS
+    max_dead: int = MAX_DEAD
 
 
 class CoreBase:

@@ -165,6 +165,12 @@ class Partition:
         return [self.calls, self.call_recipients, self.call_starts, self.call_pending, self.by_recipient]
 
     @cached_property
+    def dead_keys(self) -> list[str]:
+        """The KEYS a script that fails notifications takes last, to drop dead letters over the cap as purge
+        removes records: notifications, by_recipient, by_creator, payload_refs."""
+        return [self.notifications, self.by_recipient, self.by_creator, self.payload_refs]
+
+    @cached_property
     def by_recipient(self) -> str:
         """ZSET at score 0: ``"<recipient> <id, 16 digits>"`` (see ``recipient_member``), so a lex range
         lists one recipient's ids."""
@@ -190,7 +196,7 @@ class Partition:
     @cached_property
     def counters(self) -> str:
         """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, expired, collapsed, reaped,
-        purged)."""
+        purged, and dead_dropped: dead letters dropped over the cap)."""
         return f"{self.tag}:counters"
 
     @cached_property
@@ -293,6 +299,10 @@ class Keyspace:
     def process(self, process_id: str) -> str:
         """STRING: one process's description (host, pid, partitions, in flight...), expiring without heartbeats."""
         return f"{self.prefix}:{{meta}}:process:{process_id}"
+
+    def sockets(self, process_id: str) -> str:
+        """HASH: recipient -> WebSockets one gateway process has open for them, expiring without heartbeats."""
+        return f"{self.prefix}:{{meta}}:sockets:{process_id}"
 
     def for_recipient(self, recipient: str) -> Partition:
         """The partition holding this recipient's notifications (a stable hash of the id)."""

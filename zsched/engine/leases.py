@@ -170,10 +170,17 @@ class LeaseOps(CoreBase):
         ignored. A record that could not be decoded (``Poisoned``) is failed as its claim counted it; one whose
         state even Lua cannot read (attempt 0) while the claim still holds it. ``reports`` (notification id ->
         ``ChannelReport``) records per-channel outcomes of notifications with several channels. Returns
-        (retried, failed).
+        (retried, failed). A failure that takes the dead set over ``retention.max_dead`` drops its oldest
+        dead letters in the same script call (counted in the ``dead_dropped`` total).
         """
         p = partition
-        args: list[str | int] = [self.now_arg(), self.retention.failed_ms, p.wakeup, self.op_ttl_ms]
+        args: list[str | int] = [
+            self.now_arg(),
+            self.retention.failed_ms,
+            p.wakeup,
+            self.op_ttl_ms,
+            self.retention.max_dead,
+        ]
         for n, error in failures:
             delay = delays_ms[n.id] if delays_ms is not None else self.retry.delay_ms(n.attempts)
             report = reports.get(n.id) if reports is not None else None
@@ -190,6 +197,7 @@ class LeaseOps(CoreBase):
                     p.counters,
                     p.pending_by_creator,
                     *p.other_dues,
+                    *p.dead_keys,
                     self.op_key(p),
                 ],
                 args,
@@ -217,8 +225,16 @@ class LeaseOps(CoreBase):
         (reply,) = yield [
             Script(
                 "reap",
-                [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues],
-                [self.now_arg(), limit, self.retry.max_attempts, self.retention.failed_ms, p.wakeup, lease_ms or ""],
+                [p.due, p.processing, p.state, p.failed, p.counters, p.pending_by_creator, *p.other_dues, *p.dead_keys],
+                [
+                    self.now_arg(),
+                    limit,
+                    self.retry.max_attempts,
+                    self.retention.failed_ms,
+                    p.wakeup,
+                    lease_ms or "",
+                    self.retention.max_dead,
+                ],
             )
         ]
         got = ReapReply.read(reply)

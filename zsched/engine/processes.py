@@ -65,9 +65,13 @@ def beat(core: CoreBase, info: ProcessInfo, keep_ms: int = KEEP_MS) -> Op[int]:
 
 
 def forget(core: CoreBase, process_id: str) -> Op[None]:
-    """Take a process off the list (it stopped cleanly, so it is not late, just gone)."""
+    """Take a process off the list (it stopped cleanly, so it is not late, just gone), with its sockets."""
     keys = core.keys
-    yield [Command(("ZREM", keys.processes, process_id)), Command(("DEL", keys.process(process_id)))]
+    yield [
+        Command(("ZREM", keys.processes, process_id)),
+        Command(("DEL", keys.process(process_id))),
+        Command(("DEL", keys.sockets(process_id))),
+    ]
 
 
 def list_processes(core: CoreBase) -> Op[list[ProcessState]]:

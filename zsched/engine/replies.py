@@ -196,29 +196,33 @@ class AckReply(Reply, frozen=True):
 
 
 class RetryReply(Reply, frozen=True):
-    """The reply of ``retry.lua``: {now_ms, retried count, failed count}."""
+    """The reply of ``retry.lua``: {now_ms, retried count, failed count, dropped count}; dropped: dead letters
+    removed because the dead set went over its cap."""
 
     now_ms: int
     retried: int
     failed: int
+    dropped: int = 0
 
     @classmethod
     def read(cls, reply: list[Any]) -> Self:
-        """The reply as fields."""
-        return cls(int(reply[0]), int(reply[1]), int(reply[2]))
+        """The reply as fields (an outcome kept by an earlier version has no dropped count: 0)."""
+        return cls(int(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]) if len(reply) > 3 else 0)
 
 
 class ReapReply(Reply, frozen=True):
-    """The reply of ``reap.lua``: {now_ms, requeued count, failed count}."""
+    """The reply of ``reap.lua``: {now_ms, requeued count, failed count, dropped count}; dropped: dead letters
+    removed because the dead set went over its cap."""
 
     now_ms: int
     requeued: int
     failed: int
+    dropped: int = 0
 
     @classmethod
     def read(cls, reply: list[Any]) -> Self:
-        """The reply as fields."""
-        return cls(int(reply[0]), int(reply[1]), int(reply[2]))
+        """The reply as fields (an outcome kept by an earlier version has no dropped count: 0)."""
+        return cls(int(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]) if len(reply) > 3 else 0)
 
 
 class RenewReply(Reply, frozen=True):
@@ -397,6 +401,17 @@ class StopRecurringReply(Reply, frozen=True):
         return cls(code) if code == "missing" else cls(code, text(reply[1]))
 
 
+class SetSocketsReply(Reply, frozen=True):
+    """The reply of ``set_sockets.lua``: {written}."""
+
+    written: bool
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``written`` is False when changes alone came for a hash that is gone."""
+        return cls(int(reply[0]) == 1)
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -425,5 +440,6 @@ READERS: dict[str, type[Reply]] = {
     "add_minute": AddMinuteReply,
     "advance_recurring": AdvanceRecurringReply,
     "stop_recurring": StopRecurringReply,
+    "set_sockets": SetSocketsReply,
 }
 """Script name -> the Struct its reply reads into."""

@@ -38,6 +38,7 @@ NAMES = (
     "add_minute",
     "advance_recurring",
     "stop_recurring",
+    "set_sockets",
 )
 
 

@@ -314,7 +314,8 @@ class Api:
         overall = await zs.stats()
         parts = [await zs.run(zs.core.stats([p])) for p in zs.core.keys.partitions]
         per = [PartitionStats(**msgspec.structs.asdict(s), partition=i) for i, s in enumerate(parts)]
-        return JSON(StatsView(**msgspec.structs.asdict(overall), partitions=per))
+        max_dead = zs.core.retention.max_dead
+        return JSON(StatsView(**msgspec.structs.asdict(overall), partitions=per, max_dead=max_dead))
 
     # -- contact data ------------------------------------------------------------------------------
 

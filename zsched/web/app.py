@@ -167,6 +167,7 @@ def create_app(
                         "serve" if worker is not None and websocket else "worker" if worker is not None else "gateway",
                         in_flight=(lambda: worker.in_flight) if worker is not None else (lambda: 0),
                         sockets=(lambda: gateway_.connections) if gateway_ is not None else None,
+                        recipients=(lambda: gateway_.sockets_by_recipient) if gateway_ is not None else None,
                         every_ms=round(settings.worker.beat_every_s * 1000),
                         tally=tally if worker is not None else None,
                     )

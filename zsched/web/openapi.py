@@ -36,6 +36,8 @@ from .dashboard.shapes import (
     REQUEUE_CHOICE,
     Me,
     ProcessList,
+    RecipientQuery,
+    RecipientView,
     RequeueBody,
     Requeued,
     SearchQuery,
@@ -66,8 +68,8 @@ _ERRORS = {
     400: "The body is not valid JSON.",
     401: "No token, a malformed Authorization header, or an unknown, expired or revoked token (see WWW-Authenticate).",
     403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications, "
-    "stats, tables, processes and requeueing dead letters need admin; others' contact data and erasures need "
-    "admin or contacts:write).",
+    "stats, tables, processes, others' recipient views and requeueing dead letters need admin; others' contact data "
+    "and erasures need admin or contacts:write).",
     404: "No such notification, or not one you created or receive (for a batch: none of its notifications; "
     "or no such table or partition).",
     405: "The endpoint does not take this method (see Allow).",
@@ -116,6 +118,7 @@ _SHAPES = (
     RecurringSchedule,
     RecurringPage,
     Previews,
+    RecipientView,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
     ScheduleHeaders: "header",
@@ -131,6 +134,7 @@ _PARAMETERS: dict[type[msgspec.Struct], str] = {
     RecurringPath: "path",
     RecurringListQuery: "query",
     PreviewQuery: "query",
+    RecipientQuery: "query",
 }
 _NO_NUL = {"pattern": r"^[^\x00]*$"}
 _DATA = {  # any JSON, with no NUL in keys or strings: no Python type says that, so it is written here
@@ -404,6 +408,15 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 _json(_ref("TitleSearch"), "The matches."),
                 (403, 422),
                 params=params[SearchQuery],
+            )
+        },
+        "/api/recipient": {
+            "get": _op(
+                "What one recipient was sent and received (delivered_at: a client acknowledged it), newest first, and "
+                "their open WebSockets per gateway (admin, or the recipient themself)",
+                _json(_ref("RecipientView"), "The recipient's view."),
+                (403, 422),
+                params=params[RecipientQuery],
             )
         },
         "/api/dead/requeue/": {

@@ -164,9 +164,17 @@ class PartitionStats(Stats, kw_only=True):
 
 
 class StatsView(Stats, kw_only=True):
-    """Counts, totals, next due and lag, overall and per partition."""
+    """Counts, totals, next due and lag, overall and per partition; ``totals.dead_dropped`` counts the dead letters
+    dropped because a partition's dead set was over its cap."""
 
     partitions: list[PartitionStats]
+    max_dead: Annotated[
+        int,
+        Meta(
+            description="the dead-letter cap per partition this server is configured with (ZSCHED_MAX_DEAD; 0: none); "
+            "workers apply their own setting"
+        ),
+    ] = 0
 
 
 class ContactView(msgspec.Struct, kw_only=True):

@@ -1,5 +1,6 @@
-"""The HTTP endpoints behind the dashboard (admin, but ``/api/me``): its tables, processes, per-minute figures and
-title search, and the requeue of dead letters; their shapes are in ``shapes``.
+"""The HTTP endpoints behind the dashboard (admin, but ``/api/me`` and a user's own ``/api/recipient``): its tables,
+processes, per-minute figures, title search, the recipient view, and the requeue of dead letters; their shapes are
+in ``shapes``.
 
 They are part of the HTTP API and of its OpenAPI document; the page itself (``page``) only calls them. A user
 token sees its own notifications through ``GET /api/notifications/`` instead, by the same rules as everywhere.
@@ -14,15 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ...engine import requeue_dead
+from ...engine import requeue_dead, validation
 from ...engine.minutes import read_minutes
 from ...engine.processes import list_processes
 from ...engine.tables import MAX_ROWS, TABLES, search_titles, table_page
+from ...engine.validation import MAX_ID
 from ...models import ms_to_datetime
 from ..auth import Principal
-from ..bodies import integral, parse_int
+from ..bodies import DEFAULT_LIMIT, MAX_LIMIT, integral, parse_int
 from ..errors import JSON, ApiError, read_json
-from ..views import full_view
+from ..views import full_view, viewer
 from .shapes import (
     MAX_MINUTES,
     MAX_REQUEUE_IDS,
@@ -36,6 +38,7 @@ from .shapes import (
     Throughput,
     TitleSearch,
     process_view,
+    recipient_view,
     requeue_decoder,
 )
 
@@ -57,6 +60,7 @@ class DashboardApi:
             Route("/api/processes", self.processes, methods=["GET"]),
             Route("/api/throughput", self.throughput, methods=["GET"]),
             Route("/api/search", self.search, methods=["GET"]),
+            Route("/api/recipient", self.recipient, methods=["GET"]),
             Route("/api/dead/requeue/", self.requeue, methods=["POST"]),
         ]
 
@@ -140,6 +144,26 @@ class DashboardApi:
         zs = self.api.zs
         found = await zs.run(search_titles(zs.core, title, limit=50 if limit is None else limit))
         return JSON(TitleSearch([full_view(n, "admin") for n in found.items], found.examined))
+
+    async def recipient(self, request: Request) -> Response:
+        """GET (admin, or the recipient themself): what one recipient was sent and received, newest first, and
+        how many WebSockets they have open on which gateways."""
+        principal = await self.api.authenticate(request)
+        query = request.query_params
+        who = validation.recipient(query.get("recipient", principal.user))
+        if not (principal.admin or who == principal.user):
+            raise ApiError(
+                403,
+                f"you may see only your own recipient view ({principal.user!r}); got {who[:128]!r}. Others' need "
+                "an admin token",
+                "recipient",
+            )
+        limit = parse_int(query.get("limit"), "limit", 1, MAX_LIMIT)
+        cursor = parse_int(query.get("cursor"), "cursor", 0, MAX_ID)
+        zs = self.api.zs
+        page = await zs.list(recipient=who, limit=DEFAULT_LIMIT if limit is None else limit, cursor=cursor)
+        presence = await zs.sockets(who)
+        return JSON(recipient_view(page, presence, lambda n: full_view(n, viewer(principal, n))))
 
     async def requeue(self, request: Request) -> Response:
         """POST (admin): make dead letters due now with fresh attempts: the ids given, or all of them."""

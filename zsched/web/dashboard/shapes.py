@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ...engine.presence import Presence
 from ...engine.processes import Kind, ProcessState
 from ...engine.tables import MAX_ROWS, SEARCH_WITHIN
 from ...engine.validation import MAX_ID
-from ...models import ms_to_datetime
-from ..bodies import NO_NUL, Time, loose_decoder
+from ...models import Notification, Page, ms_to_datetime
+from ..bodies import DEFAULT_LIMIT, MAX_LIMIT, NO_NUL, Time, UserId, loose_decoder
 from ..views import NotificationView
 
 MAX_REQUEUE_IDS = 1000
@@ -165,6 +167,81 @@ class Me(msgspec.Struct):
     user: str
     admin: bool
     scopes: list[str]
+
+
+class GatewaySockets(msgspec.Struct, kw_only=True):
+    """The sockets one recipient has open on one gateway process, as of its last heartbeat."""
+
+    process: Annotated[str, Meta(description="the gateway's process id, as GET /api/processes lists it")]
+    host: str
+    pid: int
+    sockets: int
+    last_beat_at: Time
+    late: Annotated[bool, Meta(description="its heartbeat is overdue: its sockets are not counted in the total")]
+
+
+class RecipientView(msgspec.Struct, kw_only=True):
+    """What one recipient was sent and received, newest first, and their open WebSockets."""
+
+    recipient: str
+    sockets: Annotated[
+        int,
+        Meta(
+            description="WebSockets open over every gateway whose heartbeat is on time, as of each one's last "
+            "heartbeat (ZSCHED_BEAT_EVERY_S, 5 s)"
+        ),
+    ]
+    gateways: Annotated[list[GatewaySockets], Meta(description="each gateway where they have a socket open")]
+    listed: Annotated[int, Meta(description="notifications on this page")]
+    sent: Annotated[int, Meta(description="of those, how many were handed to their channels (scheduled_status sent)")]
+    received: Annotated[
+        int, Meta(description="of those, how many a client of theirs acknowledged receiving (delivered_at is set)")
+    ]
+    items: list[NotificationView]
+    next_cursor: (
+        Annotated[int, Meta(description="pass as ?cursor= for the next page; null only when nothing more matches")]
+        | None
+    )
+
+
+class RecipientQuery(msgspec.Struct):
+    """``GET /api/recipient``'s query parameters."""
+
+    recipient: (
+        Annotated[UserId, Meta(description="whose view (only yourself unless admin); default: yourself")] | UnsetType
+    ) = UNSET
+    limit: Annotated[int, Meta(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT
+    cursor: Annotated[int, Meta(ge=0, le=MAX_ID, description="next_cursor of the previous page")] | UnsetType = UNSET
+
+
+def recipient_view(page: Page, presence: Presence, shown: Callable[[Notification], NotificationView]) -> RecipientView:
+    """A recipient's view as the API shows it: a page of their notifications (each as ``shown`` renders it for
+    the caller) and their sockets."""
+    return RecipientView(
+        recipient=presence.recipient,
+        sockets=presence.sockets,
+        gateways=gateway_sockets(presence),
+        listed=len(page.items),
+        sent=sum(n.scheduled_status == "sent" for n in page.items),
+        received=sum(n.delivered_at is not None for n in page.items),
+        items=[shown(n) for n in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+def gateway_sockets(presence: Presence) -> list[GatewaySockets]:
+    """Where a recipient's sockets are open, as the API shows it."""
+    return [
+        GatewaySockets(
+            process=c.process_id,
+            host=c.host,
+            pid=c.pid,
+            sockets=c.sockets,
+            last_beat_at=ms_to_datetime(c.last_beat_ms),
+            late=c.late,
+        )
+        for c in presence.connections
+    ]
 
 
 requeue_decoder = loose_decoder(RequeueBody)

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any
 
@@ -156,6 +157,11 @@ class Gateway:
     def connections(self) -> int:
         """How many sockets are open on this gateway."""
         return len(self._clients)
+
+    @property
+    def sockets_by_recipient(self) -> dict[str, int]:
+        """How many sockets are open on this gateway per recipient (only those with one open)."""
+        return dict(Counter(client.user for client in self._clients))
 
     @property
     def subscriptions(self) -> int:

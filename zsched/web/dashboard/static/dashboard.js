@@ -13,7 +13,8 @@ const $ = (id) => document.getElementById(id);
 
 // ``shown`` counts what was asked to be shown: an answer that arrives after a newer request is dropped, so a
 // refresh started before a search cannot paint over the search's rows.
-const state = { me: null, table: "upcoming", cursors: [null], next: null, search: null, timer: null, shown: 0 };
+const state = { me: null, table: "upcoming", cursors: [null], next: null, search: null, timer: null, shown: 0,
+  recipient: null, recipientCursors: [null], recipientNext: null, recipientShown: 0 };
 
 function token() { return sessionStorage.getItem(KEY); }
 
@@ -108,6 +109,10 @@ async function start() {
   }
   $("main").hidden = false;
   $("s-recipients").value = state.me.admin ? "" : state.me.user;
+  // A user token sees only its own recipient view: the field names them and cannot be changed.
+  $("recipient-q").value = state.me.admin ? "" : state.me.user;
+  $("recipient-q").readOnly = !state.me.admin;
+  if (!state.me.admin) showRecipient(state.me.user);
   notice("", "");
   showTable(state.table);
   refresh();
@@ -122,6 +127,12 @@ function logout() {
   $("who").hidden = true;
   $("login").hidden = false;
   $("rows").replaceChildren();
+  state.recipient = null;
+  $("recipient-rows").replaceChildren();
+  $("recipient-summary").textContent = "";
+  $("recipient-gateways").replaceChildren();
+  $("recipient-table").hidden = true;
+  $("recipient-pager").hidden = true;
   $("token").focus();
 }
 
@@ -134,6 +145,8 @@ async function refresh() {
     // Rows are redrawn only when no one is working in them: a redraw would take away the keyboard's focus.
     const busy = $("rows-table").contains(document.activeElement) || document.querySelector("dialog[open]");
     if (!state.search && state.cursors.length === 1 && !busy) await loadRows();
+    // The recipient view's redraw holds no focusable element (its form and pager stay), so it always refreshes.
+    if (state.recipient && state.recipientCursors.length === 1) await loadRecipient();
   } catch (error) {
     fail(error);
   }
@@ -156,12 +169,20 @@ async function overview() {
   $("due-line").textContent = stats.next_due_at
     ? `Next due ${when(stats.next_due_at)}; oldest overdue lag ${ago(stats.oldest_overdue_ms)}.`
     : "Nothing pending.";
+  // The dead set is capped per partition: what a failure past the cap dropped is counted, and said here.
+  const dropped = stats.totals.dead_dropped || 0;
+  $("dead-line").textContent = `Dead letters: ${stats.counts.failed.toLocaleString()} kept (cap ` +
+    `${stats.max_dead ? `${stats.max_dead.toLocaleString()} per partition` : "none"}); ` +
+    `${dropped.toLocaleString()} dropped over the cap.`;
+  $("dead-line").dataset.dropped = String(dropped);
+  $("dead-line").className = dropped ? "warn" : "";
   const body = $("partitions").tBodies[0];
   body.replaceChildren();
   for (const p of stats.partitions) {
     const tr = document.createElement("tr");
     cell(tr, p.partition);
     for (const s of ["pending", "processing", "sent", "cancelled", "failed"]) cell(tr, p.counts[s]);
+    cell(tr, p.totals.dead_dropped || 0);
     cell(tr, when(p.next_due_at));
     cell(tr, ago(p.oldest_overdue_ms));
     body.appendChild(tr);
@@ -357,6 +378,64 @@ async function search(q) {
   }
 }
 
+// -- one recipient ------------------------------------------------------------------------------------------
+
+function showRecipient(who) {
+  who = who.trim();
+  if (!who) return Promise.resolve();
+  state.recipient = who;
+  state.recipientCursors = [null];
+  return loadRecipient().catch(fail);
+}
+
+async function loadRecipient() {
+  const asked = ++state.recipientShown;
+  const query = new URLSearchParams({ recipient: state.recipient, limit: PAGE });
+  const cursor = state.recipientCursors[state.recipientCursors.length - 1];
+  if (cursor !== null) query.set("cursor", cursor);
+  const view = await api("GET", `api/recipient?${query}`);
+  if (asked !== state.recipientShown) return;
+  state.recipientNext = view.next_cursor;
+  const sockets = `${view.sockets} open socket${view.sockets === 1 ? "" : "s"}`;
+  $("recipient-summary").textContent = `${view.recipient}: ${sockets} now. Of the ${view.listed} ` +
+    `${state.recipientCursors.length === 1 ? "latest" : "listed"} notification(s): ${view.sent} sent, ` +
+    `${view.received} received (acknowledged by their client).`;
+  $("recipient-summary").dataset.sockets = String(view.sockets);
+  const gateways = $("recipient-gateways");
+  gateways.replaceChildren();
+  for (const g of view.gateways) {
+    const li = document.createElement("li");
+    li.textContent = `${g.sockets} on ${g.host} (pid ${g.pid}), heartbeat ${when(g.last_beat_at)}` +
+      (g.late ? " (late: not counted)" : "");
+    if (g.late) li.className = "warn";
+    gateways.appendChild(li);
+  }
+  const body = $("recipient-rows");
+  body.replaceChildren();
+  if (!view.items.length) {
+    const tr = document.createElement("tr");
+    cell(tr, "Nothing for this recipient.", "empty").colSpan = 8;
+    body.appendChild(tr);
+  }
+  for (const n of view.items) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = n.id;
+    cell(tr, n.id);
+    cell(tr, n.title, "wrap");
+    cell(tr, n.scheduled_status, `status-${n.scheduled_status}`);
+    cell(tr, when(n.scheduled_at));
+    cell(tr, when(n.sent_at));
+    cell(tr, n.delivered_at ? when(n.delivered_at) : "-", n.delivered_at ? "received" : "");
+    cell(tr, n.attempts);
+    cell(tr, n.last_error, "wrap");
+    body.appendChild(tr);
+  }
+  $("recipient-table").hidden = false;
+  $("recipient-pager").hidden = false;
+  $("recipient-first").disabled = state.recipientCursors.length === 1;
+  $("recipient-next").disabled = state.recipientNext === null;
+}
+
 // -- actions ------------------------------------------------------------------------------------------------
 
 async function after(text) {
@@ -498,6 +577,16 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("first-page").addEventListener("click", () => { state.cursors = [null]; loadRows().catch(fail); });
   $("schedule-form").addEventListener("submit", (event) => { event.preventDefault(); schedule(); });
+  $("recipient-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    showRecipient($("recipient-q").value);
+  });
+  $("recipient-next").addEventListener("click", () => {
+    if (state.recipientNext === null) return;
+    state.recipientCursors.push(state.recipientNext);
+    loadRecipient().catch(fail);
+  });
+  $("recipient-first").addEventListener("click", () => { state.recipientCursors = [null]; loadRecipient().catch(fail); });
   if (token()) start();
   else $("token").focus();
 });
