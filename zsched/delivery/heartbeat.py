@@ -41,6 +41,7 @@ class Heartbeat:
         in_flight: Callable[[], int] = lambda: 0,
         sockets: Callable[[], int] | None = None,
         tally: Tally | None = None,
+        partitions: Callable[[], list[int]] | None = None,
     ) -> None:
         if every_ms < 10 or keep_ms < 3 * every_ms:
             raise ConfigError(
@@ -54,6 +55,7 @@ class Heartbeat:
         self.keep_ms = keep_ms
         self.in_flight = in_flight
         self.sockets = sockets
+        self.partitions = partitions  # a worker's: the partitions it works on now (None: every one)
         self.tally = tally  # a worker's outcomes, added to the minute's figures in Redis at each beat
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -70,7 +72,9 @@ class Heartbeat:
             pid=self.pid,
             started_ms=self.started_ms,
             version=__version__,
-            partitions=[p.index for p in self.scheduler.core.keys.partitions],
+            partitions=(
+                self.partitions() if self.partitions else [p.index for p in self.scheduler.core.keys.partitions]
+            ),
             in_flight=self.in_flight(),
             sockets=None if self.sockets is None else self.sockets(),
             beat_every_ms=self.every_ms,

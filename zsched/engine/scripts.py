@@ -36,6 +36,9 @@ NAMES = (
     "page",
     "heartbeat",
     "add_minute",
+    "enlist",
+    "own",
+    "disown",
 )
 
 

@@ -169,6 +169,7 @@ def create_app(
                         sockets=(lambda: gateway_.connections) if gateway_ is not None else None,
                         every_ms=round(settings.worker.beat_every_s * 1000),
                         tally=tally if worker is not None else None,
+                        partitions=worker.partitions if worker is not None else None,
                     )
                     heartbeat.start()
                     stack.push_async_callback(heartbeat.stop)
