@@ -1,7 +1,7 @@
 """Three real ``zsched worker`` processes share six partitions: each owns two, claims and wakes only for those,
-and when one is SIGKILLed its partitions move to the others within the documented bound (4/3 of the owner lease
-after its last renewal), while notifications due all along are delivered: none lost, none early, and a duplicate
-only for one the killed worker had delivered and not yet acked."""
+and when one is SIGKILLed its partitions move to the others within the documented bound (one owner lease after
+its last renewal, and one round: a third of a lease, at most a second), while notifications due all along are
+delivered: none lost, none early, and a duplicate only for one the killed worker had delivered and not yet acked."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from zsched.engine.processes import list_processes
 PARTITIONS = 6
 LEASE_MS = 2000  # the claim lease; the owner lease defaults to it (at most 10 s)
 MOVE_BOUND_S = LEASE_MS * 4 / 3 / 1000  # a dead worker's partitions are free one lease after its last renewal,
-# and taken at the next round of a live worker (every third of a lease)
+# and taken at the next round of a live worker (every third of a lease, at most a second)
 SLACK_S = 3.0  # three Python processes on a loaded 2-core machine
 
 

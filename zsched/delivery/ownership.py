@@ -1,5 +1,6 @@
 """The loop that keeps a worker's share of the partitions (``zsched.engine.ownership``): a round every third of
-the owner lease, renewing, giving up and taking leases, and the partitions the worker may claim from now.
+the owner lease (at most a second), renewing, giving up and taking leases, and the partitions the worker may claim
+from now. A dead worker's partitions are taken within one owner lease and one round after its last renewal.
 
 The worker asks ``owned()`` before each round of claims, a lookup in memory: owning costs a claim no round trip.
 A lease counts as held until ``HELD_FRACTION`` of it has passed since the round that renewed it was sent, so this
@@ -29,12 +30,19 @@ log = logging.getLogger("zsched.ownership")
 
 HELD_FRACTION = 0.9
 """The part of a lease this worker counts on, from when the round that renewed it was sent."""
+ROUND_MAX_S = 1.0
+"""Rounds come at least this often (and every third of a lease when that is shorter), so a partition given up or
+left by a worker that stopped cleanly is taken within about one round."""
+CATCH_UP_S = 0.1
+"""While a worker owns less than its share (it just joined, or another is giving partitions up), it rounds this
+often, so a partition given up to it waits about this long unclaimed."""
 STOP_S = 2.0
 """How long a stopping worker tries to give its leases up."""
 
 
 class Ownership:
-    """Holds this worker's share of the partitions' owner leases, a round every ``lease_ms / 3``."""
+    """Holds this worker's share of the partitions' owner leases, a round every ``lease_ms / 3`` (at most
+    ``ROUND_MAX_S``, and ``CATCH_UP_S`` while it owns less than its share)."""
 
     def __init__(self, scheduler: AsyncScheduler, *, lease_ms: int = OWNER_LEASE_MS, worker_id: str = "") -> None:
         if lease_ms < 30:
@@ -43,7 +51,8 @@ class Ownership:
             )
         self.scheduler = scheduler
         self.lease_ms = lease_ms
-        self.every_s = lease_ms / 3000
+        self.every_s = min(lease_ms / 3000, ROUND_MAX_S)
+        self.short = False  # owns less than its share after the last round
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._held: dict[int, float] = {}  # partition index -> monotonic time this worker stops counting on it
         self._task: asyncio.Task[None] | None = None
@@ -61,6 +70,7 @@ class Ownership:
         result = await self.scheduler.run(balance(self.scheduler.core, self.id, held, self.lease_ms))
         until = sent + self.lease_ms * HELD_FRACTION / 1000
         self._held = {i: until for i in result.owned}
+        self.short = len(result.owned) < result.share
         if result.taken or result.released or result.lost:
             log.info(
                 "worker %s owns partitions %s (share %d of %d live workers; took %s, gave up %s, lost %s)",
@@ -82,7 +92,7 @@ class Ownership:
                 log.warning(
                     "worker %s could not renew its partitions (%s); retrying in %.1f s", self.id, exc, self.every_s
                 )
-            await asyncio.sleep(self.every_s)
+            await asyncio.sleep(min(self.every_s, CATCH_UP_S) if self.short else self.every_s)
 
     def start(self) -> None:
         """Run the rounds as a task of the running event loop."""
