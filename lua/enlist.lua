@@ -19,7 +19,7 @@ else
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - lease))
 redis.call('PEXPIRE', KEYS[1], math.max(lease * 3, 1))
-local live = redis.call('ZRANGEBYSCORE', KEYS[1], now - lease, '+inf')
+local live = redis.call('ZRANGE', KEYS[1], now - lease, '+inf', 'BYSCORE')
 table.sort(live)
 local out = {now}
 for _, id in ipairs(live) do
