@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "--owner-lease-ms",
         type=int,
         default=int(os.environ.get("ZSCHED_OWNER_LEASE_MS", OWNER_LEASE_MS)),
-        help="the partitions' owner lease, as zsched worker (default ZSCHED_OWNER_LEASE_MS or 10000; 0: no owners)",
+        help="the partitions' owner lease, as zsched worker (default ZSCHED_OWNER_LEASE_MS or 5000; 0: no owners)",
     )
     parser.add_argument("--purge-every-s", type=float, default=3600.0, help="default 3600: no purge in most runs")
     args = parser.parse_args(argv)

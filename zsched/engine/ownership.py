@@ -18,7 +18,7 @@ from .records import text
 from .replies import DisownReply, EnlistReply, OwnReply
 from .steps import Command, Op, Script
 
-OWNER_LEASE_MS = 10_000
+OWNER_LEASE_MS = 5_000
 """How long a partition's owner lease holds without a renewal (by default, at most the claim lease)."""
 
 
