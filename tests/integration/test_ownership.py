@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -78,3 +79,40 @@ async def test_each_ownership_script_gives_the_same_outcome_twice(redis_url: str
         assert gone.live == ["b"] and gone.now_ms > 0
     finally:
         await zs.close()
+
+
+async def test_running_loops_hand_partitions_over_within_about_a_round(redis_url: str, prefix: str) -> None:
+    """With the rounds running on their own: a worker that joins gets its share within about a round of the
+    others' (a second at most) and a catch-up round, and one that stops cleanly leaves its share to the other
+    as fast; every partition keeps an owner throughout, but for the moments of a handover."""
+    core = Core(Keyspace(prefix, partitions=4))
+    zs = AsyncScheduler(aioredis.Redis.from_url(redis_url), core=core)
+    a, b = Ownership(zs, lease_ms=3000, worker_id="a"), Ownership(zs, lease_ms=3000, worker_id="b")
+    try:
+        a.start()
+        await _until(lambda: len(a.owned()) == 4, 3)
+        b.start()
+        joined = time.monotonic()
+        unowned = 0.0
+        while not (len(a.owned()) == 2 and len(b.owned()) == 2):
+            assert time.monotonic() - joined < 2.5, "the joining worker did not get its share within about a round"
+            await asyncio.sleep(0.01)
+            owners_now = {p.index for p in (*a.owned(), *b.owned())}
+            unowned += 0.01 * (4 - len(owners_now))
+        assert not {p.index for p in a.owned()} & {p.index for p in b.owned()}
+        assert unowned < 1.0, f"partitions went unowned for {unowned:.2f} partition-seconds while b joined"
+        await a.stop()
+        left = time.monotonic()
+        await _until(lambda: len(b.owned()) == 4, 2.5)
+        assert time.monotonic() - left < 2.5
+    finally:
+        await a.stop()
+        await b.stop()
+        await zs.close()
+
+
+async def _until(done: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, f"not done within {timeout_s} s"
+        await asyncio.sleep(0.01)
