@@ -116,6 +116,7 @@ async def _work(settings: Settings, announce: bool) -> None:
         tally=tally,
         partitions=worker.partitions,
     )
+    worker.on_partitions = heartbeat.nudge  # a worker's listing shows what it owns as soon as that changes
     heartbeat.start()
     try:
         await worker.run()

@@ -62,6 +62,7 @@ class Heartbeat:
         self.id = f"{self.host}:{self.pid}:{secrets.token_hex(3)}"
         self.started_ms = int(time.time() * 1000)
         self._task: asyncio.Task[None] | None = None
+        self._nudged: asyncio.Event | None = None  # set: beat now (what the process says changed)
 
     def describe(self) -> ProcessInfo:
         """What this process says about itself now."""
@@ -92,14 +93,22 @@ class Heartbeat:
                 self.tally.put_back(counts)  # counted again at the next beat
                 raise
 
+    def nudge(self) -> None:
+        """Beat now rather than at the next interval (a worker's partitions changed), if the loop runs."""
+        if self._nudged is not None:
+            self._nudged.set()
+
     async def run(self) -> None:
         """Beat until cancelled; a beat that fails (Redis down) is logged and the next one tried on time."""
+        self._nudged = asyncio.Event()
         while True:
+            self._nudged.clear()
             try:
                 await self.beat_once()
             except (UnavailableError, redis.RedisError, OSError) as exc:  # the worker says Redis is down, not this
                 log.debug("heartbeat of %s failed: %s", self.id, exc)
-            await asyncio.sleep(self.every_ms / 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudged.wait(), self.every_ms / 1000)
 
     def start(self) -> None:
         """Run the loop as a task of the running event loop."""

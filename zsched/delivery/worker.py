@@ -19,7 +19,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -96,6 +96,7 @@ class Worker:
         self.ownership = ownership
         self._claiming = scheduler.core.keys.partitions if ownership is None else ()  # the partitions worked on
         self._channels: set[str] = set()  # the wakeup channels subscribed to
+        self.on_partitions: Callable[[], None] | None = None  # called when the partitions worked on change
         self.should_exit = False
         self.delivered = 0
         self.in_flight = 0  # notifications handed to the delivery and not yet acked or failed (for the heartbeat)
@@ -321,6 +322,8 @@ class Worker:
             if set(mine) - set(self._claiming):
                 self._next_reap = 0.0
             self._claiming = mine
+            if self.on_partitions is not None:
+                self.on_partitions()
 
     def _ownership_moved(self) -> bool:
         return self.ownership is not None and self.ownership.owned() != self._claiming

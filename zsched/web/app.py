@@ -171,6 +171,8 @@ def create_app(
                         tally=tally if worker is not None else None,
                         partitions=worker.partitions if worker is not None else None,
                     )
+                    if worker is not None:
+                        worker.on_partitions = heartbeat.nudge  # its listing shows what it owns once that changes
                     heartbeat.start()
                     stack.push_async_callback(heartbeat.stop)
                 for service in services:
