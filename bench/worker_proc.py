@@ -19,9 +19,11 @@ import redis.asyncio as aioredis
 
 from zsched import AsyncScheduler
 from zsched.delivery import InboxDelivery
+from zsched.delivery.ownership import Ownership
 from zsched.delivery.worker import Worker
 from zsched.engine import Core
 from zsched.engine.keys import Keyspace
+from zsched.engine.ownership import OWNER_LEASE_MS
 from zsched.models import Notification
 
 
@@ -38,14 +40,23 @@ class Recorder:
             self.records.append((n.id, time.time() * 1000 - n.scheduled_at.timestamp() * 1000))
 
 
-async def run(url: str, prefix: str, out: str, batch: int, purge_every_s: float = 3600.0) -> None:
-    """Run the worker until SIGTERM; write the records to ``out``."""
+async def run(
+    url: str, prefix: str, out: str, batch: int, purge_every_s: float = 3600.0, owner_lease_ms: int = OWNER_LEASE_MS
+) -> None:
+    """Run the worker until SIGTERM; write the records to ``out``. It owns its partitions (as ``zsched worker``
+    does) unless ``owner_lease_ms`` is 0."""
     connection = aioredis.Redis.from_url(url)
     scheduler = AsyncScheduler(connection, core=Core(Keyspace(prefix)))
     recorder = Recorder()
     delivery = InboxDelivery(connection, scheduler.core.keys)  # its claim delivers websocket-only notifications
-    worker = Worker(scheduler, delivery, batch=batch, purge_every_s=purge_every_s, observer=recorder.observe)
+    ownership = Ownership(scheduler, lease_ms=owner_lease_ms) if owner_lease_ms else None
+    worker = Worker(
+        scheduler, delivery, batch=batch, purge_every_s=purge_every_s, observer=recorder.observe, ownership=ownership
+    )
     worker.install_signal_handlers()
+    if ownership is not None:
+        await ownership.balance_once()  # owns its partitions before it says it is ready
+        worker._follow_ownership()
     await worker._subscribe()
     print("ready", flush=True)
     try:
@@ -65,11 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--owner-lease-ms",
+        type=int,
+        default=int(os.environ.get("ZSCHED_OWNER_LEASE_MS", OWNER_LEASE_MS)),
+        help="the partitions' owner lease, as zsched worker (default ZSCHED_OWNER_LEASE_MS or 5000; 0: no owners)",
+    )
     parser.add_argument("--purge-every-s", type=float, default=3600.0, help="default 3600: no purge in most runs")
     args = parser.parse_args(argv)
     if not args.url:
         parser.error("give --url or ZSCHED_REDIS_URL")
-    asyncio.run(run(args.url, args.prefix, args.out, args.batch, args.purge_every_s))
+    asyncio.run(run(args.url, args.prefix, args.out, args.batch, args.purge_every_s, args.owner_lease_ms))
     return 0
 
 

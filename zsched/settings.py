@@ -91,6 +91,7 @@ class WorkerSettings(msgspec.Struct, kw_only=True, frozen=True):
     purge_batch: int = 500  # most records one purge call removes (fewer when that would hold the server > 1 ms)
     stop_timeout_s: float = 10.0  # how long shutdown waits for the batch in flight
     beat_every_s: float = 5.0  # how often every worker and gateway writes its heartbeat (late after three missed)
+    owner_lease_ms: int | None = None  # a partition's owner lease; None: the claim lease, at most 5 s; 0: no owners
 
 
 class DeliverySettings(msgspec.Struct, kw_only=True, frozen=True):

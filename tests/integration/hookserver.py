@@ -17,11 +17,13 @@ class HookServer:
         self.hang_s = hang_s
         self.body = body
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.received: list[float] = []  # when each request arrived (epoch s), in the order of ``requests``
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.received.append(time.time())
                 hook.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 if hook.hang_s:
                     time.sleep(hook.hang_s)

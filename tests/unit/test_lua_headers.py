@@ -19,6 +19,7 @@ from zsched import Core, Keyspace
 from zsched.delivery.inbox import InboxDelivery
 from zsched.engine import Script, list_dead, requeue_dead
 from zsched.engine.minutes import add_minute
+from zsched.engine.ownership import balance, leave
 from zsched.engine.presence import write_sockets
 from zsched.engine.processes import ProcessInfo, beat
 from zsched.engine.recurrence import Rule
@@ -143,6 +144,8 @@ def _engine_steps(core: Core) -> list[Script]:
         add_minute(Core(core.keys, clock=lambda: 0), {"sent": 1}),  # a pinned clock: no TIME step before it
         beat(core, ProcessInfo(id="h:1:ab", kind="worker", host="h", pid=1, started_ms=0, version="0", partitions=[0])),
         write_sockets(core, "h:1:ab", {"a": 2, "b": 0}, full=False),
+        balance(core, "h:1:ab", [0], 1000),  # enlists, renews what it holds, reads who holds the rest
+        leave(core, "h:1:ab", [0], 1000),  # takes itself off, gives its leases up
     ]
     steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
     edit = core.edit(1, title="new")  # reads first, then edits what it read

@@ -31,6 +31,7 @@ PUBLIC = [
     "NotFoundError",
     "NotPendingError",
     "Notification",
+    "Ownership",
     "Page",
     "PastScheduleError",
     "PermanentDeliveryError",

@@ -108,7 +108,15 @@ async def _work(settings: Settings, announce: bool) -> None:
         print(f"zsched worker running on {where} (prefix {settings.redis.prefix!r}); Ctrl-C stops it.", flush=True)
         _hints(settings, scheduler.server.port if scheduler.server else None, http=None)
     every_ms = round(settings.worker.beat_every_s * 1000)
-    heartbeat = Heartbeat(scheduler, "worker", every_ms=every_ms, in_flight=lambda: worker.in_flight, tally=tally)
+    heartbeat = Heartbeat(
+        scheduler,
+        "worker",
+        every_ms=every_ms,
+        in_flight=lambda: worker.in_flight,
+        tally=tally,
+        partitions=worker.partitions,
+    )
+    worker.on_partitions = heartbeat.nudge  # a worker's listing shows what it owns as soon as that changes
     heartbeat.start()
     try:
         await worker.run()

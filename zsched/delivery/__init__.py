@@ -1,4 +1,5 @@
-"""Delivery: the worker (claim -> deliver -> ack or retry), the router, and one module per channel.
+"""Delivery: the worker (claim -> deliver -> ack or retry), the partitions it owns (``Ownership``), the router,
+and one module per channel.
 
 websocket   the inbox stream + PUBLISH that the WebSocket gateway forwards (``InboxDelivery``)
 webhook     an HTTP POST of the notification JSON, signed with HMAC-SHA256 (``WebhookChannel``)
@@ -21,6 +22,7 @@ from .callables import CallableDelivery
 from .channel import Delivery, Outcome
 from .email import EmailChannel
 from .inbox import InboxDelivery
+from .ownership import Ownership
 from .router import Router
 from .sms import SmsChannel, SmsProvider, TwilioMessages
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel, sign, verify_signature
@@ -39,6 +41,7 @@ __all__ = [
     "EmailRejectedError",
     "InboxDelivery",
     "Outcome",
+    "Ownership",
     "PermanentDeliveryError",
     "Router",
     "SmsChannel",

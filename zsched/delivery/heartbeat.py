@@ -44,6 +44,7 @@ class Heartbeat:
         sockets: Callable[[], int] | None = None,
         recipients: Callable[[], Mapping[str, int]] | None = None,
         tally: Tally | None = None,
+        partitions: Callable[[], list[int]] | None = None,
     ) -> None:
         if every_ms < 10 or keep_ms < 3 * every_ms:
             raise ConfigError(
@@ -57,6 +58,7 @@ class Heartbeat:
         self.keep_ms = keep_ms
         self.in_flight = in_flight
         self.sockets = sockets
+        self.partitions = partitions  # a worker's: the partitions it works on now (None: every one)
         self.tally = tally  # a worker's outcomes, added to the minute's figures in Redis at each beat
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -67,6 +69,7 @@ class Heartbeat:
         self.recipients = recipients
         self.reporter = SocketReporter(self.id, keep_ms) if recipients is not None else None
         self._task: asyncio.Task[None] | None = None
+        self._nudged: asyncio.Event | None = None  # set: beat now (what the process says changed)
 
     def describe(self) -> ProcessInfo:
         """What this process says about itself now."""
@@ -77,7 +80,9 @@ class Heartbeat:
             pid=self.pid,
             started_ms=self.started_ms,
             version=__version__,
-            partitions=[p.index for p in self.scheduler.core.keys.partitions],
+            partitions=(
+                self.partitions() if self.partitions else [p.index for p in self.scheduler.core.keys.partitions]
+            ),
             in_flight=self.in_flight(),
             sockets=None if self.sockets is None else self.sockets(),
             beat_every_ms=self.every_ms,
@@ -97,14 +102,22 @@ class Heartbeat:
                 self.tally.put_back(counts)  # counted again at the next beat
                 raise
 
+    def nudge(self) -> None:
+        """Beat now rather than at the next interval (a worker's partitions changed), if the loop runs."""
+        if self._nudged is not None:
+            self._nudged.set()
+
     async def run(self) -> None:
         """Beat until cancelled; a beat that fails (Redis down) is logged and the next one tried on time."""
+        self._nudged = asyncio.Event()
         while True:
+            self._nudged.clear()
             try:
                 await self.beat_once()
             except (UnavailableError, redis.RedisError, OSError) as exc:  # the worker says Redis is down, not this
                 log.debug("heartbeat of %s failed: %s", self.id, exc)
-            await asyncio.sleep(self.every_ms / 1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudged.wait(), self.every_ms / 1000)
 
     def start(self) -> None:
         """Run the loop as a task of the running event loop."""

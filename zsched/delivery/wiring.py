@@ -14,12 +14,14 @@ from typing import Any
 
 from ..client import AsyncScheduler
 from ..engine.keys import Keyspace
+from ..engine.ownership import OWNER_LEASE_MS
 from ..errors import ConfigError
 from ..settings import Settings, env_name
 from .channel import Delivery
 from .email import EmailChannel
 from .inbox import InboxDelivery
 from .outcomes import Observer
+from .ownership import Ownership
 from .router import Router
 from .sms import SmsChannel, TwilioMessages
 from .webhook import WebhookChannel
@@ -86,6 +88,8 @@ def build_worker(
 ) -> Worker:
     """The worker these settings describe, delivering through ``delivery`` (usually ``build_router``'s)."""
     w = settings.worker
+    owner_lease_ms = min(OWNER_LEASE_MS, w.lease_ms) if w.owner_lease_ms is None else w.owner_lease_ms
+    ownership = Ownership(scheduler, lease_ms=owner_lease_ms) if owner_lease_ms > 0 else None
     return Worker(
         scheduler,
         delivery,
@@ -96,6 +100,7 @@ def build_worker(
         purge_every_s=w.purge_every_s,
         purge_batch=w.purge_batch,
         observer=observer,
+        ownership=ownership,
     )
 
 

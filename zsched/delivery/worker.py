@@ -14,6 +14,10 @@ timing the benchmarks measure, is left as it was. A schedule stays in its partit
 ``advance_recurring.lua`` moves it, so a worker that dies mid-way leaves it there for any worker's next round (at
 most ``RECURRING_POLL_S`` later), and the script, idempotent by the occurrence's time, lets two workers (or a
 resent call) create the next occurrence only once.
+
+Given an ``Ownership``, it claims, reaps, purges, advances recurring schedules and wakes only for the partitions it
+owns now (asked in memory before each round, so owning costs no round trip); without one, it works on every
+partition.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -38,6 +42,7 @@ from ..models import Notification
 from .channel import ChannelsFailed, Delivery, Outcome, first_line, permanent
 from .inbox import InboxDelivery, claim_plan
 from .outcomes import Observer, report, report_claimed
+from .ownership import Ownership
 
 log = logging.getLogger("zsched.worker")
 
@@ -86,6 +91,7 @@ class Worker:
         purge_every_s: float = 60.0,
         purge_batch: int = 500,
         observer: Observer | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.core = scheduler.core
@@ -102,6 +108,10 @@ class Worker:
         self.purge_every_s = purge_every_s
         self.purge_batch = purge_batch
         self.observer = observer
+        self.ownership = ownership
+        self._claiming = scheduler.core.keys.partitions if ownership is None else ()  # the partitions worked on
+        self._channels: set[str] = set()  # the wakeup channels subscribed to
+        self.on_partitions: Callable[[], None] | None = None  # called when the partitions worked on change
         self.should_exit = False
         self.delivered = 0
         self.in_flight = 0  # notifications handed to the delivery and not yet acked or failed (for the heartbeat)
@@ -119,9 +129,14 @@ class Worker:
         """Loop until ``should_exit``; Redis outages are waited out with backoff, never spun on."""
         backoff_s = 0.1
         recurring = asyncio.create_task(self._recurring_loop())
+        if self.ownership is not None:
+            with contextlib.suppress(UnavailableError, redis.RedisError, OSError):  # the rounds go on trying
+                await self.ownership.balance_once()
+            self.ownership.start()
         try:
             while not self.should_exit:
                 try:
+                    self._follow_ownership()
                     await self._subscribe()
                     wait_s = await self.tick()
                     backoff_s = 0.1
@@ -138,6 +153,8 @@ class Worker:
             recurring.cancel()  # mid-advance is safe: the script ran whole or not at all, and is idempotent
             await asyncio.gather(recurring, return_exceptions=True)
             await self._close_pubsub()
+            if self.ownership is not None:
+                await self.ownership.stop()
         log.info("worker stopped after delivering %d notifications", self.delivered)
 
     async def tick(self) -> float:
@@ -145,7 +162,7 @@ class Worker:
         now = time.monotonic()
         if now >= self._next_reap:
             self._next_reap = now + self.reap_every_s
-            for p in self.core.keys.partitions:
+            for p in self._claiming:
                 requeued, failed = await self.scheduler.run(self.core.reap(p, lease_ms=self.lease_ms))
                 if requeued or failed:
                     log.warning(
@@ -154,11 +171,11 @@ class Worker:
         if now >= self._next_purge:
             # A round purges each partition in calls of a few hundred records, between claims (``_purge_some``).
             self._next_purge = now + self.purge_every_s
-            for p in self.core.keys.partitions:
+            for p in self._claiming:
                 self._purging.setdefault(p.index, 0)
 
         wait_s = min(self.idle_s, max(0.0, self._next_reap - time.monotonic()))
-        for p in self.core.keys.partitions:
+        for p in self._claiming:
             if self.should_exit:
                 return 0.0
             # The wait is timed from when the claim was sent: the server read its clock about one network
@@ -206,10 +223,11 @@ class Worker:
             await asyncio.sleep(wait_s)  # 0 while a partition had more: go on, letting the claims run
 
     async def advance_recurring(self) -> float:
-        """One round: advance the recurring schedules whose occurrence's time has come, in every partition; returns
-        how long until the next round (0 while a partition had more, at most ``RECURRING_POLL_S``)."""
+        """One round: advance the recurring schedules whose occurrence's time has come, in the partitions worked on
+        (with an ``Ownership``, those owned; otherwise every one); returns how long until the next round (0 while a
+        partition had more, at most ``RECURRING_POLL_S``)."""
         wait_s = RECURRING_POLL_S
-        for p in self.core.keys.partitions:
+        for p in self._claiming:
             done = await self.scheduler.run(self.core.advance_due(p, RECURRING_BATCH))
             for schedule_id in done.unreadable:
                 log.error("recurring schedule %s cannot be read (corrupt?); it is not advanced", schedule_id)
@@ -346,14 +364,48 @@ class Worker:
         if self.observer is not None:
             self.observer(kind, n, late_ms)
 
+    def partitions(self) -> list[int]:
+        """The partitions this worker works on now (with an ``Ownership``, those it owns)."""
+        return [p.index for p in self._claiming]
+
+    def _follow_ownership(self) -> None:
+        """Work on the partitions owned now; a partition just taken is reaped at once (its last owner may have
+        died holding leases)."""
+        if self.ownership is None:
+            return
+        mine = self.ownership.owned()
+        if mine != self._claiming:
+            if set(mine) - set(self._claiming):
+                self._next_reap = 0.0
+            self._claiming = mine
+            if self.on_partitions is not None:
+                self.on_partitions()
+
+    def _ownership_moved(self) -> bool:
+        return self.ownership is not None and self.ownership.owned() != self._claiming
+
     async def _subscribe(self) -> None:
+        channels = {p.wakeup for p in self._claiming}
         if self._pubsub is None:
+            if not channels:
+                return
             await self.scheduler.redis.initialize()  # a cluster client learns its slot map here
             self._pubsub = self.scheduler.redis.pubsub(ignore_subscribe_messages=True)
-            await self._pubsub.subscribe(*(p.wakeup for p in self.core.keys.partitions))
+            await self._pubsub.subscribe(*channels)
+            self._channels = channels
+        elif channels != self._channels:  # ownership moved: wake only for the partitions owned now
+            if not channels:
+                await self._close_pubsub()
+                return
+            if channels - self._channels:
+                await self._pubsub.subscribe(*(channels - self._channels))
+            if self._channels - channels:
+                await self._pubsub.unsubscribe(*(self._channels - channels))
+            self._channels = channels
 
     async def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
+        self._channels = set()
         if pubsub is not None:
             with contextlib.suppress(Exception):  # closing a broken connection may fail; it is dropped anyway
                 await pubsub.aclose()
@@ -365,6 +417,8 @@ class Worker:
             remaining = math.floor((deadline - time.monotonic() - SPIN_S) * 1000) / 1000
             if remaining <= 0:
                 break
+            if self._ownership_moved():
+                return  # a partition taken or given up: claim on the new set now
             if self._pubsub is None:
                 await asyncio.sleep(min(remaining, 0.2))
                 continue

@@ -205,6 +205,12 @@ class Partition:
         return f"{self.tag}:sequence"
 
     @cached_property
+    def owner(self) -> str:
+        """STRING: the id of the worker that owns this partition (claims, reaps and wakes for it); expires one
+        owner lease after its last renewal (``own.lua``)."""
+        return f"{self.tag}:owner"
+
+    @cached_property
     def wakeup(self) -> str:
         """Channel: the new earliest due time, published when it moves earlier, so workers wake."""
         return f"{self.tag}:wakeup"
@@ -287,6 +293,12 @@ class Keyspace:
     def processes(self) -> str:
         """ZSET: process id -> when its last heartbeat arrived, epoch ms (every worker and gateway beats)."""
         return f"{self.prefix}:{{meta}}:processes"
+
+    @property
+    def owners(self) -> str:
+        """ZSET: worker id -> when it last enlisted for partitions, epoch ms (``enlist.lua``): the live workers
+        the partitions are shared among."""
+        return f"{self.prefix}:{{meta}}:owners"
 
     def minute(self, epoch_minute: int) -> str:
         """HASH: delivery counts and lateness buckets of one minute (server clock), added to by every worker."""

@@ -412,6 +412,41 @@ class SetSocketsReply(Reply, frozen=True):
         return cls(int(reply[0]) == 1)
 
 
+class EnlistReply(Reply, frozen=True):
+    """The reply of ``enlist.lua``: {now_ms, worker...}."""
+
+    now_ms: int
+    live: list[str]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``live`` is sorted."""
+        return cls(int(reply[0]), [text(w) for w in reply[1:]])
+
+
+class OwnReply(Reply, frozen=True):
+    """The reply of ``own.lua``: {held, ttl_ms}."""
+
+    held: bool
+    ttl_ms: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``ttl_ms`` is how long the lease holds (ours or another's)."""
+        return cls(int(reply[0]) == 1, int(reply[1]))
+
+
+class DisownReply(Reply, frozen=True):
+    """The reply of ``disown.lua``: {released}."""
+
+    released: bool
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``released`` is False when the lease was not the worker's (any more)."""
+        return cls(int(reply[0]) == 1)
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -441,5 +476,8 @@ READERS: dict[str, type[Reply]] = {
     "advance_recurring": AdvanceRecurringReply,
     "stop_recurring": StopRecurringReply,
     "set_sockets": SetSocketsReply,
+    "enlist": EnlistReply,
+    "own": OwnReply,
+    "disown": DisownReply,
 }
 """Script name -> the Struct its reply reads into."""

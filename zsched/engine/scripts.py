@@ -39,6 +39,9 @@ NAMES = (
     "advance_recurring",
     "stop_recurring",
     "set_sockets",
+    "enlist",
+    "own",
+    "disown",
 )
 
 

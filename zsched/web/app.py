@@ -170,7 +170,10 @@ def create_app(
                         recipients=(lambda: gateway_.sockets_by_recipient) if gateway_ is not None else None,
                         every_ms=round(settings.worker.beat_every_s * 1000),
                         tally=tally if worker is not None else None,
+                        partitions=worker.partitions if worker is not None else None,
                     )
+                    if worker is not None:
+                        worker.on_partitions = heartbeat.nudge  # its listing shows what it owns once that changes
                     heartbeat.start()
                     stack.push_async_callback(heartbeat.stop)
                 for service in services:
