@@ -117,7 +117,7 @@ def test_advancing_twice_creates_the_next_occurrence_once(pinned: Scheduler, clo
     # A second worker that read the schedule before the first moved it (or a resent call) sends the same step:
     # it finds the pending occurrence moved on and creates nothing.
     core = pinned.core
-    definition, _state = pinned.run(core._read(s.id))
+    definition = pinned.run(core._read(s.id)).definition
     fired = s.next_at and datetime_to_ms(s.next_at)
     step = core._advance_step(p, definition, "advance", s.id, fired or 0, (fired or 0) + MIN, b"{}")
     reply = AdvanceRecurringReply.read(pinned.scripts["advance_recurring"](keys=step.keys, args=step.args))
