@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s7_purge
+from bench import runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s7_purge, s8_recurring
 from bench.common import Context, Figure
 from bench.soak import Soak
 from zsched.cli import main as cli_main
@@ -60,6 +60,17 @@ def test_s4_claim_drains_with_two_workers(ctx: Context) -> None:
 def test_s5_memory_is_measured(ctx: Context) -> None:
     figures = s5_memory.measure(ctx)  # on a shared server the used_memory delta may even be negative
     assert len(figures) == 4 and all(f.value == f.value and f.unit == "B" for f in figures)
+
+
+def test_recurring_memory_and_burst(ctx: Context) -> None:
+    memory = s8_recurring.memory_figures(ctx, "R1")  # on a shared server the used_memory delta may even be negative
+    assert [f.unit for f in memory] == ["B", "B"] and all(f.value == f.value for f in memory)
+    assert memory[0].target == 400 and memory[0].baseline is not None
+    got = s8_recurring.burst(ctx, 50, recurring=True)
+    for firing in ("first", "second"):  # each schedule's first and second occurrence, each sent once
+        assert got[firing]["count"] == got[firing]["once"] == 50, got
+        assert 0 <= got[firing]["p50_ms"] <= got[firing]["max_ms"] < 5000
+    assert got["sent"] == 100
 
 
 def test_runner_writes_table_and_json(redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -117,7 +117,7 @@ def test_advancing_twice_creates_the_next_occurrence_once(pinned: Scheduler, clo
     # A second worker that read the schedule before the first moved it (or a resent call) sends the same step:
     # it finds the pending occurrence moved on and creates nothing.
     core = pinned.core
-    definition, _state = pinned.run(core._read(s.id))
+    definition = pinned.run(core._read(s.id)).definition
     fired = s.next_at and datetime_to_ms(s.next_at)
     step = core._advance_step(p, definition, "advance", s.id, fired or 0, (fired or 0) + MIN, b"{}")
     reply = AdvanceRecurringReply.read(pinned.scripts["advance_recurring"](keys=step.keys, args=step.args))
@@ -438,4 +438,37 @@ async def test_a_failing_round_is_said_and_the_loop_goes_on(
         assert "recurring schedules: a round failed" in caplog.text and "a bug in one round" in caplog.text
         assert (await scheduler.recurring(s.id)).count >= 3 and recorder.delivered
     finally:
+        await scheduler.close()
+
+
+async def test_rounds_wait_while_the_claims_have_a_backlog(redis_url: str, keyspace: Keyspace) -> None:
+    class Counting(Core):
+        rounds = 0
+
+        def advance_due(self, partition: Any, limit: int = 100) -> Any:
+            self.rounds += 1
+            return super().advance_due(partition, limit)
+
+    core = Counting(keyspace)
+    scheduler = _async(redis_url, core)
+    worker = Worker(scheduler, Recorder(), batch=2)
+    worker._claims_caught_up.clear()  # as a tick leaves it when its claims came back full
+    loop = asyncio.create_task(worker._recurring_loop())
+    try:
+        await asyncio.sleep(0.1)
+        assert core.rounds == 0, "a round must wait for the claims (or RECURRING_STARVED_S)"
+        started = time.monotonic()
+        while core.rounds == 0 and time.monotonic() - started < 10:
+            await asyncio.sleep(0.01)
+        assert core.rounds >= 1, "a backlog that never ends must not stop the schedules"
+        worker._claims_caught_up.set()
+        await scheduler.schedule(["sal", "tom", "uma"], "Due", "now", delay=0)
+        await worker.tick()  # a full batch of 2: a backlog
+        assert not worker._claims_caught_up.is_set()
+        await worker.tick()  # the last one: caught up
+        assert worker._claims_caught_up.is_set()
+    finally:
+        worker.should_exit = True
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
         await scheduler.close()

@@ -23,7 +23,7 @@ from zsched.engine.ownership import balance, leave
 from zsched.engine.presence import write_sockets
 from zsched.engine.processes import ProcessInfo, beat
 from zsched.engine.recurrence import Rule
-from zsched.engine.recurring_records import Definition
+from zsched.engine.recurring_records import Definition, encode_definition
 from zsched.engine.replies import READERS
 from zsched.engine.scripts import NAMES, lua_dir, sources
 from zsched.engine.tables import table_page
@@ -163,14 +163,14 @@ def _engine_steps(core: Core) -> list[Script]:
     next(create)  # the server's time
     recurring = create.send([(1, 0)])
     stop = core.pause_recurring(1)
-    next(stop)  # the schedule's definition and state
+    next(stop)  # the schedule's record
     stored = Definition(
         rule=Rule(start_ms=0, every_ms=60_000),
         recipients=["a"],
         payload=Payload("t", "m", created_by="o"),
         created_at=0,
     )
-    recurring += stop.send([msgspec.json.encode(stored), b"active 60000 1 1"])
+    recurring += stop.send([b"active 60000 1 1 " + encode_definition(stored, msgspec.json.encode(stored.payload))])
     return steps + [step for step in [*stages, *commits, *recurring] if isinstance(step, Script)]
 
 

@@ -13,7 +13,10 @@ inside claim.lua with no Python seeing it, and the series must go on regardless;
 timing the benchmarks measure, is left as it was. A schedule stays in its partition's ``recurring_due`` until
 ``advance_recurring.lua`` moves it, so a worker that dies mid-way leaves it there for any worker's next round (at
 most ``RECURRING_POLL_S`` later), and the script, idempotent by the occurrence's time, lets two workers (or a
-resent call) create the next occurrence only once.
+resent call) create the next occurrence only once. The occurrence a round advances past was created a whole period
+earlier, so a burst of schedules due at one instant is an ordinary claim burst; the round itself waits until the
+claims have caught up (``RECURRING_LAG_S``, ``RECURRING_STARVED_S``), so creating the next occurrences never
+delays sending the ones due now.
 
 Given an ``Ownership``, it claims, reaps, purges, advances recurring schedules and wakes only for the partitions it
 owns now (asked in memory before each round, so owning costs no round trip); without one, it works on every
@@ -64,6 +67,12 @@ RECURRING_POLL_S = 1.0
 advanced by another worker); between looks it wakes for the earliest one it knows."""
 RECURRING_BATCH = 100
 """Schedules advanced per partition per round."""
+RECURRING_LAG_S = 0.02
+"""A round for schedules that come due starts this long after their time: the claim loop, woken exactly then,
+claims their occurrences first (and says whether it has a backlog) before any Python time goes to advancing."""
+RECURRING_STARVED_S = 0.25
+"""While the claims have a backlog, a round waits for them to catch up, but for at most this long: under a load
+that never lets up, schedules still move on (a round every quarter second)."""
 
 PURGE_CALL_S = 0.001
 """How long one purge call should hold the server: its record count adapts to this (at most ``purge_batch``), so a
@@ -124,6 +133,9 @@ class Worker:
         self._pubsub: Any = None
         # Partitions whose last claim was a full batch the claim delivered itself: the next one sends a claim ahead.
         self._streaming: set[int] = set()
+        # Set while the claims are caught up (the last round's claims came back short): recurring rounds wait on it.
+        self._claims_caught_up = asyncio.Event()
+        self._claims_caught_up.set()
 
     async def run(self) -> None:
         """Loop until ``should_exit``; Redis outages are waited out with backoff, never spun on."""
@@ -202,6 +214,10 @@ class Worker:
                 wait_s = 0.0
             elif claimed.wait_ms > 0:
                 wait_s = min(wait_s, claimed.wait_ms / 1000 + CLAIM_MARGIN_S - (time.monotonic() - claimed_at))
+        if wait_s > 0:
+            self._claims_caught_up.set()
+        else:
+            self._claims_caught_up.clear()
         if self._purging and not self.should_exit:
             wait_s = await self._purge_some(max(0.0, wait_s))
         return max(0.0, wait_s)
@@ -211,8 +227,12 @@ class Worker:
         ``RECURRING_POLL_S``); Redis outages are waited out with backoff, as the claim loop does."""
         backoff_s = 0.1
         while not self.should_exit:
+            with contextlib.suppress(TimeoutError):  # claims first; see RECURRING_STARVED_S
+                await asyncio.wait_for(self._claims_caught_up.wait(), RECURRING_STARVED_S)
             try:
                 wait_s = await self.advance_recurring()
+                if wait_s > 0:
+                    wait_s += RECURRING_LAG_S
                 backoff_s = 0.1
             except (UnavailableError, redis.RedisError) as exc:
                 log.warning("recurring schedules: Redis failed (%s); retrying in %.1f s", exc, backoff_s)

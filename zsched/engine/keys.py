@@ -217,14 +217,10 @@ class Partition:
 
     @cached_property
     def recurring(self) -> str:
-        """HASH: recurring schedule id -> its definition JSON (rule, zone, bounds, recipients, payload)."""
+        """HASH: recurring schedule id -> ``"<status> <next_ms> <count> <first_id> <definition>\\n<payload>"``: its
+        state (active, paused or finished; the time of its latest occurrence; occurrences created; the first
+        notification id of the latest one), its definition as a JSON array, and the occurrences' payload JSON."""
         return f"{self.tag}:recurring"
-
-    @cached_property
-    def recurring_state(self) -> str:
-        """HASH: recurring schedule id -> ``"<status> <next_ms> <count> <first_id>"``: active, paused or finished;
-        the time of its latest occurrence; occurrences created; the first notification id of the latest one."""
-        return f"{self.tag}:recurring_state"
 
     @cached_property
     def recurring_due(self) -> str:

@@ -1,11 +1,12 @@
 """Recurring schedules: create, pause, resume, delete, read and preview them, and advance them when due.
 
 Only the next occurrence is stored, as an ordinary pending notification (status, cancel, retries work as for any
-other). Each partition keeps its schedules' definitions (``recurring``), their state (``recurring_state``) and, for
-the active ones, the time of the pending occurrence (``recurring_due``). Python computes times (``recurrence``);
-``advance_recurring.lua`` moves a schedule and creates its occurrence in one step, idempotent by the occurrence's
-time. A schedule lives in the partition of its recipients, so they must share one (always true with one
-partition). Each operation is a generator of Redis steps (see ``steps``); nothing here does I/O of its own.
+other). Each partition keeps one record per schedule (``recurring``: state, definition and payload; see
+``recurring_records``) and, for the active ones, the time of the pending occurrence (``recurring_due``). Python
+computes times (``recurrence``); ``advance_recurring.lua`` moves a schedule and creates its occurrence in one
+step, idempotent by the occurrence's time. A schedule lives in the partition of its recipients, so they must
+share one (always true with one partition). Each operation is a generator of Redis steps (see ``steps``);
+nothing here does I/O of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from . import records, recurrence, validation
 from .keys import Partition, recipient_member
 from .producer import ProducerOps
 from .recurrence import Rule
-from .recurring_records import Definition, State, decode_definition, view
+from .recurring_records import Definition, Record, State, decode_record, encode_definition, view
 from .replies import AdvanceRecurringReply, StopRecurringReply
 from .steps import Command, Op, Script, Step
 
@@ -108,7 +109,17 @@ class RecurringOps(ProducerOps):
         else:
             ops, op_id = self.op_slot(p, now_ms)
         step = self._advance_step(
-            p, definition, "create", "", "", first, payload_json, op_id=op_id, ops=ops, keyed=bool(key)
+            p,
+            definition,
+            "create",
+            "",
+            "",
+            first,
+            payload_json,
+            op_id=op_id,
+            ops=ops,
+            keyed=bool(key),
+            stored=encode_definition(definition, payload_json),
         )
         (raw,) = yield [step]
         reply = AdvanceRecurringReply.read(raw)
@@ -121,8 +132,8 @@ class RecurringOps(ProducerOps):
     def recurring(self, schedule_id: int | str) -> Op[RecurringSchedule]:
         """The schedule as it is now; RecurringNotFoundError if unknown or deleted."""
         sid = validation.notification_id(schedule_id, "schedule_id")
-        definition, state = yield from self._read(sid)
-        return view(sid, definition, state, len(self.keys.partitions))
+        got = yield from self._read(sid)
+        return view(sid, got.definition, got.state, len(self.keys.partitions))
 
     def list_recurring(
         self, *, created_by: str | None = None, limit: int = 50, cursor: int | str | None = None
@@ -147,16 +158,11 @@ class RecurringOps(ProducerOps):
         page, more = ids[:limit], len(ids) > limit
         items: list[RecurringSchedule] = []
         if page:
-            steps: list[Step] = []
-            for sid in page:
-                p = self.keys.for_id(sid)
-                steps += [Command(("HGET", p.recurring, sid)), Command(("HGET", p.recurring_state, sid))]
-            got = yield steps
-            for n, sid in enumerate(page):
-                raw_def, raw_state = got[2 * n], got[2 * n + 1]
-                if raw_def is not None and raw_state is not None:  # deleted between the two reads
-                    definition = decode_definition(raw_def)
-                    items.append(view(sid, definition, State.parse(raw_state), len(self.keys.partitions)))
+            got = yield [Command(("HGET", self.keys.for_id(sid).recurring, sid)) for sid in page]
+            for sid, raw in zip(page, got, strict=True):
+                if raw is not None:  # deleted between the two reads
+                    record = decode_record(raw)
+                    items.append(view(sid, record.definition, record.state, len(self.keys.partitions)))
         return RecurringPage(items=items, next_cursor=page[-1] if more else None)
 
     def preview_recurring(self, schedule_id: int | str, count: int = 10) -> Op[list[datetime]]:
@@ -165,7 +171,8 @@ class RecurringOps(ProducerOps):
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= recurrence.MAX_PREVIEW:
             raise FieldError(f"count must be from 1 to {recurrence.MAX_PREVIEW}; got {count!r}", "count")
         sid = validation.notification_id(schedule_id, "schedule_id")
-        definition, state = yield from self._read(sid)
+        got = yield from self._read(sid)
+        definition, state = got.definition, got.state
         now_ms = yield from self._now()
         if state.status == "finished":
             return []
@@ -187,13 +194,14 @@ class RecurringOps(ProducerOps):
         """Start a paused schedule again from its next time after now (the times passed while paused are not
         fired); an active or finished one is returned unchanged."""
         sid = validation.notification_id(schedule_id, "schedule_id")
-        definition, state = yield from self._read(sid)
+        got = yield from self._read(sid)
+        definition, state = got.definition, got.state
         if state.status == "paused":
             now_ms = yield from self._now()
             full = definition.max_count is not None and state.count >= definition.max_count
             nxt = None if full else definition.rule.after(now_ms)
             p = self.keys.for_id(sid)
-            step = self._advance_step(p, definition, "resume", sid, "", nxt, json_encoder.encode(definition.payload))
+            step = self._advance_step(p, definition, "resume", sid, "", nxt, got.payload_json)
             (raw,) = yield [step]
             reply = AdvanceRecurringReply.read(raw)
             if reply.code == "missing":
@@ -212,19 +220,20 @@ class RecurringOps(ProducerOps):
         if not due:
             return Advanced(0, later[0] - now_ms if later else -1)
         ids = [sid for sid, _ in due]
-        definitions, states = yield [Command(("HMGET", p.recurring, *ids)), Command(("HMGET", p.recurring_state, *ids))]
+        (stored,) = yield [Command(("HMGET", p.recurring, *ids))]
         steps: list[Step] = []
         behind: list[tuple[int, int, bool]] = []
         unreadable: list[int] = []
         upcoming = later[:1]  # the earliest time a schedule comes due next, among those seen
-        for sid, raw_def, raw_state in zip(ids, definitions, states, strict=True):
-            if raw_def is None or raw_state is None:  # deleted since
+        for sid, raw in zip(ids, stored, strict=True):
+            if raw is None:  # deleted since
                 continue
             try:
-                definition, state = decode_definition(raw_def), State.parse(raw_state)
+                record = decode_record(raw)
             except records.UNDECODABLE:  # the rest of the batch goes on; the worker says which one
                 unreadable.append(sid)
                 continue
+            definition, state = record.definition, record.state
             if state.status != "active":
                 continue
             step = recurrence.advance(
@@ -232,8 +241,9 @@ class RecurringOps(ProducerOps):
             )
             if step.next_ms is not None:
                 upcoming.append(step.next_ms)
-            payload_json = json_encoder.encode(definition.payload)
-            steps.append(self._advance_step(p, definition, "advance", sid, state.next_ms, step.next_ms, payload_json))
+            steps.append(
+                self._advance_step(p, definition, "advance", sid, state.next_ms, step.next_ms, record.payload_json)
+            )
             behind.append((sid, step.skipped, step.late))
         applied = (
             [AdvanceRecurringReply.read(raw).code in ("advanced", "finished") for raw in (yield steps)] if steps else []
@@ -252,24 +262,19 @@ class RecurringOps(ProducerOps):
         ((seconds, micros),) = yield [Command(("TIME",))]
         return int(seconds) * 1000 + int(micros) // 1000
 
-    def _read(self, sid: int) -> Op[tuple[Definition, State]]:
-        p = self.keys.for_id(sid)
-        raw_def, raw_state = yield [Command(("HGET", p.recurring, sid)), Command(("HGET", p.recurring_state, sid))]
-        if raw_def is None or raw_state is None:
+    def _read(self, sid: int) -> Op[Record]:
+        (raw,) = yield [Command(("HGET", self.keys.for_id(sid).recurring, sid))]
+        if raw is None:
             raise RecurringNotFoundError(sid)
-        return decode_definition(raw_def), State.parse(raw_state)
+        return decode_record(raw)
 
     def _stop(self, schedule_id: int | str, move: str) -> Op[RecurringSchedule]:
         sid = validation.notification_id(schedule_id, "schedule_id")
-        definition, _ = yield from self._read(sid)
+        definition = (yield from self._read(sid)).definition
         p = self.keys.for_id(sid)
         creator = definition.payload.created_by or ""
         (raw,) = yield [
-            Script(
-                "stop_recurring",
-                [p.recurring, p.recurring_state, p.recurring_due, p.recurring_by_creator],
-                [sid, move, creator],
-            )
+            Script("stop_recurring", [p.recurring, p.recurring_due, p.recurring_by_creator], [sid, move, creator])
         ]
         reply = StopRecurringReply.read(raw)
         if reply.code == "missing":
@@ -307,11 +312,11 @@ class RecurringOps(ProducerOps):
         op_id: str = "",
         ops: str | None = None,
         keyed: bool = False,
+        stored: bytes = b"",
     ) -> Script:
         creator = definition.payload.created_by or ""
         keys = [
             p.recurring,
-            p.recurring_state,
             p.recurring_due,
             p.recurring_sequence,
             p.due_for(definition.payload.priority),
@@ -340,7 +345,7 @@ class RecurringOps(ProducerOps):
             self.idempotency_ttl_ms if keyed else self.op_ttl_ms,
             op_id,
             " ".join(definition.recipients),
-            json_encoder.encode(definition).decode() if move == "create" else "",
+            stored.decode(),
             creator,
             "key" if keyed else "",
         ]
