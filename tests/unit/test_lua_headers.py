@@ -134,8 +134,16 @@ def _engine_steps(core: Core) -> list[Script]:
         table_page(core, "upcoming"),
         add_minute(Core(core.keys, clock=lambda: 0), {"sent": 1}),  # a pinned clock: no TIME step before it
         beat(core, ProcessInfo(id="h:1:ab", kind="worker", host="h", pid=1, started_ms=0, version="0", partitions=[0])),
+        core.put_template("t", {"en": {"title": "t", "message": "m"}}),
+        core.schedule_template(["a"], "t", delay=1),
+        core.inbox("a"),
+        core.mark_read("a", [1]),
+        core.mark_all_read("a"),
     ]
     steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
+    deleting = core.delete_template("t")
+    next(deleting)
+    steps += [step for step in deleting.send([[]]) if isinstance(step, Script)]  # no uses: straight to the script
     spread = core.schedule([f"r{i}" for i in range(8)], "t", "m", delay=1, idempotency_key="k")  # every partition
     stages = next(spread)
     commits = spread.send([[b"staged", 1, 1, 0, *range(len(s.args) - 14)] for s in stages if isinstance(s, Script)])

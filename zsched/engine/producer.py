@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from ..errors import CallTooLargeError, FieldError, PendingLimitError, UnavailableError, refusal_error
-from ..models import Notification, Payload, ScheduleResult, json_encoder, ms_to_datetime
+from ..models import Notification, Payload, ScheduleResult, TemplateRef, json_encoder, ms_to_datetime
 from . import validation
 from .base import CoreBase
 from .replies import ChangeReply, CommitReply, RequeueDeadReply, ScheduleReply, StageReply
@@ -36,11 +36,16 @@ class ProducerOps(ReadViews):
         idempotency_key: object = None,
         created_by: str | None = None,
         channels: Iterable[str] = (),
+        template: TemplateRef | None = None,
     ) -> Op[ScheduleResult]:
-        """Create one pending notification per distinct recipient; all or nothing is validated first."""
+        """Create one pending notification per distinct recipient; all or nothing is validated first. With
+        ``template`` (see ``TemplateOps.schedule_template``), title and message are its preview and the worker
+        renders it when sent."""
         people = validation.recipients(recipients)
         creator = None if created_by is None else validation.user_id(created_by, "created_by")
         body = validation.payload(title, message, type, priority, data, creator, channels)
+        if template is not None:
+            body.template = template
         now_ms = self.rough_now_ms()
         at_ms, delay_ms = validation.due(at, delay, now_ms)
         key = validation.idempotency_key(idempotency_key)

@@ -32,6 +32,11 @@ NAMES = (
     "page",
     "heartbeat",
     "add_minute",
+    "put_template",
+    "reserve_template",
+    "delete_template",
+    "read_inbox",
+    "mark_read",
 )
 
 
