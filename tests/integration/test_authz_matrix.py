@@ -26,6 +26,7 @@ USERS = {"owner": "billing", "recipient": "bob", "stranger": "mallory", "service
 
 N = "/api/notifications"
 PUBLIC = (200,) * 8
+WELCOME = {"fallback": {"locale": "en", "title": "Hi {{ name }}", "message": "m"}}
 # endpoint -> expected status for each caller, in CALLERS order
 MATRIX: dict[str, tuple[int, ...]] = {
     "POST schedule for yourself": (401, 401, 401, 201, 201, 201, 201, 201),
@@ -48,6 +49,15 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET throughput": (401, 401, 401, 403, 403, 403, 403, 200),
     "GET search ?title=Meeting": (401, 401, 401, 403, 403, 403, 403, 200),
     "POST dead/requeue": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET templates": (401, 401, 401, 200, 200, 200, 200, 200),
+    "POST templates/welcome": (401, 401, 401, 403, 403, 403, 403, 201),
+    "GET templates/welcome": (401, 401, 401, 200, 200, 200, 200, 200),
+    "DELETE templates/welcome": (401, 401, 401, 403, 403, 403, 403, 200),
+    "POST templates/welcome/preview": (401, 401, 401, 200, 200, 200, 200, 200),
+    "POST templates/welcome/schedule for yourself": (401, 401, 401, 201, 201, 201, 201, 201),
+    "GET inbox ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "POST inbox/read ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "POST inbox/read_all ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
     "GET dashboard": PUBLIC,
     "GET dashboard.js": PUBLIC,
     "GET dashboard.css": PUBLIC,
@@ -86,6 +96,15 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "GET throughput": "/api/throughput",
         "GET search ?title=Meeting": "/api/search?title=Meeting",
         "POST dead/requeue": "/api/dead/requeue/",
+        "GET templates": "/api/templates/",
+        "POST templates/welcome": "/api/templates/welcome/",
+        "GET templates/welcome": "/api/templates/welcome/",
+        "DELETE templates/welcome": "/api/templates/welcome/",
+        "POST templates/welcome/preview": "/api/templates/welcome/preview/",
+        "POST templates/welcome/schedule for yourself": "/api/templates/welcome/schedule/",
+        "GET inbox ?recipient=bob": "/api/inbox/?recipient=bob",
+        "POST inbox/read ?recipient=bob": "/api/inbox/read/?recipient=bob",
+        "POST inbox/read_all ?recipient=bob": "/api/inbox/read_all/?recipient=bob",
         "GET dashboard": "/dashboard",
         "GET dashboard.js": "/dashboard/dashboard.js",
         "GET dashboard.css": "/dashboard/dashboard.css",
@@ -100,6 +119,9 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "PATCH {id}": {"scheduled_at": future(7200)},
         "PATCH contacts ?recipient=bob": {"locale": "en-GB"},
         "POST erasure of bob": {"recipient": "bob"},
+        "POST templates/welcome": WELCOME,
+        "POST templates/welcome/preview": {"context": {"name": "Bob"}},
+        "POST inbox/read ?recipient=bob": {"ids": [nid]},
     }
     return method, paths[endpoint], bodies.get(endpoint)
 
@@ -149,6 +171,11 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
         elif endpoint.startswith("POST schedule"):
             me = USERS.get(caller, "bob")
             body = schedule_body([me] if endpoint.endswith("yourself") else [me, "carol"])
+        elif endpoint.startswith("POST templates/welcome/schedule"):
+            body = {"recipients": [USERS.get(caller, "bob")], "scheduled_at": future(3600), "context": {"name": "B"}}
+        if "templates/welcome" in endpoint:  # the template each caller finds (a DELETE by the last took it away)
+            saved = client.post("/api/templates/welcome/", headers=callers["admin"], json=WELCOME)
+            assert saved.status_code == 201, saved.text
         r = client.request(method, path, headers=callers[caller], json=body)
         got[caller] = r.status_code
         if r.status_code >= 400:
@@ -170,7 +197,14 @@ def test_every_api_route_is_in_the_matrix(client: TestClient) -> None:
     """A new endpoint cannot slip in without a row: the OpenAPI paths are exactly the matrix's."""
     documented = {(m.upper(), p) for p, ops in client.get("/openapi.json").json()["paths"].items() for m in ops}
     covered = {
-        (_request(e, 0)[0], _request(e, 0)[1].split("?")[0].replace("/0/", "/{id}/").replace("/upcoming/", "/{table}/"))
+        (
+            _request(e, 0)[0],
+            _request(e, 0)[1]
+            .split("?")[0]
+            .replace("/0/", "/{id}/")
+            .replace("/upcoming/", "/{table}/")
+            .replace("/welcome/", "/{name}/"),
+        )
         for e in MATRIX
     }
     assert documented - {("GET", "/ws")} == covered
