@@ -10,7 +10,7 @@ import redis
 from .. import __version__
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import config, contacts, dead, logs, notifications, rediscli, run, tokens, workers
+from . import config, contacts, dead, logs, notifications, rediscli, run, templates, tokens, workers
 
 EPILOG = """\
 examples:
@@ -21,6 +21,7 @@ examples:
   zsched cancel 1                                cancel it while it is pending
   zsched stats                                   counts per status, next due, overdue lag
   zsched contact set alice --email a@x.example   set alice's address (the email channel sends there)
+  zsched template save welcome welcome.json      save a template's next version (zsched template --help)
   zsched workers                                 running workers and gateways; a late heartbeat is flagged
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     notifications.add_parsers(sub, common)
     dead.add_parser(sub, common)
     contacts.add_parser(sub, common)
+    templates.add_parser(sub, common)
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     workers.add_parser(sub, common)
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             "dead": dead.run,
             "redis-cli": rediscli.run,
             "serve": run.run,
+            "template": templates.run,
             "worker": run.run,
             "token": tokens.run,
             "workers": workers.run,
