@@ -64,6 +64,7 @@ def add_parser(
         "delete", parents=[common], help="delete every version (refused while pending notifications use it)"
     )
     cmd.add_argument("name")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
     cmd = verbs.add_parser(
         "schedule",
         parents=[common],
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     print(f"html:    {got.html}")
         elif action == "delete":
             count = zs.delete_template(args.name)
-            print(f"deleted template {args.name!r} ({count} version{'' if count == 1 else 's'})")
+            text = f"deleted template {args.name!r} ({count} version{'' if count == 1 else 's'})"
+            _print({"name": args.name, "versions_deleted": count}, args.json, text)
         else:
             when: dict[str, Any] = (
                 {"at": datetime.fromisoformat(args.at.replace("Z", "+00:00"))}
