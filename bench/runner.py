@@ -19,7 +19,7 @@ from typing import Any
 
 from zsched.embedded import EmbeddedServer
 
-from . import s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s6_growth, s7_purge
+from . import s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s6_growth, s7_purge, s8_email
 from .common import Context, Figure, server_info
 
 SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
@@ -29,6 +29,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
     "s4": s4_claim.measure,
     "s5": s5_memory.measure,
     "s6": s6_growth.measure,
+    "s8": s8_email.measure,
     "purge": s7_purge.measure,
 }
 OPT_IN = {"purge"}
@@ -128,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
         description=(
             "Measure zsched against a raw-Redis baseline on the same server: S1 schedule throughput, "
             "S2 lateness, S3 end to end through zsched serve to WebSocket clients, S4 claim + deliver throughput, "
-            "S5 memory per notification, S6 cost growth."
+            "S5 memory per notification, S6 cost growth, S8 emails per second to a local SMTP server."
         ),
     )
     p.add_argument(

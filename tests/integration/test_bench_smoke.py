@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s7_purge
+from bench import runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s7_purge, s8_email
 from bench.common import Context, Figure
 from bench.soak import Soak
 from zsched.cli import main as cli_main
@@ -60,6 +60,12 @@ def test_s4_claim_drains_with_two_workers(ctx: Context) -> None:
 def test_s5_memory_is_measured(ctx: Context) -> None:
     figures = s5_memory.measure(ctx)  # on a shared server the used_memory delta may even be negative
     assert len(figures) == 4 and all(f.value == f.value and f.unit == "B" for f in figures)
+
+
+def test_s8_emails_reach_the_smtp_server(ctx: Context) -> None:
+    figures = s8_email.measure(ctx)
+    _sane(figures)
+    assert [f.note for f in figures] == ["50 due; 50 arrived"] * 2 and all(f.baseline for f in figures)
 
 
 def test_runner_writes_table_and_json(redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
