@@ -4,6 +4,8 @@
 -- KEYS[1] names         HASH  template name -> its latest version
 -- KEYS[2] versions      HASH  version -> that version's JSON (this template's)
 -- KEYS[3] op            STRING this call's outcome, so a retry of the same call answers it again
+-- KEYS[4] counters      HASH  template name -> the last version number given (kept after a delete, so a
+--                       number is never given twice)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] name          the template's name
 -- ARGV[3] body          the version's JSON object (fallback_locale, variants), created_at is added here
@@ -19,7 +21,8 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local version = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+local version = redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+redis.call('HSET', KEYS[1], ARGV[2], version)
 local stamp = string.format('%d', now)
 redis.call('HSET', KEYS[2], version, '{"created_at":' .. stamp .. ',' .. string.sub(ARGV[3], 2))
 redis.call('SET', KEYS[3], version .. ',' .. stamp, 'PX', ARGV[4])

@@ -70,6 +70,10 @@ def test_reads_are_bounded_by_the_inbox(pinned: Scheduler, clock: ManualClock, r
     r.delete(inbox)  # the inbox expired: the reads go at the next mark
     pinned.mark_read("bob", ids[:1])
     assert not r.exists(reads)
+    deliver(pinned, clock, "bob", 1)
+    pinned.mark_all_read("bob")
+    assert r.exists(reads) and pinned.erase_recipient("bob").inbox_entries_removed == 1
+    assert not r.exists(reads) and not r.exists(inbox)  # an erasure takes what they read too
     r.close()
 
 

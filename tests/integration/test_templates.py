@@ -148,6 +148,9 @@ def test_delete_is_refused_while_a_notification_using_it_is_pending(zs: Schedule
     assert zs.delete_template("welcome") == 1
     with pytest.raises(TemplateNotFoundError):
         zs.delete_template("welcome")
+    assert zs.templates() == []
+    again = zs.put_template("welcome", {"en": {"title": "new", "message": "m"}})
+    assert again.version == 2  # a version number is never given twice: a worker's cached version 1 stays right
 
 
 def test_a_schedule_call_under_way_holds_the_template(zs: Scheduler) -> None:
@@ -167,3 +170,16 @@ async def test_the_async_client_has_the_same_methods(azs: AsyncScheduler) -> Non
     assert [t.name for t in await azs.templates()] == ["t"]
     with pytest.raises(TemplateInUseError):
         await azs.delete_template("t")
+
+
+def test_a_template_that_cannot_render_when_sent_fails_for_good_saying_why(
+    pinned: Scheduler, clock: ManualClock, redis_url: str
+) -> None:
+    pinned.put_template("hello", {"en": {"title": "Hi", "message": "{{ n }}"}})
+    (nid,) = pinned.schedule_template(["bob"], "hello", {"n": 1}, delay=1).notification_ids
+    pinned.redis.delete(pinned.core.keys.template_versions("hello"))  # what no delete would do: it is pending
+    clock.advance(2000)
+    tick(pinned)
+    n = pinned.status(nid)
+    assert n.scheduled_status == "failed" and n.attempts == 1
+    assert n.last_error is not None and "template 'hello' version 1 no longer exists" in n.last_error

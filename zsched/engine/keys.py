@@ -235,6 +235,12 @@ class Keyspace:
         """HASH: template name -> its latest version number (every template, for listing)."""
         return f"{self.prefix}:{{tpl}}:names"
 
+    @property
+    def template_counters(self) -> str:
+        """HASH: template name -> the last version number it was given, kept when the template is deleted, so no
+        version number is ever given twice (a worker keeps the versions it read, by name and number)."""
+        return f"{self.prefix}:{{tpl}}:counters"
+
     def template_versions(self, name: str) -> str:
         """HASH: version number -> that version's JSON (fallback locale, variants, created_at); never rewritten."""
         return f"{self.prefix}:{{tpl}}:versions:{name}"

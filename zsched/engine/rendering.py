@@ -30,8 +30,8 @@ PARTS: tuple[str, ...] = ("title", "message", "html")
 
 _text_env = SandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
 _html_env = SandboxedEnvironment(autoescape=True, undefined=jinja2.StrictUndefined)
-_compiled: OrderedDict[tuple[str, int, str, str], jinja2.Template] = OrderedDict()
-_COMPILED_MAX = 1024  # versions never change, so a compiled part is cached by (name, version, locale, part)
+_compiled: OrderedDict[tuple[bool, str], jinja2.Template] = OrderedDict()
+_COMPILED_MAX = 1024  # compiled sources, by (html, source): the same text compiles the same wherever it is from
 
 
 def name(value: object) -> str:
@@ -148,23 +148,21 @@ def variants(value: object, fallback_locale: str) -> dict[str, TemplateVariant]:
 
 
 def _compiled_part(template: Template, locale: str, part: str, source: str) -> jinja2.Template:
-    key = (template.name, template.version, locale, part)
-    found = _compiled.get(key) if template.version else None
+    key = (part == "html", source)
+    found = _compiled.get(key)
     if found is not None:
         _compiled.move_to_end(key)
         return found
-    env = _html_env if part == "html" else _text_env
     try:
-        found = env.from_string(source)
+        found = (_html_env if part == "html" else _text_env).from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateRenderError(
             f"template {template.name!r} {locale} {part} does not compile: {exc.message} (line {exc.lineno})",
             f"variants.{locale}.{part}",
         ) from None
-    if template.version:  # a draft (version 0, not saved yet) is not cached: its name may be saved differently
-        _compiled[key] = found
-        if len(_compiled) > _COMPILED_MAX:
-            _compiled.popitem(last=False)
+    _compiled[key] = found
+    if len(_compiled) > _COMPILED_MAX:
+        _compiled.popitem(last=False)
     return found
 
 

@@ -1,7 +1,8 @@
 """Templates: named, versioned title/message/HTML sources with a variant per locale, stored under ``{tpl}``.
 
 Saving a template makes its next version and never rewrites an old one, so a pending notification renders
-with the version it was scheduled with. A schedule call names a template and a context: it is rendered then
+with the version it was scheduled with; a version number is never given twice, not even after a delete, so a
+worker may keep each version it read. A schedule call names a template and a context: it is rendered then
 in every locale (a template or context that cannot render is a ``TemplateRenderError`` before anything is
 written), and again by the worker at send time, for the recipient's current contact data.
 
@@ -123,7 +124,8 @@ class TemplateOps(ProducerOps):
         rendering.compile_all(draft)
         # created_at is added by the script, from the server's clock
         body = json_encoder.encode({"fallback_locale": fallback_locale, "variants": checked}).decode()
-        keys = [self.keys.templates, self.keys.template_versions(tname), self.keys.template_op(op_id or new_op_id())]
+        op = self.keys.template_op(op_id or new_op_id())
+        keys = [self.keys.templates, self.keys.template_versions(tname), op, self.keys.template_counters]
         (raw,) = yield [Script("put_template", keys, [self.now_arg(), tname, body, self.op_ttl_ms])]
         got = PutTemplateReply.read(raw)
         return Template(
