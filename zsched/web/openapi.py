@@ -407,7 +407,9 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
         "/ws": {
             "get": {
                 "summary": "WebSocket: live notifications for the token's user. Resume with ?since=<last stream_id>; "
-                'ack with {"type": "ack", "id": N}. Bad token: close 1008; slow reader: close 1013',
+                'ack with {"type": "ack", "id": N}; mark read with {"type": "read", "id": N} or {"type": "read_all"}; '
+                "?unread=1 sends the unread count after ready and at each change. Bad token: close 1008; slow "
+                "reader: close 1013",
                 "parameters": list(params[SocketQuery]),
                 "security": [],  # the token is checked after the handshake (header or ?token=); bad: close 1008
                 "responses": {
