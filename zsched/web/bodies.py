@@ -188,11 +188,7 @@ class SocketQuery(msgspec.Struct):
     )
     unread: (
         Annotated[
-            str,
-            Meta(
-                pattern="^[01]$",
-                description="1: the inbox's unread count is sent after ready, and again whenever it changes",
-            ),
+            str, Meta(description="1: the inbox's unread count is sent after ready, and again whenever it changes")
         ]
         | UnsetType
     ) = UNSET
