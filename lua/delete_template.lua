@@ -4,7 +4,7 @@
 -- is therefore never deleted past. A resent call (its reply was lost) answers with the first run's outcome.
 -- KEYS[1] names         HASH  template name -> its latest version
 -- KEYS[2] versions      HASH  version -> that version's JSON (this template's)
--- KEYS[3] uses          ZSET  what may still use the template -> 0, or when a reservation lapses (epoch ms)
+-- KEYS[3] uses          ZSET  what may still use the template -> its due time, or when a reservation lapses
 -- KEYS[4] op            STRING this call's outcome, so a retry of the same call answers it again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] name          the template's name
@@ -26,7 +26,9 @@ if not redis.call('HGET', KEYS[1], ARGV[2]) then
   outcome = {-1, 0}
 else
   for i = 4, #ARGV, 500 do redis.call('ZREM', KEYS[3], unpack(ARGV, i, math.min(i + 499, #ARGV))) end
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], 1, now)  -- reservations that lapsed (a caller that never finished)
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[3], 1, now, 'BYSCORE')) do  -- uses are scored by due time,
+    if string.sub(member, 1, 2) == 'r:' then redis.call('ZREM', KEYS[3], member) end  -- reservations by lapse time
+  end
   local left = redis.call('ZCARD', KEYS[3])
   if left > 0 then
     outcome = {0, left}

@@ -4,7 +4,7 @@
 -- Running it twice only renews the same reservation.
 -- KEYS[1] names         HASH  template name -> its latest version
 -- KEYS[2] versions      HASH  version -> that version's JSON (this template's)
--- KEYS[3] uses          ZSET  what may still use the template -> 0, or when a reservation lapses (epoch ms)
+-- KEYS[3] uses          ZSET  what may still use the template -> its due time, or when a reservation lapses
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] name          the template's name
 -- ARGV[3] version       the version wanted, '' for the latest

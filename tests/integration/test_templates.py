@@ -183,3 +183,19 @@ def test_a_template_that_cannot_render_when_sent_fails_for_good_saying_why(
     n = pinned.status(nid)
     assert n.scheduled_status == "failed" and n.attempts == 1
     assert n.last_error is not None and "template 'hello' version 1 no longer exists" in n.last_error
+
+
+def test_each_templated_call_prunes_uses_due_long_ago(pinned: Scheduler, clock: ManualClock, redis_url: str) -> None:
+    pinned.put_template("hello", {"en": {"title": "Hi", "message": "{{ n }}"}})
+    uses = pinned.core.keys.template_uses("hello")
+    done = pinned.schedule_template([f"u{i}" for i in range(5)], "hello", {"n": 1}, delay=1)
+    waiting = pinned.schedule_template(["late"], "hello", {"n": 2}, delay=1)
+    for nid in done.notification_ids:
+        pinned.cancel(nid)
+    assert pinned.redis.zcard(uses) == 2
+    clock.advance(2 * 3600 * 1000)  # both due two hours ago; one call's notifications all left pending
+    pinned.schedule_template(["new"], "hello", {"n": 3}, delay=60)
+    members = {m.decode() for m in pinned.redis.zrange(uses, 0, -1)}
+    assert f"{done.notification_ids[0]}+5" not in members  # all cancelled: pruned
+    assert f"{waiting.notification_ids[0]}+1" in members and len(members) == 2  # still pending: kept; and the new
+    assert pinned.redis.zscore(uses, f"{waiting.notification_ids[0]}+1") == clock()  # looked at again an hour on

@@ -246,9 +246,10 @@ class Keyspace:
         return f"{self.prefix}:{{tpl}}:versions:{name}"
 
     def template_uses(self, name: str) -> str:
-        """ZSET: what may still use the template: ``"<first id>+<count>"`` members (ids first + i * partitions) at
-        score 0, one per partition of each schedule call, and ``"r:<op id>"`` reservations of calls under way,
-        scored with when they lapse (epoch ms). Deleting the template prunes the members no longer pending."""
+        """ZSET: what may still use the template: ``"<first id>+<count>"`` members (ids first + i * partitions), one
+        per partition of each schedule call, scored by its due time, and ``"r:<op id>"`` reservations of calls under
+        way, scored with when they lapse (epoch ms). A delete, and each templated schedule call (a few old ones),
+        drop the members no longer pending."""
         return f"{self.prefix}:{{tpl}}:uses:{name}"
 
     def template_op(self, op_id: str) -> str:

@@ -10,8 +10,10 @@ Deleting is refused while anything pending may use the template. What uses it is
 not a count: the counts would have to change in every script that moves a notification out of pending (claim,
 ack, fail, cancel, purge), all in the partitions' hash tags while the template lives in ``{tpl}``, so no script
 could keep both. The index is written by the schedule call (a reservation first, then one short member per
-partition naming its ids) and checked only when a delete asks: it reads those notifications' statuses and
-names the uses that are over to ``delete_template.lua``, which deletes only if nothing else is left.
+partition naming its ids, scored by due time) and checked when a delete asks: it reads those notifications'
+statuses and names the uses that are over to ``delete_template.lua``, which deletes only if nothing else is left.
+Each templated schedule call also prunes a few uses due over an hour ago, so the index stays about as large as
+what is pending or recent.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..models import (
     Template,
     TemplateRef,
     TemplateVariant,
+    datetime_to_ms,
     json_encoder,
     ms_to_datetime,
 )
@@ -38,10 +41,15 @@ from .base import new_op_id
 from .contacts import lookup
 from .producer import ProducerOps
 from .replies import DeleteTemplateReply, PutTemplateReply, ReadReply, ReserveTemplateReply
-from .steps import Command, Op, Script
+from .steps import Command, Op, Script, Step
 from .views import read_records
 
 MAX_CONTEXT_BYTES = 16 * 1024
+PRUNE_AFTER_MS = 3600 * 1000
+"""How long after its due time a schedule call's use of a template is first checked for being over."""
+PRUNE_USES = 4
+PRUNE_IDS = 2000
+"""Each templated schedule call checks at most ``PRUNE_USES`` old uses, reading about ``PRUNE_IDS`` records."""
 _PENDING = frozenset({"pending", "processing"})
 _CHECK_BATCH = 1000  # notification states read per script call when a delete checks what still uses a template
 
@@ -182,23 +190,13 @@ class TemplateOps(ProducerOps):
         tname = rendering.name(name)
         uses_key = self.keys.template_uses(tname)
         (members,) = yield [Command(("ZRANGE", uses_key, 0, -1))]
-        partitions = len(self.keys.partitions)
         over: list[str] = []
         pending = 0
         for raw_member in members:
             member = _text(raw_member)
-            ids = ids_of(member, partitions)
-            if not ids:
+            if member.startswith("r:"):
                 continue  # a reservation: the script decides whether it lapsed
-            still = 0
-            for start in range(0, len(ids), _CHECK_BATCH):
-                chunk = ids[start : start + _CHECK_BATCH]
-                (raw,) = yield [read_records(self.keys.for_id(chunk[0]), partitions, chunk)]
-                for state, _payload in ReadReply.read(raw).records:
-                    if state and _status(state) in _PENDING:
-                        still += 1
-                if still:
-                    break  # one pending notification is enough to refuse
+            still = yield from self._still_pending(member)
             if still:
                 pending += still
             else:
@@ -270,12 +268,57 @@ class TemplateOps(ProducerOps):
             yield [Command(("ZREM", uses_key, reservation))]
             raise
         uses = uses_of(result.notification_ids, len(self.keys.partitions))
-        # Uses first, then the reservation goes: in this order a delete never finds neither.
-        yield [
-            Command(("ZADD", uses_key, *[v for m in uses for v in (0, m)])),
+        due_ms = datetime_to_ms(result.scheduled_at)
+        # Uses first, then the reservation goes: in this order a delete never finds neither. The same round trip
+        # fetches a few uses due long ago, to prune (``_prune_uses``).
+        _, _, old = yield [
+            Command(("ZADD", uses_key, *[v for m in uses for v in (due_ms, m)])),
             Command(("ZREM", uses_key, reservation)),
+            Command(("ZRANGE", uses_key, 1, self.rough_now_ms() - PRUNE_AFTER_MS, "BYSCORE", "LIMIT", 0, PRUNE_USES)),
         ]
+        if old:
+            yield from self._prune_uses(uses_key, [_text(m) for m in old])
         return result
+
+    def _still_pending(self, member: str) -> Op[int]:
+        """How many of the notifications an index member names are pending or processing (0: that use is over);
+        their records are read in one round trip."""
+        partitions = len(self.keys.partitions)
+        ids = ids_of(member, partitions)
+        if not ids:
+            return 0
+        p = self.keys.for_id(ids[0])
+        replies = yield [
+            read_records(p, partitions, ids[i : i + _CHECK_BATCH]) for i in range(0, len(ids), _CHECK_BATCH)
+        ]
+        return sum(
+            1 for raw in replies for state, _ in ReadReply.read(raw).records if state and _status(state) in _PENDING
+        )
+
+    def _prune_uses(self, uses_key: str, old: list[str]) -> Op[None]:
+        """Keep the index as small as what may still use the template: of the uses due over ``PRUNE_AFTER_MS`` ago,
+        drop those whose notifications all left pending and the reservations that lapsed; one still pending is
+        looked at again after another ``PRUNE_AFTER_MS``. The first is always read in full, the rest while at most
+        ``PRUNE_IDS`` ids are read, so each templated schedule call does a bounded share of the work."""
+        over: list[str] = []
+        later: list[str] = []
+        budget = PRUNE_IDS
+        for member in old:
+            if member.startswith("r:"):
+                over.append(member)  # lapsed long ago: its caller never finished
+                continue
+            size = len(ids_of(member, len(self.keys.partitions)))
+            if (over or later) and size > budget:
+                break
+            budget -= size
+            (over if not (yield from self._still_pending(member)) else later).append(member)
+        steps: list[Step] = []
+        if over:
+            steps.append(Command(("ZREM", uses_key, *over)))
+        if later:
+            steps.append(Command(("ZADD", uses_key, "XX", *[v for m in later for v in (self.rough_now_ms(), m)])))
+        if steps:
+            yield steps
 
 
 _EPOCH = ms_to_datetime(0)
