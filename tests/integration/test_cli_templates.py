@@ -1,12 +1,15 @@
-"""``zsched template ...`` as a user runs it: save from a file, list, show, preview, schedule, delete refused while
-in use; a context that cannot render is a usage error (exit 2), a missing template a runtime one (exit 1)."""
+"""``zsched template ...`` and ``zsched inbox ...`` as a user runs them: save from a file, list, show, preview,
+schedule, delete refused while in use (a context that cannot render is a usage error, exit 2; a missing template a
+runtime one, exit 1); an inbox shown with its unread count, marked read."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from tests.helpers import tick
 from tests.integration.test_cli import _run
+from zsched import Keyspace, Scheduler
 
 WELCOME = {
     "fallback_locale": "en",
@@ -44,3 +47,18 @@ def test_template_commands(redis_url: str, prefix: str, tmp_path: Path) -> None:
     missing = _run("template", "show", *target, "nope")
     assert missing.returncode == 1 and "no template 'nope'" in missing.stderr
     assert "zsched template save welcome" in _run("template", "--help").stdout
+
+
+def test_inbox_commands(redis_url: str, prefix: str) -> None:
+    target = ["--redis-url", redis_url, "--prefix", prefix]
+    with Scheduler.from_url(redis_url, keyspace=Keyspace(prefix)) as zs:
+        ids = [zs.schedule(["bob"], f"n{i}", "m", delay=0).notification_ids[0] for i in range(3)]
+    with Scheduler.from_url(redis_url, keyspace=Keyspace(prefix)) as zs:
+        tick(zs)  # delivered to the inbox by a real worker round
+    shown = _run("inbox", "show", *target, "bob")
+    assert shown.returncode == 0 and "bob: 3 unread" in shown.stdout, shown.stderr
+    read = _run("inbox", "read", *target, "bob", str(ids[0]), "424242")
+    assert "bob: 1 of 2 read" in read.stdout and "2 unread" in read.stdout, read.stderr
+    page = json.loads(_run("inbox", "show", *target, "bob", "--json").stdout)
+    assert [i["read"] for i in page["items"]] == [False, False, True]
+    assert "0 unread" in _run("inbox", "read-all", *target, "bob").stdout

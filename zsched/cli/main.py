@@ -10,7 +10,7 @@ import redis
 from .. import __version__
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import config, contacts, dead, logs, notifications, rediscli, run, templates, tokens, workers
+from . import config, contacts, dead, inbox, logs, notifications, rediscli, run, templates, tokens, workers
 
 EPILOG = """\
 examples:
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_parser(sub, common)
     contacts.add_parser(sub, common)
     templates.add_parser(sub, common)
+    inbox.add_parser(sub, common)
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     workers.add_parser(sub, common)
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": config.run,
             "contact": contacts.run,
             "dead": dead.run,
+            "inbox": inbox.run,
             "redis-cli": rediscli.run,
             "serve": run.run,
             "template": templates.run,
