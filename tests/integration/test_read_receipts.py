@@ -14,7 +14,8 @@ from tests.conftest import ManualClock
 from tests.helpers import tick
 from tests.integration.http_support import TestClient, Tokens, tokens
 from tests.integration.wsutil import GatewayServer, open_socket, receive, until_ready, user_token
-from zsched import Scheduler
+from zsched import AsyncScheduler, Scheduler
+from zsched.delivery import InboxDelivery
 from zsched.errors import FieldError
 from zsched.settings import Settings
 from zsched.web.app import create_app
@@ -130,3 +131,15 @@ def test_the_unread_count_is_pushed_to_a_socket_that_asks(
 def marked_stream(zs: Scheduler) -> str:
     """The newest stream id of bob's inbox."""
     return zs.inbox("bob", limit=1).items[0].stream_id
+
+
+async def test_the_async_client_reads_and_marks_the_inbox(azs: AsyncScheduler) -> None:
+    (nid,) = (await azs.schedule(["bob"], "t", "m", channels=["websocket"], delay=0)).notification_ids
+    inbox = InboxDelivery(azs.redis, azs.core.keys)
+    (n,) = [await azs.status(nid)]
+    assert await inbox.deliver([n]) == [None]  # appended, as the worker's channel would
+    await azs.run(azs.core.ack(azs.core.keys.for_id(nid), [nid]))
+    assert (await azs.inbox("bob")).unread == 1
+    assert (await azs.mark_read("bob", [nid])).unread == 0
+    assert (await azs.mark_all_read("bob")).unread == 0
+    assert (await azs.status(nid)).read_at is not None
