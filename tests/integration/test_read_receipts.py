@@ -63,7 +63,7 @@ def test_reads_are_bounded_by_the_inbox(pinned: Scheduler, clock: ManualClock, r
     inbox = pinned.core.keys.for_recipient("bob").inbox("bob")
     ids = deliver(pinned, clock, "bob", 3)
     pinned.mark_read("bob", ids[:2])
-    assert 0 < r.pttl(reads) <= r.pttl(inbox)  # it goes when the inbox does
+    assert r.pttl(reads) > 0 and abs(r.pttl(reads) - r.pttl(inbox)) < 1000  # it goes when the inbox does
     pinned.mark_read("bob", list(range(10_000_000, 10_000_500)))  # ids the inbox never had are not kept
     assert r.hlen(reads) <= 3
     pinned.mark_all_read("bob")
