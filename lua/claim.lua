@@ -7,8 +7,9 @@
 -- none while ARGV[6] is 'all') is delivered here instead of leaving in processing: its message (the JSON
 -- Delivered.of writes, spliced from the stored payload's members, never decoded) is appended to the
 -- recipient's inbox and PUBLISHed with its stream id as publish_inbox.lua does, and it is marked sent as
--- ack.lua would. A record this script cannot vouch for (not as zsched writes it) is claimed as usual, so
--- the worker decodes it and fails it with the reason.
+-- ack.lua would. One whose payload names a template is claimed as usual: the worker renders it. A record
+-- this script cannot vouch for (not as zsched writes it) is claimed as usual, so the worker decodes it and
+-- fails it with the reason.
 -- Expiry is decided here, so an expired notification never reaches a channel (this script's inbox path
 -- included): one claimed at or after its payload's expires_at, or (on_late skip) more than its late_after_ms
 -- past its scheduled_at, is marked expired instead (no attempt counted, its creator's pending count released)
@@ -255,7 +256,8 @@ local function middle_of(holder)
       or ((channels == nil or channels == '[]') and inbox_mode == 'all')  -- none named: the default channels
     local typ, priority, data = m.type or '"system"', m.priority or '"normal"', m.data or '{}'
     local by = m.created_by
-    if only_websocket and m.title and m.message and string.sub(m.title, 1, 1) == '"'
+    -- a templated one (its payload names a template) is rendered by the worker, so it is claimed for Python
+    if only_websocket and m.template == nil and m.title and m.message and string.sub(m.title, 1, 1) == '"'
       and string.sub(m.message, 1, 1) == '"' and string.sub(typ, 1, 1) == '"' and PRIORITIES[priority]
       and string.sub(data, 1, 1) == '{' and (data == '{}' or pcall(cjson.decode, data))
       and (by == nil or by == 'null' or string.sub(by, 1, 1) == '"') then

@@ -1,8 +1,10 @@
 -- erase_recipient: remove what zsched keeps to reach one recipient (a data-protection erasure): their contact
--- data and their inbox stream. A resent call (its reply was lost) answers with the first run's outcome.
+-- data and their inbox stream (with what they marked read in it). A resent call (its reply was lost) answers
+-- with the first run's outcome.
 -- KEYS[1] contacts      HASH  recipient -> contact JSON
 -- KEYS[2] inbox         STREAM the recipient's delivered notifications
 -- KEYS[3] op            STRING this call's outcome, so a retry of the same call answers it again
+-- KEYS[4] reads         HASH  what the recipient marked read in their inbox
 -- ARGV[1] recipient
 -- ARGV[2] op_ttl_ms     how long the outcome is kept for retries of this call
 -- Returns: {contact removed (1 or 0), inbox entries removed}
@@ -17,5 +19,6 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   entries = redis.call('XLEN', KEYS[2])
   redis.call('DEL', KEYS[2])
 end
+redis.call('DEL', KEYS[4])
 redis.call('SET', KEYS[3], contact .. ',' .. entries, 'PX', ARGV[2])
 return {contact, entries}

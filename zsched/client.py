@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from msgspec import UNSET, UnsetType
 
 from . import tracing
+from .client_templates import AsyncTemplates, SyncTemplates
 from .connection import (
     CONNECT_TIMEOUT_S,
     RETRIES,
@@ -52,7 +53,7 @@ from .models import (
 )
 
 
-class Scheduler(Driver):
+class Scheduler(Driver, SyncTemplates):
     """Schedules, cancels and inspects notifications over a sync redis-py connection."""
 
     def __init__(
@@ -360,7 +361,7 @@ class Scheduler(Driver):
         self.close()
 
 
-class AsyncScheduler(Driver):
+class AsyncScheduler(Driver, AsyncTemplates):
     """The same operations as ``Scheduler``, as coroutines over a ``redis.asyncio`` connection."""
 
     def __init__(

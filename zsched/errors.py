@@ -8,12 +8,15 @@ ZschedError
 │   ├── CallTooLargeError                payload bytes x recipients over max_call_bytes
 │   ├── FieldError                       an argument (title, message, type, priority, data, status,
 │   │                                    limit, ids) out of bounds
+│   ├── TemplateRenderError              a template, or its context, that cannot render
 │   └── ConfigError                      a setting out of range: keyspace, retry policy
 │       └── LayoutError                  ZSCHED_PARTITIONS differs from the keyspace's recorded count,
 │                                        or a newer zsched's storage layout wrote the keyspace
 ├── NotFoundError (also KeyError)        no such notification (or it was purged)
 │   └── RecurringNotFoundError           no such recurring schedule (or it was deleted)
 ├── NotPendingError                      cancel/reschedule of one that already left pending
+├── TemplateNotFoundError (KeyError)     no template of that name (or version)
+├── TemplateInUseError                   deleting a template pending notifications still use
 ├── IdempotencyConflictError             an idempotency key reused for a different request
 ├── PendingLimitError                    a creator holds the most pending notifications allowed
 ├── UnavailableError                     Redis did not answer (or an edit kept meeting others); safe to retry
@@ -88,6 +91,11 @@ class FieldError(ValidationError):
     """An argument is too long, of the wrong kind, or not one of the allowed values."""
 
 
+class TemplateRenderError(ValidationError):
+    """A template's source does not compile, or does not render with the context given (a variable it uses is
+    missing, an operation the sandbox forbids); caught when the template is saved or scheduled."""
+
+
 class ConfigError(ValidationError):
     """A configuration value (keyspace, retry policy) is out of range; nothing was built."""
 
@@ -127,6 +135,29 @@ class NotPendingError(ZschedError):
         )
         self.notification_id = notification_id
         self.status = status
+
+
+class TemplateNotFoundError(ZschedError, KeyError):
+    """No template has this name (or it has no such version)."""
+
+    def __init__(self, name: str, version: int | None = None) -> None:
+        which = f"template {name!r}" + ("" if version is None else f" version {version}")
+        super().__init__(f"no {which}; list them with `zsched template list`, or save it first")
+        self.name, self.version = name, version
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class TemplateInUseError(ZschedError):
+    """A template cannot be deleted while notifications scheduled with it are still pending."""
+
+    def __init__(self, name: str, pending: int) -> None:
+        super().__init__(
+            f"template {name!r} is used by {pending:,} pending notification(s) (or a schedule call under way); "
+            "cancel them or wait until they are sent, then delete it"
+        )
+        self.name, self.pending = name, pending
 
 
 class IdempotencyConflictError(ZschedError):

@@ -31,6 +31,15 @@ def datetime_to_ms(value: datetime) -> int:
     return round(value.timestamp() * 1000)
 
 
+class TemplateRef(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The template a notification is rendered from at send time: its name, the version it was scheduled with
+    (a pending notification keeps it), and the context given then."""
+
+    name: str
+    version: int
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 class Payload(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     """What the caller wrote; stored once per notification and never changed."""
 
@@ -46,6 +55,9 @@ class Payload(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     expires_at: int | None = None  # epoch ms: claimed at or after it, it ends expired instead of being sent
     on_late: OnLate = "send"
     late_after_ms: int | None = None  # with on_late "skip": claimed later than this past its due time, it expires
+    # Rendered by the worker at send time (title and message above are then the schedule-time preview in the
+    # template's fallback locale); its presence also keeps claim.lua from delivering it unrendered.
+    template: TemplateRef | None = None
 
 
 class State(msgspec.Struct, omit_defaults=True):
@@ -71,6 +83,7 @@ class State(msgspec.Struct, omit_defaults=True):
     # Recorded only for notifications sent through more than one channel, when an attempt failed:
     done: list[str] = msgspec.field(default_factory=list)  # channels that succeeded; a retry skips them
     channel_errors: dict[str, str] = msgspec.field(default_factory=dict)  # channel -> its last failure
+    read_at: int | None = None  # when its recipient marked it read
 
 
 class Notification(msgspec.Struct, kw_only=True):
@@ -103,6 +116,9 @@ class Notification(msgspec.Struct, kw_only=True):
     collapse_key: str | None = None  # a newer pending one for this recipient and key collapses it
     expired_at: datetime | None = None
     collapsed_at: datetime | None = None
+    template: TemplateRef | None = None  # rendered from this template at send time
+    html: str | None = None  # the rendered HTML body, set by the worker for a template that has one
+    read_at: datetime | None = None  # when its recipient marked it read
 
     @property
     def is_sent(self) -> bool:
@@ -140,6 +156,8 @@ class Notification(msgspec.Struct, kw_only=True):
             collapse_key=payload.collapse_key,
             expired_at=_maybe_datetime(state.expired_at),
             collapsed_at=_maybe_datetime(state.collapsed_at),
+            template=payload.template,
+            read_at=_maybe_datetime(state.read_at),
         )
 
 
@@ -280,6 +298,61 @@ class Erasure(msgspec.Struct, kw_only=True):
     recipient: str
     contact_removed: bool
     inbox_entries_removed: int
+
+
+class TemplateVariant(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One locale's text of a template: Jinja2 sources for the title, the message and (optionally) an HTML body."""
+
+    title: str
+    message: str
+    html: str | None = None
+
+
+class Template(msgspec.Struct, kw_only=True):
+    """One version of a named template: a variant per locale (BCP 47 tag) and the locale used when a recipient's
+    has no variant. Versions are never changed: saving a template again makes the next one."""
+
+    name: str
+    version: int
+    fallback_locale: str
+    variants: dict[str, TemplateVariant]
+    created_at: datetime
+
+
+class Rendered(msgspec.Struct, kw_only=True):
+    """A template rendered for one locale: which variant was used, and its title, message and HTML body."""
+
+    locale: str
+    title: str
+    message: str
+    html: str | None = None
+
+
+class InboxItem(msgspec.Struct, kw_only=True):
+    """One entry of a recipient's inbox: its stream id, whether it was read, and the notification as delivered
+    (the JSON a WebSocket client receives)."""
+
+    stream_id: str
+    read: bool
+    notification: dict[str, Any]
+
+
+class Inbox(msgspec.Struct, kw_only=True):
+    """One page of a recipient's inbox, newest first, and how many of the whole inbox are unread; pass
+    ``next_before`` for the next page (None: there is no more)."""
+
+    recipient: str
+    unread: int
+    items: list[InboxItem]
+    next_before: str | None
+
+
+class ReadMarks(msgspec.Struct, kw_only=True):
+    """What marking read did: the unread count of the inbox now, and when each id named was read (the first mark
+    wins); an id left out is unknown, not the recipient's, or not sent."""
+
+    unread: int
+    read_at: dict[int, datetime] = msgspec.field(default_factory=dict)
 
 
 json_encoder = msgspec.json.Encoder()

@@ -27,6 +27,7 @@ USERS = {"owner": "billing", "recipient": "bob", "stranger": "mallory", "service
 
 N = "/api/notifications"
 PUBLIC = (200,) * 8
+WELCOME = {"fallback": {"locale": "en", "title": "Hi {{ name }}", "message": "m"}}
 # endpoint -> expected status for each caller, in CALLERS order
 MATRIX: dict[str, tuple[int, ...]] = {
     "POST schedule for yourself": (401, 401, 401, 201, 201, 201, 201, 201),
@@ -56,6 +57,15 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "POST dead/requeue": (401, 401, 401, 403, 403, 403, 403, 200),
     "GET recipient ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
     "GET recipient (yourself)": (401, 401, 401, 200, 200, 200, 200, 200),
+    "GET templates": (401, 401, 401, 200, 200, 200, 200, 200),
+    "POST templates/welcome": (401, 401, 401, 403, 403, 403, 403, 201),
+    "GET templates/welcome": (401, 401, 401, 200, 200, 200, 200, 200),
+    "DELETE templates/welcome": (401, 401, 401, 403, 403, 403, 403, 200),
+    "POST templates/welcome/preview": (401, 401, 401, 200, 200, 200, 200, 200),
+    "POST templates/welcome/schedule for yourself": (401, 401, 401, 201, 201, 201, 201, 201),
+    "GET inbox ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "POST inbox/read ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
+    "POST inbox/read_all ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
     "GET dashboard": PUBLIC,
     "GET dashboard.js": PUBLIC,
     "GET dashboard.css": PUBLIC,
@@ -114,6 +124,15 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "POST dead/requeue": "/api/dead/requeue/",
         "GET recipient ?recipient=bob": "/api/recipient?recipient=bob",
         "GET recipient (yourself)": "/api/recipient",
+        "GET templates": "/api/templates/",
+        "POST templates/welcome": "/api/templates/welcome/",
+        "GET templates/welcome": "/api/templates/welcome/",
+        "DELETE templates/welcome": "/api/templates/welcome/",
+        "POST templates/welcome/preview": "/api/templates/welcome/preview/",
+        "POST templates/welcome/schedule for yourself": "/api/templates/welcome/schedule/",
+        "GET inbox ?recipient=bob": "/api/inbox/?recipient=bob",
+        "POST inbox/read ?recipient=bob": "/api/inbox/read/?recipient=bob",
+        "POST inbox/read_all ?recipient=bob": "/api/inbox/read_all/?recipient=bob",
         "GET dashboard": "/dashboard",
         "GET dashboard.js": "/dashboard/dashboard.js",
         "GET dashboard.css": "/dashboard/dashboard.css",
@@ -140,6 +159,9 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "PATCH batch content": {"title": "edited"},
         "PATCH contacts ?recipient=bob": {"locale": "en-GB"},
         "POST erasure of bob": {"recipient": "bob"},
+        "POST templates/welcome": WELCOME,
+        "POST templates/welcome/preview": {"context": {"name": "Bob"}},
+        "POST inbox/read ?recipient=bob": {"ids": [nid]},
     }
     return method, paths[endpoint], bodies.get(endpoint)
 
@@ -196,10 +218,15 @@ def test_http_matrix(client: TestClient, callers: dict[str, dict[str, str]], end
         method, path, body = _request(endpoint, nid)
         if endpoint == "POST dead/requeue":
             body = {"all": True}
+        elif endpoint.startswith("POST templates/welcome/schedule"):
+            body = {"recipients": [USERS.get(caller, "bob")], "scheduled_at": future(3600), "context": {"name": "B"}}
         elif endpoint.startswith("POST") and endpoint.endswith(("yourself", "someone else")):
             me = USERS.get(caller, "bob")
             people = [me] if endpoint.endswith("yourself") else [me, "carol"]
             body = _recurring_body(people) if recurring else schedule_body(people)
+        if "templates/welcome" in endpoint:  # the template each caller finds (a DELETE by the last took it away)
+            saved = client.post("/api/templates/welcome/", headers=callers["admin"], json=WELCOME)
+            assert saved.status_code == 201, saved.text
         r = client.request(method, path, headers=callers[caller], json=body)
         got[caller] = r.status_code
         if r.status_code >= 400:
@@ -231,7 +258,11 @@ def test_every_api_route_is_in_the_matrix(client: TestClient) -> None:
             re.sub(
                 r"/0(?=/|$)",
                 "/{id}",
-                _request(e, 0)[1].split("?")[0].replace("/upcoming/", "/{table}/").replace("/0x1/", "/{batch_id}/"),
+                _request(e, 0)[1]
+                .split("?")[0]
+                .replace("/upcoming/", "/{table}/")
+                .replace("/0x1/", "/{batch_id}/")
+                .replace("/welcome/", "/{name}/"),
             ),
         )
         for e in MATRIX

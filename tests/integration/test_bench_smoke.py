@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s7_purge, s8_recurring
+from bench import r_recurring, runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s7_purge, s8_email
 from bench.common import Context, Figure
 from bench.soak import Soak
 from zsched.cli import main as cli_main
@@ -63,14 +63,20 @@ def test_s5_memory_is_measured(ctx: Context) -> None:
 
 
 def test_recurring_memory_and_burst(ctx: Context) -> None:
-    memory = s8_recurring.memory_figures(ctx, "R1")  # on a shared server the used_memory delta may even be negative
+    memory = r_recurring.memory_figures(ctx, "R1")  # on a shared server the used_memory delta may even be negative
     assert [f.unit for f in memory] == ["B", "B"] and all(f.value == f.value for f in memory)
     assert memory[0].target == 400 and memory[0].baseline is not None
-    got = s8_recurring.burst(ctx, 50, recurring=True)
+    got = r_recurring.burst(ctx, 50, recurring=True)
     for firing in ("first", "second"):  # each schedule's first and second occurrence, each sent once
         assert got[firing]["count"] == got[firing]["once"] == 50, got
         assert 0 <= got[firing]["p50_ms"] <= got[firing]["max_ms"] < 5000
     assert got["sent"] == 100
+
+
+def test_s8_emails_reach_the_smtp_server(ctx: Context) -> None:
+    figures = s8_email.measure(ctx)
+    _sane(figures)
+    assert [f.note for f in figures] == ["50 due; 50 arrived"] * 2 and all(f.baseline for f in figures)
 
 
 def test_runner_writes_table_and_json(redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

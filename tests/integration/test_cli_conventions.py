@@ -66,6 +66,9 @@ def test_every_command_that_prints_data_takes_json() -> None:
         ["contact", "show", "alice"],
         ["contact", "set", "alice", "--locale", "en"],
         ["contact", "erase", "alice"],
+        ["template", "list"],
+        ["template", "preview", "welcome"],
+        ["inbox", "show", "alice"],
     ],
 )
 def test_redis_down_is_a_one_line_runtime_error(command: list[str]) -> None:

@@ -146,6 +146,11 @@ def _engine_steps(core: Core) -> list[Script]:
         write_sockets(core, "h:1:ab", {"a": 2, "b": 0}, full=False),
         balance(core, "h:1:ab", [0], 1000),  # enlists, renews what it holds, reads who holds the rest
         leave(core, "h:1:ab", [0], 1000),  # takes itself off, gives its leases up
+        core.put_template("t", {"en": {"title": "t", "message": "m"}}),
+        core.schedule_template(["a"], "t", delay=1),
+        core.inbox("a"),
+        core.mark_read("a", [1]),
+        core.mark_all_read("a"),
     ]
     steps = [step for op in ops for step in next(op) if isinstance(step, Script)]
     edit = core.edit(1, title="new")  # reads first, then edits what it read
@@ -156,6 +161,9 @@ def _engine_steps(core: Core) -> list[Script]:
     edit_batch = core.edit_batch("5x2-2x3", message="new")  # reads the call's payload, then edits it
     next(edit_batch)
     steps += edit_batch.send([b'{"title":"t","message":"m"}'])
+    deleting = core.delete_template("t")
+    next(deleting)
+    steps += [step for step in deleting.send([[]]) if isinstance(step, Script)]  # no uses: straight to the script
     spread = core.schedule([f"r{i}" for i in range(8)], "t", "m", delay=1, idempotency_key="k")  # every partition
     stages = next(spread)
     commits = spread.send([[b"staged", 1, 1, 0, *range(len(s.args) - 14)] for s in stages if isinstance(s, Script)])

@@ -16,12 +16,14 @@ from . import (
     config,
     contacts,
     dead,
+    inbox,
     logs,
     notifications,
     recipients,
     recurring,
     rediscli,
     run,
+    templates,
     tokens,
     workers,
 )
@@ -35,6 +37,7 @@ examples:
   zsched cancel 1                                cancel it while it is pending
   zsched stats                                   counts per status, next due, overdue lag
   zsched contact set alice --email a@x.example   set alice's address (the email channel sends there)
+  zsched template save welcome welcome.json      save a template's next version (zsched template --help)
   zsched workers                                 running workers and gateways; a late heartbeat is flagged
   zsched recurring create --to alice --title Hi --message Stand-up --cron "0 9 * * MON-FRI" --timezone Europe/Berlin
   zsched recipient alice                         what alice was sent and received, and her open sockets
@@ -80,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     contacts.add_parser(sub, common)
     batches.add_parser(sub, common)
     recurring.add_parser(sub, common)
+    templates.add_parser(sub, common)
+    inbox.add_parser(sub, common)
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     workers.add_parser(sub, common)
@@ -121,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             "contact": contacts.run,
             "dead": dead.run,
             "recurring": recurring.run,
+            "inbox": inbox.run,
             "redis-cli": rediscli.run,
             "serve": run.run,
+            "template": templates.run,
             "worker": run.run,
             "token": tokens.run,
             "workers": workers.run,

@@ -133,8 +133,9 @@ class EmailChannel:
         return outcomes
 
     def message(self, n: Notification, address: str, sent_at: datetime) -> EmailMessage:
-        """The email for ``n``: a text part (the title, a blank line, the message). Its Message-ID is the same on
-        every attempt, so a receiver can drop a duplicate delivery."""
+        """The email for ``n``: a text part (the title, a blank line, the message), and beside it the HTML part
+        when its template has one (multipart/alternative). Its Message-ID is the same on every attempt, so a
+        receiver can drop a duplicate delivery."""
         msg = EmailMessage()
         msg["From"] = self.from_address
         msg["To"] = address
@@ -143,6 +144,8 @@ class EmailChannel:
         msg["Message-ID"] = f"<zsched.{n.id}@{self.domain}>"
         msg["X-Zsched-Id"] = str(n.id)
         msg.set_content(f"{n.title}\n\n{n.message}\n")
+        if n.html is not None:
+            msg.add_alternative(n.html, subtype="html")
         return msg
 
     async def _connect(self) -> aiosmtplib.SMTP:

@@ -46,6 +46,7 @@ from .channel import ChannelsFailed, Delivery, Outcome, first_line, permanent
 from .inbox import InboxDelivery, claim_plan
 from .outcomes import Observer, report, report_claimed
 from .ownership import Ownership
+from .templating import Renderer, deliver_rendered
 
 log = logging.getLogger("zsched.worker")
 
@@ -109,6 +110,7 @@ class Worker:
         )
         # Websocket-only notifications are delivered by the claim script itself when the websocket is the inbox.
         self.inbox_plan = claim_plan(self.delivery)
+        self.renderer = Renderer(scheduler)  # templated notifications are rendered here, never in the claim
         self.batch = batch
         self.lease_ms = lease_ms
         self.idle_s = idle_s
@@ -372,7 +374,10 @@ class Worker:
     async def _attempt(self, batch: Sequence[Notification]) -> list[Outcome]:
         spans = tracing.start_deliveries(batch)  # none unless OpenTelemetry is installed
         try:
-            outcomes = await self.delivery.deliver(batch)
+            if any(n.template is not None for n in batch):
+                outcomes = await deliver_rendered(self.delivery, self.renderer, batch)
+            else:
+                outcomes = await self.delivery.deliver(batch)
         except Exception as exc:  # a delivery that raises fails its whole batch, which is then retried
             outcomes = [exc] * len(batch)
         tracing.end_deliveries(spans, outcomes)

@@ -162,10 +162,11 @@ class ContactOps(CoreBase):
         return contact_of(who, SetContactReply.read(reply).contact)
 
     def erase_recipient(self, recipient: object) -> Op[Erasure]:
-        """Remove the recipient's contact data and inbox (a data-protection erasure); says what was removed.
-        Their notification records stay until retention purges them."""
+        """Remove the recipient's contact data and inbox, and what they marked read in it (a data-protection
+        erasure); says what was removed. Their notification records stay until retention purges them."""
         who = validation.recipient(recipient)
         p = self.keys.for_recipient(who)
-        (reply,) = yield [Script("erase_recipient", [p.contacts, p.inbox(who), self.op_key(p)], [who, self.op_ttl_ms])]
+        keys = [p.contacts, p.inbox(who), self.op_key(p), p.reads(who)]
+        (reply,) = yield [Script("erase_recipient", keys, [who, self.op_ttl_ms])]
         got = EraseReply.read(reply)
         return Erasure(recipient=who, contact_removed=got.contact_removed, inbox_entries_removed=got.inbox_entries)

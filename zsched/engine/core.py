@@ -2,7 +2,8 @@
 
 The operations live in modules by job: ``producer`` (schedule, cancel, reschedule), ``leases`` (claim,
 ack, fail, reap, purge), ``views`` (status, lists, stats), ``batches`` (a whole schedule call), ``edits``
-(new content), ``contacts`` (contact data, erasure) and ``recurring`` (recurring schedules).
+(new content), ``contacts`` (contact data, erasure), ``recurring`` (recurring schedules), ``templates``
+(templates, scheduling with one) and ``reads`` (the inbox, read receipts).
 ``client.Scheduler`` and ``client.AsyncScheduler`` drive the same generators over a sync or an asyncio connection.
 """
 
@@ -13,11 +14,13 @@ from .batches import BatchOps
 from .contacts import ContactOps
 from .edits import EditOps
 from .leases import Claimed, LeaseOps
+from .reads import ReadOps
 from .recurring import RecurringOps
 from .steps import Command, Op, Script, Step
+from .templates import TemplateOps
 
 __all__ = ["DAY_MS", "Claimed", "Command", "Core", "CoreBase", "Op", "Retention", "Script", "Step"]
 
 
-class Core(RecurringOps, LeaseOps, BatchOps, EditOps, ContactOps):
+class Core(RecurringOps, TemplateOps, LeaseOps, BatchOps, EditOps, ContactOps, ReadOps):
     """Builds the steps of each operation and turns replies into results; owns no connection."""

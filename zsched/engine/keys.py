@@ -260,6 +260,12 @@ class Partition:
         """STREAM: the recipient's delivered notifications, capped, for resuming clients."""
         return f"{self.tag}:inbox:{recipient}"
 
+    def reads(self, recipient: str) -> str:
+        """HASH: what the recipient marked read in their inbox: ``upto`` -> the stream id at or below which
+        everything is read (mark all), and notification id -> when it was marked read, for those above it. It
+        expires with the inbox (``keep_ms`` after its last change) and holds no id its inbox no longer has."""
+        return f"{self.tag}:read:{recipient}"
+
     def user_channel(self, recipient: str) -> str:
         """Channel: live delivery to the recipient's connected clients."""
         return f"{self.tag}:user:{recipient}"
@@ -311,6 +317,32 @@ class Keyspace:
     def sockets(self, process_id: str) -> str:
         """HASH: recipient -> WebSockets one gateway process has open for them, expiring without heartbeats."""
         return f"{self.prefix}:{{meta}}:sockets:{process_id}"
+
+    @property
+    def templates(self) -> str:
+        """HASH: template name -> its latest version number (every template, for listing)."""
+        return f"{self.prefix}:{{tpl}}:names"
+
+    @property
+    def template_counters(self) -> str:
+        """HASH: template name -> the last version number it was given, kept when the template is deleted, so no
+        version number is ever given twice (a worker keeps the versions it read, by name and number)."""
+        return f"{self.prefix}:{{tpl}}:counters"
+
+    def template_versions(self, name: str) -> str:
+        """HASH: version number -> that version's JSON (fallback locale, variants, created_at); never rewritten."""
+        return f"{self.prefix}:{{tpl}}:versions:{name}"
+
+    def template_uses(self, name: str) -> str:
+        """ZSET: what may still use the template: ``"<first id>+<count>"`` members (ids first + i * partitions), one
+        per partition of each schedule call, scored by its due time, and ``"r:<op id>"`` reservations of calls under
+        way, scored with when they lapse (epoch ms). A delete, and each templated schedule call (a few old ones),
+        drop the members no longer pending."""
+        return f"{self.prefix}:{{tpl}}:uses:{name}"
+
+    def template_op(self, op_id: str) -> str:
+        """STRING: the outcome of one call of a script on ``{tpl}`` keys, so a resend of it does nothing twice."""
+        return f"{self.prefix}:{{tpl}}:op:{op_id}"
 
     def for_recipient(self, recipient: str) -> Partition:
         """The partition holding this recipient's notifications (a stable hash of the id)."""

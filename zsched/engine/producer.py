@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from ..errors import CallTooLargeError, FieldError, PendingLimitError, UnavailableError, refusal_error
-from ..models import Notification, Payload, ScheduleResult, json_encoder, ms_to_datetime
+from ..models import Notification, Payload, ScheduleResult, TemplateRef, json_encoder, ms_to_datetime
 from . import validation
 from .base import CoreBase
 from .keys import Partition
@@ -41,12 +41,14 @@ class ProducerOps(ReadViews):
         on_late: object = "send",
         late_after: timedelta | float | None = None,
         collapse_key: object = None,
+        template: TemplateRef | None = None,
     ) -> Op[ScheduleResult]:
         """Create one pending notification per distinct recipient; all or nothing is validated first.
 
         ``expires_at``, ``on_late`` and ``late_after`` say when it is no longer worth sending (it ends
         ``expired`` when claimed after that); with ``collapse_key``, each recipient's pending notification
-        scheduled earlier with the same key ends ``collapsed``."""
+        scheduled earlier with the same key ends ``collapsed``. With ``template`` (see
+        ``TemplateOps.schedule_template``), title and message are its preview and the worker renders it when sent."""
         people = validation.recipients(recipients)
         creator = None if created_by is None else validation.user_id(created_by, "created_by")
         now_ms = self.rough_now_ms()
@@ -54,6 +56,8 @@ class ProducerOps(ReadViews):
         expiry = validation.expiry(expires_at, on_late, late_after, at_ms, delay_ms, now_ms)
         collapsing = validation.collapse_key(collapse_key)
         body = validation.payload(title, message, type, priority, data, creator, channels, expiry, collapsing)
+        if template is not None:
+            body.template = template
         key = validation.idempotency_key(idempotency_key)
         payload_json = json_encoder.encode(body)
         fingerprint = (

@@ -447,6 +447,77 @@ class DisownReply(Reply, frozen=True):
         return cls(int(reply[0]) == 1)
 
 
+class PutTemplateReply(Reply, frozen=True):
+    """The reply of ``put_template.lua``: {version, created_at (epoch ms)}."""
+
+    version: int
+    created_ms: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        return cls(int(reply[0]), int(reply[1]))
+
+
+class ReserveTemplateReply(Reply, frozen=True):
+    """The reply of ``reserve_template.lua``: {version, version JSON}, or {0, ''} when there is no such template
+    (or version)."""
+
+    version: int
+    body: bytes | str
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``version`` 0 means not found."""
+        return cls(int(reply[0]), reply[1])
+
+
+class DeleteTemplateReply(Reply, frozen=True):
+    """The reply of ``delete_template.lua``: {1, versions deleted}, {0, uses left} when still in use, or {-1, 0}
+    when there is no such template."""
+
+    outcome: int
+    count: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields: ``outcome`` 1 deleted, 0 in use, -1 missing."""
+        return cls(int(reply[0]), int(reply[1]))
+
+
+class ReadInboxReply(Reply, frozen=True):
+    """The reply of ``read_inbox.lua``: {unread, newest stream id or '', next_before or '', stream id, JSON, read
+    (1 or 0), ...}."""
+
+    unread: int
+    newest: str | None
+    next_before: str | None
+    entries: list[tuple[str, bytes | str, bool]]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; the entries as (stream id, JSON, read)."""
+        newest, after = _str(reply[1]), _str(reply[2])
+        entries = [(_str(reply[i]), reply[i + 1], bool(int(reply[i + 2]))) for i in range(3, len(reply), 3)]
+        return cls(int(reply[0]), newest or None, after or None, entries)
+
+
+class MarkReadReply(Reply, frozen=True):
+    """The reply of ``mark_read.lua``: {unread, read_at or -1 per id in order}."""
+
+    unread: int
+    read_at: list[int]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        return cls(int(reply[0]), [int(v) for v in reply[1:]])
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -479,5 +550,10 @@ READERS: dict[str, type[Reply]] = {
     "enlist": EnlistReply,
     "own": OwnReply,
     "disown": DisownReply,
+    "put_template": PutTemplateReply,
+    "reserve_template": ReserveTemplateReply,
+    "delete_template": DeleteTemplateReply,
+    "read_inbox": ReadInboxReply,
+    "mark_read": MarkReadReply,
 }
 """Script name -> the Struct its reply reads into."""

@@ -42,6 +42,11 @@ NAMES = (
     "enlist",
     "own",
     "disown",
+    "put_template",
+    "reserve_template",
+    "delete_template",
+    "read_inbox",
+    "mark_read",
 )
 
 

@@ -8,6 +8,8 @@ request bodies and response shapes are in ``bodies``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 from msgspec import UNSET
 from starlette.requests import Request
@@ -148,7 +150,39 @@ class Api:
         """POST: schedule one notification per recipient; 201 with their ids."""
         principal = await self.authenticate(request)
         body: ScheduleBody = await read_json(request, schedule_decoder)
-        people = validation.recipients(integral(v) for v in body.recipients)
+        people, key, channels = self.schedule_checks(request, principal, body.recipients, body.channels)
+        try:
+            result = await self.zs.schedule(
+                people,
+                body.title,
+                body.message,
+                at=body.scheduled_at,
+                type=body.type,
+                priority=body.priority,
+                data=body.data,
+                idempotency_key=key,
+                created_by=principal.user,
+                channels=channels,
+                expires_at=body.expires_at,
+                on_late=body.on_late,
+                late_after=body.late_after_s,
+                collapse_key=body.collapse_key,
+            )
+        except PendingLimitError as exc:
+            raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+        return JSON(Scheduled.of(result), status_code=201, headers=headers)
+
+    def schedule_checks(
+        self,
+        request: Request,
+        principal: Principal,
+        recipients: Sequence[str | int | float],
+        channels: Sequence[str] | None,
+    ) -> tuple[list[str], str | None, list[str]]:
+        """What every schedule call checks (with or without a template): the recipients the caller may schedule
+        for (403), the Idempotency-Key header (scoped to the caller) and the channels this server has (422)."""
+        people = validation.recipients(integral(v) for v in recipients)
         others = [p for p in people if p != principal.user]
         if others and not principal.can_schedule_for_others():
             raise ApiError(
@@ -165,8 +199,8 @@ class Api:
                 f"got {len(key)} character(s) {key[:MAX_IDEMPOTENCY_HEADER]!r}",
                 "Idempotency-Key",
             )
-        channels = list(dict.fromkeys(body.channels or ()))
-        unknown = [c for c in channels if c not in self.channels]
+        named = list(dict.fromkeys(channels or ()))
+        unknown = [c for c in named if c not in self.channels]
         if unknown:
             raise ApiError(
                 422,
@@ -174,27 +208,7 @@ class Api:
                 f"through); got {unknown[0][:64]!r}",
                 "channels",
             )
-        try:
-            result = await self.zs.schedule(
-                people,
-                body.title,
-                body.message,
-                at=body.scheduled_at,
-                type=body.type,
-                priority=body.priority,
-                data=body.data,
-                idempotency_key=None if key is None else _scoped_key(principal.user, key),
-                created_by=principal.user,
-                channels=channels,
-                expires_at=body.expires_at,
-                on_late=body.on_late,
-                late_after=body.late_after_s,
-                collapse_key=body.collapse_key,
-            )
-        except PendingLimitError as exc:
-            raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None
-        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-        return JSON(Scheduled.of(result), status_code=201, headers=headers)
+        return people, None if key is None else _scoped_key(principal.user, key), named
 
     async def status(self, request: Request) -> Response:
         """GET: where one notification is."""

@@ -35,6 +35,7 @@ from .auth import TOKEN_PREFIX
 from .errors import ApiError, handle
 from .gateway import Gateway
 from .liveness import Liveness
+from .messaging import MessagingApi
 from .metrics import Metrics
 
 log = logging.getLogger("zsched.server")
@@ -204,7 +205,7 @@ def create_app(
 
     ws_routes = [WebSocketRoute("/ws", ws_endpoint)] if websocket else []
     app = Starlette(
-        routes=[*api.routes(), *dashboard.routes(api), *ws_routes, *extra_routes],
+        routes=[*api.routes(), *MessagingApi(api).routes(), *dashboard.routes(api), *ws_routes, *extra_routes],
         lifespan=lifespan,
         exception_handlers={
             ApiError: handle,

@@ -27,6 +27,8 @@ SCOPE_SCHEDULE_ANY = "schedule:any"
 """Scope of a service token: may schedule for recipients other than itself."""
 SCOPE_CONTACTS_WRITE = "contacts:write"
 """Scope of a service token: may read, set and erase any recipient's contact data (and erase their inbox)."""
+SCOPE_TEMPLATES_WRITE = "templates:write"
+"""Scope of a service token: may save and delete templates (reading and scheduling with them needs none)."""
 TOKEN_PREFIX = "zs_"
 USED_EVERY_MS = 60_000
 """A token's last-use stamp is rewritten only when it is at least this old."""

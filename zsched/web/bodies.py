@@ -255,6 +255,12 @@ class SocketQuery(msgspec.Struct):
     since: Annotated[str, Meta(description="the last stream_id received: what was missed comes first")] | UnsetType = (
         UNSET
     )
+    unread: (
+        Annotated[
+            str, Meta(description="1: the inbox's unread count is sent after ready, and again whenever it changes")
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 def loose_decoder(cls: type[S]) -> msgspec.json.Decoder[S]:

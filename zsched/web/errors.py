@@ -24,6 +24,8 @@ from ..errors import (
     NotFoundError,
     NotPendingError,
     RecurringNotFoundError,
+    TemplateInUseError,
+    TemplateNotFoundError,
     UnavailableError,
     ValidationError,
     ZschedError,
@@ -112,6 +114,10 @@ def as_api_error(exc: BaseException) -> ApiError | None:
         )
     if isinstance(exc, IdempotencyConflictError):
         return ApiError(409, str(exc), "Idempotency-Key", code="idempotency_conflict")
+    if isinstance(exc, TemplateNotFoundError):
+        return ApiError(404, str(exc), "template")
+    if isinstance(exc, TemplateInUseError):
+        return ApiError(409, str(exc), "name", code="template_in_use", extra={"pending": exc.pending})
     if isinstance(exc, UnavailableError | redis.ConnectionError | redis.TimeoutError):
         return ApiError(
             503,

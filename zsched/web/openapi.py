@@ -48,6 +48,9 @@ from .dashboard.shapes import (
     ThroughputQuery,
     TitleSearch,
 )
+from .messaging import PARAMETERS as MESSAGING_PARAMETERS
+from .messaging import SHAPES as MESSAGING_SHAPES
+from .messaging import InboxQuery, TemplatePath, TemplateQuery
 from .views import (
     Cancelled,
     ContactView,
@@ -69,12 +72,14 @@ _ERRORS = {
     401: "No token, a malformed Authorization header, or an unknown, expired or revoked token (see WWW-Authenticate).",
     403: "The token may not do this (scheduling for others needs schedule:any; listing others' notifications, "
     "stats, tables, processes, others' recipient views and requeueing dead letters need admin; others' contact data "
-    "and erasures need admin or contacts:write).",
+    "and erasures need admin or contacts:write; saving and deleting templates needs admin or templates:write; "
+    "another's inbox needs admin).",
     404: "No such notification, or not one you created or receive (for a batch: none of its notifications; "
-    "or no such table or partition).",
+    "or no such table, partition or template).",
     405: "The endpoint does not take this method (see Allow).",
     409: "The notification is no longer pending (the body carries scheduled_status), "
-    "or the Idempotency-Key was used for a different request.",
+    "or the Idempotency-Key was used for a different request, "
+    "or the template is used by pending notifications (error template_in_use).",
     413: "The body is over 1 MiB.",
     415: "The body is not sent as application/json.",
     426: "A plain HTTP request to the WebSocket endpoint; connect with a WebSocket client.",
@@ -119,8 +124,10 @@ _SHAPES = (
     RecurringPage,
     Previews,
     RecipientView,
+    *MESSAGING_SHAPES,
 )
 _PARAMETERS: dict[type[msgspec.Struct], str] = {
+    **MESSAGING_PARAMETERS,
     ScheduleHeaders: "header",
     ListQuery: "query",
     NotificationPath: "path",
@@ -199,6 +206,85 @@ def _parameters(schemas: dict[str, Any], shape: type[msgspec.Struct], where: str
     return tuple(out)
 
 
+def _messaging_paths(params: dict[type[msgspec.Struct], tuple[dict[str, Any], ...]]) -> dict[str, Any]:
+    """The paths of templates and of the inbox (``messaging``)."""
+    name, inbox = params[TemplatePath], params[InboxQuery]
+    t = "/api/templates/{name}"
+    body_errors = (400, 413, 415, 422)
+    return {
+        "/api/templates/": {
+            "get": _op("Every template's latest version", _json(_ref("TemplateList"), "The templates."), ())
+        },
+        f"{t}/": {
+            "get": _op(
+                "One version of a template (the latest by default)",
+                _json(_ref("TemplateView"), "The template."),
+                (404, 422),
+                params=(*name, *params[TemplateQuery]),
+            ),
+            "post": _op(
+                "Save the template's next version; versions before it are kept (admin or templates:write)",
+                _json(_ref("TemplateView"), "Saved."),
+                (403, *body_errors),
+                body="TemplateBody",
+                params=name,
+                status=201,
+            ),
+            "delete": _op(
+                "Delete every version; refused while a pending notification uses it (admin or templates:write)",
+                _json(_ref("TemplateDeleted"), "Deleted."),
+                (403, 404, 409, 422),
+                params=name,
+            ),
+        },
+        f"{t}/preview/": {
+            "post": _op(
+                "Render the template with a context for a locale (its fallback by default)",
+                _json(_ref("RenderedView"), "Rendered."),
+                (404, *body_errors),
+                body="PreviewBody",
+                params=name,
+            )
+        },
+        f"{t}/schedule/": {
+            "post": _op(
+                "Schedule one notification per recipient rendered from the template when sent, in each recipient's "
+                "locale (a context that cannot render is 422 now)",
+                _json(_ref("Scheduled"), "Created."),
+                (403, 404, 409, *body_errors),
+                body="TemplateScheduleBody",
+                params=(*name, *params[ScheduleHeaders]),
+                status=201,
+            )
+        },
+        "/api/inbox/": {
+            "get": _op(
+                "Your delivered notifications (your inbox), newest first, and the unread count (others': admin)",
+                _json(_ref("InboxView"), "One page."),
+                (403, 422),
+                params=inbox,
+            )
+        },
+        "/api/inbox/read/": {
+            "post": _op(
+                "Mark notifications read by id; the unread count is pushed to your sockets",
+                _json(_ref("ReadView"), "Marked."),
+                (403, *body_errors),
+                body="ReadBody",
+                params=inbox[:1],
+            )
+        },
+        "/api/inbox/read_all/": {
+            "post": _op(
+                "Mark everything in the inbox read; the unread count (0) is pushed to your sockets",
+                _json(_ref("ReadView"), "Marked."),
+                (403, 422),
+                params=inbox[:1],
+            )
+        },
+    }
+
+
 @cache
 def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     """The OpenAPI document of every endpoint and error."""
@@ -215,6 +301,7 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     recurring = schemas["RecurringBody"]
     recurring["properties"]["channels"]["anyOf"][0]["items"] = {"enum": list(channels)}
     recurring["oneOf"] = [{"required": ["cron"]}, {"required": ["every_s"]}]  # a rule, of one kind
+    schemas["TemplateScheduleBody"]["properties"]["channels"]["anyOf"][0]["items"] = {"enum": list(channels)}
     n = "/api/notifications"
     cancel = _op("Cancel a pending notification", _json(_ref("Cancelled"), "Cancelled."), (404, 409), params=ident)
     paths = {
@@ -427,6 +514,7 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 body="RequeueBody",
             )
         },
+        **_messaging_paths(params),
         "/dashboard": {
             "get": _op("The dashboard page (its token is pasted in the page)", _html("HTML."), (), auth=False)
         },
@@ -452,7 +540,9 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
         "/ws": {
             "get": {
                 "summary": "WebSocket: live notifications for the token's user. Resume with ?since=<last stream_id>; "
-                'ack with {"type": "ack", "id": N}. Bad token: close 1008; slow reader: close 1013',
+                'ack with {"type": "ack", "id": N}; mark read with {"type": "read", "id": N} or {"type": "read_all"}; '
+                "?unread=1 sends the unread count after ready and at each change. Bad token: close 1008; slow "
+                "reader: close 1013",
                 "parameters": list(params[SocketQuery]),
                 "security": [],  # the token is checked after the handshake (header or ?token=); bad: close 1008
                 "responses": {

@@ -17,15 +17,7 @@ from ..engine import validation
 from ..errors import PendingLimitError, RecurringNotFoundError, ValidationError
 from ..models import RecurringSchedule
 from .auth import Principal
-from .bodies import (
-    DEFAULT_LIMIT,
-    MAX_IDEMPOTENCY_HEADER,
-    MAX_LIMIT,
-    RecurringBody,
-    integral,
-    parse_int,
-    recurring_decoder,
-)
+from .bodies import DEFAULT_LIMIT, MAX_LIMIT, RecurringBody, integral, parse_int, recurring_decoder
 from .errors import JSON, ApiError, read_json
 from .views import Previews
 
@@ -86,32 +78,7 @@ class RecurringApi:
 
     async def _create(self, request: Request, principal: Principal) -> Response:
         body: RecurringBody = await read_json(request, recurring_decoder)
-        people = validation.recipients(integral(v) for v in body.recipients)
-        others = [p for p in people if p != principal.user]
-        if others and not principal.can_schedule_for_others():
-            raise ApiError(
-                403,
-                f"you may schedule only for yourself ({principal.user!r}); got {others[0]!r}. "
-                "Scheduling for others needs a token with the schedule:any scope",
-                "recipients",
-            )
-        key = request.headers.get("idempotency-key")
-        if key is not None and not (1 <= len(key) <= MAX_IDEMPOTENCY_HEADER and key.isascii() and key.isprintable()):
-            raise ApiError(
-                422,
-                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_HEADER} printable ASCII characters; "
-                f"got {len(key)} character(s) {key[:MAX_IDEMPOTENCY_HEADER]!r}",
-                "Idempotency-Key",
-            )
-        channels = list(dict.fromkeys(body.channels or ()))
-        unknown = [c for c in channels if c not in self.api.channels]
-        if unknown:
-            raise ApiError(
-                422,
-                f"channels must be among {', '.join(self.api.channels)} (what this server delivers "
-                f"through); got {unknown[0][:64]!r}",
-                "channels",
-            )
+        people, key, channels = self.api.schedule_checks(request, principal, body.recipients, body.channels)
         try:
             s = await self.api.zs.create_recurring(
                 people,
@@ -129,8 +96,7 @@ class RecurringApi:
                 data=body.data,
                 created_by=principal.user,
                 channels=channels,
-                # one user's key, unambiguous across users (as the schedule call scopes it)
-                idempotency_key=None if key is None else f"{len(principal.user)}:{principal.user}:{key}",
+                idempotency_key=key,
             )
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None

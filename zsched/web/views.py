@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from ..models import Notification, OnLate, ScheduleResult, Stats, Status
+from ..models import Notification, OnLate, ScheduleResult, Stats, Status, TemplateRef
 from .auth import Principal
 from .bodies import Time
 from .errors import Error
@@ -123,14 +123,25 @@ class NotificationView(msgspec.Struct, kw_only=True):
     )
     expired_at: Time | None
     collapsed_at: Time | None
+    read_at: Annotated[datetime, Meta(tz=True, description="when its recipient marked it read")] | None = None
+    template: (
+        Annotated[
+            TemplateRef,
+            Meta(
+                description="the template (and version, and context) it is rendered from when sent; title and "
+                "message are then the schedule-time preview in the template's fallback locale"
+            ),
+        ]
+        | None
+    ) = None
 
 
 VIEWED = tuple(
     f for f in NotificationView.__struct_fields__ if f in Notification.__struct_fields__ and not f.startswith("last_")
 )
 """The fields ``full_view`` copies from the notification as they are (the errors depend on who reads)."""
-UNVIEWED = ("done", "channel_errors")
-"""Notification fields no view shows as they are (``deliveries`` tells them)."""
+UNVIEWED = ("done", "channel_errors", "html")
+"""Notification fields no view shows as they are (``deliveries`` tells them; ``html`` exists only while sent)."""
 
 
 class Cancelled(msgspec.Struct):

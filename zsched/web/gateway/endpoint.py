@@ -228,6 +228,8 @@ class Gateway:
             last = None if client.last == (0, 0) else f"{client.last[0]}-{client.last[1]}"
             ready = messages.Ready(user, backlog.sent, last, backlog.truncated, backlog.oldest_stream_id)
             client.push(messages.encode(ready))
+            if websocket.query_params.get("unread") == "1":  # the count now, then each change (socket.set_unread)
+                await self._inbound.watch_unread(client)
             client.go_live()
             tasks = [
                 asyncio.create_task(coro)

@@ -1,7 +1,7 @@
 """What a client sends on its socket, within its limits: text frames of at most ``max_frame_bytes`` (else
 1009; binary frames 1003), at most ``messages_burst`` at once and ``messages_per_s`` a second (else 1008),
 decoded as ``messages.ClientMessage``; an ack of at most ``max_ack_ids`` ids (else 1008) is one script call
-per partition, so no ack can stall Redis for everyone."""
+per partition, so no ack can stall Redis for everyone; a read (of as many ids at most) is one script call."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import redis.asyncio as aioredis
 from starlette.websockets import WebSocketDisconnect
 
 from ...engine.keys import Keyspace
+from ...engine.reads import mark_read_step, read_inbox_step
+from ...engine.replies import MarkReadReply, ReadInboxReply
 from ...engine.scripts import Scripts
 from ...models import ms_to_datetime
 from . import messages
-from .socket import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED, Socket, TokenBucket
+from .socket import CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED, Socket, TokenBucket, parse_stream_id
 
 
 class Inbound:
@@ -53,12 +55,19 @@ class Inbound:
                 message = messages.decode(text)
             except msgspec.DecodeError as exc:
                 await client.reply(
-                    _error(f"expected a JSON object like {messages.CLIENT_EXAMPLE} (type ack, ping or pong); {exc}")
+                    _error(
+                        f"expected a JSON object like {messages.CLIENT_EXAMPLE} (type ack, read, read_all, ping or "
+                        f"pong); {exc}"
+                    )
                 )
                 continue
             match message:
                 case messages.Ack():
                     await self._ack(client, message.all_ids())
+                case messages.Read():
+                    await self._read(client, message.all_ids())
+                case messages.ReadAll():
+                    await self._read(client, None)
                 case messages.Ping():
                     await client.reply(messages.PONG)
                 case messages.Pong():
@@ -114,6 +123,28 @@ class Inbound:
                     f"was delivered to {client.user}"
                 )
             )
+
+    async def watch_unread(self, client: Socket) -> None:
+        """Send the inbox's unread count, and have the socket count on from the newest entry it covers."""
+        step = read_inbox_step(self.keys, client.user)
+        reply = await self._scripts[step.name](keys=step.keys, args=step.args, client=self.redis)
+        got = ReadInboxReply.read(reply)
+        client.set_unread(got.unread, parse_stream_id(got.newest or "0-0"))
+
+    async def _read(self, client: Socket, ids: list[int] | None) -> None:
+        """Mark ``ids`` read (None: the whole inbox): one script call, answered with ``marked``; the new unread
+        count is published on the recipient's channel for every socket of theirs that watches it."""
+        if ids is not None and not ids:
+            await client.reply(_error('a read needs "id" (or "ids"): the notification id(s) read'))
+            return
+        if ids is not None and len(ids) > self.max_ack_ids:
+            client.close(CLOSE_POLICY, f"a read may name at most {self.max_ack_ids} ids; got {len(ids)}")
+            return
+        wanted = None if ids is None else list(dict.fromkeys(ids))
+        step = mark_read_step(self.keys, client.user, wanted)
+        reply = MarkReadReply.read(await self._scripts[step.name](keys=step.keys, args=step.args, client=self.redis))
+        read_at = {str(i): ms_to_datetime(at) for i, at in zip(wanted or (), reply.read_at, strict=True) if at >= 0}
+        await client.reply(messages.encode(messages.Marked(read_at, reply.unread)))
 
 
 def _error(text: str) -> str:

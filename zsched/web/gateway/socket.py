@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from starlette.websockets import WebSocket
 
+from . import messages
+
 StreamId = tuple[int, int]
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED = 1003
@@ -72,6 +74,9 @@ class Socket:
         self.close_reason = ""
         self.closing = asyncio.Event()
         self.heard_at = time.monotonic()
+        # Opened with ?unread=1: the inbox's unread count as last sent, counting entries up to unread_at.
+        self.unread: int | None = None
+        self.unread_at: StreamId = (0, 0)
 
     def offer(self, stream_id: StreamId, text: str) -> None:
         """A live message: held until the backlog is sent, then queued unless already sent."""
@@ -83,6 +88,14 @@ class Socket:
         elif stream_id > self.last:
             self.last = stream_id
             self.push(text)
+            if self.unread is not None and stream_id > self.unread_at:  # a new entry: one more unread
+                self.set_unread(self.unread + 1, stream_id)
+
+    def set_unread(self, count: int, at: StreamId) -> None:
+        """Send the unread count, which counts the inbox's entries up to ``at`` (a socket watching it)."""
+        self.unread, self.unread_at = count, max(at, self.unread_at)
+        ms, seq = self.unread_at
+        self.push(messages.encode(messages.Unread(count, f"{ms}-{seq}")))
 
     def push(self, text: str) -> None:
         """Queue a message; a full queue means a client that stopped reading, so it is closed (1013)."""

@@ -29,6 +29,7 @@ import redis
 import redis.asyncio as aioredis
 
 from ...connection import is_cluster
+from . import messages
 from .socket import Socket, parse_stream_id
 
 log = logging.getLogger("zsched.gateway")
@@ -177,7 +178,13 @@ class Subscriptions:
         if kind in ("message", "smessage"):
             text = _text(message["data"])
             clients = self._subs.get(channel)
-            if clients:
+            if clients and text.startswith(messages.UNREAD_HEAD):  # a mark changed the count: to those watching it
+                unread = messages.decode_unread(text)
+                at = parse_stream_id(unread.stream_id or "0-0")
+                for client in list(clients):
+                    if client.live and client.unread is not None:  # not live: its count is read when it goes live
+                        client.set_unread(unread.count, at)
+            elif clients:
                 try:
                     stream_id = parse_stream_id(_stamped.decode(text).stream_id)
                 except (msgspec.DecodeError, ValueError):
