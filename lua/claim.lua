@@ -14,6 +14,11 @@
 -- past its scheduled_at, is marked expired instead (no attempt counted, its creator's pending count released)
 -- and counts against `limit` like one claimed, so a claim's work stays bounded. The payload's members are
 -- delimited only when it names one of them, once per payload (a call's recipients share theirs).
+-- Pauses are honoured here, so no worker hands out a paused notification (this script's inbox path included):
+-- with KEYS[18] naming '*' nothing is claimed; a notification whose type it names leaves due for KEYS[19]
+-- ("<priority> <member>" -> its due time) and counts against `limit`, so each is passed over once, not at
+-- every claim; resume.lua puts those back. A record found due in a terminal status (one cancelled or
+-- collapsed while parked, back on resume) is dropped from due, not claimed.
 -- An inbox key is per recipient, known only once claimed, so it is built here: KEYS[16] .. recipient. The
 -- prefix carries the partition's hash tag, as every key of this call does, so the script stays in one slot.
 -- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
@@ -34,7 +39,9 @@
 -- KEYS[15] pending_by_creator HASH created_by -> notifications of theirs pending or processing
 -- KEYS[16] inbox_prefix  STREAM key prefix: KEYS[16] .. recipient is the recipient's inbox
 -- KEYS[17] expired       ZSET  id -> time its record is purged (epoch ms)
--- KEYS[18] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
+-- KEYS[18] paused       HASH  '*' (everything) or a type -> when it was paused (epoch ms)
+-- KEYS[19] parked       ZSET  "<priority> <member>" of a due set -> its due time (epoch ms), while its type is paused
+-- KEYS[20] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
 --                       call gets the same batch instead of claiming another and stranding the first, and
 --                       appends and publishes nothing again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
@@ -81,7 +88,7 @@ local function stored_payload(id, raw)  -- a record's payload: under its call's 
   return payload_of(raw and string.match(raw, '"call":(%d+)') or id)
 end
 
-local kept = redis.call('GET', KEYS[18])
+local kept = redis.call('GET', KEYS[20])
 if kept then  -- a retry of a call that already ran (its reply was lost): the same batch, read again
   local k = kept_numbers(kept)
   local reply = {k[1], k[2], k[3]}
@@ -103,6 +110,11 @@ else
   now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local now = math.floor(now_us / 1000)
+
+local pauses = redis.call('HGETALL', KEYS[18])  -- one read per claim, none per notification
+for i = 1, #pauses, 2 do
+  if pauses[i] == '*' then return {now, -1, 0} end  -- everything paused: resume.lua wakes the workers
+end
 
 local deadline = now + tonumber(ARGV[3])
 local partitions = tonumber(ARGV[5])
@@ -165,6 +177,12 @@ local function json_string(s)  -- as the worker's encoder writes a string (cjson
   if not string.find(s, '[%z\1-\31"\\]') then return '"' .. s .. '"' end  -- most: gsub costs more than a find
   return '"' .. string.gsub(s, '[%z\1-\31"\\]',
     function(c) return ESCAPES[c] or string.format('\\u%04x', string.byte(c)) end) .. '"'
+end
+
+local paused_types = false  -- each paused type's JSON text (as a payload holds it) -> true; false when none is
+for i = 1, #pauses, 2 do
+  paused_types = paused_types or {}
+  paused_types[json_string(pauses[i])] = true
 end
 
 -- The members of a JSON object as the worker's encoder writes it (no spaces): name -> its value's text,
@@ -267,6 +285,20 @@ local function middle_of(holder)
   return middle
 end
 
+local holds_paused = {}  -- payload holder -> whether its type is paused
+local function paused(holder)
+  local p = holds_paused[holder]
+  if p == nil then
+    local m = json_members(payload_of(holder))
+    p = (m and paused_types[m.type or '"system"']) or false
+    holds_paused[holder] = p
+  end
+  return p
+end
+local parked = {}  -- due time, "<priority> <member>", ... of those parked here (ZADD's arguments)
+local TERMINAL = {sent = true, cancelled = true, failed = true, expired = true, collapsed = true}
+local PRIORITY_OF = {[KEYS[6]] = 'urgent', [KEYS[7]] = 'high', [KEYS[1]] = 'normal', [KEYS[8]] = 'low'}
+
 local released = {}  -- created_by -> how many of theirs were sent or expired here (no longer pending)
 local sent_count = 0
 -- Append one notification's message to its recipient's inbox and publish it, as publish_inbox.lua does, and
@@ -309,6 +341,11 @@ local function claim_from_call(due, member, room)
   end
   local at, created, count, nxt, offset, priority, creator =
     string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
+  if paused_types and paused(cid) then  -- the whole call waits for its type's resume
+    redis.call('ZREM', due, member)
+    parked[#parked + 1], parked[#parked + 2] = at, PRIORITY_OF[due] .. ' ' .. member
+    return 1
+  end
   count, nxt, offset = tonumber(count), tonumber(nxt), tonumber(offset)
   local list = redis.call('HGET', KEYS[10], cid)
   local head = '{"status":"processing","attempts":1,"lease_until":' .. string.format('%d', deadline)
@@ -384,27 +421,39 @@ end
 -- in `due`; with ARGV[12] '0', only those up to the first this script cannot deliver leave due.
 local function claim_records(due, ids)
   local states = call_sliced('HMGET', KEYS[4], ids, 1000)
-  local decoded, middles_of, lates = {}, {}, {}
+  local decoded, middles_of, lates, skip, parks = {}, {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local raw = states[i]
     local ok, st = false, nil
     if raw then ok, st = pcall(cjson.decode, raw) end
     if raw and ok and type(st) == 'table' then
-      decoded[i] = st
       local holder = st.call and string.format('%d', st.call) or id
-      lates[i] = type(st.scheduled_at) == 'number' and too_late(expiry_of(holder), st.scheduled_at)
-      middles_of[i] = not lates[i] and inbox_mode ~= '' and deliverable(st) and middle_of(holder)
+      if TERMINAL[st.status] then  -- left due while parked (cancelled, collapsed): it only leaves due
+        skip[i] = true
+      elseif paused_types and paused(holder) then
+        skip[i] = true
+        parks[#parks + 1] = id
+      else
+        decoded[i] = st
+        lates[i] = type(st.scheduled_at) == 'number' and too_late(expiry_of(holder), st.scheduled_at)
+        middles_of[i] = not lates[i] and inbox_mode ~= '' and deliverable(st) and middle_of(holder)
+      end
     end
-    if not middles_of[i] and not lates[i] and raw and take_rest == '0' then  -- it would be claimed: it stays due
+    if not skip[i] and not middles_of[i] and not lates[i] and raw and take_rest == '0' then  -- it would be claimed: it stays due
       halted = true
       ids = {unpack(ids, 1, i - 1)}
       break
     end
   end
+  if #parks > 0 then
+    local at, priority = call_sliced('ZMSCORE', due, parks, 1000), PRIORITY_OF[due]
+    for j, id in ipairs(parks) do parked[#parked + 1], parked[#parked + 2] = at[j], priority .. ' ' .. id end
+  end
   if #ids > 0 then call_sliced('ZREM', due, ids, 1000) end
   for i, id in ipairs(ids) do
     local raw, st = states[i], decoded[i]
-    if raw and not st then
+    if skip[i] then  -- parked or dropped above: nothing more
+    elseif raw and not st then
       -- A state Lua cannot read is held under the lease as it is, for the worker to fail with its reason;
       -- raising here would fail the whole claim, and every claim after it, over one corrupt record.
       zadd[#zadd + 1], zadd[#zadd + 2] = deadline, id
@@ -466,6 +515,7 @@ for _, due in ipairs(dues) do
 end
 if #hset > 0 then call_sliced('HSET', KEYS[4], hset, 1000) end
 if #zadd > 0 then call_sliced('ZADD', KEYS[2], zadd, 1000) end
+if #parked > 0 then call_sliced('ZADD', KEYS[19], parked, 1000) end
 if claimed > 0 then redis.call('HINCRBY', KEYS[5], 'claimed', claimed) end
 if sent_count > 0 then
   local zsent = {}
@@ -495,6 +545,6 @@ if next_due then reply[2] = math.max(0, next_due * 1000 - now_us) end
 if claimed > 0 then
   local outcome = {reply[1], reply[2], reply[3]}
   for i = 4, #reply, 3 do outcome[#outcome + 1] = tonumber(reply[i]) end
-  keep(KEYS[18], ARGV[4], outcome)
+  keep(KEYS[20], ARGV[4], outcome)
 end
 return reply

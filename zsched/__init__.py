@@ -40,7 +40,7 @@ from .errors import (
     WebhookError,
     ZschedError,
 )
-from .models import BatchChange, BatchSummary, Contact, Erasure, Notification, Page, ScheduleResult, Stats
+from .models import BatchChange, BatchSummary, Contact, Erasure, Notification, Page, Pauses, ScheduleResult, Stats
 from .settings import Settings
 
 _moved.install()
@@ -68,6 +68,7 @@ __all__ = [
     "Notification",
     "Page",
     "PastScheduleError",
+    "Pauses",
     "PermanentDeliveryError",
     "Retention",
     "RetryPolicy",

@@ -37,7 +37,7 @@ from .engine.minutes import Minute, read_minutes
 from .engine.processes import ProcessState, list_processes
 from .engine.tables import TablePage, table_page
 from .errors import UnavailableError
-from .models import BatchChange, BatchSummary, Contact, Erasure, Notification, Page, ScheduleResult, Stats
+from .models import BatchChange, BatchSummary, Contact, Erasure, Notification, Page, Pauses, ScheduleResult, Stats
 
 
 class Scheduler(Driver):
@@ -222,6 +222,20 @@ class Scheduler(Driver):
     def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return self.run(self.core.stats())
+
+    def pause(self, type: str | None = None) -> Pauses:
+        """Stop delivering notifications of ``type`` (None: every notification) until ``resume``; schedules
+        pile up meanwhile. Returns what is paused now."""
+        return self.run(self.core.pause(type))
+
+    def resume(self, type: str | None = None) -> Pauses:
+        """Lift the pause of ``type`` (None: every pause); what waited drains in due order, priorities first.
+        Returns what is still paused."""
+        return self.run(self.core.resume(type))
+
+    def pauses(self) -> Pauses:
+        """What delivery is paused for, since when, and how many notifications wait aside."""
+        return self.run(self.core.pauses())
 
     def contact(self, recipient: str | int) -> Contact:
         """The recipient's contact data: email, phone (E.164), locale; None where not set."""
@@ -463,6 +477,20 @@ class AsyncScheduler(Driver):
     async def stats(self) -> Stats:
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return await self.run(self.core.stats())
+
+    async def pause(self, type: str | None = None) -> Pauses:
+        """Stop delivering notifications of ``type`` (None: every notification) until ``resume``; schedules
+        pile up meanwhile. Returns what is paused now."""
+        return await self.run(self.core.pause(type))
+
+    async def resume(self, type: str | None = None) -> Pauses:
+        """Lift the pause of ``type`` (None: every pause); what waited drains in due order, priorities first.
+        Returns what is still paused."""
+        return await self.run(self.core.resume(type))
+
+    async def pauses(self) -> Pauses:
+        """What delivery is paused for, since when, and how many notifications wait aside."""
+        return await self.run(self.core.pauses())
 
     async def contact(self, recipient: str | int) -> Contact:
         """The recipient's contact data: email, phone (E.164), locale; None where not set."""

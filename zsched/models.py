@@ -183,14 +183,25 @@ class Page(msgspec.Struct):
     next_cursor: int | None
 
 
+class Pauses(msgspec.Struct, kw_only=True):
+    """What delivery is paused for: everything (``all``) and each paused type, since when (the scope's key:
+    ``*`` or the type), and how many pending notifications of paused types wait aside (``parked``)."""
+
+    all: bool = False
+    types: list[str] = msgspec.field(default_factory=list)
+    since: dict[str, datetime] = msgspec.field(default_factory=dict)
+    parked: int = 0
+
+
 class Stats(msgspec.Struct):
-    """Counts per status, lifetime totals, and how far behind the earliest due notification is."""
+    """Counts per status, lifetime totals, how far behind the earliest due notification is, and the pauses."""
 
     counts: dict[str, int]
     totals: dict[str, int]
     next_due_at: datetime | None
     oldest_overdue_ms: int
     server_time: datetime
+    paused: Pauses = msgspec.field(default_factory=Pauses)
 
 
 class Delivered(msgspec.Struct, kw_only=True):

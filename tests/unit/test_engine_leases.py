@@ -81,6 +81,8 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
             p.pending_by_creator,
             f"{p.tag}:inbox:",
             p.expired,
+            p.paused,
+            p.parked,
             op_key(step, p),
         ],
         [

@@ -32,6 +32,7 @@ PUBLIC = [
     "NotPendingError",
     "Notification",
     "Page",
+    "Pauses",
     "PastScheduleError",
     "PermanentDeliveryError",
     "Retention",

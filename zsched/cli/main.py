@@ -11,7 +11,7 @@ from .. import __version__
 from ..connection import CLUSTER_ERRORS
 from ..errors import ValidationError, ZschedError
 from ..settings import Settings
-from . import batches, config, contacts, dead, logs, notifications, rediscli, run, tokens, workers
+from . import batches, config, contacts, dead, logs, notifications, pauses, rediscli, run, tokens, workers
 
 EPILOG = """\
 examples:
@@ -20,7 +20,8 @@ examples:
   zsched schedule --to alice --title Hi --message "Stand-up in 5" --in 2s
   zsched status 1                                see where notification 1 is
   zsched cancel 1                                cancel it while it is pending
-  zsched stats                                   counts per status, next due, overdue lag
+  zsched stats                                   counts per status, next due, overdue lag, pauses
+  zsched pause --type promo                      stop delivering promo notifications; zsched resume lifts it
   zsched contact set alice --email a@x.example   set alice's address (the email channel sends there)
   zsched workers                                 running workers and gateways; a late heartbeat is flagged
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     rediscli.add_parser(sub, common)
     config.add_parser(sub, common)
     workers.add_parser(sub, common)
+    pauses.add_parsers(sub, common)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             "config": config.run,
             "contact": contacts.run,
             "dead": dead.run,
+            "pause": pauses.run,
+            "resume": pauses.run,
             "redis-cli": rediscli.run,
             "serve": run.run,
             "worker": run.run,

@@ -2,8 +2,8 @@
 
 The operations live in modules by job: ``producer`` (schedule, cancel, reschedule), ``leases`` (claim,
 ack, fail, reap, purge), ``views`` (status, lists, stats), ``batches`` (a whole schedule call), ``edits``
-(new content) and ``contacts`` (contact data, erasure). ``client.Scheduler`` and ``client.AsyncScheduler``
-drive the same generators over a sync or an asyncio connection.
+(new content), ``contacts`` (contact data, erasure) and ``pauses`` (pause and resume delivery).
+``client.Scheduler`` and ``client.AsyncScheduler`` drive the same generators over a sync or an asyncio connection.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from .batches import BatchOps
 from .contacts import ContactOps
 from .edits import EditOps
 from .leases import Claimed, LeaseOps
+from .pauses import PauseOps
 from .producer import ProducerOps
 from .steps import Command, Op, Script, Step
 
 __all__ = ["DAY_MS", "Claimed", "Command", "Core", "CoreBase", "Op", "Retention", "Script", "Step"]
 
 
-class Core(ProducerOps, LeaseOps, BatchOps, EditOps, ContactOps):
+class Core(ProducerOps, LeaseOps, BatchOps, EditOps, ContactOps, PauseOps):
     """Builds the steps of each operation and turns replies into results; owns no connection."""

@@ -199,6 +199,18 @@ class Partition:
         return f"{self.tag}:sequence"
 
     @cached_property
+    def paused(self) -> str:
+        """HASH: ``*`` (everything) or a notification type -> when it was paused (epoch ms); every partition
+        holds its own copy, since a claim may read only its own partition's keys (one Cluster slot)."""
+        return f"{self.tag}:paused"
+
+    @cached_property
+    def parked(self) -> str:
+        """ZSET: ``<priority> <due member>`` -> its due time (epoch ms): what a claim took out of due because
+        its type was paused, waiting for resume to put it back."""
+        return f"{self.tag}:parked"
+
+    @cached_property
     def wakeup(self) -> str:
         """Channel: the new earliest due time, published when it moves earlier, so workers wake."""
         return f"{self.tag}:wakeup"

@@ -126,9 +126,10 @@ class LeaseOps(CoreBase):
             self.retention.cancelled_ms,  # expired records are kept as long as cancelled ones
         ]
         publish = "SPUBLISH" if inbox is not None and inbox.sharded else "PUBLISH"
-        steps: list[Step] = [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 1, publish])]
+        keys += [p.expired, p.paused, p.parked]
+        steps: list[Step] = [Script("claim", [*keys, self.op_key(p)], [*args, 1, publish])]
         if inbox is not None:
-            steps += [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 0, publish]) for _ in range(ahead)]
+            steps += [Script("claim", [*keys, self.op_key(p)], [*args, 0, publish]) for _ in range(ahead)]
         first, *more = got = [ClaimReply.read(reply) for reply in (yield steps)]
         notifications: list[Notification] = []
         poisoned: list[Poisoned] = []

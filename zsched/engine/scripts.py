@@ -36,6 +36,8 @@ NAMES = (
     "page",
     "heartbeat",
     "add_minute",
+    "pause",
+    "resume",
 )
 
 

@@ -100,6 +100,14 @@ def notification_id(value: object, field: str = "notification_id") -> int:
     return value
 
 
+def notification_type(value: object) -> str:
+    """A notification type as pause and resume take it: the text a schedule call's ``type`` is, but ``*``."""
+    _text("type", value, MAX_TYPE, allow_empty=False)
+    if value == "*":
+        raise FieldError("type '*' is not a type; to pause or resume everything, give no type", "type")
+    return str(value)
+
+
 def payload(
     title: object,
     message: object,

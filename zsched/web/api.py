@@ -29,6 +29,7 @@ from .bodies import (
     ContactBody,
     EditBody,
     ErasureBody,
+    PauseBody,
     RescheduleBody,
     ScheduleBody,
     contact_decoder,
@@ -36,6 +37,7 @@ from .bodies import (
     erasure_decoder,
     integral,
     parse_int,
+    pause_decoder,
     reschedule_decoder,
     schedule_decoder,
 )
@@ -51,6 +53,7 @@ from .views import (
     Health,
     NotificationPage,
     PartitionStats,
+    PausesView,
     Scheduled,
     StatsView,
     full_view,
@@ -115,6 +118,9 @@ class Api:
             Route("/api/batches/{batch_id}/", self.batch, methods=["GET", "PATCH", "DELETE"]),
             Route("/api/batches/{batch_id}/content/", self.batch_content, methods=["PATCH"]),
             Route("/api/stats", self.stats, methods=["GET"]),
+            Route("/api/pauses", self.pauses, methods=["GET"]),
+            Route("/api/pause", self.pause, methods=["POST"]),
+            Route("/api/resume", self.pause, methods=["POST"]),
             Route("/api/contacts/", self.contact, methods=["GET", "PATCH"]),
             Route("/api/erasures/", self.erase, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -313,6 +319,26 @@ class Api:
         parts = [await zs.run(zs.core.stats([p])) for p in zs.core.keys.partitions]
         per = [PartitionStats(**msgspec.structs.asdict(s), partition=i) for i, s in enumerate(parts)]
         return JSON(StatsView(**msgspec.structs.asdict(overall), partitions=per))
+
+    # -- pause and resume -------------------------------------------------------------------------
+
+    async def _admin(self, request: Request, what: str) -> None:
+        principal = await self.authenticate(request)
+        if not principal.admin:
+            raise ApiError(403, f"{what} needs an admin token (`zsched token create --user ID --admin`)")
+
+    async def pauses(self, request: Request) -> Response:
+        """GET (admin): what delivery is paused for."""
+        await self._admin(request, "reading pauses")
+        return JSON(PausesView(**msgspec.structs.asdict(await self.zs.pauses())))
+
+    async def pause(self, request: Request) -> Response:
+        """POST (admin) ``{"type"?}`` to /api/pause or /api/resume: pause or resume one type, or everything."""
+        resume = request.url.path.endswith("/resume")
+        await self._admin(request, "resuming delivery" if resume else "pausing delivery")
+        body: PauseBody = await read_json(request, pause_decoder)
+        now = await (self.zs.resume(body.type) if resume else self.zs.pause(body.type))
+        return JSON(PausesView(**msgspec.structs.asdict(now)))
 
     # -- contact data ------------------------------------------------------------------------------
 

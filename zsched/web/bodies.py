@@ -157,6 +157,13 @@ class ErasureBody(msgspec.Struct, forbid_unknown_fields=False):
     recipient: UserId
 
 
+class PauseBody(msgspec.Struct, forbid_unknown_fields=False):
+    """``POST /api/pause`` and ``POST /api/resume``: the type to pause or resume; none (or null): everything
+    (resume: every pause)."""
+
+    type: Annotated[str, Meta(min_length=1, max_length=MAX_TYPE, pattern=NO_NUL)] | None = None
+
+
 class ContactQuery(msgspec.Struct):
     """``/api/contacts/``'s query parameter."""
 
@@ -275,6 +282,7 @@ schedule_decoder = loose_decoder(ScheduleBody)
 reschedule_decoder = loose_decoder(RescheduleBody)
 contact_decoder = loose_decoder(ContactBody)
 erasure_decoder = loose_decoder(ErasureBody)
+pause_decoder = loose_decoder(PauseBody)
 edit_decoder = loose_decoder(EditBody)
 
 

@@ -23,6 +23,7 @@ from .bodies import (
     ErasureBody,
     ListQuery,
     NotificationPath,
+    PauseBody,
     RescheduleBody,
     ScheduleBody,
     ScheduleHeaders,
@@ -50,6 +51,7 @@ from .views import (
     Health,
     NotificationPage,
     NotificationView,
+    PausesView,
     Scheduled,
     ScheduleStatus,
     StatsView,
@@ -98,6 +100,8 @@ _SHAPES = (
     ContactView,
     ErasureBody,
     ErasureView,
+    PauseBody,
+    PausesView,
     Me,
     TablePage,
     ProcessList,
@@ -282,6 +286,31 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 "Counts, totals, next due and lag, overall and per partition (admin)",
                 _json(_ref("StatsView"), "Stats."),
                 (403,),
+            )
+        },
+        "/api/pauses": {
+            "get": _op(
+                "What delivery is paused for, since when, and how many notifications wait aside (admin)",
+                _json(_ref("PausesView"), "The pauses."),
+                (403,),
+            )
+        },
+        "/api/pause": {
+            "post": _op(
+                "Pause delivery of one type, or of everything with no type: no worker hands out a paused "
+                "notification; schedules pile up (admin)",
+                _json(_ref("PausesView"), "What is paused now."),
+                (400, 403, 413, 415, 422),
+                body="PauseBody",
+            )
+        },
+        "/api/resume": {
+            "post": _op(
+                "Lift the pause of one type, or every pause with no type; what waited drains in due order, "
+                "priorities first (admin)",
+                _json(_ref("PausesView"), "What is still paused."),
+                (400, 403, 413, 415, 422),
+                body="PauseBody",
             )
         },
         "/api/contacts/": {

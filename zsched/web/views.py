@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from ..models import Notification, OnLate, ScheduleResult, Stats, Status
+from ..models import Notification, OnLate, Pauses, ScheduleResult, Stats, Status
 from .auth import Principal
 from .bodies import Time
 from .errors import Error
@@ -167,6 +167,11 @@ class StatsView(Stats, kw_only=True):
     """Counts, totals, next due and lag, overall and per partition."""
 
     partitions: list[PartitionStats]
+
+
+class PausesView(Pauses, kw_only=True):
+    """What delivery is paused for (``all``: everything; ``types``), since when per scope (``*`` or the type),
+    and how many notifications of paused types wait aside (``parked``)."""
 
 
 class ContactView(msgspec.Struct, kw_only=True):
