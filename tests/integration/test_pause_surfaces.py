@@ -31,7 +31,8 @@ def test_http_pause_and_resume_are_admin_only_and_show_in_stats(client: TestClie
     assert stats["partitions"][0]["paused"]["all"]
     after = client.post("/api/resume", headers=admin, json={"type": "promo"}).json()
     assert after["all"] and after["types"] == []
-    assert client.post("/api/resume", headers=admin, json={}).json() == {"all": False, "types": [], "since": {}, "parked": 0}
+    nothing = {"all": False, "types": [], "since": {}, "parked": 0}
+    assert client.post("/api/resume", headers=admin, json={}).json() == nothing
     assert client.get("/api/pauses", headers=admin).json()["all"] is False
     doc = client.get("/openapi.json").json()
     assert {"/api/pause", "/api/resume", "/api/pauses"} <= doc["paths"].keys()
