@@ -19,6 +19,9 @@
 -- ("<priority> <member>" -> its due time) and counts against `limit`, so each is passed over once, not at
 -- every claim; resume.lua puts those back. A record found due in a terminal status (one cancelled or
 -- collapsed while parked, back on resume) is dropped from due, not claimed.
+-- Per-recipient limits (ARGV[14]) are counted here, once per notification of a limited type that this claim
+-- sends or claims; one over its limit is deferred instead (its own record, still pending, due at the window's
+-- end), no attempt counted, and counts against `limit`. Types with no limit cost nothing more.
 -- An inbox key is per recipient, known only once claimed, so it is built here: KEYS[16] .. recipient. The
 -- prefix carries the partition's hash tag, as every key of this call does, so the script stays in one slot.
 -- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
@@ -41,7 +44,9 @@
 -- KEYS[17] expired       ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[18] paused       HASH  '*' (everything) or a type -> when it was paused (epoch ms)
 -- KEYS[19] parked       ZSET  "<priority> <member>" of a due set -> its due time (epoch ms), while its type is paused
--- KEYS[20] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
+-- KEYS[20] rate_prefix  HASH key prefix: KEYS[20] .. <window index> .. ':' .. <type> counts, per recipient, what
+--                       was delivered or claimed of that type in that window (ARGV[14])
+-- KEYS[21] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
 --                       call gets the same batch instead of claiming another and stranding the first, and
 --                       appends and publishes nothing again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
@@ -60,6 +65,9 @@
 --                       first such one in claim order, leaving it and what follows due (a claim sent ahead
 --                       of the worker's need then holds nothing it must deliver)
 -- ARGV[13] publish      'SPUBLISH' on a Redis Cluster (sharded pub/sub), anything else PUBLISH
+-- ARGV[14] limits       '' or JSON {type: [most per recipient per window, window_ms]}: a notification of such a
+--                       type beyond its recipient's count in the current window (windows are whole multiples of
+--                       window_ms since the epoch) stays pending, due again at the window's end
 -- Returns: {now_ms, wait_us, sent_count, id, state JSON, payload JSON, ...}
 --          the first sent_count records were delivered here and are sent; the rest are claimed, under the lease
 --          (those expired here are in neither: only their records, the expired set and the counters tell)
@@ -88,7 +96,7 @@ local function stored_payload(id, raw)  -- a record's payload: under its call's 
   return payload_of(raw and string.match(raw, '"call":(%d+)') or id)
 end
 
-local kept = redis.call('GET', KEYS[20])
+local kept = redis.call('GET', KEYS[21])
 if kept then  -- a retry of a call that already ran (its reply was lost): the same batch, read again
   local k = kept_numbers(kept)
   local reply = {k[1], k[2], k[3]}
@@ -183,6 +191,14 @@ local paused_types = false  -- each paused type's JSON text (as a payload holds 
 for i = 1, #pauses, 2 do
   paused_types = paused_types or {}
   paused_types[json_string(pauses[i])] = true
+end
+
+local limits = false  -- each limited type's JSON text -> {type, most, window_ms}; false when none is
+if ARGV[14] and ARGV[14] ~= '' then
+  for typ, v in pairs(cjson.decode(ARGV[14])) do
+    limits = limits or {}
+    limits[json_string(typ)] = {typ, tonumber(v[1]), tonumber(v[2])}
+  end
 end
 
 -- The members of a JSON object as the worker's encoder writes it (no spaces): name -> its value's text,
@@ -295,6 +311,32 @@ local function paused(holder)
   end
   return p
 end
+local holds_limit = {}  -- payload holder -> its type's limit, or false
+local function limit_of(holder)
+  local l = holds_limit[holder]
+  if l == nil then
+    local m = json_members(payload_of(holder))
+    l = (m and limits[m.type or '"system"']) or false
+    holds_limit[holder] = l
+  end
+  return l
+end
+local counting = {}  -- rate keys given their expiry in this claim
+-- Count one notification to `recipient` under limit `l`: false while within it, else the window's end (epoch ms).
+local function over_limit(recipient, l)
+  local window = l[3]
+  local index = math.floor(now / window)
+  local key = KEYS[20] .. string.format('%d', index) .. ':' .. l[1]
+  local n = redis.call('HINCRBY', key, recipient, 1)
+  if not counting[key] then
+    redis.call('PEXPIREAT', key, (index + 1) * window + 1000)
+    counting[key] = true
+  end
+  return n > l[2] and (index + 1) * window
+end
+local deferred = 0  -- how many this claim deferred
+local redue = {}  -- due set -> {due time, id, ...} of those deferred back into it
+
 local parked = {}  -- due time, "<priority> <member>", ... of those parked here (ZADD's arguments)
 local TERMINAL = {sent = true, cancelled = true, failed = true, expired = true, collapsed = true}
 local PRIORITY_OF = {[KEYS[6]] = 'urgent', [KEYS[7]] = 'high', [KEYS[1]] = 'normal', [KEYS[8]] = 'low'}
@@ -367,8 +409,10 @@ local function claim_from_call(due, member, room)
   local expired_head = '{"status":"expired","attempts":0,"expired_at":' .. string.format('%d', now)
     .. ',"recipient":'
   local by = creator ~= '' and creator or nil
-  local before = claimed + #expired_list
-  local function taken() return claimed + #expired_list - before end
+  local lim = not late and limits and limit_of(cid)
+  local pending_head = '{"status":"pending","attempts":0,"recipient":'
+  local before = claimed + #expired_list + deferred
+  local function taken() return claimed + #expired_list + deferred - before end
   while taken() < room and nxt < count do
     local n = math.min(room - taken(), count - nxt)
     local ids, people = {}, {}
@@ -384,8 +428,14 @@ local function claim_from_call(due, member, room)
     local indexed = call_sliced('ZMSCORE', KEYS[13], members, 1000)
     for j, id in ipairs(ids) do
       if not own[j] and indexed[j] then
+        local until_ms = lim and over_limit(people[j], lim)
         if late then
           expire(id, expired_head .. cjson.encode(people[j]) .. tail, by)
+        elseif until_ms then  -- a record of its own, still pending, due again when the window ends
+          hset[#hset + 1], hset[#hset + 2] = id, pending_head .. cjson.encode(people[j]) .. tail
+          redue[due] = redue[due] or {}
+          redue[due][#redue[due] + 1], redue[due][#redue[due] + 2] = until_ms, id
+          deferred = deferred + 1
         elseif middle then
           send(id, people[j], message_tail, sent_head .. cjson.encode(people[j]) .. tail, payload, by)
         else
@@ -421,7 +471,7 @@ end
 -- in `due`; with ARGV[12] '0', only those up to the first this script cannot deliver leave due.
 local function claim_records(due, ids)
   local states = call_sliced('HMGET', KEYS[4], ids, 1000)
-  local decoded, middles_of, lates, skip, parks = {}, {}, {}, {}, {}
+  local decoded, middles_of, lates, skip, parks, defers = {}, {}, {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local raw = states[i]
     local ok, st = false, nil
@@ -437,9 +487,13 @@ local function claim_records(due, ids)
         decoded[i] = st
         lates[i] = type(st.scheduled_at) == 'number' and too_late(expiry_of(holder), st.scheduled_at)
         middles_of[i] = not lates[i] and inbox_mode ~= '' and deliverable(st) and middle_of(holder)
+        if limits and not lates[i] and (middles_of[i] or take_rest ~= '0') and type(st.recipient) == 'string' then
+          local l = limit_of(holder)
+          defers[i] = l and over_limit(st.recipient, l)
+        end
       end
     end
-    if not skip[i] and not middles_of[i] and not lates[i] and raw and take_rest == '0' then  -- it would be claimed: it stays due
+    if not skip[i] and not middles_of[i] and not lates[i] and not defers[i] and raw and take_rest == '0' then  -- it would be claimed: it stays due
       halted = true
       ids = {unpack(ids, 1, i - 1)}
       break
@@ -460,6 +514,10 @@ local function claim_records(due, ids)
       claimed_list[#claimed_list + 1], claimed_list[#claimed_list + 2], claimed_list[#claimed_list + 3] =
         id, raw, stored_payload(id, raw)
       claimed = claimed + 1
+    elseif st and defers[i] then  -- over its recipient's limit: pending still, due again when the window ends
+      redue[due] = redue[due] or {}
+      redue[due][#redue[due] + 1], redue[due][#redue[due] + 2] = defers[i], id
+      deferred = deferred + 1
     elseif st and lates[i] then
       st.status = 'expired'
       st.expired_at = now
@@ -516,6 +574,8 @@ end
 if #hset > 0 then call_sliced('HSET', KEYS[4], hset, 1000) end
 if #zadd > 0 then call_sliced('ZADD', KEYS[2], zadd, 1000) end
 if #parked > 0 then call_sliced('ZADD', KEYS[19], parked, 1000) end
+for due, list in pairs(redue) do call_sliced('ZADD', due, list, 1000) end
+if deferred > 0 then redis.call('HINCRBY', KEYS[5], 'deferred', deferred) end
 if claimed > 0 then redis.call('HINCRBY', KEYS[5], 'claimed', claimed) end
 if sent_count > 0 then
   local zsent = {}
@@ -545,6 +605,6 @@ if next_due then reply[2] = math.max(0, next_due * 1000 - now_us) end
 if claimed > 0 then
   local outcome = {reply[1], reply[2], reply[3]}
   for i = 4, #reply, 3 do outcome[#outcome + 1] = tonumber(reply[i]) end
-  keep(KEYS[20], ARGV[4], outcome)
+  keep(KEYS[21], ARGV[4], outcome)
 end
 return reply

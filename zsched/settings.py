@@ -25,7 +25,8 @@ from .engine.backoff import RetryPolicy
 from .engine.base import OP_TTL_MS
 from .engine.core import DAY_MS, Core, Retention
 from .engine.keys import Keyspace
-from .errors import ConfigError
+from .engine.shaping import RecipientLimit, limits_arg
+from .errors import ConfigError, ValidationError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
@@ -90,6 +91,27 @@ class WorkerSettings(msgspec.Struct, kw_only=True, frozen=True):
     purge_batch: int = 500  # most records one purge call removes (fewer when that would hold the server > 1 ms)
     stop_timeout_s: float = 10.0  # how long shutdown waits for the batch in flight
     beat_every_s: float = 5.0  # how often every worker and gateway writes its heartbeat (late after three missed)
+    recipient_limits: tuple[str, ...] = ()  # "<type>=<most>/<window>", e.g. promo=3/1h: per recipient, per type
+
+    def limits(self) -> tuple[RecipientLimit, ...]:
+        """``recipient_limits`` parsed: ``promo=3/1h`` allows 3 promo notifications per recipient per hour."""
+        out = []
+        for item in self.recipient_limits:
+            typ, _, rule = item.rpartition("=")
+            most, _, window = rule.partition("/")
+            try:
+                out.append(RecipientLimit(typ, int(most), parse_duration_ms(window)))
+            except (ValueError, ConfigError, ValidationError) as exc:
+                raise SettingsError(
+                    f"{env_name('recipient_limits')}: write <type>=<most>/<window>, e.g. promo=3/1h; got {item!r} "
+                    f"({exc})",
+                    "recipient_limits",
+                ) from None
+        try:
+            limits_arg(out)  # one limit per type
+        except ConfigError as exc:
+            raise SettingsError(f"{env_name('recipient_limits')}: {exc}", "recipient_limits") from None
+        return tuple(out)
 
 
 class DeliverySettings(msgspec.Struct, kw_only=True, frozen=True):

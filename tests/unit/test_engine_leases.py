@@ -83,11 +83,12 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
             p.expired,
             p.paused,
             p.parked,
+            p.recipient_counts(""),
             op_key(step, p),
         ],
         [
             *[str(NOW), 10, 30_000, c.op_ttl_ms, 2, "", c.retention.sent_ms, "", "", f"{p.tag}:user:"],
-            *[c.retention.cancelled_ms, 1, "PUBLISH"],
+            *[c.retention.cancelled_ms, 1, "PUBLISH", ""],
         ],
     )
     claimed: Claimed = finish(

@@ -96,6 +96,7 @@ def build_worker(
         purge_every_s=w.purge_every_s,
         purge_batch=w.purge_batch,
         observer=observer,
+        recipient_limits=w.limits(),
     )
 
 

@@ -210,6 +210,11 @@ class Partition:
         its type was paused, waiting for resume to put it back."""
         return f"{self.tag}:parked"
 
+    def recipient_counts(self, tail: str) -> str:
+        """HASH: recipient -> how many of one type a claim handed out in one window; ``tail`` is
+        ``<window index>:<type>`` (the claim script adds it to the prefix this gives for ``""``)."""
+        return f"{self.tag}:rcount:{tail}"
+
     @cached_property
     def wakeup(self) -> str:
         """Channel: the new earliest due time, published when it moves earlier, so workers wake."""
