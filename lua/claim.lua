@@ -22,6 +22,9 @@
 -- Per-recipient limits (ARGV[14]) are counted here, once per notification of a limited type that this claim
 -- sends or claims; one over its limit is deferred instead (its own record, still pending, due at the window's
 -- end), no attempt counted, and counts against `limit`. Types with no limit cost nothing more.
+-- A call whose payload has spread_ms spreads its recipients evenly over that window after its due time: the
+-- k-th of n is due spread_ms * k / n later (its scheduled_at says so), and the call's due entry moves to its
+-- next recipient's time, so a huge fan-out leaves due a slice at a time.
 -- An inbox key is per recipient, known only once claimed, so it is built here: KEYS[16] .. recipient. The
 -- prefix carries the partition's hash tag, as every key of this call does, so the script stays in one slot.
 -- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
@@ -270,6 +273,21 @@ local function expiry_of(holder)
   expiries[holder] = e
   return e
 end
+local spreads = {}
+local function spread_of(holder)  -- a call payload's spread_ms (> 0), or false; read once per payload
+  local v = spreads[holder]
+  if v == nil then
+    v = false
+    local payload = payload_of(holder)
+    if string.find(payload, '"spread_ms":', 1, true) then
+      local m = json_members(payload)
+      v = m and tonumber(m.spread_ms or '') or false
+      if v and v <= 0 then v = false end
+    end
+    spreads[holder] = v
+  end
+  return v
+end
 local function too_late(e, scheduled_at)  -- whether a notification with expiry `e`, due at scheduled_at, expires now
   return e and ((e[1] and now >= e[1]) or (e[2] and now > scheduled_at + e[2])) or false
 end
@@ -384,37 +402,46 @@ local function claim_from_call(due, member, room)
   local at, created, count, nxt, offset, priority, creator =
     string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
   if paused_types and paused(cid) then  -- the whole call waits for its type's resume
+    parked[#parked + 1], parked[#parked + 2] = redis.call('ZSCORE', due, member), PRIORITY_OF[due] .. ' ' .. member
     redis.call('ZREM', due, member)
-    parked[#parked + 1], parked[#parked + 2] = at, PRIORITY_OF[due] .. ' ' .. member
     return 1
   end
   count, nxt, offset = tonumber(count), tonumber(nxt), tonumber(offset)
+  local at_ms = tonumber(at)
   local list = redis.call('HGET', KEYS[10], cid)
   local head = '{"status":"processing","attempts":1,"lease_until":' .. string.format('%d', deadline)
     .. ',"recipient":'
-  local tail = ',"scheduled_at":' .. at .. ',"created_at":' .. created .. ',"call":' .. cid
-  if creator ~= '' then tail = tail .. ',"created_by":' .. cjson.encode(creator) end
-  if priority ~= 'normal' then tail = tail .. ',"priority":"' .. priority .. '"' end
-  tail = tail .. '}'
+  local rest_tail = ',"created_at":' .. created .. ',"call":' .. cid
+  if creator ~= '' then rest_tail = rest_tail .. ',"created_by":' .. cjson.encode(creator) end
+  if priority ~= 'normal' then rest_tail = rest_tail .. ',"priority":"' .. priority .. '"' end
+  rest_tail = rest_tail .. '}'
+  local tail = ',"scheduled_at":' .. at .. rest_tail
   local payload = payload_of(cid)
-  local late = too_late(expiry_of(cid), tonumber(at))
-  local middle = not late and inbox_mode ~= '' and tonumber(at) < MAX_MS and middle_of(cid)
+  local spread = count > 1 and spread_of(cid)
+  local expiry = expiry_of(cid)
+  -- Spread: recipient k is due at + floor(k * spread / count); the call's due entry is its next recipient's.
+  local function due_of(k) return spread and at_ms + math.floor(k * spread / count) or at_ms end
+  local late = too_late(expiry, due_of(nxt))
+  local middle = inbox_mode ~= '' and at_ms < MAX_MS and middle_of(cid)
   if not late and not middle and take_rest == '0' then  -- they would be claimed: the call and the rest stay due
     halted = true
     return 0
   end
-  local sent_head, message_tail = '{"status":"sent","attempts":1,"sent_at":' .. string.format('%d', now)
-    .. ',"recipient":', nil
-  if middle then message_tail = middle .. iso(tonumber(at)) .. '","sent_at":"' .. sent_iso .. '","attempt":1}' end
+  local sent_head = '{"status":"sent","attempts":1,"sent_at":' .. string.format('%d', now) .. ',"recipient":'
+  local function message_tail(k)
+    return middle .. iso(due_of(k)) .. '","sent_at":"' .. sent_iso .. '","attempt":1}'
+  end
+  local shared_message = middle and not spread and message_tail(nxt)
   local expired_head = '{"status":"expired","attempts":0,"expired_at":' .. string.format('%d', now)
     .. ',"recipient":'
   local by = creator ~= '' and creator or nil
-  local lim = not late and limits and limit_of(cid)
+  local lim = limits and limit_of(cid)
   local pending_head = '{"status":"pending","attempts":0,"recipient":'
   local before = claimed + #expired_list + deferred
   local function taken() return claimed + #expired_list + deferred - before end
-  while taken() < room and nxt < count do
-    local n = math.min(room - taken(), count - nxt)
+  local due_end = spread and math.min(count, math.ceil((now - at_ms + 1) * count / spread)) or count
+  while taken() < room and nxt < due_end do
+    local n = math.min(room - taken(), due_end - nxt)
     local ids, people = {}, {}
     for j = 1, n do
       local space = string.find(list, ' ', offset, true)
@@ -428,18 +455,24 @@ local function claim_from_call(due, member, room)
     local indexed = call_sliced('ZMSCORE', KEYS[13], members, 1000)
     for j, id in ipairs(ids) do
       if not own[j] and indexed[j] then
-        local until_ms = lim and over_limit(people[j], lim)
-        if late then
-          expire(id, expired_head .. cjson.encode(people[j]) .. tail, by)
+        local k, t, is_late = nxt + j - 1, tail, late
+        if spread then
+          t = ',"scheduled_at":' .. string.format('%d', due_of(k)) .. rest_tail
+          is_late = too_late(expiry, due_of(k))
+        end
+        local until_ms = not is_late and lim and over_limit(people[j], lim)
+        if is_late then
+          expire(id, expired_head .. cjson.encode(people[j]) .. t, by)
         elseif until_ms then  -- a record of its own, still pending, due again when the window ends
-          hset[#hset + 1], hset[#hset + 2] = id, pending_head .. cjson.encode(people[j]) .. tail
+          hset[#hset + 1], hset[#hset + 2] = id, pending_head .. cjson.encode(people[j]) .. t
           redue[due] = redue[due] or {}
           redue[due][#redue[due] + 1], redue[due][#redue[due] + 2] = until_ms, id
           deferred = deferred + 1
         elseif middle then
-          send(id, people[j], message_tail, sent_head .. cjson.encode(people[j]) .. tail, payload, by)
+          local state = sent_head .. cjson.encode(people[j]) .. t
+          send(id, people[j], shared_message or message_tail(k), state, payload, by)
         else
-          take(id, head .. cjson.encode(people[j]) .. tail, payload)
+          take(id, head .. cjson.encode(people[j]) .. t, payload)
         end
       end
     end
@@ -453,6 +486,7 @@ local function claim_from_call(due, member, room)
   else
     redis.call('HSET', KEYS[9], cid,
       at .. ' ' .. created .. ' ' .. count .. ' ' .. nxt .. ' ' .. offset .. ' ' .. priority .. ' ' .. creator)
+    if spread then redis.call('ZADD', due, due_of(nxt), member) end  -- the next recipient's time
   end
   if taken() > 0 then redis.call('DECRBY', KEYS[12], taken()) end
   return taken()

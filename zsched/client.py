@@ -123,12 +123,14 @@ class Scheduler(Driver):
         on_late: str = "send",
         late_after: timedelta | float | None = None,
         collapse_key: str | None = None,
+        spread: timedelta | float | None = None,
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
 
         Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
         (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
-        notification scheduled earlier with the same key ends ``collapsed``."""
+        notification scheduled earlier with the same key ends ``collapsed``. With ``spread`` (seconds or a
+        timedelta), the recipients are due spread evenly over that window after the due time."""
         with tracing.schedule_span() as record:
             result = self._drive(
                 self.core.schedule(
@@ -147,6 +149,7 @@ class Scheduler(Driver):
                     on_late=on_late,
                     late_after=late_after,
                     collapse_key=collapse_key,
+                    spread=spread,
                 ),
                 check_layout_first=True,
             )
@@ -378,12 +381,14 @@ class AsyncScheduler(Driver):
         on_late: str = "send",
         late_after: timedelta | float | None = None,
         collapse_key: str | None = None,
+        spread: timedelta | float | None = None,
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
 
         Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
         (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
-        notification scheduled earlier with the same key ends ``collapsed``."""
+        notification scheduled earlier with the same key ends ``collapsed``. With ``spread`` (seconds or a
+        timedelta), the recipients are due spread evenly over that window after the due time."""
         with tracing.schedule_span() as record:
             result = await self._drive(
                 self.core.schedule(
@@ -402,6 +407,7 @@ class AsyncScheduler(Driver):
                     on_late=on_late,
                     late_after=late_after,
                     collapse_key=collapse_key,
+                    spread=spread,
                 ),
                 check_layout_first=True,
             )

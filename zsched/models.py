@@ -46,6 +46,7 @@ class Payload(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     expires_at: int | None = None  # epoch ms: claimed at or after it, it ends expired instead of being sent
     on_late: OnLate = "send"
     late_after_ms: int | None = None  # with on_late "skip": claimed later than this past its due time, it expires
+    spread_ms: int | None = None  # a call's recipients are due spread evenly over this long after its due time
 
 
 class State(msgspec.Struct, omit_defaults=True):

@@ -56,6 +56,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
     cmd.add_argument(
         "--collapse-key", help="each recipient's pending notification scheduled earlier with this key ends collapsed"
     )
+    cmd.add_argument("--spread", help="spread the recipients' due times evenly over this long, e.g. 10m")
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for name, text in (("status", "show one notification"), ("cancel", "cancel a pending notification")):
@@ -153,6 +154,7 @@ def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
                 on_late=args.on_late,
                 late_after=None if args.late_after is None else parse_duration_ms(args.late_after) / 1000,
                 collapse_key=args.collapse_key,
+                spread=None if args.spread is None else parse_duration_ms(args.spread) / 1000,
                 **when,
             )
             ids += result.notification_ids

@@ -194,6 +194,7 @@ class Api:
                 on_late=body.on_late,
                 late_after=body.late_after_s,
                 collapse_key=body.collapse_key,
+                spread=body.spread_s,
             )
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None

@@ -24,6 +24,7 @@ from ..engine.validation import (
     MAX_MESSAGE,
     MAX_RECIPIENT_LEN,
     MAX_RECIPIENTS,
+    MAX_SPREAD_MS,
     MAX_TITLE,
     MAX_TYPE,
 )
@@ -108,6 +109,18 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
         Annotated[
             float,
             Meta(ge=0, le=MAX_DELAY_MS / 1000, description="with on_late skip: how late is too late (default 60)"),
+        ]
+        | None
+    ) = None
+    spread_s: (
+        Annotated[
+            float,
+            Meta(
+                ge=0,
+                le=MAX_SPREAD_MS / 1000,
+                description="spread the recipients' due times evenly over this many seconds after scheduled_at "
+                "(a huge fan-out does not land in one instant)",
+            ),
         ]
         | None
     ) = None

@@ -1,4 +1,5 @@
-"""Pause and resume through the HTTP API (admin only, in the OpenAPI document) and the ``zsched`` command."""
+"""Pause and resume, and spread, through the HTTP API (pause: admin only; in the OpenAPI document) and the
+``zsched`` command."""
 
 from __future__ import annotations
 
@@ -63,3 +64,22 @@ def test_cli_pause_resume_and_stats(redis_url: str, prefix: str) -> None:
     assert partly.returncode == 0 and "paused: everything" in partly.stdout
     resumed = _run("resume", *target)
     assert resumed.returncode == 0 and "nothing is paused" in resumed.stdout
+
+
+def test_http_spread_s_spreads_a_call(client: TestClient, tokens: Tokens) -> None:
+    service = tokens.service()
+    made = client.post(SCHEDULE, headers=service, json=schedule_body(["a", "b", "c", "d"], spread_s=40))
+    assert made.status_code == 201, made.text
+    bad = client.post(SCHEDULE, headers=service, json=schedule_body(["a", "b"], spread_s=-1))
+    assert bad.status_code == 422 and "spread" in bad.json()["field"]
+    doc = client.get("/openapi.json").json()
+    assert "spread_s" in doc["components"]["schemas"]["ScheduleBody"]["properties"]
+
+
+def test_cli_schedule_spread(redis_url: str, prefix: str) -> None:
+    target = ["--redis-url", redis_url, "--prefix", prefix]
+    made = _run("schedule", *target, "--to", "a", "--to", "b", "--title", "t", "--message", "m", "--in", "1h")
+    assert made.returncode == 0, made.stderr
+    spread = [*target, "--to", "a", "--to", "b", "--title", "t", "--message", "m", "--in", "1h", "--spread", "10m"]
+    assert _run("schedule", *spread).returncode == 0
+    assert _run("schedule", *spread[:-1], "8d").returncode == 2, "past a week: a usage error"
