@@ -1,5 +1,5 @@
--- set_contact: change some of one recipient's contact fields (email, phone, locale), keeping the others;
--- a field set to '' is removed, and a recipient left with none has no entry at all. The same call run twice
+-- set_contact: change some of one recipient's contact fields (email, phone, locale, zone, quiet_hours),
+-- keeping the others; a field set to '' is removed, and a recipient left with none has no entry at all. The same call run twice
 -- leaves the same record (it sets values, it does not add to them), so a resent call needs no op key.
 -- KEYS[1] contacts      HASH  recipient -> contact JSON (only the fields that are set)
 -- ARGV[1] recipient

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,16 +124,21 @@ class Scheduler(Driver):
         late_after: timedelta | float | None = None,
         collapse_key: str | None = None,
         spread: timedelta | float | None = None,
+        deliver_at_local: str | None = None,
+        local_date: date | None = None,
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
 
         Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
         (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
         notification scheduled earlier with the same key ends ``collapsed``. With ``spread`` (seconds or a
-        timedelta), the recipients are due spread evenly over that window after the due time."""
+        timedelta), the recipients are due spread evenly over that window after the due time.
+        ``deliver_at_local="09:00"`` with ``local_date`` (instead of ``at``/``delay``) makes each recipient due
+        at 09:00 of that date in their own zone; unless ``priority`` is urgent, one due inside its recipient's
+        quiet hours waits until they end (see ``set_contact``)."""
         with tracing.schedule_span() as record:
             result = self._drive(
-                self.core.schedule(
+                self.core.schedule_for(
                     recipients,
                     title,
                     message,
@@ -150,6 +155,8 @@ class Scheduler(Driver):
                     late_after=late_after,
                     collapse_key=collapse_key,
                     spread=spread,
+                    deliver_at_local=deliver_at_local,
+                    local_date=local_date,
                 ),
                 check_layout_first=True,
             )
@@ -251,9 +258,16 @@ class Scheduler(Driver):
         email: str | UnsetType | None = UNSET,
         phone: str | UnsetType | None = UNSET,
         locale: str | UnsetType | None = UNSET,
+        zone: str | UnsetType | None = UNSET,
+        quiet_hours: str | UnsetType | None = UNSET,
     ) -> Contact:
-        """Set the contact fields given (None removes one; the others are kept) and return the contact."""
-        return self.run(self.core.set_contact(recipient, email=email, phone=phone, locale=locale))
+        """Set the contact fields given (None removes one; the others are kept) and return the contact. ``zone``
+        and ``quiet_hours`` (``22:00-07:00`` in that zone) decide when non-urgent notifications reach them."""
+        return self.run(
+            self.core.set_contact(
+                recipient, email=email, phone=phone, locale=locale, zone=zone, quiet_hours=quiet_hours
+            )
+        )
 
     def erase_recipient(self, recipient: str | int) -> Erasure:
         """Remove the recipient's contact data and inbox (a data-protection erasure); what was removed."""
@@ -382,16 +396,21 @@ class AsyncScheduler(Driver):
         late_after: timedelta | float | None = None,
         collapse_key: str | None = None,
         spread: timedelta | float | None = None,
+        deliver_at_local: str | None = None,
+        local_date: date | None = None,
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
 
         Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
         (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
         notification scheduled earlier with the same key ends ``collapsed``. With ``spread`` (seconds or a
-        timedelta), the recipients are due spread evenly over that window after the due time."""
+        timedelta), the recipients are due spread evenly over that window after the due time.
+        ``deliver_at_local="09:00"`` with ``local_date`` (instead of ``at``/``delay``) makes each recipient due
+        at 09:00 of that date in their own zone; unless ``priority`` is urgent, one due inside its recipient's
+        quiet hours waits until they end (see ``set_contact``)."""
         with tracing.schedule_span() as record:
             result = await self._drive(
-                self.core.schedule(
+                self.core.schedule_for(
                     recipients,
                     title,
                     message,
@@ -408,6 +427,8 @@ class AsyncScheduler(Driver):
                     late_after=late_after,
                     collapse_key=collapse_key,
                     spread=spread,
+                    deliver_at_local=deliver_at_local,
+                    local_date=local_date,
                 ),
                 check_layout_first=True,
             )
@@ -509,9 +530,16 @@ class AsyncScheduler(Driver):
         email: str | UnsetType | None = UNSET,
         phone: str | UnsetType | None = UNSET,
         locale: str | UnsetType | None = UNSET,
+        zone: str | UnsetType | None = UNSET,
+        quiet_hours: str | UnsetType | None = UNSET,
     ) -> Contact:
-        """Set the contact fields given (None removes one; the others are kept) and return the contact."""
-        return await self.run(self.core.set_contact(recipient, email=email, phone=phone, locale=locale))
+        """Set the contact fields given (None removes one; the others are kept) and return the contact. ``zone``
+        and ``quiet_hours`` (``22:00-07:00`` in that zone) decide when non-urgent notifications reach them."""
+        return await self.run(
+            self.core.set_contact(
+                recipient, email=email, phone=phone, locale=locale, zone=zone, quiet_hours=quiet_hours
+            )
+        )
 
     async def erase_recipient(self, recipient: str | int) -> Erasure:
         """Remove the recipient's contact data and inbox (a data-protection erasure); what was removed."""

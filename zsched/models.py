@@ -150,13 +150,16 @@ def _maybe_datetime(ms: int | None) -> datetime | None:
 
 class ScheduleResult(msgspec.Struct):
     """The answer to a schedule call: one id per (distinct) recipient, in the order given, and the ``batch_id``
-    that names them all for ``cancel_batch``, ``reschedule_batch`` and ``batch_status``."""
+    that names them all for ``cancel_batch``, ``reschedule_batch`` and ``batch_status``. Recipients whose own
+    clocks (zone, quiet hours) gave them different due times are scheduled in one call per due time: then
+    ``batch_ids`` names each (``batch_id`` is the first), and ``scheduled_at`` is the earliest."""
 
     notification_ids: list[int]
     count: int
     scheduled_at: datetime
     replayed: bool = False
     batch_id: str = ""
+    batch_ids: list[str] = msgspec.field(default_factory=list)
 
 
 class BatchChange(msgspec.Struct):
@@ -238,13 +241,16 @@ class Delivered(msgspec.Struct, kw_only=True):
 
 
 class Contact(msgspec.Struct, kw_only=True):
-    """How a recipient is reached outside zsched's own channels; None where not set. ``phone`` is E.164
-    (``+14155550123``), ``locale`` a BCP 47 tag (``pt-BR``)."""
+    """How and when a recipient is reached; None where not set. ``phone`` is E.164 (``+14155550123``),
+    ``locale`` a BCP 47 tag (``pt-BR``), ``zone`` an IANA zone (``Europe/Lisbon``), ``quiet_hours``
+    ``HH:MM-HH:MM`` in that zone (UTC without one)."""
 
     recipient: str
     email: str | None = None
     phone: str | None = None
     locale: str | None = None
+    zone: str | None = None
+    quiet_hours: str | None = None
 
 
 class Erasure(msgspec.Struct, kw_only=True):

@@ -83,3 +83,57 @@ def test_cli_schedule_spread(redis_url: str, prefix: str) -> None:
     spread = [*target, "--to", "a", "--to", "b", "--title", "t", "--message", "m", "--in", "1h", "--spread", "10m"]
     assert _run("schedule", *spread).returncode == 0
     assert _run("schedule", *spread[:-1], "8d").returncode == 2, "past a week: a usage error"
+
+
+def test_http_preferences_by_the_recipient_an_admin_or_the_preferences_scope(
+    client: TestClient, tokens: Tokens
+) -> None:
+    ana, admin = tokens.headers("ana"), tokens.headers("ops", admin=True)
+    prefs, stranger = tokens.headers("prefs-svc", scopes=("preferences:write",)), tokens.headers("mallory")
+    path = "/api/contacts/?recipient=ana"
+    got = client.patch(path, headers=ana, json={"zone": "Europe/Lisbon", "email": "ana@example.com"})
+    assert got.status_code == 200 and got.json()["zone"] == "Europe/Lisbon"
+    assert client.patch(path, headers=admin, json={"quiet_hours": "22:00-07:00"}).json()["quiet_hours"] == "22:00-07:00"
+    by_scope = client.patch(path, headers=prefs, json={"zone": "Asia/Tokyo"})
+    assert by_scope.status_code == 200, by_scope.text
+    assert by_scope.json()["zone"] == "Asia/Tokyo" and by_scope.json()["email"] is None, "it sees only preferences"
+    assert client.get(path, headers=prefs).json()["email"] is None
+    assert client.patch(path, headers=prefs, json={"email": "x@example.com"}).status_code == 403
+    assert client.patch(path, headers=stranger, json={"zone": "UTC"}).status_code == 403
+    assert client.patch(path, headers=ana, json={"zone": "Mars/Olympus"}).status_code == 422
+    assert client.patch(path, headers=ana, json={"quiet_hours": "late"}).status_code == 422
+    assert client.get(path, headers=ana).json()["email"] == "ana@example.com"
+
+
+def test_http_deliver_at_local(client: TestClient, tokens: Tokens) -> None:
+    service, admin = tokens.service(), tokens.headers("ops", admin=True)
+    client.patch("/api/contacts/?recipient=tok", headers=admin, json={"zone": "Asia/Tokyo"})
+    body = {"recipients": ["tok", "utc"], "title": "t", "message": "m"}
+    made = client.post(
+        SCHEDULE, headers=service, json={**body, "deliver_at_local": "09:00", "local_date": "2031-03-04"}
+    )
+    assert made.status_code == 201, made.text
+    tok, utc = made.json()["notification_ids"]
+    assert len(made.json()["batch_ids"]) == 2
+    assert client.get(f"/api/notifications/{tok}/", headers=admin).json()["scheduled_at"].startswith("2031-03-04T00:00")
+    assert client.get(f"/api/notifications/{utc}/", headers=admin).json()["scheduled_at"].startswith("2031-03-04T09:00")
+    missing = client.post(SCHEDULE, headers=service, json=body)
+    assert missing.status_code == 422 and missing.json()["field"] == "scheduled_at"
+    no_date = client.post(SCHEDULE, headers=service, json={**body, "deliver_at_local": "09:00"})
+    assert no_date.status_code == 422 and no_date.json()["field"] == "local_date"
+
+
+def test_cli_zone_quiet_hours_and_at_local(redis_url: str, prefix: str) -> None:
+    target = ["--redis-url", redis_url, "--prefix", prefix]
+    contact = _run("contact", "set", *target, "tok", "--zone", "Asia/Tokyo", "--quiet-hours", "22:00-07:00", "--json")
+    assert contact.returncode == 0, contact.stderr
+    assert json.loads(contact.stdout)["zone"] == "Asia/Tokyo"
+    assert _run("contact", "set", *target, "tok", "--zone", "Nowhere/Else").returncode == 2
+    made = _run(
+        "schedule", *target, "--to", "tok", "--title", "t", "--message", "m",
+        "--at-local", "09:00", "--local-date", "2031-03-04", "--json",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (nid,) = json.loads(made.stdout)["notification_ids"]
+    status = json.loads(_run("status", *target, str(nid), "--json").stdout)
+    assert status["scheduled_at"].startswith("2031-03-04T00:00:00")

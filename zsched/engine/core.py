@@ -14,11 +14,12 @@ from .contacts import ContactOps
 from .edits import EditOps
 from .leases import Claimed, LeaseOps
 from .pauses import PauseOps
+from .preferences import PreferenceOps
 from .producer import ProducerOps
 from .steps import Command, Op, Script, Step
 
 __all__ = ["DAY_MS", "Claimed", "Command", "Core", "CoreBase", "Op", "Retention", "Script", "Step"]
 
 
-class Core(ProducerOps, LeaseOps, BatchOps, EditOps, ContactOps, PauseOps):
+class Core(PreferenceOps, ProducerOps, LeaseOps, BatchOps, EditOps, ContactOps, PauseOps):
     """Builds the steps of each operation and turns replies into results; owns no connection."""

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..client import AsyncScheduler
 from ..engine import validation
-from ..engine.contacts import CONTACT_FIELDS
+from ..engine.contacts import CONTACT_FIELDS, PREFERENCE_FIELDS
 from ..errors import FieldError, NotFoundError, PendingLimitError, UnavailableError
 from ..models import BatchChange, BatchSummary, Notification
 from ..settings import ApiSettings
@@ -178,12 +178,20 @@ class Api:
                 f"through); got {unknown[0][:64]!r}",
                 "channels",
             )
+        if body.scheduled_at is None and body.deliver_at_local is None:
+            raise ApiError(
+                422,
+                "scheduled_at is required (got null or nothing), unless deliver_at_local and local_date are given",
+                "scheduled_at",
+            )
         try:
             result = await self.zs.schedule(
                 people,
                 body.title,
                 body.message,
                 at=body.scheduled_at,
+                deliver_at_local=body.deliver_at_local,
+                local_date=body.local_date,
                 type=body.type,
                 priority=body.priority,
                 data=body.data,
@@ -356,16 +364,31 @@ class Api:
 
     async def contact(self, request: Request) -> Response:
         """GET: a recipient's contact data (``?recipient=``, default yourself); PATCH: set the fields the body
-        names (null removes one), keep the rest."""
+        names (null removes one), keep the rest. A preferences:write token reads and sets only zone and
+        quiet_hours, and sees only them."""
         principal = await self.authenticate(request)
-        who = self.contact_owner(principal, request.query_params.get("recipient", principal.user), "recipient")
+        who = request.query_params.get("recipient", principal.user)
+        only_preferences = not principal.may_manage_contact(who) and principal.may_set_preferences(who)
+        if not only_preferences:
+            self.contact_owner(principal, who, "recipient")
         if request.method == "PATCH":
             body: ContactBody = await read_json(request, contact_decoder)
             changes = {name: getattr(body, name) for name in CONTACT_FIELDS if getattr(body, name) is not UNSET}
+            others = [name for name in changes if name not in PREFERENCE_FIELDS]
+            if only_preferences and others:
+                raise ApiError(
+                    403,
+                    f"a preferences:write token sets only {' and '.join(PREFERENCE_FIELDS)}; got {others[0]}. "
+                    "Others' contact data needs an admin token or the contacts:write scope",
+                    others[0],
+                )
             found = await self.zs.run(self.zs.core.change_contact(who, changes))
         else:
             found = await self.zs.contact(who)
-        return JSON(ContactView(**msgspec.structs.asdict(found)))
+        view = ContactView(**msgspec.structs.asdict(found))
+        if only_preferences:  # how they are reached is not this token's business
+            view = msgspec.structs.replace(view, email=None, phone=None, locale=None)
+        return JSON(view)
 
     async def erase(self, request: Request) -> Response:
         """POST ``{"recipient"}``: erase the recipient's contact data and inbox (a data-protection request)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 import msgspec
 
@@ -16,6 +17,7 @@ from .. import __version__
 from ..engine.validation import MAX_ID
 from ..models import BatchChange, BatchSummary
 from .bodies import (
+    SCHEDULE_TIMING,
     BatchPath,
     ContactBody,
     ContactQuery,
@@ -193,6 +195,9 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     (_, schemas) = msgspec.json.schema_components((*_SHAPES, *_PARAMETERS), ref_template=_REF + "{name}")
     schemas.update(_DATA)
     schemas["RequeueBody"]["anyOf"] = REQUEUE_CHOICE
+    schemas["ScheduleBody"]["anyOf"] = SCHEDULE_TIMING
+    zone = schemas["ContactBody"]["properties"]["zone"]["anyOf"][0]
+    zone["enum"] = sorted(available_timezones())  # the zones this server's database knows
     params = {shape: _parameters(schemas, shape, where) for shape, where in _PARAMETERS.items()}
     ident = params[NotificationPath]
     body_channels = schemas["ScheduleBody"]["properties"]["channels"]["anyOf"][0]

@@ -43,11 +43,18 @@ class Scheduled(msgspec.Struct):
     batch_id: Annotated[
         str, Meta(description="names the whole call for /api/batches/{batch_id}/: status, reschedule, cancel")
     ] = ""
+    batch_ids: Annotated[
+        list[str],
+        Meta(
+            description="with deliver_at_local or quiet hours giving recipients different due times: one batch "
+            "per due time (batch_id is the first; scheduled_at the earliest)"
+        ),
+    ] = msgspec.field(default_factory=list)
 
     @classmethod
     def of(cls, result: ScheduleResult) -> Scheduled:
         """The answer for ``result``."""
-        return cls(result.notification_ids, result.count, result.scheduled_at, result.batch_id)
+        return cls(result.notification_ids, result.count, result.scheduled_at, result.batch_id, result.batch_ids)
 
 
 class ScheduleStatus(msgspec.Struct, kw_only=True):
@@ -181,6 +188,8 @@ class ContactView(msgspec.Struct, kw_only=True):
     email: str | None
     phone: Annotated[str, Meta(description="E.164")] | None
     locale: Annotated[str, Meta(description="BCP 47")] | None
+    zone: Annotated[str, Meta(description="IANA time zone")] | None = None
+    quiet_hours: Annotated[str, Meta(description="HH:MM-HH:MM in the zone")] | None = None
 
 
 class ErasureView(msgspec.Struct, kw_only=True):
