@@ -95,3 +95,30 @@ def test_dst_edges() -> None:
     assert datetime.fromtimestamp(fold / 1000, UTC).time() == time(5, 30)
     night = datetime_to_ms(datetime(2031, 3, 9, 1, 0, tzinfo=NY))  # quiet 00:30-02:30 ends in the gap
     assert datetime.fromtimestamp(after_quiet_ms(NY, "00:30-02:30", night) / 1000, NY).time() == time(3, 30)
+
+
+def test_a_call_looks_preferences_up_only_where_someone_has_them(
+    pinned: Scheduler, clock: ManualClock, redis_url: str
+) -> None:
+    import redis
+
+    from zsched import Core
+    from zsched.engine.steps import Command, Script
+
+    core = pinned.core
+    op = core.schedule_for(["x"], "t", "m", delay=5)
+    first = next(op)
+    assert first == [Command(("SCARD", core.keys.partitions[0].with_preferences))]
+    assert isinstance(op.send([0])[0], Script), "nobody has preferences: straight to the schedule script"
+    assert isinstance(next(core.schedule_for(["x"], "t", "m", delay=5))[0], Script), "trusted for a second"
+    other = Scheduler(redis.Redis.from_url(redis_url), core=Core(core.keys, clock=clock))
+    other.set_contact("owl", zone="Asia/Tokyo", quiet_hours="00:00-23:59")  # set by another process
+    at = datetime.combine(DAY, time(12), tzinfo=TOKYO)
+    (soon,) = pinned.schedule(["owl"], "t", "m", at=at).notification_ids
+    assert _due(pinned, soon) == at, "within the second, this process has not looked again"
+    clock.advance(1000)
+    (later,) = pinned.schedule(["owl"], "t", "m", at=at).notification_ids
+    assert _due(pinned, later) == datetime.combine(DAY, time(23, 59), tzinfo=TOKYO)
+    other.erase_recipient("owl")
+    assert pinned.redis.scard(core.keys.partitions[0].with_preferences) == 0
+    other.close()

@@ -178,7 +178,9 @@ class ContactOps(CoreBase):
         args: list[str | int] = [who]
         for name, value in changes.items():
             args += [name, "" if value is None else _CHECKS[name](value)]
-        (reply,) = yield [Script("set_contact", [self.keys.for_recipient(who).contacts], args)]
+        p = self.keys.for_recipient(who)
+        (reply,) = yield [Script("set_contact", [p.contacts, p.with_preferences], args)]
+        self.preferences_seen.pop(p.index, None)  # this process's next schedule call looks again
         return contact_of(who, SetContactReply.read(reply).contact)
 
     def erase_recipient(self, recipient: object) -> Op[Erasure]:
@@ -186,6 +188,7 @@ class ContactOps(CoreBase):
         Their notification records stay until retention purges them."""
         who = validation.recipient(recipient)
         p = self.keys.for_recipient(who)
-        (reply,) = yield [Script("erase_recipient", [p.contacts, p.inbox(who), self.op_key(p)], [who, self.op_ttl_ms])]
+        keys = [p.contacts, p.inbox(who), p.with_preferences, self.op_key(p)]
+        (reply,) = yield [Script("erase_recipient", keys, [who, self.op_ttl_ms])]
         got = EraseReply.read(reply)
         return Erasure(recipient=who, contact_removed=got.contact_removed, inbox_entries_removed=got.inbox_entries)

@@ -188,6 +188,12 @@ class Partition:
         return f"{self.tag}:contacts"
 
     @cached_property
+    def with_preferences(self) -> str:
+        """SET: recipients with a zone or quiet hours in their contact, so a schedule call looks them up only
+        when some recipient has any."""
+        return f"{self.tag}:with_preferences"
+
+    @cached_property
     def counters(self) -> str:
         """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, expired, collapsed, reaped,
         purged)."""

@@ -4,7 +4,9 @@ hours (a non-urgent notification due inside them waits until they end).
 Both are decided when the notification is scheduled, from the zone and quiet hours in each recipient's contact
 data: Lua knows no time zones, so the due time each recipient gets is computed here, and recipients that come
 out at the same instant share one schedule call (one due entry). Changing a recipient's zone or quiet hours
-later does not move what is already pending for them; it applies to what is scheduled afterwards.
+later does not move what is already pending for them; it applies to what is scheduled afterwards (from
+another process, within a second: a call skips the lookup in partitions where nobody has preferences, and
+trusts that for ``PREFERENCES_CHECK_MS``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from ..models import ScheduleResult, ms_to_datetime
 from . import localtime, validation
 from .contacts import lookup
 from .producer import ProducerOps
-from .steps import Op
+from .steps import Command, Op
 
 UTC_ZONE = ZoneInfo("UTC")
+PREFERENCES_CHECK_MS = 1000
+"""How long a schedule call trusts its last look at whether a partition has recipients with preferences."""
 
 
 class PreferenceOps(ProducerOps):
@@ -63,6 +67,19 @@ class PreferenceOps(ProducerOps):
                     )
                 )
         now_ms = self.rough_now_ms()
+        if deliver_at_local is None and not (yield from self._any_preferences(people, now_ms)):
+            return (
+                yield from self.schedule(
+                    people,
+                    title,
+                    message,
+                    at=at,
+                    delay=delay,
+                    priority=priority,
+                    idempotency_key=idempotency_key,
+                    **options,
+                )
+            )
         wall = None
         if deliver_at_local is not None:
             if at is not None or delay is not None:
@@ -126,3 +143,16 @@ class PreferenceOps(ProducerOps):
             batch_id=results[0].batch_id,
             batch_ids=[r.batch_id for r in results],
         )
+
+    def _any_preferences(self, people: list[str], now_ms: int) -> Op[bool]:
+        """Whether any partition ``people`` live in has a recipient with a zone or quiet hours; asked of the
+        server at most once a second per partition (``PREFERENCES_CHECK_MS``), so a call to recipients with none
+        costs no lookup, and a preference set elsewhere applies within that second."""
+        wanted = {self.keys.for_recipient(p).index for p in people} if len(self.keys.partitions) > 1 else {0}
+        seen = self.preferences_seen
+        stale = sorted(i for i in wanted if i not in seen or now_ms - seen[i][0] >= PREFERENCES_CHECK_MS)
+        if stale:
+            counts = yield [Command(("SCARD", self.keys.partitions[i].with_preferences)) for i in stale]
+            for i, count in zip(stale, counts, strict=True):
+                seen[i] = (now_ms, int(count) > 0)
+        return any(seen[i][1] for i in wanted)
