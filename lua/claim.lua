@@ -21,7 +21,8 @@
 -- collapsed while parked, back on resume) is dropped from due, not claimed.
 -- Per-recipient limits (ARGV[14]) are counted here, once per notification of a limited type that this claim
 -- sends or claims; one over its limit is deferred instead (its own record, still pending, due at the window's
--- end), no attempt counted, and counts against `limit`. Types with no limit cost nothing more.
+-- end) or, under a limit that drops, ends throttled (as expired ones do); no attempt is counted, and it counts
+-- against `limit`. Types with no limit cost nothing more.
 -- A call whose payload has spread_ms spreads its recipients evenly over that window after its due time: the
 -- k-th of n is due spread_ms * k / n later (its scheduled_at says so), and the call's due entry moves to its
 -- next recipient's time, so a huge fan-out leaves due a slice at a time.
@@ -49,7 +50,8 @@
 -- KEYS[19] parked       ZSET  "<priority> <member>" of a due set -> its due time (epoch ms), while its type is paused
 -- KEYS[20] rate_prefix  HASH key prefix: KEYS[20] .. <window index> .. ':' .. <type> counts, per recipient, what
 --                       was delivered or claimed of that type in that window (ARGV[14])
--- KEYS[21] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
+-- KEYS[21] throttled    ZSET  id -> time its record is purged (epoch ms): those over a limit that drops
+-- KEYS[22] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
 --                       call gets the same batch instead of claiming another and stranding the first, and
 --                       appends and publishes nothing again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
@@ -68,9 +70,10 @@
 --                       first such one in claim order, leaving it and what follows due (a claim sent ahead
 --                       of the worker's need then holds nothing it must deliver)
 -- ARGV[13] publish      'SPUBLISH' on a Redis Cluster (sharded pub/sub), anything else PUBLISH
--- ARGV[14] limits       '' or JSON {type: [most per recipient per window, window_ms]}: a notification of such a
---                       type beyond its recipient's count in the current window (windows are whole multiples of
---                       window_ms since the epoch) stays pending, due again at the window's end
+-- ARGV[14] limits       '' or JSON {type: [most per recipient per window, window_ms, 'defer' or 'drop']}: a
+--                       notification of such a type beyond its recipient's count in the current window (windows
+--                       are whole multiples of window_ms since the epoch) stays pending, due again at the
+--                       window's end ('defer'), or ends throttled ('drop'), kept as long as an expired one
 -- Returns: {now_ms, wait_us, sent_count, id, state JSON, payload JSON, ...}
 --          the first sent_count records were delivered here and are sent; the rest are claimed, under the lease
 --          (those expired here are in neither: only their records, the expired set and the counters tell)
@@ -99,7 +102,7 @@ local function stored_payload(id, raw)  -- a record's payload: under its call's 
   return payload_of(raw and string.match(raw, '"call":(%d+)') or id)
 end
 
-local kept = redis.call('GET', KEYS[21])
+local kept = redis.call('GET', KEYS[22])
 if kept then  -- a retry of a call that already ran (its reply was lost): the same batch, read again
   local k = kept_numbers(kept)
   local reply = {k[1], k[2], k[3]}
@@ -200,7 +203,7 @@ local limits = false  -- each limited type's JSON text -> {type, most, window_ms
 if ARGV[14] and ARGV[14] ~= '' then
   for typ, v in pairs(cjson.decode(ARGV[14])) do
     limits = limits or {}
-    limits[json_string(typ)] = {typ, tonumber(v[1]), tonumber(v[2])}
+    limits[json_string(typ)] = {typ, tonumber(v[1]), tonumber(v[2]), v[3] == 'drop'}
   end
 end
 
@@ -347,7 +350,7 @@ local function over_limit(recipient, l)
   local key = KEYS[20] .. string.format('%d', index) .. ':' .. l[1]
   local n = redis.call('HINCRBY', key, recipient, 1)
   if not counting[key] then
-    redis.call('PEXPIREAT', key, (index + 1) * window + 1000)
+    redis.call('PEXPIRE', key, (index + 1) * window - now + 1000)  -- relative: a pinned clock may be far off
     counting[key] = true
   end
   return n > l[2] and (index + 1) * window
@@ -356,7 +359,7 @@ local deferred = 0  -- how many this claim deferred
 local redue = {}  -- due set -> {due time, id, ...} of those deferred back into it
 
 local parked = {}  -- due time, "<priority> <member>", ... of those parked here (ZADD's arguments)
-local TERMINAL = {sent = true, cancelled = true, failed = true, expired = true, collapsed = true}
+local TERMINAL = {sent = true, cancelled = true, failed = true, expired = true, collapsed = true, throttled = true}
 local PRIORITY_OF = {[KEYS[6]] = 'urgent', [KEYS[7]] = 'high', [KEYS[1]] = 'normal', [KEYS[8]] = 'low'}
 
 local released = {}  -- created_by -> how many of theirs were sent or expired here (no longer pending)
@@ -387,6 +390,14 @@ end
 local function expire(id, state, creator)
   hset[#hset + 1], hset[#hset + 2] = id, state
   expired_list[#expired_list + 1] = id
+  if creator then released[creator] = (released[creator] or 0) + 1 end
+end
+
+local throttled_list = {}  -- ids throttled here
+-- Mark one notification throttled (over its recipient's limit, which drops): `state` is its throttled state JSON.
+local function throttle(id, state, creator)
+  hset[#hset + 1], hset[#hset + 2] = id, state
+  throttled_list[#throttled_list + 1] = id
   if creator then released[creator] = (released[creator] or 0) + 1 end
 end
 
@@ -437,8 +448,10 @@ local function claim_from_call(due, member, room)
   local by = creator ~= '' and creator or nil
   local lim = limits and limit_of(cid)
   local pending_head = '{"status":"pending","attempts":0,"recipient":'
-  local before = claimed + #expired_list + deferred
-  local function taken() return claimed + #expired_list + deferred - before end
+  local throttled_head = '{"status":"throttled","attempts":0,"throttled_at":' .. string.format('%d', now)
+    .. ',"recipient":'
+  local before = claimed + #expired_list + deferred + #throttled_list
+  local function taken() return claimed + #expired_list + deferred + #throttled_list - before end
   local due_end = spread and math.min(count, math.ceil((now - at_ms + 1) * count / spread)) or count
   while taken() < room and nxt < due_end do
     local n = math.min(room - taken(), due_end - nxt)
@@ -463,6 +476,8 @@ local function claim_from_call(due, member, room)
         local until_ms = not is_late and lim and over_limit(people[j], lim)
         if is_late then
           expire(id, expired_head .. cjson.encode(people[j]) .. t, by)
+        elseif until_ms and lim[4] then
+          throttle(id, throttled_head .. cjson.encode(people[j]) .. t, by)
         elseif until_ms then  -- a record of its own, still pending, due again when the window ends
           hset[#hset + 1], hset[#hset + 2] = id, pending_head .. cjson.encode(people[j]) .. t
           redue[due] = redue[due] or {}
@@ -524,6 +539,7 @@ local function claim_records(due, ids)
         if limits and not lates[i] and (middles_of[i] or take_rest ~= '0') and type(st.recipient) == 'string' then
           local l = limit_of(holder)
           defers[i] = l and over_limit(st.recipient, l)
+          if defers[i] and l[4] then defers[i] = 'drop' end
         end
       end
     end
@@ -548,6 +564,11 @@ local function claim_records(due, ids)
       claimed_list[#claimed_list + 1], claimed_list[#claimed_list + 2], claimed_list[#claimed_list + 3] =
         id, raw, stored_payload(id, raw)
       claimed = claimed + 1
+    elseif st and defers[i] == 'drop' then  -- over its recipient's limit, which drops
+      st.status = 'throttled'
+      st.throttled_at = now
+      st.lease_until = nil
+      throttle(id, cjson.encode(st), type(st.created_by) == 'string' and st.created_by or nil)
     elseif st and defers[i] then  -- over its recipient's limit: pending still, due again when the window ends
       redue[due] = redue[due] or {}
       redue[due][#redue[due] + 1], redue[due][#redue[due] + 2] = defers[i], id
@@ -610,6 +631,12 @@ if #zadd > 0 then call_sliced('ZADD', KEYS[2], zadd, 1000) end
 if #parked > 0 then call_sliced('ZADD', KEYS[19], parked, 1000) end
 for due, list in pairs(redue) do call_sliced('ZADD', due, list, 1000) end
 if deferred > 0 then redis.call('HINCRBY', KEYS[5], 'deferred', deferred) end
+if #throttled_list > 0 then
+  local zthrottled, purge_throttled = {}, now + (tonumber(ARGV[11]) or 0)
+  for i, id in ipairs(throttled_list) do zthrottled[2 * i - 1], zthrottled[2 * i] = purge_throttled, id end
+  call_sliced('ZADD', KEYS[21], zthrottled, 1000)
+  redis.call('HINCRBY', KEYS[5], 'throttled', #throttled_list)
+end
 if claimed > 0 then redis.call('HINCRBY', KEYS[5], 'claimed', claimed) end
 if sent_count > 0 then
   local zsent = {}
@@ -639,6 +666,6 @@ if next_due then reply[2] = math.max(0, next_due * 1000 - now_us) end
 if claimed > 0 then
   local outcome = {reply[1], reply[2], reply[3]}
   for i = 4, #reply, 3 do outcome[#outcome + 1] = tonumber(reply[i]) end
-  keep(KEYS[21], ARGV[4], outcome)
+  keep(KEYS[22], ARGV[4], outcome)
 end
 return reply

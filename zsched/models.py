@@ -12,11 +12,20 @@ from typing import Any, Literal
 import msgspec
 
 Priority = Literal["low", "normal", "high", "urgent"]
-Status = Literal["pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed"]
+Status = Literal["pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed", "throttled"]
 OnLate = Literal["send", "skip"]
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
-STATUSES: tuple[str, ...] = ("pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed")
-TERMINAL_STATUSES: tuple[str, ...] = ("sent", "cancelled", "failed", "expired", "collapsed")
+STATUSES: tuple[str, ...] = (
+    "pending",
+    "processing",
+    "sent",
+    "cancelled",
+    "failed",
+    "expired",
+    "collapsed",
+    "throttled",
+)
+TERMINAL_STATUSES: tuple[str, ...] = ("sent", "cancelled", "failed", "expired", "collapsed", "throttled")
 """The statuses a notification never leaves; purge removes their records after retention."""
 ON_LATE: tuple[str, ...] = ("send", "skip")
 
@@ -63,6 +72,7 @@ class State(msgspec.Struct, omit_defaults=True):
     failed_at: int | None = None
     expired_at: int | None = None
     collapsed_at: int | None = None
+    throttled_at: int | None = None
     last_error: str | None = None
     last_error_detail: str | None = None  # what the channel's peer answered: admins only
     delivered_at: int | None = None
@@ -104,6 +114,7 @@ class Notification(msgspec.Struct, kw_only=True):
     collapse_key: str | None = None  # a newer pending one for this recipient and key collapses it
     expired_at: datetime | None = None
     collapsed_at: datetime | None = None
+    throttled_at: datetime | None = None
 
     @property
     def is_sent(self) -> bool:
@@ -141,6 +152,7 @@ class Notification(msgspec.Struct, kw_only=True):
             collapse_key=payload.collapse_key,
             expired_at=_maybe_datetime(state.expired_at),
             collapsed_at=_maybe_datetime(state.collapsed_at),
+            throttled_at=_maybe_datetime(state.throttled_at),
         )
 
 

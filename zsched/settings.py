@@ -91,20 +91,26 @@ class WorkerSettings(msgspec.Struct, kw_only=True, frozen=True):
     purge_batch: int = 500  # most records one purge call removes (fewer when that would hold the server > 1 ms)
     stop_timeout_s: float = 10.0  # how long shutdown waits for the batch in flight
     beat_every_s: float = 5.0  # how often every worker and gateway writes its heartbeat (late after three missed)
-    recipient_limits: tuple[str, ...] = ()  # "<type>=<most>/<window>", e.g. promo=3/1h: per recipient, per type
+    recipient_limits: tuple[str, ...] = ()  # "<type>=<most>/<window>[:drop]", e.g. promo=3/1h: per recipient
 
     def limits(self) -> tuple[RecipientLimit, ...]:
-        """``recipient_limits`` parsed: ``promo=3/1h`` allows 3 promo notifications per recipient per hour."""
+        """``recipient_limits`` parsed: ``promo=3/1h`` allows 3 promo notifications per recipient per hour (those
+        beyond wait for the next hour); ``promo=3/1h:drop`` ends those beyond ``throttled``."""
         out = []
         for item in self.recipient_limits:
             typ, _, rule = item.rpartition("=")
             most, _, window = rule.partition("/")
+            window, _, over = window.partition(":")
             try:
-                out.append(RecipientLimit(typ, int(most), parse_duration_ms(window)))
+                if over not in ("", "defer", "drop"):
+                    raise ValueError(f"after ':' comes defer or drop; got {over!r}")
+                out.append(
+                    RecipientLimit(typ, int(most), parse_duration_ms(window), "drop" if over == "drop" else "defer")
+                )
             except (ValueError, ConfigError, ValidationError) as exc:
                 raise SettingsError(
-                    f"{env_name('recipient_limits')}: write <type>=<most>/<window>, e.g. promo=3/1h; got {item!r} "
-                    f"({exc})",
+                    f"{env_name('recipient_limits')}: write <type>=<most>/<window>[:drop], e.g. promo=3/1h; "
+                    f"got {item!r} ({exc})",
                     "recipient_limits",
                 ) from None
         try:

@@ -101,3 +101,37 @@ def test_the_setting_reads_each_types_limit() -> None:
     for bad in ("promo=3", "promo=x/1h", "=3/1h", "promo=0/1h", "promo=1/1h,promo=2/1h"):
         with pytest.raises(SettingsError, match="ZSCHED_RECIPIENT_LIMITS|one recipient limit per type"):
             Settings.from_env({}, recipient_limits=bad).worker.limits()
+
+
+@pytest.mark.parametrize("inbox", [False, True], ids=["claimed", "in-claim inbox"])
+def test_a_limit_that_drops_ends_the_rest_throttled(pinned: Scheduler, clock: ManualClock, inbox: bool) -> None:
+    drop = RecipientLimit("promo", most=1, window_ms=60_000, over="drop")
+    p = pinned.core.keys.partitions[0]
+    plan = InboxPlan(maxlen=100, keep_ms=3_600_000) if inbox else None
+    singles = [pinned.schedule(["ana"], "p", "m", delay=0, type="promo").notification_ids[0] for _ in range(2)]
+    call = pinned.schedule(["ana", "bob"], "p", "m", delay=0, type="promo", created_by="crm").notification_ids
+    got = pinned.run(pinned.core.claim(p, 100, 30_000, plan, limits=[drop]))
+    handed = {n.id for n in got.notifications} | {i for i, _, _ in got.sent}
+    ana = {*singles, call[0]}
+    assert call[1] in handed and len(handed & ana) == 1, "one each per window"
+    for nid in ana - handed:
+        n = pinned.status(nid)
+        assert n.scheduled_status == "throttled" and n.throttled_at is not None and n.attempts == 0
+    stats = pinned.stats()
+    assert stats.counts["throttled"] == 2 and stats.counts["pending"] == 0 and stats.totals["throttled"] == 2
+    held = len({n.id for n in got.notifications} & set(call))  # claimed under the lease: still the creator's
+    assert int(pinned.redis.hget(p.pending_by_creator, "crm") or 0) == held, "a throttled (or sent) one is not held"
+    clock.advance(pinned.core.retention.cancelled_ms + 1)
+    assert pinned.run(pinned.core.purge(p)) >= 2, "kept as long as an expired one, then purged"
+    with pytest.raises(ConfigError, match="defer or drop"):
+        RecipientLimit("promo", 1, 60_000, over="later")  # type: ignore[arg-type]
+
+
+def test_the_setting_reads_drop() -> None:
+    from zsched.settings import Settings
+
+    s = Settings.from_env({}, recipient_limits="promo=3/1h:drop,digest=1/1d:defer")
+    assert s.worker.limits() == (
+        RecipientLimit("promo", 3, 3_600_000, "drop"),
+        RecipientLimit("digest", 1, 86_400_000, "defer"),
+    )

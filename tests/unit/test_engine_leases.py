@@ -84,6 +84,7 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
             p.paused,
             p.parked,
             p.recipient_counts(""),
+            p.throttled,
             op_key(step, p),
         ],
         [
@@ -222,6 +223,7 @@ def test_purge_returns_how_many() -> None:
             p.expired,
             p.collapsed,
             p.collapse,
+            p.throttled,
         ],
         [str(NOW), 20],
     )

@@ -98,6 +98,12 @@ class Partition:
         return f"{self.tag}:expired"
 
     @cached_property
+    def throttled(self) -> str:
+        """ZSET: throttled notification id (over its recipient's limit, of a type whose limit drops) -> time its
+        record is purged (epoch ms)."""
+        return f"{self.tag}:throttled"
+
+    @cached_property
     def collapsed(self) -> str:
         """ZSET: collapsed notification id (a newer one with its recipient and collapse key replaced it while
         pending) -> time its record is purged, epoch ms."""

@@ -106,7 +106,7 @@ class LeaseOps(CoreBase):
         notifications until the first it would have to claim (which stays due): a worker draining a backlog the
         claim delivers keeps the server busy between its round trips, and still holds one batch at most.
         ``limits`` (see ``shaping``): one over its recipient's limit stays pending, due again when its window
-        ends."""
+        ends, or (a limit that drops) ends ``throttled``, counting against ``limit`` and not returned."""
         p = partition
         mode = "" if inbox is None else "all" if inbox.unnamed else "named"
         keys = [
@@ -135,7 +135,7 @@ class LeaseOps(CoreBase):
             self.retention.cancelled_ms,  # expired records are kept as long as cancelled ones
         ]
         publish = "SPUBLISH" if inbox is not None and inbox.sharded else "PUBLISH"
-        keys += [p.expired, p.paused, p.parked, p.recipient_counts("")]
+        keys += [p.expired, p.paused, p.parked, p.recipient_counts(""), p.throttled]
         shaped = limits_arg(limits)
         steps: list[Step] = [Script("claim", [*keys, self.op_key(p)], [*args, 1, publish, shaped])]
         if inbox is not None:
@@ -236,8 +236,9 @@ class LeaseOps(CoreBase):
         return got.requeued, got.failed
 
     def purge(self, partition: Partition, limit: int = 1000) -> Op[int]:
-        """Remove up to ``limit`` terminal records past their retention (sent, cancelled, failed, expired, then
-        collapsed), with their index entries; how many. Fewer than ``limit`` means none is left past retention."""
+        """Remove up to ``limit`` terminal records past their retention (sent, cancelled, failed, expired,
+        collapsed, then throttled), with their index entries; how many. Fewer than ``limit`` means none is left
+        past retention."""
         p = partition
         (reply,) = yield [
             Script(
@@ -255,6 +256,7 @@ class LeaseOps(CoreBase):
                     p.expired,
                     p.collapsed,
                     p.collapse,
+                    p.throttled,
                 ],
                 [self.now_arg(), limit],
             )

@@ -175,6 +175,7 @@ class PartitionStats(msgspec.Struct, frozen=True):
             "failed": p.failed,
             "expired": p.expired,
             "collapsed": p.collapsed,
+            "throttled": p.throttled,
         }
         return [
             *(Command(("ZCARD", due)) for due in p.due_sets),

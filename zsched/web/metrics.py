@@ -35,6 +35,7 @@ TOTALS: tuple[tuple[str, str], ...] = (
     ("cancelled", "Notifications cancelled while pending."),
     ("expired", "Notifications claimed past their expiry, and so not sent."),
     ("collapsed", "Pending notifications replaced by a newer one with the same recipient and collapse key."),
+    ("throttled", "Notifications over their recipient's limit for their type, which drops them; not sent."),
 )
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

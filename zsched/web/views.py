@@ -112,8 +112,8 @@ class NotificationView(msgspec.Struct, kw_only=True):
     deliveries: Annotated[
         dict[str, str],
         Meta(
-            description="each channel's outcome: 'sent', 'pending', 'cancelled', 'expired', 'collapsed', or "
-            "'failed' (for the creator and admins 'failed: <why>', as last_error)"
+            description="each channel's outcome: 'sent', 'pending', 'cancelled', 'expired', 'collapsed', "
+            "'throttled', or 'failed' (for the creator and admins 'failed: <why>', as last_error)"
         ),
     ]
     expires_at: Annotated[datetime, Meta(tz=True, description="not sent when claimed at or after this")] | None
@@ -130,6 +130,7 @@ class NotificationView(msgspec.Struct, kw_only=True):
     )
     expired_at: Time | None
     collapsed_at: Time | None
+    throttled_at: Time | None = None
 
 
 VIEWED = tuple(
@@ -237,7 +238,7 @@ def deliveries(n: Notification, who: Viewer) -> dict[str, str]:
         error = n.channel_errors.get(name) or (n.last_error if len(names) == 1 else None)
         if n.scheduled_status == "sent" or name in n.done:
             out[name] = "sent"
-        elif n.scheduled_status in ("cancelled", "expired", "collapsed"):
+        elif n.scheduled_status in ("cancelled", "expired", "collapsed", "throttled"):
             out[name] = n.scheduled_status
         elif error is None:
             out[name] = "pending"
