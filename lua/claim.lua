@@ -199,7 +199,7 @@ for i = 1, #pauses, 2 do
   paused_types[json_string(pauses[i])] = true
 end
 
-local limits = false  -- each limited type's JSON text -> {type, most, window_ms}; false when none is
+local limits = false  -- each limited type's JSON text -> {type, most, window_ms, drops}; false when none is
 if ARGV[14] and ARGV[14] ~= '' then
   for typ, v in pairs(cjson.decode(ARGV[14])) do
     limits = limits or {}
