@@ -19,7 +19,7 @@ from typing import Any
 
 from zsched.embedded import EmbeddedServer
 
-from . import s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s6_growth, s7_purge
+from . import gateway, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s6_growth, s7_purge
 from .common import Context, Figure, server_info
 
 SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
@@ -30,9 +30,11 @@ SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
     "s5": s5_memory.measure,
     "s6": s6_growth.measure,
     "purge": s7_purge.measure,
+    "gateway": gateway.measure,
 }
-OPT_IN = {"purge"}
-"""Scenarios ``all`` leaves out, run only when named: S7 purge fills 1,000,000 records (about 2 minutes)."""
+OPT_IN = {"purge", "gateway"}
+"""Scenarios ``all`` leaves out, run only when named: S7 purge fills 1,000,000 records (about 2 minutes); the
+gateway holds 10,000 sockets in three processes (about 1 minute)."""
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -128,9 +130,11 @@ def parser() -> argparse.ArgumentParser:
         description=(
             "Measure zsched against a raw-Redis baseline on the same server: S1 schedule throughput, "
             "S2 lateness, S3 end to end through zsched serve to WebSocket clients, S4 claim + deliver throughput, "
-            "S5 memory per notification, S6 cost growth."
+            "S5 memory per notification, S6 cost growth; by name only: purge (S7) and gateway (one gateway process "
+            "holding 10,000 sockets)."
         ),
     )
+    p.add_argument("names", nargs="*", metavar="scenario", help="scenarios to run, by name (same as --scenario)")
     p.add_argument(
         "--scenario",
         default="all",
@@ -150,10 +154,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios; print the table; write the JSON. Returns the exit status."""
     args = parser().parse_args(argv)
+    named = ",".join(args.names) or args.scenario
     chosen = (
-        [s for s in SCENARIOS if s not in OPT_IN]
-        if args.scenario == "all"
-        else [s.strip().lower() for s in args.scenario.split(",")]
+        [s for s in SCENARIOS if s not in OPT_IN] if named == "all" else [s.strip().lower() for s in named.split(",")]
     )
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
@@ -183,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     total_s = time.monotonic() - started
     print(table(figures))
     print(
-        f"\n{info['server']} {info['version']} on {machine()['cpus']} CPUs; commit {commit()}; "
-        f"{total_s:.0f} s; {_s3_baseline(figures)}",
+        f"\n{info['server']} {info['version']} on {machine()['cpus']} CPUs ({machine()['cpu_model']}); "
+        f"commit {commit()}; {total_s:.0f} s; {_s3_baseline(figures)}",
         flush=True,
     )
     report = {
