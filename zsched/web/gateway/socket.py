@@ -76,6 +76,7 @@ class Socket:
         "last",
         "live",
         "outbox",
+        "pinged_at",
         "queue_size",
         "user",
         "websocket",
@@ -98,7 +99,7 @@ class Socket:
         self.close_reason = ""
         self.closing = False
         """Set once the socket stops sending: it is being closed, or the client left."""
-        self.heard_at = time.monotonic()
+        self.heard_at = self.pinged_at = time.monotonic()
         self._wake: asyncio.Future[None] | None = None  # the sender, waiting for a message or a close
         self._room: asyncio.Future[None] | None = None  # a reply, waiting for room in the outbox
         self._stopped: asyncio.Future[None] | None = None  # made only when someone waits for ``closing``
