@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test check unit chaos bench soak clean browser
+.PHONY: install run test check unit chaos bench bench-gateway soak clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ unit: install
 
 bench: install  ## measure throughput, lateness, memory and scaling vs a raw-Redis baseline (~3 min)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-gateway: install  ## one gateway process at scale: 10,000 sockets, a burst, then 10,000 deliveries/s (~80 s)
+	$(BIN)/python -m bench gateway $(BENCH_ARGS)
 
 soak: install  ## 10 min of steady schedule + delivery at 1,000/s, retention 30 s: memory must stay flat (PASS/FAIL)
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)

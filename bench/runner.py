@@ -19,7 +19,18 @@ from typing import Any
 
 from zsched.embedded import EmbeddedServer
 
-from . import r_recurring, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s6_growth, s7_purge, s8_email
+from . import (
+    gateway,
+    r_recurring,
+    s1_schedule,
+    s2_lateness,
+    s3_end_to_end,
+    s4_claim,
+    s5_memory,
+    s6_growth,
+    s7_purge,
+    s8_email,
+)
 from .common import Context, Figure, server_info
 
 SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
@@ -32,10 +43,12 @@ SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
     "s8": s8_email.measure,
     "purge": s7_purge.measure,
     "recurring": r_recurring.measure,
+    "gateway": gateway.measure,
 }
-OPT_IN = {"purge", "recurring"}
+OPT_IN = {"purge", "recurring", "gateway"}
 """Scenarios ``all`` leaves out, run only when named: S7 purge fills 1,000,000 records (about 2 minutes); R1 and R2
-(recurring schedules: 100,000 schedules' memory, a burst of 10,000 occurrences) take about 40 s."""
+(recurring schedules: 100,000 schedules' memory, a burst of 10,000 occurrences) take about 40 s; the gateway holds
+10,000 sockets in three processes (about 1 minute)."""
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -131,10 +144,12 @@ def parser() -> argparse.ArgumentParser:
         description=(
             "Measure zsched against a raw-Redis baseline on the same server: S1 schedule throughput, "
             "S2 lateness, S3 end to end through zsched serve to WebSocket clients, S4 claim + deliver throughput, "
-            "S5 memory per notification, S6 cost growth, S8 emails per second to a local SMTP server; named only: "
-            "purge (S7), recurring (R1 memory per schedule, R2 a burst of occurrences)."
+            "S5 memory per notification, S6 cost growth, S8 emails per second to a local SMTP server; by name only: "
+            "purge (S7), recurring (R1 memory per schedule, R2 a burst of occurrences) and gateway (one gateway "
+            "process holding 10,000 sockets)."
         ),
     )
+    p.add_argument("names", nargs="*", metavar="scenario", help="scenarios to run, by name (same as --scenario)")
     p.add_argument(
         "--scenario",
         default="all",
@@ -154,10 +169,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios; print the table; write the JSON. Returns the exit status."""
     args = parser().parse_args(argv)
+    named = ",".join(args.names) or args.scenario
     chosen = (
-        [s for s in SCENARIOS if s not in OPT_IN]
-        if args.scenario == "all"
-        else [s.strip().lower() for s in args.scenario.split(",")]
+        [s for s in SCENARIOS if s not in OPT_IN] if named == "all" else [s.strip().lower() for s in named.split(",")]
     )
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
@@ -187,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     total_s = time.monotonic() - started
     print(table(figures))
     print(
-        f"\n{info['server']} {info['version']} on {machine()['cpus']} CPUs; commit {commit()}; "
-        f"{total_s:.0f} s; {_s3_baseline(figures)}",
+        f"\n{info['server']} {info['version']} on {machine()['cpus']} CPUs ({machine()['cpu_model']}); "
+        f"commit {commit()}; {total_s:.0f} s; {_s3_baseline(figures)}",
         flush=True,
     )
     report = {

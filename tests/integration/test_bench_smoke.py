@@ -9,7 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from bench import r_recurring, runner, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s7_purge, s8_email
+from bench import (
+    gateway,
+    r_recurring,
+    runner,
+    s1_schedule,
+    s2_lateness,
+    s3_end_to_end,
+    s4_claim,
+    s5_memory,
+    s7_purge,
+    s8_email,
+)
 from bench.common import Context, Figure
 from bench.soak import Soak
 from zsched.cli import main as cli_main
@@ -114,3 +125,16 @@ def test_soak_keeps_records_and_memory_bounded() -> None:
     assert sum(row.purged for row in soak.rows) >= soak.delivered // 2
     assert max(row.records for row in soak.rows[4:]) <= 200 * (5 + 4)  # retention + due lead + purge round
     assert soak.final <= 2 * soak.reference, (soak.final, soak.reference)  # generous: a short run warms up
+
+
+def test_gateway_holds_sockets_and_delivers_to_each(ctx: Context) -> None:
+    # Three processes (gateway, worker, load generator) at a tiny size: every socket held and served once.
+    got = gateway.run(ctx, sockets=30, rate=200, seconds=0.5)
+    assert got.held == 30 and got.lost == 0
+    burst, sustained = got.burst, got.sustained
+    assert burst["expected"] == burst["received"] == 30 and burst["missing"] == burst["duplicated"] == 0
+    assert sustained["expected"] == sustained["received"] == 100 and sustained["duplicated"] == 0
+    assert 0 <= sustained["p50_ms"] <= sustained["max_ms"] < 10_000 and sustained["cpu_ms_per_delivery"] > 0
+    rows = gateway.figures(got)
+    assert [f.unit for f in rows] == ["sockets", "KiB", "deliveries/s", "deliveries/s", "ms", "us"]
+    assert rows[0].status == "pass" and all(f.status in ("", "pass", "short") for f in rows)

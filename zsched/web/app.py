@@ -18,8 +18,8 @@ import redis
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from ..client import AsyncScheduler
 from ..delivery import Delivery, Router, Worker, build_router, build_worker, enabled_channels
@@ -34,6 +34,7 @@ from .api import Api
 from .auth import TOKEN_PREFIX
 from .errors import ApiError, handle
 from .gateway import Gateway
+from .gateway.endpoint import Shortcut
 from .liveness import Liveness
 from .messaging import MessagingApi
 from .metrics import Metrics
@@ -200,12 +201,9 @@ def create_app(
             if scheduler is None:
                 await zs.close()
 
-    async def ws_endpoint(websocket_: WebSocket) -> None:
-        await app.state.gateway.endpoint(websocket_)
-
-    ws_routes = [WebSocketRoute("/ws", ws_endpoint)] if websocket else []
     app = Starlette(
-        routes=[*api.routes(), *MessagingApi(api).routes(), *dashboard.routes(api), *ws_routes, *extra_routes],
+        routes=[*api.routes(), *MessagingApi(api).routes(), *dashboard.routes(api), *extra_routes],
+        middleware=[Middleware(Shortcut, path="/ws")] if websocket else [],  # /ws: the gateway
         lifespan=lifespan,
         exception_handlers={
             ApiError: handle,

@@ -30,6 +30,7 @@ import redis
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ...connection import cluster_enabled
@@ -137,6 +138,7 @@ class Gateway:
         )
         self._clients: set[Socket] = set()
         self._catching_up: set[asyncio.Task[None]] = set()  # sockets reading their inbox after a pub/sub blip
+        self._heartbeats: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -173,11 +175,15 @@ class Gateway:
         self._stopping = False
         await self._subscriptions.start()
         await self._revocations.start()
+        self._heartbeats = asyncio.create_task(self._heartbeat(), name="zsched-gateway-heartbeat")
 
     def background_tasks(self) -> dict[str, asyncio.Task[None]]:
         """The tasks this gateway cannot serve without, by name (the pub/sub reader)."""
         reader = self._subscriptions.reader
-        return {} if reader is None else {"gateway's pub/sub reader": reader}
+        tasks = {} if reader is None else {"gateway's pub/sub reader": reader}
+        if self._heartbeats is not None:
+            tasks["gateway's heartbeat"] = self._heartbeats
+        return tasks
 
     async def stop(self) -> None:
         """Close every socket (1001), wait briefly for their handlers, then close the pub/sub connection."""
@@ -190,6 +196,10 @@ class Gateway:
         for task in list(self._catching_up):
             task.cancel()
         await asyncio.gather(*self._catching_up, return_exceptions=True)
+        if self._heartbeats is not None:
+            self._heartbeats.cancel()
+            await asyncio.gather(self._heartbeats, return_exceptions=True)
+            self._heartbeats = None
         await self._revocations.stop()
         await self._subscriptions.stop()
         if isinstance(self._redis_arg, str):
@@ -231,18 +241,15 @@ class Gateway:
             if websocket.query_params.get("unread") == "1":  # the count now, then each change (socket.set_unread)
                 await self._inbound.watch_unread(client)
             client.go_live()
-            tasks = [
-                asyncio.create_task(coro)
-                for coro in (
-                    self._send_loop(client),
-                    self._inbound.run(client),
-                    self._heartbeat(client),
-                    client.closing.wait(),
-                )
-            ]
-            finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:  # a loop that failed (a Redis error in an ack) is handled below, not lost
-                error = None if task.cancelled() else task.exception()
+            # This handler sends; one task reads. The gateway-wide heartbeat pings every socket, so a socket costs
+            # two tasks, not one per loop: the memory that decides how many sockets one process holds.
+            reader = asyncio.create_task(self._inbound.run(client))
+            reader.add_done_callback(lambda _: client.stop())
+            tasks = [reader]
+            while (text := await client.next_message()) is not None:
+                await client.websocket.send_text(text)
+            if reader.done():  # the reader's failure (a Redis error in an ack, the client left) is handled below
+                error = None if reader.cancelled() else reader.exception()
                 if isinstance(error, _HANDLED):
                     raise error
         except _HANDLED as exc:
@@ -293,28 +300,32 @@ class Gateway:
     async def _unless_closed(self, client: Socket, work: Coroutine[Any, Any, Backlog]) -> Backlog | None:
         """``work``'s result, or None when the socket is closed first (``work`` is then cancelled)."""
         task = asyncio.create_task(work)
-        closing = asyncio.create_task(client.closing.wait())
+        closing = asyncio.create_task(client.wait_closing())
         try:
             await asyncio.wait((task, closing), return_when=asyncio.FIRST_COMPLETED)
         finally:
             closing.cancel()
-            if client.closing.is_set() or not task.done():
+            if client.closing or not task.done():
                 task.cancel()
                 await asyncio.gather(task, closing, return_exceptions=True)
-        return None if client.closing.is_set() else task.result()
+        return None if client.closing else task.result()
 
-    async def _send_loop(self, client: Socket) -> None:
+    async def _heartbeat(self) -> None:
+        """Ping each live socket ``heartbeat_s`` after its last ping (or its connect), and close those silent for
+        over ``idle_timeout_s``. Ticks ten times a period, so the pings stay spread as the connects were, not one
+        wave of 10,000 pings (and pongs) that would hold up the deliveries due meanwhile."""
         while True:
-            await client.websocket.send_text(await client.queue.get())
-
-    async def _heartbeat(self, client: Socket) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
-            idle_s = time.monotonic() - client.heard_at
-            if self.idle_timeout_s is not None and idle_s > self.idle_timeout_s:
-                client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
-                return
-            client.push(messages.PING)
+            await asyncio.sleep(self.heartbeat_s / 10)
+            now = time.monotonic()
+            for client in list(self._clients):
+                if not client.live or client.closing or now - client.pinged_at < self.heartbeat_s:
+                    continue
+                client.pinged_at = now
+                idle_s = now - client.heard_at
+                if self.idle_timeout_s is not None and idle_s > self.idle_timeout_s:
+                    client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
+                else:
+                    client.push(messages.PING)
 
 
 def _from_url(url: str) -> aioredis.Redis:
@@ -322,6 +333,22 @@ def _from_url(url: str) -> aioredis.Redis:
     if cluster_enabled(url):
         return aioredis.RedisCluster.from_url(url)  # type: ignore[return-value]
     return aioredis.Redis.from_url(url)
+
+
+class Shortcut:
+    """ASGI middleware taking ``path``'s WebSocket upgrades straight to the app's ``state.gateway``, past the
+    router and the exception middleware: their frames live as long as the socket, about 4 KiB of each
+    socket's memory. The gateway handles its own errors, so they had nothing to do."""
+
+    def __init__(self, app: ASGIApp, path: str = "/ws") -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == self.path:
+            await scope["app"].state.gateway.endpoint(WebSocket(scope, receive, send))
+        else:
+            await self.app(scope, receive, send)
 
 
 def gateway_app(gateway: Gateway) -> Starlette:

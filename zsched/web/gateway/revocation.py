@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 import redis
 import redis.asyncio as aioredis
 
+from ...connection import is_cluster
 from ..auth import TokenStore
 from .socket import CLOSE_POLICY, Socket
 
@@ -58,8 +59,11 @@ class RevocationWatch:
         for client in self.sockets():
             by_digest.setdefault(client.digest, []).append(client)
         by_key: dict[str, list[str]] = {}  # one hash on a single server; a shard's on a cluster
-        for token_digest in by_digest:
-            by_key.setdefault(self.tokens.keys_of(self.redis, token_digest)[0], []).append(token_digest)
+        if is_cluster(self.redis):
+            for token_digest in by_digest:
+                by_key.setdefault(self.tokens.keys_of(self.redis, token_digest)[0], []).append(token_digest)
+        elif by_digest:  # asked once, not per socket: this runs every interval_s over every open socket
+            by_key[self.tokens.keys_of(self.redis, next(iter(by_digest)))[0]] = list(by_digest)
         closed = 0
         for key, digests in by_key.items():
             closed += await self._check_in(key, digests, by_digest)

@@ -1,5 +1,8 @@
 """One open WebSocket as the gateway sees it: a bounded send queue, the live messages held while the
-backlog is sent (so the seam between backlog and live has no gap and no duplicate), and its message budget."""
+backlog is sent (so the seam between backlog and live has no gap and no duplicate), and its message budget.
+
+A gateway holds thousands of these, so each is kept small: the queue is a list with one future for the one
+task that sends from it (the socket's own handler), not an ``asyncio.Queue`` and a task of its own."""
 
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ def stamp(stream_id: str, body: str) -> str:
 class TokenBucket:
     """An in-process token bucket: ``burst`` takes at once, refilled continuously at ``rate_per_s``."""
 
+    __slots__ = ("at", "burst", "clock", "rate_per_s", "tokens")
+
     def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         if rate_per_s <= 0 or burst < 1:
             raise ValueError(f"rate_per_s must be > 0 and burst >= 1; got {rate_per_s} and {burst}")
@@ -58,6 +63,29 @@ class Socket:
     """One open socket: its bounded send queue, the live messages held while its backlog is sent, the digest
     of the token it was opened with (re-checked while it is open) and its budget of client messages."""
 
+    __slots__ = (
+        "_room",
+        "_stopped",
+        "_wake",
+        "budget",
+        "channel",
+        "close_code",
+        "close_reason",
+        "closing",
+        "digest",
+        "heard_at",
+        "held",
+        "last",
+        "live",
+        "outbox",
+        "pinged_at",
+        "queue_size",
+        "unread",
+        "unread_at",
+        "user",
+        "websocket",
+    )  # fmt: skip
+
     def __init__(
         self, websocket: WebSocket, user: str, channel: str, queue_size: int, *, digest: str, budget: TokenBucket
     ) -> None:
@@ -66,14 +94,19 @@ class Socket:
         self.channel = channel
         self.digest = digest
         self.budget = budget
-        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self.queue_size = queue_size
+        self.outbox: list[str] = []  # rarely more than one message: a list is smaller than a deque
         self.live = False
         self.held: list[tuple[StreamId, str]] = []
         self.last: StreamId = (0, 0)
         self.close_code: int | None = None
         self.close_reason = ""
-        self.closing = asyncio.Event()
-        self.heard_at = time.monotonic()
+        self.closing = False
+        """Set once the socket stops sending: it is being closed, or the client left."""
+        self.heard_at = self.pinged_at = time.monotonic()
+        self._wake: asyncio.Future[None] | None = None  # the sender, waiting for a message or a close
+        self._room: asyncio.Future[None] | None = None  # a reply, waiting for room in the outbox
+        self._stopped: asyncio.Future[None] | None = None  # made only when someone waits for ``closing``
         # Opened with ?unread=1: the inbox's unread count as last sent, counting entries up to unread_at.
         self.unread: int | None = None
         self.unread_at: StreamId = (0, 0)
@@ -81,7 +114,7 @@ class Socket:
     def offer(self, stream_id: StreamId, text: str) -> None:
         """A live message: held until the backlog is sent, then queued unless already sent."""
         if not self.live:
-            if len(self.held) >= self.queue.maxsize:
+            if len(self.held) >= self.queue_size:
                 self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
                 return
             self.held.append((stream_id, text))
@@ -99,15 +132,38 @@ class Socket:
 
     def push(self, text: str) -> None:
         """Queue a message; a full queue means a client that stopped reading, so it is closed (1013)."""
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
+        if len(self.outbox) >= self.queue_size:
             self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
+            return
+        self.outbox.append(text)
+        _wake(self._wake)
 
     async def reply(self, text: str) -> None:
         """Queue the answer to a client message, waiting for room: a client that sends without reading
         stops being read (its live messages still close it with 1013 when the queue stays full)."""
-        await self.queue.put(text)
+        while len(self.outbox) >= self.queue_size and not self.closing:
+            self._room = asyncio.get_running_loop().create_future()
+            await self._room
+        self.outbox.append(text)
+        _wake(self._wake)
+
+    async def next_message(self) -> str | None:
+        """The next message to send, waiting for one; None once the socket is closing (what is queued is dropped)."""
+        while not self.outbox or self.closing:
+            if self.closing:
+                return None
+            self._wake = asyncio.get_running_loop().create_future()
+            await self._wake
+        text = self.outbox.pop(0)
+        _wake(self._room)
+        return text
+
+    async def wait_closing(self) -> None:
+        """Return once the socket is closing."""
+        if not self.closing:
+            if self._stopped is None:
+                self._stopped = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._stopped)
 
     def go_live(self) -> None:
         """Send what was held during the backlog, minus what the backlog already sent; then go live."""
@@ -120,4 +176,16 @@ class Socket:
         """Ask the connection's handler to close the socket with ``code`` (the first reason wins)."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-        self.closing.set()
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop sending (the client left, or the socket is closing): the sender and any waiting reply return."""
+        self.closing = True
+        _wake(self._wake)
+        _wake(self._room)
+        _wake(self._stopped)
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
