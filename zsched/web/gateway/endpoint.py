@@ -345,7 +345,8 @@ class Shortcut:
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == self.path:
+        # Mounted under a prefix, the path still carries it (and root_path names it).
+        if scope["type"] == "websocket" and scope["path"] in (self.path, scope.get("root_path", "") + self.path):
             await scope["app"].state.gateway.endpoint(WebSocket(scope, receive, send))
         else:
             await self.app(scope, receive, send)
