@@ -21,6 +21,7 @@ from zsched.embedded import EmbeddedServer
 
 from . import r_recurring, s1_schedule, s2_lateness, s3_end_to_end, s4_claim, s5_memory, s6_growth, s7_purge, s8_email
 from .common import Context, Figure, server_info
+from .shards import measure as measure_shards
 
 SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
     "s1": s1_schedule.measure,
@@ -32,8 +33,9 @@ SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
     "s8": s8_email.measure,
     "purge": s7_purge.measure,
     "recurring": r_recurring.measure,
+    "shards": measure_shards,  # named only (OPT_IN): S1 and S4 on 1 shard vs a local 3-master cluster, ~1 min
 }
-OPT_IN = {"purge", "recurring"}
+OPT_IN = {"purge", "recurring", "shards"}
 """Scenarios ``all`` leaves out, run only when named: S7 purge fills 1,000,000 records (about 2 minutes); R1 and R2
 (recurring schedules: 100,000 schedules' memory, a burst of 10,000 occurrences) take about 40 s."""
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
