@@ -26,7 +26,7 @@ from zsched.engine.keys import Keyspace, Tags
 
 from .common import MESSAGE, TITLE, Context, Figure, chunks, recipients
 from .localcluster import LocalCluster
-from .workers import WorkerPool, process_cpu_s
+from .workers import WorkerPool
 
 PARTITIONS = 6
 START_S = 4.0
@@ -52,16 +52,17 @@ class Topology:
 
 @dataclass
 class Snapshot:
-    """Per master: CPU seconds used (user + system), commands run, keys held."""
+    """Per master: CPU seconds used (user + system), commands run, keys held, memory used (bytes)."""
 
     cpu_s: list[float]
     calls: list[int]
     keys: list[int]
+    memory: list[int]
 
 
 def snapshot(nodes: Sequence[str]) -> Snapshot:
     """Each master's INFO cpu, commandstats and DBSIZE, read directly (not through the cluster client)."""
-    found = Snapshot([], [], [])
+    found = Snapshot([], [], [], [])
     for url in nodes:
         r = redis.Redis.from_url(url)
         try:
@@ -74,6 +75,7 @@ def snapshot(nodes: Sequence[str]) -> Snapshot:
                 )
             )
             found.keys.append(int(r.dbsize()))
+            found.memory.append(int(r.info("memory")["used_memory"]))
         finally:
             r.close()
     return found
@@ -89,6 +91,8 @@ class Phase:
     server_cpu_s: list[float]
     calls: list[int]
     keys: list[int] = field(default_factory=list)
+    memory: list[int] = field(default_factory=list)
+    """Keys held and memory grown per master at the end (what the run stored, before it was deleted)."""
 
     @property
     def rate(self) -> float:
@@ -109,6 +113,7 @@ def _phase(before: Snapshot, after: Snapshot, count: int, seconds: float, client
         [b - a for a, b in zip(before.cpu_s, after.cpu_s, strict=True)],
         [b - a for a, b in zip(before.calls, after.calls, strict=True)],
         after.keys,
+        [b - a for a, b in zip(before.memory, after.memory, strict=True)],
     )
 
 
@@ -142,9 +147,9 @@ async def _schedule(top: Topology, prefix: str, people: list[str], per_call: int
 def schedule_phase(top: Topology, count: int, per_call: int) -> Phase:
     """S1 async on ``top``: ``count`` notifications in calls of ``per_call`` recipients, 16 callers."""
     people = recipients(count)
-    before, cpu0, started = snapshot(top.nodes), process_cpu_s(), time.perf_counter()
+    before, cpu0, started = snapshot(top.nodes), time.process_time(), time.perf_counter()
     asyncio.run(_schedule(top, "zb-sh1", people, per_call))
-    seconds, cpu = time.perf_counter() - started, process_cpu_s() - cpu0
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
     phase = _phase(before, snapshot(top.nodes), count, seconds, cpu)
     _flush(top)
     return phase
@@ -245,7 +250,7 @@ def figures_for(label: str, what: str, one: Phase, three: Phase, note: str = "")
 
 def measure(ctx: Context) -> list[Figure]:
     """S1 async and S4 on one valkey-server, then on a local 3-master cluster; rows comparing the two."""
-    singles, many, due = ctx.size(4_000, 50), ctx.size(40_000, 2_000), ctx.size(30_000, 600)
+    singles, many, due = ctx.size(8_000, 50), ctx.size(200_000, 2_000), ctx.size(60_000, 600)
     root = Path(tempfile.mkdtemp(prefix="zsched-bench-shards-"))
     results: dict[str, list[Phase]] = {}
     duplicated: dict[str, list[int]] = {}
@@ -273,7 +278,7 @@ def measure(ctx: Context) -> list[Figure]:
         cluster.stop()
         single.stop()
     one, three = results["1 shard"], results["3 shards"]
-    keys = three[0].keys
+    keys, memory = three[0].keys, three[0].memory
     figures = figures_for("S1 shards", "schedule async, 1,000-recipient calls", one[0], three[0], "16 callers")
     figures.append(
         Figure(
@@ -283,7 +288,8 @@ def measure(ctx: Context) -> list[Figure]:
             "%",
             higher_is_better=False,
             target_text="ideal 33",
-            note=f"after the 1,000-recipient calls: shares {_shares(keys)} of {sum(keys):,} keys",
+            note=f"after the 1,000-recipient calls: shares {_shares(keys)} of {sum(keys):,} keys; "
+            f"of the memory they grew: {_shares(memory)} of {sum(memory) / 2**20:.1f} MiB",
         )
     )
     figures += figures_for("S1 shards", "schedule async, single calls", one[1], three[1], "16 callers")

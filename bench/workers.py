@@ -97,7 +97,7 @@ class WorkerPool:
         self.stop()
 
 
-def process_cpu_s(pid: int | str = "self") -> float:
+def process_cpu_s(pid: int) -> float:
     """CPU time (user + system, seconds) process ``pid`` has used, read from /proc (Linux; 0.0 elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
