@@ -243,7 +243,7 @@ def figures_for(label: str, what: str, one: Phase, three: Phase, note: str = "")
             "%",
             higher_is_better=False,
             target_text="ideal 33",
-            note=f"shares {_shares(three.calls)} of {sum(three.calls):,} commands",
+            note=f"shares {_shares(three.calls)} of {sum(three.calls):,} commands (1 shard: {sum(one.calls):,})",
         ),
     ]
 
