@@ -32,6 +32,7 @@ from . import (
     s8_email,
 )
 from .common import Context, Figure, server_info
+from .shards import measure as measure_shards
 
 SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
     "s1": s1_schedule.measure,
@@ -44,8 +45,9 @@ SCENARIOS: dict[str, Callable[[Context], list[Figure]]] = {
     "purge": s7_purge.measure,
     "recurring": r_recurring.measure,
     "gateway": gateway.measure,
+    "shards": measure_shards,  # named only (OPT_IN): S1 and S4 on 1 shard vs a local 3-master cluster, ~1 min
 }
-OPT_IN = {"purge", "recurring", "gateway"}
+OPT_IN = {"purge", "recurring", "gateway", "shards"}
 """Scenarios ``all`` leaves out, run only when named: S7 purge fills 1,000,000 records (about 2 minutes); R1 and R2
 (recurring schedules: 100,000 schedules' memory, a burst of 10,000 occurrences) take about 40 s; the gateway holds
 10,000 sockets in three processes (about 1 minute)."""

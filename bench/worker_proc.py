@@ -15,14 +15,13 @@ import os
 import sys
 import time
 
-import redis.asyncio as aioredis
-
 from zsched import AsyncScheduler
+from zsched.connection import connect
 from zsched.delivery import InboxDelivery
 from zsched.delivery.ownership import Ownership
 from zsched.delivery.worker import Worker
 from zsched.engine import Core
-from zsched.engine.keys import Keyspace
+from zsched.engine.keys import Keyspace, Tags
 from zsched.engine.ownership import OWNER_LEASE_MS
 from zsched.models import Notification
 
@@ -41,12 +40,19 @@ class Recorder:
 
 
 async def run(
-    url: str, prefix: str, out: str, batch: int, purge_every_s: float = 3600.0, owner_lease_ms: int = OWNER_LEASE_MS
+    url: str,
+    prefix: str,
+    out: str,
+    batch: int,
+    purge_every_s: float = 3600.0,
+    owner_lease_ms: int = OWNER_LEASE_MS,
+    partitions: int = 1,
+    tags: Tags = "plain",
 ) -> None:
     """Run the worker until SIGTERM; write the records to ``out``. It owns its partitions (as ``zsched worker``
-    does) unless ``owner_lease_ms`` is 0."""
-    connection = aioredis.Redis.from_url(url)
-    scheduler = AsyncScheduler(connection, core=Core(Keyspace(prefix)))
+    does) unless ``owner_lease_ms`` is 0. A cluster URL gets a cluster client, as ``zsched worker`` does."""
+    connection = connect(url, for_asyncio=True)
+    scheduler = AsyncScheduler(connection, core=Core(Keyspace(prefix, partitions, tags=tags)))
     recorder = Recorder()
     delivery = InboxDelivery(connection, scheduler.core.keys)  # its claim delivers websocket-only notifications
     ownership = Ownership(scheduler, lease_ms=owner_lease_ms) if owner_lease_ms else None
@@ -82,11 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("ZSCHED_OWNER_LEASE_MS", OWNER_LEASE_MS)),
         help="the partitions' owner lease, as zsched worker (default ZSCHED_OWNER_LEASE_MS or 5000; 0: no owners)",
     )
+    parser.add_argument("--partitions", type=int, default=1, help="the keyspace's partitions (default 1)")
+    parser.add_argument("--tags", choices=("plain", "spread"), default="plain", help="the partitions' hash tags")
     parser.add_argument("--purge-every-s", type=float, default=3600.0, help="default 3600: no purge in most runs")
     args = parser.parse_args(argv)
     if not args.url:
         parser.error("give --url or ZSCHED_REDIS_URL")
-    asyncio.run(run(args.url, args.prefix, args.out, args.batch, args.purge_every_s, args.owner_lease_ms))
+    asyncio.run(
+        run(
+            args.url,
+            args.prefix,
+            args.out,
+            args.batch,
+            args.purge_every_s,
+            args.owner_lease_ms,
+            args.partitions,
+            args.tags,
+        )
+    )
     return 0
 
 

@@ -14,9 +14,18 @@ from pathlib import Path
 class WorkerPool:
     """``count`` real worker processes on ``prefix``; a context manager that always stops them."""
 
-    def __init__(self, url: str, prefix: str, count: int = 1, batch: int = 100, purge_every_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        count: int = 1,
+        batch: int = 100,
+        purge_every_s: float = 3600.0,
+        partitions: int = 1,
+        tags: str = "plain",
+    ) -> None:
         self.url, self.prefix, self.count, self.batch = url, prefix, count, batch
-        self.purge_every_s = purge_every_s
+        self.purge_every_s, self.partitions, self.tags = purge_every_s, partitions, tags
         self.dir = Path(tempfile.mkdtemp(prefix="zsched-bench-"))
         self.procs: list[subprocess.Popen[str]] = []
 
@@ -36,6 +45,10 @@ class WorkerPool:
                     str(self.batch),
                     "--purge-every-s",
                     str(self.purge_every_s),
+                    "--partitions",
+                    str(self.partitions),
+                    "--tags",
+                    self.tags,
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
@@ -50,6 +63,10 @@ class WorkerPool:
                 self.stop()
                 raise RuntimeError(f"benchmark worker did not start: expected 'ready', got {line!r}")
         return self
+
+    def cpu_s(self) -> float:
+        """CPU time (user + system) the running worker processes have used so far, from /proc/<pid>/stat."""
+        return sum(process_cpu_s(proc.pid) for proc in self.procs if proc.poll() is None)
 
     def stop(self) -> dict[int, list[float]]:
         """SIGTERM every worker (by its own PID), wait, and merge their records."""
@@ -78,3 +95,12 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU time (user + system, seconds) process ``pid`` has used, read from /proc (Linux; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15

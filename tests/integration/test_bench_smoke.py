@@ -22,6 +22,7 @@ from bench import (
     s8_email,
 )
 from bench.common import Context, Figure
+from bench.shards import measure as measure_shards
 from bench.soak import Soak
 from zsched.cli import main as cli_main
 from zsched.embedded import EmbeddedServer
@@ -138,3 +139,26 @@ def test_gateway_holds_sockets_and_delivers_to_each(ctx: Context) -> None:
     rows = gateway.figures(got)
     assert [f.unit for f in rows] == ["sockets", "KiB", "deliveries/s", "deliveries/s", "ms", "us"]
     assert rows[0].status == "pass" and all(f.status in ("", "pass", "short") for f in rows)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_shards_compares_one_server_with_a_three_master_cluster() -> None:
+    # The scenario starts its own valkey-server and 3-master cluster; the context's URL is not used.
+    context = Context("redis://127.0.0.1:1/0", scale=0.001, progress=False)
+    figures = measure_shards(context)
+    _sane(figures)
+    assert "shards" in runner.SCENARIOS and "shards" in runner.OPT_IN  # named only, not in ``make bench``
+    rates = [f for f in figures if f.unit == "notif/s"]
+    assert len(rates) == 8 and all(f.value > 0 for f in rates)
+    assert [f.baseline is not None for f in rates] == [False, True] * 4  # 3 shards beside 1 shard
+    expected = ["2,000", "2,000", "50", "50", "600", "600", "600", "600"]
+    assert [f.note.split(" ")[0] for f in rates] == expected  # every notification counted, none before the window
+    assert all("duplicated 0 (1 shard), 0 (3 shards)" in f.note for f in rates if f.scenario == "S4 shards")
+    cpu = [f for f in figures if f.unit == "µs"]
+    assert len(cpu) == 8 and all(f.value > 0 and f.baseline for f in cpu if "server" in f.name)
+    shares = [f for f in figures if f.unit == "%"]
+    assert len(shares) == 5
+    for f in shares:  # six spread partitions: every master gets a part, none nearly all of it
+        parts = [int(x) for x in f.note.split("shares ")[1].split(" %")[0].split("/")]
+        assert len(parts) == 3 and min(parts) > 0 and f.value < 80, f
