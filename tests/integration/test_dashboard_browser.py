@@ -1,9 +1,9 @@
 """The dashboard in a real headless Chromium (Debian's chromium and chromium-driver, driven by Selenium), against
 ``create_app`` served by uvicorn on the bundled valkey-server: sign in with a token, see the counters, schedule
 from the form and see it upcoming, cancel it with the keyboard alone, requeue a dead letter after confirming,
-a user token seeing only its own notifications, one recipient's view (sent, received, open sockets), the dead-letter
-cap's dropped count, dark mode, and the page working under its CSP with no console error. Screenshots go to the
-test's artefacts folder (printed with -s; kept by pytest for the last runs).
+a user token seeing only its own notifications, one recipient's view (sent, received, read, open sockets), the
+dead-letter cap's dropped count, dark mode, and the page working under its CSP with no console error. Screenshots go
+to the test's artefacts folder (printed with -s; kept by pytest for the last runs).
 
 Where no Chromium is installed (``make test`` installs it via apt-get when it can) it is skipped, saying so;
 with ``ZSCHED_TEST_REQUIRE_BROWSER=1`` (as ``.ci/run`` sets) it errors instead."""
@@ -291,7 +291,7 @@ def test_a_user_token_sees_only_its_own_notifications(browser: Any, site: Site, 
     assert not [e for e in console_errors(browser) if "403" not in e and "404" not in e]
 
 
-def test_the_recipient_view_shows_what_was_sent_and_received_and_the_open_socket(
+def test_the_recipient_view_shows_what_was_sent_received_and_read_and_the_open_socket(
     browser: Any, site: Site, shots: Path
 ) -> None:
     gina = TokenStore(site.prefix).create(site.redis, "gina")[0]
@@ -306,15 +306,17 @@ def test_the_recipient_view_shows_what_was_sent_and_received_and_the_open_socket
         assert receive(ws)["id"] == nid
         ws.send(f'{{"type": "ack", "id": {nid}}}')  # her client says it arrived: delivered_at
         assert receive(ws)["type"] == "acked"
+        assert nid in site.zs.mark_read("gina", [nid]).read_at  # she opens it: read_at
         sign_in(browser, site, site.admin)
         field = browser.find_element(By.ID, "recipient-q")
         field.send_keys("gina", Keys.ENTER)
         summary = browser.find_element(By.ID, "recipient-summary")
         until(lambda: "gina: 1 open socket now" in summary.text, "gina's open socket (from the gateway's heartbeat)")
-        assert "1 sent, 1 received" in summary.text, summary.text
+        assert "1 sent, 1 received (acknowledged by their client), 1 read" in summary.text, summary.text
         got = until(lambda: browser.find_element(By.CSS_SELECTOR, f'#recipient-rows tr[data-id="{nid}"]'), "her row")
         assert "lunch at noon" in got.text and "sent" in got.text
         assert got.find_element(By.CSS_SELECTOR, "td.received").text not in ("", "-")
+        assert got.find_element(By.CSS_SELECTOR, "td.read").text not in ("", "-")
         assert "on " in browser.find_element(By.ID, "recipient-gateways").text
         browser.save_screenshot(str(shots / "6-recipient.png"))
     until(lambda: "gina: 0 open sockets now" in summary.text, "the closed socket, at the next heartbeat and refresh")

@@ -399,7 +399,7 @@ async function loadRecipient() {
   const sockets = `${view.sockets} open socket${view.sockets === 1 ? "" : "s"}`;
   $("recipient-summary").textContent = `${view.recipient}: ${sockets} now. Of the ${view.listed} ` +
     `${state.recipientCursors.length === 1 ? "latest" : "listed"} notification(s): ${view.sent} sent, ` +
-    `${view.received} received (acknowledged by their client).`;
+    `${view.received} received (acknowledged by their client), ${view.read} read.`;
   $("recipient-summary").dataset.sockets = String(view.sockets);
   const gateways = $("recipient-gateways");
   gateways.replaceChildren();
@@ -414,7 +414,7 @@ async function loadRecipient() {
   body.replaceChildren();
   if (!view.items.length) {
     const tr = document.createElement("tr");
-    cell(tr, "Nothing for this recipient.", "empty").colSpan = 8;
+    cell(tr, "Nothing for this recipient.", "empty").colSpan = 9;
     body.appendChild(tr);
   }
   for (const n of view.items) {
@@ -426,6 +426,7 @@ async function loadRecipient() {
     cell(tr, when(n.scheduled_at));
     cell(tr, when(n.sent_at));
     cell(tr, n.delivered_at ? when(n.delivered_at) : "-", n.delivered_at ? "received" : "");
+    cell(tr, n.read_at ? when(n.read_at) : "-", n.read_at ? "read" : "");
     cell(tr, n.attempts);
     cell(tr, n.last_error, "wrap");
     body.appendChild(tr);
