@@ -2,8 +2,9 @@
 ``create_app`` served by uvicorn on the bundled valkey-server: sign in with a token, see the counters, schedule
 from the form and see it upcoming, cancel it with the keyboard alone, requeue a dead letter after confirming,
 a user token seeing only its own notifications, one recipient's view (sent, received, read, open sockets), the
-dead-letter cap's dropped count, dark mode, and the page working under its CSP with no console error. Screenshots go
-to the test's artefacts folder (printed with -s; kept by pytest for the last runs).
+dead-letter cap's dropped count, a SIGKILLed worker flagged late while its batch comes back, dark mode, and the
+page working under its CSP with no console error. Screenshots go to the test's artefacts folder (printed with -s;
+kept by pytest for the last runs).
 
 Where no Chromium is installed (``make test`` installs it via apt-get when it can) it is skipped, saying so;
 with ``ZSCHED_TEST_REQUIRE_BROWSER=1`` (as ``.ci/run`` sets) it errors instead."""
@@ -11,6 +12,9 @@ with ``ZSCHED_TEST_REQUIRE_BROWSER=1`` (as ``.ci/run`` sets) it errors instead."
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +25,7 @@ import pytest
 import redis
 
 from tests.helpers import Recorder, tick
+from tests.integration.hookserver import HookServer
 from tests.integration.wsutil import ServerThread, open_socket, receive, until_ready
 from zsched import Scheduler
 from zsched.embedded import EmbeddedServer
@@ -381,3 +386,76 @@ def test_dark_mode_follows_the_browser_and_the_csp_holds(browser: Any, site: Sit
     assert browser.execute_script("return window.injected === undefined")
     refused = [m for m in console_errors(browser) if "Content Security Policy" in m]
     assert refused, "an inline script ran or was not reported: the policy is not in force"
+
+
+def test_a_killed_worker_goes_late_on_the_page_and_its_batch_comes_back(
+    browser: Any, valkey: EmbeddedServer, shots: Path
+) -> None:
+    """A real ``zsched worker`` (beating every 200 ms, 1 s leases) holds a batch whose webhook never answers; the
+    page lists it in flight and the batch in processing. SIGKILLed, its row is flagged late, and a second worker
+    takes the batch once the lease runs out: the rows show up as sent. Its own keyspace, so no other test's
+    notification reaches these workers."""
+    site = Site(valkey)
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # takes the webhook's request, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def worker(hook_url: str) -> subprocess.Popen[bytes]:
+        env = dict(
+            os.environ,
+            ZSCHED_CHANNELS="webhook",
+            ZSCHED_WEBHOOK_URL=hook_url,
+            ZSCHED_WEBHOOK_SECRET="test-secret",
+            ZSCHED_WEBHOOK_TIMEOUT_S="120",
+            ZSCHED_BEAT_EVERY_S="200ms",
+            ZSCHED_LEASE_MS="1s",
+        )
+        command = [sys.executable, "-m", "zsched.cli", "worker", "--redis-url", site.redis_url, "--prefix", site.prefix]
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return workers[-1]
+
+    try:
+        ids = site.zs.schedule(["kim", "lee"], "held", "m", delay=0, channels=["webhook"]).notification_ids
+        first = worker(f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
+        held = until(
+            lambda: [p for p in site.zs.processes() if p.info.pid == first.pid and p.info.in_flight == 2],
+            "the worker to report its batch in flight",
+        )
+        sign_in(browser, site, site.admin)
+        line = f'#process-rows tr[data-process="{held[0].info.id}"]'
+        mine = until(lambda: browser.find_element(By.CSS_SELECTOR, line), "the worker's row")
+        assert "worker" in mine.text and "late" not in (mine.get_attribute("class") or "")
+        browser.find_element(By.CSS_SELECTOR, '[data-table="processing"]').click()
+        until(lambda: all(row(browser, i) for i in ids), "the held batch in processing")
+
+        first.kill()  # SIGKILL: no goodbye, its heartbeat simply stops
+        first.wait(10)
+        until(lambda: "late" in (browser.find_element(By.CSS_SELECTOR, line).get_attribute("class") or ""), "late")
+        assert "(late)" in browser.find_element(By.CSS_SELECTOR, line).text
+        browser.save_screenshot(str(shots / "8-worker-late.png"))
+
+        with HookServer() as hook:
+            second = worker(hook.url)  # reaps the expired leases and delivers the batch
+            until(lambda: len(hook.requests) >= 2, "the second worker to deliver the batch")
+            until(lambda: {site.zs.status(i).scheduled_status for i in ids} == {"sent"}, "the batch sent")
+            browser.find_element(By.CSS_SELECTOR, '[data-table="sent"]').click()
+            until(lambda: all(row(browser, i) for i in ids), "the batch in the sent table")
+            (taker,) = until(
+                lambda: [p.info.id for p in site.zs.processes() if p.info.pid == second.pid], "its heartbeat"
+            )
+            ours = until(
+                lambda: browser.find_element(By.CSS_SELECTOR, f'#process-rows tr[data-process="{taker}"]'),
+                "the second worker's row",
+            )
+            assert "late" not in (ours.get_attribute("class") or "")
+            assert "late" in (browser.find_element(By.CSS_SELECTOR, line).get_attribute("class") or "")
+            browser.save_screenshot(str(shots / "9-batch-back.png"))
+        assert console_errors(browser) == []
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait(5)
+        silent.close()
+        site.close()
