@@ -15,6 +15,18 @@
 -- past its scheduled_at, is marked expired instead (no attempt counted, its creator's pending count released)
 -- and counts against `limit` like one claimed, so a claim's work stays bounded. The payload's members are
 -- delimited only when it names one of them, once per payload (a call's recipients share theirs).
+-- Pauses are honoured here, so no worker hands out a paused notification (this script's inbox path included):
+-- with KEYS[18] naming '*' nothing is claimed; a notification whose type it names leaves due for KEYS[19]
+-- ("<priority> <member>" -> its due time) and counts against `limit`, so each is passed over once, not at
+-- every claim; resume.lua puts those back. A record found due in a terminal status (one cancelled or
+-- collapsed while parked, back on resume) is dropped from due, not claimed.
+-- Per-recipient limits (ARGV[14]) are counted here, once per notification of a limited type that this claim
+-- sends or claims; one over its limit is deferred instead (its own record, still pending, due at the window's
+-- end) or, under a limit that drops, ends throttled (as expired ones do); no attempt is counted, and it counts
+-- against `limit`. Types with no limit cost nothing more.
+-- A call whose payload has spread_ms spreads its recipients evenly over that window after its due time: the
+-- k-th of n is due spread_ms * k / n later (its scheduled_at says so), and the call's due entry moves to its
+-- next recipient's time, so a huge fan-out leaves due a slice at a time.
 -- An inbox key is per recipient, known only once claimed, so it is built here: KEYS[16] .. recipient. The
 -- prefix carries the partition's hash tag, as every key of this call does, so the script stays in one slot.
 -- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
@@ -35,7 +47,12 @@
 -- KEYS[15] pending_by_creator HASH created_by -> notifications of theirs pending or processing
 -- KEYS[16] inbox_prefix  STREAM key prefix: KEYS[16] .. recipient is the recipient's inbox
 -- KEYS[17] expired       ZSET  id -> time its record is purged (epoch ms)
--- KEYS[18] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
+-- KEYS[18] paused       HASH  '*' (everything) or a type -> when it was paused (epoch ms)
+-- KEYS[19] parked       ZSET  "<priority> <member>" of a due set -> its due time (epoch ms), while its type is paused
+-- KEYS[20] rate_prefix  HASH key prefix: KEYS[20] .. <window index> .. ':' .. <type> counts, per recipient, what
+--                       was delivered or claimed of that type in that window (ARGV[14])
+-- KEYS[21] throttled    ZSET  id -> time its record is purged (epoch ms): those over a limit that drops
+-- KEYS[22] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
 --                       call gets the same batch instead of claiming another and stranding the first, and
 --                       appends and publishes nothing again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
@@ -54,6 +71,10 @@
 --                       first such one in claim order, leaving it and what follows due (a claim sent ahead
 --                       of the worker's need then holds nothing it must deliver)
 -- ARGV[13] publish      'SPUBLISH' on a Redis Cluster (sharded pub/sub), anything else PUBLISH
+-- ARGV[14] limits       '' or JSON {type: [most per recipient per window, window_ms, 'defer' or 'drop']}: a
+--                       notification of such a type beyond its recipient's count in the current window (windows
+--                       are whole multiples of window_ms since the epoch) stays pending, due again at the
+--                       window's end ('defer'), or ends throttled ('drop'), kept as long as an expired one
 -- Returns: {now_ms, wait_us, sent_count, id, state JSON, payload JSON, ...}
 --          the first sent_count records were delivered here and are sent; the rest are claimed, under the lease
 --          (those expired here are in neither: only their records, the expired set and the counters tell)
@@ -82,7 +103,7 @@ local function stored_payload(id, raw)  -- a record's payload: under its call's 
   return payload_of(raw and string.match(raw, '"call":(%d+)') or id)
 end
 
-local kept = redis.call('GET', KEYS[18])
+local kept = redis.call('GET', KEYS[22])
 if kept then  -- a retry of a call that already ran (its reply was lost): the same batch, read again
   local k = kept_numbers(kept)
   local reply = {k[1], k[2], k[3]}
@@ -104,6 +125,11 @@ else
   now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local now = math.floor(now_us / 1000)
+
+local pauses = redis.call('HGETALL', KEYS[18])  -- one read per claim, none per notification
+for i = 1, #pauses, 2 do
+  if pauses[i] == '*' then return {now, -1, 0} end  -- everything paused: resume.lua wakes the workers
+end
 
 local deadline = now + tonumber(ARGV[3])
 local partitions = tonumber(ARGV[5])
@@ -166,6 +192,20 @@ local function json_string(s)  -- as the worker's encoder writes a string (cjson
   if not string.find(s, '[%z\1-\31"\\]') then return '"' .. s .. '"' end  -- most: gsub costs more than a find
   return '"' .. string.gsub(s, '[%z\1-\31"\\]',
     function(c) return ESCAPES[c] or string.format('\\u%04x', string.byte(c)) end) .. '"'
+end
+
+local paused_types = false  -- each paused type's JSON text (as a payload holds it) -> true; false when none is
+for i = 1, #pauses, 2 do
+  paused_types = paused_types or {}
+  paused_types[json_string(pauses[i])] = true
+end
+
+local limits = false  -- each limited type's JSON text -> {type, most, window_ms, drops}; false when none is
+if ARGV[14] and ARGV[14] ~= '' then
+  for typ, v in pairs(cjson.decode(ARGV[14])) do
+    limits = limits or {}
+    limits[json_string(typ)] = {typ, tonumber(v[1]), tonumber(v[2]), v[3] == 'drop'}
+  end
 end
 
 -- The members of a JSON object as the worker's encoder writes it (no spaces): name -> its value's text,
@@ -237,6 +277,21 @@ local function expiry_of(holder)
   expiries[holder] = e
   return e
 end
+local spreads = {}
+local function spread_of(holder)  -- a call payload's spread_ms (> 0), or false; read once per payload
+  local v = spreads[holder]
+  if v == nil then
+    v = false
+    local payload = payload_of(holder)
+    if string.find(payload, '"spread_ms":', 1, true) then
+      local m = json_members(payload)
+      v = m and tonumber(m.spread_ms or '') or false
+      if v and v <= 0 then v = false end
+    end
+    spreads[holder] = v
+  end
+  return v
+end
 local function too_late(e, scheduled_at)  -- whether a notification with expiry `e`, due at scheduled_at, expires now
   return e and ((e[1] and now >= e[1]) or (e[2] and now > scheduled_at + e[2])) or false
 end
@@ -269,6 +324,46 @@ local function middle_of(holder)
   return middle
 end
 
+local holds_paused = {}  -- payload holder -> whether its type is paused
+local function paused(holder)
+  local p = holds_paused[holder]
+  if p == nil then
+    local m = json_members(payload_of(holder))
+    p = (m and paused_types[m.type or '"system"']) or false
+    holds_paused[holder] = p
+  end
+  return p
+end
+local holds_limit = {}  -- payload holder -> its type's limit, or false
+local function limit_of(holder)
+  local l = holds_limit[holder]
+  if l == nil then
+    local m = json_members(payload_of(holder))
+    l = (m and limits[m.type or '"system"']) or false
+    holds_limit[holder] = l
+  end
+  return l
+end
+local counting = {}  -- rate keys given their expiry in this claim
+-- Count one notification to `recipient` under limit `l`: false while within it, else the window's end (epoch ms).
+local function over_limit(recipient, l)
+  local window = l[3]
+  local index = math.floor(now / window)
+  local key = KEYS[20] .. string.format('%d', index) .. ':' .. l[1]
+  local n = redis.call('HINCRBY', key, recipient, 1)
+  if not counting[key] then
+    redis.call('PEXPIRE', key, (index + 1) * window - now + 1000)  -- relative: a pinned clock may be far off
+    counting[key] = true
+  end
+  return n > l[2] and (index + 1) * window
+end
+local deferred = 0  -- how many this claim deferred
+local redue = {}  -- due set -> {due time, id, ...} of those deferred back into it
+
+local parked = {}  -- due time, "<priority> <member>", ... of those parked here (ZADD's arguments)
+local TERMINAL = {sent = true, cancelled = true, failed = true, expired = true, collapsed = true, throttled = true}
+local PRIORITY_OF = {[KEYS[6]] = 'urgent', [KEYS[7]] = 'high', [KEYS[1]] = 'normal', [KEYS[8]] = 'low'}
+
 local released = {}  -- created_by -> how many of theirs were sent or expired here (no longer pending)
 local sent_count = 0
 -- Append one notification's message to its recipient's inbox and publish it, as publish_inbox.lua does, and
@@ -300,6 +395,14 @@ local function expire(id, state, creator)
   if creator then released[creator] = (released[creator] or 0) + 1 end
 end
 
+local throttled_list = {}  -- ids throttled here
+-- Mark one notification throttled (over its recipient's limit, which drops): `state` is its throttled state JSON.
+local function throttle(id, state, creator)
+  hset[#hset + 1], hset[#hset + 2] = id, state
+  throttled_list[#throttled_list + 1] = id
+  if creator then released[creator] = (released[creator] or 0) + 1 end
+end
+
 -- Claim up to `room` of the next recipients of the call under `member` in `due`, passing over any that a
 -- cancel or reschedule already gave a record of their own; returns how many it claimed or expired.
 local function claim_from_call(due, member, room)
@@ -311,31 +414,49 @@ local function claim_from_call(due, member, room)
   end
   local at, created, count, nxt, offset, priority, creator =
     string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
+  if paused_types and paused(cid) then  -- the whole call waits for its type's resume
+    parked[#parked + 1], parked[#parked + 2] = redis.call('ZSCORE', due, member), PRIORITY_OF[due] .. ' ' .. member
+    redis.call('ZREM', due, member)
+    return 1
+  end
   count, nxt, offset = tonumber(count), tonumber(nxt), tonumber(offset)
+  local at_ms = tonumber(at)
   local list = redis.call('HGET', KEYS[10], cid)
   local head = '{"status":"processing","attempts":1,"lease_until":' .. string.format('%d', deadline)
     .. ',"recipient":'
-  local tail = ',"scheduled_at":' .. at .. ',"created_at":' .. created .. ',"call":' .. cid
-  if creator ~= '' then tail = tail .. ',"created_by":' .. cjson.encode(creator) end
-  if priority ~= 'normal' then tail = tail .. ',"priority":"' .. priority .. '"' end
-  tail = tail .. '}'
+  local rest_tail = ',"created_at":' .. created .. ',"call":' .. cid
+  if creator ~= '' then rest_tail = rest_tail .. ',"created_by":' .. cjson.encode(creator) end
+  if priority ~= 'normal' then rest_tail = rest_tail .. ',"priority":"' .. priority .. '"' end
+  rest_tail = rest_tail .. '}'
+  local tail = ',"scheduled_at":' .. at .. rest_tail
   local payload = payload_of(cid)
-  local late = too_late(expiry_of(cid), tonumber(at))
-  local middle = not late and inbox_mode ~= '' and tonumber(at) < MAX_MS and middle_of(cid)
+  local spread = count > 1 and spread_of(cid)
+  local expiry = expiry_of(cid)
+  -- Spread: recipient k is due at + floor(k * spread / count); the call's due entry is its next recipient's.
+  local function due_of(k) return spread and at_ms + math.floor(k * spread / count) or at_ms end
+  local late = too_late(expiry, due_of(nxt))
+  local middle = inbox_mode ~= '' and at_ms < MAX_MS and middle_of(cid)
   if not late and not middle and take_rest == '0' then  -- they would be claimed: the call and the rest stay due
     halted = true
     return 0
   end
-  local sent_head, message_tail = '{"status":"sent","attempts":1,"sent_at":' .. string.format('%d', now)
-    .. ',"recipient":', nil
-  if middle then message_tail = middle .. iso(tonumber(at)) .. '","sent_at":"' .. sent_iso .. '","attempt":1}' end
+  local sent_head = '{"status":"sent","attempts":1,"sent_at":' .. string.format('%d', now) .. ',"recipient":'
+  local function message_tail(k)
+    return middle .. iso(due_of(k)) .. '","sent_at":"' .. sent_iso .. '","attempt":1}'
+  end
+  local shared_message = middle and not spread and message_tail(nxt)
   local expired_head = '{"status":"expired","attempts":0,"expired_at":' .. string.format('%d', now)
     .. ',"recipient":'
   local by = creator ~= '' and creator or nil
-  local before = claimed + #expired_list
-  local function taken() return claimed + #expired_list - before end
-  while taken() < room and nxt < count do
-    local n = math.min(room - taken(), count - nxt)
+  local lim = limits and limit_of(cid)
+  local pending_head = '{"status":"pending","attempts":0,"recipient":'
+  local throttled_head = '{"status":"throttled","attempts":0,"throttled_at":' .. string.format('%d', now)
+    .. ',"recipient":'
+  local before = claimed + #expired_list + deferred + #throttled_list
+  local function taken() return claimed + #expired_list + deferred + #throttled_list - before end
+  local due_end = spread and math.min(count, math.ceil((now - at_ms + 1) * count / spread)) or count
+  while taken() < room and nxt < due_end do
+    local n = math.min(room - taken(), due_end - nxt)
     local ids, people = {}, {}
     for j = 1, n do
       local space = string.find(list, ' ', offset, true)
@@ -349,12 +470,26 @@ local function claim_from_call(due, member, room)
     local indexed = call_sliced('ZMSCORE', KEYS[13], members, 1000)
     for j, id in ipairs(ids) do
       if not own[j] and indexed[j] then
-        if late then
-          expire(id, expired_head .. cjson.encode(people[j]) .. tail, by)
+        local k, t, is_late = nxt + j - 1, tail, late
+        if spread then
+          t = ',"scheduled_at":' .. string.format('%d', due_of(k)) .. rest_tail
+          is_late = too_late(expiry, due_of(k))
+        end
+        local until_ms = not is_late and lim and over_limit(people[j], lim)
+        if is_late then
+          expire(id, expired_head .. cjson.encode(people[j]) .. t, by)
+        elseif until_ms and lim[4] then
+          throttle(id, throttled_head .. cjson.encode(people[j]) .. t, by)
+        elseif until_ms then  -- a record of its own, still pending, due again when the window ends
+          hset[#hset + 1], hset[#hset + 2] = id, pending_head .. cjson.encode(people[j]) .. t
+          redue[due] = redue[due] or {}
+          redue[due][#redue[due] + 1], redue[due][#redue[due] + 2] = until_ms, id
+          deferred = deferred + 1
         elseif middle then
-          send(id, people[j], message_tail, sent_head .. cjson.encode(people[j]) .. tail, payload, by)
+          local state = sent_head .. cjson.encode(people[j]) .. t
+          send(id, people[j], shared_message or message_tail(k), state, payload, by)
         else
-          take(id, head .. cjson.encode(people[j]) .. tail, payload)
+          take(id, head .. cjson.encode(people[j]) .. t, payload)
         end
       end
     end
@@ -368,6 +503,7 @@ local function claim_from_call(due, member, room)
   else
     redis.call('HSET', KEYS[9], cid,
       at .. ' ' .. created .. ' ' .. count .. ' ' .. nxt .. ' ' .. offset .. ' ' .. priority .. ' ' .. creator)
+    if spread then redis.call('ZADD', due, due_of(nxt), member) end  -- the next recipient's time
   end
   if taken() > 0 then redis.call('DECRBY', KEYS[12], taken()) end
   return taken()
@@ -386,33 +522,59 @@ end
 -- in `due`; with ARGV[12] '0', only those up to the first this script cannot deliver leave due.
 local function claim_records(due, ids)
   local states = call_sliced('HMGET', KEYS[4], ids, 1000)
-  local decoded, middles_of, lates = {}, {}, {}
+  local decoded, middles_of, lates, skip, parks, defers = {}, {}, {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local raw = states[i]
     local ok, st = false, nil
     if raw then ok, st = pcall(cjson.decode, raw) end
     if raw and ok and type(st) == 'table' then
-      decoded[i] = st
       local holder = st.call and string.format('%d', st.call) or id
-      lates[i] = type(st.scheduled_at) == 'number' and too_late(expiry_of(holder), st.scheduled_at)
-      middles_of[i] = not lates[i] and inbox_mode ~= '' and deliverable(st) and middle_of(holder)
+      if TERMINAL[st.status] then  -- left due while parked (cancelled, collapsed): it only leaves due
+        skip[i] = true
+      elseif paused_types and paused(holder) then
+        skip[i] = true
+        parks[#parks + 1] = id
+      else
+        decoded[i] = st
+        lates[i] = type(st.scheduled_at) == 'number' and too_late(expiry_of(holder), st.scheduled_at)
+        middles_of[i] = not lates[i] and inbox_mode ~= '' and deliverable(st) and middle_of(holder)
+        if limits and not lates[i] and (middles_of[i] or take_rest ~= '0') and type(st.recipient) == 'string' then
+          local l = limit_of(holder)
+          defers[i] = l and over_limit(st.recipient, l)
+          if defers[i] and l[4] then defers[i] = 'drop' end
+        end
+      end
     end
-    if not middles_of[i] and not lates[i] and raw and take_rest == '0' then  -- it would be claimed: it stays due
+    if not skip[i] and not middles_of[i] and not lates[i] and not defers[i] and raw and take_rest == '0' then  -- it would be claimed: it stays due
       halted = true
       ids = {unpack(ids, 1, i - 1)}
       break
     end
   end
+  if #parks > 0 then
+    local at, priority = call_sliced('ZMSCORE', due, parks, 1000), PRIORITY_OF[due]
+    for j, id in ipairs(parks) do parked[#parked + 1], parked[#parked + 2] = at[j], priority .. ' ' .. id end
+  end
   if #ids > 0 then call_sliced('ZREM', due, ids, 1000) end
   for i, id in ipairs(ids) do
     local raw, st = states[i], decoded[i]
-    if raw and not st then
+    if skip[i] then  -- parked or dropped above: nothing more
+    elseif raw and not st then
       -- A state Lua cannot read is held under the lease as it is, for the worker to fail with its reason;
       -- raising here would fail the whole claim, and every claim after it, over one corrupt record.
       zadd[#zadd + 1], zadd[#zadd + 2] = deadline, id
       claimed_list[#claimed_list + 1], claimed_list[#claimed_list + 2], claimed_list[#claimed_list + 3] =
         id, raw, stored_payload(id, raw)
       claimed = claimed + 1
+    elseif st and defers[i] == 'drop' then  -- over its recipient's limit, which drops
+      st.status = 'throttled'
+      st.throttled_at = now
+      st.lease_until = nil
+      throttle(id, cjson.encode(st), type(st.created_by) == 'string' and st.created_by or nil)
+    elseif st and defers[i] then  -- over its recipient's limit: pending still, due again when the window ends
+      redue[due] = redue[due] or {}
+      redue[due][#redue[due] + 1], redue[due][#redue[due] + 2] = defers[i], id
+      deferred = deferred + 1
     elseif st and lates[i] then
       st.status = 'expired'
       st.expired_at = now
@@ -468,6 +630,15 @@ for _, due in ipairs(dues) do
 end
 if #hset > 0 then call_sliced('HSET', KEYS[4], hset, 1000) end
 if #zadd > 0 then call_sliced('ZADD', KEYS[2], zadd, 1000) end
+if #parked > 0 then call_sliced('ZADD', KEYS[19], parked, 1000) end
+for due, list in pairs(redue) do call_sliced('ZADD', due, list, 1000) end
+if deferred > 0 then redis.call('HINCRBY', KEYS[5], 'deferred', deferred) end
+if #throttled_list > 0 then
+  local zthrottled, purge_throttled = {}, now + (tonumber(ARGV[11]) or 0)
+  for i, id in ipairs(throttled_list) do zthrottled[2 * i - 1], zthrottled[2 * i] = purge_throttled, id end
+  call_sliced('ZADD', KEYS[21], zthrottled, 1000)
+  redis.call('HINCRBY', KEYS[5], 'throttled', #throttled_list)
+end
 if claimed > 0 then redis.call('HINCRBY', KEYS[5], 'claimed', claimed) end
 if sent_count > 0 then
   local zsent = {}
@@ -497,6 +668,6 @@ if next_due then reply[2] = math.max(0, next_due * 1000 - now_us) end
 if claimed > 0 then
   local outcome = {reply[1], reply[2], reply[3]}
   for i = 4, #reply, 3 do outcome[#outcome + 1] = tonumber(reply[i]) end
-  keep(KEYS[18], ARGV[4], outcome)
+  keep(KEYS[22], ARGV[4], outcome)
 end
 return reply

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from .models import (
     Erasure,
     Notification,
     Page,
+    Pauses,
     RecurringPage,
     RecurringSchedule,
     ScheduleResult,
@@ -136,15 +137,22 @@ class Scheduler(Driver, SyncTemplates):
         on_late: str = "send",
         late_after: timedelta | float | None = None,
         collapse_key: str | None = None,
+        spread: timedelta | float | None = None,
+        deliver_at_local: str | None = None,
+        local_date: date | None = None,
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
 
         Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
         (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
-        notification scheduled earlier with the same key ends ``collapsed``."""
+        notification scheduled earlier with the same key ends ``collapsed``. With ``spread`` (seconds or a
+        timedelta), the recipients are due spread evenly over that window after the due time.
+        ``deliver_at_local="09:00"`` with ``local_date`` (instead of ``at``/``delay``) makes each recipient due
+        at 09:00 of that date in their own zone; unless ``priority`` is urgent, one due inside its recipient's
+        quiet hours waits until they end (see ``set_contact``)."""
         with tracing.schedule_span() as record:
             result = self._drive(
-                self.core.schedule(
+                self.core.schedule_for(
                     recipients,
                     title,
                     message,
@@ -160,6 +168,9 @@ class Scheduler(Driver, SyncTemplates):
                     on_late=on_late,
                     late_after=late_after,
                     collapse_key=collapse_key,
+                    spread=spread,
+                    deliver_at_local=deliver_at_local,
+                    local_date=local_date,
                 ),
                 check_layout_first=True,
             )
@@ -236,6 +247,20 @@ class Scheduler(Driver, SyncTemplates):
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return self.run(self.core.stats())
 
+    def pause(self, type: str | None = None) -> Pauses:
+        """Stop delivering notifications of ``type`` (None: every notification) until ``resume``; schedules
+        pile up meanwhile. Returns what is paused now."""
+        return self.run(self.core.pause(type))
+
+    def resume(self, type: str | None = None) -> Pauses:
+        """Lift the pause of ``type`` (None: every pause); what waited drains in due order, priorities first.
+        Returns what is still paused."""
+        return self.run(self.core.resume(type))
+
+    def pauses(self) -> Pauses:
+        """What delivery is paused for, since when, and how many notifications wait aside."""
+        return self.run(self.core.pauses())
+
     def contact(self, recipient: str | int) -> Contact:
         """The recipient's contact data: email, phone (E.164), locale; None where not set."""
         return self.run(self.core.contact(recipient))
@@ -247,9 +272,16 @@ class Scheduler(Driver, SyncTemplates):
         email: str | UnsetType | None = UNSET,
         phone: str | UnsetType | None = UNSET,
         locale: str | UnsetType | None = UNSET,
+        zone: str | UnsetType | None = UNSET,
+        quiet_hours: str | UnsetType | None = UNSET,
     ) -> Contact:
-        """Set the contact fields given (None removes one; the others are kept) and return the contact."""
-        return self.run(self.core.set_contact(recipient, email=email, phone=phone, locale=locale))
+        """Set the contact fields given (None removes one; the others are kept) and return the contact. ``zone``
+        and ``quiet_hours`` (``22:00-07:00`` in that zone) decide when non-urgent notifications reach them."""
+        return self.run(
+            self.core.set_contact(
+                recipient, email=email, phone=phone, locale=locale, zone=zone, quiet_hours=quiet_hours
+            )
+        )
 
     def erase_recipient(self, recipient: str | int) -> Erasure:
         """Remove the recipient's contact data and inbox (a data-protection erasure); what was removed."""
@@ -453,15 +485,22 @@ class AsyncScheduler(Driver, AsyncTemplates):
         on_late: str = "send",
         late_after: timedelta | float | None = None,
         collapse_key: str | None = None,
+        spread: timedelta | float | None = None,
+        deliver_at_local: str | None = None,
+        local_date: date | None = None,
     ) -> ScheduleResult:
         """One pending notification per distinct recipient, due ``at`` (aware datetime) or after ``delay``.
 
         Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
         (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
-        notification scheduled earlier with the same key ends ``collapsed``."""
+        notification scheduled earlier with the same key ends ``collapsed``. With ``spread`` (seconds or a
+        timedelta), the recipients are due spread evenly over that window after the due time.
+        ``deliver_at_local="09:00"`` with ``local_date`` (instead of ``at``/``delay``) makes each recipient due
+        at 09:00 of that date in their own zone; unless ``priority`` is urgent, one due inside its recipient's
+        quiet hours waits until they end (see ``set_contact``)."""
         with tracing.schedule_span() as record:
             result = await self._drive(
-                self.core.schedule(
+                self.core.schedule_for(
                     recipients,
                     title,
                     message,
@@ -477,6 +516,9 @@ class AsyncScheduler(Driver, AsyncTemplates):
                     on_late=on_late,
                     late_after=late_after,
                     collapse_key=collapse_key,
+                    spread=spread,
+                    deliver_at_local=deliver_at_local,
+                    local_date=local_date,
                 ),
                 check_layout_first=True,
             )
@@ -553,6 +595,20 @@ class AsyncScheduler(Driver, AsyncTemplates):
         """Counts per status, lifetime totals, next due time and the oldest overdue lag."""
         return await self.run(self.core.stats())
 
+    async def pause(self, type: str | None = None) -> Pauses:
+        """Stop delivering notifications of ``type`` (None: every notification) until ``resume``; schedules
+        pile up meanwhile. Returns what is paused now."""
+        return await self.run(self.core.pause(type))
+
+    async def resume(self, type: str | None = None) -> Pauses:
+        """Lift the pause of ``type`` (None: every pause); what waited drains in due order, priorities first.
+        Returns what is still paused."""
+        return await self.run(self.core.resume(type))
+
+    async def pauses(self) -> Pauses:
+        """What delivery is paused for, since when, and how many notifications wait aside."""
+        return await self.run(self.core.pauses())
+
     async def contact(self, recipient: str | int) -> Contact:
         """The recipient's contact data: email, phone (E.164), locale; None where not set."""
         return await self.run(self.core.contact(recipient))
@@ -564,9 +620,16 @@ class AsyncScheduler(Driver, AsyncTemplates):
         email: str | UnsetType | None = UNSET,
         phone: str | UnsetType | None = UNSET,
         locale: str | UnsetType | None = UNSET,
+        zone: str | UnsetType | None = UNSET,
+        quiet_hours: str | UnsetType | None = UNSET,
     ) -> Contact:
-        """Set the contact fields given (None removes one; the others are kept) and return the contact."""
-        return await self.run(self.core.set_contact(recipient, email=email, phone=phone, locale=locale))
+        """Set the contact fields given (None removes one; the others are kept) and return the contact. ``zone``
+        and ``quiet_hours`` (``22:00-07:00`` in that zone) decide when non-urgent notifications reach them."""
+        return await self.run(
+            self.core.set_contact(
+                recipient, email=email, phone=phone, locale=locale, zone=zone, quiet_hours=quiet_hours
+            )
+        )
 
     async def erase_recipient(self, recipient: str | int) -> Erasure:
         """Remove the recipient's contact data and inbox (a data-protection erasure); what was removed."""

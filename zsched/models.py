@@ -12,11 +12,20 @@ from typing import Any, Literal
 import msgspec
 
 Priority = Literal["low", "normal", "high", "urgent"]
-Status = Literal["pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed"]
+Status = Literal["pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed", "throttled"]
 OnLate = Literal["send", "skip"]
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
-STATUSES: tuple[str, ...] = ("pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed")
-TERMINAL_STATUSES: tuple[str, ...] = ("sent", "cancelled", "failed", "expired", "collapsed")
+STATUSES: tuple[str, ...] = (
+    "pending",
+    "processing",
+    "sent",
+    "cancelled",
+    "failed",
+    "expired",
+    "collapsed",
+    "throttled",
+)
+TERMINAL_STATUSES: tuple[str, ...] = ("sent", "cancelled", "failed", "expired", "collapsed", "throttled")
 """The statuses a notification never leaves; purge removes their records after retention."""
 ON_LATE: tuple[str, ...] = ("send", "skip")
 
@@ -58,6 +67,7 @@ class Payload(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     # Rendered by the worker at send time (title and message above are then the schedule-time preview in the
     # template's fallback locale); its presence also keeps claim.lua from delivering it unrendered.
     template: TemplateRef | None = None
+    spread_ms: int | None = None  # a call's recipients are due spread evenly over this long after its due time
 
 
 class State(msgspec.Struct, omit_defaults=True):
@@ -74,6 +84,7 @@ class State(msgspec.Struct, omit_defaults=True):
     failed_at: int | None = None
     expired_at: int | None = None
     collapsed_at: int | None = None
+    throttled_at: int | None = None
     last_error: str | None = None
     last_error_detail: str | None = None  # what the channel's peer answered: admins only
     delivered_at: int | None = None
@@ -119,6 +130,7 @@ class Notification(msgspec.Struct, kw_only=True):
     template: TemplateRef | None = None  # rendered from this template at send time
     html: str | None = None  # the rendered HTML body, set by the worker for a template that has one
     read_at: datetime | None = None  # when its recipient marked it read
+    throttled_at: datetime | None = None
 
     @property
     def is_sent(self) -> bool:
@@ -158,6 +170,7 @@ class Notification(msgspec.Struct, kw_only=True):
             collapsed_at=_maybe_datetime(state.collapsed_at),
             template=payload.template,
             read_at=_maybe_datetime(state.read_at),
+            throttled_at=_maybe_datetime(state.throttled_at),
         )
 
 
@@ -167,13 +180,16 @@ def _maybe_datetime(ms: int | None) -> datetime | None:
 
 class ScheduleResult(msgspec.Struct):
     """The answer to a schedule call: one id per (distinct) recipient, in the order given, and the ``batch_id``
-    that names them all for ``cancel_batch``, ``reschedule_batch`` and ``batch_status``."""
+    that names them all for ``cancel_batch``, ``reschedule_batch`` and ``batch_status``. Recipients whose own
+    clocks (zone, quiet hours) gave them different due times are scheduled in one call per due time: then
+    ``batch_ids`` names each (``batch_id`` is the first), and ``scheduled_at`` is the earliest."""
 
     notification_ids: list[int]
     count: int
     scheduled_at: datetime
     replayed: bool = False
     batch_id: str = ""
+    batch_ids: list[str] = msgspec.field(default_factory=list)
 
 
 class BatchChange(msgspec.Struct):
@@ -239,14 +255,25 @@ class Page(msgspec.Struct):
     next_cursor: int | None
 
 
+class Pauses(msgspec.Struct, kw_only=True):
+    """What delivery is paused for: everything (``all``) and each paused type, since when (the scope's key:
+    ``*`` or the type), and how many pending notifications of paused types wait aside (``parked``)."""
+
+    all: bool = False
+    types: list[str] = msgspec.field(default_factory=list)
+    since: dict[str, datetime] = msgspec.field(default_factory=dict)
+    parked: int = 0
+
+
 class Stats(msgspec.Struct):
-    """Counts per status, lifetime totals, and how far behind the earliest due notification is."""
+    """Counts per status, lifetime totals, how far behind the earliest due notification is, and the pauses."""
 
     counts: dict[str, int]
     totals: dict[str, int]
     next_due_at: datetime | None
     oldest_overdue_ms: int
     server_time: datetime
+    paused: Pauses = msgspec.field(default_factory=Pauses)
 
 
 class Delivered(msgspec.Struct, kw_only=True):
@@ -282,13 +309,16 @@ class Delivered(msgspec.Struct, kw_only=True):
 
 
 class Contact(msgspec.Struct, kw_only=True):
-    """How a recipient is reached outside zsched's own channels; None where not set. ``phone`` is E.164
-    (``+14155550123``), ``locale`` a BCP 47 tag (``pt-BR``)."""
+    """How and when a recipient is reached; None where not set. ``phone`` is E.164 (``+14155550123``),
+    ``locale`` a BCP 47 tag (``pt-BR``), ``zone`` an IANA zone (``Europe/Lisbon``), ``quiet_hours``
+    ``HH:MM-HH:MM`` in that zone (UTC without one)."""
 
     recipient: str
     email: str | None = None
     phone: str | None = None
     locale: str | None = None
+    zone: str | None = None
+    quiet_hours: str | None = None
 
 
 class Erasure(msgspec.Struct, kw_only=True):

@@ -25,7 +25,8 @@ from .engine.backoff import RetryPolicy
 from .engine.base import MAX_DEAD, OP_TTL_MS
 from .engine.core import DAY_MS, Core, Retention
 from .engine.keys import Keyspace
-from .errors import ConfigError
+from .engine.shaping import RecipientLimit, limits_arg
+from .errors import ConfigError, ValidationError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}
@@ -92,6 +93,33 @@ class WorkerSettings(msgspec.Struct, kw_only=True, frozen=True):
     stop_timeout_s: float = 10.0  # how long shutdown waits for the batch in flight
     beat_every_s: float = 5.0  # how often every worker and gateway writes its heartbeat (late after three missed)
     owner_lease_ms: int | None = None  # a partition's owner lease; None: the claim lease, at most 5 s; 0: no owners
+    recipient_limits: tuple[str, ...] = ()  # "<type>=<most>/<window>[:drop]", e.g. promo=3/1h: per recipient
+
+    def limits(self) -> tuple[RecipientLimit, ...]:
+        """``recipient_limits`` parsed: ``promo=3/1h`` allows 3 promo notifications per recipient per hour (those
+        beyond wait for the next hour); ``promo=3/1h:drop`` ends those beyond ``throttled``."""
+        out = []
+        for item in self.recipient_limits:
+            typ, _, rule = item.rpartition("=")
+            most, _, window = rule.partition("/")
+            window, _, over = window.partition(":")
+            try:
+                if over not in ("", "defer", "drop"):
+                    raise ValueError(f"after ':' comes defer or drop; got {over!r}")
+                out.append(
+                    RecipientLimit(typ, int(most), parse_duration_ms(window), "drop" if over == "drop" else "defer")
+                )
+            except (ValueError, ConfigError, ValidationError) as exc:
+                raise SettingsError(
+                    f"{env_name('recipient_limits')}: write <type>=<most>/<window>[:drop], e.g. promo=3/1h; "
+                    f"got {item!r} ({exc})",
+                    "recipient_limits",
+                ) from None
+        try:
+            limits_arg(out)  # one limit per type
+        except ConfigError as exc:
+            raise SettingsError(f"{env_name('recipient_limits')}: {exc}", "recipient_limits") from None
+        return tuple(out)
 
 
 class DeliverySettings(msgspec.Struct, kw_only=True, frozen=True):

@@ -46,6 +46,9 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "PATCH {id}/content": (401, 401, 401, 200, 200, 404, 404, 200),
     "PATCH batch content": (401, 401, 401, 200, 200, 404, 404, 200),
     "GET stats": (401, 401, 401, 403, 403, 403, 403, 200),
+    "GET pauses": (401, 401, 401, 403, 403, 403, 403, 200),
+    "POST pause of a type": (401, 401, 401, 403, 403, 403, 403, 200),
+    "POST resume": (401, 401, 401, 403, 403, 403, 403, 200),
     "GET contacts ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
     "PATCH contacts ?recipient=bob": (401, 401, 401, 403, 200, 403, 403, 200),
     "POST erasure of bob": (401, 401, 401, 403, 200, 403, 403, 200),
@@ -113,6 +116,9 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "PATCH {id}/content": f"{N}/{nid}/content/",
         "PATCH batch content": f"/api/batches/{nid}x1/content/",
         "GET stats": "/api/stats",
+        "GET pauses": "/api/pauses",
+        "POST pause of a type": "/api/pause",
+        "POST resume": "/api/resume",
         "GET contacts ?recipient=bob": "/api/contacts/?recipient=bob",
         "PATCH contacts ?recipient=bob": "/api/contacts/?recipient=bob",
         "POST erasure of bob": "/api/erasures/",
@@ -162,6 +168,8 @@ def _request(endpoint: str, nid: int) -> tuple[str, str, dict[str, object] | Non
         "POST templates/welcome": WELCOME,
         "POST templates/welcome/preview": {"context": {"name": "Bob"}},
         "POST inbox/read ?recipient=bob": {"ids": [nid]},
+        "POST pause of a type": {"type": "matrix"},
+        "POST resume": {"type": "matrix"},
     }
     return method, paths[endpoint], bodies.get(endpoint)
 

@@ -95,6 +95,7 @@ def test_calls_collapse_the_recipients_they_share_across_calls(zs: Scheduler, cl
         "failed": 0,
         "expired": 0,
         "collapsed": 5,
+        "throttled": 0,
     }
 
 

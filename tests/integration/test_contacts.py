@@ -14,6 +14,8 @@ from zsched import AsyncScheduler, Scheduler
 from zsched.errors import FieldError, RecipientsError
 from zsched.web.auth import SCOPE_CONTACTS_WRITE, SCOPE_SCHEDULE_ANY
 
+NO_PREFERENCES = {"zone": None, "quiet_hours": None}  # the preference fields beside the contact data
+
 ZSCHED = [sys.executable, "-m", "zsched.cli"]
 
 
@@ -99,11 +101,23 @@ async def test_the_async_library_does_the_same(azs: AsyncScheduler) -> None:
 def test_http_own_contact_patch_get_and_erase(client: TestClient, tokens: Tokens) -> None:  # noqa: F811
     alice = tokens.headers("alice")
     r = client.get("/api/contacts/", headers=alice)
-    assert r.status_code == 200 and r.json() == {"recipient": "alice", "email": None, "phone": None, "locale": None}
+    assert r.status_code == 200 and r.json() == {
+        "recipient": "alice",
+        "email": None,
+        "phone": None,
+        "locale": None,
+        **NO_PREFERENCES,
+    }
     r = client.patch("/api/contacts/", headers=alice, json={"email": "alice@example.com", "locale": "en-GB"})
     assert r.status_code == 200 and r.json()["email"] == "alice@example.com"
     r = client.patch("/api/contacts/", headers=alice, json={"locale": None, "phone": "+14155550123"})
-    assert r.json() == {"recipient": "alice", "email": "alice@example.com", "phone": "+14155550123", "locale": None}
+    assert r.json() == {
+        "recipient": "alice",
+        "email": "alice@example.com",
+        "phone": "+14155550123",
+        "locale": None,
+        **NO_PREFERENCES,
+    }
     assert client.get("/api/contacts/?recipient=alice", headers=alice).json() == r.json()
     r = client.post("/api/erasures/", headers=alice, json={"recipient": "alice"})
     assert r.status_code == 200
@@ -159,7 +173,13 @@ def test_cli_sets_shows_and_erases(redis_url: str, prefix: str) -> None:
 
     done = run("contact", "set", "gina", "--email", "gina@example.com", "--locale", "it", "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"recipient": "gina", "email": "gina@example.com", "phone": None, "locale": "it"}
+    assert json.loads(done.stdout) == {
+        "recipient": "gina",
+        "email": "gina@example.com",
+        "phone": None,
+        "locale": "it",
+        **NO_PREFERENCES,
+    }
     assert run("contact", "set", "gina", "--locale", "", "--json").returncode == 0
     shown = run("contact", "show", "gina")
     assert "gina@example.com" in shown.stdout and "locale: -" in shown.stdout

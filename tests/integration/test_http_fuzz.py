@@ -8,7 +8,9 @@ without a token and with a bad one).
 
 Rules JSON Schema cannot state are taught to the generator instead of loosening a check: ``scheduled_at``
 must be in the future (valid cases get a future time), ``expires_at`` after it (valid cases get a minute
-later), ``late_after_s`` only with ``on_late`` skip (valid cases drop it otherwise), and a ``recipient-id`` is
+later), ``late_after_s`` only with ``on_late`` skip (valid cases drop it otherwise), ``deliver_at_local``
+instead of ``scheduled_at`` and on a ``local_date`` still ahead everywhere (valid cases get one two days on or
+more, and no ``local_date`` without it), and a ``recipient-id`` is
 printable (no Unicode format or unassigned characters), so valid cases draw recipient ids from printable
 categories only.
 """
@@ -46,7 +48,16 @@ schemathesis.openapi.format("iana-zone", st.sampled_from(["UTC", "Europe/Berlin"
 
 
 def _future(case: Any, seconds: int) -> None:
-    if isinstance(case.body, dict) and "scheduled_at" in case.body:
+    if isinstance(case.body, dict) and case.body.get("deliver_at_local") is not None:
+        day = (datetime.now(UTC) + timedelta(days=2, seconds=seconds)).date()
+        case.body = {**case.body, "local_date": day.isoformat()}
+        for field in ("scheduled_at", "expires_at"):
+            case.body.pop(field, None)
+        if case.body.get("on_late", "send") != "skip":
+            case.body.pop("late_after_s", None)
+    elif isinstance(case.body, dict) and "local_date" in case.body:
+        case.body = {k: v for k, v in case.body.items() if k != "local_date"}
+    if isinstance(case.body, dict) and case.body.get("scheduled_at") is not None:
         at = datetime.now(UTC) + timedelta(seconds=seconds)
         case.body = {**case.body, "scheduled_at": at.isoformat().replace("+00:00", "Z")}
         if case.body.get("expires_at") is not None:

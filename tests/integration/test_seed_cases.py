@@ -70,6 +70,7 @@ def test_05_cancel_pending(zs: Scheduler) -> None:
         "failed": 0,
         "expired": 0,
         "collapsed": 0,
+        "throttled": 0,
     }
 
 

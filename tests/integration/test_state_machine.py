@@ -6,6 +6,7 @@ step with a plain Python model of the seed's machine:
     pending -> cancelled;   a late ack of a requeued one still marks it sent (it was delivered);
     pending -(claimed at or after expires_at, or on_late skip and too late)-> expired;
     pending -(a newer one scheduled with its recipient and collapse key)-> collapsed;
+    pending -(claimed over its recipient's limit, which drops: one per recipient per window)-> throttled;
     a whole call's pending ones -> cancelled, or to a new due time (cancel_batch, reschedule_batch);
     new content for a pending one or a whole call's (edit, edit_batch): only pending ones change.
 
@@ -31,6 +32,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multip
 from tests.conftest import ManualClock
 from zsched import Core, Keyspace, NotFoundError, NotPendingError, Retention, RetryPolicy, Scheduler
 from zsched.engine.replies import ReadReply
+from zsched.engine.shaping import RecipientLimit
 from zsched.engine.views import read_records
 from zsched.models import Notification, ms_to_datetime
 
@@ -39,8 +41,9 @@ STEPS = int(os.environ.get("ZSCHED_STATE_MACHINE_STEPS", "30"))
 POLICY = RetryPolicy(delays_ms=(50, 100))  # three attempts
 RETENTION = Retention(sent_ms=4000, cancelled_ms=3000, failed_ms=5000)
 LEASE_MS = 1000
+DROP = RecipientLimit("system", most=1, window_ms=60_000, over="drop")  # what a limited claim applies
 PEOPLE = ("ann", "bo", "cy", "dee")
-TERMINAL = {"sent", "cancelled", "failed", "expired", "collapsed"}
+TERMINAL = {"sent", "cancelled", "failed", "expired", "collapsed", "throttled"}
 ZSET_OF = {status: "due" if status == "pending" else status for status in ("pending", "processing", *TERMINAL)}
 
 
@@ -91,6 +94,7 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
             self.seen_terminal: dict[int, str] = {}
             self.collapse: dict[str, int] = {}  # "<recipient> <key>" -> newest id scheduled with them
             self.batches: list[tuple[str, list[int]]] = []  # each schedule call's batch id and ids
+            self.handed: Counter[tuple[str, int]] = Counter()  # (recipient, window) -> handed out by limited claims
 
         def teardown(self) -> None:
             tally["examples"] += 1
@@ -144,15 +148,28 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
                     self.collapse[f"{person} {key}"] = nid
                     self.model[nid].collapse_key = key
 
-        @rule(target=claims, limit=st.integers(1, 4))
-        def claim(self, limit: int) -> object:
+        @rule(target=claims, limit=st.integers(1, 4), limited=st.sampled_from([False, False, True]))
+        def claim(self, limit: int, limited: bool) -> object:
             tally["claim"] += 1
             due = {nid: r.score for nid, r in self.model.items() if r.status == "pending" and r.score <= self.now()}
             expired_before = set(self.zs.redis.zrange(self.p.expired, 0, -1))
-            got = self.zs.run(self.core.claim(self.p, limit, LEASE_MS)).notifications
+            throttled_before = set(self.zs.redis.zrange(self.p.throttled, 0, -1))
+            limits = [DROP] if limited else []
+            got = self.zs.run(self.core.claim(self.p, limit, LEASE_MS, limits=limits)).notifications
             ids = [n.id for n in got]
             expired = [int(m) for m in self.zs.redis.zrange(self.p.expired, 0, -1) if m not in expired_before]
-            taken = ids + expired  # an expired one counts against the limit as a claimed one does
+            throttled = [int(m) for m in self.zs.redis.zrange(self.p.throttled, 0, -1) if m not in throttled_before]
+            assert limited or not throttled
+            window = self.now() // DROP.window_ms
+            for n in got if limited else []:  # at most one per recipient per window, over every limited claim
+                self.handed[n.recipient, window] += 1
+                assert self.handed[n.recipient, window] == 1, (n.recipient, window)
+            for nid in throttled:  # over the limit: its recipient had one handed out in this window already
+                r = self.model[nid]
+                assert self.handed[r.recipient, window] >= 1 and not r.expired(self.now()), (nid, r)
+                r.status, r.score = "throttled", self.now() + RETENTION.cancelled_ms
+                tally["throttled"] += 1
+            taken = ids + expired + throttled  # expired and throttled ones count against the limit too
             assert len(taken) == min(limit, len(due)) and set(taken) <= due.keys(), (ids, expired, due)
             if taken:  # the earliest are taken first
                 assert max(due[i] for i in taken) <= min((s for i, s in due.items() if i not in taken), default=2**62)

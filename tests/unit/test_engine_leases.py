@@ -81,11 +81,15 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
             p.pending_by_creator,
             f"{p.tag}:inbox:",
             p.expired,
+            p.paused,
+            p.parked,
+            p.recipient_counts(""),
+            p.throttled,
             op_key(step, p),
         ],
         [
             *[str(NOW), 10, 30_000, c.op_ttl_ms, 2, "", c.retention.sent_ms, "", "", f"{p.tag}:user:"],
-            *[c.retention.cancelled_ms, 1, "PUBLISH"],
+            *[c.retention.cancelled_ms, 1, "PUBLISH", ""],
         ],
     )
     claimed: Claimed = finish(
@@ -220,6 +224,7 @@ def test_purge_returns_how_many() -> None:
             p.expired,
             p.collapsed,
             p.collapse,
+            p.throttled,
         ],
         [str(NOW), 20],
     )

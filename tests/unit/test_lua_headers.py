@@ -140,6 +140,8 @@ def _engine_steps(core: Core) -> list[Script]:
         core.status(1),
         core.set_contact("a", email="a@example.com", locale=None),
         core.erase_recipient("a"),
+        core.pause("promo"),
+        core.resume(),
         table_page(core, "upcoming"),
         add_minute(Core(core.keys, clock=lambda: 0), {"sent": 1}),  # a pinned clock: no TIME step before it
         beat(core, ProcessInfo(id="h:1:ab", kind="worker", host="h", pid=1, started_ms=0, version="0", partitions=[0])),

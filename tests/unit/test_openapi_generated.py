@@ -38,6 +38,7 @@ def test_bodies_and_responses_are_the_structs_schemas() -> None:
         assert schemas[name] == schema, name
     generated = _components(bodies.ScheduleBody)["ScheduleBody"]
     generated["properties"]["channels"]["anyOf"][0]["items"] = {"enum": ["websocket"]}  # the server's channels
+    generated["anyOf"] = bodies.SCHEDULE_TIMING  # scheduled_at, or deliver_at_local with local_date
     assert schemas["ScheduleBody"] == generated
     post = doc["paths"]["/api/notifications/schedule/"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"] == {"$ref": REF + "ScheduleBody"}

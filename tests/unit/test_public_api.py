@@ -35,6 +35,7 @@ PUBLIC = [
     "Notification",
     "Ownership",
     "Page",
+    "Pauses",
     "PastScheduleError",
     "PermanentDeliveryError",
     "RecurringNotFoundError",

@@ -1,4 +1,5 @@
-"""``zsched contact show|set|erase``: a recipient's contact data (email, phone, locale), and its erasure."""
+"""``zsched contact show|set|erase``: a recipient's contact data (email, phone, locale) and preferences (zone,
+quiet hours), and its erasure."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def add_parser(
     cmd.add_argument("--email", help="an address like name@example.com ('' removes it)")
     cmd.add_argument("--phone", help="E.164, e.g. +14155550123 ('' removes it)")
     cmd.add_argument("--locale", help="a BCP 47 tag, e.g. en or pt-BR ('' removes it)")
+    cmd.add_argument("--zone", help="an IANA time zone, e.g. Europe/Lisbon ('' removes it)")
+    cmd.add_argument("--quiet-hours", help="HH:MM-HH:MM in that zone, e.g. 22:00-07:00 ('' removes it)")
     cmd.add_argument("--json", action="store_true", help="print JSON")
     cmd = verbs.add_parser(
         "erase",
@@ -59,7 +62,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.contact_command == "set":
             given = {name: getattr(args, name) for name in CONTACT_FIELDS if getattr(args, name) is not None}
             if not given:
-                raise ValueError(f"contact set needs at least one of --{', --'.join(CONTACT_FIELDS)}")
+                raise ValueError(
+                    f"contact set needs at least one of --{', --'.join(f.replace('_', '-') for f in CONTACT_FIELDS)}"
+                )
             contact = zs.run(zs.core.change_contact(args.recipient, {k: v or None for k, v in given.items()}))
         else:
             contact = zs.contact(args.recipient)
@@ -67,5 +72,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             show(contact, True)
             return 0
         for name, value in msgspec.structs.asdict(contact).items():
-            print(f"{name:>9}: {'-' if value is None else value}")
+            print(f"{name:>11}: {'-' if value is None else value}")
         return 0

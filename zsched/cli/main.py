@@ -19,6 +19,7 @@ from . import (
     inbox,
     logs,
     notifications,
+    pauses,
     recipients,
     recurring,
     rediscli,
@@ -35,7 +36,8 @@ examples:
   zsched schedule --to alice --title Hi --message "Stand-up in 5" --in 2s
   zsched status 1                                see where notification 1 is
   zsched cancel 1                                cancel it while it is pending
-  zsched stats                                   counts per status, next due, overdue lag
+  zsched stats                                   counts per status, next due, overdue lag, pauses
+  zsched pause --type promo                      stop delivering promo notifications; zsched resume lifts it
   zsched contact set alice --email a@x.example   set alice's address (the email channel sends there)
   zsched template save welcome welcome.json      save a template's next version (zsched template --help)
   zsched workers                                 running workers and gateways; a late heartbeat is flagged
@@ -89,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     config.add_parser(sub, common)
     workers.add_parser(sub, common)
     recipients.add_parser(sub, common)
+    pauses.add_parsers(sub, common)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             "dead": dead.run,
             "recurring": recurring.run,
             "inbox": inbox.run,
+            "pause": pauses.run,
+            "resume": pauses.run,
             "redis-cli": rediscli.run,
             "serve": run.run,
             "template": templates.run,

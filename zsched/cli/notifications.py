@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
@@ -39,6 +39,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
     when = cmd.add_mutually_exclusive_group(required=True)
     when.add_argument("--at", help="ISO 8601 time with offset, e.g. 2025-12-28T10:00:00Z")
     when.add_argument("--in", dest="delay", help="delay from now, e.g. 2s, 5m, 1h30m")
+    when.add_argument(
+        "--at-local", metavar="HH:MM", help="this time of day in each recipient's own zone, on --local-date"
+    )
+    cmd.add_argument("--local-date", metavar="YYYY-MM-DD", help="the date --at-local is on")
     cmd.add_argument("--type", default="system", help="notification type (default system)")
     cmd.add_argument("--priority", default="normal", choices=["low", "normal", "high", "urgent"])
     cmd.add_argument("--data", help="a JSON object carried with the notification")
@@ -56,6 +60,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
     cmd.add_argument(
         "--collapse-key", help="each recipient's pending notification scheduled earlier with this key ends collapsed"
     )
+    cmd.add_argument("--spread", help="spread the recipients' due times evenly over this long, e.g. 10m")
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for name, text in (("status", "show one notification"), ("cancel", "cancel a pending notification")):
@@ -131,7 +136,14 @@ def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
     """One call per 10,000 recipients (the per-call limit); with --in, each call's delay runs from its own start."""
     people = _recipients(args)
     data = json.loads(args.data) if args.data else None
-    when: dict[str, Any] = {"at": parse_time(args.at)} if args.at else {"delay": parse_duration_ms(args.delay) / 1000}
+    when: dict[str, Any]
+    if args.at_local:
+        local_date = date.fromisoformat(args.local_date) if args.local_date else None
+        when = {"deliver_at_local": args.at_local, "local_date": local_date}
+    elif args.local_date:
+        raise ValueError("--local-date goes with --at-local")
+    else:
+        when = {"at": parse_time(args.at)} if args.at else {"delay": parse_duration_ms(args.delay) / 1000}
     chunks = [people[i : i + MAX_RECIPIENTS] for i in range(0, len(people), MAX_RECIPIENTS)]
     ids: list[int] = []
     batches: list[str] = []  # one per call: a batch is one schedule call
@@ -153,6 +165,7 @@ def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
                 on_late=args.on_late,
                 late_after=None if args.late_after is None else parse_duration_ms(args.late_after) / 1000,
                 collapse_key=args.collapse_key,
+                spread=None if args.spread is None else parse_duration_ms(args.spread) / 1000,
                 **when,
             )
             ids += result.notification_ids

@@ -31,6 +31,7 @@ def show(value: Any, as_json: bool) -> None:
             "expired_at",
             "collapse_key",
             "collapsed_at",
+            "throttled_at",
             "last_error",
         ):
             item = getattr(value, field)

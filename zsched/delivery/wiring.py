@@ -101,6 +101,7 @@ def build_worker(
         purge_batch=w.purge_batch,
         observer=observer,
         ownership=ownership,
+        recipient_limits=w.limits(),
     )
 
 

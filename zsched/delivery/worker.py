@@ -40,6 +40,7 @@ from .. import tracing
 from ..client import AsyncScheduler
 from ..engine.keys import Partition
 from ..engine.leases import ChannelReport, Claimed
+from ..engine.shaping import RecipientLimit, limits_arg
 from ..errors import UnavailableError
 from ..models import Notification
 from .channel import ChannelsFailed, Delivery, Outcome, first_line, permanent
@@ -102,8 +103,11 @@ class Worker:
         purge_batch: int = 500,
         observer: Observer | None = None,
         ownership: Ownership | None = None,
+        recipient_limits: Sequence[RecipientLimit] = (),
     ) -> None:
         self.scheduler = scheduler
+        self.recipient_limits = tuple(recipient_limits)  # checked here, once, not at each claim
+        limits_arg(self.recipient_limits)
         self.core = scheduler.core
         self.delivery = delivery or InboxDelivery(
             scheduler.redis, scheduler.core.keys, keep_ms=scheduler.core.retention.sent_ms, clock=scheduler.core.clock
@@ -198,7 +202,7 @@ class Worker:
             claimed_at = time.monotonic()
             ahead = CLAIMS_AHEAD if p.index in self._streaming else 0
             claimed: Claimed = await self.scheduler.run(
-                self.core.claim(p, self.batch, self.lease_ms, self.inbox_plan, ahead)
+                self.core.claim(p, self.batch, self.lease_ms, self.inbox_plan, ahead, self.recipient_limits)
             )
             if len(claimed.sent) == self.batch * (1 + ahead):
                 self._streaming.add(p.index)

@@ -65,6 +65,9 @@ class CoreBase:
         # How long a many-partition call's staged parts wait for their commit (see ProducerOps._schedule_staged).
         self.stage_ttl_ms = stage_ttl_ms
         self.op_ttl_ms = op_ttl_ms
+        # partition index -> (when it was checked, rough ms; whether any recipient there has a zone or quiet
+        # hours): a schedule call skips the preferences lookup where none has, rechecking once a second.
+        self.preferences_seen: dict[int, tuple[int, bool]] = {}
 
     def now_arg(self) -> str:
         """ARGV[1] of every script: '' lets the server's TIME decide; a pinned clock passes its value."""

@@ -17,14 +17,17 @@ from msgspec import UNSET, UnsetType
 
 from ..errors import FieldError
 from ..models import Contact, Erasure
-from . import validation
+from . import localtime, validation
 from .base import CoreBase
 from .keys import Keyspace
 from .replies import EraseReply, SetContactReply
 from .steps import Command, Op, Script
 
-CONTACT_FIELDS: tuple[str, ...] = ("email", "phone", "locale")
+CONTACT_FIELDS: tuple[str, ...] = ("email", "phone", "locale", "zone", "quiet_hours")
 """The contact fields a recipient may have, in the order they are shown."""
+PREFERENCE_FIELDS: tuple[str, ...] = ("zone", "quiet_hours")
+"""The fields that say when to reach a recipient (not how): a token with the preferences:write scope may set
+them for anyone, and sees only them."""
 
 MAX_EMAIL = 254  # RFC 5321's limit on a forward path, less its angle brackets
 MAX_LOCALE = 35
@@ -45,6 +48,8 @@ class _Stored(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     email: str | None = None
     phone: str | None = None
     locale: str | None = None
+    zone: str | None = None
+    quiet_hours: str | None = None
 
 
 _decode_stored = msgspec.json.Decoder(_Stored).decode
@@ -87,7 +92,13 @@ def locale(value: object) -> str:
     return text
 
 
-_CHECKS = {"email": email, "phone": phone, "locale": locale}
+_CHECKS = {
+    "email": email,
+    "phone": phone,
+    "locale": locale,
+    "zone": localtime.zone,
+    "quiet_hours": localtime.quiet_hours,
+}
 
 
 def _text(value: object, field: str, limit: int) -> str:
@@ -103,7 +114,14 @@ def contact_of(recipient: str, raw: bytes | str | None) -> Contact:
     if not raw:
         return Contact(recipient=recipient)
     stored = _decode_stored(raw)
-    return Contact(recipient=recipient, email=stored.email, phone=stored.phone, locale=stored.locale)
+    return Contact(
+        recipient=recipient,
+        email=stored.email,
+        phone=stored.phone,
+        locale=stored.locale,
+        zone=stored.zone,
+        quiet_hours=stored.quiet_hours,
+    )
 
 
 def lookup(keys: Keyspace, recipients: Sequence[str]) -> Op[dict[str, Contact]]:
@@ -139,11 +157,13 @@ class ContactOps(CoreBase):
         email: str | UnsetType | None = UNSET,
         phone: str | UnsetType | None = UNSET,
         locale: str | UnsetType | None = UNSET,
+        zone: str | UnsetType | None = UNSET,
+        quiet_hours: str | UnsetType | None = UNSET,
     ) -> Op[Contact]:
         """Set the fields given (None removes one), keep the others; returns the contact as it is now (given no
         field, only reads it)."""
         who = validation.recipient(recipient)
-        changes = {"email": email, "phone": phone, "locale": locale}
+        changes = {"email": email, "phone": phone, "locale": locale, "zone": zone, "quiet_hours": quiet_hours}
         return (yield from self.change_contact(who, {k: v for k, v in changes.items() if v is not UNSET}))
 
     def change_contact(self, recipient: object, changes: Mapping[str, object]) -> Op[Contact]:
@@ -158,7 +178,9 @@ class ContactOps(CoreBase):
         args: list[str | int] = [who]
         for name, value in changes.items():
             args += [name, "" if value is None else _CHECKS[name](value)]
-        (reply,) = yield [Script("set_contact", [self.keys.for_recipient(who).contacts], args)]
+        p = self.keys.for_recipient(who)
+        (reply,) = yield [Script("set_contact", [p.contacts, p.with_preferences], args)]
+        self.preferences_seen.pop(p.index, None)  # this process's next schedule call looks again
         return contact_of(who, SetContactReply.read(reply).contact)
 
     def erase_recipient(self, recipient: object) -> Op[Erasure]:
@@ -166,7 +188,7 @@ class ContactOps(CoreBase):
         erasure); says what was removed. Their notification records stay until retention purges them."""
         who = validation.recipient(recipient)
         p = self.keys.for_recipient(who)
-        keys = [p.contacts, p.inbox(who), self.op_key(p), p.reads(who)]
+        keys = [p.contacts, p.inbox(who), p.with_preferences, self.op_key(p), p.reads(who)]
         (reply,) = yield [Script("erase_recipient", keys, [who, self.op_ttl_ms])]
         got = EraseReply.read(reply)
         return Erasure(recipient=who, contact_removed=got.contact_removed, inbox_entries_removed=got.inbox_entries)

@@ -3,7 +3,8 @@
 The operations live in modules by job: ``producer`` (schedule, cancel, reschedule), ``leases`` (claim,
 ack, fail, reap, purge), ``views`` (status, lists, stats), ``batches`` (a whole schedule call), ``edits``
 (new content), ``contacts`` (contact data, erasure), ``recurring`` (recurring schedules), ``templates``
-(templates, scheduling with one) and ``reads`` (the inbox, read receipts).
+(templates, scheduling with one), ``reads`` (the inbox, read receipts), ``preferences`` (zones, quiet hours,
+local delivery times) and ``pauses`` (pause and resume delivery).
 ``client.Scheduler`` and ``client.AsyncScheduler`` drive the same generators over a sync or an asyncio connection.
 """
 
@@ -14,6 +15,8 @@ from .batches import BatchOps
 from .contacts import ContactOps
 from .edits import EditOps
 from .leases import Claimed, LeaseOps
+from .pauses import PauseOps
+from .preferences import PreferenceOps
 from .reads import ReadOps
 from .recurring import RecurringOps
 from .steps import Command, Op, Script, Step
@@ -22,5 +25,5 @@ from .templates import TemplateOps
 __all__ = ["DAY_MS", "Claimed", "Command", "Core", "CoreBase", "Op", "Retention", "Script", "Step"]
 
 
-class Core(RecurringOps, TemplateOps, LeaseOps, BatchOps, EditOps, ContactOps, ReadOps):
+class Core(RecurringOps, TemplateOps, PreferenceOps, LeaseOps, BatchOps, EditOps, ContactOps, ReadOps, PauseOps):
     """Builds the steps of each operation and turns replies into results; owns no connection."""

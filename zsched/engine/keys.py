@@ -98,6 +98,12 @@ class Partition:
         return f"{self.tag}:expired"
 
     @cached_property
+    def throttled(self) -> str:
+        """ZSET: throttled notification id (over its recipient's limit, of a type whose limit drops) -> time its
+        record is purged (epoch ms)."""
+        return f"{self.tag}:throttled"
+
+    @cached_property
     def collapsed(self) -> str:
         """ZSET: collapsed notification id (a newer one with its recipient and collapse key replaced it while
         pending) -> time its record is purged, epoch ms."""
@@ -194,6 +200,12 @@ class Partition:
         return f"{self.tag}:contacts"
 
     @cached_property
+    def with_preferences(self) -> str:
+        """SET: recipients with a zone or quiet hours in their contact, so a schedule call looks them up only
+        when some recipient has any."""
+        return f"{self.tag}:with_preferences"
+
+    @cached_property
     def counters(self) -> str:
         """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, expired, collapsed, reaped,
         purged, and dead_dropped: dead letters dropped over the cap)."""
@@ -209,6 +221,23 @@ class Partition:
         """STRING: the id of the worker that owns this partition (claims, reaps and wakes for it); expires one
         owner lease after its last renewal (``own.lua``)."""
         return f"{self.tag}:owner"
+
+    @cached_property
+    def paused(self) -> str:
+        """HASH: ``*`` (everything) or a notification type -> when it was paused (epoch ms); every partition
+        holds its own copy, since a claim may read only its own partition's keys (one Cluster slot)."""
+        return f"{self.tag}:paused"
+
+    @cached_property
+    def parked(self) -> str:
+        """ZSET: ``<priority> <due member>`` -> its due time (epoch ms): what a claim took out of due because
+        its type was paused, waiting for resume to put it back."""
+        return f"{self.tag}:parked"
+
+    def recipient_counts(self, tail: str) -> str:
+        """HASH: recipient -> how many of one type a claim handed out in one window; ``tail`` is
+        ``<window index>:<type>`` (the claim script adds it to the prefix this gives for ``""``)."""
+        return f"{self.tag}:rcount:{tail}"
 
     @cached_property
     def wakeup(self) -> str:

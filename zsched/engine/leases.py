@@ -15,6 +15,7 @@ from . import records
 from .base import CoreBase
 from .keys import Partition
 from .replies import AckReply, ClaimReply, PurgeReply, ReapReply, RenewReply, RetryReply
+from .shaping import RecipientLimit, limits_arg
 from .steps import Op, Script, Step
 
 
@@ -89,7 +90,13 @@ class LeaseOps(CoreBase):
     """Operations a worker runs on one partition."""
 
     def claim(
-        self, partition: Partition, limit: int, lease_ms: int, inbox: InboxPlan | None = None, ahead: int = 0
+        self,
+        partition: Partition,
+        limit: int,
+        lease_ms: int,
+        inbox: InboxPlan | None = None,
+        ahead: int = 0,
+        limits: Sequence[RecipientLimit] = (),
     ) -> Op[Claimed]:
         """Claim up to ``limit`` due notifications of one partition under a lease; with ``inbox``, deliver the
         websocket-only ones in the same script call (appended to their inbox, published, marked sent). Those past
@@ -97,7 +104,9 @@ class LeaseOps(CoreBase):
 
         ``ahead`` more claims of up to ``limit`` go out in the same round trip, each delivering websocket-only
         notifications until the first it would have to claim (which stays due): a worker draining a backlog the
-        claim delivers keeps the server busy between its round trips, and still holds one batch at most."""
+        claim delivers keeps the server busy between its round trips, and still holds one batch at most.
+        ``limits`` (see ``shaping``): one over its recipient's limit stays pending, due again when its window
+        ends, or (a limit that drops) ends ``throttled``, counting against ``limit`` and not returned."""
         p = partition
         mode = "" if inbox is None else "all" if inbox.unnamed else "named"
         keys = [
@@ -126,9 +135,11 @@ class LeaseOps(CoreBase):
             self.retention.cancelled_ms,  # expired records are kept as long as cancelled ones
         ]
         publish = "SPUBLISH" if inbox is not None and inbox.sharded else "PUBLISH"
-        steps: list[Step] = [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 1, publish])]
+        keys += [p.expired, p.paused, p.parked, p.recipient_counts(""), p.throttled]
+        shaped = limits_arg(limits)
+        steps: list[Step] = [Script("claim", [*keys, self.op_key(p)], [*args, 1, publish, shaped])]
         if inbox is not None:
-            steps += [Script("claim", [*keys, p.expired, self.op_key(p)], [*args, 0, publish]) for _ in range(ahead)]
+            steps += [Script("claim", [*keys, self.op_key(p)], [*args, 0, publish, shaped]) for _ in range(ahead)]
         first, *more = got = [ClaimReply.read(reply) for reply in (yield steps)]
         notifications: list[Notification] = []
         poisoned: list[Poisoned] = []
@@ -241,8 +252,9 @@ class LeaseOps(CoreBase):
         return got.requeued, got.failed
 
     def purge(self, partition: Partition, limit: int = 1000) -> Op[int]:
-        """Remove up to ``limit`` terminal records past their retention (sent, cancelled, failed, expired, then
-        collapsed), with their index entries; how many. Fewer than ``limit`` means none is left past retention."""
+        """Remove up to ``limit`` terminal records past their retention (sent, cancelled, failed, expired,
+        collapsed, then throttled), with their index entries; how many. Fewer than ``limit`` means none is left
+        past retention."""
         p = partition
         (reply,) = yield [
             Script(
@@ -260,6 +272,7 @@ class LeaseOps(CoreBase):
                     p.expired,
                     p.collapsed,
                     p.collapse,
+                    p.throttled,
                 ],
                 [self.now_arg(), limit],
             )

@@ -42,20 +42,26 @@ class ProducerOps(ReadViews):
         late_after: timedelta | float | None = None,
         collapse_key: object = None,
         template: TemplateRef | None = None,
+        spread: timedelta | float | None = None,
     ) -> Op[ScheduleResult]:
         """Create one pending notification per distinct recipient; all or nothing is validated first.
 
         ``expires_at``, ``on_late`` and ``late_after`` say when it is no longer worth sending (it ends
         ``expired`` when claimed after that); with ``collapse_key``, each recipient's pending notification
-        scheduled earlier with the same key ends ``collapsed``. With ``template`` (see
-        ``TemplateOps.schedule_template``), title and message are its preview and the worker renders it when sent."""
+        scheduled earlier with the same key ends ``collapsed``. With ``spread``, the recipients are due spread
+        evenly over that long after the due time, so a huge fan-out does not land in one instant. With ``template``
+        (see ``TemplateOps.schedule_template``), title and message are its preview and the worker renders it when
+        sent."""
         people = validation.recipients(recipients)
         creator = None if created_by is None else validation.user_id(created_by, "created_by")
         now_ms = self.rough_now_ms()
         at_ms, delay_ms = validation.due(at, delay, now_ms)
         expiry = validation.expiry(expires_at, on_late, late_after, at_ms, delay_ms, now_ms)
         collapsing = validation.collapse_key(collapse_key)
-        body = validation.payload(title, message, type, priority, data, creator, channels, expiry, collapsing)
+        spread_ms = validation.spread(spread)
+        body = validation.payload(
+            title, message, type, priority, data, creator, channels, expiry, collapsing, spread_ms
+        )
         if template is not None:
             body.template = template
         key = validation.idempotency_key(idempotency_key)

@@ -518,6 +518,32 @@ def _str(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class PauseReply(Reply, frozen=True):
+    """The reply of ``pause.lua``: {when the scope was paused (epoch ms), 1 if this call paused it or 0 if it
+    already was}."""
+
+    since_ms: int
+    new: bool
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        return cls(int(reply[0]), int(reply[1]) == 1)
+
+
+class ResumeReply(Reply, frozen=True):
+    """The reply of ``resume.lua``: {pauses lifted, notifications put back, parked ones left}."""
+
+    lifted: int
+    moved: int
+    left: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        return cls(int(reply[0]), int(reply[1]), int(reply[2]))
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -555,5 +581,7 @@ READERS: dict[str, type[Reply]] = {
     "delete_template": DeleteTemplateReply,
     "read_inbox": ReadInboxReply,
     "mark_read": MarkReadReply,
+    "pause": PauseReply,
+    "resume": ResumeReply,
 }
 """Script name -> the Struct its reply reads into."""

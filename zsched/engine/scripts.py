@@ -47,6 +47,8 @@ NAMES = (
     "delete_template",
     "read_inbox",
     "mark_read",
+    "pause",
+    "resume",
 )
 
 

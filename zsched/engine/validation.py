@@ -100,6 +100,29 @@ def notification_id(value: object, field: str = "notification_id") -> int:
     return value
 
 
+MAX_SPREAD_MS = 7 * 24 * 3600 * 1000
+
+
+def spread(value: object) -> int | None:
+    """``spread`` as whole ms (None or 0: none): how long a call's recipients are spread over, at most a week."""
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        raise FieldError(f"spread must be a number of seconds or a timedelta; got {_short(value)}", "spread")
+    if not 0 <= seconds <= MAX_SPREAD_MS / 1000:
+        raise FieldError(f"spread must be between 0 s and 7 days; got {seconds:g} s", "spread")
+    return round(seconds * 1000) or None
+
+
+def notification_type(value: object) -> str:
+    """A notification type as pause and resume take it: the text a schedule call's ``type`` is, but ``*``."""
+    _text("type", value, MAX_TYPE, allow_empty=False)
+    if value == "*":
+        raise FieldError("type '*' is not a type; to pause or resume everything, give no type", "type")
+    return str(value)
+
+
 def payload(
     title: object,
     message: object,
@@ -110,6 +133,7 @@ def payload(
     channels: Iterable[str] = (),
     expiry: Expiry | None = None,
     collapse_key: str | None = None,
+    spread_ms: int | None = None,
 ) -> Payload:
     """The stored payload, after checking each field's kind and size (``expiry`` and ``collapse_key`` already
     checked by ``expiry`` and ``collapse_key``)."""
@@ -133,6 +157,7 @@ def payload(
         created_by=created_by,
         channels=list(channels),
         collapse_key=collapse_key,
+        spread_ms=spread_ms,
         expires_at=expiry.expires_at_ms if expiry else None,
         on_late=expiry.on_late if expiry else "send",
         late_after_ms=expiry.late_after_ms if expiry else None,

@@ -11,10 +11,11 @@ from typing import Any
 import msgspec
 
 from ..errors import FieldError, NotFoundError
-from ..models import STATUSES, Notification, Page, Stats, ms_to_datetime
+from ..models import STATUSES, Notification, Page, Pauses, Stats, ms_to_datetime
 from . import records, validation
 from .base import CoreBase
 from .keys import CLAIM_ORDER, Partition, parse_recipient_member, recipient_bounds
+from .pauses import merge_pauses, pause_steps, read_pauses
 from .replies import ReadReply
 from .steps import Command, Op, Script, Step
 
@@ -134,8 +135,10 @@ class ReadViews(CoreBase):
         totals: dict[str, int] = {}
         earliest: int | None = None
         replies = iter(rest)
+        pauses: list[Pauses] = []
         for _ in chosen:
             part = PartitionStats.read(replies)
+            pauses.append(part.pauses)
             for name, count in part.counts.items():
                 counts[name] += count
             for field, value in part.totals.items():
@@ -148,6 +151,7 @@ class ReadViews(CoreBase):
             next_due_at=None if earliest is None else ms_to_datetime(earliest),
             oldest_overdue_ms=max(0, now_ms - earliest) if earliest is not None else 0,
             server_time=ms_to_datetime(now_ms),
+            paused=merge_pauses(pauses),
         )
 
 
@@ -157,6 +161,7 @@ class PartitionStats(msgspec.Struct, frozen=True):
     counts: dict[str, int]
     totals: dict[str, int]
     earliest_due_ms: int | None
+    pauses: Pauses
 
     @staticmethod
     def steps(p: Partition) -> list[Step]:
@@ -170,6 +175,7 @@ class PartitionStats(msgspec.Struct, frozen=True):
             "failed": p.failed,
             "expired": p.expired,
             "collapsed": p.collapsed,
+            "throttled": p.throttled,
         }
         return [
             *(Command(("ZCARD", due)) for due in p.due_sets),
@@ -178,6 +184,7 @@ class PartitionStats(msgspec.Struct, frozen=True):
             Command(("HGETALL", p.counters)),
             Command(("ZCARD", p.call_starts)),
             Command(("GET", p.call_pending)),
+            *pause_steps(p),
         ]
 
     @classmethod
@@ -188,11 +195,14 @@ class PartitionStats(msgspec.Struct, frozen=True):
         heads = [int(float(first[0][1])) for first in (next(replies) for _ in CLAIM_ORDER) if first]
         counters = next(replies)
         calls, in_calls = int(next(replies)), int(next(replies) or 0)
-        counts["pending"] = due_entries - calls + in_calls  # a pending call is one due entry for all its own
+        pauses = read_pauses(replies)
+        # a pending call is one due entry for all its own; a parked one (its type paused) is pending too
+        counts["pending"] = due_entries + pauses.parked - calls + in_calls
         return cls(
             counts=counts,
             totals={records.text(field): int(value) for field, value in counters.items()},
             earliest_due_ms=min(heads, default=None),
+            pauses=pauses,
         )
 
 

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..client import AsyncScheduler
 from ..engine import validation
-from ..engine.contacts import CONTACT_FIELDS
+from ..engine.contacts import CONTACT_FIELDS, PREFERENCE_FIELDS
 from ..errors import FieldError, NotFoundError, PendingLimitError, UnavailableError
 from ..models import BatchChange, BatchSummary, Notification
 from ..settings import ApiSettings
@@ -31,6 +31,7 @@ from .bodies import (
     ContactBody,
     EditBody,
     ErasureBody,
+    PauseBody,
     RescheduleBody,
     ScheduleBody,
     contact_decoder,
@@ -38,6 +39,7 @@ from .bodies import (
     erasure_decoder,
     integral,
     parse_int,
+    pause_decoder,
     reschedule_decoder,
     schedule_decoder,
 )
@@ -54,6 +56,7 @@ from .views import (
     Health,
     NotificationPage,
     PartitionStats,
+    PausesView,
     Scheduled,
     StatsView,
     full_view,
@@ -119,6 +122,9 @@ class Api:
             Route("/api/batches/{batch_id}/content/", self.batch_content, methods=["PATCH"]),
             *RecurringApi(self).routes(),
             Route("/api/stats", self.stats, methods=["GET"]),
+            Route("/api/pauses", self.pauses, methods=["GET"]),
+            Route("/api/pause", self.pause, methods=["POST"]),
+            Route("/api/resume", self.pause, methods=["POST"]),
             Route("/api/contacts/", self.contact, methods=["GET", "PATCH"]),
             Route("/api/erasures/", self.erase, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -151,12 +157,20 @@ class Api:
         principal = await self.authenticate(request)
         body: ScheduleBody = await read_json(request, schedule_decoder)
         people, key, channels = self.schedule_checks(request, principal, body.recipients, body.channels)
+        if body.scheduled_at is None and body.deliver_at_local is None:
+            raise ApiError(
+                422,
+                "scheduled_at is required (got null or nothing), unless deliver_at_local and local_date are given",
+                "scheduled_at",
+            )
         try:
             result = await self.zs.schedule(
                 people,
                 body.title,
                 body.message,
                 at=body.scheduled_at,
+                deliver_at_local=body.deliver_at_local,
+                local_date=body.local_date,
                 type=body.type,
                 priority=body.priority,
                 data=body.data,
@@ -167,6 +181,7 @@ class Api:
                 on_late=body.on_late,
                 late_after=body.late_after_s,
                 collapse_key=body.collapse_key,
+                spread=body.spread_s,
             )
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None
@@ -331,6 +346,26 @@ class Api:
         max_dead = zs.core.retention.max_dead
         return JSON(StatsView(**msgspec.structs.asdict(overall), partitions=per, max_dead=max_dead))
 
+    # -- pause and resume -------------------------------------------------------------------------
+
+    async def _admin(self, request: Request, what: str) -> None:
+        principal = await self.authenticate(request)
+        if not principal.admin:
+            raise ApiError(403, f"{what} needs an admin token (`zsched token create --user ID --admin`)")
+
+    async def pauses(self, request: Request) -> Response:
+        """GET (admin): what delivery is paused for."""
+        await self._admin(request, "reading pauses")
+        return JSON(PausesView(**msgspec.structs.asdict(await self.zs.pauses())))
+
+    async def pause(self, request: Request) -> Response:
+        """POST (admin) ``{"type"?}`` to /api/pause or /api/resume: pause or resume one type, or everything."""
+        resume = request.url.path.endswith("/resume")
+        await self._admin(request, "resuming delivery" if resume else "pausing delivery")
+        body: PauseBody = await read_json(request, pause_decoder)
+        now = await (self.zs.resume(body.type) if resume else self.zs.pause(body.type))
+        return JSON(PausesView(**msgspec.structs.asdict(now)))
+
     # -- contact data ------------------------------------------------------------------------------
 
     def contact_owner(self, principal: Principal, recipient: str, field: str) -> str:
@@ -346,16 +381,31 @@ class Api:
 
     async def contact(self, request: Request) -> Response:
         """GET: a recipient's contact data (``?recipient=``, default yourself); PATCH: set the fields the body
-        names (null removes one), keep the rest."""
+        names (null removes one), keep the rest. A preferences:write token reads and sets only zone and
+        quiet_hours, and sees only them."""
         principal = await self.authenticate(request)
-        who = self.contact_owner(principal, request.query_params.get("recipient", principal.user), "recipient")
+        who = request.query_params.get("recipient", principal.user)
+        only_preferences = not principal.may_manage_contact(who) and principal.may_set_preferences(who)
+        if not only_preferences:
+            self.contact_owner(principal, who, "recipient")
         if request.method == "PATCH":
             body: ContactBody = await read_json(request, contact_decoder)
             changes = {name: getattr(body, name) for name in CONTACT_FIELDS if getattr(body, name) is not UNSET}
+            others = [name for name in changes if name not in PREFERENCE_FIELDS]
+            if only_preferences and others:
+                raise ApiError(
+                    403,
+                    f"a preferences:write token sets only {' and '.join(PREFERENCE_FIELDS)}; got {others[0]}. "
+                    "Others' contact data needs an admin token or the contacts:write scope",
+                    others[0],
+                )
             found = await self.zs.run(self.zs.core.change_contact(who, changes))
         else:
             found = await self.zs.contact(who)
-        return JSON(ContactView(**msgspec.structs.asdict(found)))
+        view = ContactView(**msgspec.structs.asdict(found))
+        if only_preferences:  # how they are reached is not this token's business
+            view = msgspec.structs.replace(view, email=None, phone=None, locale=None)
+        return JSON(view)
 
     async def erase(self, request: Request) -> Response:
         """POST ``{"recipient"}``: erase the recipient's contact data and inbox (a data-protection request)."""

@@ -29,6 +29,8 @@ SCOPE_CONTACTS_WRITE = "contacts:write"
 """Scope of a service token: may read, set and erase any recipient's contact data (and erase their inbox)."""
 SCOPE_TEMPLATES_WRITE = "templates:write"
 """Scope of a service token: may save and delete templates (reading and scheduling with them needs none)."""
+SCOPE_PREFERENCES_WRITE = "preferences:write"
+"""Scope of a service token: may read and set any recipient's zone and quiet hours (not how they are reached)."""
 TOKEN_PREFIX = "zs_"
 USED_EVERY_MS = 60_000
 """A token's last-use stamp is rewritten only when it is at least this old."""
@@ -53,6 +55,11 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         """Whether it may read, set and erase ``recipient``'s contact data: the recipient themself, an admin, or a
         token with the ``contacts:write`` scope."""
         return self.admin or self.user == recipient or SCOPE_CONTACTS_WRITE in self.scopes
+
+    def may_set_preferences(self, recipient: str) -> bool:
+        """Whether it may read and set ``recipient``'s zone and quiet hours: whoever may manage their contact
+        data, or a token with the ``preferences:write`` scope."""
+        return self.may_manage_contact(recipient) or SCOPE_PREFERENCES_WRITE in self.scopes
 
     def expired(self, now_ms: int) -> bool:
         """Whether the token has expired at ``now_ms``."""

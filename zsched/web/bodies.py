@@ -9,13 +9,14 @@ own messages naming the field.
 from __future__ import annotations
 
 import typing
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from ..engine.contacts import EMAIL_PATTERN, LOCALE_PATTERN, MAX_EMAIL, MAX_LOCALE, PHONE_PATTERN
+from ..engine.localtime import CLOCK_PATTERN, QUIET_PATTERN
 from ..engine.recurrence import MAX_EVERY_MS
 from ..engine.validation import (
     COLLAPSE_KEY_PATTERN,
@@ -25,6 +26,7 @@ from ..engine.validation import (
     MAX_MESSAGE,
     MAX_RECIPIENT_LEN,
     MAX_RECIPIENTS,
+    MAX_SPREAD_MS,
     MAX_TITLE,
     MAX_TYPE,
 )
@@ -70,13 +72,47 @@ DataObject = Annotated[
 ]
 
 
+SCHEDULE_TIMING = [
+    {"required": ["scheduled_at"], "properties": {"scheduled_at": {"type": "string"}}},
+    {
+        "required": ["deliver_at_local", "local_date"],
+        "properties": {"deliver_at_local": {"type": "string"}, "local_date": {"type": "string"}},
+    },
+]
+"""A schedule body says when: ``scheduled_at``, or ``deliver_at_local`` with ``local_date`` (for the schema: no
+Python type says it)."""
+
+
 class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
-    """``POST /api/notifications/schedule/``: one notification per recipient, all due at ``scheduled_at``."""
+    """``POST /api/notifications/schedule/``: one notification per recipient, all due at ``scheduled_at`` (or each
+    at ``deliver_at_local`` on ``local_date`` in their own zone)."""
 
     recipients: Annotated[list[Recipient], Meta(min_length=1, max_length=MAX_RECIPIENTS)]
     title: Annotated[str, Meta(min_length=1, max_length=MAX_TITLE, pattern=NO_NUL)]
     message: Annotated[str, Meta(max_length=MAX_MESSAGE, pattern=NO_NUL)]
-    scheduled_at: Annotated[datetime, Meta(tz=True, description="ISO 8601 with an offset (Z or +hh:mm), in the future")]
+    scheduled_at: (
+        Annotated[
+            datetime,
+            Meta(
+                tz=True,
+                description="ISO 8601 with an offset (Z or +hh:mm), in the future; required unless "
+                "deliver_at_local is given",
+            ),
+        ]
+        | None
+    ) = None
+    deliver_at_local: (
+        Annotated[
+            str,
+            Meta(
+                pattern=CLOCK_PATTERN,
+                description="HH:MM: each recipient is due at this time of day on local_date "
+                "in their own zone (UTC without one), instead of scheduled_at",
+            ),
+        ]
+        | None
+    ) = None
+    local_date: Annotated[date, Meta(description="the date deliver_at_local is on")] | None = None
     type: Annotated[str, Meta(min_length=1, max_length=MAX_TYPE, pattern=NO_NUL)] = "system"
     priority: Annotated[str, Meta(extra_json_schema={"enum": list(PRIORITIES)})] = "normal"
     data: DataObject | None = None
@@ -109,6 +145,18 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
         Annotated[
             float,
             Meta(ge=0, le=MAX_DELAY_MS / 1000, description="with on_late skip: how late is too late (default 60)"),
+        ]
+        | None
+    ) = None
+    spread_s: (
+        Annotated[
+            float,
+            Meta(
+                ge=0,
+                le=MAX_SPREAD_MS / 1000,
+                description="spread the recipients' due times evenly over this many seconds after scheduled_at "
+                "(a huge fan-out does not land in one instant)",
+            ),
         ]
         | None
     ) = None
@@ -149,6 +197,16 @@ class ContactBody(msgspec.Struct, forbid_unknown_fields=True):
         | UnsetType
         | None
     ) = UNSET
+    zone: (
+        Annotated[str, Meta(description="an IANA time zone this server's zone database knows, e.g. Europe/Lisbon")]
+        | UnsetType
+        | None
+    ) = UNSET
+    quiet_hours: (
+        Annotated[str, Meta(pattern=QUIET_PATTERN, description="HH:MM-HH:MM in the zone (22:00-07:00 spans midnight)")]
+        | UnsetType
+        | None
+    ) = UNSET
 
 
 class ErasureBody(msgspec.Struct, forbid_unknown_fields=False):
@@ -156,6 +214,13 @@ class ErasureBody(msgspec.Struct, forbid_unknown_fields=False):
     ``"7"``)."""
 
     recipient: UserId
+
+
+class PauseBody(msgspec.Struct, forbid_unknown_fields=False):
+    """``POST /api/pause`` and ``POST /api/resume``: the type to pause or resume; none (or null): everything
+    (resume: every pause)."""
+
+    type: Annotated[str, Meta(min_length=1, max_length=MAX_TYPE, pattern=NO_NUL)] | None = None
 
 
 class ContactQuery(msgspec.Struct):
@@ -282,6 +347,7 @@ schedule_decoder = loose_decoder(ScheduleBody)
 reschedule_decoder = loose_decoder(RescheduleBody)
 contact_decoder = loose_decoder(ContactBody)
 erasure_decoder = loose_decoder(ErasureBody)
+pause_decoder = loose_decoder(PauseBody)
 edit_decoder = loose_decoder(EditBody)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
 import msgspec
 
@@ -16,6 +17,7 @@ from .. import __version__
 from ..engine.validation import MAX_ID
 from ..models import BatchChange, BatchSummary, RecurringPage, RecurringSchedule
 from .bodies import (
+    SCHEDULE_TIMING,
     BatchPath,
     ContactBody,
     ContactQuery,
@@ -23,6 +25,7 @@ from .bodies import (
     ErasureBody,
     ListQuery,
     NotificationPath,
+    PauseBody,
     PreviewQuery,
     RecurringBody,
     RecurringListQuery,
@@ -59,6 +62,7 @@ from .views import (
     Health,
     NotificationPage,
     NotificationView,
+    PausesView,
     Previews,
     Scheduled,
     ScheduleStatus,
@@ -110,6 +114,8 @@ _SHAPES = (
     ContactView,
     ErasureBody,
     ErasureView,
+    PauseBody,
+    PausesView,
     Me,
     TablePage,
     ProcessList,
@@ -291,6 +297,9 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
     (_, schemas) = msgspec.json.schema_components((*_SHAPES, *_PARAMETERS), ref_template=_REF + "{name}")
     schemas.update(_DATA)
     schemas["RequeueBody"]["anyOf"] = REQUEUE_CHOICE
+    schemas["ScheduleBody"]["anyOf"] = SCHEDULE_TIMING
+    zone = schemas["ContactBody"]["properties"]["zone"]["anyOf"][0]
+    zone["enum"] = sorted(available_timezones())  # the zones this server's database knows
     params = {shape: _parameters(schemas, shape, where) for shape, where in _PARAMETERS.items()}
     ident = params[NotificationPath]
     rid = params[RecurringPath]
@@ -439,6 +448,31 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
                 "Counts, totals, next due and lag, overall and per partition (admin)",
                 _json(_ref("StatsView"), "Stats."),
                 (403,),
+            )
+        },
+        "/api/pauses": {
+            "get": _op(
+                "What delivery is paused for, since when, and how many notifications wait aside (admin)",
+                _json(_ref("PausesView"), "The pauses."),
+                (403,),
+            )
+        },
+        "/api/pause": {
+            "post": _op(
+                "Pause delivery of one type, or of everything with no type: no worker hands out a paused "
+                "notification; schedules pile up (admin)",
+                _json(_ref("PausesView"), "What is paused now."),
+                (400, 403, 413, 415, 422),
+                body="PauseBody",
+            )
+        },
+        "/api/resume": {
+            "post": _op(
+                "Lift the pause of one type, or every pause with no type; what waited drains in due order, "
+                "priorities first (admin)",
+                _json(_ref("PausesView"), "What is still paused."),
+                (400, 403, 413, 415, 422),
+                body="PauseBody",
             )
         },
         "/api/contacts/": {

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from ..models import Notification, OnLate, ScheduleResult, Stats, Status, TemplateRef
+from ..models import Notification, OnLate, Pauses, ScheduleResult, Stats, Status, TemplateRef
 from .auth import Principal
 from .bodies import Time
 from .errors import Error
@@ -43,11 +43,18 @@ class Scheduled(msgspec.Struct):
     batch_id: Annotated[
         str, Meta(description="names the whole call for /api/batches/{batch_id}/: status, reschedule, cancel")
     ] = ""
+    batch_ids: Annotated[
+        list[str],
+        Meta(
+            description="with deliver_at_local or quiet hours giving recipients different due times: one batch "
+            "per due time (batch_id is the first; scheduled_at the earliest)"
+        ),
+    ] = msgspec.field(default_factory=list)
 
     @classmethod
     def of(cls, result: ScheduleResult) -> Scheduled:
         """The answer for ``result``."""
-        return cls(result.notification_ids, result.count, result.scheduled_at, result.batch_id)
+        return cls(result.notification_ids, result.count, result.scheduled_at, result.batch_id, result.batch_ids)
 
 
 class ScheduleStatus(msgspec.Struct, kw_only=True):
@@ -105,8 +112,8 @@ class NotificationView(msgspec.Struct, kw_only=True):
     deliveries: Annotated[
         dict[str, str],
         Meta(
-            description="each channel's outcome: 'sent', 'pending', 'cancelled', 'expired', 'collapsed', or "
-            "'failed' (for the creator and admins 'failed: <why>', as last_error)"
+            description="each channel's outcome: 'sent', 'pending', 'cancelled', 'expired', 'collapsed', "
+            "'throttled', or 'failed' (for the creator and admins 'failed: <why>', as last_error)"
         ),
     ]
     expires_at: Annotated[datetime, Meta(tz=True, description="not sent when claimed at or after this")] | None
@@ -134,6 +141,7 @@ class NotificationView(msgspec.Struct, kw_only=True):
         ]
         | None
     ) = None
+    throttled_at: Time | None = None
 
 
 VIEWED = tuple(
@@ -188,6 +196,11 @@ class StatsView(Stats, kw_only=True):
     ] = 0
 
 
+class PausesView(Pauses, kw_only=True):
+    """What delivery is paused for (``all``: everything; ``types``), since when per scope (``*`` or the type),
+    and how many notifications of paused types wait aside (``parked``)."""
+
+
 class ContactView(msgspec.Struct, kw_only=True):
     """A recipient's contact data; null where not set."""
 
@@ -195,6 +208,8 @@ class ContactView(msgspec.Struct, kw_only=True):
     email: str | None
     phone: Annotated[str, Meta(description="E.164")] | None
     locale: Annotated[str, Meta(description="BCP 47")] | None
+    zone: Annotated[str, Meta(description="IANA time zone")] | None = None
+    quiet_hours: Annotated[str, Meta(description="HH:MM-HH:MM in the zone")] | None = None
 
 
 class ErasureView(msgspec.Struct, kw_only=True):
@@ -242,7 +257,7 @@ def deliveries(n: Notification, who: Viewer) -> dict[str, str]:
         error = n.channel_errors.get(name) or (n.last_error if len(names) == 1 else None)
         if n.scheduled_status == "sent" or name in n.done:
             out[name] = "sent"
-        elif n.scheduled_status in ("cancelled", "expired", "collapsed"):
+        elif n.scheduled_status in ("cancelled", "expired", "collapsed", "throttled"):
             out[name] = n.scheduled_status
         elif error is None:
             out[name] = "pending"
