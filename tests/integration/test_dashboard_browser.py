@@ -364,6 +364,42 @@ def test_the_dead_letter_caps_dropped_count_is_shown(browser: Any, site: Site, s
     assert console_errors(browser) == []
 
 
+def test_delivery_is_paused_and_resumed_after_a_confirmation(browser: Any, site: Site, shots: Path) -> None:
+    sign_in(browser, site, site.admin)
+    line = browser.find_element(By.ID, "pause-line")
+    until(lambda: "nothing is paused" in line.text, "the running state")
+    try:
+        browser.find_element(By.ID, "pause-type").send_keys("promo", Keys.ENTER)  # Enter asks first
+        dialog = browser.find_element(By.ID, "confirm")
+        until(lambda: dialog.is_displayed(), "the confirmation")
+        assert "Pause delivery of notifications of type promo?" in dialog.text
+        browser.switch_to.active_element.send_keys(Keys.ESCAPE)  # changed our mind: nothing happens
+        until(lambda: "Nothing paused." in browser.find_element(By.ID, "notice").text, "the refusal")
+        assert site.zs.pauses().types == [] and not site.zs.pauses().all
+        browser.find_element(By.ID, "pause").click()
+        until(lambda: dialog.is_displayed(), "the confirmation again")
+        browser.switch_to.active_element.send_keys(Keys.ENTER)  # focus is on Confirm
+        until(lambda: line.get_attribute("data-types") == "promo", "the promo pause shown")
+        assert "Paused delivery of type promo." in browser.find_element(By.ID, "notice").text
+        assert "paused for type promo since" in line.text and line.get_attribute("data-all") == "false"
+        assert site.zs.pauses().types == ["promo"] and not site.zs.pauses().all
+        site.zs.pause()  # someone else pauses everything: the page shows it at its next refresh
+        until(lambda: line.get_attribute("data-all") == "true", "the pause of everything, from the API")
+        assert "paused for every notification since" in line.text
+        browser.save_screenshot(str(shots / "10-paused.png"))
+        browser.find_element(By.ID, "pause-type").clear()
+        browser.find_element(By.ID, "resume").click()
+        until(lambda: dialog.is_displayed(), "the resume confirmation")
+        assert "every pause is lifted" in dialog.text
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
+        until(lambda: "nothing is paused" in line.text, "everything resumed")
+        paused = site.zs.pauses()
+        assert (paused.all, paused.types) == (False, [])
+        assert console_errors(browser) == []
+    finally:
+        site.zs.resume()  # the other tests' workers must claim
+
+
 def test_dark_mode_follows_the_browser_and_the_csp_holds(browser: Any, site: Site, shots: Path) -> None:
     browser.execute_cdp_cmd(
         "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
