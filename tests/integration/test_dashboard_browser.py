@@ -2,9 +2,9 @@
 ``create_app`` served by uvicorn on the bundled valkey-server: sign in with a token, see the counters, schedule
 from the form and see it upcoming, cancel it with the keyboard alone, requeue a dead letter after confirming,
 a user token seeing only its own notifications, one recipient's view (sent, received, read, open sockets), the
-dead-letter cap's dropped count, a SIGKILLed worker flagged late while its batch comes back, dark mode, and the
-page working under its CSP with no console error. Screenshots go to the test's artefacts folder (printed with -s;
-kept by pytest for the last runs).
+dead-letter cap's dropped count, a SIGKILLed worker flagged late while its batch comes back, pausing and resuming
+delivery after a confirmation, dark mode, and the page working under its CSP with no console error. Screenshots
+go to the test's artefacts folder (printed with -s; kept by pytest for the last runs).
 
 Where no Chromium is installed (``make test`` installs it via apt-get when it can) it is skipped, saying so;
 with ``ZSCHED_TEST_REQUIRE_BROWSER=1`` (as ``.ci/run`` sets) it errors instead."""
