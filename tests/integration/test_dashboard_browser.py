@@ -1,9 +1,10 @@
 """The dashboard in a real headless Chromium (Debian's chromium and chromium-driver, driven by Selenium), against
 ``create_app`` served by uvicorn on the bundled valkey-server: sign in with a token, see the counters, schedule
 from the form and see it upcoming, cancel it with the keyboard alone, requeue a dead letter after confirming,
-a user token seeing only its own notifications, one recipient's view (sent, received, open sockets), the dead-letter
-cap's dropped count, dark mode, and the page working under its CSP with no console error. Screenshots go to the
-test's artefacts folder (printed with -s; kept by pytest for the last runs).
+a user token seeing only its own notifications, one recipient's view (sent, received, read, open sockets), the
+dead-letter cap's dropped count, a SIGKILLed worker flagged late while its batch comes back, pausing and resuming
+delivery after a confirmation, dark mode, and the page working under its CSP with no console error. Screenshots
+go to the test's artefacts folder (printed with -s; kept by pytest for the last runs).
 
 Where no Chromium is installed (``make test`` installs it via apt-get when it can) it is skipped, saying so;
 with ``ZSCHED_TEST_REQUIRE_BROWSER=1`` (as ``.ci/run`` sets) it errors instead."""
@@ -11,6 +12,9 @@ with ``ZSCHED_TEST_REQUIRE_BROWSER=1`` (as ``.ci/run`` sets) it errors instead."
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +25,7 @@ import pytest
 import redis
 
 from tests.helpers import Recorder, tick
+from tests.integration.hookserver import HookServer
 from tests.integration.wsutil import ServerThread, open_socket, receive, until_ready
 from zsched import Scheduler
 from zsched.embedded import EmbeddedServer
@@ -291,7 +296,7 @@ def test_a_user_token_sees_only_its_own_notifications(browser: Any, site: Site, 
     assert not [e for e in console_errors(browser) if "403" not in e and "404" not in e]
 
 
-def test_the_recipient_view_shows_what_was_sent_and_received_and_the_open_socket(
+def test_the_recipient_view_shows_what_was_sent_received_and_read_and_the_open_socket(
     browser: Any, site: Site, shots: Path
 ) -> None:
     gina = TokenStore(site.prefix).create(site.redis, "gina")[0]
@@ -306,15 +311,17 @@ def test_the_recipient_view_shows_what_was_sent_and_received_and_the_open_socket
         assert receive(ws)["id"] == nid
         ws.send(f'{{"type": "ack", "id": {nid}}}')  # her client says it arrived: delivered_at
         assert receive(ws)["type"] == "acked"
+        assert nid in site.zs.mark_read("gina", [nid]).read_at  # she opens it: read_at
         sign_in(browser, site, site.admin)
         field = browser.find_element(By.ID, "recipient-q")
         field.send_keys("gina", Keys.ENTER)
         summary = browser.find_element(By.ID, "recipient-summary")
         until(lambda: "gina: 1 open socket now" in summary.text, "gina's open socket (from the gateway's heartbeat)")
-        assert "1 sent, 1 received" in summary.text, summary.text
+        assert "1 sent, 1 received (acknowledged by their client), 1 read" in summary.text, summary.text
         got = until(lambda: browser.find_element(By.CSS_SELECTOR, f'#recipient-rows tr[data-id="{nid}"]'), "her row")
         assert "lunch at noon" in got.text and "sent" in got.text
         assert got.find_element(By.CSS_SELECTOR, "td.received").text not in ("", "-")
+        assert got.find_element(By.CSS_SELECTOR, "td.read").text not in ("", "-")
         assert "on " in browser.find_element(By.ID, "recipient-gateways").text
         browser.save_screenshot(str(shots / "6-recipient.png"))
     until(lambda: "gina: 0 open sockets now" in summary.text, "the closed socket, at the next heartbeat and refresh")
@@ -357,6 +364,42 @@ def test_the_dead_letter_caps_dropped_count_is_shown(browser: Any, site: Site, s
     assert console_errors(browser) == []
 
 
+def test_delivery_is_paused_and_resumed_after_a_confirmation(browser: Any, site: Site, shots: Path) -> None:
+    sign_in(browser, site, site.admin)
+    line = browser.find_element(By.ID, "pause-line")
+    until(lambda: "nothing is paused" in line.text, "the running state")
+    try:
+        browser.find_element(By.ID, "pause-type").send_keys("promo", Keys.ENTER)  # Enter asks first
+        dialog = browser.find_element(By.ID, "confirm")
+        until(lambda: dialog.is_displayed(), "the confirmation")
+        assert "Pause delivery of notifications of type promo?" in dialog.text
+        browser.switch_to.active_element.send_keys(Keys.ESCAPE)  # changed our mind: nothing happens
+        until(lambda: "Nothing paused." in browser.find_element(By.ID, "notice").text, "the refusal")
+        assert site.zs.pauses().types == [] and not site.zs.pauses().all
+        browser.find_element(By.ID, "pause").click()
+        until(lambda: dialog.is_displayed(), "the confirmation again")
+        browser.switch_to.active_element.send_keys(Keys.ENTER)  # focus is on Confirm
+        until(lambda: line.get_attribute("data-types") == "promo", "the promo pause shown")
+        assert "Paused delivery of type promo." in browser.find_element(By.ID, "notice").text
+        assert "paused for type promo since" in line.text and line.get_attribute("data-all") == "false"
+        assert site.zs.pauses().types == ["promo"] and not site.zs.pauses().all
+        site.zs.pause()  # someone else pauses everything: the page shows it at its next refresh
+        until(lambda: line.get_attribute("data-all") == "true", "the pause of everything, from the API")
+        assert "paused for every notification since" in line.text
+        browser.save_screenshot(str(shots / "10-paused.png"))
+        browser.find_element(By.ID, "pause-type").clear()
+        browser.find_element(By.ID, "resume").click()
+        until(lambda: dialog.is_displayed(), "the resume confirmation")
+        assert "every pause is lifted" in dialog.text
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
+        until(lambda: "nothing is paused" in line.text, "everything resumed")
+        paused = site.zs.pauses()
+        assert (paused.all, paused.types) == (False, [])
+        assert console_errors(browser) == []
+    finally:
+        site.zs.resume()  # the other tests' workers must claim
+
+
 def test_dark_mode_follows_the_browser_and_the_csp_holds(browser: Any, site: Site, shots: Path) -> None:
     browser.execute_cdp_cmd(
         "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
@@ -379,3 +422,76 @@ def test_dark_mode_follows_the_browser_and_the_csp_holds(browser: Any, site: Sit
     assert browser.execute_script("return window.injected === undefined")
     refused = [m for m in console_errors(browser) if "Content Security Policy" in m]
     assert refused, "an inline script ran or was not reported: the policy is not in force"
+
+
+def test_a_killed_worker_goes_late_on_the_page_and_its_batch_comes_back(
+    browser: Any, valkey: EmbeddedServer, shots: Path
+) -> None:
+    """A real ``zsched worker`` (beating every 200 ms, 1 s leases) holds a batch whose webhook never answers; the
+    page lists it in flight and the batch in processing. SIGKILLed, its row is flagged late, and a second worker
+    takes the batch once the lease runs out: the rows show up as sent. Its own keyspace, so no other test's
+    notification reaches these workers."""
+    site = Site(valkey)
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # takes the webhook's request, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def worker(hook_url: str) -> subprocess.Popen[bytes]:
+        env = dict(
+            os.environ,
+            ZSCHED_CHANNELS="webhook",
+            ZSCHED_WEBHOOK_URL=hook_url,
+            ZSCHED_WEBHOOK_SECRET="test-secret",
+            ZSCHED_WEBHOOK_TIMEOUT_S="120",
+            ZSCHED_BEAT_EVERY_S="200ms",
+            ZSCHED_LEASE_MS="1s",
+        )
+        command = [sys.executable, "-m", "zsched.cli", "worker", "--redis-url", site.redis_url, "--prefix", site.prefix]
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return workers[-1]
+
+    try:
+        ids = site.zs.schedule(["kim", "lee"], "held", "m", delay=0, channels=["webhook"]).notification_ids
+        first = worker(f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
+        held = until(
+            lambda: [p for p in site.zs.processes() if p.info.pid == first.pid and p.info.in_flight == 2],
+            "the worker to report its batch in flight",
+        )
+        sign_in(browser, site, site.admin)
+        line = f'#process-rows tr[data-process="{held[0].info.id}"]'
+        mine = until(lambda: browser.find_element(By.CSS_SELECTOR, line), "the worker's row")
+        assert "worker" in mine.text and "late" not in (mine.get_attribute("class") or "")
+        browser.find_element(By.CSS_SELECTOR, '[data-table="processing"]').click()
+        until(lambda: all(row(browser, i) for i in ids), "the held batch in processing")
+
+        first.kill()  # SIGKILL: no goodbye, its heartbeat simply stops
+        first.wait(10)
+        until(lambda: "late" in (browser.find_element(By.CSS_SELECTOR, line).get_attribute("class") or ""), "late")
+        assert "(late)" in browser.find_element(By.CSS_SELECTOR, line).text
+        browser.save_screenshot(str(shots / "8-worker-late.png"))
+
+        with HookServer() as hook:
+            second = worker(hook.url)  # reaps the expired leases and delivers the batch
+            until(lambda: len(hook.requests) >= 2, "the second worker to deliver the batch")
+            until(lambda: {site.zs.status(i).scheduled_status for i in ids} == {"sent"}, "the batch sent")
+            browser.find_element(By.CSS_SELECTOR, '[data-table="sent"]').click()
+            until(lambda: all(row(browser, i) for i in ids), "the batch in the sent table")
+            (taker,) = until(
+                lambda: [p.info.id for p in site.zs.processes() if p.info.pid == second.pid], "its heartbeat"
+            )
+            ours = until(
+                lambda: browser.find_element(By.CSS_SELECTOR, f'#process-rows tr[data-process="{taker}"]'),
+                "the second worker's row",
+            )
+            assert "late" not in (ours.get_attribute("class") or "")
+            assert "late" in (browser.find_element(By.CSS_SELECTOR, line).get_attribute("class") or "")
+            browser.save_screenshot(str(shots / "9-batch-back.png"))
+        assert console_errors(browser) == []
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait(5)
+        silent.close()
+        site.close()

@@ -1,6 +1,6 @@
 """The recipient view: gateways record their open sockets per recipient at each heartbeat (``engine.presence``), so
 ``GET /api/recipient`` on any process says what one recipient was sent, what their client acknowledged receiving,
-and how many WebSockets they have open where."""
+what they marked read, and how many WebSockets they have open where."""
 
 from __future__ import annotations
 
@@ -85,8 +85,8 @@ def served(redis_url: str, prefix: str) -> Iterator[ServerThread]:
     server.stop()
 
 
-def test_the_view_shows_what_was_sent_and_acknowledged_and_the_open_socket(
-    served: ServerThread, redis_url: str, prefix: str
+def test_the_view_shows_what_was_sent_acknowledged_and_read_and_the_open_socket(
+    served: ServerThread, redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = f"http://127.0.0.1:{served.port}"
     alice = user_token(redis_url, prefix, "alice")
@@ -113,8 +113,25 @@ def test_the_view_shows_what_was_sent_and_acknowledged_and_the_open_socket(
         ws.send(json.dumps({"type": "ack", "id": nid}))
         assert receive(ws)["type"] == "acked"
         got = view(alice).json()  # alice's own view: no recipient given
-        assert got["recipient"] == "alice" and (got["listed"], got["sent"], got["received"]) == (1, 1, 1)
+        assert got["recipient"] == "alice" and (got["listed"], got["sent"], got["received"], got["read"]) == (
+            1,
+            1,
+            1,
+            0,
+        )
         assert got["items"][0]["id"] == nid and got["items"][0]["delivered_at"] is not None
+        assert got["items"][0]["read_at"] is None
+        marked = httpx.post(
+            f"{base}/api/inbox/read/", json={"ids": [nid]}, headers={"Authorization": f"Bearer {alice}"}
+        )
+        assert marked.status_code == 200, marked.text
+        got = view(admin, recipient="alice").json()
+        assert got["read"] == 1 and got["items"][0]["read_at"] == marked.json()["read_at"][str(nid)]
+        common = ["--redis-url", redis_url, "--prefix", prefix]
+        assert main(["recipient", "alice", *common]) == 0
+        out = capsys.readouterr().out
+        assert "latest 1: 1 sent, 1 received (acknowledged by their client), 1 read" in out
+        assert f"read {got['items'][0]['read_at'][:19]}" in out
         assert got["sockets"] == 1 and got["gateways"][0]["sockets"] == 1 and not got["gateways"][0]["late"]
     wait_for(lambda: view(admin, recipient="alice").json()["sockets"] == 0, "the closed socket to be recorded")
     refused = view(user_token(redis_url, prefix, "mallory"), recipient="alice")
@@ -134,7 +151,7 @@ def test_the_cli_prints_the_view(
     assert main(["recipient", "erin", *common]) == 0
     out = capsys.readouterr().out
     assert "erin: 2 open socket(s)" in out and "2 on h (pid 7)" in out and "Parcel" in out
-    assert "latest 1: 0 sent, 0 received" in out
+    assert "latest 1: 0 sent, 0 received (acknowledged by their client), 0 read" in out and "read -" in out
     assert main(["recipient", "erin", "--json", *common]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["sockets"] == 2 and got["items"][0]["id"] == nid and got["items"][0]["delivered_at"] is None

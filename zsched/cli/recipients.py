@@ -1,4 +1,4 @@
-"""``zsched recipient ID``: what one recipient was sent and received, newest first, and their open WebSockets."""
+"""``zsched recipient ID``: what one recipient was sent, received and read, newest first, and their open WebSockets."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def add_parser(
     cmd = subparsers.add_parser(
         "recipient",
         parents=[common],
-        help="what one recipient was sent and received, and their open sockets",
-        description="The recipient's latest notifications (received: a client of theirs acknowledged it), and how "
+        help="what one recipient was sent, received and read, and their open sockets",
+        description="The recipient's latest notifications (received: a client of theirs acknowledged it; read: they "
+        "marked it read), and how "
         "many WebSockets they have open on each gateway, as of its last heartbeat (every 5 s).",
     )
     cmd.add_argument("recipient", help="the recipient's id")
@@ -41,11 +42,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{view.recipient}: {view.sockets} open socket(s)")
     for g in view.gateways:
         print(f"  {g.sockets} on {g.host} (pid {g.pid}){'  LATE, not counted' if g.late else ''}")
-    print(f"latest {view.listed}: {view.sent} sent, {view.received} received (acknowledged by their client)")
+    print(
+        f"latest {view.listed}: {view.sent} sent, {view.received} received (acknowledged by their client), "
+        f"{view.read} read"
+    )
     for n in view.items:
         sent = n.sent_at.isoformat() if n.sent_at else "-"
         received = n.delivered_at.isoformat() if n.delivered_at else "-"
-        print(f"{n.id:>8}  {n.scheduled_status:<10} sent {sent:<32} received {received:<32} {n.title}")
+        read = n.read_at.isoformat() if n.read_at else "-"
+        print(f"{n.id:>8}  {n.scheduled_status:<10} sent {sent:<32} received {received:<32} read {read:<32} {n.title}")
     return 0
 
 

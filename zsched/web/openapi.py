@@ -533,8 +533,9 @@ def document(channels: tuple[str, ...] = ("websocket",)) -> dict[str, Any]:
         },
         "/api/recipient": {
             "get": _op(
-                "What one recipient was sent and received (delivered_at: a client acknowledged it), newest first, and "
-                "their open WebSockets per gateway (admin, or the recipient themself)",
+                "What one recipient was sent, received (delivered_at: a client acknowledged it) and read (read_at: "
+                "they marked it read), newest first, and their open WebSockets per gateway (admin, or the recipient "
+                "themself)",
                 _json(_ref("RecipientView"), "The recipient's view."),
                 (403, 422),
                 params=params[RecipientQuery],

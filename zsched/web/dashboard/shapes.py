@@ -181,7 +181,7 @@ class GatewaySockets(msgspec.Struct, kw_only=True):
 
 
 class RecipientView(msgspec.Struct, kw_only=True):
-    """What one recipient was sent and received, newest first, and their open WebSockets."""
+    """What one recipient was sent, received and read, newest first, and their open WebSockets."""
 
     recipient: str
     sockets: Annotated[
@@ -197,6 +197,7 @@ class RecipientView(msgspec.Struct, kw_only=True):
     received: Annotated[
         int, Meta(description="of those, how many a client of theirs acknowledged receiving (delivered_at is set)")
     ]
+    read: Annotated[int, Meta(description="of those, how many they marked read (read_at is set)")]
     items: list[NotificationView]
     next_cursor: (
         Annotated[int, Meta(description="pass as ?cursor= for the next page; null only when nothing more matches")]
@@ -224,6 +225,7 @@ def recipient_view(page: Page, presence: Presence, shown: Callable[[Notification
         listed=len(page.items),
         sent=sum(n.scheduled_status == "sent" for n in page.items),
         received=sum(n.delivered_at is not None for n in page.items),
+        read=sum(n.read_at is not None for n in page.items),
         items=[shown(n) for n in page.items],
         next_cursor=page.next_cursor,
     )

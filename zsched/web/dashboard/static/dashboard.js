@@ -141,7 +141,7 @@ function logout() {
 async function refresh() {
   if (!state.me) return;
   try {
-    if (state.me.admin) await Promise.all([overview(), processes(), chart()]);
+    if (state.me.admin) await Promise.all([overview(), processes(), chart(), pauses()]);
     // Rows are redrawn only when no one is working in them: a redraw would take away the keyboard's focus.
     const busy = $("rows-table").contains(document.activeElement) || document.querySelector("dialog[open]");
     if (!state.search && state.cursors.length === 1 && !busy) await loadRows();
@@ -193,6 +193,28 @@ async function overview() {
     for (const p of stats.partitions) choice.add(new Option(String(p.partition), String(p.partition)));
   }
   $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
+// What delivery is paused for (everything, or some types), since when, and how much waits aside meanwhile.
+async function pauses() {
+  showPauses(await api("GET", "api/pauses"));
+}
+
+function showPauses(paused) {
+  const since = (scope) => (paused.since[scope] ? ` since ${when(paused.since[scope])}` : "");
+  const parts = [];
+  if (paused.all) parts.push(`paused for every notification${since("*")}`);
+  if (paused.types.length) {
+    parts.push(`paused for type${paused.types.length === 1 ? "" : "s"} ` +
+      paused.types.map((t) => `${t}${since(t)}`).join(", "));
+  }
+  const line = $("pause-line");
+  line.textContent = parts.length
+    ? `${parts.join("; ")}; ${paused.parked.toLocaleString()} waiting aside.`
+    : "running: nothing is paused.";
+  line.className = parts.length ? "warn" : "";
+  line.dataset.all = String(paused.all);
+  line.dataset.types = paused.types.join(",");
 }
 
 function lateText(ms) {
@@ -399,7 +421,7 @@ async function loadRecipient() {
   const sockets = `${view.sockets} open socket${view.sockets === 1 ? "" : "s"}`;
   $("recipient-summary").textContent = `${view.recipient}: ${sockets} now. Of the ${view.listed} ` +
     `${state.recipientCursors.length === 1 ? "latest" : "listed"} notification(s): ${view.sent} sent, ` +
-    `${view.received} received (acknowledged by their client).`;
+    `${view.received} received (acknowledged by their client), ${view.read} read.`;
   $("recipient-summary").dataset.sockets = String(view.sockets);
   const gateways = $("recipient-gateways");
   gateways.replaceChildren();
@@ -414,7 +436,7 @@ async function loadRecipient() {
   body.replaceChildren();
   if (!view.items.length) {
     const tr = document.createElement("tr");
-    cell(tr, "Nothing for this recipient.", "empty").colSpan = 8;
+    cell(tr, "Nothing for this recipient.", "empty").colSpan = 9;
     body.appendChild(tr);
   }
   for (const n of view.items) {
@@ -426,6 +448,7 @@ async function loadRecipient() {
     cell(tr, when(n.scheduled_at));
     cell(tr, when(n.sent_at));
     cell(tr, n.delivered_at ? when(n.delivered_at) : "-", n.delivered_at ? "received" : "");
+    cell(tr, n.read_at ? when(n.read_at) : "-", n.read_at ? "read" : "");
     cell(tr, n.attempts);
     cell(tr, n.last_error, "wrap");
     body.appendChild(tr);
@@ -505,6 +528,25 @@ async function requeueAll() {
   }
 }
 
+async function pauseOrResume(resume) {
+  const type = $("pause-type").value.trim();
+  const what = type ? `notifications of type ${type}` : "every notification";
+  const question = resume
+    ? `Resume delivery of ${type ? what : "everything paused (every pause is lifted)"}? What waited is sent in ` +
+      "due order."
+    : `Pause delivery of ${what}? Nothing of it is sent until it is resumed; what falls due meanwhile waits.`;
+  if (!(await ask(question))) {
+    notice(resume ? "Nothing resumed." : "Nothing paused.", "");
+    return;
+  }
+  try {
+    showPauses(await api("POST", resume ? "api/resume" : "api/pause", type ? { type } : {}));
+    await after(`${resume ? "Resumed" : "Paused"} delivery of ${type ? `type ${type}` : "everything"}.`);
+  } catch (error) {
+    fail(error);
+  }
+}
+
 async function schedule() {
   let data = null;
   const raw = $("s-data").value.trim();
@@ -565,6 +607,8 @@ document.addEventListener("DOMContentLoaded", () => {
     $("search-q").placeholder = { created_by: "billing", title: "dentist" }[$("search-by").value] || "42 or alice";
   });
   $("requeue-all").addEventListener("click", requeueAll);
+  $("pause-form").addEventListener("submit", (event) => { event.preventDefault(); pauseOrResume(false); });
+  $("resume").addEventListener("click", () => pauseOrResume(true));
   $("partition").addEventListener("change", () => showTable(state.table));
   $("next-page").addEventListener("click", () => {
     if (!state.next) return;
