@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 import msgspec
@@ -101,6 +101,19 @@ def connect(settings: Settings) -> AsyncScheduler:
     return AsyncScheduler(connection, core=settings.core(), server=server)
 
 
+SHUTDOWN_STEP_S = 10.0
+"""How long one step of a shutdown may take: a close that hangs (a connection stuck mid-read) must not hold the
+process, and a lifespan that never ends, for ever. It is logged as an error, naming the step."""
+
+
+async def _bounded(stop: Callable[[], Awaitable[object]], what: str) -> None:
+    """Await ``stop()`` for at most ``SHUTDOWN_STEP_S``; one that takes longer is abandoned and logged."""
+    try:
+        await asyncio.wait_for(stop(), SHUTDOWN_STEP_S)
+    except TimeoutError:
+        log.error("shutdown: %s took over %.0f s; abandoned", what, SHUTDOWN_STEP_S)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -158,7 +171,7 @@ def create_app(
                     options = msgspec.structs.asdict(settings.gateway)  # its fields are Gateway's keywords
                     gateway = Gateway(zs.redis, zs.core.keys, api.tokens, failures=api.failures, **options)
                     await gateway.start()
-                    stack.push_async_callback(gateway.stop)
+                    stack.push_async_callback(_bounded, gateway.stop, "the gateway's stop")
                     app.state.gateway = gateway
                     for name, background in gateway.background_tasks().items():
                         liveness.watch(name, background)
@@ -177,7 +190,7 @@ def create_app(
                     if worker is not None:
                         worker.on_partitions = heartbeat.nudge  # its listing shows what it owns once that changes
                     heartbeat.start()
-                    stack.push_async_callback(heartbeat.stop)
+                    stack.push_async_callback(_bounded, heartbeat.stop, "the heartbeat's stop")
                 for service in services:
                     await stack.enter_async_context(service(app))
                 # Pushed last, so run first when the stack unwinds, however it unwinds: the gateway's reader is
@@ -197,9 +210,9 @@ def create_app(
                     pass
             api.detach()
             if router is not None:
-                await router.aclose()
+                await _bounded(router.aclose, "closing the channels")
             if scheduler is None:
-                await zs.close()
+                await _bounded(zs.close, "closing the Redis connection")
 
     app = Starlette(
         routes=[*api.routes(), *MessagingApi(api).routes(), *dashboard.routes(api), *extra_routes],

@@ -34,6 +34,9 @@ from .socket import Socket, parse_stream_id
 
 log = logging.getLogger("zsched.gateway")
 
+CLOSE_S = 5.0
+"""How long closing one pub/sub connection may take at shutdown before it is abandoned."""
+
 LOST = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError)
 """What ends a pub/sub connection's reading: the connection broke, or the server refused it (a node that
 no longer owns a slot answers MOVED)."""
@@ -123,8 +126,11 @@ class Subscriptions:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for link in links:
-            await link.close()
+        for link in links:  # bounded: a connection stuck mid-read must not hold the shutdown
+            try:
+                await asyncio.wait_for(link.close(), CLOSE_S)
+            except TimeoutError:
+                log.error("gateway: closing a pub/sub connection took over %.0f s; abandoned", CLOSE_S)
         self._links.clear()
 
     # -- reading -------------------------------------------------------------------------------------
