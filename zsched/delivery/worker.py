@@ -87,6 +87,10 @@ PURGE_TICK_S = 0.01
 """Purge calls go on back to back for at most this long (or until a wakeup) before the worker claims again."""
 
 
+PUBSUB_CLOSE_S = 5.0
+"""How long a stop waits for the wakeup connection to close, or the recurring loop to end, before going on."""
+
+
 class Worker:
     """Delivers due notifications until ``should_exit`` is set (SIGTERM/SIGINT set it in ``serve``)."""
 
@@ -169,7 +173,7 @@ class Worker:
                     await self._wait(wait_s)
         finally:
             recurring.cancel()  # mid-advance is safe: the script ran whole or not at all, and is idempotent
-            await asyncio.gather(recurring, return_exceptions=True)
+            await asyncio.wait([recurring], timeout=PUBSUB_CLOSE_S)
             await self._close_pubsub()
             if self.ownership is not None:
                 await self.ownership.stop()
@@ -436,8 +440,10 @@ class Worker:
         pubsub, self._pubsub = self._pubsub, None
         self._channels = set()
         if pubsub is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection may fail; it is dropped anyway
-                await pubsub.aclose()
+            # Closing a broken connection may fail, or hang mid-read: it is dropped anyway, so neither may hold
+            # up a stop.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pubsub.aclose(), PUBSUB_CLOSE_S)
 
     async def _wait(self, seconds: float) -> None:
         """Sleep ``seconds``, to a fraction of a millisecond; return early on a wakeup or ``should_exit``."""
