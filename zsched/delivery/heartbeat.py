@@ -69,6 +69,9 @@ class Heartbeat:
         self.recipients = recipients
         self.reporter = SocketReporter(self.id, keep_ms) if recipients is not None else None
         self._task: asyncio.Task[None] | None = None
+        # Checked by the loop, not only the task's cancel: on Python 3.11, asyncio.wait_for may swallow a cancel
+        # that lands as its wait ends (gh-86296), and the loop would go on beating for ever.
+        self._stopping = False
         self._nudged: asyncio.Event | None = None  # set: beat now (what the process says changed)
 
     def describe(self) -> ProcessInfo:
@@ -110,7 +113,7 @@ class Heartbeat:
     async def run(self) -> None:
         """Beat until cancelled; a beat that fails (Redis down) is logged and the next one tried on time."""
         self._nudged = asyncio.Event()
-        while True:
+        while not self._stopping:
             self._nudged.clear()
             try:
                 await self.beat_once()
@@ -121,14 +124,16 @@ class Heartbeat:
 
     def start(self) -> None:
         """Run the loop as a task of the running event loop."""
+        self._stopping = False
         self._task = asyncio.create_task(self.run(), name="zsched-heartbeat")
 
     async def stop(self) -> None:
         """Stop beating and take this process off the list (a clean stop is not a late heartbeat)."""
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait([task], timeout=STOP_S)
         # Bounded: a Redis that hangs must not hold up a shutdown; the entry then goes late and expires.
         with contextlib.suppress(UnavailableError, redis.RedisError, OSError, TimeoutError):
             await asyncio.wait_for(self.scheduler.run(forget(self.scheduler.core, self.id)), STOP_S)

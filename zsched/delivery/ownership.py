@@ -56,6 +56,9 @@ class Ownership:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._held: dict[int, float] = {}  # partition index -> monotonic time this worker stops counting on it
         self._task: asyncio.Task[None] | None = None
+        # Checked by the loop, not only the task's cancel: on Python 3.11, asyncio.wait_for may swallow a cancel
+        # that lands as its wait ends (gh-86296), and the rounds would go on for ever.
+        self._stopping = False
 
     def owned(self) -> tuple[Partition, ...]:
         """The partitions this worker may claim from now (their leases are its own and not about to run out)."""
@@ -84,8 +87,8 @@ class Ownership:
             )
 
     async def run(self) -> None:
-        """Rounds until cancelled; a round that fails (Redis down) is logged and the next one tried on time."""
-        while True:
+        """Rounds until stopped; a round that fails (Redis down) is logged and the next one tried on time."""
+        while not self._stopping:
             try:
                 await self.balance_once()
             except (UnavailableError, redis.RedisError, OSError) as exc:
@@ -97,14 +100,16 @@ class Ownership:
     def start(self) -> None:
         """Run the rounds as a task of the running event loop."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self.run(), name="zsched-ownership")
 
     async def stop(self) -> None:
         """Stop the rounds and give every lease up, so the other workers take them at their next round."""
         task, self._task = self._task, None
+        self._stopping = True
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait([task], timeout=STOP_S)
         held, self._held = list(self._held), {}
         # Bounded: a Redis that hangs must not hold up a shutdown; the leases then run out by themselves.
         with contextlib.suppress(UnavailableError, redis.RedisError, OSError, TimeoutError):
