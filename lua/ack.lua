@@ -16,38 +16,15 @@
 -- ARGV[3] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[4..] ids         notifications delivered
 -- Returns: {now_ms, acked count}
-local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
-  local text = {}
-  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
-  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
-end
-local function kept_numbers(text)
-  local numbers = {}
-  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
-  return numbers
-end
+-- include: clock.lua
+-- include: outcome.lua
+-- include: sliced.lua
 local kept = redis.call('GET', KEYS[10])  -- a retry of a call that already ran (its reply was lost)
 if kept then return kept_numbers(kept) end
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 
 local purge_at = now + tonumber(ARGV[2])
--- One multi-key call per command (sliced, for unpack's stack limit) instead of six per notification.
-local function call_sliced(cmd, key, list, step)
-  local out = {}
-  for i = 1, #list, step do
-    local part = redis.call(cmd, key, unpack(list, i, math.min(i + step - 1, #list)))
-    if type(part) == 'table' then
-      for j = 1, #part do out[#out + 1] = part[j] end
-    end
-  end
-  return out
-end
-
 local ids, seen = {}, {}
 for i = 4, #ARGV do
   if not seen[ARGV[i]] then

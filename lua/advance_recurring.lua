@@ -50,11 +50,8 @@
 --        | {'advanced', schedule_id, state, now_ms} | {'resumed', schedule_id, state, now_ms}
 --        | {'finished', schedule_id, state, now_ms} | {'stale', schedule_id, state, now_ms} | {'missing'}
 --        | {'conflict'}
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- include: clock.lua
+local now = clock_ms(ARGV[1])
 local move, sid = ARGV[2], ARGV[3]
 local partitions, partition = tonumber(ARGV[6]), tonumber(ARGV[7])
 local creator = ARGV[15]

@@ -20,45 +20,18 @@
 -- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[5] partitions    partition count: a call's recipients have ids call id + i * partitions
 -- Returns: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status}
+-- include: calls.lua
+-- include: clock.lua
 local kept = redis.call('GET', KEYS[14])  -- a retry of a call that already ran (its reply was lost)
 if kept then
   local reply = {'cancelled', tonumber(kept)}
   return reply
 end
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 
--- The recipient `id` still pending inside a call: the call's fields and its recipient; nil when none holds it.
-local function in_call(id)
-  local found = redis.call('ZRANGE', KEYS[11], id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
-  if #found == 0 then return nil end
-  local cid = found[1]
-  local header = redis.call('HGET', KEYS[9], cid)
-  if not header then return nil end
-  local at, created, count, nxt, offset, priority, creator =
-    string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
-  local i = (tonumber(id) - tonumber(cid)) / tonumber(ARGV[5])
-  if i ~= math.floor(i) or i < tonumber(nxt) or i >= tonumber(count) then return nil end
-  local list = redis.call('HGET', KEYS[10], cid)
-  local from = tonumber(offset)
-  for _ = tonumber(nxt) + 1, i do from = string.find(list, ' ', from, true) + 1 end
-  local space = string.find(list, ' ', from, true)
-  local recipient = string.sub(list, from, space and space - 1 or -1)
-  if not redis.call('ZSCORE', KEYS[13], recipient .. ' ' .. string.format('%016d', tonumber(id))) then return nil end
-  return {cid = cid, at = at, created = created, priority = priority, creator = creator, recipient = recipient}
-end
--- The record a recipient taken out of its call starts with (no JSON decoded; cjson quotes the strings).
-local function own_record(call, status, scheduled_at, extra)
-  local state = '{"status":"' .. status .. '","attempts":0,"recipient":' .. cjson.encode(call.recipient)
-    .. ',"scheduled_at":' .. scheduled_at .. ',"created_at":' .. call.created .. ',"call":' .. call.cid .. extra
-  if call.creator ~= '' then state = state .. ',"created_by":' .. cjson.encode(call.creator) end
-  if call.priority ~= 'normal' then state = state .. ',"priority":"' .. call.priority .. '"' end
-  return state .. '}'
-end
+local CALL_KEYS = {call_starts = KEYS[11], calls = KEYS[9], call_recipients = KEYS[10], by_recipient = KEYS[13]}
+local function in_call(id) return pending_in_call(id, CALL_KEYS, tonumber(ARGV[5])) end
 local function release(creator)  -- it leaves pending: one less held by its creator
   if creator and redis.call('HINCRBY', KEYS[5], creator, -1) <= 0 then redis.call('HDEL', KEYS[5], creator) end
 end
@@ -67,7 +40,7 @@ local raw = redis.call('HGET', KEYS[2], ARGV[3])
 if not raw then
   local call = in_call(ARGV[3])
   if not call then return {'missing'} end
-  local record = own_record(call, 'cancelled', call.at, ',"cancelled_at":' .. string.format('%d', now))
+  local record = own_record(call, call.recipient, 'cancelled', call.at, ',"cancelled_at":' .. string.format('%d', now))
   redis.call('HSET', KEYS[2], ARGV[3], record)
   redis.call('DECRBY', KEYS[12], 1)
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[3])

@@ -25,6 +25,10 @@
 -- ARGV[7] who           '' for every notification; else only those this user created or receives
 -- Returns: {'cancelled', now_ms, cancelled, not_pending, missing}
 --          not_pending: visible but no longer pending; missing: unknown, purged, or not visible to `who`
+-- include: clock.lua
+-- include: calls.lua
+-- include: sliced.lua
+-- include: part.lua
 local kept = redis.call('GET', KEYS[14])  -- a retry of a call that already ran (its reply was lost)
 if kept then
   local k = {}
@@ -32,52 +36,12 @@ if kept then
   return {'cancelled', k[1], k[2], k[3], k[4]}
 end
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 local first, count, step, who = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[7]
 local function visible(creator, recipient) return who == '' or creator == who or recipient == who end
 
-local function call_sliced(cmd, key, list, size)  -- one multi-key call per slice (unpack's stack limit)
-  local out = {}
-  for i = 1, #list, size do
-    local part = redis.call(cmd, key, unpack(list, i, math.min(i + size - 1, #list)))
-    if type(part) == 'table' then
-      for j = 1, #part do out[#out + 1] = part[j] end
-    end
-  end
-  return out
-end
-
-local ids = {}
-for i = 0, count - 1 do ids[i + 1] = string.format('%d', first + i * step) end
-local states = call_sliced('HMGET', KEYS[2], ids, 1000)
-
--- The pending call this part is (only a part with several ids can be one), its fields and recipients.
-local call
-local header = count > 1 and redis.call('HGET', KEYS[9], ids[1])
-if header then
-  local at, created, total, nxt, offset, priority, creator =
-    string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
-  local people = {}
-  local list = redis.call('HGET', KEYS[10], ids[1])
-  for person in string.gmatch(string.sub(list, tonumber(offset)), '%S+') do people[#people + 1] = person end
-  call = {at = at, created = created, total = tonumber(total), nxt = tonumber(nxt), priority = priority,
-    creator = creator, people = people}
-end
-
--- Whether each recipient still inside the call is indexed (one purged alone is not), in one ZMSCORE per slice.
-local indexed = {}
-if call then
-  local members, at = {}, {}
-  for i = call.nxt + 1, math.min(call.total, count) do
-    members[#members + 1] = call.people[i - call.nxt] .. ' ' .. string.format('%016d', tonumber(ids[i]))
-    at[#at + 1] = i
-  end
-  for j, score in ipairs(call_sliced('ZMSCORE', KEYS[13], members, 1000)) do indexed[at[j]] = score end
-end
+local ids, states, call, indexed =
+  read_part(first, count, step, {state = KEYS[2], calls = KEYS[9], call_recipients = KEYS[10], by_recipient = KEYS[13]})
 
 local dues = {urgent = KEYS[6], high = KEYS[7], low = KEYS[8]}  -- no priority in the state: normal
 local cancelled, not_pending, missing, left_in_call = 0, 0, 0, 0
@@ -111,11 +75,7 @@ for i, id in ipairs(ids) do
       missing = missing + 1
       left_in_call = left_in_call + 1
     else
-      local state = '{"status":"cancelled","attempts":0,"recipient":' .. cjson.encode(person) .. ',"scheduled_at":'
-        .. call.at .. ',"created_at":' .. call.created .. ',"call":' .. ids[1] .. ',"cancelled_at":' .. stamp
-      if call.creator ~= '' then state = state .. ',"created_by":' .. cjson.encode(call.creator) end
-      if call.priority ~= 'normal' then state = state .. ',"priority":"' .. call.priority .. '"' end
-      cancel(id, state .. '}', call.creator)
+      cancel(id, own_record(call, person, 'cancelled', call.at, ',"cancelled_at":' .. stamp), call.creator)
       from_call = from_call + 1
     end
   else

@@ -80,16 +80,8 @@
 --          (those expired here are in neither: only their records, the expired set and the counters tell)
 --          wait_us: microseconds until the next due notification after this claim, -1 when none is pending
 --          (finer than the ms scores, so a worker can wake within a fraction of a millisecond of due)
-local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
-  local text = {}
-  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
-  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
-end
-local function kept_numbers(text)
-  local numbers = {}
-  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
-  return numbers
-end
+-- include: outcome.lua
+-- include: sliced.lua
 local payloads_of = {}  -- call id -> its payload, read once per claim
 local function payload_of(holder)
   local payload = payloads_of[holder]
@@ -133,19 +125,6 @@ end
 
 local deadline = now + tonumber(ARGV[3])
 local partitions = tonumber(ARGV[5])
--- Reads and writes go out as one multi-key call per command (sliced, for unpack's stack limit) rather than
--- six calls per notification: per-call overhead was most of this script's cost.
-local function call_sliced(cmd, key, list, step)
-  local out = {}
-  for i = 1, #list, step do
-    local part = redis.call(cmd, key, unpack(list, i, math.min(i + step - 1, #list)))
-    if type(part) == 'table' then
-      for j = 1, #part do out[#out + 1] = part[j] end
-    end
-  end
-  return out
-end
-
 local claimed_list, sent_list = {}, {}  -- id, state, payload of each claimed here / delivered here
 local claimed = 0
 local expired_list = {}  -- ids expired here

@@ -11,16 +11,13 @@
 -- ARGV[3] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[4..] over        uses whose notifications are no longer pending
 -- Returns: {1, versions deleted}, {0, uses left} when still in use, or {-1, 0} when there is no such template
+-- include: clock.lua
 local kept = redis.call('GET', KEYS[4])
 if kept then
   local sep = string.find(kept, ',', 1, true)
   return {tonumber(string.sub(kept, 1, sep - 1)), tonumber(string.sub(kept, sep + 1))}
 end
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 local outcome
 if not redis.call('HGET', KEYS[1], ARGV[2]) then
   outcome = {-1, 0}

@@ -26,35 +26,16 @@
 -- ARGV[5] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[6] partitions    partition count: a call's recipients have ids call id + i * partitions
 -- Returns: {'edited', now_ms} | {'missing'} | {'not_pending', current status} | {'stale'}
+-- include: calls.lua
+-- include: clock.lua
 local kept = redis.call('GET', KEYS[14])  -- a retry of a call that already ran (its reply was lost)
 if kept then return {'edited', tonumber(kept)} end
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 local id = ARGV[2]
 
--- The recipient `id` still pending inside a call: the call's fields and its recipient; nil when none holds it.
-local function in_call()
-  local found = redis.call('ZRANGE', KEYS[9], id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
-  if #found == 0 then return nil end
-  local cid = found[1]
-  local header = redis.call('HGET', KEYS[7], cid)
-  if not header then return nil end
-  local at, created, count, nxt, offset, priority, creator =
-    string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
-  local i = (tonumber(id) - tonumber(cid)) / tonumber(ARGV[6])
-  if i ~= math.floor(i) or i < tonumber(nxt) or i >= tonumber(count) then return nil end
-  local list = redis.call('HGET', KEYS[8], cid)
-  local from = tonumber(offset)
-  for _ = tonumber(nxt) + 1, i do from = string.find(list, ' ', from, true) + 1 end
-  local space = string.find(list, ' ', from, true)
-  local recipient = string.sub(list, from, space and space - 1 or -1)
-  if not redis.call('ZSCORE', KEYS[11], recipient .. ' ' .. string.format('%016d', tonumber(id))) then return nil end
-  return {cid = cid, at = at, created = created, priority = priority, creator = creator, recipient = recipient}
-end
+local CALL_KEYS = {call_starts = KEYS[9], calls = KEYS[7], call_recipients = KEYS[8], by_recipient = KEYS[11]}
+local function in_call() return pending_in_call(id, CALL_KEYS, tonumber(ARGV[6])) end
 local function unshare(cid)  -- one record less shares the call's payload; the last takes the payload with it
   if redis.call('HINCRBY', KEYS[12], cid, -1) <= 0 then
     redis.call('HDEL', KEYS[12], cid)

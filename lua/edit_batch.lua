@@ -22,6 +22,9 @@
 -- ARGV[6] payload       the new payload JSON
 -- ARGV[7] op_ttl_ms     how long the outcome is kept for retries of this call
 -- Returns: {'edited', now_ms, edited, not_pending, missing} | {'stale'}
+-- include: clock.lua
+-- include: sliced.lua
+-- include: part.lua
 local kept = redis.call('GET', KEYS[8])  -- a retry of a call that already ran (its reply was lost)
 if kept then
   local k = {}
@@ -29,49 +32,15 @@ if kept then
   return {'edited', k[1], k[2], k[3], k[4]}
 end
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 local first, count, step = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local cid = string.format('%d', first)
 local old = ARGV[5]
 local current = redis.call('HGET', KEYS[1], cid)
 if (current or '') ~= old then return {'stale'} end
 
-local function call_sliced(cmd, key, list, size)  -- one multi-key call per slice (unpack's stack limit)
-  local out = {}
-  for i = 1, #list, size do
-    local part = redis.call(cmd, key, unpack(list, i, math.min(i + size - 1, #list)))
-    if type(part) == 'table' then
-      for j = 1, #part do out[#out + 1] = part[j] end
-    end
-  end
-  return out
-end
-
-local ids = {}
-for i = 0, count - 1 do ids[i + 1] = string.format('%d', first + i * step) end
-local states = call_sliced('HMGET', KEYS[2], ids, 1000)
-
--- Which of the call's recipients still inside it are indexed (one purged alone is not).
-local indexed = {}
-local header = redis.call('HGET', KEYS[3], cid)
-if header then
-  local total, nxt, offset = string.match(header, '^%d+ %d+ (%d+) (%d+) (%d+) ')
-  total, nxt = tonumber(total), tonumber(nxt)
-  local members, at, n = {}, {}, 0
-  for person in string.gmatch(string.sub(redis.call('HGET', KEYS[4], cid), tonumber(offset)), '%S+') do
-    local i = nxt + n + 1
-    n = n + 1
-    if i <= count and i <= total then
-      members[#members + 1] = person .. ' ' .. string.format('%016d', tonumber(ids[i]))
-      at[#at + 1] = i
-    end
-  end
-  for j, score in ipairs(call_sliced('ZMSCORE', KEYS[5], members, 1000)) do indexed[at[j]] = score end
-end
+local ids, states, _, indexed =
+  read_part(first, count, step, {state = KEYS[2], calls = KEYS[3], call_recipients = KEYS[4], by_recipient = KEYS[5]})
 
 local edited, not_pending, missing, kept_old = 0, 0, 0, 0
 local states_out = {}

@@ -6,11 +6,8 @@
 -- ARGV[3] lease_ms   how long an entry counts as live without another call
 -- ARGV[4] leaving    '1': take the worker off (it stops cleanly), '' otherwise
 -- Returns: {now_ms, worker...} the live workers' ids, sorted
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- include: clock.lua
+local now = clock_ms(ARGV[1])
 local lease = tonumber(ARGV[3])
 if ARGV[4] == '1' then
   redis.call('ZREM', KEYS[1], ARGV[2])

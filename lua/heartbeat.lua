@@ -7,11 +7,8 @@
 -- ARGV[3] info       its description
 -- ARGV[4] keep_ms    how long a description outlives its last heartbeat; older members are dropped
 -- Returns: {now_ms}
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- include: clock.lua
+local now = clock_ms(ARGV[1])
 local keep = tonumber(ARGV[4])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', keep)
 redis.call('ZADD', KEYS[1], now, ARGV[2])

@@ -5,11 +5,8 @@
 -- ARGV[3..] ids         notifications acked
 -- Returns: {now_ms, outcome...}: per id in order, delivered_at (newly or earlier recorded), or -1 when
 --          the notification is unknown, not this recipient's, or was never handed to a channel
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- include: clock.lua
+local now = clock_ms(ARGV[1])
 
 local reply = {now}
 for i = 3, #ARGV do

@@ -12,11 +12,8 @@
 -- ARGV[4] mode          'all', or 'ids'
 -- ARGV[5..] ids         with 'ids', the notifications marked read
 -- Returns: {unread, read_at or -1 per id in order} (-1: unknown, not this recipient's, or not sent)
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- include: clock.lua
+local now = clock_ms(ARGV[1])
 local function id_of(fields)
   for i = 1, #fields, 2 do
     if fields[i] == 'n' then return string.match(fields[i + 1], '"id":(%d+)') end

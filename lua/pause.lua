@@ -4,10 +4,7 @@
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] scope         '*' or a type
 -- Returns: {when the scope was paused (epoch ms), 1 if this call paused it or 0 if it already was}
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- include: clock.lua
+local now = clock_ms(ARGV[1])
 if redis.call('HSETNX', KEYS[1], ARGV[2], now) == 1 then return {now, 1} end
 return {tonumber(redis.call('HGET', KEYS[1], ARGV[2])), 0}

@@ -14,6 +14,7 @@
 --                       anything else PUBLISH
 -- ARGV[6..] pairs       channel, message JSON object (one pair per inbox, in key order)
 -- Returns: {stream id, ...} in inbox key order
+-- include: clock.lua
 local kept = redis.call('GET', KEYS[1])  -- a retry of a call that already ran (its reply was lost)
 if kept then  -- kept as the stream ids, comma-separated
   local reply = {}
@@ -22,11 +23,7 @@ if kept then  -- kept as the stream ids, comma-separated
 end
 local maxlen, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
 local publish = ARGV[5] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
-local now = tonumber(ARGV[3])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[3])
 
 local reply = {}
 for i = 1, #KEYS - 1 do

@@ -20,23 +20,9 @@
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] limit         most records to purge in one call, across the six terminal sets
 -- Returns: {now_ms, purged count}
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- One multi-key call per command, sliced for unpack's stack limit (as claim.lua and ack.lua do).
-local function call_sliced(cmd, key, list, step)
-  local out = {}
-  for i = 1, #list, step do
-    local part = redis.call(cmd, key, unpack(list, i, math.min(i + step - 1, #list)))
-    if type(part) == 'table' then
-      for j = 1, #part do out[#out + 1] = part[j] end
-    end
-  end
-  return out
-end
+-- include: clock.lua
+-- include: sliced.lua
+local now = clock_ms(ARGV[1])
 
 -- The collapse key a payload was scheduled with, or nil. Decoded only when the payload names one somewhere (a
 -- key of the same name inside data decodes to nothing at the top level).

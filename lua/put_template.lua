@@ -11,16 +11,13 @@
 -- ARGV[3] body          the version's JSON object (fallback_locale, variants), created_at is added here
 -- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
 -- Returns: {version, created_at (epoch ms)}
+-- include: clock.lua
 local kept = redis.call('GET', KEYS[3])
 if kept then
   local sep = string.find(kept, ',', 1, true)
   return {tonumber(string.sub(kept, 1, sep - 1)), tonumber(string.sub(kept, sep + 1))}
 end
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 local version = redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
 redis.call('HSET', KEYS[1], ARGV[2], version)
 local stamp = string.format('%d', now)

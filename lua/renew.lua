@@ -8,11 +8,8 @@
 -- ARGV[2] lease_ms      how long from now the renewed leases last
 -- ARGV[3..] pairs       id, attempt the caller's claim made
 -- Returns: {now_ms, lease deadline ms, id no longer held...}
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- include: clock.lua
+local now = clock_ms(ARGV[1])
 
 local deadline = now + tonumber(ARGV[2])
 local reply = {now, deadline}

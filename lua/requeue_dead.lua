@@ -14,24 +14,12 @@
 -- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[5..] ids         the dead letters to requeue; an id that is not failed is skipped
 -- Returns: {now_ms, requeued id...}
-local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
-  local text = {}
-  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
-  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
-end
-local function kept_numbers(text)
-  local numbers = {}
-  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
-  return numbers
-end
+-- include: clock.lua
+-- include: outcome.lua
 local kept = redis.call('GET', KEYS[9])  -- a retry of a call that already ran (its reply was lost)
 if kept then return kept_numbers(kept) end
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 
 local ids = {}
 if #ARGV >= 5 then

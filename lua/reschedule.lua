@@ -19,16 +19,9 @@
 -- ARGV[6] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[7] partitions    partition count: a call's recipients have ids call id + i * partitions
 -- Returns: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'} | {'not_pending', status}
-local function keep(key, ttl_ms, numbers)  -- a call's outcome: its numbers in decimal (exact: cjson keeps 14 digits)
-  local text = {}
-  for i, v in ipairs(numbers) do text[i] = string.format('%d', v) end
-  redis.call('SET', key, table.concat(text, ','), 'PX', ttl_ms)
-end
-local function kept_numbers(text)
-  local numbers = {}
-  for v in string.gmatch(text, '[^,]+') do numbers[#numbers + 1] = tonumber(v) end
-  return numbers
-end
+-- include: calls.lua
+-- include: clock.lua
+-- include: outcome.lua
 local kept = redis.call('GET', KEYS[11])  -- a retry of a call that already ran: "now" is not taken again
 if kept then
   local k = kept_numbers(kept)
@@ -36,39 +29,10 @@ if kept then
   return reply
 end
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 
--- The recipient `id` still pending inside a call: the call's fields and its recipient; nil when none holds it.
-local function in_call(id)
-  local found = redis.call('ZRANGE', KEYS[8], id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
-  if #found == 0 then return nil end
-  local cid = found[1]
-  local header = redis.call('HGET', KEYS[6], cid)
-  if not header then return nil end
-  local at, created, count, nxt, offset, priority, creator =
-    string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
-  local i = (tonumber(id) - tonumber(cid)) / tonumber(ARGV[7])
-  if i ~= math.floor(i) or i < tonumber(nxt) or i >= tonumber(count) then return nil end
-  local list = redis.call('HGET', KEYS[7], cid)
-  local from = tonumber(offset)
-  for _ = tonumber(nxt) + 1, i do from = string.find(list, ' ', from, true) + 1 end
-  local space = string.find(list, ' ', from, true)
-  local recipient = string.sub(list, from, space and space - 1 or -1)
-  if not redis.call('ZSCORE', KEYS[10], recipient .. ' ' .. string.format('%016d', tonumber(id))) then return nil end
-  return {cid = cid, at = at, created = created, priority = priority, creator = creator, recipient = recipient}
-end
--- The record a recipient taken out of its call starts with (no JSON decoded; cjson quotes the strings).
-local function own_record(call, status, scheduled_at, extra)
-  local state = '{"status":"' .. status .. '","attempts":0,"recipient":' .. cjson.encode(call.recipient)
-    .. ',"scheduled_at":' .. scheduled_at .. ',"created_at":' .. call.created .. ',"call":' .. call.cid .. extra
-  if call.creator ~= '' then state = state .. ',"created_by":' .. cjson.encode(call.creator) end
-  if call.priority ~= 'normal' then state = state .. ',"priority":"' .. call.priority .. '"' end
-  return state .. '}'
-end
+local CALL_KEYS = {call_starts = KEYS[8], calls = KEYS[6], call_recipients = KEYS[7], by_recipient = KEYS[10]}
+local function in_call(id) return pending_in_call(id, CALL_KEYS, tonumber(ARGV[7])) end
 local due = tonumber(ARGV[3]) or (now + tonumber(ARGV[4]))
 local raw = redis.call('HGET', KEYS[2], ARGV[2])
 local st, call
@@ -89,7 +53,7 @@ for _, key in ipairs({KEYS[3], KEYS[4], KEYS[1], KEYS[5]}) do
 end
 local dues = {urgent = KEYS[3], high = KEYS[4], low = KEYS[5]}  -- no priority in the state: normal
 if call then
-  redis.call('HSET', KEYS[2], ARGV[2], own_record(call, 'pending', string.format('%d', due), ''))
+  redis.call('HSET', KEYS[2], ARGV[2], own_record(call, call.recipient, 'pending', string.format('%d', due), ''))
   redis.call('DECRBY', KEYS[9], 1)
 else
   st.scheduled_at = due

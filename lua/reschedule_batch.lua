@@ -24,6 +24,10 @@
 -- ARGV[9] who           '' for every notification; else only those this user created or receives
 -- Returns: {'rescheduled', due_ms, now_ms, rescheduled, not_pending, missing} | {'past', due_ms, now_ms}
 --          not_pending: visible but no longer pending; missing: unknown, purged, or not visible to `who`
+-- include: clock.lua
+-- include: calls.lua
+-- include: sliced.lua
+-- include: part.lua
 local kept = redis.call('GET', KEYS[10])  -- a retry of a call that already ran: "now" is not taken again
 if kept then
   local k = {}
@@ -31,26 +35,11 @@ if kept then
   return {'rescheduled', k[1], k[2], k[3], k[4], k[5]}
 end
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 local due = tonumber(ARGV[5]) or (now + tonumber(ARGV[6]))
 if due < now then return {'past', due, now} end
 local first, count, step, who = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[9]
 local function visible(creator, recipient) return who == '' or creator == who or recipient == who end
-
-local function call_sliced(cmd, key, list, size)  -- one multi-key call per slice (unpack's stack limit)
-  local out = {}
-  for i = 1, #list, size do
-    local part = redis.call(cmd, key, unpack(list, i, math.min(i + size - 1, #list)))
-    if type(part) == 'table' then
-      for j = 1, #part do out[#out + 1] = part[j] end
-    end
-  end
-  return out
-end
 
 local earliest
 for _, key in ipairs({KEYS[3], KEYS[4], KEYS[1], KEYS[5]}) do
@@ -58,34 +47,11 @@ for _, key in ipairs({KEYS[3], KEYS[4], KEYS[1], KEYS[5]}) do
   if head[2] and (earliest == nil or tonumber(head[2]) < earliest) then earliest = tonumber(head[2]) end
 end
 
-local ids = {}
-for i = 0, count - 1 do ids[i + 1] = string.format('%d', first + i * step) end
-local states = call_sliced('HMGET', KEYS[2], ids, 1000)
+local ids, states, call, indexed =
+  read_part(first, count, step, {state = KEYS[2], calls = KEYS[6], call_recipients = KEYS[7], by_recipient = KEYS[9]})
+-- The whole call moves at once when the part is all of it and the caller may move every recipient in it.
+if call then call.whole = count >= call.total and (who == '' or call.creator == who) end
 
-local call
-local header = count > 1 and redis.call('HGET', KEYS[6], ids[1])
-if header then
-  local at, created, total, nxt, offset, priority, creator =
-    string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
-  local people = {}
-  local list = redis.call('HGET', KEYS[7], ids[1])
-  for person in string.gmatch(string.sub(list, tonumber(offset)), '%S+') do people[#people + 1] = person end
-  call = {at = at, created = created, total = tonumber(total), nxt = tonumber(nxt), offset = offset,
-    priority = priority, creator = creator, people = people}
-  -- The whole call moves at once when the part is all of it and the caller may move every recipient in it.
-  call.whole = count >= call.total and (who == '' or creator == who)
-end
-
--- Whether each recipient still inside the call is indexed (one purged alone is not), in one ZMSCORE per slice.
-local indexed = {}
-if call then
-  local members, at = {}, {}
-  for i = call.nxt + 1, math.min(call.total, count) do
-    members[#members + 1] = call.people[i - call.nxt] .. ' ' .. string.format('%016d', tonumber(ids[i]))
-    at[#at + 1] = i
-  end
-  for j, score in ipairs(call_sliced('ZMSCORE', KEYS[9], members, 1000)) do indexed[at[j]] = score end
-end
 
 local dues = {urgent = KEYS[3], high = KEYS[4], low = KEYS[5]}  -- no priority in the state: normal
 local text_due = string.format('%d', due)
@@ -114,11 +80,7 @@ for i, id in ipairs(ids) do
     elseif not visible(call.creator, person) then
       missing = missing + 1
     else  -- out of its call, due alone, as reschedule.lua takes one out
-      local state = '{"status":"pending","attempts":0,"recipient":' .. cjson.encode(person) .. ',"scheduled_at":'
-        .. text_due .. ',"created_at":' .. call.created .. ',"call":' .. ids[1]
-      if call.creator ~= '' then state = state .. ',"created_by":' .. cjson.encode(call.creator) end
-      if call.priority ~= 'normal' then state = state .. ',"priority":"' .. call.priority .. '"' end
-      hset[#hset + 1], hset[#hset + 2] = id, state .. '}'
+      hset[#hset + 1], hset[#hset + 2] = id, own_record(call, person, 'pending', text_due, '')
       redis.call('ZADD', dues[call.priority] or KEYS[1], due, id)
       out_of_call = out_of_call + 1
       moved = moved + 1

@@ -11,11 +11,8 @@
 -- ARGV[4] member        the reservation's member ("r:<op id>")
 -- ARGV[5] hold_ms       how long the reservation holds without being replaced
 -- Returns: {version, version JSON}, or {0, ''} when there is no such template (or version)
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+-- include: clock.lua
+local now = clock_ms(ARGV[1])
 local version = ARGV[3]
 if version == '' then version = redis.call('HGET', KEYS[1], ARGV[2]) end
 local body = version and redis.call('HGET', KEYS[2], version)

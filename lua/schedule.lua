@@ -57,6 +57,7 @@
 --   collapse_key, keep_collapsed_ms  the call's collapse key, and how long a collapsed record is kept
 -- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
 --        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
+-- include: clock.lua
 local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
 local option = {}
 for i = 12, #ARGV, 2 do option[ARGV[i]] = ARGV[i + 1] end
@@ -75,11 +76,7 @@ if kept then
   now, last = string.match(kept, '^(%d+) (%d+)$')
   now, last = tonumber(now), tonumber(last)
 else
-  now = tonumber(ARGV[1])
-  if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
+  now = clock_ms(ARGV[1])
 end
 local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
 local reply = {'created', due, now}
@@ -121,79 +118,8 @@ last = redis.call('INCRBY', KEYS[6], count)
 first_id = (last - count + 1) * partitions + partition
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 
--- Collapse: the newest notification per recipient and key stays pending; the one it replaces becomes collapsed,
--- kept keep_ms. `c` is where the collapse keys start among KEYS (commit_schedule.lua has the same function).
-local function collapse(c, people, count, first, step, key, keep_ms)
-  local index, collapsed, calls, call_recipients, call_starts, call_pending, holders =
-    KEYS[c], KEYS[c + 1], KEYS[c + 6], KEYS[c + 7], KEYS[c + 8], KEYS[c + 9], KEYS[c + 10]
-  local dues = {normal = KEYS[c + 2], urgent = KEYS[c + 3], high = KEYS[c + 4], low = KEYS[c + 5]}
-  local purge_at = now + tonumber(keep_ms)
-  local gone = 0
-  local function mark(id, creator)
-    redis.call('ZADD', collapsed, purge_at, id)
-    if creator and creator ~= '' and redis.call('HINCRBY', holders, creator, -1) <= 0 then
-      redis.call('HDEL', holders, creator)
-    end
-    gone = gone + 1
-  end
-  -- The pending call holding recipient `id` (as cancel.lua finds it), or nil.
-  local function in_call(id)
-    local found = redis.call('ZRANGE', call_starts, id, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
-    if #found == 0 then return nil end
-    local cid = found[1]
-    local header = redis.call('HGET', calls, cid)
-    if not header then return nil end
-    local at, created, total, nxt, offset, priority, by =
-      string.match(header, '^(%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
-    local i = (tonumber(id) - tonumber(cid)) / step
-    if i ~= math.floor(i) or i < tonumber(nxt) or i >= tonumber(total) then return nil end
-    local list = redis.call('HGET', call_recipients, cid)
-    local from = tonumber(offset)
-    for _ = tonumber(nxt) + 1, i do from = string.find(list, ' ', from, true) + 1 end
-    local space = string.find(list, ' ', from, true)
-    local person = string.sub(list, from, space and space - 1 or -1)
-    if not redis.call('ZSCORE', KEYS[4], person .. ' ' .. string.format('%016d', tonumber(id))) then return nil end
-    return {cid = cid, at = at, created = created, priority = priority, creator = by, recipient = person}
-  end
-  local function take_out(id)
-    local raw = redis.call('HGET', KEYS[3], id)
-    if raw then
-      local st = cjson.decode(raw)
-      if st.status ~= 'pending' then return end
-      st.status, st.collapsed_at = 'collapsed', now
-      redis.call('HSET', KEYS[3], id, cjson.encode(st))
-      redis.call('ZREM', dues[st.priority or 'normal'], id)
-      mark(id, st.created_by)
-      return
-    end
-    local call = in_call(id)
-    if not call then return end
-    local state = '{"status":"collapsed","attempts":0,"recipient":' .. cjson.encode(call.recipient)
-      .. ',"scheduled_at":' .. call.at .. ',"created_at":' .. call.created .. ',"call":' .. call.cid
-      .. ',"collapsed_at":' .. string.format('%d', now)
-    if call.creator ~= '' then state = state .. ',"created_by":' .. cjson.encode(call.creator) end
-    if call.priority ~= 'normal' then state = state .. ',"priority":"' .. call.priority .. '"' end
-    redis.call('HSET', KEYS[3], id, state .. '}')
-    redis.call('DECRBY', call_pending, 1)
-    mark(id, call.creator)
-  end
-  local list = type(people) == 'table' and people or {people}
-  for from = 1, count, 500 do
-    local to = math.min(from + 499, count)
-    local fields, newest = {}, {}
-    for i = from, to do
-      fields[#fields + 1] = list[i] .. ' ' .. key
-      newest[#newest + 1] = fields[#fields]
-      newest[#newest + 1] = string.format('%d', first + (i - 1) * step)
-    end
-    local olds = redis.call('HMGET', index, unpack(fields))
-    for _, old in ipairs(olds) do
-      if old then take_out(old) end
-    end
-    redis.call('HSET', index, unpack(newest))
-  end
-  if gone > 0 then redis.call('HINCRBY', KEYS[5], 'collapsed', gone) end
-end
+-- include: calls.lua
+-- include: collapse.lua
 
 local payload = ARGV[7]
 if count == 1 then

@@ -29,6 +29,7 @@
 -- Returns: {'staged', due_ms, now_ms, resumed, id...} | {'replayed', due_ms, now_ms, id...}
 --        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
 --          resumed: 1 when the part was already staged by an earlier try of the same call, else 0
+-- include: clock.lua
 local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
 local _, spaces = string.gsub(ARGV[16], ' ', ' ')
 local count = spaces + 1
@@ -47,11 +48,7 @@ if kept then
   now = tonumber(first_now)
   return staged_reply(tonumber(ARGV[2]) or (now + tonumber(ARGV[3])), now, 0, tonumber(last), count)
 end
-now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+now = clock_ms(ARGV[1])
 
 local idem_ttl = tonumber(ARGV[6])
 if idem_ttl > 0 then

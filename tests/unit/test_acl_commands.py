@@ -14,7 +14,7 @@ def test_every_command_a_script_calls_is_in_the_documented_acl() -> None:
     allowed = {word[1:].lower() for word in line.split() if word.startswith("+")}
     called = {
         name.lower()
-        for script in (ROOT / "lua").glob("*.lua")
+        for script in (ROOT / "lua").rglob("*.lua")
         for name in re.findall(r"redis\.p?call\(\s*'([A-Za-z]+)'", script.read_text())
     }
     assert called, "no script calls found: the pattern is wrong"

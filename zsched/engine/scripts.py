@@ -1,11 +1,16 @@
 """Loads the Lua scripts under ``lua/`` once per process and binds them to a Redis client.
 
+Helpers that several scripts share live once under ``lua/lib/``: a line ``-- include: NAME.lua`` in a script
+is replaced by that file's text when the script is read, so what reaches Redis is still one self-contained
+script (EVALSHA has no imports).
+
 Each script is called by SHA (EVALSHA); redis-py's Script reloads it on a NOSCRIPT reply, so a server
 restart or SCRIPT FLUSH is invisible to callers.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -58,11 +63,20 @@ def lua_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "lua"
 
 
+INCLUDE = re.compile(r"^-- include: ([a-z_]+\.lua)\n", re.M)
+"""A script line naming a helper under ``lua/lib/`` to put in its place."""
+
+
 @cache
 def sources() -> dict[str, str]:
-    """Every script's source, read from disk once."""
+    """Every script's source as Redis runs it (its includes filled in), read from disk once."""
     folder = lua_dir()
-    return {name: (folder / f"{name}.lua").read_text() for name in NAMES}
+    return {name: expand((folder / f"{name}.lua").read_text(), folder / "lib") for name in NAMES}
+
+
+def expand(source: str, lib: Path) -> str:
+    """``source`` with each ``-- include: NAME.lua`` line replaced by ``lib/NAME.lua``'s text."""
+    return INCLUDE.sub(lambda m: (lib / m[1]).read_text(), source)
 
 
 class Scripts:
