@@ -17,6 +17,7 @@ NAMES = (
     "claim",
     "ack",
     "retry",
+    "skip",
     "cancel",
     "reschedule",
     "cancel_batch",
