@@ -12,8 +12,8 @@
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a skipped record is kept
 -- ARGV[3] op_ttl_ms     how long the outcome is kept for retries of this call
--- ARGV[4..] quadruples  id, attempt it reports on, the channels opted out of (comma-separated), and the reason
---                       ('' : channels are left, so it stays processing)
+-- ARGV[4..] quadruples  id, attempt it reports on, the channels opted out of (comma-separated; '' clears what an
+--                       earlier attempt recorded), and the reason ('': channels are left, so it stays processing)
 -- Returns: {now_ms, skipped count}
 local kept = redis.call('GET', KEYS[6])
 if kept then
@@ -36,7 +36,7 @@ for i = 4, #ARGV, 4 do
   if ok and type(st) == 'table' and st.status == 'processing' and st.attempts == attempt then
     local names = {}
     for name in string.gmatch(channels, '[^,]+') do names[#names + 1] = name end
-    st.opted_out = names
+    st.opted_out = #names > 0 and names or nil  -- none: an earlier attempt's are cleared
     if reason ~= '' then
       st.status = 'skipped'
       st.skipped_at = now

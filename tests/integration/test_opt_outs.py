@@ -310,6 +310,24 @@ def test_a_retry_applies_the_opt_outs_of_its_own_time(pinned: Scheduler, clock: 
     assert (n.scheduled_status, n.opted_out, len(email.delivered), sms.delivered) == ("sent", ["sms"], 1, [])
 
 
+def test_an_opt_in_before_the_retry_sends_the_rest_and_clears_what_was_skipped(
+    pinned: Scheduler, clock: ManualClock
+) -> None:
+    email, sms = Recorder(), Recorder()
+    pinned.set_contact("s", opt_out=["sms:news"])
+    (nid,) = pinned.schedule(["s"], "T", "m", delay=0, type="news", channels=["email", "sms"]).notification_ids
+    email.fail.add(nid)
+    clock.advance(10)
+    _run_worker(pinned, lambda _: Router({"email": email, "sms": sms}, default=("email",)))
+    assert (pinned.status(nid).scheduled_status, pinned.status(nid).opted_out) == ("pending", ["sms"])
+    pinned.set_contact("s", opt_in=["sms:news"])
+    email.fail.clear()
+    clock.advance(60_000)
+    _run_worker(pinned, lambda _: Router({"email": email, "sms": sms}, default=("email",)))
+    n = pinned.status(nid)
+    assert (n.scheduled_status, n.opted_out, len(email.delivered), len(sms.delivered)) == ("sent", [], 1, 1)
+
+
 def test_a_worker_without_a_router_treats_everything_as_the_websocket(pinned: Scheduler, clock: ManualClock) -> None:
     pinned.set_contact("q", opt_out=["websocket:news"])
     recorder = Recorder()

@@ -42,7 +42,7 @@ async def apply_opt_outs(
 ) -> tuple[list[Notification], dict[str, Contact]]:
     """The notifications of ``batch`` still to send, each through the channels its recipient did not opt out of,
     and the recipients' contacts (for ``addresses.sharing``); those opted out of every channel end skipped here,
-    in one script call (none when nobody in the batch has an opt-out that applies)."""
+    in one script call (none when nobody in the batch has an opt-out that applies, or had at an earlier attempt)."""
     core = scheduler.core
     contacts: dict[str, Contact] = await scheduler.run(lookup(core.keys, [n.recipient for n in batch]))
     ready: list[Notification] = []
@@ -53,6 +53,8 @@ async def apply_opt_outs(
         out = [name for name in names if optouts.blocked(table, name, n.type)]
         if not out:
             ready.append(n)
+            if n.opted_out:  # an earlier attempt skipped some, and the recipient opted in since: none now
+                opted.append((n, [], None))
             continue
         left = [name for name in names if name not in out]
         if left:
