@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -335,6 +336,69 @@ def test_a_worker_without_a_router_treats_everything_as_the_websocket(pinned: Sc
     clock.advance(10)
     tick(pinned, recorder)
     assert _statuses(pinned, ids) == ["skipped", "sent"] and [n.id for n in recorder.delivered] == [ids[1]]
+
+
+class ContactReads(aioredis.Redis):
+    """An asyncio connection that counts the HMGETs of contact data it sends, alone or in a pipeline."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.reads = 0
+
+    def _note(self, args: tuple[Any, ...]) -> None:
+        if args[0] == "HMGET" and str(args[1]).endswith(":contacts"):
+            self.reads += 1
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self._note(args)
+        return await super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        queue = pipe.execute_command
+
+        def execute_command(*args: Any, **options: Any) -> Any:
+            self._note(args)
+            return queue(*args, **options)
+
+        pipe.execute_command = execute_command
+        return pipe
+
+
+def test_one_contact_read_per_batch_serves_opt_outs_rendering_email_and_sms(
+    pinned: Scheduler, clock: ManualClock
+) -> None:
+    pinned.put_template("t", {"en": {"title": "Hi {{ recipient }}", "message": "m"}})
+    people = ["a", "b", "c"]
+    for i, who in enumerate(people):
+        pinned.set_contact(who, email=f"{who}@example.com", phone=f"+1415555000{i}", locale="en")
+    pinned.set_contact("b", opt_out=["sms:news"])
+    ids = pinned.schedule_template(people, "t", {}, delay=0, type="news", channels=["email", "sms"]).notification_ids
+    clock.advance(10)
+    with MailServer() as mail, SmsProvider() as provider:
+
+        async def go() -> int:
+            kwargs = pinned.redis.connection_pool.connection_kwargs
+            connection = ContactReads(
+                host=kwargs["host"], port=kwargs["port"], db=kwargs.get("db", 0), password=kwargs.get("password")
+            )
+            scheduler = AsyncScheduler(connection, core=pinned.core)
+            keys = pinned.core.keys
+            twilio = TwilioMessages(SID, TOKEN, "+15005550006", base_url=provider.url)
+            email = EmailChannel(
+                connection, keys, host="127.0.0.1", port=mail.port, from_address="z@example.com", starttls=False
+            )
+            router = Router({"email": email, "sms": SmsChannel(connection, keys, twilio)}, default=("email",))
+            try:
+                await Worker(scheduler, router).tick()
+            finally:
+                await router.aclose()
+                await scheduler.close()
+            return connection.reads
+
+        assert asyncio.run(go()) == 1, "opt-outs, the renderer, email and SMS share one read"
+        assert len(provider.accepted) == 2 and all(mail.to(f"{who}@example.com") for who in people)
+    assert _statuses(pinned, ids) == ["sent"] * 3
 
 
 # -- HTTP API and CLI -------------------------------------------------------------------------------------------
