@@ -1,5 +1,6 @@
 """Contact data: how a recipient is reached outside zsched's own channels (an email address, a phone number, a
-locale), and the erasure of what zsched keeps to reach them.
+locale), their preferences (zone, quiet hours, opt-outs: see ``optouts``), and the erasure of what zsched keeps to
+reach them.
 
 A recipient's contact lives in their partition's ``contacts`` hash (field: the recipient, value: the JSON of the
 fields that are set), beside their notifications and inbox, so a channel reads a batch's addresses with one
