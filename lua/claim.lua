@@ -27,6 +27,9 @@
 -- A call whose payload has spread_ms spreads its recipients evenly over that window after its due time: the
 -- k-th of n is due spread_ms * k / n later (its scheduled_at says so), and the call's due entry moves to its
 -- next recipient's time, so a huge fan-out leaves due a slice at a time.
+-- Opt-outs are the worker's to apply: a recipient in KEYS[22] (with an opt-out of the websocket, or of every
+-- channel) gets nothing delivered here; their notification is claimed as usual (a claim sent ahead stops at it).
+-- That costs one SCARD per claim, and a set lookup per notification only while the set is not empty.
 -- An inbox key is per recipient, known only once claimed, so it is built here: KEYS[16] .. recipient. The
 -- prefix carries the partition's hash tag, as every key of this call does, so the script stays in one slot.
 -- KEYS[1] due           ZSET  normal id -> due time (epoch ms)
@@ -52,7 +55,8 @@
 -- KEYS[20] rate_prefix  HASH key prefix: KEYS[20] .. <window index> .. ':' .. <type> counts, per recipient, what
 --                       was delivered or claimed of that type in that window (ARGV[14])
 -- KEYS[21] throttled    ZSET  id -> time its record is purged (epoch ms): those over a limit that drops
--- KEYS[22] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
+-- KEYS[22] websocket_opt_outs SET recipients with an opt-out of the websocket (or of every channel)
+-- KEYS[23] op            STRING this call's outcome (the ids it sent and claimed), so a retry of the same
 --                       call gets the same batch instead of claiming another and stranding the first, and
 --                       appends and publishes nothing again
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
@@ -95,7 +99,7 @@ local function stored_payload(id, raw)  -- a record's payload: under its call's 
   return payload_of(raw and string.match(raw, '"call":(%d+)') or id)
 end
 
-local kept = redis.call('GET', KEYS[22])
+local kept = redis.call('GET', KEYS[23])
 if kept then  -- a retry of a call that already ran (its reply was lost): the same batch, read again
   local k = kept_numbers(kept)
   local reply = {k[1], k[2], k[3]}
@@ -172,6 +176,8 @@ local function json_string(s)  -- as the worker's encoder writes a string (cjson
   return '"' .. string.gsub(s, '[%z\1-\31"\\]',
     function(c) return ESCAPES[c] or string.format('\\u%04x', string.byte(c)) end) .. '"'
 end
+
+local opt_outs = inbox_mode ~= '' and redis.call('SCARD', KEYS[22]) > 0  -- anyone's websocket opt-out to mind
 
 local paused_types = false  -- each paused type's JSON text (as a payload holds it) -> true; false when none is
 for i = 1, #pauses, 2 do
@@ -436,8 +442,9 @@ local function claim_from_call(due, member, room)
   local due_end = spread and math.min(count, math.ceil((now - at_ms + 1) * count / spread)) or count
   while taken() < room and nxt < due_end do
     local n = math.min(room - taken(), due_end - nxt)
-    local ids, people = {}, {}
+    local ids, people, starts = {}, {}, {}
     for j = 1, n do
+      starts[j] = offset
       local space = string.find(list, ' ', offset, true)
       people[j] = string.sub(list, offset, space and space - 1 or -1)
       offset = space and space + 1 or #list + 1
@@ -447,13 +454,20 @@ local function claim_from_call(due, member, room)
     local members = {}
     for j, id in ipairs(ids) do members[j] = people[j] .. ' ' .. string.format('%016d', tonumber(id)) end
     local indexed = call_sliced('ZMSCORE', KEYS[13], members, 1000)
+    local opted = middle and opt_outs and call_sliced('SMISMEMBER', KEYS[22], people, 1000)
+    local stop  -- with ARGV[12] '0': the first recipient the worker must have (an opt-out), where the claim halts
     for j, id in ipairs(ids) do
+      local k, t, is_late = nxt + j - 1, tail, late
+      if spread then
+        t = ',"scheduled_at":' .. string.format('%d', due_of(k)) .. rest_tail
+        is_late = too_late(expiry, due_of(k))
+      end
+      local mine = middle and not (opted and opted[j] == 1)  -- delivered here unless late or over a limit
+      if not own[j] and indexed[j] and not is_late and not mine and take_rest == '0' then
+        stop = j
+        break
+      end
       if not own[j] and indexed[j] then
-        local k, t, is_late = nxt + j - 1, tail, late
-        if spread then
-          t = ',"scheduled_at":' .. string.format('%d', due_of(k)) .. rest_tail
-          is_late = too_late(expiry, due_of(k))
-        end
         local until_ms = not is_late and lim and over_limit(people[j], lim)
         if is_late then
           expire(id, expired_head .. cjson.encode(people[j]) .. t, by)
@@ -464,13 +478,17 @@ local function claim_from_call(due, member, room)
           redue[due] = redue[due] or {}
           redue[due][#redue[due] + 1], redue[due][#redue[due] + 2] = until_ms, id
           deferred = deferred + 1
-        elseif middle then
+        elseif mine then
           local state = sent_head .. cjson.encode(people[j]) .. t
           send(id, people[j], shared_message or message_tail(k), state, payload, by)
         else
           take(id, head .. cjson.encode(people[j]) .. t, payload)
         end
       end
+    end
+    if stop then
+      nxt, offset, halted = nxt + stop - 1, starts[stop], true
+      break
     end
     nxt = nxt + n
   end
@@ -517,6 +535,9 @@ local function claim_records(due, ids)
         decoded[i] = st
         lates[i] = type(st.scheduled_at) == 'number' and too_late(expiry_of(holder), st.scheduled_at)
         middles_of[i] = not lates[i] and inbox_mode ~= '' and deliverable(st) and middle_of(holder)
+        if middles_of[i] and opt_outs and redis.call('SISMEMBER', KEYS[22], st.recipient) == 1 then
+          middles_of[i] = false  -- the worker applies this recipient's opt-out
+        end
         if limits and not lates[i] and (middles_of[i] or take_rest ~= '0') and type(st.recipient) == 'string' then
           local l = limit_of(holder)
           defers[i] = l and over_limit(st.recipient, l)
@@ -647,6 +668,6 @@ if next_due then reply[2] = math.max(0, next_due * 1000 - now_us) end
 if claimed > 0 then
   local outcome = {reply[1], reply[2], reply[3]}
   for i = 4, #reply, 3 do outcome[#outcome + 1] = tonumber(reply[i]) end
-  keep(KEYS[22], ARGV[4], outcome)
+  keep(KEYS[23], ARGV[4], outcome)
 end
 return reply

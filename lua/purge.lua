@@ -2,7 +2,7 @@
 -- A record of a many-recipient call ("call" in its state) shares its call's payload: the payload goes with
 -- the last of them. A record scheduled with a collapse key takes its collapse index entry with it while the entry
 -- still names it (a newer one's entry stays). At most `limit` records in one call, taken from sent, cancelled,
--- failed, expired, collapsed, then throttled (a caller that gets a full `limit` back calls again). Each delete is one
+-- failed, expired, collapsed, throttled, then skipped (a caller that gets a full `limit` back calls again). Each delete is one
 -- multi-key call per slice of ids, not one per record.
 -- KEYS[1] sent          ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[2] cancelled     ZSET  id -> time its record is purged (epoch ms)
@@ -17,8 +17,9 @@
 -- KEYS[11] collapsed    ZSET  id -> time its record is purged (epoch ms)
 -- KEYS[12] collapse     HASH  "<recipient> <collapse key>" -> newest id scheduled with them
 -- KEYS[13] throttled    ZSET  id -> time its record is purged (epoch ms)
+-- KEYS[14] skipped      ZSET  id -> time its record is purged (epoch ms)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
--- ARGV[2] limit         most records to purge in one call, across the six terminal sets
+-- ARGV[2] limit         most records to purge in one call, across the seven terminal sets
 -- Returns: {now_ms, purged count}
 -- include: clock.lua
 -- include: sliced.lua
@@ -42,7 +43,7 @@ end
 
 local limit = tonumber(ARGV[2])
 local purged = 0
-for _, terminal in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[10], KEYS[11], KEYS[13]}) do
+for _, terminal in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[10], KEYS[11], KEYS[13], KEYS[14]}) do
   if purged >= limit then break end
   local ids = redis.call('ZRANGE', terminal, '-inf', now, 'BYSCORE', 'LIMIT', 0, limit - purged)
   if #ids > 0 then

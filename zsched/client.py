@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -274,12 +274,25 @@ class Scheduler(Driver, SyncTemplates):
         locale: str | UnsetType | None = UNSET,
         zone: str | UnsetType | None = UNSET,
         quiet_hours: str | UnsetType | None = UNSET,
+        opt_outs: Mapping[str, Sequence[str]] | UnsetType | None = UNSET,
+        opt_out: Sequence[str] = (),
+        opt_in: Sequence[str] = (),
     ) -> Contact:
         """Set the contact fields given (None removes one; the others are kept) and return the contact. ``zone``
-        and ``quiet_hours`` (``22:00-07:00`` in that zone) decide when non-urgent notifications reach them."""
+        and ``quiet_hours`` (``22:00-07:00`` in that zone) decide when non-urgent notifications reach them.
+        ``opt_out=["sms:marketing"]`` keeps notifications of a type from a channel when they are sent (``*``:
+        every type, or as the channel every channel); ``opt_in`` removes such entries, ``opt_outs`` replaces all."""
         return self.run(
             self.core.set_contact(
-                recipient, email=email, phone=phone, locale=locale, zone=zone, quiet_hours=quiet_hours
+                recipient,
+                email=email,
+                phone=phone,
+                locale=locale,
+                zone=zone,
+                quiet_hours=quiet_hours,
+                opt_outs=opt_outs,
+                opt_out=opt_out,
+                opt_in=opt_in,
             )
         )
 
@@ -622,12 +635,25 @@ class AsyncScheduler(Driver, AsyncTemplates):
         locale: str | UnsetType | None = UNSET,
         zone: str | UnsetType | None = UNSET,
         quiet_hours: str | UnsetType | None = UNSET,
+        opt_outs: Mapping[str, Sequence[str]] | UnsetType | None = UNSET,
+        opt_out: Sequence[str] = (),
+        opt_in: Sequence[str] = (),
     ) -> Contact:
         """Set the contact fields given (None removes one; the others are kept) and return the contact. ``zone``
-        and ``quiet_hours`` (``22:00-07:00`` in that zone) decide when non-urgent notifications reach them."""
+        and ``quiet_hours`` (``22:00-07:00`` in that zone) decide when non-urgent notifications reach them.
+        ``opt_out=["sms:marketing"]`` keeps notifications of a type from a channel when they are sent (``*``:
+        every type, or as the channel every channel); ``opt_in`` removes such entries, ``opt_outs`` replaces all."""
         return await self.run(
             self.core.set_contact(
-                recipient, email=email, phone=phone, locale=locale, zone=zone, quiet_hours=quiet_hours
+                recipient,
+                email=email,
+                phone=phone,
+                locale=locale,
+                zone=zone,
+                quiet_hours=quiet_hours,
+                opt_outs=opt_outs,
+                opt_out=opt_out,
+                opt_in=opt_in,
             )
         )
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import msgspec
 
 Priority = Literal["low", "normal", "high", "urgent"]
-Status = Literal["pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed", "throttled"]
+Status = Literal["pending", "processing", "sent", "cancelled", "failed", "expired", "collapsed", "throttled", "skipped"]
 OnLate = Literal["send", "skip"]
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
 STATUSES: tuple[str, ...] = (
@@ -24,8 +24,9 @@ STATUSES: tuple[str, ...] = (
     "expired",
     "collapsed",
     "throttled",
+    "skipped",
 )
-TERMINAL_STATUSES: tuple[str, ...] = ("sent", "cancelled", "failed", "expired", "collapsed", "throttled")
+TERMINAL_STATUSES: tuple[str, ...] = ("sent", "cancelled", "failed", "expired", "collapsed", "throttled", "skipped")
 """The statuses a notification never leaves; purge removes their records after retention."""
 ON_LATE: tuple[str, ...] = ("send", "skip")
 
@@ -85,6 +86,7 @@ class State(msgspec.Struct, omit_defaults=True):
     expired_at: int | None = None
     collapsed_at: int | None = None
     throttled_at: int | None = None
+    skipped_at: int | None = None
     last_error: str | None = None
     last_error_detail: str | None = None  # what the channel's peer answered: admins only
     delivered_at: int | None = None
@@ -95,6 +97,7 @@ class State(msgspec.Struct, omit_defaults=True):
     done: list[str] = msgspec.field(default_factory=list)  # channels that succeeded; a retry skips them
     channel_errors: dict[str, str] = msgspec.field(default_factory=dict)  # channel -> its last failure
     read_at: int | None = None  # when its recipient marked it read
+    opted_out: list[str] = msgspec.field(default_factory=list)  # channels its recipient opted out of, not sent
 
 
 class Notification(msgspec.Struct, kw_only=True):
@@ -131,6 +134,8 @@ class Notification(msgspec.Struct, kw_only=True):
     html: str | None = None  # the rendered HTML body, set by the worker for a template that has one
     read_at: datetime | None = None  # when its recipient marked it read
     throttled_at: datetime | None = None
+    skipped_at: datetime | None = None  # every channel it names was opted out of by its recipient: not sent
+    opted_out: list[str] = msgspec.field(default_factory=list)  # channels its recipient opted out of, not sent
 
     @property
     def is_sent(self) -> bool:
@@ -171,6 +176,8 @@ class Notification(msgspec.Struct, kw_only=True):
             template=payload.template,
             read_at=_maybe_datetime(state.read_at),
             throttled_at=_maybe_datetime(state.throttled_at),
+            skipped_at=_maybe_datetime(state.skipped_at),
+            opted_out=state.opted_out,
         )
 
 
@@ -319,6 +326,9 @@ class Contact(msgspec.Struct, kw_only=True):
     locale: str | None = None
     zone: str | None = None
     quiet_hours: str | None = None
+    opt_outs: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """channel -> the notification types the recipient does not want through it (``*``: every type; channel
+    ``*``: every channel), e.g. ``{"sms": ["marketing"]}``; respected when each notification is sent."""
 
 
 class Erasure(msgspec.Struct, kw_only=True):

@@ -96,6 +96,7 @@ def test_calls_collapse_the_recipients_they_share_across_calls(zs: Scheduler, cl
         "expired": 0,
         "collapsed": 5,
         "throttled": 0,
+        "skipped": 0,
     }
 
 

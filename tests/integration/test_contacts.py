@@ -14,7 +14,7 @@ from zsched import AsyncScheduler, Scheduler
 from zsched.errors import FieldError, RecipientsError
 from zsched.web.auth import SCOPE_CONTACTS_WRITE, SCOPE_SCHEDULE_ANY
 
-NO_PREFERENCES = {"zone": None, "quiet_hours": None}  # the preference fields beside the contact data
+NO_PREFERENCES = {"zone": None, "quiet_hours": None, "opt_outs": {}}  # the preference fields beside the contact data
 
 ZSCHED = [sys.executable, "-m", "zsched.cli"]
 

@@ -187,6 +187,7 @@ def test_a_websocket_only_batch_is_claimed_delivered_and_sent_in_one_script_call
         "expired": 0,
         "collapsed": 0,
         "throttled": 0,
+        "skipped": 0,
     }
 
 

@@ -166,4 +166,5 @@ def test_committed_parts_are_delivered_read_and_cancelled_like_schedule_calls(
         "expired": 0,
         "collapsed": 0,
         "throttled": 0,
+        "skipped": 0,
     }

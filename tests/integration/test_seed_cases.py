@@ -71,6 +71,7 @@ def test_05_cancel_pending(zs: Scheduler) -> None:
         "expired": 0,
         "collapsed": 0,
         "throttled": 0,
+        "skipped": 0,
     }
 
 

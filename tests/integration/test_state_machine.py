@@ -1,5 +1,5 @@
 """The state machine, model-checked: hypothesis drives the real Lua scripts on a real server with random
-schedule / claim / ack / fail / cancel / reschedule / reap / purge / clock steps, and compares every
+schedule / claim / ack / fail / skip / cancel / reschedule / reap / purge / clock steps, and compares every
 step with a plain Python model of the seed's machine:
 
     pending -> processing -> sent | (retry) pending | failed;   processing -(lease expired)-> pending | failed;
@@ -7,6 +7,8 @@ step with a plain Python model of the seed's machine:
     pending -(claimed at or after expires_at, or on_late skip and too late)-> expired;
     pending -(a newer one scheduled with its recipient and collapse key)-> collapsed;
     pending -(claimed over its recipient's limit, which drops: one per recipient per window)-> throttled;
+    processing -(its recipient opted out of every channel it names, for its type)-> skipped; opted out of some:
+    still processing (the worker sends the rest);
     a whole call's pending ones -> cancelled, or to a new due time (cancel_batch, reschedule_batch);
     new content for a pending one or a whole call's (edit, edit_batch): only pending ones change.
 
@@ -43,7 +45,7 @@ RETENTION = Retention(sent_ms=4000, cancelled_ms=3000, failed_ms=5000)
 LEASE_MS = 1000
 DROP = RecipientLimit("system", most=1, window_ms=60_000, over="drop")  # what a limited claim applies
 PEOPLE = ("ann", "bo", "cy", "dee")
-TERMINAL = {"sent", "cancelled", "failed", "expired", "collapsed", "throttled"}
+TERMINAL = {"sent", "cancelled", "failed", "expired", "collapsed", "throttled", "skipped"}
 ZSET_OF = {status: "due" if status == "pending" else status for status in ("pending", "processing", *TERMINAL)}
 
 
@@ -215,6 +217,20 @@ def machine(redis_url: str, tally: Counter[str]) -> type[RuleBasedStateMachine]:
                     r.scheduled_at = r.score
                     retried = 1
             assert self.zs.run(self.core.fail(self.p, [(n, "boom")])) == (retried, failed)
+
+        @rule(held=claims, every_channel=st.booleans())
+        def skip(self, held: Claim, every_channel: bool) -> None:
+            tally["skip"] += 1
+            n = held.notification
+            r = self.model.get(n.id)
+            skipped = 0
+            # as a failure: only under the lease of the claim it names; opted out of some channels, it stays held
+            if r is not None and r.status == "processing" and r.attempts == n.attempts and every_channel:
+                r.status, r.score = "skipped", self.now() + RETENTION.cancelled_ms
+                skipped = 1
+                tally["skipped"] += 1
+            why = f"{n.recipient} opted out of sms for type 'system'" if every_channel else None
+            assert self.zs.run(self.core.skip(self.p, [(n, ["sms"], why)])) == skipped
 
         @rule(data=st.data())
         def cancel(self, data: st.DataObject) -> None:

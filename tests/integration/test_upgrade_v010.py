@@ -194,6 +194,7 @@ async def test_a_v010_keyspace_is_served_after_the_upgrade(r: redis.Redis, redis
         "expired": 0,
         "collapsed": 0,
         "throttled": 0,
+        "skipped": 0,
     }
     assert r.hget(f"{prefix}:{{meta}}:layout", "version") == str(LAYOUT_VERSION).encode()
     zs.close()

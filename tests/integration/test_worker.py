@@ -57,6 +57,7 @@ async def test_four_workers_deliver_ten_thousand_exactly_once(redis_url: str, ke
         "expired": 0,
         "collapsed": 0,
         "throttled": 0,
+        "skipped": 0,
     }
     for s in [producer, *schedulers]:
         await s.close()

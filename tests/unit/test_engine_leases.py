@@ -85,6 +85,7 @@ def test_claim_reads_time_wait_and_each_claimed_notification() -> None:
             p.parked,
             p.recipient_counts(""),
             p.throttled,
+            p.websocket_opt_outs,
             op_key(step, p),
         ],
         [
@@ -225,6 +226,7 @@ def test_purge_returns_how_many() -> None:
             p.collapsed,
             p.collapse,
             p.throttled,
+            p.skipped,
         ],
         [str(NOW), 20],
     )

@@ -102,18 +102,18 @@ def test_stats_adds_partitions_up_and_measures_lag_on_the_pinned_clock() -> None
     c = core(2)
     op = c.stats()
     steps = next(op)
-    assert steps[0] == Command(("TIME",)) and len(steps) == 1 + 2 * 20
+    assert steps[0] == Command(("TIME",)) and len(steps) == 1 + 2 * 21
     p0, p1 = c.keys.partitions
     assert Command(("ZCARD", p1.failed)) in steps and Command(("HGETALL", p0.counters)) in steps
     assert Command(("ZCARD", p0.call_starts)) in steps and Command(("GET", p1.call_pending)) in steps
     replies = [
         [b"1", b"0"],
-        *[1, 0, 2, 0, 1, 0, 0, 2, 3, 0, 5, [], [(b"7", b"%d" % (NOW - 100))], [(b"5", b"%d" % (NOW - 500))], []],
+        *[1, 0, 2, 0, 1, 0, 0, 2, 3, 0, 5, 1, [], [(b"7", b"%d" % (NOW - 100))], [(b"5", b"%d" % (NOW - 500))], []],
         {b"scheduled": b"4", b"sent": b"1"},
         *[1, b"5"],  # one of the 3 due entries is a call with 5 recipients still pending in it
         {b"promo": b"%d" % (NOW - 10)},
         2,  # two of promo's wait aside: pending too
-        *[0, 0, 1, 0, 0, 2, 1, 0, 1, 4, 1, [], [], [(b"6", f"{NOW - 2000}.0".encode())], []],
+        *[0, 0, 1, 0, 0, 2, 1, 0, 1, 4, 1, 2, [], [], [(b"6", f"{NOW - 2000}.0".encode())], []],
         {b"scheduled": b"3"},
         *[0, None],  # no calls here
         {b"promo": b"%d" % (NOW - 20), b"*": b"%d" % NOW},
@@ -129,6 +129,7 @@ def test_stats_adds_partitions_up_and_measures_lag_on_the_pinned_clock() -> None
         "expired": 4,
         "collapsed": 4,
         "throttled": 6,
+        "skipped": 3,
     }
     assert stats.totals == {"scheduled": 7, "sent": 1}
     assert stats.next_due_at == ms_to_datetime(NOW - 2000) and stats.oldest_overdue_ms == 2000
@@ -140,7 +141,7 @@ def test_stats_adds_partitions_up_and_measures_lag_on_the_pinned_clock() -> None
 def test_stats_with_nothing_due_has_no_lag() -> None:
     op = core().stats()
     next(op)
-    stats = finish(op, [[b"1", b"0"], *[0] * 11, *[[]] * 4, {}, 0, None, {}, 0])
+    stats = finish(op, [[b"1", b"0"], *[0] * 12, *[[]] * 4, {}, 0, None, {}, 0])
     assert stats.next_due_at is None and stats.oldest_overdue_ms == 0
     assert not stats.paused.all and stats.paused.types == [] and stats.paused.parked == 0
 

@@ -131,6 +131,7 @@ def _engine_steps(core: Core) -> list[Script]:
         core.claim(p, 10, 1000),
         core.ack(p, [1]),
         core.fail(p, [(n, "boom")]),
+        core.skip(p, [(n, ["sms"], "a opted out of sms for type 'system'")]),
         core.renew(p, [n], 1000),
         core.reap(p),
         core.purge(p),

@@ -32,10 +32,12 @@ def show(value: Any, as_json: bool) -> None:
             "collapse_key",
             "collapsed_at",
             "throttled_at",
+            "skipped_at",
+            "opted_out",
             "last_error",
         ):
             item = getattr(value, field)
-            if item is not None:
+            if item is not None and item != []:
                 print(f"{field:>17}: {item.isoformat() if isinstance(item, datetime) else item}")
     else:
         print(json.dumps(msgspec.to_builtins(value), indent=2))

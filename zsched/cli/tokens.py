@@ -40,7 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
         default=[],
         metavar="SCOPE",
         help="grant a scope; schedule:any lets it schedule for other recipients, contacts:write manage anyone's "
-        "contact data and erasures, preferences:write set anyone's zone and quiet hours (repeatable)",
+        "contact data and erasures, preferences:write set anyone's zone, quiet hours and opt-outs (repeatable)",
     )
     cmd.add_argument("--admin", action="store_true", help="may see and change every notification, and stats")
     cmd.add_argument("--name", help="a note for `zsched token list`, e.g. billing-service")

@@ -2,7 +2,8 @@
 contact data (their locale picks the variant), as the version it was scheduled with.
 
 The worker renders a batch before handing it to its channels; a batch with no templated notification costs
-nothing here. Per batch: one round trip for the recipients' contacts, and one for the template versions not yet
+nothing here. Per batch: one round trip for the recipients' contacts (none when the worker shares the read it made
+for opt-outs), and one for the template versions not yet
 cached (versions never change, so a worker keeps each it read). A notification whose template cannot render (or
 no longer exists) fails for good with the reason: no retry could render it either.
 """
@@ -21,6 +22,7 @@ from ..engine.steps import Command, Op
 from ..engine.templates import template_of
 from ..errors import PermanentDeliveryError, TemplateRenderError
 from ..models import Contact, Notification, Template
+from .addresses import shared_contacts
 from .channel import Delivery, Outcome
 
 CACHED_VERSIONS = 256
@@ -44,7 +46,8 @@ class Renderer:
         templated = [n for n in batch if n.template is not None]
         if not templated:
             return list(batch)
-        contacts: dict[str, Contact] = await self.scheduler.run(lookup(self.keys, [n.recipient for n in templated]))
+        people = [n.recipient for n in templated]
+        contacts = shared_contacts(people) or await self.scheduler.run(lookup(self.keys, people))
         wanted = {(n.template.name, n.template.version) for n in templated if n.template is not None}
         missing = [k for k in wanted if k not in self._versions]
         if missing:

@@ -43,8 +43,10 @@ from ..engine.leases import ChannelReport, Claimed
 from ..engine.shaping import RecipientLimit, limits_arg
 from ..errors import UnavailableError
 from ..models import Notification
+from .addresses import sharing
 from .channel import ChannelsFailed, Delivery, Outcome, first_line, permanent
 from .inbox import InboxDelivery, claim_plan
+from .optouts import apply_opt_outs, channels_of
 from .outcomes import Observer, report, report_claimed
 from .ownership import Ownership
 from .templating import Renderer, deliver_rendered
@@ -119,6 +121,7 @@ class Worker:
         # Websocket-only notifications are delivered by the claim script itself when the websocket is the inbox.
         self.inbox_plan = claim_plan(self.delivery)
         self.renderer = Renderer(scheduler)  # templated notifications are rendered here, never in the claim
+        self._channels_of = channels_of(self.delivery)  # which channels an opt-out may take from a notification
         self.batch = batch
         self.lease_ms = lease_ms
         self.idle_s = idle_s
@@ -315,11 +318,15 @@ class Worker:
             return True
 
     async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:
-        batch = claimed.notifications
+        # Opt-outs first (read now, at send time): the skipped ones end here, the rest lose the channels opted out of.
+        batch, contacts = await apply_opt_outs(self.scheduler, p, claimed.notifications, self._channels_of)
+        if not batch:
+            return
         renewing = asyncio.create_task(self._renew(p, batch))
         self.in_flight += len(batch)
         try:
-            outcomes = await self._attempt(batch)
+            with sharing(contacts):  # the renderer and the email and SMS channels read no contact again
+                outcomes = await self._attempt(batch)
         finally:
             self.in_flight -= len(batch)
             renewing.cancel()

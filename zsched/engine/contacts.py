@@ -1,5 +1,6 @@
 """Contact data: how a recipient is reached outside zsched's own channels (an email address, a phone number, a
-locale), and the erasure of what zsched keeps to reach them.
+locale), their preferences (zone, quiet hours, opt-outs: see ``optouts``), and the erasure of what zsched keeps to
+reach them.
 
 A recipient's contact lives in their partition's ``contacts`` hash (field: the recipient, value: the JSON of the
 fields that are set), beside their notifications and inbox, so a channel reads a batch's addresses with one
@@ -17,17 +18,20 @@ from msgspec import UNSET, UnsetType
 
 from ..errors import FieldError
 from ..models import Contact, Erasure
-from . import localtime, validation
+from . import localtime, optouts, validation
 from .base import CoreBase
 from .keys import Keyspace
 from .replies import EraseReply, SetContactReply
 from .steps import Command, Op, Script
 
-CONTACT_FIELDS: tuple[str, ...] = ("email", "phone", "locale", "zone", "quiet_hours")
+CONTACT_FIELDS: tuple[str, ...] = ("email", "phone", "locale", "zone", "quiet_hours", "opt_outs")
 """The contact fields a recipient may have, in the order they are shown."""
-PREFERENCE_FIELDS: tuple[str, ...] = ("zone", "quiet_hours")
-"""The fields that say when to reach a recipient (not how): a token with the preferences:write scope may set
-them for anyone, and sees only them."""
+CHANGES: tuple[str, ...] = (*CONTACT_FIELDS, "opt_out", "opt_in")
+"""What a change may name: a field (set or removed), or ``opt_out``/``opt_in`` (``"channel:type"`` entries
+added to or taken from ``opt_outs``, leaving the others)."""
+PREFERENCE_FIELDS: tuple[str, ...] = ("zone", "quiet_hours", "opt_outs", "opt_out", "opt_in")
+"""The fields that say when and what to send a recipient (not how to reach them): a token with the
+preferences:write scope may set them for anyone, and sees only them."""
 
 MAX_EMAIL = 254  # RFC 5321's limit on a forward path, less its angle brackets
 MAX_LOCALE = 35
@@ -50,6 +54,7 @@ class _Stored(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     locale: str | None = None
     zone: str | None = None
     quiet_hours: str | None = None
+    opt_outs: dict[str, list[str]] | None = None
 
 
 _decode_stored = msgspec.json.Decoder(_Stored).decode
@@ -121,6 +126,7 @@ def contact_of(recipient: str, raw: bytes | str | None) -> Contact:
         locale=stored.locale,
         zone=stored.zone,
         quiet_hours=stored.quiet_hours,
+        opt_outs=stored.opt_outs or {},
     )
 
 
@@ -159,36 +165,70 @@ class ContactOps(CoreBase):
         locale: str | UnsetType | None = UNSET,
         zone: str | UnsetType | None = UNSET,
         quiet_hours: str | UnsetType | None = UNSET,
+        opt_outs: Mapping[str, Sequence[str]] | UnsetType | None = UNSET,
+        opt_out: Sequence[str] = (),
+        opt_in: Sequence[str] = (),
     ) -> Op[Contact]:
         """Set the fields given (None removes one), keep the others; returns the contact as it is now (given no
-        field, only reads it)."""
+        field, only reads it). ``opt_outs`` replaces the whole opt-out table; ``opt_out`` and ``opt_in`` add and
+        remove ``"channel:type"`` entries (``"sms:marketing"``), keeping the rest."""
         who = validation.recipient(recipient)
-        changes = {"email": email, "phone": phone, "locale": locale, "zone": zone, "quiet_hours": quiet_hours}
+        changes: dict[str, object] = {
+            "email": email,
+            "phone": phone,
+            "locale": locale,
+            "zone": zone,
+            "quiet_hours": quiet_hours,
+            "opt_outs": opt_outs,
+            "opt_out": opt_out or UNSET,
+            "opt_in": opt_in or UNSET,
+        }
         return (yield from self.change_contact(who, {k: v for k, v in changes.items() if v is not UNSET}))
 
     def change_contact(self, recipient: object, changes: Mapping[str, object]) -> Op[Contact]:
-        """``set_contact`` with the changes as a mapping (field -> value, None removes it); each field is
-        checked, so nothing is written when any is wrong."""
+        """``set_contact`` with the changes as a mapping (field -> value, None removes it; ``opt_out`` and
+        ``opt_in``: lists of ``"channel:type"``); each field is checked, so nothing is written when any is wrong."""
         who = validation.recipient(recipient)
-        unknown = [name for name in changes if name not in _CHECKS]
+        unknown = [name for name in changes if name not in CHANGES]
         if unknown:
-            raise FieldError(f"contact fields are {', '.join(CONTACT_FIELDS)}; got {unknown[0][:40]!r}", unknown[0])
+            raise FieldError(
+                f"contact fields are {', '.join(CONTACT_FIELDS)} (and opt_out, opt_in); got {unknown[0][:40]!r}",
+                unknown[0],
+            )
         if not changes:  # nothing to change: the contact as it is
             return (yield from self.contact(who))
-        args: list[str | int] = [who]
-        for name, value in changes.items():
-            args += [name, "" if value is None else _CHECKS[name](value)]
+        args: list[str | int] = [who, optouts.MAX_OPT_OUTS]
+        for name in CHANGES:  # a whole table first, then the entries added and removed, in that order
+            if name not in changes:
+                continue
+            value = changes[name]
+            if name in ("opt_out", "opt_in"):
+                for channel, typ in optouts.entries(value, name):
+                    args += [name, f"{channel}:{typ}"]
+            elif name == "opt_outs":
+                table = {} if value is None else optouts.table(value)
+                args += [name, msgspec.json.encode(table).decode() if table else ""]
+            else:
+                args += [name, "" if value is None else _CHECKS[name](value)]
         p = self.keys.for_recipient(who)
-        (reply,) = yield [Script("set_contact", [p.contacts, p.with_preferences], args)]
+        keys = [p.contacts, p.with_preferences, p.websocket_opt_outs]
+        (reply,) = yield [Script("set_contact", keys, args)]
+        got = SetContactReply.read(reply)
+        if got.opt_outs_over:
+            raise FieldError(
+                f"opt-outs hold at most {optouts.MAX_OPT_OUTS} channel and type entries; this change would make "
+                f"{got.opt_outs_over} (nothing was changed). Use '*' for every type of a channel, or opt_in some first",
+                "opt_out",
+            )
         self.preferences_seen.pop(p.index, None)  # this process's next schedule call looks again
-        return contact_of(who, SetContactReply.read(reply).contact)
+        return contact_of(who, got.contact)
 
     def erase_recipient(self, recipient: object) -> Op[Erasure]:
         """Remove the recipient's contact data and inbox, and what they marked read in it (a data-protection
         erasure); says what was removed. Their notification records stay until retention purges them."""
         who = validation.recipient(recipient)
         p = self.keys.for_recipient(who)
-        keys = [p.contacts, p.inbox(who), p.with_preferences, self.op_key(p), p.reads(who)]
+        keys = [p.contacts, p.inbox(who), p.with_preferences, self.op_key(p), p.reads(who), p.websocket_opt_outs]
         (reply,) = yield [Script("erase_recipient", keys, [who, self.op_ttl_ms])]
         got = EraseReply.read(reply)
         return Erasure(recipient=who, contact_removed=got.contact_removed, inbox_entries_removed=got.inbox_entries)

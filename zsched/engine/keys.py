@@ -206,6 +206,18 @@ class Partition:
         return f"{self.tag}:with_preferences"
 
     @cached_property
+    def websocket_opt_outs(self) -> str:
+        """SET: recipients with an opt-out of the websocket channel (or of every channel), whose websocket-only
+        notifications the claim leaves to the worker, which applies it; everyone else's stay on its fast path."""
+        return f"{self.tag}:websocket_opt_outs"
+
+    @cached_property
+    def skipped(self) -> str:
+        """ZSET: skipped notification id (its recipient opted out of every channel it names, for its type) -> time
+        its record is purged (epoch ms)."""
+        return f"{self.tag}:skipped"
+
+    @cached_property
     def counters(self) -> str:
         """HASH: lifetime totals (scheduled, claimed, sent, retried, failed, cancelled, expired, collapsed, reaped,
         purged, and dead_dropped: dead letters dropped over the cap)."""

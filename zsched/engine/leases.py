@@ -14,7 +14,7 @@ from ..models import Notification, Payload, payload_decoder, state_decoder
 from . import records
 from .base import CoreBase
 from .keys import Partition
-from .replies import AckReply, ClaimReply, PurgeReply, ReapReply, RenewReply, RetryReply
+from .replies import AckReply, ClaimReply, PurgeReply, ReapReply, RenewReply, RetryReply, SkipReply
 from .shaping import RecipientLimit, limits_arg
 from .steps import Op, Script, Step
 
@@ -99,8 +99,9 @@ class LeaseOps(CoreBase):
         limits: Sequence[RecipientLimit] = (),
     ) -> Op[Claimed]:
         """Claim up to ``limit`` due notifications of one partition under a lease; with ``inbox``, deliver the
-        websocket-only ones in the same script call (appended to their inbox, published, marked sent). Those past
-        their expiry end ``expired`` in the same call, count against ``limit``, and are not returned.
+        websocket-only ones in the same script call (appended to their inbox, published, marked sent), but those to
+        recipients with a websocket opt-out, which the worker applies. Those past their expiry end ``expired`` in the
+        same call, count against ``limit``, and are not returned.
 
         ``ahead`` more claims of up to ``limit`` go out in the same round trip, each delivering websocket-only
         notifications until the first it would have to claim (which stays due): a worker draining a backlog the
@@ -137,6 +138,7 @@ class LeaseOps(CoreBase):
         publish = "SPUBLISH" if inbox is not None and inbox.sharded else "PUBLISH"
         keys += [p.expired, p.paused, p.parked, p.recipient_counts(""), p.throttled]
         shaped = limits_arg(limits)
+        keys.append(p.websocket_opt_outs)
         steps: list[Step] = [Script("claim", [*keys, self.op_key(p)], [*args, 1, publish, shaped])]
         if inbox is not None:
             steps += [Script("claim", [*keys, self.op_key(p)], [*args, 0, publish, shaped]) for _ in range(ahead)]
@@ -217,6 +219,18 @@ class LeaseOps(CoreBase):
         got = RetryReply.read(reply)
         return got.retried, got.failed
 
+    def skip(self, partition: Partition, opted: Sequence[tuple[Notification, Sequence[str], str | None]]) -> Op[int]:
+        """Apply opt-outs to notifications held under this claim (``n.attempts``): each ``(n, channels opted out of,
+        reason)`` with a reason ends ``skipped`` (every channel it names was opted out of), one without records the
+        channels it will not go through and stays processing. Returns how many ended skipped."""
+        p = partition
+        args: list[str | int] = [self.now_arg(), self.retention.cancelled_ms, self.op_ttl_ms]
+        for n, channels, reason in opted:
+            args += [n.id, n.attempts, ",".join(channels), reason or ""]
+        keys = [p.processing, p.state, p.skipped, p.counters, p.pending_by_creator, self.op_key(p)]
+        (reply,) = yield [Script("skip", keys, args)]
+        return SkipReply.read(reply).skipped
+
     def renew(self, partition: Partition, held: Sequence[Notification], lease_ms: int) -> Op[list[int]]:
         """Extend to now + ``lease_ms`` the leases of ``held`` that its claim (``n.attempts``) still holds;
         returns the ids it no longer holds (the lease expired and was reaped, perhaps claimed again)."""
@@ -253,7 +267,7 @@ class LeaseOps(CoreBase):
 
     def purge(self, partition: Partition, limit: int = 1000) -> Op[int]:
         """Remove up to ``limit`` terminal records past their retention (sent, cancelled, failed, expired,
-        collapsed, then throttled), with their index entries; how many. Fewer than ``limit`` means none is left
+        collapsed, throttled, then skipped), with their index entries; how many. Fewer than ``limit`` means none is left
         past retention."""
         p = partition
         (reply,) = yield [
@@ -273,6 +287,7 @@ class LeaseOps(CoreBase):
                     p.collapsed,
                     p.collapse,
                     p.throttled,
+                    p.skipped,
                 ],
                 [self.now_arg(), limit],
             )

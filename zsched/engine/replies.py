@@ -195,6 +195,18 @@ class AckReply(Reply, frozen=True):
         return cls(int(reply[0]), int(reply[1]))
 
 
+class SkipReply(Reply, frozen=True):
+    """The reply of ``skip.lua``: {now_ms, skipped count}."""
+
+    now_ms: int
+    skipped: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        return cls(int(reply[0]), int(reply[1]))
+
+
 class RetryReply(Reply, frozen=True):
     """The reply of ``retry.lua``: {now_ms, retried count, failed count, dropped count}; dropped: dead letters
     removed because the dead set went over its cap."""
@@ -312,14 +324,16 @@ class RateLimitReply(Reply, frozen=True):
 
 
 class SetContactReply(Reply, frozen=True):
-    """The reply of ``set_contact.lua``: {contact JSON now, or '' when none is left}."""
+    """The reply of ``set_contact.lua``: {contact JSON now ('' when none is left), opt-out entries it would make
+    (if over max_opt_outs), or 0}; a change over max_opt_outs wrote nothing."""
 
     contact: bytes | str | None
+    opt_outs_over: int
 
     @classmethod
     def read(cls, reply: list[Any]) -> Self:
         """The reply as fields; ``contact`` is None when the recipient has no contact field left."""
-        return cls(reply[0] or None)
+        return cls(reply[0] or None, int(reply[1]))
 
 
 class EraseReply(Reply, frozen=True):
@@ -557,6 +571,7 @@ READERS: dict[str, type[Reply]] = {
     "claim": ClaimReply,
     "ack": AckReply,
     "retry": RetryReply,
+    "skip": SkipReply,
     "reap": ReapReply,
     "renew": RenewReply,
     "purge": PurgeReply,

@@ -22,6 +22,7 @@ NAMES = (
     "claim",
     "ack",
     "retry",
+    "skip",
     "cancel",
     "reschedule",
     "cancel_batch",

@@ -176,6 +176,7 @@ class PartitionStats(msgspec.Struct, frozen=True):
             "expired": p.expired,
             "collapsed": p.collapsed,
             "throttled": p.throttled,
+            "skipped": p.skipped,
         }
         return [
             *(Command(("ZCARD", due)) for due in p.due_sets),

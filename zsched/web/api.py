@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..client import AsyncScheduler
 from ..engine import validation
-from ..engine.contacts import CONTACT_FIELDS, PREFERENCE_FIELDS
+from ..engine.contacts import CHANGES, PREFERENCE_FIELDS
 from ..errors import FieldError, NotFoundError, PendingLimitError, UnavailableError
 from ..models import BatchChange, BatchSummary, Notification
 from ..settings import ApiSettings
@@ -381,8 +381,8 @@ class Api:
 
     async def contact(self, request: Request) -> Response:
         """GET: a recipient's contact data (``?recipient=``, default yourself); PATCH: set the fields the body
-        names (null removes one), keep the rest. A preferences:write token reads and sets only zone and
-        quiet_hours, and sees only them."""
+        names (null removes one; ``opt_out``/``opt_in`` add and remove opt-out entries), keep the rest. A
+        preferences:write token reads and sets only zone, quiet_hours and opt-outs, and sees only them."""
         principal = await self.authenticate(request)
         who = request.query_params.get("recipient", principal.user)
         only_preferences = not principal.may_manage_contact(who) and principal.may_set_preferences(who)
@@ -390,12 +390,12 @@ class Api:
             self.contact_owner(principal, who, "recipient")
         if request.method == "PATCH":
             body: ContactBody = await read_json(request, contact_decoder)
-            changes = {name: getattr(body, name) for name in CONTACT_FIELDS if getattr(body, name) is not UNSET}
+            changes = {name: getattr(body, name) for name in CHANGES if getattr(body, name) is not UNSET}
             others = [name for name in changes if name not in PREFERENCE_FIELDS]
             if only_preferences and others:
                 raise ApiError(
                     403,
-                    f"a preferences:write token sets only {' and '.join(PREFERENCE_FIELDS)}; got {others[0]}. "
+                    f"a preferences:write token sets only {', '.join(PREFERENCE_FIELDS)}; got {others[0]}. "
                     "Others' contact data needs an admin token or the contacts:write scope",
                     others[0],
                 )

@@ -30,7 +30,8 @@ SCOPE_CONTACTS_WRITE = "contacts:write"
 SCOPE_TEMPLATES_WRITE = "templates:write"
 """Scope of a service token: may save and delete templates (reading and scheduling with them needs none)."""
 SCOPE_PREFERENCES_WRITE = "preferences:write"
-"""Scope of a service token: may read and set any recipient's zone and quiet hours (not how they are reached)."""
+"""Scope of a service token: may read and set any recipient's zone, quiet hours and opt-outs (not how they are
+reached)."""
 TOKEN_PREFIX = "zs_"
 USED_EVERY_MS = 60_000
 """A token's last-use stamp is rewritten only when it is at least this old."""
@@ -57,7 +58,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         return self.admin or self.user == recipient or SCOPE_CONTACTS_WRITE in self.scopes
 
     def may_set_preferences(self, recipient: str) -> bool:
-        """Whether it may read and set ``recipient``'s zone and quiet hours: whoever may manage their contact
+        """Whether it may read and set ``recipient``'s zone, quiet hours and opt-outs: whoever may manage their contact
         data, or a token with the ``preferences:write`` scope."""
         return self.may_manage_contact(recipient) or SCOPE_PREFERENCES_WRITE in self.scopes
 

@@ -17,6 +17,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from ..engine.contacts import EMAIL_PATTERN, LOCALE_PATTERN, MAX_EMAIL, MAX_LOCALE, PHONE_PATTERN
 from ..engine.localtime import CLOCK_PATTERN, QUIET_PATTERN
+from ..engine.optouts import CHANNEL_PATTERN, MAX_OPT_OUTS, OPT_OUT_ENTRY_PATTERN
 from ..engine.recurrence import MAX_EVERY_MS
 from ..engine.validation import (
     COLLAPSE_KEY_PATTERN,
@@ -60,6 +61,18 @@ Recipient = (
     # JSON has one number type: 7.0 is the integer 7 (checked in schedule)
     | Annotated[float, Meta(multiple_of=1, description="a whole number: 7.0 is 7", extra_json_schema=_WHOLE)]
 )
+OptOutType = Annotated[
+    str,
+    Meta(min_length=1, max_length=MAX_TYPE, pattern=NO_NUL, description="a notification type, or '*' for every type"),
+]
+OptOutEntry = Annotated[
+    str,
+    Meta(
+        max_length=MAX_TYPE + 66,
+        pattern=OPT_OUT_ENTRY_PATTERN,
+        description="'channel:type' ('*' as the type: every type; as the channel: every channel), e.g. sms:marketing",
+    ),
+]
 DataObject = Annotated[
     dict[str, Any],
     Meta(
@@ -206,6 +219,31 @@ class ContactBody(msgspec.Struct, forbid_unknown_fields=True):
         Annotated[str, Meta(pattern=QUIET_PATTERN, description="HH:MM-HH:MM in the zone (22:00-07:00 spans midnight)")]
         | UnsetType
         | None
+    ) = UNSET
+    opt_outs: (
+        Annotated[
+            dict[Annotated[str, Meta(pattern=CHANNEL_PATTERN)], list[OptOutType]],
+            Meta(
+                description="replaces every opt-out: channel -> the notification types not sent through it ('*': "
+                'every type; channel \'*\': every channel), e.g. {"sms": ["marketing"]}; null or {} removes all'
+            ),
+        ]
+        | UnsetType
+        | None
+    ) = UNSET
+    opt_out: (
+        Annotated[
+            list[OptOutEntry],
+            Meta(max_length=MAX_OPT_OUTS, description="opt-outs to add, 'channel:type', e.g. ['sms:marketing']"),
+        ]
+        | UnsetType
+    ) = UNSET
+    opt_in: (
+        Annotated[
+            list[OptOutEntry],
+            Meta(max_length=MAX_OPT_OUTS, description="opt-outs to remove, 'channel:type', e.g. ['sms:marketing']"),
+        ]
+        | UnsetType
     ) = UNSET
 
 

@@ -37,6 +37,7 @@ TOTALS: tuple[tuple[str, str], ...] = (
     ("collapsed", "Pending notifications replaced by a newer one with the same recipient and collapse key."),
     ("dead_dropped", "Dead letters dropped because a partition's dead set was over its cap (ZSCHED_MAX_DEAD)."),
     ("throttled", "Notifications over their recipient's limit for their type, which drops them; not sent."),
+    ("skipped", "Notifications whose recipient opted out of every channel they name, for their type; not sent."),
 )
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -113,7 +113,8 @@ class NotificationView(msgspec.Struct, kw_only=True):
         dict[str, str],
         Meta(
             description="each channel's outcome: 'sent', 'pending', 'cancelled', 'expired', 'collapsed', "
-            "'throttled', or 'failed' (for the creator and admins 'failed: <why>', as last_error)"
+            "'throttled', 'skipped' (its recipient opted out of that channel for its type), or 'failed' (for the "
+            "creator and admins 'failed: <why>', as last_error)"
         ),
     ]
     expires_at: Annotated[datetime, Meta(tz=True, description="not sent when claimed at or after this")] | None
@@ -142,6 +143,16 @@ class NotificationView(msgspec.Struct, kw_only=True):
         | None
     ) = None
     throttled_at: Time | None = None
+    skipped_at: (
+        Annotated[
+            datetime,
+            Meta(tz=True, description="when it ended skipped: its recipient opted out of every channel it names"),
+        ]
+        | None
+    ) = None
+    opted_out: Annotated[
+        list[str], Meta(description="the channels its recipient opted out of for its type: not sent through them")
+    ] = msgspec.field(default_factory=list)
 
 
 VIEWED = tuple(
@@ -210,6 +221,13 @@ class ContactView(msgspec.Struct, kw_only=True):
     locale: Annotated[str, Meta(description="BCP 47")] | None
     zone: Annotated[str, Meta(description="IANA time zone")] | None = None
     quiet_hours: Annotated[str, Meta(description="HH:MM-HH:MM in the zone")] | None = None
+    opt_outs: Annotated[
+        dict[str, list[str]],
+        Meta(
+            description="channel -> the notification types not sent through it ('*': every type; channel '*': "
+            'every channel), e.g. {"sms": ["marketing"]}; applied when each notification is sent'
+        ),
+    ] = msgspec.field(default_factory=dict)
 
 
 class ErasureView(msgspec.Struct, kw_only=True):
@@ -241,6 +259,8 @@ def failure(n: Notification, who: Viewer) -> str | None:
     if who != "recipient":  # records stored before 0.2.0 name the full URL, and the response body after it
         text = n.last_error if who == "admin" else _LEGACY_BODY.sub(r"\1", n.last_error)
         return _URL_TAIL.sub(r"\1\2", text)
+    if n.scheduled_status == "skipped":  # the recipient's own opt-out: theirs to read
+        return n.last_error
     if n.scheduled_status == "failed":
         return "delivery failed for good"
     if n.scheduled_status in ("pending", "processing"):
@@ -251,13 +271,15 @@ def failure(n: Notification, who: Viewer) -> str | None:
 def deliveries(n: Notification, who: Viewer) -> dict[str, str]:
     """Each channel's outcome ("sent", "pending", "failed: <why>"), for the channels the notification names
     or an attempt recorded; why as ``failure`` lets ``who`` read it (a recipient gets "failed" alone)."""
-    names = n.channels or sorted({*n.done, *n.channel_errors})
+    names = n.channels or sorted({*n.done, *n.channel_errors, *n.opted_out})
     out: dict[str, str] = {}
     for name in names:
         error = n.channel_errors.get(name) or (n.last_error if len(names) == 1 else None)
-        if n.scheduled_status == "sent" or name in n.done:
+        if name in n.opted_out:
+            out[name] = "skipped"
+        elif n.scheduled_status == "sent" or name in n.done:
             out[name] = "sent"
-        elif n.scheduled_status in ("cancelled", "expired", "collapsed", "throttled"):
+        elif n.scheduled_status in ("cancelled", "expired", "collapsed", "throttled", "skipped"):
             out[name] = n.scheduled_status
         elif error is None:
             out[name] = "pending"
