@@ -15,17 +15,12 @@
 -- ARGV[4..] quadruples  id, attempt it reports on, the channels opted out of (comma-separated; '' clears what an
 --                       earlier attempt recorded), and the reason ('': channels are left, so it stays processing)
 -- Returns: {now_ms, skipped count}
-local kept = redis.call('GET', KEYS[6])
-if kept then
-  local sep = string.find(kept, ',', 1, true)
-  return {tonumber(string.sub(kept, 1, sep - 1)), tonumber(string.sub(kept, sep + 1))}
-end
+-- include: clock.lua
+-- include: outcome.lua
+local kept = redis.call('GET', KEYS[6])  -- a retry of a call that already ran (its reply was lost)
+if kept then return kept_numbers(kept) end
 
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+local now = clock_ms(ARGV[1])
 
 local skipped = 0
 for i = 4, #ARGV, 4 do
@@ -54,5 +49,5 @@ for i = 4, #ARGV, 4 do
   end
 end
 if skipped > 0 then redis.call('HINCRBY', KEYS[4], 'skipped', skipped) end
-redis.call('SET', KEYS[6], string.format('%d', now) .. ',' .. skipped, 'PX', ARGV[3])
+keep(KEYS[6], ARGV[3], {now, skipped})
 return {now, skipped}
