@@ -68,6 +68,11 @@ class Payload(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     # template's fallback locale); its presence also keeps claim.lua from delivering it unrendered.
     template: TemplateRef | None = None
     spread_ms: int | None = None  # a call's recipients are due spread evenly over this long after its due time
+    # Digests (claim.lua hands a payload naming digest_key to the worker, which joins it to its recipient's open
+    # digest for that key): the window a digest it opens stays open, and how many members it takes at most.
+    digest_key: str | None = None
+    digest_window_ms: int | None = None
+    digest_max: int | None = None
 
 
 class State(msgspec.Struct, omit_defaults=True):
@@ -95,6 +100,7 @@ class State(msgspec.Struct, omit_defaults=True):
     done: list[str] = msgspec.field(default_factory=list)  # channels that succeeded; a retry skips them
     channel_errors: dict[str, str] = msgspec.field(default_factory=dict)  # channel -> its last failure
     read_at: int | None = None  # when its recipient marked it read
+    digest: int | None = None  # the digest (its first member's id) that holds or carried it (join_digest.lua)
 
 
 class Notification(msgspec.Struct, kw_only=True):
@@ -131,6 +137,10 @@ class Notification(msgspec.Struct, kw_only=True):
     html: str | None = None  # the rendered HTML body, set by the worker for a template that has one
     read_at: datetime | None = None  # when its recipient marked it read
     throttled_at: datetime | None = None
+    digest_key: str | None = None  # sent in one digest with its recipient's others of this key due in the window
+    digest_window_ms: int | None = None  # how long a digest it opens stays open
+    digest_max: int | None = None  # most members of a digest it opens
+    digest: int | None = None  # the digest holding it (pending) or that carried it (sent): its first member's id
 
     @property
     def is_sent(self) -> bool:
@@ -171,6 +181,10 @@ class Notification(msgspec.Struct, kw_only=True):
             template=payload.template,
             read_at=_maybe_datetime(state.read_at),
             throttled_at=_maybe_datetime(state.throttled_at),
+            digest_key=payload.digest_key,
+            digest_window_ms=payload.digest_window_ms,
+            digest_max=payload.digest_max,
+            digest=state.digest,
         )
 
 

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import redis
 
 from .. import tracing
@@ -44,6 +45,7 @@ from ..engine.shaping import RecipientLimit, limits_arg
 from ..errors import UnavailableError
 from ..models import Notification
 from .channel import ChannelsFailed, Delivery, Outcome, first_line, permanent
+from .digests import Digests
 from .inbox import InboxDelivery, claim_plan
 from .outcomes import Observer, report, report_claimed
 from .ownership import Ownership
@@ -119,6 +121,7 @@ class Worker:
         # Websocket-only notifications are delivered by the claim script itself when the websocket is the inbox.
         self.inbox_plan = claim_plan(self.delivery)
         self.renderer = Renderer(scheduler)  # templated notifications are rendered here, never in the claim
+        self.digests = Digests(scheduler, self.delivery, self.renderer, lease_ms, self._observe)
         self.batch = batch
         self.lease_ms = lease_ms
         self.idle_s = idle_s
@@ -316,6 +319,16 @@ class Worker:
 
     async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:
         batch = claimed.notifications
+        if any(n.digest_key is not None for n in batch):  # digest members join their digests, beside the rest
+            rest = [n for n in batch if n.digest_key is None]
+            joining = self.digests.handle(p, [n for n in batch if n.digest_key is not None])
+            others = msgspec.structs.replace(claimed, notifications=rest)
+            if rest:
+                carried, _ = await asyncio.gather(joining, self._deliver(p, others, claimed_at))
+            else:
+                carried = await joining
+            self.delivered += carried
+            return
         renewing = asyncio.create_task(self._renew(p, batch))
         self.in_flight += len(batch)
         try:

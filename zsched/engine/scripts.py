@@ -49,6 +49,7 @@ NAMES = (
     "mark_read",
     "pause",
     "resume",
+    "join_digest",
 )
 
 

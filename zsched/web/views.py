@@ -142,6 +142,22 @@ class NotificationView(msgspec.Struct, kw_only=True):
         | None
     ) = None
     throttled_at: Time | None = None
+    digest_key: (
+        Annotated[str, Meta(description="sent in one digest with its recipient's others of this key due in its window")]
+        | None
+    ) = None
+    digest_window_ms: Annotated[int, Meta(description="how long a digest it opens stays open")] | None = None
+    digest_max: Annotated[int, Meta(description="most members of a digest it opens")] | None = None
+    digest: (
+        Annotated[
+            int,
+            Meta(
+                description="the digest that holds it (pending: waiting to go out with the others) or carried it "
+                "(sent): the id of the digest's first member, which the delivered message carries"
+            ),
+        ]
+        | None
+    ) = None
 
 
 VIEWED = tuple(
