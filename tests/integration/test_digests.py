@@ -7,6 +7,11 @@ round at a time, at the times the test sets."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,6 +21,8 @@ import redis
 import redis.asyncio as aioredis
 
 from tests.conftest import ManualClock
+from tests.integration.http_support import TestClient, Tokens, client, schedule_body, settings, tokens
+from tests.integration.test_cli import ZSCHED
 from zsched import AsyncScheduler, Core, Keyspace, RetryPolicy, Scheduler
 from zsched.delivery.callables import CallableDelivery
 from zsched.delivery.inbox import InboxDelivery
@@ -25,6 +32,9 @@ from zsched.engine import Script
 from zsched.engine.replies import JoinDigestReply
 from zsched.errors import FieldError
 from zsched.models import Notification
+from zsched.web import openapi
+
+__all__ = ["client", "settings", "tokens"]  # fixtures used by name
 
 S = 1000
 LEASE_MS = 5 * S
@@ -243,3 +253,103 @@ async def test_the_async_face_schedules_a_digest_member(azs: AsyncScheduler) -> 
     result = await azs.schedule(["ann"], "t", "m", delay=60, digest_key="k", digest_window=90, digest_max=3)
     n = await azs.status(result.notification_ids[0])
     assert (n.digest_key, n.digest_window_ms, n.digest_max) == ("k", 90_000, 3)
+
+
+def test_http_schedules_digest_members_and_says_what_is_wrong(client: TestClient, tokens: Tokens) -> None:
+    me = tokens.headers("alice", scheme="Bearer")
+    body = schedule_body(["alice"], digest_key="comments:7", digest_window_s=120, digest_max=10)
+    made = client.post("/api/notifications/schedule/", headers=me, json=body)
+    assert made.status_code == 201, made.text
+    (nid,) = made.json()["notification_ids"]
+    view = client.get(f"/api/notifications/{nid}/", headers=me).json()
+    assert (view["digest_key"], view["digest_window_ms"], view["digest_max"], view["digest"]) == (
+        "comments:7",
+        120_000,
+        10,
+        None,
+    )
+    cases: list[tuple[dict[str, object], str, str]] = [
+        (
+            {"digest_key": "k", "digest_window_s": 0.5},
+            "digest_window_s",
+            "digest_window_s must be between 1 s and 1 day",
+        ),
+        ({"digest_window_s": 60}, "digest_window_s", "digest_window_s goes with digest_key"),
+        ({"digest_key": "k", "digest_max": 1}, "digest_max", "digest_max must be a whole number from 2 to 1000"),
+        ({"digest_max": 5}, "digest_max", "digest_max goes with digest_key"),
+        ({"digest_key": ""}, "digest_key", "digest_key must be 1 to 200 characters"),
+    ]
+    for extra, field, message in cases:
+        bad = client.post("/api/notifications/schedule/", headers=me, json=schedule_body(["alice"], **extra))
+        assert bad.status_code == 422 and bad.json()["field"] == field, bad.text
+        assert message in bad.json()["detail"], bad.text
+    assert client.get("/api/notifications/?status=pending", headers=me).json()["items"][0]["id"] == nid
+
+
+def test_the_openapi_document_has_the_digest_fields() -> None:
+    schemas = openapi.document()["components"]["schemas"]
+    body = schemas["ScheduleBody"]["properties"]
+    assert {"digest_key", "digest_window_s", "digest_max"} <= set(body)
+    assert body["digest_max"]["anyOf"][0] | {"description": ""} == {
+        "type": "integer",
+        "minimum": 2,
+        "maximum": 1000,
+        "description": "",
+    }
+    assert {"digest_key", "digest_window_ms", "digest_max", "digest"} <= set(schemas["NotificationView"]["properties"])
+
+
+def test_cli_digest_members_survive_a_killed_worker_and_go_out_once(redis_url: str, prefix: str) -> None:
+    """Real time, real processes: three members scheduled with the CLI are held by one worker, which is killed
+    (SIGKILL, a short lease); another worker sends them as one inbox message when the window closes."""
+    target = ["--redis-url", redis_url, "--prefix", prefix]
+    env = {**os.environ, "ZSCHED_REDIS_URL": "", "ZSCHED_LEASE_MS": "1000"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*ZSCHED, *args, *target], capture_output=True, text=True, timeout=60, env=env)
+
+    def worker() -> subprocess.Popen[str]:
+        command = [*ZSCHED, "worker", *target]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+    zs = Scheduler(redis.Redis.from_url(redis_url), core=Core(Keyspace(prefix)))
+
+    def status(nid: int) -> dict[str, Any]:
+        got: dict[str, Any] = msgspec.to_builtins(zs.status(nid))
+        return got
+
+    first = worker()
+    try:
+        base = ["schedule", "--to", "ann", "--message", "m", "--in", "1s", "--json", "--digest-key", "k"]
+        ids = []
+        for i in range(3):
+            made = run(*base, "--title", f"c{i}", "--digest-window", "10s", "--digest-max", "5")
+            assert made.returncode == 0, made.stderr
+            ids += json.loads(made.stdout)["notification_ids"]
+        deadline = time.monotonic() + 30
+        while [status(i)["digest"] for i in ids] != [ids[0]] * 3:
+            assert time.monotonic() < deadline, [status(i) for i in ids]
+            time.sleep(0.05)
+    finally:
+        first.kill()
+        first.communicate(timeout=20)
+    assert [status(i)["scheduled_status"] for i in ids] == ["pending"] * 3, "held until the window closes"
+    shown = run("status", str(ids[1])).stdout
+    assert "digest_key: k" in shown and f"digest: {ids[0]}" in shown, shown
+    second = worker()
+    try:
+        deadline = time.monotonic() + 30
+        while any(status(i)["scheduled_status"] != "sent" for i in ids):
+            assert time.monotonic() < deadline, [status(i) for i in ids]
+            time.sleep(0.1)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        output, _ = second.communicate(timeout=20)
+    views = [zs.status(i) for i in ids]
+    zs.close()
+    assert all(v.sent_at and v.sent_at >= v.scheduled_at and v.digest == ids[0] for v in views), views
+    stream = redis.Redis.from_url(redis_url).xrange(f"{prefix}:{{p0}}:inbox:ann")
+    (message,) = [msgspec.json.decode(fields[b"n"]) for _, fields in stream]
+    assert message["id"] == ids[0] and message["data"]["count"] == 3, message
+    assert [item["title"] for item in message["data"]["items"]] == ["c0", "c1", "c2"]
+    assert f"digest {ids[0]} sent to ann: 3 notification(s)" in output, output

@@ -32,6 +32,8 @@ def show(value: Any, as_json: bool) -> None:
             "collapse_key",
             "collapsed_at",
             "throttled_at",
+            "digest_key",
+            "digest",
             "last_error",
         ):
             item = getattr(value, field)
