@@ -132,11 +132,13 @@ local digest = st.digest and string.format('%d', st.digest)
 local f = digest and fields(KEYS[9] .. digest)
 if f then
   local close = tonumber(f.close)
-  if f.closed or now >= close or count(f.members) >= tonumber(f.max) then
-    if f.holder and f.holder ~= KEYS[10] and tonumber(f['until']) > now then return {'busy', digest} end
+  if not (f.closed or now >= close or count(f.members) >= tonumber(f.max)) then return hold(digest, close) end
+  if not (f.holder and f.holder ~= KEYS[10] and tonumber(f['until']) > now) then
     return flush(digest, KEYS[9] .. digest, f)
   end
-  return hold(digest, close)
+  -- Another worker sends the digest now: it carries this member if its flush took it; if not (this member was
+  -- rescheduled out of the digest, and came due since), it is a new member of the open digest, below.
+  if string.find(' ' .. (f.taken or '') .. ' ', ' ' .. id .. ' ', 1, true) then return {'busy', digest} end
 end
 
 -- Join the open digest for this recipient and key, or open the next one (this member's id is its id).

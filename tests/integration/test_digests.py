@@ -231,6 +231,40 @@ def test_a_resent_join_call_has_one_outcome(zs: Scheduler, clock: ManualClock) -
     assert zs.status(nid).attempts == 0, "held, its claim's attempt is given back once"
 
 
+def test_two_workers_claiming_one_digest_send_it_once(zs: Scheduler, clock: ManualClock) -> None:
+    p = zs.core.keys.partitions[0]
+    ids = [one(zs, "ann", f"c{i}", 1 + i, digest_window=10) for i in range(3)]
+    start = clock.ms
+    clock.ms = start + 3 * S
+    for n in zs.run(zs.core.claim(p, 10, LEASE_MS)).notifications:
+        assert zs.run(zs.core.join_digest(p, n, LEASE_MS)).code == "held"
+    clock.ms = start + 11 * S  # the close: each worker claims one member
+    (a,) = zs.run(zs.core.claim(p, 1, LEASE_MS)).notifications
+    (b,) = zs.run(zs.core.claim(p, 1, LEASE_MS)).notifications
+    first = zs.run(zs.core.join_digest(p, a, LEASE_MS))
+    assert first.code == "flush" and sorted(n.id for n in first.members) == sorted(ids)
+    assert zs.run(zs.core.join_digest(p, b, LEASE_MS)).code == "busy", "the other worker leaves its member alone"
+    zs.run(zs.core.ack(p, [n.id for n in first.members]))
+    assert zs.run(zs.core.join_digest(p, b, LEASE_MS)).code == "gone"
+
+
+def test_a_member_rescheduled_out_of_its_digest_is_not_sent_early(zs: Scheduler, clock: ManualClock) -> None:
+    hook = Hook()
+    kept, moved = one(zs, "ann", "keep", 1), one(zs, "ann", "moved", 2)
+    start = clock.ms
+    clock.ms = start + 2 * S
+    tick(zs, hook)
+    assert view(zs, [kept, moved]) == [("pending", kept)] * 2
+    zs.reschedule(moved, delay=zs.core.digest_window_ms / 1000 + 60)  # past the close
+    clock.ms = start + 1 * S + zs.core.digest_window_ms
+    tick(zs, hook)
+    assert [(n.id, [i["id"] for i in n.data["items"]]) for n in hook.got] == [(kept, [kept])]
+    assert zs.status(moved).scheduled_status == "pending"
+    clock.ms = start + 2 * S + zs.core.digest_window_ms + 60 * S
+    tick(zs, hook)
+    assert zs.status(moved).digest == moved, "due again, it opens a digest of its own"
+
+
 def test_the_digest_options_are_checked(zs: Scheduler) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"digest_key": ""}, "digest_key must be 1 to 200 characters"),
