@@ -6,8 +6,9 @@
 -- is pending again (its attempt uncounted), not leased, and due at the digest's close, so a worker that dies
 -- loses nothing and cancel, pause and expiry treat it as any pending one; the claim of any member at or after
 -- the close (or the join that fills the digest) flushes it: every member still waiting, whose own due time has
--- come, moves to processing under this call's lease, and the reply carries them. A member claimed by another
--- worker meanwhile is taken too; that worker's own call then answers 'busy' and it leaves the member alone.
+-- come (and whose expires_at has not), moves to processing under this call's lease, and the reply carries them.
+-- A member claimed by another worker meanwhile is taken too; that worker's own call then answers 'busy' and it
+-- leaves the member alone.
 -- After a failed flush its members are retried as usual and their next claim flushes the digest again.
 -- The digest key is per digest, known only from the member's state or the open pointer, so it is built here:
 -- KEYS[9] .. id (the prefix carries the partition's hash tag, as every key of this call does).
@@ -92,6 +93,13 @@ local function hold(digest, close)
   return {'held', digest, close}
 end
 
+-- Whether waiting member `m` is past its expires_at: a full digest goes before its close, and such a member stays
+-- due for claim.lua to expire there. The payload is read here, never written back.
+local function expired(m, member)
+  local ok, body = pcall(cjson.decode, redis.call('HGET', KEYS[3], m.call and string.format('%d', m.call) or member))
+  return ok and type(body) == 'table' and tonumber(body.expires_at) ~= nil and now >= tonumber(body.expires_at)
+end
+
 -- Send digest `digest` now: every member still waiting (or claimed) whose own due time has come is this call's.
 local function flush(digest, key, f)
   local deadline = now + tonumber(ARGV[5])
@@ -105,7 +113,7 @@ local function flush(digest, key, f)
     if ok and type(m) == 'table' and tonumber(m.digest) == tonumber(digest) then
       local take = m.status == 'processing'
       if m.status == 'pending' and tonumber(m.scheduled_at) and m.scheduled_at <= now
-        and redis.call('ZSCORE', due_of(m), member) then  -- waiting in the digest: its due time has come
+        and redis.call('ZSCORE', due_of(m), member) and not expired(m, member) then  -- waiting in the digest
         redis.call('ZREM', due_of(m), member)
         m.attempts = (tonumber(m.attempts) or 0) + 1
         take = true

@@ -31,7 +31,7 @@ from zsched.delivery.worker import Worker
 from zsched.engine import Script
 from zsched.engine.replies import JoinDigestReply
 from zsched.errors import FieldError
-from zsched.models import Notification
+from zsched.models import Notification, ms_to_datetime
 from zsched.web import openapi
 
 __all__ = ["client", "settings", "tokens"]  # fixtures used by name
@@ -150,6 +150,21 @@ def test_a_full_digest_goes_at_once_but_never_before_a_members_due_time(zs: Sche
     clock.ms = start + 30 * S
     tick(zs, hook)
     assert zs.status(third).digest == third
+
+
+def test_a_full_digest_leaves_out_a_member_past_its_expiry(zs: Scheduler, clock: ManualClock) -> None:
+    hook = Hook()
+    start = clock.ms
+    lapsing = one(zs, "ann", "lapsing", 1, digest_max=2, expires_at=ms_to_datetime(start + 5 * S))
+    full = one(zs, "ann", "full", 10)
+    for at_s in (1, 10):
+        clock.ms = start + at_s * S
+        tick(zs, hook)
+    assert [(n.id, [i["id"] for i in n.data["items"]]) for n in hook.got] == [(lapsing, [full])]
+    assert view(zs, [lapsing, full]) == [("pending", lapsing), ("sent", lapsing)]
+    clock.ms = start + 1 * S + zs.core.digest_window_ms
+    tick(zs, hook)
+    assert zs.status(lapsing).scheduled_status == "expired" and len(hook.got) == 1
 
 
 def test_a_cancelled_member_is_left_out_and_no_empty_digest_goes(zs: Scheduler, clock: ManualClock) -> None:
@@ -275,6 +290,7 @@ def test_the_digest_options_are_checked(zs: Scheduler) -> None:
         ({"digest_key": "k", "digest_window": 90_000}, "digest_window must be between 1 s and 1 day"),
         ({"digest_key": "k", "digest_max": 1}, "digest_max must be a whole number from 2 to 1000; got 1"),
         ({"digest_key": "k", "digest_max": "5"}, "digest_max must be a whole number from 2 to 1000"),
+        ({"digest_key": "k", "on_late": "skip"}, "late_after must be longer than digest_window.*60 s.*300 s"),
     ]
     for options, message in cases:
         with pytest.raises(FieldError, match=message):

@@ -64,7 +64,9 @@ class ProducerOps(ReadViews):
         expiry = validation.expiry(expires_at, on_late, late_after, at_ms, delay_ms, now_ms)
         collapsing = validation.collapse_key(collapse_key)
         spread_ms = validation.spread(spread)
-        digesting = validation.digest(digest_key, digest_window, digest_max, self.digest_window_ms, self.digest_max)
+        digesting = validation.digest(
+            digest_key, digest_window, digest_max, self.digest_window_ms, self.digest_max, expiry
+        )
         body = validation.payload(
             title, message, type, priority, data, creator, channels, expiry, collapsing, spread_ms, digesting
         )

@@ -243,10 +243,13 @@ class Digesting(msgspec.Struct, frozen=True):
     most: int
 
 
-def digest(key: object, window: object, most: object, default_window_ms: int, default_most: int) -> Digesting | None:
+def digest(
+    key: object, window: object, most: object, default_window_ms: int, default_most: int, expiry: Expiry | None = None
+) -> Digesting | None:
     """The digest options, checked: ``key`` as a collapse key is (1 to 200 characters, no control characters);
     ``window`` (seconds or a timedelta, 1 s to 1 day) and ``most`` (2 to 1000) only with a key, each defaulting
-    to the configured value."""
+    to the configured value. A member waits up to the window in its digest and is claimed again at its close, so
+    with ``on_late`` skip (``expiry``) its ``late_after`` must be longer than the window."""
     if key is None:
         for name, value in (("digest_window", window), ("digest_max", most)):
             if value is not None:
@@ -272,6 +275,13 @@ def digest(key: object, window: object, most: object, default_window_ms: int, de
         raise FieldError(
             f"digest_max must be a whole number from {MIN_DIGEST_MAX} to {MAX_DIGEST_MAX}; got {_short(count)}",
             "digest_max",
+        )
+    if expiry is not None and expiry.on_late == "skip" and (expiry.late_after_ms or 0) <= window_ms:
+        raise FieldError(
+            f"with digest_key and on_late skip, late_after must be longer than digest_window (a member waits up to "
+            f"the window in its digest); got late_after {(expiry.late_after_ms or 0) / 1000:g} s, digest_window "
+            f"{window_ms / 1000:g} s",
+            "late_after",
         )
     return Digesting(key, window_ms, count)
 
