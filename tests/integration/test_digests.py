@@ -134,6 +134,24 @@ def test_members_due_within_the_window_go_out_as_one_delivery_per_channel(zs: Sc
     assert [(n.id, n.data["count"]) for n in hook.got if n.id not in (plain, ids[0])] == [(bo, 1), (later, 1)]
 
 
+def test_a_many_recipient_call_gives_each_recipient_their_own_digest(zs: Scheduler, clock: ManualClock) -> None:
+    hook = Hook()
+    people = ["ann", "bo", "cy"]
+    first = zs.schedule(people, "c0", "m", delay=1, digest_key="k", channels=CHANNELS, digest_window=10)
+    second = zs.schedule(people[:2], "c1", "m", delay=2, digest_key="k", channels=CHANNELS)
+    start = clock.ms
+    for at_s in (1, 2, 11):
+        clock.ms = start + at_s * S
+        tick(zs, hook)
+    got = {n.recipient: [i["id"] for i in n.data["items"]] for n in hook.got}
+    assert got == {
+        "ann": [first.notification_ids[0], second.notification_ids[0]],
+        "bo": [first.notification_ids[1], second.notification_ids[1]],
+        "cy": [first.notification_ids[2]],
+    }
+    assert [zs.status(i).digest for i in second.notification_ids] == first.notification_ids[:2]
+
+
 def test_a_full_digest_goes_at_once_but_never_before_a_members_due_time(zs: Scheduler, clock: ManualClock) -> None:
     hook = Hook()
     first, second, third = (one(zs, "ann", f"c{i}", 10 + 10 * i, digest_max=2) for i in range(3))
