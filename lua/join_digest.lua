@@ -105,14 +105,18 @@ local function flush(digest, key, f)
   local deadline = now + tonumber(ARGV[5])
   redis.call('HSET', key, 'closed', '1')
   if redis.call('GET', KEYS[8]) == digest then redis.call('DEL', KEYS[8]) end
+  -- The first flush takes the members due by the close; a later one (after a failure, or a worker that died
+  -- sending it) exactly those the last one took, whose retries moved their due times.
+  local again, close = f.taken ~= nil, tonumber(f.close)
   local taken = {}
-  for member in string.gmatch(f.members or '', '%d+') do
+  for member in string.gmatch((again and f.taken or f.members) or '', '%d+') do
     local mraw = redis.call('HGET', KEYS[1], member)
     local ok, m = false, nil
     if mraw then ok, m = pcall(cjson.decode, mraw) end
-    if ok and type(m) == 'table' and tonumber(m.digest) == tonumber(digest) then
+    if ok and type(m) == 'table' and tonumber(m.digest) == tonumber(digest) and tonumber(m.scheduled_at)
+      and (again or m.scheduled_at <= close) then
       local take = m.status == 'processing'
-      if m.status == 'pending' and tonumber(m.scheduled_at) and m.scheduled_at <= now
+      if m.status == 'pending' and m.scheduled_at <= now
         and redis.call('ZSCORE', due_of(m), member) and not expired(m, member) then  -- waiting in the digest
         redis.call('ZREM', due_of(m), member)
         m.attempts = (tonumber(m.attempts) or 0) + 1
@@ -135,18 +139,16 @@ local function flush(digest, key, f)
 end
 
 -- A member that names a digest whose record still exists: flush it if due, else hold it there again (a
--- reschedule or an expired lease took it out of the digest before its close).
+-- reschedule or an expired lease took it out of the digest before its close). One the digest no longer counts
+-- on (rescheduled past its close, or due again after it went without it) is a new member of the open one, below.
 local digest = st.digest and string.format('%d', st.digest)
 local f = digest and fields(KEYS[9] .. digest)
-if f then
+local taken_here = f and string.find(' ' .. (f.taken or '') .. ' ', ' ' .. id .. ' ', 1, true)
+if f and (taken_here or not f.closed and st.scheduled_at <= tonumber(f.close)) then
   local close = tonumber(f.close)
   if not (f.closed or now >= close or count(f.members) >= tonumber(f.max)) then return hold(digest, close) end
-  if not (f.holder and f.holder ~= KEYS[10] and tonumber(f['until']) > now) then
-    return flush(digest, KEYS[9] .. digest, f)
-  end
-  -- Another worker sends the digest now: it carries this member if its flush took it; if not (this member was
-  -- rescheduled out of the digest, and came due since), it is a new member of the open digest, below.
-  if string.find(' ' .. (f.taken or '') .. ' ', ' ' .. id .. ' ', 1, true) then return {'busy', digest} end
+  if f.holder and f.holder ~= KEYS[10] and tonumber(f['until']) > now then return {'busy', digest} end
+  return flush(digest, KEYS[9] .. digest, f)
 end
 
 -- Join the open digest for this recipient and key, or open the next one (this member's id is its id).

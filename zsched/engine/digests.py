@@ -75,7 +75,7 @@ class DigestOps(CoreBase):
         return Joined(reply.code, reply.digest, reply.close_ms, members)
 
     def digest_done(self, partition: Partition, digest: int, sent: bool) -> Op[None]:
-        """After a flush: drop the digest's record when it was ``sent``; otherwise release the flush, so the
-        retries of its members (due together) flush it again at once."""
+        """After a flush: drop the digest's record when it was ``sent``; otherwise release the flush (its ``taken``
+        stays), so the retries of its members, due together, flush it again with the same members."""
         key = partition.digest(str(digest))
-        yield [Command(("DEL", key) if sent else ("HDEL", key, "holder", "until", "taken"))]
+        yield [Command(("DEL", key) if sent else ("HDEL", key, "holder", "until"))]
