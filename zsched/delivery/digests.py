@@ -89,16 +89,16 @@ class Digests:
         self.observe: Observer = observe
 
     async def handle(self, p: Partition, members: Sequence[Notification]) -> int:
-        """Join each claimed member in turn (a later one may find the digest an earlier one opened), sending each
-        digest that comes due; returns how many members were sent."""
-        sent = 0
-        for n in members:
-            joined = await self.scheduler.run(self.core.join_digest(p, n, self.lease_ms))
+        """Join the claimed members (in one round trip, in order: a later one may find the digest an earlier one
+        opened), then send each digest that came due; returns how many members were sent."""
+        flushes = []
+        joins = await self.scheduler.run(self.core.join_digests(p, members, self.lease_ms))
+        for n, joined in zip(members, joins, strict=True):
             if joined.code == "held":
                 log.debug("notification %s waits in digest %s until %s", n.id, joined.digest, joined.close_ms)
             elif joined.code == "flush" and joined.members:
-                sent += await self.send(p, joined.digest, joined.members)
-        return sent
+                flushes.append(self.send(p, joined.digest, joined.members))
+        return sum(await asyncio.gather(*flushes))
 
     async def send(self, p: Partition, digest: int, members: list[Notification]) -> int:
         """Deliver one digest as one notification, then ack every member, or retry (or fail) them together;

@@ -6,6 +6,8 @@ Each is a generator of Redis steps (see ``steps``); nothing here does I/O of its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 from ..models import Notification
@@ -13,7 +15,7 @@ from . import records
 from .base import CoreBase
 from .keys import Partition
 from .replies import JoinDigestReply
-from .steps import Command, Op, Script
+from .steps import Command, Op, Script, Step
 
 DIGEST_KEEP_MS = 24 * 3600 * 1000
 """How long a digest's record outlives its close and each flush: a failed flush's retries find their digest's
@@ -39,40 +41,51 @@ class DigestOps(CoreBase):
         """Join claimed ``n`` (it has a ``digest_key``) to its recipient's open digest for that key, or open one;
         when that digest is due (closed, or full with ``n``), take every member waiting in it under a lease of
         ``lease_ms`` and return them. A member whose record cannot be read is left out of the flush."""
+        (joined,) = yield from self.join_digests(partition, [n], lease_ms)
+        return joined
+
+    def join_digests(self, partition: Partition, batch: Sequence[Notification], lease_ms: int) -> Op[list[Joined]]:
+        """``join_digest`` for each of ``batch``, in one round trip: the calls run in order, so a member finds the
+        digest an earlier one opened, and one flush takes the members an earlier call held."""
         p = partition
-        assert n.digest_key is not None, "only a notification with a digest_key joins a digest"
-        (raw,) = yield [
-            Script(
-                "join_digest",
-                [
-                    p.state,
-                    p.processing,
-                    p.notifications,
-                    *p.due_for_each,
-                    p.digest_open(n.recipient, n.digest_key),
-                    p.digest(""),
-                    self.op_key(p),
-                ],
-                [
-                    self.now_arg(),
-                    n.id,
-                    n.digest_window_ms or self.digest_window_ms,
-                    n.digest_max or self.digest_max,
-                    lease_ms,
-                    DIGEST_KEEP_MS,
-                    self.op_ttl_ms,
-                    p.wakeup,
-                ],
+        steps: list[Step] = []
+        for n in batch:
+            assert n.digest_key is not None, "only a notification with a digest_key joins a digest"
+            steps.append(
+                Script(
+                    "join_digest",
+                    [
+                        p.state,
+                        p.processing,
+                        p.notifications,
+                        *p.due_for_each,
+                        p.digest_open(n.recipient, n.digest_key),
+                        p.digest(""),
+                        self.op_key(p),
+                    ],
+                    [
+                        self.now_arg(),
+                        n.id,
+                        n.digest_window_ms or self.digest_window_ms,
+                        n.digest_max or self.digest_max,
+                        lease_ms,
+                        DIGEST_KEEP_MS,
+                        self.op_ttl_ms,
+                        p.wakeup,
+                    ],
+                )
             )
-        ]
-        reply = JoinDigestReply.read(raw)
-        members = []
-        for member_id, state, payload in reply.members:
-            try:
-                members.append(records.notification(member_id, state, payload))
-            except records.UNDECODABLE:
-                continue  # under the lease still: reaped, then claimed again and failed there with its reason
-        return Joined(reply.code, reply.digest, reply.close_ms, members)
+        out: list[Joined] = []
+        for raw in (yield steps) if steps else []:
+            reply = JoinDigestReply.read(raw)
+            members = []
+            for member_id, state, payload in reply.members:
+                try:
+                    members.append(records.notification(member_id, state, payload))
+                except records.UNDECODABLE:
+                    continue  # under the lease still: reaped, then claimed again and failed there with its reason
+            out.append(Joined(reply.code, reply.digest, reply.close_ms, members))
+        return out
 
     def digest_done(self, partition: Partition, digest: int, sent: bool) -> Op[None]:
         """After a flush: drop the digest's record when it was ``sent``; otherwise release the flush (its ``taken``
