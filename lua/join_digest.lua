@@ -30,12 +30,12 @@
 -- ARGV[6] keep_ms       how long a digest's record outlives its close, and each flush (retries find it)
 -- ARGV[7] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[8] wakeup        channel told when a digest opens (its close is a new due time)
--- Returns: {'held', digest id, close_ms} | {'flush', digest id, id, state JSON, payload JSON, ...}
+-- Returns: {'held', digest id, close_ms} | {'flush', digest id, close_ms, id, state JSON, payload JSON, ...}
 --          | {'busy', digest id} | {'gone', current status}
 --          held: it waits in the digest; flush: these members (this one among them) are this call's to send, as
 --          one; busy: another worker's flush of the digest carries it; gone: it is no longer this claim's
-local function reply_flush(digest, ids)
-  local reply = {'flush', digest}
+local function reply_flush(digest, close, ids)
+  local reply = {'flush', digest, close}
   for _, id in ipairs(ids) do
     local raw = redis.call('HGET', KEYS[1], id) or '{}'
     local call = string.match(raw, '"call":(%d+)')
@@ -51,7 +51,7 @@ if kept then  -- a retry of a call that already ran (its reply was lost): the sa
   local parts = {}
   for v in string.gmatch(kept, '[^ ]+') do parts[#parts + 1] = v end
   if parts[1] == 'held' then return {'held', parts[2], tonumber(parts[3])} end
-  return reply_flush(parts[2], {unpack(parts, 3)})
+  return reply_flush(parts[2], tonumber(parts[3]), {unpack(parts, 4)})
 end
 
 local now = tonumber(ARGV[1])
@@ -134,8 +134,8 @@ local function flush(digest, key, f)
   local list = table.concat(taken, ' ')
   redis.call('HSET', key, 'holder', KEYS[10], 'until', string.format('%d', deadline), 'taken', list)
   redis.call('PEXPIRE', key, tonumber(ARGV[6]))
-  redis.call('SET', KEYS[10], 'flush ' .. digest .. ' ' .. list, 'PX', ARGV[7])
-  return reply_flush(digest, taken)
+  redis.call('SET', KEYS[10], 'flush ' .. digest .. ' ' .. f.close .. ' ' .. list, 'PX', ARGV[7])
+  return reply_flush(digest, close, taken)
 end
 
 -- A member that names a digest whose record still exists: flush it if due, else hold it there again (a

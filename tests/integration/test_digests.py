@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -421,3 +422,7 @@ def test_cli_digest_members_survive_a_killed_worker_and_go_out_once(redis_url: s
     assert message["id"] == ids[0] and message["data"]["count"] == 3, message
     assert [item["title"] for item in message["data"]["items"]] == ["c0", "c1", "c2"]
     assert f"digest {ids[0]} sent to ann: 3 notification(s)" in output, output
+    late = [
+        float(ms) for ms in re.findall(r"sent notification \d+ to ann \(attempt \d+, (-?[\d.]+) ms after due", output)
+    ]
+    assert len(late) == 3 and max(late) < 8_000, f"lateness counts from the digest's close, not the 10 s wait: {late}"

@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import redis
 
 from ..client import AsyncScheduler
 from ..engine.keys import Partition
 from ..engine.leases import ChannelReport
 from ..errors import UnavailableError
-from ..models import PRIORITIES, Notification
+from ..models import PRIORITIES, Notification, ms_to_datetime
 from .channel import ChannelsFailed, Delivery, Outcome, first_line, permanent
 from .outcomes import Observer, report
 from .templating import Renderer
@@ -97,12 +97,14 @@ class Digests:
             if joined.code == "held":
                 log.debug("notification %s waits in digest %s until %s", n.id, joined.digest, joined.close_ms)
             elif joined.code == "flush" and joined.members:
-                flushes.append(self.send(p, joined.digest, joined.members))
+                flushes.append(self.send(p, joined.digest, joined.members, joined.close_ms))
         return sum(await asyncio.gather(*flushes))
 
-    async def send(self, p: Partition, digest: int, members: list[Notification]) -> int:
+    async def send(self, p: Partition, digest: int, members: list[Notification], close_ms: int) -> int:
         """Deliver one digest as one notification, then ack every member, or retry (or fail) them together;
-        returns how many were sent. Its leases are renewed while it is delivered."""
+        returns how many were sent. Its leases are renewed while it is delivered. Logs and the observer see each
+        member due when the digest was (its close, or when it filled, or its retry's time): the wait in the digest
+        is the point, not lateness."""
         renewing = asyncio.create_task(self._renew(p, members))
         try:
             ready, failures = await self._render(members)
@@ -115,7 +117,7 @@ class Digests:
         finally:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
-        done_ms = time.time() * 1000  # this process's clock: only the lateness a log line or an observer shows
+        done_ms = self.core.rough_now_ms()  # this process's clock: only for the lateness logs and observers see
         delays: dict[int, int | None] = {n.id: None for n, _ in failures}  # a template gone: no retry renders it
         reports: dict[int, ChannelReport] = {}
         sent: list[Notification] = []
@@ -137,7 +139,19 @@ class Digests:
         if failures:
             await self.scheduler.run(self.core.fail(p, failures, delays, reports))
         await self.scheduler.run(self.core.digest_done(p, digest, sent=outcome is None))
-        report(sent, failures, delays, done_ms, self.core.retry.max_attempts, self.observe)
+        due_ms = min(close_ms, done_ms)
+
+        def as_due(n: Notification) -> Notification:
+            return msgspec.structs.replace(n, scheduled_at=max(n.scheduled_at, ms_to_datetime(due_ms)))
+
+        report(
+            [as_due(n) for n in sent],
+            [(as_due(n), why) for n, why in failures],
+            delays,
+            done_ms,
+            self.core.retry.max_attempts,
+            self.observe,
+        )
         if sent:
             log.info("digest %s sent to %s: %d notification(s)", digest, members[0].recipient, len(sent))
         return len(sent)

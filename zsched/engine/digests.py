@@ -25,8 +25,9 @@ cancelled goes then."""
 
 class Joined(msgspec.Struct):
     """What joining a claimed member did: ``held`` (it waits in digest ``digest``, due at ``close_ms``), ``flush``
-    (``members``, this one among them, are now this worker's to send as one, under the lease), ``busy`` (another
-    worker's flush carries it) or ``gone`` (no longer this claim's: leave it alone)."""
+    (``members``, this one among them, are now this worker's to send as one, under the lease; the digest closed,
+    or closes, at ``close_ms``), ``busy`` (another worker's flush carries it) or ``gone`` (no longer this claim's:
+    leave it alone)."""
 
     code: str
     digest: int = 0

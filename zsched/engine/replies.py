@@ -545,8 +545,8 @@ class ResumeReply(Reply, frozen=True):
 
 
 class JoinDigestReply(Reply, frozen=True):
-    """The reply of ``join_digest.lua``: {'held', digest id, close_ms} | {'flush', digest id, id, state JSON, payload
-    JSON, ...} | {'busy', digest id} | {'gone', current status}."""
+    """The reply of ``join_digest.lua``: {'held', digest id, close_ms} | {'flush', digest id, close_ms, id, state
+    JSON, payload JSON, ...} | {'busy', digest id} | {'gone', current status}."""
 
     code: str
     digest: int = 0
@@ -560,10 +560,10 @@ class JoinDigestReply(Reply, frozen=True):
         code = text(reply[0])
         if code == "gone":
             return cls(code, status=text(reply[1]))
-        if code == "held":
-            return cls(code, int(reply[1]), int(reply[2]))
-        members = [(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(2, len(reply), 3)]
-        return cls(code, int(reply[1]), members=members)
+        if code == "busy":
+            return cls(code, int(reply[1]))
+        members = [(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(3, len(reply), 3)]
+        return cls(code, int(reply[1]), int(reply[2]), members=members)
 
 
 READERS: dict[str, type[Reply]] = {
