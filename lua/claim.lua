@@ -7,7 +7,8 @@
 -- none while ARGV[6] is 'all') is delivered here instead of leaving in processing: its message (the JSON
 -- Delivered.of writes, spliced from the stored payload's members, never decoded) is appended to the
 -- recipient's inbox and PUBLISHed with its stream id as publish_inbox.lua does, and it is marked sent as
--- ack.lua would. One whose payload names a template is claimed as usual: the worker renders it. A record
+-- ack.lua would. One whose payload names a template is claimed as usual: the worker renders it; so is one
+-- naming a digest_key: the worker joins it to its digest (join_digest.lua). A record
 -- this script cannot vouch for (not as zsched writes it) is claimed as usual, so the worker decodes it and
 -- fails it with the reason.
 -- Expiry is decided here, so an expired notification never reaches a channel (this script's inbox path
@@ -296,8 +297,9 @@ local function middle_of(holder)
       or ((channels == nil or channels == '[]') and inbox_mode == 'all')  -- none named: the default channels
     local typ, priority, data = m.type or '"system"', m.priority or '"normal"', m.data or '{}'
     local by = m.created_by
-    -- a templated one (its payload names a template) is rendered by the worker, so it is claimed for Python
-    if only_websocket and m.template == nil and m.title and m.message and string.sub(m.title, 1, 1) == '"'
+    -- a templated one (its payload names a template) is rendered by the worker, and a digest member (it names
+    -- a digest_key) joins its digest there, so each is claimed for Python
+    if only_websocket and m.template == nil and m.digest_key == nil and m.title and m.message and string.sub(m.title, 1, 1) == '"'
       and string.sub(m.message, 1, 1) == '"' and string.sub(typ, 1, 1) == '"' and PRIORITIES[priority]
       and string.sub(data, 1, 1) == '{' and (data == '{}' or pcall(cjson.decode, data))
       and (by == nil or by == 'null' or string.sub(by, 1, 1) == '"') then

@@ -138,6 +138,9 @@ class Scheduler(Driver, SyncTemplates):
         late_after: timedelta | float | None = None,
         collapse_key: str | None = None,
         spread: timedelta | float | None = None,
+        digest_key: str | None = None,
+        digest_window: timedelta | float | None = None,
+        digest_max: int | None = None,
         deliver_at_local: str | None = None,
         local_date: date | None = None,
     ) -> ScheduleResult:
@@ -146,7 +149,10 @@ class Scheduler(Driver, SyncTemplates):
         Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
         (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
         notification scheduled earlier with the same key ends ``collapsed``. With ``spread`` (seconds or a
-        timedelta), the recipients are due spread evenly over that window after the due time.
+        timedelta), the recipients are due spread evenly over that window after the due time. With ``digest_key``,
+        a recipient's notifications with that key due within ``digest_window`` (default ``ZSCHED_DIGEST_WINDOW_MS``)
+        of the first go out as one delivery per channel, a count plus the items, at most ``digest_max`` (default
+        ``ZSCHED_DIGEST_MAX``) in one; none before its own due time, and each one's ``digest`` names the digest.
         ``deliver_at_local="09:00"`` with ``local_date`` (instead of ``at``/``delay``) makes each recipient due
         at 09:00 of that date in their own zone; unless ``priority`` is urgent, one due inside its recipient's
         quiet hours waits until they end (see ``set_contact``)."""
@@ -169,6 +175,9 @@ class Scheduler(Driver, SyncTemplates):
                     late_after=late_after,
                     collapse_key=collapse_key,
                     spread=spread,
+                    digest_key=digest_key,
+                    digest_window=digest_window,
+                    digest_max=digest_max,
                     deliver_at_local=deliver_at_local,
                     local_date=local_date,
                 ),
@@ -499,6 +508,9 @@ class AsyncScheduler(Driver, AsyncTemplates):
         late_after: timedelta | float | None = None,
         collapse_key: str | None = None,
         spread: timedelta | float | None = None,
+        digest_key: str | None = None,
+        digest_window: timedelta | float | None = None,
+        digest_max: int | None = None,
         deliver_at_local: str | None = None,
         local_date: date | None = None,
     ) -> ScheduleResult:
@@ -507,7 +519,10 @@ class AsyncScheduler(Driver, AsyncTemplates):
         Not sent when claimed at or after ``expires_at``, nor (``on_late="skip"``) more than ``late_after``
         (default 60 s) past its due time: it ends ``expired``. With ``collapse_key``, each recipient's pending
         notification scheduled earlier with the same key ends ``collapsed``. With ``spread`` (seconds or a
-        timedelta), the recipients are due spread evenly over that window after the due time.
+        timedelta), the recipients are due spread evenly over that window after the due time. With ``digest_key``,
+        a recipient's notifications with that key due within ``digest_window`` (default ``ZSCHED_DIGEST_WINDOW_MS``)
+        of the first go out as one delivery per channel, a count plus the items, at most ``digest_max`` (default
+        ``ZSCHED_DIGEST_MAX``) in one; none before its own due time, and each one's ``digest`` names the digest.
         ``deliver_at_local="09:00"`` with ``local_date`` (instead of ``at``/``delay``) makes each recipient due
         at 09:00 of that date in their own zone; unless ``priority`` is urgent, one due inside its recipient's
         quiet hours waits until they end (see ``set_contact``)."""
@@ -530,6 +545,9 @@ class AsyncScheduler(Driver, AsyncTemplates):
                     late_after=late_after,
                     collapse_key=collapse_key,
                     spread=spread,
+                    digest_key=digest_key,
+                    digest_window=digest_window,
+                    digest_max=digest_max,
                     deliver_at_local=deliver_at_local,
                     local_date=local_date,
                 ),

@@ -69,6 +69,11 @@ class Payload(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     # template's fallback locale); its presence also keeps claim.lua from delivering it unrendered.
     template: TemplateRef | None = None
     spread_ms: int | None = None  # a call's recipients are due spread evenly over this long after its due time
+    # Digests (claim.lua hands a payload naming digest_key to the worker, which joins it to its recipient's open
+    # digest for that key): the window a digest it opens stays open, and how many members it takes at most.
+    digest_key: str | None = None
+    digest_window_ms: int | None = None
+    digest_max: int | None = None
 
 
 class State(msgspec.Struct, omit_defaults=True):
@@ -98,6 +103,7 @@ class State(msgspec.Struct, omit_defaults=True):
     channel_errors: dict[str, str] = msgspec.field(default_factory=dict)  # channel -> its last failure
     read_at: int | None = None  # when its recipient marked it read
     opted_out: list[str] = msgspec.field(default_factory=list)  # channels its recipient opted out of, not sent
+    digest: int | None = None  # the digest (its first member's id) that holds or carried it (join_digest.lua)
 
 
 class Notification(msgspec.Struct, kw_only=True):
@@ -136,6 +142,10 @@ class Notification(msgspec.Struct, kw_only=True):
     throttled_at: datetime | None = None
     skipped_at: datetime | None = None  # every channel it names was opted out of by its recipient: not sent
     opted_out: list[str] = msgspec.field(default_factory=list)  # channels its recipient opted out of, not sent
+    digest_key: str | None = None  # sent in one digest with its recipient's others of this key due in the window
+    digest_window_ms: int | None = None  # how long a digest it opens stays open
+    digest_max: int | None = None  # most members of a digest it opens
+    digest: int | None = None  # the digest holding it (pending) or that carried it (sent): its first member's id
 
     @property
     def is_sent(self) -> bool:
@@ -178,6 +188,10 @@ class Notification(msgspec.Struct, kw_only=True):
             throttled_at=_maybe_datetime(state.throttled_at),
             skipped_at=_maybe_datetime(state.skipped_at),
             opted_out=state.opted_out,
+            digest_key=payload.digest_key,
+            digest_window_ms=payload.digest_window_ms,
+            digest_max=payload.digest_max,
+            digest=state.digest,
         )
 
 

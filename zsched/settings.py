@@ -26,6 +26,7 @@ from .engine.base import MAX_DEAD, OP_TTL_MS
 from .engine.core import DAY_MS, Core, Retention
 from .engine.keys import Keyspace
 from .engine.shaping import RecipientLimit, limits_arg
+from .engine.validation import DEFAULT_DIGEST_MAX, DEFAULT_DIGEST_WINDOW_MS
 from .errors import ConfigError, ValidationError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -79,6 +80,8 @@ class EngineSettings(msgspec.Struct, kw_only=True, frozen=True):
     max_pending_per_creator: int = 100_000  # pending + processing per creator, across partitions; 0: no cap
     max_call_bytes: int = 64 * 1024 * 1024  # payload bytes x recipients one schedule call may store
     op_ttl_ms: int = OP_TTL_MS  # how long a script call's outcome answers its retries; above the retry window
+    digest_window_ms: int = DEFAULT_DIGEST_WINDOW_MS  # a digest's window when its first member names none
+    digest_max: int = DEFAULT_DIGEST_MAX  # most members of one digest when its first member names none
 
 
 class WorkerSettings(msgspec.Struct, kw_only=True, frozen=True):
@@ -252,6 +255,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             max_pending_per_creator=e.max_pending_per_creator,
             max_call_bytes=e.max_call_bytes,
             op_ttl_ms=e.op_ttl_ms,
+            digest_window_ms=e.digest_window_ms,
+            digest_max=e.digest_max,
         )
 
     @property

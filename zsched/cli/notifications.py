@@ -61,6 +61,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], common
         "--collapse-key", help="each recipient's pending notification scheduled earlier with this key ends collapsed"
     )
     cmd.add_argument("--spread", help="spread the recipients' due times evenly over this long, e.g. 10m")
+    cmd.add_argument(
+        "--digest-key",
+        help="each recipient's notifications with this key due within the window go out as one: a count plus the items",
+    )
+    cmd.add_argument(
+        "--digest-window", metavar="DURATION", help="with --digest-key: how long a digest stays open, e.g. 10m"
+    )
+    cmd.add_argument("--digest-max", type=int, help="with --digest-key: most notifications in one digest")
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")
 
     for name, text in (("status", "show one notification"), ("cancel", "cancel a pending notification")):
@@ -166,6 +174,9 @@ def _schedule(zs: Scheduler, args: argparse.Namespace) -> None:
                 late_after=None if args.late_after is None else parse_duration_ms(args.late_after) / 1000,
                 collapse_key=args.collapse_key,
                 spread=None if args.spread is None else parse_duration_ms(args.spread) / 1000,
+                digest_key=args.digest_key,
+                digest_window=None if args.digest_window is None else parse_duration_ms(args.digest_window) / 1000,
+                digest_max=args.digest_max,
                 **when,
             )
             ids += result.notification_ids

@@ -34,6 +34,8 @@ def show(value: Any, as_json: bool) -> None:
             "throttled_at",
             "skipped_at",
             "opted_out",
+            "digest_key",
+            "digest",
             "last_error",
         ):
             item = getattr(value, field)

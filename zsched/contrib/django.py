@@ -103,6 +103,9 @@ def schedule_on_commit(
     on_late: str = "send",
     late_after: timedelta | float | None = None,
     collapse_key: str | None = None,
+    digest_key: str | None = None,
+    digest_window: timedelta | float | None = None,
+    digest_max: int | None = None,
     on_scheduled: Callable[[ScheduleResult], object] | None = None,
     using: str | None = None,
     robust: bool = False,
@@ -124,6 +127,9 @@ def schedule_on_commit(
         "on_late": on_late,
         "late_after": late_after,
         "collapse_key": collapse_key,
+        "digest_key": digest_key,
+        "digest_window": digest_window,
+        "digest_max": digest_max,
     }
     people = list(recipients)
     scheduler = get_scheduler()

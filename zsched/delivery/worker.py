@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import redis
 
 from .. import tracing
@@ -45,6 +46,7 @@ from ..errors import UnavailableError
 from ..models import Notification
 from .addresses import sharing
 from .channel import ChannelsFailed, Delivery, Outcome, first_line, permanent
+from .digests import Digests
 from .inbox import InboxDelivery, claim_plan
 from .optouts import apply_opt_outs, channels_of
 from .outcomes import Observer, report, report_claimed
@@ -122,6 +124,7 @@ class Worker:
         self.inbox_plan = claim_plan(self.delivery)
         self.renderer = Renderer(scheduler)  # templated notifications are rendered here, never in the claim
         self._channels_of = channels_of(self.delivery)  # which channels an opt-out may take from a notification
+        self.digests = Digests(scheduler, self.delivery, self.renderer, lease_ms, self._observe)
         self.batch = batch
         self.lease_ms = lease_ms
         self.idle_s = idle_s
@@ -318,8 +321,19 @@ class Worker:
             return True
 
     async def _deliver(self, p: Partition, claimed: Claimed, claimed_at: float) -> None:
+        batch = claimed.notifications
+        if any(n.digest_key is not None for n in batch):  # digest members join their digests, beside the rest
+            rest = [n for n in batch if n.digest_key is None]
+            joining = self.digests.handle(p, [n for n in batch if n.digest_key is not None])
+            others = msgspec.structs.replace(claimed, notifications=rest)
+            if rest:
+                carried, _ = await asyncio.gather(joining, self._deliver(p, others, claimed_at))
+            else:
+                carried = await joining
+            self.delivered += carried
+            return
         # Opt-outs first (read now, at send time): the skipped ones end here, the rest lose the channels opted out of.
-        batch, contacts = await apply_opt_outs(self.scheduler, p, claimed.notifications, self._channels_of)
+        batch, contacts = await apply_opt_outs(self.scheduler, p, batch, self._channels_of)
         if not batch:
             return
         renewing = asyncio.create_task(self._renew(p, batch))

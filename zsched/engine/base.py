@@ -11,6 +11,14 @@ import msgspec
 from ..errors import ConfigError
 from .backoff import RetryPolicy
 from .keys import Keyspace, Partition
+from .validation import (
+    DEFAULT_DIGEST_MAX,
+    DEFAULT_DIGEST_WINDOW_MS,
+    MAX_DIGEST_MAX,
+    MAX_DIGEST_WINDOW_MS,
+    MIN_DIGEST_MAX,
+    MIN_DIGEST_WINDOW_MS,
+)
 
 DAY_MS = 24 * 3600 * 1000
 OP_TTL_MS = 60_000
@@ -52,9 +60,21 @@ class CoreBase:
         max_call_bytes: int = 64 * 1024 * 1024,
         stage_ttl_ms: int = 5 * 60 * 1000,
         op_ttl_ms: int = OP_TTL_MS,
+        digest_window_ms: int = DEFAULT_DIGEST_WINDOW_MS,
+        digest_max: int = DEFAULT_DIGEST_MAX,
     ) -> None:
         if op_ttl_ms < 1:
             raise ConfigError(f"op_ttl_ms must be at least 1; got {op_ttl_ms}", "op_ttl_ms")
+        if not MIN_DIGEST_WINDOW_MS <= digest_window_ms <= MAX_DIGEST_WINDOW_MS:
+            raise ConfigError(
+                f"digest_window_ms must be from {MIN_DIGEST_WINDOW_MS} (1 s) to {MAX_DIGEST_WINDOW_MS} (1 day); got "
+                f"{digest_window_ms}",
+                "digest_window_ms",
+            )
+        if not MIN_DIGEST_MAX <= digest_max <= MAX_DIGEST_MAX:
+            raise ConfigError(
+                f"digest_max must be from {MIN_DIGEST_MAX} to {MAX_DIGEST_MAX}; got {digest_max}", "digest_max"
+            )
         self.keys = keyspace or Keyspace()
         self.retry = retry or RetryPolicy()
         self.retention = retention or Retention()
@@ -65,6 +85,9 @@ class CoreBase:
         # How long a many-partition call's staged parts wait for their commit (see ProducerOps._schedule_staged).
         self.stage_ttl_ms = stage_ttl_ms
         self.op_ttl_ms = op_ttl_ms
+        # What a notification with a digest_key and no window or maximum of its own gets (see validation.digest).
+        self.digest_window_ms = digest_window_ms
+        self.digest_max = digest_max
         # partition index -> (when it was checked, rough ms; whether any recipient there has a zone or quiet
         # hours): a schedule call skips the preferences lookup where none has, rechecking once a second.
         self.preferences_seen: dict[int, tuple[int, bool]] = {}

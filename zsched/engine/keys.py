@@ -282,6 +282,17 @@ class Partition:
         """HASH: one partition's part of a many-partition schedule call, written but not yet visible (expires)."""
         return f"{self.tag}:staged:{call}"
 
+    def digest_open(self, recipient: str, digest_key: str) -> str:
+        """STRING: the id of the digest open now for one recipient and digest key (a recipient id has no spaces),
+        expiring after the digest's close (join_digest.lua)."""
+        return f"{self.tag}:digest_open:{recipient} {digest_key}"
+
+    def digest(self, digest_id: str) -> str:
+        """HASH: one digest (its id is its first member's): ``close`` (epoch ms), ``max``, ``members`` (ids,
+        space-separated), and while a worker sends it, ``holder`` (that call's op id), ``until`` and ``taken``;
+        ``closed`` once it takes no more members. join_digest.lua adds the id to the prefix this gives for ``""``."""
+        return f"{self.tag}:digest:{digest_id}"
+
     def op(self, op_id: str) -> str:
         """STRING: the outcome of one state-changing script call, kept ``op_ttl_ms`` (a minute), so a retry of
         that call (its reply was lost, or came after the socket timeout) gets the same answer, not a second run."""

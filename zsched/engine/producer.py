@@ -43,13 +43,18 @@ class ProducerOps(ReadViews):
         collapse_key: object = None,
         template: TemplateRef | None = None,
         spread: timedelta | float | None = None,
+        digest_key: object = None,
+        digest_window: timedelta | float | None = None,
+        digest_max: object = None,
     ) -> Op[ScheduleResult]:
         """Create one pending notification per distinct recipient; all or nothing is validated first.
 
         ``expires_at``, ``on_late`` and ``late_after`` say when it is no longer worth sending (it ends
         ``expired`` when claimed after that); with ``collapse_key``, each recipient's pending notification
         scheduled earlier with the same key ends ``collapsed``. With ``spread``, the recipients are due spread
-        evenly over that long after the due time, so a huge fan-out does not land in one instant. With ``template``
+        evenly over that long after the due time, so a huge fan-out does not land in one instant. With ``digest_key``,
+        each recipient's notifications with that key due within ``digest_window`` of the first go out together, as
+        one delivery per channel (at most ``digest_max`` in one), none before its own due time. With ``template``
         (see ``TemplateOps.schedule_template``), title and message are its preview and the worker renders it when
         sent."""
         people = validation.recipients(recipients)
@@ -59,8 +64,11 @@ class ProducerOps(ReadViews):
         expiry = validation.expiry(expires_at, on_late, late_after, at_ms, delay_ms, now_ms)
         collapsing = validation.collapse_key(collapse_key)
         spread_ms = validation.spread(spread)
+        digesting = validation.digest(
+            digest_key, digest_window, digest_max, self.digest_window_ms, self.digest_max, expiry
+        )
         body = validation.payload(
-            title, message, type, priority, data, creator, channels, expiry, collapsing, spread_ms
+            title, message, type, priority, data, creator, channels, expiry, collapsing, spread_ms, digesting
         )
         if template is not None:
             body.template = template

@@ -558,6 +558,28 @@ class ResumeReply(Reply, frozen=True):
         return cls(int(reply[0]), int(reply[1]), int(reply[2]))
 
 
+class JoinDigestReply(Reply, frozen=True):
+    """The reply of ``join_digest.lua``: {'held', digest id, close_ms} | {'flush', digest id, close_ms, id, state
+    JSON, payload JSON, ...} | {'busy', digest id} | {'gone', current status}."""
+
+    code: str
+    digest: int = 0
+    close_ms: int = 0
+    status: str = ""
+    members: list[tuple[int, bytes | str, bytes | str]] = []
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields; ``members`` holds (id, state JSON, payload JSON) of each member a flush carries."""
+        code = text(reply[0])
+        if code == "gone":
+            return cls(code, status=text(reply[1]))
+        if code == "busy":
+            return cls(code, int(reply[1]))
+        members = [(int(reply[i]), reply[i + 1], reply[i + 2]) for i in range(3, len(reply), 3)]
+        return cls(code, int(reply[1]), int(reply[2]), members=members)
+
+
 READERS: dict[str, type[Reply]] = {
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
@@ -598,5 +620,6 @@ READERS: dict[str, type[Reply]] = {
     "mark_read": MarkReadReply,
     "pause": PauseReply,
     "resume": ResumeReply,
+    "join_digest": JoinDigestReply,
 }
 """Script name -> the Struct its reply reads into."""

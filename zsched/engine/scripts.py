@@ -55,6 +55,7 @@ NAMES = (
     "mark_read",
     "pause",
     "resume",
+    "join_digest",
 )
 
 

@@ -134,6 +134,7 @@ def payload(
     expiry: Expiry | None = None,
     collapse_key: str | None = None,
     spread_ms: int | None = None,
+    digesting: Digesting | None = None,
 ) -> Payload:
     """The stored payload, after checking each field's kind and size (``expiry`` and ``collapse_key`` already
     checked by ``expiry`` and ``collapse_key``)."""
@@ -158,6 +159,9 @@ def payload(
         channels=list(channels),
         collapse_key=collapse_key,
         spread_ms=spread_ms,
+        digest_key=digesting.key if digesting else None,
+        digest_window_ms=digesting.window_ms if digesting else None,
+        digest_max=digesting.most if digesting else None,
         expires_at=expiry.expires_at_ms if expiry else None,
         on_late=expiry.on_late if expiry else "send",
         late_after_ms=expiry.late_after_ms if expiry else None,
@@ -219,6 +223,67 @@ def collapse_key(key: object) -> str | None:
             "collapse_key",
         )
     return key
+
+
+MAX_DIGEST_KEY = 200
+MIN_DIGEST_WINDOW_MS = 1000
+MAX_DIGEST_WINDOW_MS = 24 * 3600 * 1000
+MIN_DIGEST_MAX = 2
+MAX_DIGEST_MAX = 1000
+DEFAULT_DIGEST_WINDOW_MS = 300_000
+DEFAULT_DIGEST_MAX = 50
+
+
+class Digesting(msgspec.Struct, frozen=True):
+    """How a notification joins its recipient's digest: the key, how long a digest it opens stays open after that
+    member's due time, and how many members it takes at most (it goes out at once when full)."""
+
+    key: str
+    window_ms: int
+    most: int
+
+
+def digest(
+    key: object, window: object, most: object, default_window_ms: int, default_most: int, expiry: Expiry | None = None
+) -> Digesting | None:
+    """The digest options, checked: ``key`` as a collapse key is (1 to 200 characters, no control characters);
+    ``window`` (seconds or a timedelta, 1 s to 1 day) and ``most`` (2 to 1000) only with a key, each defaulting
+    to the configured value. A member waits up to the window in its digest and is claimed again at its close, so
+    with ``on_late`` skip (``expiry``) its ``late_after`` must be longer than the window."""
+    if key is None:
+        for name, value in (("digest_window", window), ("digest_max", most)):
+            if value is not None:
+                raise FieldError(f"{name} goes with digest_key; give a digest_key too, or leave {name} out", name)
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_DIGEST_KEY or _CONTROL.search(key):
+        raise FieldError(
+            f"digest_key must be 1 to {MAX_DIGEST_KEY} characters with no control characters; got {_short(key)}",
+            "digest_key",
+        )
+    window_ms = default_window_ms
+    if window is not None:
+        seconds = window.total_seconds() if isinstance(window, timedelta) else window
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise FieldError(
+                f"digest_window must be a number of seconds or a timedelta; got {_short(window)}", "digest_window"
+            )
+        window_ms = round(seconds * 1000)
+    if not MIN_DIGEST_WINDOW_MS <= window_ms <= MAX_DIGEST_WINDOW_MS:
+        raise FieldError(f"digest_window must be between 1 s and 1 day; got {window_ms / 1000:g} s", "digest_window")
+    count = default_most if most is None else most
+    if isinstance(count, bool) or not isinstance(count, int) or not MIN_DIGEST_MAX <= count <= MAX_DIGEST_MAX:
+        raise FieldError(
+            f"digest_max must be a whole number from {MIN_DIGEST_MAX} to {MAX_DIGEST_MAX}; got {_short(count)}",
+            "digest_max",
+        )
+    if expiry is not None and expiry.on_late == "skip" and (expiry.late_after_ms or 0) <= window_ms:
+        raise FieldError(
+            f"with digest_key and on_late skip, late_after must be longer than digest_window (a member waits up to "
+            f"the window in its digest); got late_after {(expiry.late_after_ms or 0) / 1000:g} s, digest_window "
+            f"{window_ms / 1000:g} s",
+            "late_after",
+        )
+    return Digesting(key, window_ms, count)
 
 
 def batch_id(value: object, partitions: int) -> list[tuple[int, int]]:

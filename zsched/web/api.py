@@ -182,9 +182,16 @@ class Api:
                 late_after=body.late_after_s,
                 collapse_key=body.collapse_key,
                 spread=body.spread_s,
+                digest_key=body.digest_key,
+                digest_window=body.digest_window_s,
+                digest_max=body.digest_max,
             )
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None
+        except FieldError as exc:
+            if exc.field != "digest_window":
+                raise
+            raise ApiError(422, str(exc).replace("digest_window", "digest_window_s"), "digest_window_s") from None
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
         return JSON(Scheduled.of(result), status_code=201, headers=headers)
 

@@ -23,6 +23,9 @@ from ..engine.validation import (
     COLLAPSE_KEY_PATTERN,
     MAX_COLLAPSE_KEY,
     MAX_DELAY_MS,
+    MAX_DIGEST_KEY,
+    MAX_DIGEST_MAX,
+    MAX_DIGEST_WINDOW_MS,
     MAX_ID,
     MAX_MESSAGE,
     MAX_RECIPIENT_LEN,
@@ -30,6 +33,8 @@ from ..engine.validation import (
     MAX_SPREAD_MS,
     MAX_TITLE,
     MAX_TYPE,
+    MIN_DIGEST_MAX,
+    MIN_DIGEST_WINDOW_MS,
 )
 from ..models import ON_LATE, PRIORITIES, Status
 from .errors import ApiError
@@ -181,6 +186,44 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
                 max_length=MAX_COLLAPSE_KEY,
                 pattern=COLLAPSE_KEY_PATTERN,
                 description="each recipient's pending notification scheduled earlier with this key ends collapsed",
+            ),
+        ]
+        | None
+    ) = None
+    digest_key: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=MAX_DIGEST_KEY,
+                pattern=COLLAPSE_KEY_PATTERN,
+                description="each recipient's notifications with this key due within the window of the first go out "
+                "as one delivery per channel: a count plus the items (data.count, data.items), none before its own "
+                "due time",
+            ),
+        ]
+        | None
+    ) = None
+    digest_window_s: (
+        Annotated[
+            float,
+            Meta(
+                ge=MIN_DIGEST_WINDOW_MS / 1000,
+                le=MAX_DIGEST_WINDOW_MS / 1000,
+                description="with digest_key: how long a digest it opens stays open after its due time (default "
+                "ZSCHED_DIGEST_WINDOW_MS)",
+            ),
+        ]
+        | None
+    ) = None
+    digest_max: (
+        Annotated[
+            int,
+            Meta(
+                ge=MIN_DIGEST_MAX,
+                le=MAX_DIGEST_MAX,
+                description="with digest_key: most members of a digest it opens; a full one goes at once (default "
+                "ZSCHED_DIGEST_MAX)",
             ),
         ]
         | None

@@ -153,6 +153,22 @@ class NotificationView(msgspec.Struct, kw_only=True):
     opted_out: Annotated[
         list[str], Meta(description="the channels its recipient opted out of for its type: not sent through them")
     ] = msgspec.field(default_factory=list)
+    digest_key: (
+        Annotated[str, Meta(description="sent in one digest with its recipient's others of this key due in its window")]
+        | None
+    ) = None
+    digest_window_ms: Annotated[int, Meta(description="how long a digest it opens stays open")] | None = None
+    digest_max: Annotated[int, Meta(description="most members of a digest it opens")] | None = None
+    digest: (
+        Annotated[
+            int,
+            Meta(
+                description="the digest that holds it (pending: waiting to go out with the others) or carried it "
+                "(sent): the id of the digest's first member, which the delivered message carries"
+            ),
+        ]
+        | None
+    ) = None
 
 
 VIEWED = tuple(
