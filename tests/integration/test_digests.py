@@ -426,3 +426,24 @@ def test_cli_digest_members_survive_a_killed_worker_and_go_out_once(redis_url: s
         float(ms) for ms in re.findall(r"sent notification \d+ to ann \(attempt \d+, (-?[\d.]+) ms after due", output)
     ]
     assert len(late) == 3 and max(late) < 8_000, f"lateness counts from the digest's close, not the 10 s wait: {late}"
+
+
+def test_a_digest_honours_each_members_opt_outs_when_it_is_sent(zs: Scheduler, clock: ManualClock) -> None:
+    """Opt-outs are read when the digest goes out: a member of a type its recipient opted out of through the hook is
+    carried through the websocket alone, and one whose type is opted out of every channel ends skipped, not
+    carried (the digest counts only what it carries)."""
+    hook = Hook()
+    zs.set_contact("ann", opt_out=["hook:*", "*:marketing"])  # set after nothing: read at send time anyway
+    kept = [one(zs, "ann", f"c{i}", 10 + i, digest_window=30) for i in range(2)]
+    (dropped,) = [one(zs, "ann", "sale", 12, digest_window=30, type="marketing")]
+    start = clock.ms
+    for at_s in (10, 11, 12, 40):
+        clock.ms = start + at_s * S
+        tick(zs, hook)
+    assert hook.got == [], "the hook was opted out of for every type"
+    messages = [m for m in inbox(zs, "ann") if m.get("id") == kept[0]]
+    assert len(messages) == 1 and messages[0]["data"]["count"] == 2, messages
+    assert [item["id"] for item in messages[0]["data"]["items"]] == kept
+    assert [zs.status(i).scheduled_status for i in kept] == ["sent", "sent"]
+    skipped = zs.status(dropped)
+    assert skipped.scheduled_status == "skipped" and "marketing" in (skipped.last_error or ""), skipped
