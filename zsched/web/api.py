@@ -184,7 +184,7 @@ class Api:
                 spread=body.spread_s,
                 digest_key=body.digest_key,
                 digest_window=body.digest_window_s,
-                digest_max=body.digest_max,
+                digest_max=None if body.digest_max is None else int(body.digest_max),
             )
         except PendingLimitError as exc:
             raise ApiError(429, str(exc), "recipients", code="too_many_pending") from None

@@ -226,6 +226,10 @@ class ScheduleBody(msgspec.Struct, forbid_unknown_fields=False):
                 "ZSCHED_DIGEST_MAX)",
             ),
         ]
+        # JSON has one number type: 7.0 is the integer 7 (made one in the handler)
+        | Annotated[
+            float, Meta(ge=MIN_DIGEST_MAX, le=MAX_DIGEST_MAX, multiple_of=1, description="a whole number: 7.0 is 7")
+        ]
         | None
     ) = None
 
