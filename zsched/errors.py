@@ -247,6 +247,10 @@ OUTCOMES: dict[str, Callable[[Refusal], ZschedError]] = {
     "past": lambda r: PastScheduleError.at(r.due_ms, r.now_ms),
     "conflict": lambda r: IdempotencyConflictError(r.key),
     "over_quota": lambda r: PendingLimitError(r.creator, r.held, r.adding, r.limit),
+    "moved": lambda r: UnavailableError(
+        "the partition was resharded while this call ran (zsched reshard); send the call again: it goes to the "
+        "new partitions"
+    ),
     "stale": lambda r: UnavailableError(
         f"notification {r.notification_id} kept changing while it was being edited; try the edit again"
     ),

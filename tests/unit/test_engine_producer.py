@@ -59,6 +59,7 @@ def test_schedule_in_one_partition_is_one_script_call() -> None:
         p.counters,
         p.sequence,
         p.ops(NOW // 10_000),  # outcomes kept in the partition's hash for this 10 s bucket
+        p.sealed,  # always last: a reshard's seal refuses the call with 'moved'
     ], "one recipient, no idempotency key, no creator: none of the optional keys"
     assert step.args[:5] == [str(NOW), "", 60_000, 4, p.index]
     assert step.args[5:9] == [p.wakeup, '{"title":"t","message":"m"}', "normal", c.op_ttl_ms]
@@ -73,11 +74,11 @@ def test_schedule_passes_the_keys_and_options_a_call_uses() -> None:
     p = c.keys.partitions[0]
     (step,) = next(c.schedule(["a", "b"], "t", "m", delay=60, priority="high"))
     assert isinstance(step, Script)
-    assert step.keys[0] == p.due_for("high") and step.keys[7:] == p.call_keys
+    assert step.keys[0] == p.due_for("high") and step.keys[7:] == [*p.call_keys, p.sealed]
     assert step.args[7] == "high" and step.args[10:] == ["a b"], "the recipients in one argument"
     (step,) = next(c.schedule(["a"], "t", "m", delay=60, idempotency_key="k", created_by="billing"))
     assert isinstance(step, Script)
-    assert step.keys[7:] == [p.idempotency("k"), p.by_creator, p.pending_by_creator]
+    assert step.keys[7:] == [p.idempotency("k"), p.by_creator, p.pending_by_creator, p.sealed]
     options = step.args[11:]
     assert options[:2] == ["idem_ttl_ms", c.idempotency_ttl_ms] and options[2] == "fingerprint"
     assert options[4:] == ["created_by", "billing", "max_pending", c.max_pending_per_creator, "others", 0]
@@ -112,7 +113,8 @@ def test_schedule_across_partitions_stages_every_part_then_commits_each() -> Non
     for commit in commits:
         assert isinstance(commit, Script) and commit.args[2] == c.op_ttl_ms and len(str(commit.args[3])) == 16
         p = c.keys.partitions[int(commit.keys[0].split("{p")[1].split("}")[0])]
-        assert commit.keys[0] == p.due and commit.keys[9] == p.ops(NOW // 10_000) and commit.keys[10:] == p.call_keys
+        assert commit.keys[0] == p.due and commit.keys[9] == p.ops(NOW // 10_000)
+        assert commit.keys[10:] == [*p.call_keys, p.sealed]
     result: ScheduleResult = finish(op, [[b"created", r[1], NOW, *r[4:]] for r in replies])
     assert result.notification_ids == [100, 101, 102, 103, 104]
     assert result.count == 5

@@ -39,6 +39,7 @@ import redis
 from .. import tracing
 from ..client import AsyncScheduler
 from ..engine.keys import Partition
+from ..engine.layout import follow_layout
 from ..engine.leases import ChannelReport, Claimed
 from ..engine.shaping import RecipientLimit, limits_arg
 from ..errors import UnavailableError
@@ -51,6 +52,8 @@ from .templating import Renderer, deliver_rendered
 
 log = logging.getLogger("zsched.worker")
 
+LAYOUT_EVERY_S = 1.0
+"""How often a worker looks for a new keyspace generation (``zsched reshard``), and so the longest it sleeps."""
 CLAIM_MARGIN_S = 0.0001
 """Added to each wait: a claim that reaches the server a few microseconds before the due ms finds nothing and
 costs a second round trip (one wake in four without this margin, one in thirty with it)."""
@@ -136,6 +139,7 @@ class Worker:
         self.in_flight = 0  # notifications handed to the delivery and not yet acked or failed (for the heartbeat)
         self._next_reap = 0.0
         self._next_purge = 0.0
+        self._next_layout = time.monotonic() + LAYOUT_EVERY_S  # the layout was read when the scheduler started
         self._purging: dict[int, int] = {}  # partition index -> records purged so far in this round
         self._purge_limit = min(100, purge_batch)  # records per purge call, adapted to PURGE_CALL_S
         self._purge_call_s = PURGE_CALL_S  # how long the last full purge call took
@@ -158,9 +162,10 @@ class Worker:
         try:
             while not self.should_exit:
                 try:
+                    await self._follow_layout()
                     self._follow_ownership()
                     await self._subscribe()
-                    wait_s = await self.tick()
+                    wait_s = min(await self.tick(), LAYOUT_EVERY_S)
                     backoff_s = 0.1
                 except (UnavailableError, redis.ConnectionError, redis.TimeoutError) as exc:
                     log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
@@ -400,6 +405,27 @@ class Worker:
     def partitions(self) -> list[int]:
         """The partitions this worker works on now (with an ``Ownership``, those it owns)."""
         return [p.index for p in self._claiming]
+
+    async def _follow_layout(self) -> None:
+        """Every ``LAYOUT_EVERY_S``, look for a generation a reshard opened; when there is one, claim there: the
+        old partitions are emptied by the reshard itself (what this worker holds there is acked there)."""
+        now = time.monotonic()
+        if now < self._next_layout:
+            return
+        self._next_layout = now + LAYOUT_EVERY_S
+        if not await self.scheduler.run(follow_layout(self.core)):
+            return
+        log.info("the keyspace was resharded: claiming from its %d new partitions", len(self.core.keys.partitions))
+        self._purging.clear()
+        self._streaming.clear()
+        self._next_reap = 0.0
+        if self.ownership is None:
+            self._claiming = self.core.keys.partitions
+        else:
+            self.ownership.forget()
+            self._claiming = ()
+        if self.on_partitions is not None:
+            self.on_partitions()
 
     def _follow_ownership(self) -> None:
         """Work on the partitions owned now; a partition just taken is reaped at once (its last owner may have

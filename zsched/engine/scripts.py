@@ -49,6 +49,10 @@ NAMES = (
     "mark_read",
     "pause",
     "resume",
+    "seal",
+    "move_out",
+    "move_in",
+    "forward",
 )
 
 

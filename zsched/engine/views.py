@@ -27,11 +27,23 @@ class ReadViews(CoreBase):
         """The notification as it is now; NotFoundError if unknown or purged."""
         notification_id = validation.notification_id(notification_id)
         p = self.keys.for_id(notification_id)
-        (raw,) = yield [read_records(p, len(self.keys.partitions), [notification_id])]
+        (raw,) = yield [read_records(p, p.count, [notification_id])]
         ((state, payload),) = ReadReply.read(raw).records
         if state is None or payload is None:
-            raise NotFoundError(notification_id)
+            moved_to = yield from self.forwarded(notification_id)
+            if moved_to is None:
+                raise NotFoundError(notification_id)
+            return (yield from self.status(moved_to))
         return records.notification(notification_id, state, payload)
+
+    def forwarded(self, notification_id: int) -> Op[int | None]:
+        """The id a reshard re-issued this notification under, when it lived in an older generation's partition
+        and was moved (see ``engine.reshard``); None otherwise, without a round trip in the current generation."""
+        p = self.keys.for_id(notification_id)
+        if p in self.keys.partitions:
+            return None
+        (moved_to,) = yield [Command(("HGET", p.forward, notification_id))]
+        return None if moved_to is None else int(moved_to)
 
     def list_for(
         self, recipient: object, *, status: str | None = None, limit: int = 50, cursor: int | str | None = None
