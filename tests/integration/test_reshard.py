@@ -9,6 +9,7 @@ import asyncio
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -18,7 +19,9 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+from redis.cluster import RedisCluster
 
+from tests.clusterutil import LocalCluster
 from zsched import AsyncScheduler, Core, Keyspace, RetryPolicy, Scheduler
 from zsched.delivery.channel import Outcome
 from zsched.delivery.worker import Worker
@@ -257,3 +260,57 @@ def test_cli_reshard_moves_and_reports(old: Scheduler, redis_url: str, prefix: s
         assert {now.status(i).scheduled_status for i in ids} == {"pending"}
     finally:
         now.close()
+
+
+@pytest.mark.cluster
+def test_reshard_on_a_cluster_while_a_worker_delivers(redis_cluster: LocalCluster) -> None:
+    """Spread hash tags, 2 -> 3 partitions on three masters: every script of the move runs in one slot."""
+    prefix = f"zr{uuid.uuid4().hex[:6]}"
+
+    def core(partitions: int) -> Core:
+        return Core(Keyspace(prefix, partitions=partitions, tags="spread"), retry=RetryPolicy(delays_ms=(50,)))
+
+    def connect() -> aioredis.RedisCluster:
+        return aioredis.RedisCluster(host="127.0.0.1", port=redis_cluster.masters[0])
+
+    async def go() -> tuple[list[int], Timed, reshard.ReshardProgress]:
+        producer = AsyncScheduler(connect(), core=core(OLD))
+        ids: list[int] = []
+        for k in range(30):
+            ids += (await producer.schedule([f"s{k}"], "single", "m", delay=0.3 + k * 0.05)).notification_ids
+        for k in range(5):
+            ids += (await producer.schedule(_people(9, 100 * k), "call", "m", delay=0.5 + k * 0.3)).notification_ids
+        timed = Timed()
+        worker_zs = AsyncScheduler(connect(), core=core(OLD))
+        worker = Worker(worker_zs, timed, batch=10)
+        task = asyncio.create_task(worker.run())
+        mover = AsyncScheduler(connect(), core=core(NEW))
+        try:
+            await asyncio.sleep(0.3)
+            done = await mover.reshard(NEW, batch=3)
+            ids += (await producer.schedule(["after"], "after", "m", delay=0.1)).notification_ids
+            deadline = time.monotonic() + 30
+            while len(timed.delivered) < len(ids) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+        finally:
+            worker.should_exit = True
+            await task
+            for s in (producer, worker_zs, mover):
+                await s.close()
+        return ids, timed, done
+
+    ids, timed, done = asyncio.run(go())
+    assert done.done and done.moved > 0
+    zs = Scheduler(RedisCluster(host="127.0.0.1", port=redis_cluster.masters[0]), core=core(NEW))
+    try:
+        became = Counter(zs.status(i).id for i in ids)
+        delivered = Counter(n.id for n, _ in timed.delivered)
+        assert set(became.values()) == {1} and set(delivered) == set(became) and set(delivered.values()) == {1}
+        assert sum(1 for i in ids if zs.status(i).id != i) > 0, "positive control: some moved"
+        for n, at_ms in timed.delivered:
+            assert at_ms >= round(n.scheduled_at.timestamp() * 1000) - 1, f"{n.id} early"
+        slots = {RedisCluster.keyslot(zs.redis, p.due) for p in zs.core.keys.partitions}
+        assert len(slots) == NEW and all(p.tag.startswith(f"{prefix}:{{g1p") for p in zs.core.keys.partitions)
+    finally:
+        zs.close()

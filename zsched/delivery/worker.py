@@ -140,7 +140,7 @@ class Worker:
         self._next_reap = 0.0
         self._next_purge = 0.0
         self._next_layout = time.monotonic() + LAYOUT_EVERY_S  # the layout was read when the scheduler started
-        self._purging: dict[int, int] = {}  # partition index -> records purged so far in this round
+        self._purging: dict[Partition, int] = {}  # partition -> records purged so far in this round
         self._purge_limit = min(100, purge_batch)  # records per purge call, adapted to PURGE_CALL_S
         self._purge_call_s = PURGE_CALL_S  # how long the last full purge call took
         self._purged_at = 0.0
@@ -198,8 +198,8 @@ class Worker:
         if now >= self._next_purge:
             # A round purges each partition in calls of a few hundred records, between claims (``_purge_some``).
             self._next_purge = now + self.purge_every_s
-            for p in self._claiming:
-                self._purging.setdefault(p.index, 0)
+            for p in (*self._claiming, *self._retired()):
+                self._purging.setdefault(p, 0)
 
         wait_s = min(self.idle_s, max(0.0, self._next_reap - time.monotonic()))
         for p in self._claiming:
@@ -291,20 +291,20 @@ class Worker:
             room_s = wait_s - (started - entered)
             if room_s < self._purge_call_s + PURGE_GAP_S and started - self._purged_at < PURGE_STARVED_S:
                 return max(0.0, room_s)
-            index = next(iter(self._purging))
+            part = next(iter(self._purging))
             limit = self._purge_limit
-            purged = await self.scheduler.run(self.core.purge(self.core.keys.partitions[index], limit))
+            purged = await self.scheduler.run(self.core.purge(part, limit))
             self._purged_at = time.monotonic()
-            total = self._purging.pop(index) + purged
+            total = self._purging.pop(part) + purged
             if purged >= limit:
                 took_s = self._purged_at - started
                 self._purge_call_s = took_s
                 # Next call sized to take PURGE_CALL_S: the cost per record grows with the sets and the load.
                 fit = int(limit * PURGE_CALL_S / max(took_s, 1e-4))
                 self._purge_limit = min(self.purge_batch, max(10, limit // 2, min(limit * 2, fit)))
-                self._purging[index] = total  # to the end of the round: partitions take turns
+                self._purging[part] = total  # to the end of the round: partitions take turns
             elif total:
-                log.info("partition %s: purged %d records past retention", index, total)
+                log.info("partition %s: purged %d records past retention", part.tag, total)
             if self._purged_at - entered >= PURGE_TICK_S or await self._woken():
                 return 0.0  # claim, then go on
         return max(0.0, wait_s - (time.monotonic() - entered))
@@ -405,6 +405,13 @@ class Worker:
     def partitions(self) -> list[int]:
         """The partitions this worker works on now (with an ``Ownership``, those it owns)."""
         return [p.index for p in self._claiming]
+
+    def _retired(self) -> tuple[Partition, ...]:
+        """The partitions of older generations (a reshard moved what was pending out of them) whose records this
+        worker purges: those whose index falls, modulo the current count, on a partition it claims."""
+        mine = {p.index for p in self._claiming}
+        count = len(self.core.keys.partitions)
+        return tuple(p for g in self.core.keys.generations[:-1] for p in g.partitions if p.index % count in mine)
 
     async def _follow_layout(self) -> None:
         """Every ``LAYOUT_EVERY_S``, look for a generation a reshard opened; when there is one, claim there: the
