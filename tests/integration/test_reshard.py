@@ -24,6 +24,7 @@ from redis.cluster import RedisCluster
 from tests.clusterutil import LocalCluster
 from zsched import AsyncScheduler, Core, Keyspace, RetryPolicy, Scheduler
 from zsched.delivery.channel import Outcome
+from zsched.delivery.ownership import Ownership
 from zsched.delivery.worker import Worker
 from zsched.engine import reshard
 from zsched.engine.replies import MoveOutReply
@@ -314,3 +315,39 @@ def test_reshard_on_a_cluster_while_a_worker_delivers(redis_cluster: LocalCluste
         assert len(slots) == NEW and all(p.tag.startswith(f"{prefix}:{{g1p") for p in zs.core.keys.partitions)
     finally:
         zs.close()
+
+
+async def test_workers_sharing_partitions_by_ownership_take_shares_of_the_new_ones(
+    old: Scheduler, redis_url: str, prefix: str
+) -> None:
+    ids: list[int] = []
+    for k in range(40):
+        ids += old.schedule([f"s{k}"], "single", "m", delay=0.3 + k * 0.03).notification_ids
+    ids += old.schedule(_people(12), "call", "m", delay=0.8).notification_ids
+    timed = Timed()
+    schedulers = [AsyncScheduler(aioredis.Redis.from_url(redis_url), core=_core(prefix, OLD)) for _ in range(2)]
+    workers = [Worker(s, timed, batch=10, ownership=Ownership(s, lease_ms=600)) for s in schedulers]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    mover = AsyncScheduler(aioredis.Redis.from_url(redis_url), core=_core(prefix, NEW))
+    try:
+        await asyncio.sleep(0.3)
+        done = await mover.reshard(NEW, batch=4)
+        deadline = time.monotonic() + 30
+        while len(timed.delivered) < len(ids) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        owned = [w.ownership.owned() if w.ownership else () for w in workers]
+    finally:
+        for w in workers:
+            w.should_exit = True
+        await asyncio.gather(*tasks)
+        for s in (*schedulers, mover):
+            await s.close()
+    assert done.done and done.moved > 0
+    became = Counter(old.status(i).id for i in ids)
+    delivered = Counter(n.id for n, _ in timed.delivered)
+    assert set(became.values()) == {1} and set(delivered) == set(became) and set(delivered.values()) == {1}
+    shared = [p for held in owned for p in held]
+    assert sorted(p.tag for p in shared) == sorted(p.tag for p in mover.core.keys.partitions), (
+        "the workers share the new partitions, each held by one"
+    )

@@ -105,6 +105,11 @@ def follow_layout(core: CoreBase) -> Op[bool]:
     """Re-read the generations the layout records and follow them; True when the current one changed (a
     reshard opened a new generation since this process last looked)."""
     (fields,) = yield [Command(("HGETALL", core.keys.layout))]
+    return adopt_layout(core, fields)
+
+
+def adopt_layout(core: CoreBase, fields: Any) -> bool:
+    """Follow the generations a layout hash (its HGETALL reply) records; True when the current one changed."""
     generations = read_generations(core.keys, fields)
     if generations[-1].number == core.keys.generations[-1].number:
         return False

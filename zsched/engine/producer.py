@@ -367,9 +367,9 @@ class ProducerOps(ReadViews):
         (reply,) = yield [self.cancel_step(notification_id)]
         refusal = ChangeReply.read(reply).refusal("cancelled", "cancel", notification_id)
         if refusal is not None:
-            moved_to = (yield from self.forwarded(notification_id)) if refusal.code == "missing" else None
-            if moved_to is not None:  # re-issued by a reshard: cancel what it became
-                return (yield from self.cancel(moved_to))
+            again = (yield from self.relocated(notification_id)) if refusal.code == "missing" else None
+            if again is not None:  # re-issued, or routed anew, after a reshard
+                return (yield from self.cancel(again))
             raise refusal_error(refusal)
         return (yield from self.status(notification_id))
 
@@ -415,9 +415,9 @@ class ProducerOps(ReadViews):
         ]
         refusal = ChangeReply.read(reply).refusal("rescheduled", "reschedule", notification_id)
         if refusal is not None:
-            moved_to = (yield from self.forwarded(notification_id)) if refusal.code == "missing" else None
-            if moved_to is not None:  # re-issued by a reshard: move what it became
-                return (yield from self.reschedule(moved_to, at=at, delay=delay))
+            again = (yield from self.relocated(notification_id)) if refusal.code == "missing" else None
+            if again is not None:  # re-issued, or routed anew, after a reshard
+                return (yield from self.reschedule(again, at=at, delay=delay))
             raise refusal_error(refusal)
         return (yield from self.status(notification_id))
 

@@ -15,6 +15,7 @@ from ..models import STATUSES, Notification, Page, Pauses, Stats, ms_to_datetime
 from . import records, validation
 from .base import CoreBase
 from .keys import CLAIM_ORDER, Partition, parse_recipient_member, recipient_bounds
+from .layout import adopt_layout
 from .pauses import merge_pauses, pause_steps, read_pauses
 from .replies import ReadReply
 from .steps import Command, Op, Script, Step
@@ -30,20 +31,22 @@ class ReadViews(CoreBase):
         (raw,) = yield [read_records(p, p.count, [notification_id])]
         ((state, payload),) = ReadReply.read(raw).records
         if state is None or payload is None:
-            moved_to = yield from self.forwarded(notification_id)
-            if moved_to is None:
+            again = yield from self.relocated(notification_id)
+            if again is None:
                 raise NotFoundError(notification_id)
-            return (yield from self.status(moved_to))
+            return (yield from self.status(again))
         return records.notification(notification_id, state, payload)
 
-    def forwarded(self, notification_id: int) -> Op[int | None]:
-        """The id a reshard re-issued this notification under, when it lived in an older generation's partition
-        and was moved (see ``engine.reshard``); None otherwise, without a round trip in the current generation."""
+    def relocated(self, notification_id: int) -> Op[int | None]:
+        """After ``notification_id`` was not found: the id to look for again, or None (it is not there). A reshard
+        (see ``engine.reshard``) may have moved it (the id it was re-issued under), or opened a generation this
+        process has not seen yet (the same id, routed by the layout read now). One round trip, on misses only."""
         p = self.keys.for_id(notification_id)
-        if p in self.keys.partitions:
-            return None
-        (moved_to,) = yield [Command(("HGET", p.forward, notification_id))]
-        return None if moved_to is None else int(moved_to)
+        moved_to, fields = yield [Command(("HGET", p.forward, notification_id)), Command(("HGETALL", self.keys.layout))]
+        changed = adopt_layout(self, fields)
+        if moved_to is not None:
+            return int(moved_to)
+        return notification_id if changed else None
 
     def list_for(
         self, recipient: object, *, status: str | None = None, limit: int = 50, cursor: int | str | None = None
