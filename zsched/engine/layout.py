@@ -5,8 +5,8 @@ Two things are recorded in the HASH ``<prefix>:{meta}:layout``, by the first pro
 ``partitions``
     Notification ids carry their partition (``id % partitions``), so two processes with different partition
     counts would strand or misroute each other's notifications. Every later process compares its count.
-    Changing the count means moving every pending notification (a resharding tool is planned); until then,
-    keep ``ZSCHED_PARTITIONS`` the same everywhere.
+    Changing the count means moving every pending notification: ``zsched reshard`` does it (``engine.reshard``),
+    recording a new generation below.
 ``tags``
     ``spread`` when the partitions' hash tags were chosen to spread over cluster slots (``Keyspace(tags=
     "spread")``, what a cluster gets); absent for the plain ``{pN}``. Written before ``partitions``, so a
