@@ -351,3 +351,26 @@ async def test_workers_sharing_partitions_by_ownership_take_shares_of_the_new_on
     assert sorted(p.tag for p in shared) == sorted(p.tag for p in mover.core.keys.partitions), (
         "the workers share the new partitions, each held by one"
     )
+
+
+def test_a_second_reshard_moves_on_and_the_first_ids_follow_both_forwards(
+    old: Scheduler, redis_url: str, prefix: str
+) -> None:
+    first = old.schedule(_people(8), "t", "m", delay=3600).notification_ids
+    three = Scheduler(redis.Redis.from_url(redis_url), core=_core(prefix, NEW))
+    two = Scheduler(redis.Redis.from_url(redis_url), core=_core(prefix, OLD))
+    try:
+        assert three.reshard(NEW).done
+        middle = three.schedule(_people(5, 50), "t", "m", delay=3600).notification_ids
+        back = two.reshard(OLD)
+        assert back.done and back.generation == 2 and back.moved == len(first) + len(middle)
+        became = {i: two.status(i) for i in first + middle}
+        assert len({n.id for n in became.values()}) == len(first) + len(middle)
+        assert all(n.scheduled_status == "pending" for n in became.values())
+        base = int(two.redis.hget(two.core.keys.layout, "id_base:2") or 0)
+        assert all(n.id >= base for n in became.values()), "the first ids followed two forwards"
+        assert {p.tag.split("{")[1] for p in two.core.keys.partitions} == {"g2p0}", "g2p1}"}
+        assert old.cancel(first[0]).id == became[first[0]].id, "a process from before both still finds it"
+    finally:
+        three.close()
+        two.close()
