@@ -29,7 +29,7 @@ from zsched.delivery.worker import Worker
 from zsched.engine import reshard
 from zsched.engine.replies import MoveOutReply
 from zsched.engine.steps import Step
-from zsched.errors import LayoutError, ValidationError
+from zsched.errors import IdempotencyConflictError, LayoutError, ValidationError
 from zsched.models import Notification
 
 OLD, NEW = 2, 3
@@ -374,3 +374,25 @@ def test_a_second_reshard_moves_on_and_the_first_ids_follow_both_forwards(
     finally:
         three.close()
         two.close()
+
+
+def test_a_resend_with_an_idempotency_key_from_before_the_reshard_is_replayed(
+    old: Scheduler, redis_url: str, prefix: str
+) -> None:
+    single = old.schedule(["alice"], "t", "m", delay=3600, idempotency_key="one")
+    spanning = old.schedule(_people(6), "t", "m", delay=3600, idempotency_key="many")
+    new = Scheduler(redis.Redis.from_url(redis_url), core=_core(prefix, NEW))
+    try:
+        assert new.reshard(NEW).done
+        again = new.schedule(["alice"], "t", "m", delay=3600, idempotency_key="one")
+        assert again.replayed and again.notification_ids == single.notification_ids
+        assert new.status(again.notification_ids[0]).id > single.notification_ids[0], "answered by its old id"
+        many = new.schedule(_people(6), "t", "m", delay=3600, idempotency_key="many")
+        assert many.replayed and many.notification_ids == spanning.notification_ids
+        with pytest.raises(IdempotencyConflictError):
+            new.schedule(["alice"], "other", "m", delay=3600, idempotency_key="one")
+        assert new.stats().counts["pending"] == 7, "nothing created twice"
+        fresh = new.schedule(["bob"], "t", "m", delay=3600, idempotency_key="new")
+        assert not fresh.replayed and new.schedule(["bob"], "t", "m", delay=3600, idempotency_key="new").replayed
+    finally:
+        new.close()

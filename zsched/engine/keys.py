@@ -332,6 +332,13 @@ class Generation:
     number: int
     id_base: int
     partitions: tuple[Partition, ...]
+    opened_ms: int = 0  # when a reshard opened it (epoch ms; 0 for generation 0)
+
+    def for_recipient(self, recipient: str) -> Partition:
+        """The partition of this generation that holds (or held) this recipient's notifications."""
+        if len(self.partitions) == 1:
+            return self.partitions[0]
+        return self.partitions[zlib.crc32(recipient.encode()) % len(self.partitions)]
 
 
 class Keyspace:
@@ -351,7 +358,7 @@ class Keyspace:
         self.partitions = self.generations[-1].partitions
         """The partitions of the current generation: where new notifications go and workers claim."""
 
-    def generation(self, number: int, partitions: int, id_base: int) -> Generation:
+    def generation(self, number: int, partitions: int, id_base: int, opened_ms: int = 0) -> Generation:
         """Generation ``number`` with ``partitions`` partitions: generation 0 has the tags ``{pN}`` (or spread
         ones), a later one ``{g<number>pN}`` (or spread ones with that head), so two never share a key."""
         tags = "plain" if partitions == 1 else self.configured_tags
@@ -360,9 +367,8 @@ class Keyspace:
             spread_label(i, partitions, head) if tags == "spread" else ("" if number == 0 else f"{head}{i}")
             for i in range(partitions)
         ]
-        return Generation(
-            number, id_base, tuple(Partition(self.prefix, i, label, partitions) for i, label in enumerate(labels))
-        )
+        parts = tuple(Partition(self.prefix, i, label, partitions) for i, label in enumerate(labels))
+        return Generation(number, id_base, parts, opened_ms)
 
     def adopt(self, generations: tuple[Generation, ...]) -> None:
         """Follow the generations the layout records: the last is current, the older still hold old ids."""
@@ -429,9 +435,7 @@ class Keyspace:
 
     def for_recipient(self, recipient: str) -> Partition:
         """The partition holding this recipient's notifications (a stable hash of the id)."""
-        if len(self.partitions) == 1:
-            return self.partitions[0]
-        return self.partitions[zlib.crc32(recipient.encode()) % len(self.partitions)]
+        return self.generations[-1].for_recipient(recipient)
 
     def for_id(self, notification_id: int) -> Partition:
         """The partition holding this notification: in the newest generation whose ``id_base`` is at or below

@@ -17,9 +17,9 @@ Two things are recorded in the HASH ``<prefix>:{meta}:layout``, by the first pro
     process serves a keyspace of its own layout or an older one it reads as it is, raising the stamp to its
     own; one stamped by a newer layout than it knows refuses to run. A keyspace with no stamp is layout 1
     (zsched 0.1.0, and 0.2.0 before issue #12), or new.
-``generation``, ``partitions:<g>``, ``id_base:<g>``
+``generation``, ``partitions:<g>``, ``id_base:<g>``, ``opened_ms:<g>``
     Written by ``zsched reshard`` (``engine.reshard``): the current generation ``g`` (absent: 0, whose count is
-    ``partitions``), and for each later one its partition count and its smallest id. A process's
+    ``partitions``), and for each later one its partition count, its smallest id and when it was opened. A process's
     ``ZSCHED_PARTITIONS`` must match the current generation's count; every process reads all generations, so
     an old id still finds its partition. ``reshard`` (``"<g> <count>"``) marks a reshard under way.
 """
@@ -126,7 +126,9 @@ def read_generations(keys: Keyspace, fields: Any) -> tuple[Generation, ...]:
     for number in range(1, int(layout.get("generation") or 0) + 1):
         known = next((g for g in keys.generations if g.number == number), None)
         count, base = int(layout[f"partitions:{number}"]), int(layout[f"id_base:{number}"])
-        found.append(known if known is not None and known.id_base == base else keys.generation(number, count, base))
+        opened = int(layout.get(f"opened_ms:{number}") or 0)
+        same = known is not None and known.id_base == base
+        found.append(known if known is not None and same else keys.generation(number, count, base, opened))
     return tuple(found)
 
 

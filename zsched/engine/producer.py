@@ -10,7 +10,16 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from ..errors import CallTooLargeError, FieldError, PendingLimitError, UnavailableError, refusal_error
+import msgspec
+
+from ..errors import (
+    CallTooLargeError,
+    FieldError,
+    IdempotencyConflictError,
+    PendingLimitError,
+    UnavailableError,
+    refusal_error,
+)
 from ..models import Notification, Payload, ScheduleResult, TemplateRef, json_encoder, ms_to_datetime
 from . import validation
 from .base import CoreBase
@@ -156,6 +165,10 @@ class ProducerOps(ReadViews):
 
         if self.max_call_bytes and len(payload_json) * len(people) > self.max_call_bytes:
             raise CallTooLargeError(len(payload_json), len(people), self.max_call_bytes)
+        if key and len(self.keys.generations) > 1:
+            earlier = yield from self._answered_before_reshard(people, key, fingerprint)
+            if earlier is not None:
+                return earlier
 
         groups: dict[int, list[str]] = {}
         if len(self.keys.partitions) == 1:
@@ -354,6 +367,38 @@ class ProducerOps(ReadViews):
             scheduled_at=ms_to_datetime(due_ms),
             replayed=replayed,
             batch_id=validation.batch_of((r.ids[0], len(r.ids)) for r in staged),
+        )
+
+    def _answered_before_reshard(self, people: list[str], key: str, fingerprint: str) -> Op[ScheduleResult | None]:
+        """The answer a call with this idempotency key got in the previous generation, when a reshard opened the
+        current one less than the key's lifetime ago (a resend of a call made before the seal, by a process that
+        now knows the new generation, must not create it twice); None when there is none to replay."""
+        previous, current = self.keys.generations[-2:]
+        if self.rough_now_ms() - current.opened_ms > self.idempotency_ttl_ms:
+            return None
+        groups: dict[Partition, list[str]] = {}
+        for person in people:
+            groups.setdefault(previous.for_recipient(person), []).append(person)
+        replies = yield [Command(("GET", p.idempotency(key))) for p in groups]
+        ids_of: dict[str, int] = {}
+        due_ms = 0
+        for members, raw in zip(groups.values(), replies, strict=True):
+            if raw is None:
+                continue
+            answer = msgspec.json.decode(raw)
+            if answer.get("fingerprint") != fingerprint:
+                raise IdempotencyConflictError(key)
+            ids_of.update(zip(members, (int(i) for i in answer["ids"]), strict=True))
+            due_ms = int(answer["due"])
+        if len(ids_of) < len(people):  # not (all) answered there: this call is scheduled here
+            return None
+        ids = [ids_of[person] for person in people]
+        return ScheduleResult(
+            notification_ids=ids,
+            count=len(ids),
+            scheduled_at=ms_to_datetime(due_ms),
+            replayed=True,
+            batch_id=validation.batch_of((i, 1) for i in ids),
         )
 
     @staticmethod

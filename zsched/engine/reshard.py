@@ -114,6 +114,8 @@ def open_generation(core: CoreBase, partitions: int) -> Op[ReshardProgress]:
                     partitions,
                     f"id_base:{new.number}",
                     id_base,
+                    f"opened_ms:{new.number}",
+                    core.rough_now_ms(),
                     "generation",
                     new.number,
                 )
