@@ -29,7 +29,7 @@ from zsched.delivery.worker import Worker
 from zsched.engine import reshard
 from zsched.engine.replies import MoveOutReply
 from zsched.engine.steps import Step
-from zsched.errors import IdempotencyConflictError, LayoutError, ValidationError
+from zsched.errors import IdempotencyConflictError, LayoutError, UnavailableError, ValidationError
 from zsched.models import Notification
 
 OLD, NEW = 2, 3
@@ -197,6 +197,14 @@ def test_an_interrupted_reshard_run_again_finishes_with_nothing_lost_or_doubled(
         (raw,) = _drive_steps(mover, [reshard._move_out(p, 3)])
         groups = MoveOutReply.read(raw).groups
         assert groups, "something left to take"
+        taken = groups[0].items[0].old_id
+        for change in (
+            lambda: mover.cancel(taken),
+            lambda: mover.reschedule(taken, delay=60),
+            lambda: mover.edit(taken, title="new"),
+        ):
+            with pytest.raises(UnavailableError, match="being moved"):  # refused for that moment, not lost
+                change()
         half = reshard._move(mover.core, p, groups[:1])
         mover._execute(next(half))  # the move_in calls ran; the forward never did
         with pytest.raises(ValidationError, match="under way"):

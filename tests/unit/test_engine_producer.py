@@ -181,7 +181,7 @@ def test_cancel_then_reads_the_notification_back() -> None:
     op = c.cancel(11)
     (step,) = next(op)
     p = c.keys.for_id(11)
-    assert isinstance(step, Script) and step.keys[-1].startswith(f"{p.tag}:op:")
+    assert isinstance(step, Script) and step.keys[-2].startswith(f"{p.tag}:op:")
     assert step == Script(
         "cancel",
         [
@@ -193,7 +193,8 @@ def test_cancel_then_reads_the_notification_back() -> None:
             *p.other_dues,
             *p.call_keys[:4],
             p.by_recipient,
-            step.keys[-1],
+            step.keys[-2],
+            p.moving,  # what a reshard is moving is refused for that moment
         ],
         [str(NOW), c.retention.cancelled_ms, 11, c.op_ttl_ms, 2],
     )
@@ -225,10 +226,10 @@ def test_reschedule_passes_the_new_time_and_reads_back() -> None:
     op = c.reschedule(5, at=at)
     (step,) = next(op)
     p = c.keys.partitions[0]
-    assert isinstance(step, Script) and step.keys[-1].startswith(f"{p.tag}:op:")
+    assert isinstance(step, Script) and step.keys[-2].startswith(f"{p.tag}:op:")
     assert step == Script(
         "reschedule",
-        [p.due, p.state, *p.other_dues, *p.call_keys[:4], p.by_recipient, step.keys[-1]],
+        [p.due, p.state, *p.other_dues, *p.call_keys[:4], p.by_recipient, step.keys[-2], p.moving],
         [str(NOW), 5, NOW + 3_600_000, 0, p.wakeup, c.op_ttl_ms, 1],
     )
     reads = op.send([[b"rescheduled", NOW + 3_600_000, NOW]])

@@ -34,18 +34,21 @@ class EditOps(ReadViews, CoreBase):
         notification_id = validation.notification_id(notification_id)
         validation.content(Payload(title="t", message=""), title, message, data)  # bad content reads nothing
         p = self.keys.for_id(notification_id)
-        count = len(self.keys.partitions)
+        count = p.count  # its generation's: a call's recipient ids step by it
         for _ in range(TRIES):
             (raw,) = yield [read_records(p, count, [notification_id])]
             ((state, payload),) = ReadReply.read(raw).records
             if state is None or payload is None:
-                raise NotFoundError(notification_id)
+                again = yield from self.relocated(notification_id)
+                if again is None:
+                    raise NotFoundError(notification_id)
+                return (yield from self.edit(again, title=title, message=message, data=data))
             new = _changed(payload, title, message, data)
             keys = [p.due, p.notifications, p.state, *p.other_dues, *p.call_lookup_keys, p.payload_refs, p.sequence]
             (reply,) = yield [
                 Script(
                     "edit",
-                    [*keys, self.op_key(p)],
+                    [*keys, self.op_key(p), p.moving],
                     [self.now_arg(), notification_id, _text(payload), new, self.op_ttl_ms, count],
                 )
             ]

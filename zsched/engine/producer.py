@@ -432,6 +432,7 @@ class ProducerOps(ReadViews):
                 *p.other_dues,
                 *p.call_lookup_keys,
                 self.op_key(p),
+                p.moving,
             ],
             [self.now_arg(), self.retention.cancelled_ms, notification_id, self.op_ttl_ms, p.count],
         )
@@ -446,7 +447,7 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "reschedule",
-                [p.due, p.state, *p.other_dues, *p.call_lookup_keys, self.op_key(p)],
+                [p.due, p.state, *p.other_dues, *p.call_lookup_keys, self.op_key(p), p.moving],
                 [
                     self.now_arg(),
                     notification_id,

@@ -126,10 +126,10 @@ class CommitReply(Reply, frozen=True):
 
 
 class ChangeReply(Reply, frozen=True):
-    """The reply of ``cancel.lua``: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status};
-    of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
-    | {'not_pending', status}; and of ``edit.lua``: {'edited', now_ms} | {'missing'} | {'not_pending', current
-    status} | {'stale'}."""
+    """The reply of ``cancel.lua``: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status}
+    | {'moving'}; of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
+    | {'not_pending', status} | {'moving'}; and of ``edit.lua``: {'edited', now_ms} | {'missing'} | {'not_pending',
+    current status} | {'stale'} | {'moving'}."""
 
     code: str
     status: str = ""
