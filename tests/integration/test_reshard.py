@@ -22,6 +22,8 @@ import redis.asyncio as aioredis
 from redis.cluster import RedisCluster
 
 from tests.clusterutil import LocalCluster
+from tests.helpers import tick
+from tests.integration.wsutil import GatewayServer, closed_with, open_socket, receive, until_ready, user_token
 from zsched import AsyncScheduler, Core, Keyspace, RetryPolicy, Scheduler
 from zsched.delivery.channel import Outcome
 from zsched.delivery.ownership import Ownership
@@ -404,3 +406,32 @@ def test_a_resend_with_an_idempotency_key_from_before_the_reshard_is_replayed(
         assert not fresh.replayed and new.schedule(["bob"], "t", "m", delay=3600, idempotency_key="new").replayed
     finally:
         new.close()
+
+
+def test_a_gateway_reconnects_its_sockets_to_the_new_partitions(redis_url: str, prefix: str) -> None:
+    one = Scheduler(redis.Redis.from_url(redis_url), core=_core(prefix, 1))
+    two = Scheduler(redis.Redis.from_url(redis_url), core=_core(prefix, 2))
+    gw = GatewayServer(redis_url, prefix, heartbeat_s=60).start()  # a gateway of the 1-partition keyspace
+    try:
+        one.ensure_layout()
+        token = user_token(redis_url, prefix, "dana")
+        with open_socket(gw.url(token)) as ws:
+            assert until_ready(ws) == []
+            (before,) = one.schedule(["dana"], "before", "...", delay=0).notification_ids
+            tick(one)
+            got = receive(ws)
+            assert got["id"] == before
+            assert two.reshard(2).done
+            code, reason = closed_with(ws, timeout_s=10)
+            assert code == 1012 and "resharded" in reason, "told to reconnect"
+        with open_socket(gw.url(token, since=got["stream_id"])) as ws:
+            replayed = until_ready(ws)  # the new partition's inbox starts empty: the history before is not carried
+            assert [m["type"] for m in replayed] == ["truncated"], "nothing resent, and the gap said"
+            (after,) = two.schedule(["dana"], "after", "...", delay=0).notification_ids
+            tick(two)
+            assert receive(ws)["id"] == after, "live from the new partitions"
+        assert after >= reshard_base(two)
+    finally:
+        gw.stop()
+        one.close()
+        two.close()

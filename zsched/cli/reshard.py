@@ -21,10 +21,10 @@ within a second; what they hold in the old ones is acked there. A notification i
 every moment of the move, so none is lost, sent early or sent twice by it. An old id keeps answering: status,
 cancel and reschedule follow it to the id it was re-issued under.
 
-Run it while everything runs. Once it is done, set ZSCHED_PARTITIONS to the new count for processes started
-later (ones started with the old count are refused with a message saying so), and restart gateways so live
-WebSocket delivery follows the new partitions. It is safe to interrupt: re-run the same command and it finishes
-the move (an entry half moved is finished, never created twice).
+Run it while everything runs. Gateways reconnect their sockets to the new partitions by themselves (close
+code 1012). Once it is done, set ZSCHED_PARTITIONS to the new count for processes started later (ones started
+with the old count are refused with a message saying so). It is safe to interrupt: re-run the same command and
+it finishes the move (an entry half moved is finished, never created twice).
 
 Not moved: recurring schedules (the command refuses to start while any exist: delete them, reshard, create
 them again); delivered history (inbox streams, read marks and sent records stay readable by id in the old
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"moved {outcome.moved} pending notification(s) from {outcome.partitions_from} to "
             f"{outcome.partitions_to} partitions (generation {outcome.generation}); the move is done. Start new "
-            f"processes with ZSCHED_PARTITIONS={outcome.partitions_to} and restart gateways."
+            f"processes with ZSCHED_PARTITIONS={outcome.partitions_to}."
         )
     else:
         print(
