@@ -281,3 +281,58 @@ def test_requeue_everything_asks_each_partition_again_while_batches_come_back_fu
 def test_requeue_dead_needs_ids_or_everything(kwargs: dict[str, Any]) -> None:
     with pytest.raises(FieldError):
         next(requeue_dead(core(), **kwargs))
+
+
+def test_a_part_sealed_between_stage_and_commit_is_sent_again_to_the_new_generation() -> None:
+    c = core(2)
+    people = ["alice", "bob", "carol", "dave"]
+    op = c.schedule(people, "t", "m", delay=60)
+    stages = [s for s in next(op) if isinstance(s, Script)]
+    assert len(stages) == 2, "the recipients span both partitions"
+    members = [str(s.args[15]).split(" ") for s in stages]
+    staged = [
+        [b"staged", NOW + 60_000, NOW, 0, *range(10 * (k + 1), 10 * (k + 1) + len(m))] for k, m in enumerate(members)
+    ]
+    commits = op.send(staged)
+    assert all(isinstance(s, Script) and s.keys[15].endswith(":sealed") for s in commits)
+    (layout,) = op.send([[b"created", NOW + 60_000, NOW, *staged[0][4:]], [b"moved", 1]])
+    assert layout == Command(("HGETALL", c.keys.layout)), "the layout is read again"
+    steps = op.send([{b"partitions": b"2", b"generation": b"1", b"partitions:1": b"3", b"id_base:1": b"300"}])
+    resend = [s for s in steps if isinstance(s, Script)]
+    assert all("{g1p" in s.keys[0] for s in resend), "to the new generation's partitions"
+    if len(resend) == 1:  # the sealed part's recipients share one new partition
+        assert resend[0].name == "schedule" and str(resend[0].args[10]).split(" ") == members[1]
+        result: ScheduleResult = finish(op, [[b"created", NOW + 60_000, NOW, *range(300, 300 + len(members[1]))]])
+    else:
+        again = [str(s.args[15]).split(" ") for s in resend]
+        assert sorted(m for part in again for m in part) == sorted(members[1]), "only the sealed part's recipients"
+        new_staged = [
+            [b"staged", NOW + 60_000, NOW, 0, *range(300 + 10 * k, 300 + 10 * k + len(m))] for k, m in enumerate(again)
+        ]
+        op.send(new_staged)
+        result = finish(op, [[b"created", NOW + 60_000, NOW, *r[4:]] for r in new_staged])
+    ids = dict(zip(people, result.notification_ids, strict=True))
+    assert [ids[m] for m in members[0]] == list(staged[0][4:]), "the committed part keeps its ids"
+    assert all(ids[m] >= 300 for m in members[1]), "the sealed part's recipients got new-generation ids"
+    assert result.count == 4
+
+
+def test_a_call_meeting_a_seal_at_its_stage_drops_its_staged_parts_and_goes_whole_to_the_new_generation() -> None:
+    c = core(2)
+    op = c.schedule(["alice"], "t", "m", delay=60)
+    (step,) = next(op)
+    assert isinstance(step, Script) and step.keys[-1] == c.keys.partitions[c.keys.for_recipient("alice").index].sealed
+    (layout,) = op.send([[b"moved", 1]])
+    assert layout == Command(("HGETALL", c.keys.layout))
+    (again,) = op.send([{b"partitions": b"2", b"generation": b"1", b"partitions:1": b"3", b"id_base:1": b"300"}])
+    assert isinstance(again, Script) and again.name == "schedule" and "{g1p" in again.keys[0]
+    result: ScheduleResult = finish(op, [[b"created", NOW + 60_000, NOW, 301]])
+    assert result.notification_ids == [301]
+    c = core(2)  # the generation before the reshard
+    op = c.schedule(["alice", "bob", "carol", "dave"], "t", "m", delay=60)
+    stages = [s for s in next(op) if isinstance(s, Script)]
+    assert len(stages) == 2
+    cleanup = op.send([[b"staged", NOW + 60_000, NOW, 0, 400, 402], [b"moved", 1]])
+    assert cleanup == [Command(("DEL", stages[0].keys[2]))], "the part staged before the seal is dropped"
+    (layout,) = op.send([1])
+    assert layout == Command(("HGETALL", c.keys.layout)), "then the whole call goes to the new generation"
