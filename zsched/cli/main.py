@@ -76,8 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--data-dir", help="embedded server's data folder (env ZSCHED_DATA_DIR; default .zsched)")
     common.add_argument("--prefix", help="key prefix (env ZSCHED_PREFIX; default zsched)")
-    common.add_argument("--partitions", type=int, help="hash-tagged partitions (env ZSCHED_PARTITIONS; default 1)")
     common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    connection = common  # what reshard takes: its --partitions is the count to move to
+    common = argparse.ArgumentParser(add_help=False, parents=[connection])
+    common.add_argument("--partitions", type=int, help="hash-tagged partitions (env ZSCHED_PARTITIONS; default 1)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run.add_parsers(sub, common)
@@ -94,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     workers.add_parser(sub, common)
     recipients.add_parser(sub, common)
     pauses.add_parsers(sub, common)
-    reshard.add_parser(sub, common)
+    reshard.add_parser(sub, connection)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help

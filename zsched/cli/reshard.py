@@ -38,15 +38,22 @@ examples:
 """
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Register ``reshard``."""
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], connection: argparse.ArgumentParser) -> None:
+    """Register ``reshard``: ``connection`` holds the common options but ``--partitions``, which is its own."""
     cmd = sub.add_parser(
         "reshard",
-        parents=[common],
+        parents=[connection],
         help="move pending notifications to a new partition count while delivery goes on (re-run to resume)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd.add_argument(
+        "--partitions",
+        type=int,
+        required=True,
+        metavar="N",
+        help=f"the partition count to move to (1 to {MAX_PARTITIONS}); the current one is read from Redis",
     )
     cmd.add_argument(
         "--batch", type=int, default=100, help="due entries taken per script call (default 100; a call counts once)"
@@ -62,8 +69,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``reshard``: the target count comes from --partitions (required here), the current one from Redis."""
-    if args.partitions is None:
-        raise ValueError("give the partition count to move to: zsched reshard --partitions N")
     if not 1 <= args.partitions <= MAX_PARTITIONS:
         raise ValueError(f"--partitions must be between 1 and {MAX_PARTITIONS}; got {args.partitions}")
     if args.batch < 1:
