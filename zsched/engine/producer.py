@@ -393,12 +393,15 @@ class ProducerOps(ReadViews):
         if len(ids_of) < len(people):  # not (all) answered there: this call is scheduled here
             return None
         ids = [ids_of[person] for person in people]
+        parts: dict[Partition, list[int]] = {}
+        for i in ids:
+            parts.setdefault(self.keys.for_id(i), []).append(i)
         return ScheduleResult(
             notification_ids=ids,
             count=len(ids),
             scheduled_at=ms_to_datetime(due_ms),
             replayed=True,
-            batch_id=validation.batch_of((i, 1) for i in ids),
+            batch_id=validation.batch_of((min(part), len(part)) for part in parts.values()),  # as first answered
         )
 
     @staticmethod
