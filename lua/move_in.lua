@@ -37,8 +37,10 @@ for i = 5, #ARGV, 3 do
     local id = redis.call('INCR', KEYS[11]) * partitions + partition
     local sid, digits = string.format('%d', id), string.format('%016d', id)
     local st = cjson.decode(state)
-    -- The record keeps its state as it was, under its own id now: no call holds its payload here.
-    state = string.gsub(state, ',"call":%d+', '')
+    if st.call then  -- the record keeps its state as it was, under its own id now: no call holds its payload here
+      st.call = nil
+      state = cjson.encode(st)
+    end
     redis.call('HSET', KEYS[6], sid, state)
     redis.call('HSET', KEYS[5], sid, payload)
     redis.call('ZADD', DUES[st.priority or 'normal'], due, sid)

@@ -190,6 +190,11 @@ def test_an_interrupted_reshard_run_again_finishes_with_nothing_lost_or_doubled(
     cancelled = ids[3]
     old.cancel(cancelled)
     pending = [i for i in ids if i != cancelled]
+    call = old.schedule(_people(5, 900), "call", "m", delay=3600, created_by="ops").notification_ids
+    pending += call
+    old.reschedule(call[1], delay=7200)  # out of its call: a record of its own naming the call's payload
+    old.edit(call[2], title="edited")  # a payload of its own, under a fresh holder id its record names
+    moved_due = old.status(call[1]).scheduled_at
     mover = Scheduler(redis.Redis.from_url(redis_url), core=_core(prefix, NEW))
     try:
         first = mover.reshard(NEW, batch=4, max_moves=9)
@@ -219,6 +224,8 @@ def test_an_interrupted_reshard_run_again_finishes_with_nothing_lost_or_doubled(
         assert all(n.scheduled_status == "pending" for n in resolved.values())
         assert all(n.id != i for i, n in resolved.items()), "every pending one moved"
         assert mover.status(cancelled).scheduled_status == "cancelled", "what was not pending stays where it was"
+        assert mover.status(call[1]).scheduled_at == moved_due and mover.status(call[1]).title == "call"
+        assert mover.status(call[2]).title == "edited" and mover.status(call[3]).title == "call"
         stats = mover.stats()
         assert stats.counts["pending"] == len(pending)
         old_parts = mover.core.keys.generations[0].partitions

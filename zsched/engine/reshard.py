@@ -89,7 +89,7 @@ def open_generation(core: CoreBase, partitions: int) -> Op[ReshardProgress]:
                 "partitions",
             )
         old_parts = plan.old.partitions
-        reads: list[Step] = [Command(("GET", key)) for p in old_parts for key in (p.sequence, p.recurring_sequence)]
+        reads: list[Step] = [Command(("GET", name)) for p in old_parts for name in (p.sequence, p.recurring_sequence)]
         sequences = yield reads
         highest = max([int(records.text(s)) for s in sequences if s is not None] or [0])
         old_count = len(plan.old.partitions)
