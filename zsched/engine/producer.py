@@ -113,7 +113,7 @@ class ProducerOps(ReadViews):
                 return result
             kept.update(zip(left, result.notification_ids, strict=True))
             ids = [kept[person] for person in people]
-            parts = [*runs, *((i, 1) for i in result.notification_ids)]
+            parts = [*runs, *(_part(text) for text in result.batch_id.split("-"))]
             return ScheduleResult(
                 notification_ids=ids,
                 count=len(ids),
@@ -469,6 +469,12 @@ class ProducerOps(ReadViews):
                 return (yield from self.reschedule(again, at=at, delay=delay))
             raise refusal_error(refusal)
         return (yield from self.status(notification_id))
+
+
+def _part(text: str) -> tuple[int, int]:
+    """One ``<first>x<count>`` part of a batch id."""
+    first, _, count = text.partition("x")
+    return int(first), int(count)
 
 
 def requeue_dead(
