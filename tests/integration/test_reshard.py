@@ -343,7 +343,7 @@ async def test_workers_sharing_partitions_by_ownership_take_shares_of_the_new_on
     ids += old.schedule(_people(12), "call", "m", delay=0.8).notification_ids
     timed = Timed()
     schedulers = [AsyncScheduler(aioredis.Redis.from_url(redis_url), core=_core(prefix, OLD)) for _ in range(2)]
-    workers = [Worker(s, timed, batch=10, ownership=Ownership(s, lease_ms=600)) for s in schedulers]
+    workers = [Worker(s, timed, batch=10, ownership=Ownership(s, lease_ms=1500)) for s in schedulers]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     mover = AsyncScheduler(aioredis.Redis.from_url(redis_url), core=_core(prefix, NEW))
     try:
@@ -352,7 +352,11 @@ async def test_workers_sharing_partitions_by_ownership_take_shares_of_the_new_on
         deadline = time.monotonic() + 30
         while len(timed.delivered) < len(ids) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        new_tags = sorted(p.tag for p in mover.core.keys.partitions)
+        deadline = time.monotonic() + 10
+        while sorted(p.tag for w in workers if w.ownership for p in w.ownership.owned()) != new_tags:
+            assert time.monotonic() < deadline, "the workers never shared the new partitions"
+            await asyncio.sleep(0.05)
         owned = [w.ownership.owned() if w.ownership else () for w in workers]
     finally:
         for w in workers:
@@ -442,3 +446,36 @@ def test_a_gateway_reconnects_its_sockets_to_the_new_partitions(redis_url: str, 
         gw.stop()
         one.close()
         two.close()
+
+
+def test_lists_read_every_generation_newest_first(old: Scheduler, redis_url: str, prefix: str) -> None:
+    sent = [old.schedule(["alice"], f"sent {k}", "m", delay=0, created_by="ops").notification_ids[0] for k in range(3)]
+    tick(old)
+    waiting = [
+        old.schedule(["alice"], f"later {k}", "m", delay=3600, created_by="ops").notification_ids[0] for k in range(4)
+    ]
+    others = old.schedule(_people(6), "t", "m", delay=3600).notification_ids
+    new = Scheduler(redis.Redis.from_url(redis_url), core=_core(prefix, NEW))
+    try:
+        assert new.reshard(NEW).done
+        after = new.schedule(["alice"], "after", "m", delay=3600, created_by="ops").notification_ids[0]
+        moved = [new.status(i).id for i in waiting]
+
+        def every(**query: Any) -> list[Notification]:
+            items, cursor = [], None
+            while True:
+                page = new.list(limit=2, cursor=cursor, **query)
+                items += page.items
+                if page.next_cursor is None:
+                    return items
+                cursor = page.next_cursor
+
+        alice = every(recipient="alice")
+        assert [n.id for n in alice] == sorted([after, *moved, *sent], reverse=True), "each once, newest first"
+        assert [n.scheduled_status for n in alice][-3:] == ["sent"] * 3, "the history from before the move"
+        assert [n.id for n in every(created_by="ops")] == [n.id for n in alice]
+        everything = every()
+        assert len(everything) == len({n.id for n in everything}) == len(alice) + len(others)
+        assert [n.id for n in everything] == sorted((n.id for n in everything), reverse=True)
+    finally:
+        new.close()

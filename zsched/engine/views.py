@@ -76,19 +76,23 @@ class ReadViews(CoreBase):
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise FieldError(f"limit must be between 1 and 1000; got {limit!r}", "limit")
         before = None if cursor is None else validation.notification_id(cursor, "cursor")
-        # A recipient's notifications sit in one partition; a creator's, and everything, in every partition.
+        # A recipient's notifications sit in one partition; a creator's, and everything, in every partition. After
+        # a reshard, the older generations' partitions are read too: what was delivered before it stayed there
+        # (what was pending moved, under new ids), and their ids are all below the newer generation's.
         sources: list[_Source]
+        generations = self.keys.generations
+        everywhere = [p for g in generations for p in g.partitions]
         if person is not None:
-            home = self.keys.for_recipient(person)
-            sources = [_Source(home, before, index=home.by_recipient, name=person)]
+            homes = [g.for_recipient(person) for g in generations]
+            sources = [_Source(home, before, index=home.by_recipient, name=person) for home in homes]
         elif creator is not None:
-            sources = [_Source(p, before, index=p.by_creator, name=creator) for p in self.keys.partitions]
+            sources = [_Source(p, before, index=p.by_creator, name=creator) for p in everywhere]
         else:
-            sequences = yield [Command(("GET", p.sequence)) for p in self.keys.partitions]
-            count = len(self.keys.partitions)
+            sequences = yield [Command(("GET", p.sequence)) for p in everywhere]
+            floors = [g.id_base for g in generations for _ in g.partitions]
             sources = [
-                _Source(p, before, sequence=int(seq or 0), partitions=count)
-                for p, seq in zip(self.keys.partitions, sequences, strict=True)
+                _Source(p, before, sequence=int(seq or 0), partitions=p.count, floor=floor)
+                for p, seq, floor in zip(everywhere, sequences, floors, strict=True)
             ]
         filtered = status is not None or (person is not None and creator is not None)
         batch = min(1000, max(100, 2 * limit)) if filtered else limit
@@ -109,8 +113,7 @@ class ReadViews(CoreBase):
                 if s.index is None:
                     s.take(s.count_down(batch), batch)
             reading = [s for s in active if s.ids]
-            count = len(self.keys.partitions)
-            replies = (yield [read_records(s.partition, count, s.ids) for s in reading]) if reading else []
+            replies = (yield [read_records(s.partition, s.partition.count, s.ids) for s in reading]) if reading else []
             for s, raw in zip(reading, replies, strict=True):
                 scanned += len(s.ids)
                 for i, (state, payload) in zip(s.ids, ReadReply.read(raw).records, strict=True):
@@ -235,15 +238,17 @@ class _Source:
         name: str = "",
         sequence: int = 0,
         partitions: int = 1,
+        floor: int = 0,
     ) -> None:
         self.partition, self.index, self.name, self.step = partition, index, name, partitions
+        self.floor = max(partitions, floor)  # the smallest id here is above both (floor: its generation's id_base)
         self.position = before
         self.ids: list[int] = []
         self.done = False
         if index is None:
             top = sequence * partitions + partition.index + 1
             self.position = top if before is None else min(before, top)
-            self.done = self._next_id() < partitions  # the smallest id here is partitions + index
+            self.done = self._next_id() < self.floor
 
     def _next_id(self) -> int:
         assert self.position is not None
@@ -258,14 +263,14 @@ class _Source:
     def count_down(self, batch: int) -> list[int]:
         """The next ``batch`` ids this partition may hold below ``position`` (purged ones read as nothing)."""
         top = self._next_id()
-        return [i for i in range(top, top - batch * self.step, -self.step) if i >= self.step]
+        return [i for i in range(top, top - batch * self.step, -self.step) if i >= self.floor]
 
     def take(self, ids: list[int], batch: int) -> None:
         """Note the ids the last fetch returned; fewer than ``batch`` means this source has no more."""
         self.ids = ids
         if ids:
             self.position = min(ids)
-        self.done = len(ids) < batch or (self.index is None and self._next_id() < self.step)
+        self.done = len(ids) < batch or (self.index is None and self._next_id() < self.floor)
 
 
 def read_records(p: Partition, partitions: int, ids: Sequence[int]) -> Script:
