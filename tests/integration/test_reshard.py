@@ -477,5 +477,9 @@ def test_lists_read_every_generation_newest_first(old: Scheduler, redis_url: str
         everything = every()
         assert len(everything) == len({n.id for n in everything}) == len(alice) + len(others)
         assert [n.id for n in everything] == sorted((n.id for n in everything), reverse=True)
+        stats = new.stats()  # over both generations, each notification counted once
+        assert stats.counts["sent"] == 3 and stats.counts["pending"] == len(waiting) + len(others) + 1
+        assert stats.totals["scheduled"] == len(sent) + len(waiting) + len(others) + 1
+        assert stats.totals["moved_in"] == stats.totals["moved_out"] == len(waiting) + len(others)
     finally:
         new.close()

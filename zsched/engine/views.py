@@ -141,8 +141,11 @@ class ReadViews(CoreBase):
 
     def stats(self, partitions: Sequence[Partition] | None = None) -> Op[Stats]:
         """Counts per status and lifetime totals over every partition (or just ``partitions``), and the
-        earliest due lag."""
-        chosen = self.keys.partitions if partitions is None else tuple(partitions)
+        earliest due lag. Every partition includes those of generations a reshard left (their history, and
+        what is still to move); the pauses are the current generation's."""
+        everywhere = tuple(p for g in self.keys.generations for p in g.partitions)
+        chosen = everywhere if partitions is None else tuple(partitions)
+        current = set(self.keys.partitions)
         steps: list[Step] = [Command(("TIME",))]
         for p in chosen:
             steps += PartitionStats.steps(p)
@@ -154,9 +157,10 @@ class ReadViews(CoreBase):
         earliest: int | None = None
         replies = iter(rest)
         pauses: list[Pauses] = []
-        for _ in chosen:
+        for p in chosen:
             part = PartitionStats.read(replies)
-            pauses.append(part.pauses)
+            if p in current:  # an old partition keeps the pauses it had when sealed; resume no longer reaches it
+                pauses.append(part.pauses)
             for name, count in part.counts.items():
                 counts[name] += count
             for field, value in part.totals.items():
