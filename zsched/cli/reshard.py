@@ -27,8 +27,9 @@ with the old count are refused with a message saying so). It is safe to interrup
 it finishes the move (an entry half moved is finished, never created twice).
 
 Not moved: recurring schedules (the command refuses to start while any exist: delete them, reshard, create
-them again); delivered history (inbox streams, read marks and sent records stay readable by id in the old
-partitions but are not listed); see docs/resharding.md."""
+them again), and delivered history: sent, cancelled and failed records stay in the old partitions (status,
+lists and stats still read them there), and inbox streams and read marks are not carried over (a resumed
+socket is told its inbox was truncated). See docs/resharding.md."""
 
 EPILOG = """\
 examples:

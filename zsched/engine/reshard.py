@@ -20,8 +20,9 @@ to run again after an interruption:
 4. ``finish``: contacts (and who has preferences) are copied to the recipients' new partitions where the new
    generation has none yet, and the mark is lifted.
 
-Not moved: delivered history (inbox streams, read marks, sent records: readable by id, not listed), and
-recurring schedules (the reshard refuses to start while any exist). See docs/resharding.md.
+Not moved: delivered history (sent, cancelled and failed records stay in the old partitions, where reads,
+lists and stats still find them; inbox streams and read marks are not carried over), and recurring schedules
+(the reshard refuses to start while any exist). See docs/resharding.md.
 """
 
 from __future__ import annotations
