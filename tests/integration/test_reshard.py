@@ -31,7 +31,7 @@ from zsched.delivery.worker import Worker
 from zsched.engine import reshard
 from zsched.engine.replies import MoveOutReply
 from zsched.engine.steps import Step
-from zsched.errors import IdempotencyConflictError, LayoutError, UnavailableError, ValidationError
+from zsched.errors import FieldError, IdempotencyConflictError, LayoutError, UnavailableError, ValidationError
 from zsched.models import Notification
 
 OLD, NEW = 2, 3
@@ -413,6 +413,11 @@ def test_a_resend_with_an_idempotency_key_from_before_the_reshard_is_replayed(
         with pytest.raises(IdempotencyConflictError):
             new.schedule(["alice"], "other", "m", delay=3600, idempotency_key="one")
         assert new.stats().counts["pending"] == 7, "nothing created twice"
+        for batch_op in (new.cancel_batch, new.batch_status, lambda b: new.reschedule_batch(b, delay=60)):
+            with pytest.raises(FieldError, match="before the keyspace was resharded"):  # never the wrong ids
+                batch_op(spanning.batch_id)
+        with pytest.raises(FieldError, match="before the keyspace was resharded"):
+            new.edit_batch(spanning.batch_id, title="x")
         fresh = new.schedule(["bob"], "t", "m", delay=3600, idempotency_key="new")
         assert not fresh.replayed and new.schedule(["bob"], "t", "m", delay=3600, idempotency_key="new").replayed
     finally:

@@ -74,7 +74,7 @@ class EditOps(ReadViews, CoreBase):
         ``only_for``, a user who did not create the call edits only the notification of it they receive (what
         the HTTP API lets a non-admin change)."""
         count = len(self.keys.partitions)
-        parts = validation.batch_id(batch_id, count)
+        parts = validation.current_batch_id(batch_id, count, self.keys.generations[-1].id_base)
         validation.content(Payload(title="t", message=""), title, message, data)  # bad content writes nothing
         replies: list[BatchReply] = []
         for first, n in parts:
