@@ -14,12 +14,13 @@
 -- KEYS[12] call_pending  STRING recipients still pending inside calls
 -- KEYS[13] by_recipient  ZSET  "<recipient> <id, 16 digits>": one missing from it was purged
 -- KEYS[14] op            STRING this call's outcome, so a retry of the same call answers it again
+-- KEYS[15] moving        ZSET  "<priority> <due member>": what a reshard is moving (refused: 'moving')
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] keep_ms       how long a cancelled record is kept
 -- ARGV[3] id            the notification
 -- ARGV[4] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[5] partitions    partition count: a call's recipients have ids call id + i * partitions
--- Returns: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status}
+-- Returns: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status} | {'moving'}
 -- include: calls.lua
 -- include: clock.lua
 local kept = redis.call('GET', KEYS[14])  -- a retry of a call that already ran (its reply was lost)
@@ -40,6 +41,7 @@ local raw = redis.call('HGET', KEYS[2], ARGV[3])
 if not raw then
   local call = in_call(ARGV[3])
   if not call then return {'missing'} end
+  if redis.call('ZSCORE', KEYS[15], call.priority .. ' -' .. call.cid) then return {'moving'} end
   local record = own_record(call, call.recipient, 'cancelled', call.at, ',"cancelled_at":' .. string.format('%d', now))
   redis.call('HSET', KEYS[2], ARGV[3], record)
   redis.call('DECRBY', KEYS[12], 1)
@@ -51,6 +53,7 @@ if not raw then
 end
 local st = cjson.decode(raw)
 if st.status ~= 'pending' then return {'not_pending', st.status} end
+if redis.call('ZSCORE', KEYS[15], (st.priority or 'normal') .. ' ' .. ARGV[3]) then return {'moving'} end
 st.status = 'cancelled'
 st.cancelled_at = now
 redis.call('HSET', KEYS[2], ARGV[3], cjson.encode(st))

@@ -21,7 +21,9 @@
 -- KEYS[13] call_starts  ZSET   call id -> call id, to find a recipient's pending call from its id
 -- KEYS[14] call_pending STRING recipients still pending inside calls (for the pending count)
 -- KEYS[15] payload_refs HASH   call id -> records still using its payload (the payload goes with the last)
--- KEYS[16..] with a collapse key (ARGV[5]): collapse, collapsed, due, due_urgent, due_high, due_low, calls,
+-- KEYS[16] sealed       STRING the generation this partition was resharded into: once set, a part not yet
+--                       committed is refused with 'moved' (the caller schedules its recipients there)
+-- KEYS[17..] with a collapse key (ARGV[5]): collapse, collapsed, due, due_urgent, due_high, due_low, calls,
 --            call_recipients, call_starts, call_pending, pending_by_creator, as schedule.lua takes them: the
 --            collapse index ("<recipient> <key>" -> newest id), the collapsed set (id -> purge time), and what
 --            taking a pending one out needs (its due set, its call, its creator's pending count)
@@ -32,7 +34,9 @@
 -- ARGV[5] collapse_key  '' for none
 -- ARGV[6] keep_collapsed_ms how long a collapsed record is kept
 -- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...} | {'missing'}
---          replayed: another try of the call committed it first; missing: the staged part expired
+--        | {'moved', generation}
+--          replayed: another try of the call committed it first; missing: the staged part expired; moved: the
+--          partition was sealed by a reshard after the part was staged (the part is dropped)
 -- include: clock.lua
 local function created(due, now, first, count, step)
   local reply = {'created', due, now}
@@ -59,6 +63,11 @@ if not staged then
   local reply = {'replayed', old.due, now}
   for _, id in ipairs(old.ids) do reply[#reply + 1] = id end
   return reply
+end
+local sealed = redis.call('GET', KEYS[16])
+if sealed then
+  redis.call('DEL', KEYS[9])
+  return {'moved', tonumber(sealed)}
 end
 local call = cjson.decode(staged)
 local payload = redis.call('HGET', KEYS[9], 'payload')
@@ -110,7 +119,7 @@ else
 end
 redis.call('HINCRBY', KEYS[5], 'scheduled', count)
 if creator ~= '' then redis.call('HINCRBY', KEYS[8], creator, count) end
-if ARGV[5] ~= '' then collapse(16, people, count, first, partitions, ARGV[5], ARGV[6]) end
+if ARGV[5] ~= '' then collapse(17, people, count, first, partitions, ARGV[5], ARGV[6]) end
 if head == nil or due < tonumber(head) then redis.call('PUBLISH', ARGV[2], due) end
 if call.idem_ttl > 0 then
   redis.call('SET', KEYS[6], cjson.encode({fingerprint = call.fingerprint, due = due, ids = ids}), 'PX', call.idem_ttl)

@@ -19,13 +19,14 @@
 -- KEYS[12] payload_refs  HASH  call id -> records still sharing the payload stored under it
 -- KEYS[13] sequence      STRING the last sequence number handed out (a fresh holder id is one more)
 -- KEYS[14] op            STRING this call's outcome, so a retry of the same call answers it again
+-- KEYS[15] moving        ZSET  "<priority> <due member>": what a reshard is moving (refused: 'moving')
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] id            the notification
 -- ARGV[3] read          the payload JSON the caller read (and made the new one from)
 -- ARGV[4] payload       the new payload JSON
 -- ARGV[5] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[6] partitions    partition count: a call's recipients have ids call id + i * partitions
--- Returns: {'edited', now_ms} | {'missing'} | {'not_pending', current status} | {'stale'}
+-- Returns: {'edited', now_ms} | {'missing'} | {'not_pending', current status} | {'stale'} | {'moving'}
 -- include: calls.lua
 -- include: clock.lua
 local kept = redis.call('GET', KEYS[14])  -- a retry of a call that already ran (its reply was lost)
@@ -54,6 +55,7 @@ local raw = redis.call('HGET', KEYS[3], id)
 if raw then
   local st = cjson.decode(raw)
   if st.status ~= 'pending' then return {'not_pending', st.status} end
+  if redis.call('ZSCORE', KEYS[15], (st.priority or 'normal') .. ' ' .. id) then return {'moving'} end
   local shared = st.call and string.format('%d', st.call) or id
   if redis.call('HGET', KEYS[2], shared) ~= ARGV[3] then return {'stale'} end
   if st.call then  -- a payload it shares (its call's, or one edit_batch set aside): it gets one of its own
@@ -65,6 +67,7 @@ if raw then
 else
   local call = in_call()
   if not call then return {'missing'} end
+  if redis.call('ZSCORE', KEYS[15], call.priority .. ' -' .. call.cid) then return {'moving'} end
   if redis.call('HGET', KEYS[2], call.cid) ~= ARGV[3] then return {'stale'} end
   holder = fresh_holder()
   local state = '{"status":"pending","attempts":0,"recipient":' .. cjson.encode(call.recipient)

@@ -11,6 +11,7 @@
 -- KEYS[9] call_pending  STRING recipients still pending inside calls
 -- KEYS[10] by_recipient  ZSET  "<recipient> <id, 16 digits>": one missing from it was purged
 -- KEYS[11] op            STRING this call's outcome, so a retry of the same call answers it and moves nothing
+-- KEYS[12] moving        ZSET  "<priority> <due member>": what a reshard is moving (refused: 'moving')
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] id            the notification
 -- ARGV[3] at_ms         new due time, or '' to use delay_ms
@@ -19,6 +20,7 @@
 -- ARGV[6] op_ttl_ms     how long the outcome is kept for retries of this call
 -- ARGV[7] partitions    partition count: a call's recipients have ids call id + i * partitions
 -- Returns: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'} | {'not_pending', status}
+--        | {'moving'}
 -- include: calls.lua
 -- include: clock.lua
 -- include: outcome.lua
@@ -39,9 +41,11 @@ local st, call
 if raw then
   st = cjson.decode(raw)
   if st.status ~= 'pending' then return {'not_pending', st.status} end
+  if redis.call('ZSCORE', KEYS[12], (st.priority or 'normal') .. ' ' .. ARGV[2]) then return {'moving'} end
 else
   call = in_call(ARGV[2])
   if not call then return {'missing'} end
+  if redis.call('ZSCORE', KEYS[12], call.priority .. ' -' .. call.cid) then return {'moving'} end
   st = {priority = call.priority}
 end
 if due < now then return {'past', due, now} end

@@ -34,6 +34,8 @@
 --   payload_refs       HASH   call id -> records still using its payload      (with several recipients)
 --   collapse, collapsed, due, due_urgent, due_high, due_low, calls, call_recipients, call_starts,
 --   call_pending, pending_by_creator                                          (with collapse_key)
+--   sealed             STRING the generation a reshard moved this partition to (always, the last key): once
+--                             set, a call not seen before is refused with 'moved' (the caller resends it there)
 --                             the collapse index ("<recipient> <key>" -> newest id), the collapsed set (id ->
 --                             purge time), and what taking a pending one out needs (its due set, its call,
 --                             its creator's pending count)
@@ -56,7 +58,7 @@
 --                                    they hold in the other partitions (read by the caller)
 --   collapse_key, keep_collapsed_ms  the call's collapse key, and how long a collapsed record is kept
 -- Returns: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
---        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
+--        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending} | {'moved', generation}
 -- include: clock.lua
 local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
 local option = {}
@@ -102,6 +104,8 @@ if idem_ttl > 0 then
   end
 end
 
+local sealed = redis.call('GET', KEYS[#KEYS])
+if sealed then return {'moved', tonumber(sealed)} end
 if due < now then return {'past', due, now} end
 
 local creator = option.created_by or ''

@@ -10,6 +10,8 @@
 -- KEYS[5] ops           HASH   op id -> "<now> <last>" of each call that staged something, for the calls the
 --                       caller's clock put in one time bucket; kept op_ttl_ms past its last write, so a
 --                       retry of the same call (its reply was lost) answers it and stages nothing
+-- KEYS[6] sealed        STRING the generation this partition was resharded into: once set, a call not seen
+--                       before is refused with 'moved' (the caller sends it to that generation)
 -- ARGV[1] now_ms        '' for the server's TIME, or a pinned clock
 -- ARGV[2] at_ms         due time, or '' to use delay_ms
 -- ARGV[3] delay_ms      delay from now, used when at_ms is ''
@@ -27,7 +29,7 @@
 -- ARGV[15] op_id        this call's field in ops
 -- ARGV[16] recipients   this partition's recipients, space-separated (a recipient id has no spaces)
 -- Returns: {'staged', due_ms, now_ms, resumed, id...} | {'replayed', due_ms, now_ms, id...}
---        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}
+--        | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending} | {'moved', generation}
 --          resumed: 1 when the part was already staged by an earlier try of the same call, else 0
 -- include: clock.lua
 local partitions, partition = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -60,6 +62,11 @@ if idem_ttl > 0 then
     for _, id in ipairs(old.ids) do reply[#reply + 1] = id end
     return reply
   end
+  local sealed = redis.call('GET', KEYS[6])
+  if sealed then  -- a part staged before the seal is dropped: the whole call goes to the new generation
+    redis.call('DEL', KEYS[3])
+    return {'moved', tonumber(sealed)}
+  end
   local staged = redis.call('HGET', KEYS[3], 'call')
   if staged then
     local call = cjson.decode(staged)
@@ -71,6 +78,8 @@ if idem_ttl > 0 then
   end
 end
 
+local sealed = redis.call('GET', KEYS[6])
+if sealed then return {'moved', tonumber(sealed)} end
 local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
 if due < now then return {'past', due, now} end
 

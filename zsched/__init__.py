@@ -23,6 +23,7 @@ from .delivery import (
 )
 from .embedded import EmbeddedServer
 from .engine import Core, Keyspace, Retention, RetryPolicy
+from .engine.reshard import ReshardProgress
 from .errors import (
     ConfigError,
     DeliveryError,
@@ -102,6 +103,7 @@ __all__ = [
     "RecurringPage",
     "RecurringSchedule",
     "Rendered",
+    "ReshardProgress",
     "Retention",
     "RetryPolicy",
     "Router",

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import redis
 import redis.asyncio as aioredis
 from msgspec import UNSET, UnsetType
@@ -32,11 +35,13 @@ from .connection import (
     sentinel_of,
 )
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
+from .engine import reshard
 from .engine.core import Core, Op, Step
 from .engine.layout import check_layout
 from .engine.minutes import Minute, read_minutes
 from .engine.presence import Presence, recipient_sockets
 from .engine.processes import ProcessState, list_processes
+from .engine.reshard import ReshardProgress
 from .engine.tables import TablePage, table_page
 from .errors import UnavailableError
 from .models import (
@@ -52,6 +57,9 @@ from .models import (
     ScheduleResult,
     Stats,
 )
+
+RESHARD_WAIT_S = 0.2
+"""How long a reshard waits between passes that found nothing to move (only notifications workers hold)."""
 
 
 class Scheduler(Driver, SyncTemplates):
@@ -96,10 +104,13 @@ class Scheduler(Driver, SyncTemplates):
             self.layout_checked = True
 
     def _drive(self, op: Op[T], *, check_layout_first: bool = False) -> T:
-        try:
-            steps = next(op)  # arguments are validated before the first step: a bad call does no I/O at all
-            if check_layout_first and not self.layout_checked:
+        if check_layout_first and not self.layout_checked:
+            # Before the op builds its first step: the layout may name generations (a reshard) that route ids.
+            # Redis down: the op's own validation still answers first, and its first step reports the outage.
+            with contextlib.suppress(UnavailableError):
                 self.ensure_layout()
+        try:
+            steps = next(op)  # arguments are validated before the first step
             while True:
                 if len(steps) == 1:  # most operations: one step, sent as it is
                     steps = op.send([queue_step(self.redis, self.scripts, steps[0])])
@@ -395,6 +406,32 @@ class Scheduler(Driver, SyncTemplates):
         """Remove a recurring schedule and cancel its pending occurrence; returns it as it was."""
         return self.run(self.core.delete_recurring(schedule_id))
 
+    def reshard(
+        self,
+        partitions: int,
+        *,
+        batch: int = 100,
+        max_moves: int | None = None,
+        on_progress: Callable[[ReshardProgress], None] | None = None,
+    ) -> ReshardProgress:
+        """Move every pending notification to ``partitions`` partitions while producers and workers run (see
+        ``zsched.engine.reshard``); returns when the move is over, or after about ``max_moves`` due entries
+        (run it again to finish). Safe to run again after an interruption; ``on_progress`` gets each pass."""
+        step = self._drive(reshard.open_generation(self.core, partitions))
+        moved = entries = 0
+        while not step.done:
+            budget = None if max_moves is None else max_moves - entries
+            if budget is not None and budget <= 0:
+                return msgspec.structs.replace(step, moved=moved, entries=entries)
+            step = self._drive(reshard.move_some(self.core, partitions, batch=batch, budget=budget))
+            moved, entries = moved + step.moved, entries + step.entries
+            if on_progress is not None:
+                on_progress(step)
+            if not step.done and not step.entries:  # what workers hold there: wait for their acks or retries
+                time.sleep(RESHARD_WAIT_S)
+        done = self._drive(reshard.finish(self.core, partitions))
+        return msgspec.structs.replace(done, moved=moved, entries=entries)
+
     def sockets(self, recipient: object) -> Presence:
         """How many WebSockets ``recipient`` has open, in total and per gateway, as of each gateway's last
         heartbeat (a late gateway is listed but not counted)."""
@@ -464,10 +501,13 @@ class AsyncScheduler(Driver, AsyncTemplates):
             self.layout_checked = True
 
     async def _drive(self, op: Op[T], *, check_layout_first: bool = False) -> T:
-        try:
-            steps = next(op)  # arguments are validated before the first step: a bad call does no I/O at all
-            if check_layout_first and not self.layout_checked:
+        if check_layout_first and not self.layout_checked:
+            # Before the op builds its first step: the layout may name generations (a reshard) that route ids.
+            # Redis down: the op's own validation still answers first, and its first step reports the outage.
+            with contextlib.suppress(UnavailableError):
                 await self.ensure_layout()
+        try:
+            steps = next(op)  # arguments are validated before the first step
             while True:
                 if len(steps) == 1:  # most operations: one step, awaited here (gather would make it a task)
                     steps = op.send([await queue_step(self.redis, self.scripts, steps[0])])
@@ -764,6 +804,32 @@ class AsyncScheduler(Driver, AsyncTemplates):
     async def delete_recurring(self, schedule_id: int | str) -> RecurringSchedule:
         """Remove a recurring schedule and cancel its pending occurrence; returns it as it was."""
         return await self.run(self.core.delete_recurring(schedule_id))
+
+    async def reshard(
+        self,
+        partitions: int,
+        *,
+        batch: int = 100,
+        max_moves: int | None = None,
+        on_progress: Callable[[ReshardProgress], None] | None = None,
+    ) -> ReshardProgress:
+        """Move every pending notification to ``partitions`` partitions while producers and workers run (see
+        ``zsched.engine.reshard``); returns when the move is over, or after about ``max_moves`` due entries
+        (run it again to finish). Safe to run again after an interruption; ``on_progress`` gets each pass."""
+        step = await self._drive(reshard.open_generation(self.core, partitions))
+        moved = entries = 0
+        while not step.done:
+            budget = None if max_moves is None else max_moves - entries
+            if budget is not None and budget <= 0:
+                return msgspec.structs.replace(step, moved=moved, entries=entries)
+            step = await self._drive(reshard.move_some(self.core, partitions, batch=batch, budget=budget))
+            moved, entries = moved + step.moved, entries + step.entries
+            if on_progress is not None:
+                on_progress(step)
+            if not step.done and not step.entries:  # what workers hold there: wait for their acks or retries
+                await asyncio.sleep(RESHARD_WAIT_S)
+        done = await self._drive(reshard.finish(self.core, partitions))
+        return msgspec.structs.replace(done, moved=moved, entries=entries)
 
     async def sockets(self, recipient: object) -> Presence:
         """How many WebSockets ``recipient`` has open, in total and per gateway, as of each gateway's last

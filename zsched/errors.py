@@ -247,6 +247,14 @@ OUTCOMES: dict[str, Callable[[Refusal], ZschedError]] = {
     "past": lambda r: PastScheduleError.at(r.due_ms, r.now_ms),
     "conflict": lambda r: IdempotencyConflictError(r.key),
     "over_quota": lambda r: PendingLimitError(r.creator, r.held, r.adding, r.limit),
+    "moved": lambda r: UnavailableError(
+        "the partition was resharded while this call ran (zsched reshard); send the call again: it goes to the "
+        "new partitions"
+    ),
+    "moving": lambda r: UnavailableError(
+        f"notification {r.notification_id} is being moved to new partitions by a reshard (zsched reshard) this very "
+        "moment; try again in a second: it is then found under the id it moved to"
+    ),
     "stale": lambda r: UnavailableError(
         f"notification {r.notification_id} kept changing while it was being edited; try the edit again"
     ),

@@ -59,6 +59,7 @@ def test_schedule_in_one_partition_is_one_script_call() -> None:
         p.counters,
         p.sequence,
         p.ops(NOW // 10_000),  # outcomes kept in the partition's hash for this 10 s bucket
+        p.sealed,  # always last: a reshard's seal refuses the call with 'moved'
     ], "one recipient, no idempotency key, no creator: none of the optional keys"
     assert step.args[:5] == [str(NOW), "", 60_000, 4, p.index]
     assert step.args[5:9] == [p.wakeup, '{"title":"t","message":"m"}', "normal", c.op_ttl_ms]
@@ -73,11 +74,11 @@ def test_schedule_passes_the_keys_and_options_a_call_uses() -> None:
     p = c.keys.partitions[0]
     (step,) = next(c.schedule(["a", "b"], "t", "m", delay=60, priority="high"))
     assert isinstance(step, Script)
-    assert step.keys[0] == p.due_for("high") and step.keys[7:] == p.call_keys
+    assert step.keys[0] == p.due_for("high") and step.keys[7:] == [*p.call_keys, p.sealed]
     assert step.args[7] == "high" and step.args[10:] == ["a b"], "the recipients in one argument"
     (step,) = next(c.schedule(["a"], "t", "m", delay=60, idempotency_key="k", created_by="billing"))
     assert isinstance(step, Script)
-    assert step.keys[7:] == [p.idempotency("k"), p.by_creator, p.pending_by_creator]
+    assert step.keys[7:] == [p.idempotency("k"), p.by_creator, p.pending_by_creator, p.sealed]
     options = step.args[11:]
     assert options[:2] == ["idem_ttl_ms", c.idempotency_ttl_ms] and options[2] == "fingerprint"
     assert options[4:] == ["created_by", "billing", "max_pending", c.max_pending_per_creator, "others", 0]
@@ -112,7 +113,8 @@ def test_schedule_across_partitions_stages_every_part_then_commits_each() -> Non
     for commit in commits:
         assert isinstance(commit, Script) and commit.args[2] == c.op_ttl_ms and len(str(commit.args[3])) == 16
         p = c.keys.partitions[int(commit.keys[0].split("{p")[1].split("}")[0])]
-        assert commit.keys[0] == p.due and commit.keys[9] == p.ops(NOW // 10_000) and commit.keys[10:] == p.call_keys
+        assert commit.keys[0] == p.due and commit.keys[9] == p.ops(NOW // 10_000)
+        assert commit.keys[10:] == [*p.call_keys, p.sealed]
     result: ScheduleResult = finish(op, [[b"created", r[1], NOW, *r[4:]] for r in replies])
     assert result.notification_ids == [100, 101, 102, 103, 104]
     assert result.count == 5
@@ -179,7 +181,7 @@ def test_cancel_then_reads_the_notification_back() -> None:
     op = c.cancel(11)
     (step,) = next(op)
     p = c.keys.for_id(11)
-    assert isinstance(step, Script) and step.keys[-1].startswith(f"{p.tag}:op:")
+    assert isinstance(step, Script) and step.keys[-2].startswith(f"{p.tag}:op:")
     assert step == Script(
         "cancel",
         [
@@ -191,7 +193,8 @@ def test_cancel_then_reads_the_notification_back() -> None:
             *p.other_dues,
             *p.call_keys[:4],
             p.by_recipient,
-            step.keys[-1],
+            step.keys[-2],
+            p.moving,  # what a reshard is moving is refused for that moment
         ],
         [str(NOW), c.retention.cancelled_ms, 11, c.op_ttl_ms, 2],
     )
@@ -209,7 +212,9 @@ def test_cancel_refusals_raise_their_exception(reply: list[Any], error: type[Exc
     op = core().cancel(3)
     next(op)
     with pytest.raises(error) as caught:
-        op.send([reply])
+        looked = op.send([reply])  # a miss looks for a reshard's forward and reads the layout again first
+        assert [s.args[0] for s in looked if isinstance(s, Command)] == ["HGET", "HGETALL"]
+        op.send([None, {b"partitions": b"1"}])
     if isinstance(caught.value, NotPendingError):
         assert caught.value.status == "sent" and caught.value.notification_id == 3
         assert "cannot cancel notification 3: it is sent" in str(caught.value)
@@ -221,10 +226,10 @@ def test_reschedule_passes_the_new_time_and_reads_back() -> None:
     op = c.reschedule(5, at=at)
     (step,) = next(op)
     p = c.keys.partitions[0]
-    assert isinstance(step, Script) and step.keys[-1].startswith(f"{p.tag}:op:")
+    assert isinstance(step, Script) and step.keys[-2].startswith(f"{p.tag}:op:")
     assert step == Script(
         "reschedule",
-        [p.due, p.state, *p.other_dues, *p.call_keys[:4], p.by_recipient, step.keys[-1]],
+        [p.due, p.state, *p.other_dues, *p.call_keys[:4], p.by_recipient, step.keys[-2], p.moving],
         [str(NOW), 5, NOW + 3_600_000, 0, p.wakeup, c.op_ttl_ms, 1],
     )
     reads = op.send([[b"rescheduled", NOW + 3_600_000, NOW]])
@@ -246,6 +251,7 @@ def test_reschedule_refusals_raise_their_exception(reply: list[Any], error: type
     next(op)
     with pytest.raises(error):
         op.send([reply])
+        op.send([None, {b"partitions": b"1"}])  # a miss: no forward, the same layout
 
 
 def test_requeue_dead_groups_ids_by_partition_and_collects_what_came_back() -> None:
@@ -275,3 +281,58 @@ def test_requeue_everything_asks_each_partition_again_while_batches_come_back_fu
 def test_requeue_dead_needs_ids_or_everything(kwargs: dict[str, Any]) -> None:
     with pytest.raises(FieldError):
         next(requeue_dead(core(), **kwargs))
+
+
+def test_a_part_sealed_between_stage_and_commit_is_sent_again_to_the_new_generation() -> None:
+    c = core(2)
+    people = ["alice", "bob", "carol", "dave"]
+    op = c.schedule(people, "t", "m", delay=60)
+    stages = [s for s in next(op) if isinstance(s, Script)]
+    assert len(stages) == 2, "the recipients span both partitions"
+    members = [str(s.args[15]).split(" ") for s in stages]
+    staged = [
+        [b"staged", NOW + 60_000, NOW, 0, *range(10 * (k + 1), 10 * (k + 1) + len(m))] for k, m in enumerate(members)
+    ]
+    commits = op.send(staged)
+    assert all(isinstance(s, Script) and s.keys[15].endswith(":sealed") for s in commits)
+    (layout,) = op.send([[b"created", NOW + 60_000, NOW, *staged[0][4:]], [b"moved", 1]])
+    assert layout == Command(("HGETALL", c.keys.layout)), "the layout is read again"
+    steps = op.send([{b"partitions": b"2", b"generation": b"1", b"partitions:1": b"3", b"id_base:1": b"300"}])
+    resend = [s for s in steps if isinstance(s, Script)]
+    assert all("{g1p" in s.keys[0] for s in resend), "to the new generation's partitions"
+    if len(resend) == 1:  # the sealed part's recipients share one new partition
+        assert resend[0].name == "schedule" and str(resend[0].args[10]).split(" ") == members[1]
+        result: ScheduleResult = finish(op, [[b"created", NOW + 60_000, NOW, *range(300, 300 + len(members[1]))]])
+    else:
+        again = [str(s.args[15]).split(" ") for s in resend]
+        assert sorted(m for part in again for m in part) == sorted(members[1]), "only the sealed part's recipients"
+        new_staged = [
+            [b"staged", NOW + 60_000, NOW, 0, *range(300 + 10 * k, 300 + 10 * k + len(m))] for k, m in enumerate(again)
+        ]
+        op.send(new_staged)
+        result = finish(op, [[b"created", NOW + 60_000, NOW, *r[4:]] for r in new_staged])
+    ids = dict(zip(people, result.notification_ids, strict=True))
+    assert [ids[m] for m in members[0]] == list(staged[0][4:]), "the committed part keeps its ids"
+    assert all(ids[m] >= 300 for m in members[1]), "the sealed part's recipients got new-generation ids"
+    assert result.count == 4
+
+
+def test_a_call_meeting_a_seal_at_its_stage_drops_its_staged_parts_and_goes_whole_to_the_new_generation() -> None:
+    c = core(2)
+    op = c.schedule(["alice"], "t", "m", delay=60)
+    (step,) = next(op)
+    assert isinstance(step, Script) and step.keys[-1] == c.keys.partitions[c.keys.for_recipient("alice").index].sealed
+    (layout,) = op.send([[b"moved", 1]])
+    assert layout == Command(("HGETALL", c.keys.layout))
+    (again,) = op.send([{b"partitions": b"2", b"generation": b"1", b"partitions:1": b"3", b"id_base:1": b"300"}])
+    assert isinstance(again, Script) and again.name == "schedule" and "{g1p" in again.keys[0]
+    result: ScheduleResult = finish(op, [[b"created", NOW + 60_000, NOW, 301]])
+    assert result.notification_ids == [301]
+    c = core(2)  # the generation before the reshard
+    op = c.schedule(["alice", "bob", "carol", "dave"], "t", "m", delay=60)
+    stages = [s for s in next(op) if isinstance(s, Script)]
+    assert len(stages) == 2
+    cleanup = op.send([[b"staged", NOW + 60_000, NOW, 0, 400, 402], [b"moved", 1]])
+    assert cleanup == [Command(("DEL", stages[0].keys[2]))], "the part staged before the seal is dropped"
+    (layout,) = op.send([1])
+    assert layout == Command(("HGETALL", c.keys.layout)), "then the whole call goes to the new generation"

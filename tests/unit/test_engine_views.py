@@ -54,8 +54,22 @@ def test_status_reads_state_and_payload_of_the_ids_partition() -> None:
 def test_status_of_an_unknown_id_is_not_found() -> None:
     op = core().status(7)
     next(op)
+    c = core()
+    p = c.keys.partitions[0]
+    assert op.send([[None, None]]) == [
+        Command(("HGET", p.forward, 7)),  # moved by a reshard?
+        Command(("HGETALL", c.keys.layout)),  # or routed by a generation this process has not seen?
+    ]
     with pytest.raises(NotFoundError):
-        op.send([[None, None]])
+        op.send([None, {b"partitions": b"1"}])
+
+
+def test_status_of_a_moved_id_follows_its_forward() -> None:
+    op = core().status(7)
+    next(op)
+    op.send([[None, None]])
+    (step,) = op.send([b"40", {b"partitions": b"1"}])
+    assert isinstance(step, Script) and step.name == "read" and step.args[1:] == [40]
 
 
 def test_by_recipient_members_sort_by_id_within_a_recipient() -> None:

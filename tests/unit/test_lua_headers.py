@@ -17,14 +17,14 @@ import pytest
 import zsched
 from zsched import Core, Keyspace
 from zsched.delivery.inbox import InboxDelivery
-from zsched.engine import Script, list_dead, requeue_dead
+from zsched.engine import Script, list_dead, requeue_dead, reshard
 from zsched.engine.minutes import add_minute
 from zsched.engine.ownership import balance, leave
 from zsched.engine.presence import write_sockets
 from zsched.engine.processes import ProcessInfo, beat
 from zsched.engine.recurrence import Rule
 from zsched.engine.recurring_records import Definition, encode_definition
-from zsched.engine.replies import READERS
+from zsched.engine.replies import READERS, MovingGroup, MovingItem
 from zsched.engine.scripts import NAMES, lua_dir, sources
 from zsched.engine.tables import table_page
 from zsched.errors import OUTCOMES
@@ -184,7 +184,28 @@ def _engine_steps(core: Core) -> list[Script]:
         created_at=0,
     )
     recurring += stop.send([b"active 60000 1 1 " + encode_definition(stored, msgspec.json.encode(stored.payload))])
+    steps += _reshard_steps(core)
     return steps + [step for step in [*stages, *commits, *recurring] if isinstance(step, Script)]
+
+
+def _reshard_steps(core: Core) -> list[Script]:
+    """A reshard's scripts: seal (an old partition), move_out (from it), move_in (into the new generation's) and
+    forward (back in the old one), for a many-recipient call whose recipients land in different new partitions."""
+    keys = core.keys
+    old = keys.partitions[0]
+    keys.adopt((keys.generations[0], keys.generation(1, 3, 30)))
+    try:
+        state = '{"status":"pending","attempts":0,"recipient":"%s","scheduled_at":1000,"created_at":0}'
+        items = [MovingItem(4 + 4 * k, 1000, state % who) for k, who in enumerate(["a", "b", "c", "d"])]
+        moving = reshard._move(core, old, [MovingGroup("high -4", "{}", "ops", items)])
+        ins = next(moving)
+        forwards = moving.send(
+            [[31 + n] * ((len(s.args) - 4) // 3) for n, s in enumerate(ins) if isinstance(s, Script)]
+        )
+        steps = [reshard.seal_step(old, 1), reshard._move_out(old, 10), *ins, *forwards]
+    finally:
+        keys.adopt(keys.generations[:1])
+    return [s for s in steps if isinstance(s, Script)]
 
 
 class _Recorder:

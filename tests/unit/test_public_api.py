@@ -43,6 +43,7 @@ PUBLIC = [
     "RecurringSchedule",
     "ReadMarks",
     "Rendered",
+    "ReshardProgress",
     "Retention",
     "RetryPolicy",
     "Router",

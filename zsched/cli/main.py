@@ -23,6 +23,7 @@ from . import (
     recipients,
     recurring,
     rediscli,
+    reshard,
     run,
     templates,
     tokens,
@@ -43,6 +44,7 @@ examples:
   zsched workers                                 running workers and gateways; a late heartbeat is flagged
   zsched recurring create --to alice --title Hi --message Stand-up --cron "0 9 * * MON-FRI" --timezone Europe/Berlin
   zsched recipient alice                         what alice was sent and received, and her open sockets
+  zsched reshard --partitions 6                  move pending notifications to 6 partitions, delivery going on
   zsched redis-cli ZRANGE 'zsched:{p0}:due' 0 9 WITHSCORES
 
 With no --redis-url (or ZSCHED_REDIS_URL), every command uses the embedded valkey-server whose data
@@ -74,8 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--data-dir", help="embedded server's data folder (env ZSCHED_DATA_DIR; default .zsched)")
     common.add_argument("--prefix", help="key prefix (env ZSCHED_PREFIX; default zsched)")
-    common.add_argument("--partitions", type=int, help="hash-tagged partitions (env ZSCHED_PARTITIONS; default 1)")
     common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    connection = common  # what reshard takes: its --partitions is the count to move to
+    common = argparse.ArgumentParser(add_help=False, parents=[connection])
+    common.add_argument("--partitions", type=int, help="hash-tagged partitions (env ZSCHED_PARTITIONS; default 1)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run.add_parsers(sub, common)
@@ -92,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     workers.add_parser(sub, common)
     recipients.add_parser(sub, common)
     pauses.add_parsers(sub, common)
+    reshard.add_parser(sub, connection)
     sub.add_parser(
         "bench", help="measure throughput, lateness and memory against a raw-Redis baseline", add_help=False
     )  # its own flags: zsched bench --help
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             "pause": pauses.run,
             "resume": pauses.run,
             "redis-cli": rediscli.run,
+            "reshard": reshard.run,
             "serve": run.run,
             "template": templates.run,
             "worker": run.run,

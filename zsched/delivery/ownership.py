@@ -66,6 +66,11 @@ class Ownership:
         parts = self.scheduler.core.keys.partitions
         return tuple(parts[i] for i, until in sorted(self._held.items()) if until > now)
 
+    def forget(self) -> None:
+        """Drop what this worker holds, after a reshard opened new partitions: its leases were on the old ones
+        (they run out by themselves); the next round takes a share of the new."""
+        self._held = {}
+
     async def balance_once(self) -> None:
         """One round: renew, give up beyond the share, take free partitions up to it."""
         sent = time.monotonic()

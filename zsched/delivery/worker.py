@@ -40,6 +40,7 @@ import redis
 from .. import tracing
 from ..client import AsyncScheduler
 from ..engine.keys import Partition
+from ..engine.layout import follow_layout
 from ..engine.leases import ChannelReport, Claimed
 from ..engine.shaping import RecipientLimit, limits_arg
 from ..errors import UnavailableError
@@ -55,6 +56,8 @@ from .templating import Renderer, deliver_rendered
 
 log = logging.getLogger("zsched.worker")
 
+LAYOUT_EVERY_S = 1.0
+"""How often a worker looks for a new keyspace generation (``zsched reshard``), and so the longest it sleeps."""
 CLAIM_MARGIN_S = 0.0001
 """Added to each wait: a claim that reaches the server a few microseconds before the due ms finds nothing and
 costs a second round trip (one wake in four without this margin, one in thirty with it)."""
@@ -142,7 +145,8 @@ class Worker:
         self.in_flight = 0  # notifications handed to the delivery and not yet acked or failed (for the heartbeat)
         self._next_reap = 0.0
         self._next_purge = 0.0
-        self._purging: dict[int, int] = {}  # partition index -> records purged so far in this round
+        self._next_layout = time.monotonic() + LAYOUT_EVERY_S  # the layout was read when the scheduler started
+        self._purging: dict[Partition, int] = {}  # partition -> records purged so far in this round
         self._purge_limit = min(100, purge_batch)  # records per purge call, adapted to PURGE_CALL_S
         self._purge_call_s = PURGE_CALL_S  # how long the last full purge call took
         self._purged_at = 0.0
@@ -164,9 +168,10 @@ class Worker:
         try:
             while not self.should_exit:
                 try:
+                    await self._follow_layout()
                     self._follow_ownership()
                     await self._subscribe()
-                    wait_s = await self.tick()
+                    wait_s = min(await self.tick(), LAYOUT_EVERY_S)
                     backoff_s = 0.1
                 except (UnavailableError, redis.ConnectionError, redis.TimeoutError) as exc:
                     log.warning("redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
@@ -199,8 +204,8 @@ class Worker:
         if now >= self._next_purge:
             # A round purges each partition in calls of a few hundred records, between claims (``_purge_some``).
             self._next_purge = now + self.purge_every_s
-            for p in self._claiming:
-                self._purging.setdefault(p.index, 0)
+            for p in (*self._claiming, *self._retired()):
+                self._purging.setdefault(p, 0)
 
         wait_s = min(self.idle_s, max(0.0, self._next_reap - time.monotonic()))
         for p in self._claiming:
@@ -292,20 +297,20 @@ class Worker:
             room_s = wait_s - (started - entered)
             if room_s < self._purge_call_s + PURGE_GAP_S and started - self._purged_at < PURGE_STARVED_S:
                 return max(0.0, room_s)
-            index = next(iter(self._purging))
+            part = next(iter(self._purging))
             limit = self._purge_limit
-            purged = await self.scheduler.run(self.core.purge(self.core.keys.partitions[index], limit))
+            purged = await self.scheduler.run(self.core.purge(part, limit))
             self._purged_at = time.monotonic()
-            total = self._purging.pop(index) + purged
+            total = self._purging.pop(part) + purged
             if purged >= limit:
                 took_s = self._purged_at - started
                 self._purge_call_s = took_s
                 # Next call sized to take PURGE_CALL_S: the cost per record grows with the sets and the load.
                 fit = int(limit * PURGE_CALL_S / max(took_s, 1e-4))
                 self._purge_limit = min(self.purge_batch, max(10, limit // 2, min(limit * 2, fit)))
-                self._purging[index] = total  # to the end of the round: partitions take turns
+                self._purging[part] = total  # to the end of the round: partitions take turns
             elif total:
-                log.info("partition %s: purged %d records past retention", index, total)
+                log.info("partition %s: purged %d records past retention", part.tag, total)
             if self._purged_at - entered >= PURGE_TICK_S or await self._woken():
                 return 0.0  # claim, then go on
         return max(0.0, wait_s - (time.monotonic() - entered))
@@ -421,6 +426,34 @@ class Worker:
     def partitions(self) -> list[int]:
         """The partitions this worker works on now (with an ``Ownership``, those it owns)."""
         return [p.index for p in self._claiming]
+
+    def _retired(self) -> tuple[Partition, ...]:
+        """The partitions of older generations (a reshard moved what was pending out of them) whose records this
+        worker purges: those whose index falls, modulo the current count, on a partition it claims."""
+        mine = {p.index for p in self._claiming}
+        count = len(self.core.keys.partitions)
+        return tuple(p for g in self.core.keys.generations[:-1] for p in g.partitions if p.index % count in mine)
+
+    async def _follow_layout(self) -> None:
+        """Every ``LAYOUT_EVERY_S``, look for a generation a reshard opened; when there is one, claim there: the
+        old partitions are emptied by the reshard itself (what this worker holds there is acked there)."""
+        now = time.monotonic()
+        if now < self._next_layout:
+            return
+        self._next_layout = now + LAYOUT_EVERY_S
+        if not await self.scheduler.run(follow_layout(self.core)):
+            return
+        log.info("the keyspace was resharded: claiming from its %d new partitions", len(self.core.keys.partitions))
+        self._purging.clear()
+        self._streaming.clear()
+        self._next_reap = 0.0
+        if self.ownership is None:
+            self._claiming = self.core.keys.partitions
+        else:
+            self.ownership.forget()
+            self._claiming = ()
+        if self.on_partitions is not None:
+            self.on_partitions()
 
     def _follow_ownership(self) -> None:
         """Work on the partitions owned now; a partition just taken is reaped at once (its last owner may have

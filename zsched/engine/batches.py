@@ -26,11 +26,15 @@ READ_SLICE = 1000
 class BatchOps(CoreBase):
     """Cancel, reschedule and sum up the notifications of one schedule call."""
 
+    def _parts(self, batch_id: str) -> list[tuple[int, int]]:
+        """The parts of a batch of the current generation (one from before a reshard is refused)."""
+        return validation.current_batch_id(batch_id, len(self.keys.partitions), self.keys.generations[-1].id_base)
+
     def cancel_batch(self, batch_id: str, *, only_for: str | None = None) -> Op[BatchChange]:
         """Cancel every notification of the call still pending; ``only_for`` limits it to those that user
         created or receives (what the HTTP API lets a non-admin change)."""
         steps: list[Step] = []
-        for first, count in validation.batch_id(batch_id, len(self.keys.partitions)):
+        for first, count in self._parts(batch_id):
             p = self.keys.for_id(first)
             steps.append(
                 Script(
@@ -69,7 +73,7 @@ class BatchOps(CoreBase):
     ) -> Op[BatchChange]:
         """Move every notification of the call still pending to one new due time (``at`` or ``delay``, as
         ``reschedule``); ``only_for`` as in ``cancel_batch``."""
-        parts = validation.batch_id(batch_id, len(self.keys.partitions))
+        parts = self._parts(batch_id)
         at_ms, delay_ms = validation.due(at, delay, self.rough_now_ms())
         steps: list[Step] = []
         for first, count in parts:
@@ -104,7 +108,7 @@ class BatchOps(CoreBase):
         """How many of the call's notifications are in each status; ``only_for`` counts only those that user
         created or receives."""
         count = len(self.keys.partitions)
-        ids = [first + i * count for first, n in validation.batch_id(batch_id, count) for i in range(n)]
+        ids = [first + i * count for first, n in self._parts(batch_id) for i in range(n)]
         counts = dict.fromkeys(STATUSES, 0)
         for start in range(0, len(ids), READ_SLICE):
             chunk = ids[start : start + READ_SLICE]

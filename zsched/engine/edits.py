@@ -34,18 +34,21 @@ class EditOps(ReadViews, CoreBase):
         notification_id = validation.notification_id(notification_id)
         validation.content(Payload(title="t", message=""), title, message, data)  # bad content reads nothing
         p = self.keys.for_id(notification_id)
-        count = len(self.keys.partitions)
+        count = p.count  # its generation's: a call's recipient ids step by it
         for _ in range(TRIES):
             (raw,) = yield [read_records(p, count, [notification_id])]
             ((state, payload),) = ReadReply.read(raw).records
             if state is None or payload is None:
-                raise NotFoundError(notification_id)
+                again = yield from self.relocated(notification_id)
+                if again is None:
+                    raise NotFoundError(notification_id)
+                return (yield from self.edit(again, title=title, message=message, data=data))
             new = _changed(payload, title, message, data)
             keys = [p.due, p.notifications, p.state, *p.other_dues, *p.call_lookup_keys, p.payload_refs, p.sequence]
             (reply,) = yield [
                 Script(
                     "edit",
-                    [*keys, self.op_key(p)],
+                    [*keys, self.op_key(p), p.moving],
                     [self.now_arg(), notification_id, _text(payload), new, self.op_ttl_ms, count],
                 )
             ]
@@ -71,7 +74,7 @@ class EditOps(ReadViews, CoreBase):
         ``only_for``, a user who did not create the call edits only the notification of it they receive (what
         the HTTP API lets a non-admin change)."""
         count = len(self.keys.partitions)
-        parts = validation.batch_id(batch_id, count)
+        parts = validation.current_batch_id(batch_id, count, self.keys.generations[-1].id_base)
         validation.content(Payload(title="t", message=""), title, message, data)  # bad content writes nothing
         replies: list[BatchReply] = []
         for first, n in parts:

@@ -33,6 +33,7 @@ class Partition:
     prefix: str
     index: int
     label: str = ""  # the hash tag's text: ``p<index>`` when empty
+    count: int = 1  # how many partitions its generation has: a call's recipient ids step by it
 
     @cached_property
     def tag(self) -> str:
@@ -322,6 +323,46 @@ class Partition:
         """Channel: live delivery to the recipient's connected clients."""
         return f"{self.tag}:user:{recipient}"
 
+    @cached_property
+    def sealed(self) -> str:
+        """STRING: the generation this partition was resharded into; once set, schedule calls here are refused
+        with ``moved`` and the caller sends them to that generation (see ``zsched.engine.reshard``)."""
+        return f"{self.tag}:sealed"
+
+    @cached_property
+    def moving(self) -> str:
+        """ZSET: ``<priority> <due member>`` -> its due time: what the mover took out of due and has not yet
+        forwarded to the new generation (not claimable; a re-run of the mover finishes each)."""
+        return f"{self.tag}:moving"
+
+    @cached_property
+    def forward(self) -> str:
+        """HASH: old notification id -> the id it was re-issued under in the new generation, kept so the old id
+        still answers."""
+        return f"{self.tag}:forward"
+
+    @cached_property
+    def moved_from(self) -> str:
+        """HASH: old notification id -> the id it was re-issued under here, so moving one twice creates it once."""
+        return f"{self.tag}:moved_from"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One partition count's keyspace: the ids at or above ``id_base`` (up to the next generation's) live in
+    its partitions, partition ``id % len(partitions)``."""
+
+    number: int
+    id_base: int
+    partitions: tuple[Partition, ...]
+    opened_ms: int = 0  # when a reshard opened it (epoch ms; 0 for generation 0)
+
+    def for_recipient(self, recipient: str) -> Partition:
+        """The partition of this generation that holds (or held) this recipient's notifications."""
+        if len(self.partitions) == 1:
+            return self.partitions[0]
+        return self.partitions[zlib.crc32(recipient.encode()) % len(self.partitions)]
+
 
 class Keyspace:
     """Maps recipients and notification ids to partitions under one key prefix."""
@@ -334,9 +375,28 @@ class Keyspace:
         if tags not in ("plain", "spread"):
             raise ConfigError(f"tags must be 'plain' or 'spread'; got {tags!r}", "partition_tags")
         self.prefix = prefix
+        self.configured_tags: Tags = tags
         self.tags: Tags = "plain" if partitions == 1 else tags  # one partition: {p0} either way
-        labels = [spread_label(i, partitions) if self.tags == "spread" else "" for i in range(partitions)]
-        self.partitions = tuple(Partition(prefix, i, label) for i, label in enumerate(labels))
+        self.generations: tuple[Generation, ...] = (self.generation(0, partitions, 0),)
+        self.partitions = self.generations[-1].partitions
+        """The partitions of the current generation: where new notifications go and workers claim."""
+
+    def generation(self, number: int, partitions: int, id_base: int, opened_ms: int = 0) -> Generation:
+        """Generation ``number`` with ``partitions`` partitions: generation 0 has the tags ``{pN}`` (or spread
+        ones), a later one ``{g<number>pN}`` (or spread ones with that head), so two never share a key."""
+        tags = "plain" if partitions == 1 else self.configured_tags
+        head = "p" if number == 0 else f"g{number}p"
+        labels = [
+            spread_label(i, partitions, head) if tags == "spread" else ("" if number == 0 else f"{head}{i}")
+            for i in range(partitions)
+        ]
+        parts = tuple(Partition(self.prefix, i, label, partitions) for i, label in enumerate(labels))
+        return Generation(number, id_base, parts, opened_ms)
+
+    def adopt(self, generations: tuple[Generation, ...]) -> None:
+        """Follow the generations the layout records: the last is current, the older still hold old ids."""
+        self.generations = generations
+        self.partitions = generations[-1].partitions
 
     @property
     def layout(self) -> str:
@@ -398,23 +458,26 @@ class Keyspace:
 
     def for_recipient(self, recipient: str) -> Partition:
         """The partition holding this recipient's notifications (a stable hash of the id)."""
-        if len(self.partitions) == 1:
-            return self.partitions[0]
-        return self.partitions[zlib.crc32(recipient.encode()) % len(self.partitions)]
+        return self.generations[-1].for_recipient(recipient)
 
     def for_id(self, notification_id: int) -> Partition:
-        """The partition holding this notification."""
-        return self.partitions[notification_id % len(self.partitions)]
+        """The partition holding this notification: in the newest generation whose ``id_base`` is at or below
+        it (ids carry their partition, ``id % partitions`` of that generation)."""
+        for generation in reversed(self.generations):
+            if notification_id >= generation.id_base:
+                parts = generation.partitions
+                return parts[notification_id % len(parts)]
+        return self.partitions[notification_id % len(self.partitions)]  # never: generation 0 starts at 0
 
 
 @cache
-def spread_label(index: int, count: int) -> str:
-    """The hash tag text of partition ``index`` of ``count`` under ``tags="spread"``: the first of ``p<index>``,
-    ``p<index>.1``, ... whose slot is in the ``index``-th of ``count`` equal slot ranges."""
+def spread_label(index: int, count: int, head: str = "p") -> str:
+    """The hash tag text of partition ``index`` of ``count`` under ``tags="spread"``: the first of
+    ``<head><index>``, ``<head><index>.1``, ... whose slot is in the ``index``-th of ``count`` equal slot ranges."""
     low = index * REDIS_CLUSTER_HASH_SLOTS // count
     high = max(low + 1, (index + 1) * REDIS_CLUSTER_HASH_SLOTS // count)
     for attempt in range(1_000_000):
-        label = f"p{index}.{attempt}" if attempt else f"p{index}"
+        label = f"{head}{index}.{attempt}" if attempt else f"{head}{index}"
         if low <= key_slot(label.encode()) < high:
             return label
     raise ConfigError(f"no hash tag found for partition {index} of {count}; use fewer partitions", "partitions")

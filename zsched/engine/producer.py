@@ -10,14 +10,40 @@ import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from ..errors import CallTooLargeError, FieldError, PendingLimitError, UnavailableError, refusal_error
+import msgspec
+
+from ..errors import (
+    CallTooLargeError,
+    FieldError,
+    IdempotencyConflictError,
+    PendingLimitError,
+    UnavailableError,
+    refusal_error,
+)
 from ..models import Notification, Payload, ScheduleResult, TemplateRef, json_encoder, ms_to_datetime
 from . import validation
 from .base import CoreBase
 from .keys import Partition
+from .layout import follow_layout
 from .replies import ChangeReply, CommitReply, RequeueDeadReply, ScheduleReply, StageReply
 from .steps import Command, Op, Script, Step
 from .views import ReadViews
+
+MOVED_TRIES = 3
+"""How many times a schedule call follows a reshard's ``moved`` before it gives up (one reshard at a time)."""
+
+
+class ScheduleMoved(Exception):
+    """A partition of the call was sealed by a reshard into ``generation``; ``kept`` maps the recipients whose
+    parts were committed before it to their ids (``runs``: those parts' first id and count)."""
+
+    def __init__(
+        self, generation: int, kept: dict[str, int] | None = None, runs: list[tuple[int, int]] | None = None
+    ) -> None:
+        super().__init__(f"resharded into generation {generation}")
+        self.generation = generation
+        self.kept = kept or {}
+        self.runs = runs or []
 
 
 class ProducerOps(ReadViews):
@@ -56,7 +82,80 @@ class ProducerOps(ReadViews):
         each recipient's notifications with that key due within ``digest_window`` of the first go out together, as
         one delivery per channel (at most ``digest_max`` in one), none before its own due time. With ``template``
         (see ``TemplateOps.schedule_template``), title and message are its preview and the worker renders it when
-        sent."""
+        sent. A partition sealed by a reshard answers ``moved``: the layout is read again and the call (or the
+        part of it not yet committed) goes to the new generation."""
+        people = validation.recipients(recipients)
+        kept: dict[str, int] = {}  # recipients a partition committed before another was found sealed
+        runs: list[tuple[int, int]] = []
+        for _ in range(MOVED_TRIES):
+            left = [person for person in people if person not in kept]
+            try:
+                result = yield from self._schedule_in_layout(
+                    left,
+                    title,
+                    message,
+                    at=at,
+                    delay=delay,
+                    type=type,
+                    priority=priority,
+                    data=data,
+                    idempotency_key=idempotency_key,
+                    created_by=created_by,
+                    channels=channels,
+                    expires_at=expires_at,
+                    on_late=on_late,
+                    late_after=late_after,
+                    collapse_key=collapse_key,
+                    template=template,
+                    spread=spread,
+                    digest_key=digest_key,
+                    digest_window=digest_window,
+                    digest_max=digest_max,
+                )
+            except ScheduleMoved as moved:
+                kept.update(moved.kept)
+                runs += moved.runs
+                yield from follow_layout(self)
+                continue
+            if not kept:
+                return result
+            kept.update(zip(left, result.notification_ids, strict=True))
+            ids = [kept[person] for person in people]
+            parts = [*runs, *(_part(text) for text in result.batch_id.split("-"))]
+            return ScheduleResult(
+                notification_ids=ids,
+                count=len(ids),
+                scheduled_at=result.scheduled_at,
+                replayed=result.replayed,
+                batch_id=validation.batch_of(parts),
+            )
+        raise UnavailableError(f"the keyspace was resharded {MOVED_TRIES} times while this call ran; send it again")
+
+    def _schedule_in_layout(
+        self,
+        recipients: Iterable[object],
+        title: object,
+        message: object,
+        *,
+        at: datetime | None = None,
+        delay: timedelta | float | None = None,
+        type: object = "system",
+        priority: object = "normal",
+        data: object = None,
+        idempotency_key: object = None,
+        created_by: str | None = None,
+        channels: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        on_late: object = "send",
+        late_after: timedelta | float | None = None,
+        collapse_key: object = None,
+        template: TemplateRef | None = None,
+        spread: timedelta | float | None = None,
+        digest_key: object = None,
+        digest_window: timedelta | float | None = None,
+        digest_max: object = None,
+    ) -> Op[ScheduleResult]:
+        """``schedule`` in the generation this process knows; ``ScheduleMoved`` when a partition was sealed."""
         people = validation.recipients(recipients)
         creator = None if created_by is None else validation.user_id(created_by, "created_by")
         now_ms = self.rough_now_ms()
@@ -80,6 +179,10 @@ class ProducerOps(ReadViews):
 
         if self.max_call_bytes and len(payload_json) * len(people) > self.max_call_bytes:
             raise CallTooLargeError(len(payload_json), len(people), self.max_call_bytes)
+        if key and len(self.keys.generations) > 1:
+            earlier = yield from self._answered_before_reshard(people, key, fingerprint)
+            if earlier is not None:
+                return earlier
 
         groups: dict[int, list[str]] = {}
         if len(self.keys.partitions) == 1:
@@ -136,8 +239,11 @@ class ProducerOps(ReadViews):
         if collapsing:
             keys += self._collapse_keys(p)
             args += ["collapse_key", collapsing, "keep_collapsed_ms", self.retention.cancelled_ms]
+        keys.append(p.sealed)  # always the last key
         (raw,) = yield [Script("schedule", keys, args)]
         reply = ScheduleReply.read(raw)
+        if reply.code == "moved":
+            raise ScheduleMoved(reply.generation)
         refusal = reply.refusal(str(key), str(creator), len(people))
         if refusal is not None:
             raise refusal_error(refusal)
@@ -177,7 +283,7 @@ class ProducerOps(ReadViews):
             stages.append(
                 Script(
                     "stage_schedule",
-                    [p.sequence, p.idempotency(key or ""), p.staged(call), p.pending_by_creator, ops],
+                    [p.sequence, p.idempotency(key or ""), p.staged(call), p.pending_by_creator, ops, p.sealed],
                     [
                         self.now_arg(),
                         *due_args,
@@ -198,6 +304,12 @@ class ProducerOps(ReadViews):
                 )
             )
         staged = [StageReply.read(raw) for raw in (yield stages)]
+        moved = next((r for r in staged if r.code == "moved"), None)
+        if moved is not None:  # nothing of the call is visible yet: all of it goes to the new generation
+            parts = [self.keys.partitions[i] for i, r in zip(groups, staged, strict=True) if r.code == "staged"]
+            if parts:
+                yield [Command(("DEL", p.staged(call))) for p in parts]
+            raise ScheduleMoved(moved.generation)
         refusal = next((r.refusal(str(key), str(creator), len(people)) for r in staged if r.code != "staged"), None)
         if refusal is not None:
             parts = [self.keys.partitions[i] for i, r in zip(groups, staged, strict=True) if r.code == "staged"]
@@ -225,6 +337,7 @@ class ProducerOps(ReadViews):
                             p.staged(call),
                             ops,
                             *p.call_keys,
+                            p.sealed,
                             *(self._collapse_keys(p) if collapsing else []),
                         ],
                         [
@@ -240,10 +353,16 @@ class ProducerOps(ReadViews):
         committed = iter([CommitReply.read(raw) for raw in (yield commits)] if commits else [])
         ids_of: dict[str, int] = {}
         due_ms, replayed = 0, False
+        sealed: list[str] = []  # recipients of parts a reshard sealed between their stage and their commit
+        generation, runs = 0, []
         for members, reply in zip(groups.values(), staged, strict=True):
             ids, due_ms, replayed = reply.ids, reply.due_ms, replayed or reply.code == "replayed" or reply.resumed
             if reply.code == "staged":
                 done = next(committed)
+                if done.code == "moved":
+                    sealed += members
+                    generation = done.generation
+                    continue
                 if done.code == "missing":
                     raise UnavailableError(
                         f"part of this schedule call expired before it was committed (after {self.stage_ttl_ms} ms);"
@@ -252,6 +371,9 @@ class ProducerOps(ReadViews):
                     )
                 replayed = replayed or done.code == "replayed"
             ids_of.update(zip(members, ids, strict=True))
+            runs.append((ids[0], len(ids)))
+        if sealed:  # the parts committed stay; the sealed ones' recipients go to the new generation
+            raise ScheduleMoved(generation, ids_of, runs)
         ids = [ids_of[person] for person in people]
         return ScheduleResult(
             notification_ids=ids,
@@ -259,6 +381,41 @@ class ProducerOps(ReadViews):
             scheduled_at=ms_to_datetime(due_ms),
             replayed=replayed,
             batch_id=validation.batch_of((r.ids[0], len(r.ids)) for r in staged),
+        )
+
+    def _answered_before_reshard(self, people: list[str], key: str, fingerprint: str) -> Op[ScheduleResult | None]:
+        """The answer a call with this idempotency key got in the previous generation, when a reshard opened the
+        current one less than the key's lifetime ago (a resend of a call made before the seal, by a process that
+        now knows the new generation, must not create it twice); None when there is none to replay."""
+        previous, current = self.keys.generations[-2:]
+        if self.rough_now_ms() - current.opened_ms > self.idempotency_ttl_ms:
+            return None
+        groups: dict[Partition, list[str]] = {}
+        for person in people:
+            groups.setdefault(previous.for_recipient(person), []).append(person)
+        replies = yield [Command(("GET", p.idempotency(key))) for p in groups]
+        ids_of: dict[str, int] = {}
+        due_ms = 0
+        for members, raw in zip(groups.values(), replies, strict=True):
+            if raw is None:
+                continue
+            answer = msgspec.json.decode(raw)
+            if answer.get("fingerprint") != fingerprint:
+                raise IdempotencyConflictError(key)
+            ids_of.update(zip(members, (int(i) for i in answer["ids"]), strict=True))
+            due_ms = int(answer["due"])
+        if len(ids_of) < len(people):  # not (all) answered there: this call is scheduled here
+            return None
+        ids = [ids_of[person] for person in people]
+        parts: dict[Partition, list[int]] = {}
+        for i in ids:
+            parts.setdefault(self.keys.for_id(i), []).append(i)
+        return ScheduleResult(
+            notification_ids=ids,
+            count=len(ids),
+            scheduled_at=ms_to_datetime(due_ms),
+            replayed=True,
+            batch_id=validation.batch_of((min(part), len(part)) for part in parts.values()),  # as first answered
         )
 
     @staticmethod
@@ -272,6 +429,9 @@ class ProducerOps(ReadViews):
         (reply,) = yield [self.cancel_step(notification_id)]
         refusal = ChangeReply.read(reply).refusal("cancelled", "cancel", notification_id)
         if refusal is not None:
+            again = (yield from self.relocated(notification_id)) if refusal.code == "missing" else None
+            if again is not None:  # re-issued, or routed anew, after a reshard
+                return (yield from self.cancel(again))
             raise refusal_error(refusal)
         return (yield from self.status(notification_id))
 
@@ -289,8 +449,9 @@ class ProducerOps(ReadViews):
                 *p.other_dues,
                 *p.call_lookup_keys,
                 self.op_key(p),
+                p.moving,
             ],
-            [self.now_arg(), self.retention.cancelled_ms, notification_id, self.op_ttl_ms, len(self.keys.partitions)],
+            [self.now_arg(), self.retention.cancelled_ms, notification_id, self.op_ttl_ms, p.count],
         )
 
     def reschedule(
@@ -303,7 +464,7 @@ class ProducerOps(ReadViews):
         (reply,) = yield [
             Script(
                 "reschedule",
-                [p.due, p.state, *p.other_dues, *p.call_lookup_keys, self.op_key(p)],
+                [p.due, p.state, *p.other_dues, *p.call_lookup_keys, self.op_key(p), p.moving],
                 [
                     self.now_arg(),
                     notification_id,
@@ -311,14 +472,23 @@ class ProducerOps(ReadViews):
                     delay_ms,
                     p.wakeup,
                     self.op_ttl_ms,
-                    len(self.keys.partitions),
+                    p.count,
                 ],
             )
         ]
         refusal = ChangeReply.read(reply).refusal("rescheduled", "reschedule", notification_id)
         if refusal is not None:
+            again = (yield from self.relocated(notification_id)) if refusal.code == "missing" else None
+            if again is not None:  # re-issued, or routed anew, after a reshard
+                return (yield from self.reschedule(again, at=at, delay=delay))
             raise refusal_error(refusal)
         return (yield from self.status(notification_id))
+
+
+def _part(text: str) -> tuple[int, int]:
+    """One ``<first>x<count>`` part of a batch id."""
+    first, _, count = text.partition("x")
+    return int(first), int(count)
 
 
 def requeue_dead(

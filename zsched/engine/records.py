@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from ..models import Notification, Payload, State, payload_decoder, state_decoder
@@ -31,3 +33,11 @@ def attempts(state: bytes | str) -> int:
 def text(value: bytes | str) -> str:
     """A reply value as text (connections may or may not decode replies)."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def text_map(fields: Any) -> dict[str, str]:
+    """A HGETALL reply as text: a dict (RESP3, or redis-py's parsing) or a flat field, value list."""
+    if isinstance(fields, dict):
+        return {text(k): text(v) for k, v in fields.items()}
+    flat = list(fields or [])
+    return {text(k): text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}

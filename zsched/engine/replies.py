@@ -25,7 +25,7 @@ class Reply(msgspec.Struct, frozen=True):
 
 class ScheduleReply(Reply, frozen=True):
     """The reply of ``schedule.lua``: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
-    | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending}."""
+    | {'past', due_ms, now_ms} | {'conflict'} | {'over_quota', held, max_pending} | {'moved', generation}."""
 
     code: str
     due_ms: int = 0
@@ -33,11 +33,14 @@ class ScheduleReply(Reply, frozen=True):
     ids: list[int] = []
     held: int = 0
     max_pending: int = 0
+    generation: int = 0  # moved: the generation a reshard sealed the partition into
 
     @classmethod
     def read(cls, reply: list[Any]) -> Self:
         """The reply as fields; a refusal carries no ids."""
         code = text(reply[0])
+        if code == "moved":
+            return cls(code, generation=int(reply[1]))
         if code == "conflict":
             return cls(code)
         if code == "over_quota":
@@ -64,7 +67,7 @@ class ScheduleReply(Reply, frozen=True):
 class StageReply(Reply, frozen=True):
     """The reply of ``stage_schedule.lua``: {'staged', due_ms, now_ms, resumed, id...}
     | {'replayed', due_ms, now_ms, id...} | {'past', due_ms, now_ms} | {'conflict'}
-    | {'over_quota', held, max_pending}."""
+    | {'over_quota', held, max_pending} | {'moved', generation}."""
 
     code: str
     due_ms: int = 0
@@ -73,6 +76,7 @@ class StageReply(Reply, frozen=True):
     resumed: bool = False
     held: int = 0
     max_pending: int = 0
+    generation: int = 0
 
     @classmethod
     def read(cls, reply: list[Any]) -> Self:
@@ -81,7 +85,15 @@ class StageReply(Reply, frozen=True):
         if code == "staged":
             return cls(code, int(reply[1]), int(reply[2]), [int(i) for i in reply[4:]], resumed=int(reply[3]) == 1)
         got = ScheduleReply.read(reply)
-        return cls(got.code, got.due_ms, got.now_ms, got.ids, held=got.held, max_pending=got.max_pending)
+        return cls(
+            got.code,
+            got.due_ms,
+            got.now_ms,
+            got.ids,
+            held=got.held,
+            max_pending=got.max_pending,
+            generation=got.generation,
+        )
 
     def refusal(self, key: str, creator: str = "", adding: int = 0) -> Refusal | None:
         """What refused the call, or None when this part is staged (or was committed by an earlier try)."""
@@ -94,12 +106,13 @@ class StageReply(Reply, frozen=True):
 
 class CommitReply(Reply, frozen=True):
     """The reply of ``commit_schedule.lua``: {'created', due_ms, now_ms, id...} | {'replayed', due_ms, now_ms, id...}
-    | {'missing'}."""
+    | {'missing'} | {'moved', generation}."""
 
     code: str
     due_ms: int = 0
     now_ms: int = 0
     ids: list[int] = []
+    generation: int = 0
 
     @classmethod
     def read(cls, reply: list[Any]) -> Self:
@@ -107,14 +120,16 @@ class CommitReply(Reply, frozen=True):
         code = text(reply[0])
         if code == "missing":
             return cls(code)
+        if code == "moved":
+            return cls(code, generation=int(reply[1]))
         return cls(code, int(reply[1]), int(reply[2]), [int(i) for i in reply[3:]])
 
 
 class ChangeReply(Reply, frozen=True):
-    """The reply of ``cancel.lua``: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status};
-    of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
-    | {'not_pending', status}; and of ``edit.lua``: {'edited', now_ms} | {'missing'} | {'not_pending', current
-    status} | {'stale'}."""
+    """The reply of ``cancel.lua``: {'cancelled', now_ms} | {'missing'} | {'not_pending', current status}
+    | {'moving'}; of ``reschedule.lua``: {'rescheduled', due_ms, now_ms} | {'past', due_ms, now_ms} | {'missing'}
+    | {'not_pending', status} | {'moving'}; and of ``edit.lua``: {'edited', now_ms} | {'missing'} | {'not_pending',
+    current status} | {'stale'} | {'moving'}."""
 
     code: str
     status: str = ""
@@ -580,7 +595,89 @@ class JoinDigestReply(Reply, frozen=True):
         return cls(code, int(reply[1]), int(reply[2]), members=members)
 
 
+class SealReply(Reply, frozen=True):
+    """The reply of ``seal.lua``: {generation sealed into, last sequence, last recurring sequence, recurring
+    schedules here}."""
+
+    generation: int
+    sequence: int
+    recurring_sequence: int
+    recurring: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields."""
+        return cls(int(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]))
+
+
+class MovingItem(msgspec.Struct, frozen=True):
+    """One notification of a member being moved: its old id, due time and state JSON."""
+
+    old_id: int
+    due_ms: int
+    state: str
+
+
+class MovingGroup(msgspec.Struct, frozen=True):
+    """One member of ``moving``: its entry, the payload its notifications share, their creator, and them."""
+
+    entry: str
+    payload: str
+    created_by: str
+    items: list[MovingItem]
+
+
+class MoveOutReply(Reply, frozen=True):
+    """The reply of ``move_out.lua``: {moving member, payload JSON, created_by, item count, (old id, due ms, state
+    JSON) per item, ...}."""
+
+    groups: list[MovingGroup]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as groups, one per member (an empty list when nothing is left to move)."""
+        groups: list[MovingGroup] = []
+        at = 0
+        while at < len(reply):
+            entry, payload, creator = text(reply[at]), text(reply[at + 1]), text(reply[at + 2])
+            count = int(reply[at + 3])
+            at += 4
+            items = [
+                MovingItem(int(reply[at + 3 * k]), int(reply[at + 3 * k + 1]), text(reply[at + 3 * k + 2]))
+                for k in range(count)
+            ]
+            at += 3 * count
+            groups.append(MovingGroup(entry, payload, creator, items))
+        return cls(groups)
+
+
+class MoveInReply(Reply, frozen=True):
+    """The reply of ``move_in.lua``: {new id...}."""
+
+    ids: list[int]
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The new ids, in the order the notifications were given."""
+        return cls([int(i) for i in reply])
+
+
+class ForwardReply(Reply, frozen=True):
+    """The reply of ``forward.lua``: {notifications forwarded}."""
+
+    forwarded: int
+
+    @classmethod
+    def read(cls, reply: list[Any]) -> Self:
+        """The reply as fields (0: an earlier run forwarded the member already)."""
+        return cls(int(reply[0]))
+
+
 READERS: dict[str, type[Reply]] = {
+    "seal": SealReply,
+    "move_out": MoveOutReply,
+    "move_in": MoveInReply,
+    "forward": ForwardReply,
     "schedule": ScheduleReply,
     "stage_schedule": StageReply,
     "commit_schedule": CommitReply,

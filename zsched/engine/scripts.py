@@ -56,6 +56,10 @@ NAMES = (
     "pause",
     "resume",
     "join_digest",
+    "seal",
+    "move_out",
+    "move_in",
+    "forward",
 )
 
 

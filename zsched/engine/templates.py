@@ -283,14 +283,12 @@ class TemplateOps(ProducerOps):
     def _still_pending(self, member: str) -> Op[int]:
         """How many of the notifications an index member names are pending or processing (0: that use is over);
         their records are read in one round trip."""
-        partitions = len(self.keys.partitions)
-        ids = ids_of(member, partitions)
-        if not ids:
+        first = ids_of(member, 1)[:1]
+        if not first:
             return 0
-        p = self.keys.for_id(ids[0])
-        replies = yield [
-            read_records(p, partitions, ids[i : i + _CHECK_BATCH]) for i in range(0, len(ids), _CHECK_BATCH)
-        ]
+        p = self.keys.for_id(first[0])  # its generation's count: ids of a call step by it
+        ids = ids_of(member, p.count)
+        replies = yield [read_records(p, p.count, ids[i : i + _CHECK_BATCH]) for i in range(0, len(ids), _CHECK_BATCH)]
         return sum(
             1 for raw in replies for state, _ in ReadReply.read(raw).records if state and _status(state) in _PENDING
         )

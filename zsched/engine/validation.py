@@ -310,6 +310,22 @@ def batch_id(value: object, partitions: int) -> list[tuple[int, int]]:
     return parts
 
 
+def current_batch_id(value: object, partitions: int, id_base: int) -> list[tuple[int, int]]:
+    """``batch_id`` for the current keyspace generation: a batch scheduled before a reshard (its ids below the
+    generation's ``id_base``) is refused, since its ids step by the old partition count and its pending
+    notifications now have new ids."""
+    text = value if isinstance(value, str) else ""
+    firsts = [part.partition("x")[0] for part in text.split("-")] if id_base else []
+    if any(first.isascii() and first.isdigit() and int(first) < id_base for first in firsts):
+        raise FieldError(
+            f"batch {_short(value)} was scheduled before the keyspace was resharded (zsched reshard), and batch "
+            "operations do not reach across the move; change its notifications by id instead (status, cancel, "
+            "reschedule and edit follow an old id to the one it moved to)",
+            "batch_id",
+        )
+    return batch_id(value, partitions)
+
+
 def batch_of(parts: Iterable[tuple[int, int]]) -> str:
     """The batch id of a schedule call whose part in each partition starts at ``first`` and has ``count`` ids."""
     return "-".join(f"{first}x{count}" for first, count in parts)

@@ -15,6 +15,7 @@ from ..models import STATUSES, Notification, Page, Pauses, Stats, ms_to_datetime
 from . import records, validation
 from .base import CoreBase
 from .keys import CLAIM_ORDER, Partition, parse_recipient_member, recipient_bounds
+from .layout import adopt_layout
 from .pauses import merge_pauses, pause_steps, read_pauses
 from .replies import ReadReply
 from .steps import Command, Op, Script, Step
@@ -27,11 +28,25 @@ class ReadViews(CoreBase):
         """The notification as it is now; NotFoundError if unknown or purged."""
         notification_id = validation.notification_id(notification_id)
         p = self.keys.for_id(notification_id)
-        (raw,) = yield [read_records(p, len(self.keys.partitions), [notification_id])]
+        (raw,) = yield [read_records(p, p.count, [notification_id])]
         ((state, payload),) = ReadReply.read(raw).records
         if state is None or payload is None:
-            raise NotFoundError(notification_id)
+            again = yield from self.relocated(notification_id)
+            if again is None:
+                raise NotFoundError(notification_id)
+            return (yield from self.status(again))
         return records.notification(notification_id, state, payload)
+
+    def relocated(self, notification_id: int) -> Op[int | None]:
+        """After ``notification_id`` was not found: the id to look for again, or None (it is not there). A reshard
+        (see ``engine.reshard``) may have moved it (the id it was re-issued under), or opened a generation this
+        process has not seen yet (the same id, routed by the layout read now). One round trip, on misses only."""
+        p = self.keys.for_id(notification_id)
+        moved_to, fields = yield [Command(("HGET", p.forward, notification_id)), Command(("HGETALL", self.keys.layout))]
+        changed = adopt_layout(self, fields)
+        if moved_to is not None:
+            return int(moved_to)
+        return notification_id if changed else None
 
     def list_for(
         self, recipient: object, *, status: str | None = None, limit: int = 50, cursor: int | str | None = None
@@ -61,19 +76,23 @@ class ReadViews(CoreBase):
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise FieldError(f"limit must be between 1 and 1000; got {limit!r}", "limit")
         before = None if cursor is None else validation.notification_id(cursor, "cursor")
-        # A recipient's notifications sit in one partition; a creator's, and everything, in every partition.
+        # A recipient's notifications sit in one partition; a creator's, and everything, in every partition. After
+        # a reshard, the older generations' partitions are read too: what was delivered before it stayed there
+        # (what was pending moved, under new ids), and their ids are all below the newer generation's.
         sources: list[_Source]
+        generations = self.keys.generations
+        everywhere = [p for g in generations for p in g.partitions]
         if person is not None:
-            home = self.keys.for_recipient(person)
-            sources = [_Source(home, before, index=home.by_recipient, name=person)]
+            homes = [g.for_recipient(person) for g in generations]
+            sources = [_Source(home, before, index=home.by_recipient, name=person) for home in homes]
         elif creator is not None:
-            sources = [_Source(p, before, index=p.by_creator, name=creator) for p in self.keys.partitions]
+            sources = [_Source(p, before, index=p.by_creator, name=creator) for p in everywhere]
         else:
-            sequences = yield [Command(("GET", p.sequence)) for p in self.keys.partitions]
-            count = len(self.keys.partitions)
+            sequences = yield [Command(("GET", p.sequence)) for p in everywhere]
+            floors = [g.id_base for g in generations for _ in g.partitions]
             sources = [
-                _Source(p, before, sequence=int(seq or 0), partitions=count)
-                for p, seq in zip(self.keys.partitions, sequences, strict=True)
+                _Source(p, before, sequence=int(seq or 0), partitions=p.count, floor=floor)
+                for p, seq, floor in zip(everywhere, sequences, floors, strict=True)
             ]
         filtered = status is not None or (person is not None and creator is not None)
         batch = min(1000, max(100, 2 * limit)) if filtered else limit
@@ -94,8 +113,7 @@ class ReadViews(CoreBase):
                 if s.index is None:
                     s.take(s.count_down(batch), batch)
             reading = [s for s in active if s.ids]
-            count = len(self.keys.partitions)
-            replies = (yield [read_records(s.partition, count, s.ids) for s in reading]) if reading else []
+            replies = (yield [read_records(s.partition, s.partition.count, s.ids) for s in reading]) if reading else []
             for s, raw in zip(reading, replies, strict=True):
                 scanned += len(s.ids)
                 for i, (state, payload) in zip(s.ids, ReadReply.read(raw).records, strict=True):
@@ -123,8 +141,11 @@ class ReadViews(CoreBase):
 
     def stats(self, partitions: Sequence[Partition] | None = None) -> Op[Stats]:
         """Counts per status and lifetime totals over every partition (or just ``partitions``), and the
-        earliest due lag."""
-        chosen = self.keys.partitions if partitions is None else tuple(partitions)
+        earliest due lag. Every partition includes those of generations a reshard left (their history, and
+        what is still to move); the pauses are the current generation's."""
+        everywhere = tuple(p for g in self.keys.generations for p in g.partitions)
+        chosen = everywhere if partitions is None else tuple(partitions)
+        current = set(self.keys.partitions)
         steps: list[Step] = [Command(("TIME",))]
         for p in chosen:
             steps += PartitionStats.steps(p)
@@ -136,9 +157,10 @@ class ReadViews(CoreBase):
         earliest: int | None = None
         replies = iter(rest)
         pauses: list[Pauses] = []
-        for _ in chosen:
+        for p in chosen:
             part = PartitionStats.read(replies)
-            pauses.append(part.pauses)
+            if p in current:  # an old partition keeps the pauses it had when sealed; resume no longer reaches it
+                pauses.append(part.pauses)
             for name, count in part.counts.items():
                 counts[name] += count
             for field, value in part.totals.items():
@@ -221,15 +243,17 @@ class _Source:
         name: str = "",
         sequence: int = 0,
         partitions: int = 1,
+        floor: int = 0,
     ) -> None:
         self.partition, self.index, self.name, self.step = partition, index, name, partitions
+        self.floor = max(partitions, floor)  # the smallest id here is above both (floor: its generation's id_base)
         self.position = before
         self.ids: list[int] = []
         self.done = False
         if index is None:
             top = sequence * partitions + partition.index + 1
             self.position = top if before is None else min(before, top)
-            self.done = self._next_id() < partitions  # the smallest id here is partitions + index
+            self.done = self._next_id() < self.floor
 
     def _next_id(self) -> int:
         assert self.position is not None
@@ -244,14 +268,14 @@ class _Source:
     def count_down(self, batch: int) -> list[int]:
         """The next ``batch`` ids this partition may hold below ``position`` (purged ones read as nothing)."""
         top = self._next_id()
-        return [i for i in range(top, top - batch * self.step, -self.step) if i >= self.step]
+        return [i for i in range(top, top - batch * self.step, -self.step) if i >= self.floor]
 
     def take(self, ids: list[int], batch: int) -> None:
         """Note the ids the last fetch returned; fewer than ``batch`` means this source has no more."""
         self.ids = ids
         if ids:
             self.position = min(ids)
-        self.done = len(ids) < batch or (self.index is None and self._next_id() < self.step)
+        self.done = len(ids) < batch or (self.index is None and self._next_id() < self.floor)
 
 
 def read_records(p: Partition, partitions: int, ids: Sequence[int]) -> Script:

@@ -35,6 +35,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ...connection import cluster_enabled
 from ...engine.keys import Keyspace
+from ...engine.layout import read_generations
 from ..auth import TokenStore
 from ..ratelimit import FailedAuthLimiter
 from . import messages
@@ -46,6 +47,8 @@ from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGA
 from .subscriptions import Subscriptions
 
 log = logging.getLogger("zsched.gateway")
+LAYOUT_EVERY_S = 1.0
+"""How often a gateway looks for a new keyspace generation (``zsched reshard``)."""
 
 _HANDLED = (WebSocketDisconnect, ConnectionError, OSError, redis.RedisError, TimeoutError)
 """What ends one socket's handler without ending the gateway: the client left, or Redis failed it."""
@@ -314,9 +317,13 @@ class Gateway:
         """Ping each live socket ``heartbeat_s`` after its last ping (or its connect), and close those silent for
         over ``idle_timeout_s``. Ticks ten times a period, so the pings stay spread as the connects were, not one
         wave of 10,000 pings (and pongs) that would hold up the deliveries due meanwhile."""
+        next_layout = time.monotonic() + LAYOUT_EVERY_S
         while True:
-            await asyncio.sleep(self.heartbeat_s / 10)
+            await asyncio.sleep(min(self.heartbeat_s / 10, LAYOUT_EVERY_S))
             now = time.monotonic()
+            if now >= next_layout:
+                next_layout = now + LAYOUT_EVERY_S
+                await self._follow_layout()
             for client in list(self._clients):
                 if not client.live or client.closing or now - client.pinged_at < self.heartbeat_s:
                     continue
@@ -326,6 +333,23 @@ class Gateway:
                     client.close(CLOSE_GOING_AWAY, f"no message from the client for {idle_s:.0f} s; answer pings")
                 else:
                     client.push(messages.PING)
+
+    async def _follow_layout(self) -> None:
+        """After a reshard opened a new generation (``zsched reshard``), serve from it: every socket is closed
+        with 1012 (restart) and reconnects, subscribed to its recipient's channel in the new partitions and
+        resuming from the inbox there. A Redis error here is only logged: the next look is a second later."""
+        try:
+            fields = await self.redis.hgetall(self.keys.layout)
+        except (redis.RedisError, OSError) as exc:
+            log.debug("gateway could not read the layout (%s)", exc)
+            return
+        generations = read_generations(self.keys, fields)
+        if generations[-1].number <= self.keys.generations[-1].number:
+            return
+        self.keys.adopt(generations)
+        log.info("the keyspace was resharded: reconnecting %d sockets to its new partitions", len(self._clients))
+        for client in list(self._clients):
+            client.close(CLOSE_RESTART, "the keyspace was resharded; reconnect")
 
 
 def _from_url(url: str) -> aioredis.Redis:

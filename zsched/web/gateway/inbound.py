@@ -11,7 +11,7 @@ import msgspec
 import redis.asyncio as aioredis
 from starlette.websockets import WebSocketDisconnect
 
-from ...engine.keys import Keyspace
+from ...engine.keys import Keyspace, Partition
 from ...engine.reads import mark_read_step, read_inbox_step
 from ...engine.replies import MarkReadReply, ReadInboxReply
 from ...engine.scripts import Scripts
@@ -103,13 +103,13 @@ class Inbound:
         if len(ids) > self.max_ack_ids:  # one script call per ack: a huge one would stall Redis for everyone
             client.close(CLOSE_POLICY, f"an ack may name at most {self.max_ack_ids} ids; got {len(ids)}")
             return
-        groups: dict[int, list[int]] = {}
+        groups: dict[Partition, list[int]] = {}  # by partition: an id from before a reshard lives in an old one
         for notification_id in ids:
-            groups.setdefault(self.keys.for_id(notification_id).index, []).append(notification_id)
+            groups.setdefault(self.keys.for_id(notification_id), []).append(notification_id)
         unknown: list[int] = []
-        for index, members in groups.items():
+        for p, members in groups.items():
             reply = await self._scripts["mark_delivered"](
-                keys=[self.keys.partitions[index].state], args=["", client.user, *members], client=self.redis
+                keys=[p.state], args=["", client.user, *members], client=self.redis
             )
             for notification_id, outcome in zip(members, reply[1:], strict=True):
                 if int(outcome) < 0:
