@@ -493,14 +493,18 @@ def test_lists_read_every_generation_newest_first(old: Scheduler, redis_url: str
 def test_contacts_preferences_and_websocket_opt_outs_follow_their_recipients(
     old: Scheduler, redis_url: str, prefix: str
 ) -> None:
-    """After the move a recipient's contact, and the indexes a claim and a schedule call look up (who has a zone
-    or quiet hours, who opted out of the websocket), are in their new partition."""
+    """From the moment the new generation opens (before anything has moved, so a process that follows it at once
+    finds them) a recipient's contact, and the indexes a claim and a schedule call look up (who has a zone or
+    quiet hours, who opted out of the websocket), are in their new partition; a notification moved there keeps
+    honouring the opt-out."""
     people = _people(12)
     for who in people:
         old.set_contact(who, email=f"{who}@example.com", zone="Europe/Berlin", opt_out=["websocket:marketing"])
+    pending = old.schedule(people, "sale", "m", delay=3600, type="marketing").notification_ids
     new = Scheduler(redis.Redis.from_url(redis_url), core=_core(prefix, NEW))
     try:
-        assert new.reshard(NEW).done
+        first = new.reshard(NEW, max_moves=1)
+        assert not first.done, "positive control: the move is not over, and the copy came first"
         moved = 0
         for who in people:
             p = new.core.keys.for_recipient(who)
@@ -509,5 +513,7 @@ def test_contacts_preferences_and_websocket_opt_outs_follow_their_recipients(
             assert new.redis.sismember(p.with_preferences, who), who
             assert new.redis.sismember(p.websocket_opt_outs, who), who
         assert moved, "positive control: some recipients live in another partition after the move"
+        assert new.reshard(NEW).done
+        assert {new.status(i).scheduled_status for i in pending} == {"pending"}
     finally:
         new.close()

@@ -17,8 +17,9 @@ to run again after an interruption:
    place, claimable at its own due time: never lost, never early, never doubled by the move.
 3. The move is over when no old partition holds anything due, parked, moving, processing (what workers hold
    is acked there, or retried into due and moved on the next pass) or inside a pending call.
-4. ``finish``: contacts (and who has preferences) are copied to the recipients' new partitions where the new
-   generation has none yet, and the mark is lifted.
+4. ``finish``: contacts (and who has preferences or a websocket opt-out) are copied again to the recipients' new
+   partitions where the new generation has none yet (the first copy is made as the generation opens, before any
+   process follows it; this one takes what old-layout processes set meanwhile), and the mark is lifted.
 
 Not moved: delivered history (sent, cancelled and failed records stay in the old partitions, where reads,
 lists and stats still find them; inbox streams and read marks are not carried over), and recurring schedules
@@ -106,6 +107,8 @@ def open_generation(core: CoreBase, partitions: int) -> Op[ReshardProgress]:
             if pauses:
                 steps.append(Command(("HSET", p.paused, *[v for kv in pauses.items() for v in kv])))
         yield steps
+        # Contacts first, so a process that follows the new generation finds them (email addresses, zones, opt-outs).
+        yield from _copy_contacts(plan.old.partitions, new)
         yield [
             Command(
                 (
@@ -321,8 +324,18 @@ def finish(core: CoreBase, partitions: int, *, batch: int = 500) -> Op[ReshardPr
     left = yield from _left(plan.old.partitions)
     if left:
         raise ValidationError(f"the old partitions still hold {left} entries; move them first", "partitions")
-    keys = core.keys
-    for p in plan.old.partitions:
+    yield from _copy_contacts(plan.old.partitions, plan.new, batch)  # what old-layout processes set meanwhile
+    yield [Command(("HDEL", core.keys.layout, "reshard"))]
+    return ReshardProgress(
+        generation=plan.new.number, partitions_from=len(plan.old.partitions), partitions_to=partitions, done=True
+    )
+
+
+def _copy_contacts(old: tuple[Partition, ...], into: Generation, batch: int = 500) -> Op[None]:
+    """Copy contacts, and the indexes of who has preferences and websocket opt-outs, from the ``old`` partitions to
+    the recipients' partitions in generation ``into``, where it has none yet (one it has is newer). Done when the
+    generation opens, before any process follows it, and again at the end for what old-layout processes set."""
+    for p in old:
         cursor = 0
         while True:
             (reply,) = yield [Command(("HSCAN", p.contacts, cursor, "COUNT", batch))]
@@ -330,7 +343,7 @@ def finish(core: CoreBase, partitions: int, *, batch: int = 500) -> Op[ReshardPr
             contacts = records.text_map(flat)
             if contacts:
                 yield [
-                    Command(("HSETNX", keys.for_recipient(who).contacts, who, contact))
+                    Command(("HSETNX", into.for_recipient(who).contacts, who, contact))
                     for who, contact in contacts.items()
                 ]
             if cursor == 0:
@@ -339,11 +352,7 @@ def finish(core: CoreBase, partitions: int, *, batch: int = 500) -> Op[ReshardPr
             (members,) = yield [Command(("SMEMBERS", getattr(p, index)))]
             people = [records.text(m) for m in members or ()]
             if people:
-                yield [Command(("SADD", getattr(keys.for_recipient(who), index), who)) for who in people]
-    yield [Command(("HDEL", keys.layout, "reshard"))]
-    return ReshardProgress(
-        generation=plan.new.number, partitions_from=len(plan.old.partitions), partitions_to=partitions, done=True
-    )
+                yield [Command(("SADD", getattr(into.for_recipient(who), index), who)) for who in people]
 
 
 def _recipient(state: str) -> str:
