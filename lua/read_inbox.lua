@@ -38,7 +38,9 @@ end
 local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local reply = {unread, top[1] and top[1][1] or '', ''}
 local limit = tonumber(ARGV[2])
-if limit > 0 then
+local before_ms, before_seq = parse(ARGV[1])
+local none_older = before_ms == 0 and before_seq == 0  -- nothing is older than 0-0 ('(0-0' is no range to Redis)
+if limit > 0 and not none_older then
   local high = ARGV[1] == '' and '+' or '(' .. ARGV[1]
   local page = redis.call('XREVRANGE', KEYS[1], high, '-', 'COUNT', limit + 1)
   for i = 1, math.min(#page, limit) do

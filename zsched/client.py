@@ -126,9 +126,12 @@ class Scheduler(Driver, SyncTemplates):
         if self._one_by_one(steps):
             return [queue_step(self.redis, self.scripts, step) for step in steps]
         pipe = self.redis.pipeline(transaction=False)
-        for step in steps:
-            queue_step(pipe, self.scripts, step)
-        return list(pipe.execute())
+        try:
+            for step in steps:
+                queue_step(pipe, self.scripts, step)
+            return list(pipe.execute())
+        finally:
+            pipe.reset()  # execute releases its connection only once sent: a failed script check holds one
 
     def schedule(
         self,
@@ -523,11 +526,16 @@ class AsyncScheduler(Driver, AsyncTemplates):
         if self._one_by_one(steps):
             return list(await asyncio.gather(*(queue_step(self.redis, self.scripts, step) for step in steps)))
         pipe = self.redis.pipeline(transaction=False)
-        for step in steps:
-            queued = queue_step(pipe, self.scripts, step)
-            if asyncio.iscoroutine(queued):  # a script call; a command returns the pipeline, which must not be
-                await queued  # awaited: awaiting a cluster pipeline re-initializes it and drops what was queued
-        return list(await pipe.execute())
+        try:
+            for step in steps:
+                queued = queue_step(pipe, self.scripts, step)
+                if asyncio.iscoroutine(queued):  # a script call; a command returns the pipeline, which must not
+                    await queued  # be awaited: awaiting a cluster pipeline re-initializes it, dropping the queue
+            return list(await pipe.execute())
+        finally:
+            # execute releases its connection only once the commands went out: the SCRIPT EXISTS it sends first
+            # holds one, so a failure or a cancel there would leave it to the garbage collector (ResourceWarning)
+            await pipe.reset()
 
     async def schedule(
         self,

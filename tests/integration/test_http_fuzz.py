@@ -10,7 +10,9 @@ Rules JSON Schema cannot state are taught to the generator instead of loosening 
 must be in the future (valid cases get a future time), ``expires_at`` after it (valid cases get a minute
 later), ``late_after_s`` only with ``on_late`` skip (valid cases drop it otherwise), ``deliver_at_local``
 instead of ``scheduled_at`` and on a ``local_date`` still ahead everywhere (valid cases get one two days on or
-more, and no ``local_date`` without it), and a ``recipient-id`` is
+more, and no ``local_date`` without it), ``digest_window_s`` and ``digest_max`` only with a ``digest_key`` (and
+with one, no ``on_late`` skip: valid cases drop them), quiet hours that end where they start (dropped), and a
+``recipient-id`` is
 printable (no Unicode format or unassigned characters), so valid cases draw recipient ids from printable
 categories only.
 """
@@ -64,6 +66,15 @@ def _future(case: Any, seconds: int) -> None:
             case.body["expires_at"] = (at + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
         if case.body.get("on_late", "send") != "skip":
             case.body.pop("late_after_s", None)
+    if isinstance(case.body, dict) and case.body.get("digest_key") is None:  # a digest's options need its key
+        for field in ("digest_window_s", "digest_max"):
+            case.body.pop(field, None)
+    elif isinstance(case.body, dict) and case.body.get("on_late") == "skip":  # a digest's wait is not lateness
+        case.body.pop("on_late")
+        case.body.pop("late_after_s", None)
+    hours = case.body.get("quiet_hours") if isinstance(case.body, dict) else None
+    if isinstance(hours, str) and hours[:5] == hours[-5:]:  # quiet hours that start as they end are no span
+        case.body.pop("quiet_hours")
     if isinstance(case.body, dict) and {"start_at", "end_at"} & set(case.body):  # a recurring schedule's bounds
         start = datetime.now(UTC) + timedelta(seconds=min(seconds, 5 * 365 * 86400))
         bounds = {"start_at": start, "end_at": start + timedelta(days=731)}  # longer than the longest interval

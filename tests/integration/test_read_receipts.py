@@ -38,6 +38,9 @@ def test_the_inbox_lists_newest_first_and_counts_unread(pinned: Scheduler, clock
     assert not any(i.read for i in page.items) and page.next_before == page.items[-1].stream_id
     rest = pinned.inbox("bob", limit=10, before=page.next_before)
     assert [i.notification["id"] for i in rest.items] == ids[2::-1] and rest.next_before is None
+    for zero in ("0-0", "0-000"):  # nothing is older (the fuzz found a ResponseError here)
+        oldest = pinned.inbox("bob", before=zero)
+        assert oldest.items == [] and oldest.unread == 5 and oldest.next_before is None
     marks = pinned.mark_read("bob", [ids[1], ids[3], 999_999])
     assert marks.unread == 3 and set(marks.read_at) == {ids[1], ids[3]}  # an unknown id is left out
     first = pinned.status(ids[1]).read_at

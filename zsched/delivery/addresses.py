@@ -45,9 +45,12 @@ async def read_contacts(connection: Any, keyspace: Keyspace, recipients: Sequenc
     try:
         steps = next(op)
         pipe = connection.pipeline(transaction=False)
-        for step in steps:
-            pipe.execute_command(*step.args)  # lookup yields plain commands only
-        op.send(await pipe.execute())
+        try:
+            for step in steps:
+                pipe.execute_command(*step.args)  # lookup yields plain commands only
+            op.send(await pipe.execute())
+        finally:
+            await pipe.reset()  # a cancel before the commands went out would leave its connection held
     except StopIteration as done:
         found: dict[str, Contact] = done.value
         return found
