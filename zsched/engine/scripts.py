@@ -101,7 +101,7 @@ class Scripts:
         without its per-call copying of keys and arguments; on NOSCRIPT the ``Script`` loads it and runs it again."""
         script = self._scripts[name]
         try:
-            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return client.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
             return script(keys=keys, args=args, client=client)
 
@@ -109,6 +109,6 @@ class Scripts:
         """``run`` on an asyncio client."""
         script = self._scripts[name]
         try:
-            return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await script(keys=keys, args=args, client=client)
