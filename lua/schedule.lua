@@ -70,27 +70,24 @@ if string.find(people, ' ', 1, true) then
   count = #people
 end
 
--- A retry resends the same ARGV, so the first run's now and last sequence number, kept in ops under the op id,
--- give back its due time and ids: the same answer, and nothing created twice.
-local function replay(kept)
-  local first_now, last = string.match(kept, '^(%d+) (%d+)$')
-  first_now, last = tonumber(first_now), tonumber(last)
-  local again = {'created', tonumber(ARGV[2]) or (first_now + tonumber(ARGV[3])), first_now}
-  local first = (last - count + 1) * partitions + partition
-  for i = 0, count - 1 do again[4 + i] = first + i * partitions end
-  return again
+-- A retry resends the same ARGV, so the first run's now and last sequence number give back its due time and
+-- ids: the same answer, and nothing created twice.
+local kept = redis.call('HGET', KEYS[7], ARGV[10])
+local now, last
+if kept then
+  now, last = string.match(kept, '^(%d+) (%d+)$')
+  now, last = tonumber(now), tonumber(last)
+else
+  now = clock_ms(ARGV[1])
 end
--- A refusal, unless this call already ran and created its notifications (only then is an outcome kept): a retry
--- must answer as its first run did, whatever changed since (a seal, the clock, the creator's count).
-local function refuse(answer)
-  local kept = redis.call('HGET', KEYS[7], ARGV[10])
-  if kept then return replay(kept) end
-  return answer
-end
-
-local now = clock_ms(ARGV[1])
 local due = tonumber(ARGV[2]) or (now + tonumber(ARGV[3]))
 local reply = {'created', due, now}
+local first_id
+if kept then
+  first_id = (last - count + 1) * partitions + partition
+  for i = 0, count - 1 do reply[4 + i] = first_id + i * partitions end
+  return reply
+end
 
 local k = 8  -- the next optional key
 local idem_ttl = tonumber(option.idem_ttl_ms or '0')
@@ -100,19 +97,16 @@ if idem_ttl > 0 then
   local seen = redis.call('GET', idempotency)
   if seen then
     local old = cjson.decode(seen)
-    local answer = {'conflict'}
-    if old.fingerprint == option.fingerprint then
-      answer = {'replayed', old.due, now}
-      for _, id in ipairs(old.ids) do answer[#answer + 1] = id end
-    end
-    return refuse(answer)
+    if old.fingerprint ~= option.fingerprint then return {'conflict'} end
+    local replayed = {'replayed', old.due, now}
+    for _, id in ipairs(old.ids) do replayed[#replayed + 1] = id end
+    return replayed
   end
 end
 
 local sealed = redis.call('GET', KEYS[#KEYS])
-local refusal
-if sealed then refusal = {'moved', tonumber(sealed)} elseif due < now then refusal = {'past', due, now} end
-if refusal then return refuse(refusal) end
+if sealed then return {'moved', tonumber(sealed)} end
+if due < now then return {'past', due, now} end
 
 local creator = option.created_by or ''
 local by_creator, pending_by_creator
@@ -121,21 +115,11 @@ if creator ~= '' then
   local max_pending = tonumber(option.max_pending)
   if max_pending > 0 then
     local held = tonumber(redis.call('HGET', pending_by_creator, creator) or '0') + tonumber(option.others)
-    if held + count > max_pending then
-      refusal = {'over_quota', held, max_pending}
-      return refuse(refusal)
-    end
+    if held + count > max_pending then return {'over_quota', held, max_pending} end
   end
 end
--- The outcome is kept as the numbers are taken, in one step that also tells a retry apart: a call whose op id is
--- already there ran before, past every check above, so its numbers go back and its first answer is given.
-local last = redis.call('INCRBY', KEYS[6], count)
-if redis.call('HSETNX', KEYS[7], ARGV[10], string.format('%d %d', now, last)) == 0 then
-  redis.call('DECRBY', KEYS[6], count)
-  return replay(redis.call('HGET', KEYS[7], ARGV[10]))
-end
-redis.call('PEXPIRE', KEYS[7], ARGV[9])
-local first_id = (last - count + 1) * partitions + partition
+last = redis.call('INCRBY', KEYS[6], count)
+first_id = (last - count + 1) * partitions + partition
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 
 -- include: calls.lua
@@ -200,4 +184,6 @@ if idem_ttl > 0 then
   for i = 4, #reply do ids[i - 3] = reply[i] end
   redis.call('SET', idempotency, cjson.encode({fingerprint = option.fingerprint, due = due, ids = ids}), 'PX', idem_ttl)
 end
+redis.call('HSET', KEYS[7], ARGV[10], string.format('%d %d', now, last))
+redis.call('PEXPIRE', KEYS[7], ARGV[9])
 return reply
