@@ -32,6 +32,8 @@ from .connection import (
     T,
     connection_options,
     queue_step,
+    send_step,
+    send_step_async,
     sentinel_of,
 )
 from .embedded import DEFAULT_DATA_DIR, EmbeddedServer
@@ -113,7 +115,7 @@ class Scheduler(Driver, SyncTemplates):
             steps = next(op)  # arguments are validated before the first step
             while True:
                 if len(steps) == 1:  # most operations: one step, sent as it is
-                    steps = op.send([queue_step(self.redis, self.scripts, steps[0])])
+                    steps = op.send([send_step(self.redis, self.scripts, steps[0])])
                 else:
                     steps = op.send(self._execute(steps))
         except StopIteration as done:
@@ -124,7 +126,7 @@ class Scheduler(Driver, SyncTemplates):
 
     def _execute(self, steps: list[Step]) -> list[Any]:
         if self._one_by_one(steps):
-            return [queue_step(self.redis, self.scripts, step) for step in steps]
+            return [send_step(self.redis, self.scripts, step) for step in steps]
         pipe = self.redis.pipeline(transaction=False)
         try:
             for step in steps:
@@ -513,7 +515,7 @@ class AsyncScheduler(Driver, AsyncTemplates):
             steps = next(op)  # arguments are validated before the first step
             while True:
                 if len(steps) == 1:  # most operations: one step, awaited here (gather would make it a task)
-                    steps = op.send([await queue_step(self.redis, self.scripts, steps[0])])
+                    steps = op.send([await send_step_async(self.redis, self.scripts, steps[0])])
                 else:
                     steps = op.send(await self._execute(steps))
         except StopIteration as done:
@@ -524,7 +526,7 @@ class AsyncScheduler(Driver, AsyncTemplates):
 
     async def _execute(self, steps: Sequence[Step]) -> list[Any]:
         if self._one_by_one(steps):
-            return list(await asyncio.gather(*(queue_step(self.redis, self.scripts, step) for step in steps)))
+            return list(await asyncio.gather(*(send_step_async(self.redis, self.scripts, step) for step in steps)))
         pipe = self.redis.pipeline(transaction=False)
         try:
             for step in steps:

@@ -155,6 +155,20 @@ def queue_step(target: Any, scripts: Scripts, step: Step) -> Any:
     return target.execute_command(*step.args)
 
 
+def send_step(client: Any, scripts: Scripts, step: Step) -> Any:
+    """Run one step on a sync client (not a pipeline) and return its reply: ``queue_step``'s work, less per call."""
+    if type(step) is Script:
+        return scripts.run(client, step.name, step.keys, step.args)
+    return client.execute_command(*step.args)
+
+
+async def send_step_async(client: Any, scripts: Scripts, step: Step) -> Any:
+    """``send_step`` on an asyncio client."""
+    if type(step) is Script:
+        return await scripts.run_async(client, step.name, step.keys, step.args)
+    return await client.execute_command(*step.args)
+
+
 class Driver:
     """What both faces share: the core, the connection, the scripts registered on it."""
 

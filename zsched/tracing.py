@@ -59,22 +59,27 @@ _OFF: AbstractContextManager[Record] = nullcontext(_ignore)
 
 def schedule_span() -> AbstractContextManager[Record]:
     """Around a schedule call: a ``zsched.schedule`` span; call what it yields with the result."""
-    t = tracer()
-    return _schedule_span(t) if t is not None and recording() else _OFF
+    return _schedule_span(_tracer) if recording() else _OFF
+
+
+_api: Any = None  # opentelemetry.trace, imported by the first ``recording`` that needs it
 
 
 def recording() -> bool:
     """Whether zsched's spans are recorded: OpenTelemetry is installed and a provider that records is set. With
     the API alone (no SDK provider set) spans go nowhere, but making one costs a tenth of a schedule call, and as
     much as a delivery in the worker. A provider set later is seen on the next call."""
+    global _api
     t = tracer()
     if t is None:
         return False
-    from opentelemetry import trace
+    if _api is None:
+        from opentelemetry import trace
 
-    if isinstance(t, trace.ProxyTracer):  # records once an SDK provider is set globally
-        return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
-    return not isinstance(t, trace.NoOpTracer)
+        _api = trace
+    if isinstance(t, _api.ProxyTracer):  # records once an SDK provider is set globally
+        return not isinstance(_api.get_tracer_provider(), (_api.ProxyTracerProvider, _api.NoOpTracerProvider))
+    return not isinstance(t, _api.NoOpTracer)
 
 
 @contextmanager

@@ -98,3 +98,45 @@ def test_workers_are_woken_when_the_new_due_time_is_before_every_pending_one(
         assert _woken(zs, pubsub, ["g"], delay=3, priority="low") == [], "after its set's head"
     finally:
         pubsub.close()
+
+
+@pytest.mark.parametrize("people", [["alice"], ["alice", "bob", "carol"]])
+def test_a_resent_call_answers_its_first_outcome_where_a_new_call_would_be_refused(
+    redis_url: str, keyspace: Keyspace, clock: ManualClock, people: list[str]
+) -> None:
+    """By the resend its due time has passed, its creator is at the cap and a reshard sealed the partition: the
+    first run created the notifications, so the resend answers that, creates nothing and takes no id."""
+    core = Core(keyspace, clock=clock, op_ttl_ms=30_000, max_pending_per_creator=len(people))
+    with Scheduler(redis.Redis.from_url(redis_url), core=core) as zs:
+        zs.ensure_layout()
+        step = _step(core, people, at=ms_to_datetime(clock.ms + 1_000), created_by="svc")
+        first = _send(zs, step)
+        assert first.code == "created"
+        clock.advance(2_000)
+        assert _send(zs, _step(core, ["dave"], delay=60, created_by="svc")).code == "over_quota"
+        assert _send(zs, step) == first, "past and over the cap: still its first outcome"
+        p = core.keys.partitions[0]
+        zs.redis.set(p.sealed, 7)
+        assert _send(zs, _step(core, ["erin"], delay=60)).code == "moved"
+        assert _send(zs, step) == first, "sealed: still its first outcome"
+        zs.redis.delete(p.sealed)
+        assert zs.stats().totals["scheduled"] == len(people)
+        assert int(zs.redis.get(p.sequence) or 0) == len(people), "a resend takes no sequence number"
+        after = _send(zs, _step(core, ["frank"], delay=60))
+        assert after.ids == [(len(people) + 1) * p.count + p.index]
+
+
+def test_a_resent_call_with_an_idempotency_key_answers_its_first_outcome(
+    zs: Scheduler, core: Core, clock: ManualClock
+) -> None:
+    """The key's answer is there too, but a lost reply's resend is the same call: created, not replayed; another
+    call under the key is answered replayed, and one with other content is a conflict."""
+    step = _step(core, ["alice"], delay=60, idempotency_key="k1")
+    first = _send(zs, step)
+    assert first.code == "created"
+    clock.advance(1_000)
+    assert _send(zs, step) == first
+    again = _send(zs, _step(core, ["alice"], delay=60, idempotency_key="k1"))
+    assert (again.code, again.ids) == ("replayed", first.ids)
+    assert _send(zs, _step(core, ["alice"], delay=90, idempotency_key="k1")).code == "conflict"
+    assert zs.stats().totals["scheduled"] == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from collections.abc import Callable
 
@@ -116,4 +116,4 @@ class CoreBase:
 
 def new_op_id() -> str:
     """A random operation id (64 bits, hex): unique among the calls of one op_ttl_ms."""
-    return secrets.token_hex(8)
+    return os.urandom(8).hex()

@@ -148,8 +148,12 @@ class PreferenceOps(ProducerOps):
         """Whether any partition ``people`` live in has a recipient with a zone or quiet hours; asked of the
         server at most once a second per partition (``PREFERENCES_CHECK_MS``), so a call to recipients with none
         costs no lookup, and a preference set elsewhere applies within that second."""
-        wanted = {self.keys.for_recipient(p).index for p in people} if len(self.keys.partitions) > 1 else {0}
         seen = self.preferences_seen
+        if len(self.keys.partitions) == 1:  # the usual case, answered from the last look without building sets
+            last = seen.get(0)
+            if last is not None and now_ms - last[0] < PREFERENCES_CHECK_MS:
+                return last[1]
+        wanted = {self.keys.for_recipient(p).index for p in people} if len(self.keys.partitions) > 1 else {0}
         stale = sorted(i for i in wanted if i not in seen or now_ms - seen[i][0] >= PREFERENCES_CHECK_MS)
         if stale:
             counts = yield [Command(("SCARD", self.keys.partitions[i].with_preferences)) for i in stale]

@@ -46,6 +46,19 @@ class ScheduleMoved(Exception):
         self.runs = runs or []
 
 
+class CheckedCall(msgspec.Struct, frozen=True):
+    """A schedule call's arguments once checked: the same for every partition, and every generation, it is tried in."""
+
+    body: Payload
+    payload_json: bytes
+    at_ms: int | None
+    delay_ms: int
+    now_ms: int  # this process's clock when it was checked: the time bucket of each step's outcome
+    key: str | None  # the idempotency key
+    creator: str | None
+    collapsing: str | None  # the collapse key
+
+
 class ProducerOps(ReadViews):
     """Operations that create or change pending notifications."""
 
@@ -85,33 +98,31 @@ class ProducerOps(ReadViews):
         sent. A partition sealed by a reshard answers ``moved``: the layout is read again and the call (or the
         part of it not yet committed) goes to the new generation."""
         people = validation.recipients(recipients)
+        creator = None if created_by is None else validation.user_id(created_by, "created_by")
+        now_ms = self.rough_now_ms()
+        at_ms, delay_ms = validation.due(at, delay, now_ms)
+        expiry = validation.expiry(expires_at, on_late, late_after, at_ms, delay_ms, now_ms)
+        collapsing = validation.collapse_key(collapse_key)
+        spread_ms = validation.spread(spread)
+        digesting = validation.digest(
+            digest_key, digest_window, digest_max, self.digest_window_ms, self.digest_max, expiry
+        )
+        body = validation.payload(
+            title, message, type, priority, data, creator, channels, expiry, collapsing, spread_ms, digesting
+        )
+        if template is not None:
+            body.template = template
+        key = validation.idempotency_key(idempotency_key)
+        call = CheckedCall(body, json_encoder.encode(body), at_ms, delay_ms, now_ms, key, creator, collapsing)
+        if self.max_call_bytes and len(call.payload_json) * len(people) > self.max_call_bytes:
+            raise CallTooLargeError(len(call.payload_json), len(people), self.max_call_bytes)
+
         kept: dict[str, int] = {}  # recipients a partition committed before another was found sealed
         runs: list[tuple[int, int]] = []
         for _ in range(MOVED_TRIES):
-            left = [person for person in people if person not in kept]
+            left = [person for person in people if person not in kept] if kept else people
             try:
-                result = yield from self._schedule_in_layout(
-                    left,
-                    title,
-                    message,
-                    at=at,
-                    delay=delay,
-                    type=type,
-                    priority=priority,
-                    data=data,
-                    idempotency_key=idempotency_key,
-                    created_by=created_by,
-                    channels=channels,
-                    expires_at=expires_at,
-                    on_late=on_late,
-                    late_after=late_after,
-                    collapse_key=collapse_key,
-                    template=template,
-                    spread=spread,
-                    digest_key=digest_key,
-                    digest_window=digest_window,
-                    digest_max=digest_max,
-                )
+                result = yield from self._schedule_in_layout(left, call)
             except ScheduleMoved as moved:
                 kept.update(moved.kept)
                 runs += moved.runs
@@ -131,54 +142,14 @@ class ProducerOps(ReadViews):
             )
         raise UnavailableError(f"the keyspace was resharded {MOVED_TRIES} times while this call ran; send it again")
 
-    def _schedule_in_layout(
-        self,
-        recipients: Iterable[object],
-        title: object,
-        message: object,
-        *,
-        at: datetime | None = None,
-        delay: timedelta | float | None = None,
-        type: object = "system",
-        priority: object = "normal",
-        data: object = None,
-        idempotency_key: object = None,
-        created_by: str | None = None,
-        channels: Iterable[str] = (),
-        expires_at: datetime | None = None,
-        on_late: object = "send",
-        late_after: timedelta | float | None = None,
-        collapse_key: object = None,
-        template: TemplateRef | None = None,
-        spread: timedelta | float | None = None,
-        digest_key: object = None,
-        digest_window: timedelta | float | None = None,
-        digest_max: object = None,
-    ) -> Op[ScheduleResult]:
-        """``schedule`` in the generation this process knows; ``ScheduleMoved`` when a partition was sealed."""
-        people = validation.recipients(recipients)
-        creator = None if created_by is None else validation.user_id(created_by, "created_by")
-        now_ms = self.rough_now_ms()
-        at_ms, delay_ms = validation.due(at, delay, now_ms)
-        expiry = validation.expiry(expires_at, on_late, late_after, at_ms, delay_ms, now_ms)
-        collapsing = validation.collapse_key(collapse_key)
-        spread_ms = validation.spread(spread)
-        digesting = validation.digest(
-            digest_key, digest_window, digest_max, self.digest_window_ms, self.digest_max, expiry
-        )
-        body = validation.payload(
-            title, message, type, priority, data, creator, channels, expiry, collapsing, spread_ms, digesting
-        )
-        if template is not None:
-            body.template = template
-        key = validation.idempotency_key(idempotency_key)
-        payload_json = json_encoder.encode(body)
+    def _schedule_in_layout(self, people: list[str], call: CheckedCall) -> Op[ScheduleResult]:
+        """``schedule`` of ``people`` (checked by ``validation.recipients``) in the generation this process knows;
+        ``ScheduleMoved`` when a partition was sealed."""
+        body, payload_json, key, creator = call.body, call.payload_json, call.key, call.creator
+        at_ms, delay_ms, now_ms, collapsing = call.at_ms, call.delay_ms, call.now_ms, call.collapsing
         fingerprint = (
             hashlib.sha256(json_encoder.encode([people, at_ms, delay_ms]) + payload_json).hexdigest() if key else ""
         )
-
-        if self.max_call_bytes and len(payload_json) * len(people) > self.max_call_bytes:
-            raise CallTooLargeError(len(payload_json), len(people), self.max_call_bytes)
         if key and len(self.keys.generations) > 1:
             earlier = yield from self._answered_before_reshard(people, key, fingerprint)
             if earlier is not None:
@@ -247,12 +218,13 @@ class ProducerOps(ReadViews):
         refusal = reply.refusal(str(key), str(creator), len(people))
         if refusal is not None:
             raise refusal_error(refusal)
+        ids = reply.ids
         return ScheduleResult(
-            notification_ids=reply.ids,
-            count=len(reply.ids),
+            notification_ids=ids,
+            count=len(ids),
             scheduled_at=ms_to_datetime(reply.due_ms),
             replayed=reply.code == "replayed",
-            batch_id=validation.batch_of([(reply.ids[0], len(reply.ids))]),
+            batch_id=f"{ids[0]}x{len(ids)}",  # validation.batch_of for one partition's part
         )
 
     def _schedule_staged(

@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 NAMES = (
     "schedule",
     "stage_schedule",
@@ -93,3 +95,20 @@ class Scripts:
 
     def __getitem__(self, name: str) -> Any:
         return self._scripts[name]
+
+    def run(self, client: Any, name: str, keys: list[str], args: list[str | int]) -> Any:
+        """Run script ``name`` on a sync client (not a pipeline): one EVALSHA as redis-py's ``Script`` sends it,
+        without its per-call copying of keys and arguments; on NOSCRIPT the ``Script`` loads it and runs it again."""
+        script = self._scripts[name]
+        try:
+            return client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return script(keys=keys, args=args, client=client)
+
+    async def run_async(self, client: Any, name: str, keys: list[str], args: list[str | int]) -> Any:
+        """``run`` on an asyncio client."""
+        script = self._scripts[name]
+        try:
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await script(keys=keys, args=args, client=client)

@@ -39,6 +39,8 @@ _encode = msgspec.json.Encoder().encode
 
 def recipients(values: Iterable[object]) -> list[str]:
     """Recipient ids as strings, duplicates collapsed to their first place."""
+    if type(values) is list and len(values) == 1:  # the commonest call, and each layer checks it: no dict
+        return [_recipient(values[0], 0)]
     if isinstance(values, str | bytes | int):
         raise RecipientsError(
             f"recipients must be a list of ids; got a single {type(values).__name__} {values!r}. "
