@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
@@ -124,11 +124,11 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         # its headers are read by now (into the scope, and by the handshake), so they need not live that long.
         event.headers.clear()
 
-    async def send(self, message: ASGISendEvent) -> None:
-        """Send ``message``; once the handshake is done, its response is let go."""
-        await super().send(message)
-        if self.handshake_complete and hasattr(self, "response"):
-            del self.response
+    def start_keepalive(self) -> None:
+        """Start the keepalive pings: the handshake's response has just been sent, so it is let go (here rather
+        than in ``send``, which every frame passes through)."""
+        super().start_keepalive()
+        del self.response
 
 
 def lean_protocol() -> type[asyncio.Protocol]:
