@@ -14,6 +14,7 @@ To use it with uvicorn yourself: ``uvicorn.run(app, ws=lean_protocol())`` (or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from uvicorn._types import ASGIReceiveEvent
@@ -128,7 +129,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         """Start the keepalive pings: the handshake's response has just been sent, so it is let go (here rather
         than in ``send``, which every frame passes through)."""
         super().start_keepalive()
-        del self.response
+        with contextlib.suppress(AttributeError):  # let go once, however often a later uvicorn calls this
+            del self.response
 
 
 def lean_protocol() -> type[asyncio.Protocol]:
