@@ -14,6 +14,7 @@ import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from zsched.cli.run import websocket_protocol
 from zsched.engine.keys import Keyspace
 from zsched.web.auth import TokenStore
 from zsched.web.gateway import Gateway, gateway_app
@@ -27,7 +28,9 @@ class ServerThread:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+        # The WebSocket protocol zsched serve runs, so the gateway tests cover it
+        config = uvicorn.Config(app, lifespan="on", log_level="warning", ws=websocket_protocol())
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def start(self) -> ServerThread:

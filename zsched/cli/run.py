@@ -165,6 +165,16 @@ def _serve(settings: Settings, host: str, port: int, run_worker: bool) -> int:
             server.stop()
 
 
+def websocket_protocol() -> type[asyncio.Protocol] | str:
+    """The WebSocket protocol ``serve`` runs: zsched's lean one (``zsched.web.gateway.protocol``), or uvicorn's own
+    choice (``"auto"``) where its base class cannot be imported (no ``websockets`` library)."""
+    try:
+        from ..web.gateway.protocol import lean_protocol
+    except ImportError:
+        return "auto"
+    return lean_protocol()
+
+
 def serve_app(app: Starlette, host: str, port: int) -> int:
     """Run ``app`` under uvicorn until a signal, or until a background task dies: then the exit status is 1."""
     import uvicorn
@@ -187,6 +197,7 @@ def serve_app(app: Starlette, host: str, port: int) -> int:
             log_level=level if level in LEVELS else "info",
             log_config=config,
             lifespan="on",
+            ws=websocket_protocol(),  # keeps less per socket than uvicorn's default, behaving the same
             ws_per_message_deflate=False,
         )
     return exit_status()

@@ -55,30 +55,34 @@ class RevocationWatch:
 
     async def check(self) -> int:
         """Close (1008) every open socket whose token was revoked or has expired; how many were closed."""
-        by_digest: dict[str, list[Socket]] = {}
-        for client in self.sockets():
-            by_digest.setdefault(client.digest, []).append(client)
+        # No list per socket: what is built here lives across the HMGETs, so the garbage collector would carry
+        # thousands of objects into its oldest generation every interval_s, and a full collection of a gateway
+        # holding 10,000 sockets stalls its loop for hundreds of milliseconds.
+        digests = {client.digest for client in self.sockets()}
         by_key: dict[str, list[str]] = {}  # one hash on a single server; a shard's on a cluster
         if is_cluster(self.redis):
-            for token_digest in by_digest:
+            for token_digest in digests:
                 by_key.setdefault(self.tokens.keys_of(self.redis, token_digest)[0], []).append(token_digest)
-        elif by_digest:  # asked once, not per socket: this runs every interval_s over every open socket
-            by_key[self.tokens.keys_of(self.redis, next(iter(by_digest)))[0]] = list(by_digest)
+        elif digests:  # asked once, not per socket: this runs every interval_s over every open socket
+            by_key[self.tokens.keys_of(self.redis, next(iter(digests)))[0]] = list(digests)
+        gone: set[str] = set()
+        for key, listed in by_key.items():
+            await self._gone_in(key, listed, gone)
         closed = 0
-        for key, digests in by_key.items():
-            closed += await self._check_in(key, digests, by_digest)
+        if gone:
+            for client in list(self.sockets()):
+                if client.digest in gone:
+                    client.close(CLOSE_POLICY, "token revoked or expired")
+                    closed += 1
         return closed
 
-    async def _check_in(self, key: str, digests: list[str], by_digest: dict[str, list[Socket]]) -> int:
-        closed = 0
+    async def _gone_in(self, key: str, digests: list[str], gone: set[str]) -> None:
+        """Add to ``gone`` those of ``digests`` (stored in hash ``key``) whose token was revoked or has expired."""
         for start in range(0, len(digests), CHUNK):
             chunk = digests[start : start + CHUNK]
-            for found, gone in zip(await self.redis.hmget(key, chunk), chunk, strict=True):
+            for found, token_digest in zip(await self.redis.hmget(key, chunk), chunk, strict=True):
                 if not self.tokens.still_valid(found):
-                    for client in by_digest[gone]:
-                        client.close(CLOSE_POLICY, "token revoked or expired")
-                        closed += 1
-        return closed
+                    gone.add(token_digest)
 
     async def _run(self) -> None:
         while True:

@@ -56,6 +56,27 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+_POOL_BOOKKEEPING = ("maint_notifications", "orig_", "himport_")
+"""Connection options a redis-py pool adds for itself (RESP3 maintenance notifications and the like): not
+copied into the reader's pool, which makes its own."""
+
+
+def _reader_client(connection: aioredis.Redis) -> aioredis.Redis | None:
+    """A client of its own for the single server's pub/sub connection, as ``connection``'s (same server,
+    credentials, retries) but cheaper to read: RESP2, whose messages are plain replies (redis-py takes a RESP3
+    push through more layers, and formats each one for a debug line even when that is off), and no read timeout,
+    so a read waits without a timer per message (an idle channel is no error). None when this redis-py will not
+    make one: the pub/sub connection then comes from ``connection``'s pool."""
+    pool = connection.connection_pool
+    options = {k: v for k, v in pool.connection_kwargs.items() if not k.startswith(_POOL_BOOKKEEPING)}
+    options.update(protocol=2, socket_timeout=None)
+    try:
+        return aioredis.Redis.from_pool(aioredis.ConnectionPool(connection_class=pool.connection_class, **options))
+    except (redis.RedisError, TypeError, ValueError) as exc:
+        log.debug("gateway: pub/sub on the shared pool (%s)", exc)
+        return None
+
+
 class _Link:
     """One pub/sub connection: to the single server, or to one cluster node (its ``client`` then ours)."""
 
@@ -65,6 +86,9 @@ class _Link:
         self.client = client
         self.channels: set[str] = set()
         self.reader: asyncio.Task[None] | None = None
+        self.read_timeout_s: float | None = 1.0
+        """How long one read waits for a message; None: until one comes (no timer per message, a task that
+        stops only when cancelled). A connection with a read timeout of its own (``socket_timeout``) needs one."""
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -107,7 +131,9 @@ class Subscriptions:
             self._failed = asyncio.get_running_loop().create_future()
             self._reader = asyncio.create_task(self._watch(self._failed), name="zsched-gateway-pubsub")
             return
-        self._single = _Link("", self.redis.pubsub())
+        client = _reader_client(self.redis)
+        self._single = _Link("", (client or self.redis).pubsub(), client)
+        self._single.read_timeout_s = None if client is not None else 1.0
         await self._single.pubsub.subscribe(self._control)  # keeps the connection open and marks reconnects
         self._reader = asyncio.create_task(self._read_single(self._single), name="zsched-gateway-pubsub")
 
@@ -142,7 +168,7 @@ class Subscriptions:
         backoff_s = 0.1
         while not self._stopping:
             try:
-                message = await link.pubsub.get_message(timeout=1.0)
+                message = await link.pubsub.get_message(timeout=link.read_timeout_s)
                 backoff_s = 0.1
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 # What is published until redis-py resubscribes is lost to pub/sub; the resubscription (the control
