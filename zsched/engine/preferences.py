@@ -50,10 +50,13 @@ class PreferenceOps(ProducerOps):
         ``priority`` is urgent, one that would be due inside its recipient's quiet hours is due when they end.
         Recipients due at the same instant share one call; with several, ``batch_ids`` names each call's batch."""
         people = validation.recipients(recipients)
+        now_ms = self.rough_now_ms()
         if deliver_at_local is None:
             if local_date is not None:
                 raise FieldError("local_date goes with deliver_at_local; give both, or neither", "local_date")
-            if priority == "urgent":  # quiet hours do not hold it back: nothing to look up
+            # Urgent ones are not held back by quiet hours, and where nobody has preferences there is nothing to
+            # look up: either way the call is a plain schedule (urgent first, so it costs no lookup at all).
+            if priority == "urgent" or not (yield from self._any_preferences(people, now_ms)):
                 return (
                     yield from self.schedule(
                         people,
@@ -66,20 +69,6 @@ class PreferenceOps(ProducerOps):
                         **options,
                     )
                 )
-        now_ms = self.rough_now_ms()
-        if deliver_at_local is None and not (yield from self._any_preferences(people, now_ms)):
-            return (
-                yield from self.schedule(
-                    people,
-                    title,
-                    message,
-                    at=at,
-                    delay=delay,
-                    priority=priority,
-                    idempotency_key=idempotency_key,
-                    **options,
-                )
-            )
         wall = None
         if deliver_at_local is not None:
             if at is not None or delay is not None:
