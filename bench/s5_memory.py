@@ -76,6 +76,25 @@ def raw_bytes(ctx: Context, count: int, per_call: int = 1) -> float:
     return (after - before) / count
 
 
+def floor_bytes(ctx: Context, count: int) -> float:
+    """Bytes per entry of the raw baseline plus the least index that lists one recipient's notifications: one
+    member ``"<recipient> <id, 16 digits>"`` of a score-0 ZSET per notification (``by_recipient``'s form; a
+    member per notification because a recipient may hold any number). What no layout keeping list-by-recipient
+    can go below, before any state, creator index or retry outcome."""
+    prefix = ctx.prefix("s5floor")
+    r = ctx.redis()
+    people = recipients(count)
+    before = used_memory(r)
+    raw_fill(r, prefix, people, 4_000_000_000_000)
+    for start in range(0, count, 1000):
+        members = {f"{person} {start + i + 1:016d}": 0 for i, person in enumerate(people[start : start + 1000])}
+        r.zadd(f"{prefix}:by_recipient", members)
+    after = used_memory(r)
+    r.close()
+    ctx.drop(prefix)
+    return (after - before) / count
+
+
 def payload_bytes() -> int:
     """What the caller's data takes as zsched stores it: the payload JSON plus the recipient id."""
     return len(raw_payload()) + len(recipients(1)[0])
@@ -188,5 +207,17 @@ def measure(ctx: Context, label: str = "S5") -> list[Figure]:
         value = zsched_bytes(ctx, prefix, count, per_call, label)
         ctx.drop(prefix)
         figures.append(figure(label, count, per_call, value, base))
+    floor = floor_bytes(ctx, count)
+    figures.append(
+        Figure(
+            label,
+            f"floor with list-by-recipient, {count:,} single",
+            floor,
+            "B",
+            higher_is_better=False,
+            note=f"raw + one by_recipient member each; the {SINGLE_TARGET_B:g} B target is "
+            f"{'below' if floor > SINGLE_TARGET_B else 'above'} it",
+        )
+    )
     figures += sent_figures(ctx, count, label)
     return figures

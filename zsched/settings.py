@@ -178,6 +178,7 @@ class GatewaySettings(msgspec.Struct, kw_only=True, frozen=True):
     messages_burst: int = 1000  # ... and at once
     max_ack_ids: int = 1000
     revoke_check_s: float = 0.5  # how soon a revoked token's open sockets are closed
+    freeze_from_sockets: int = 1000  # from this many open sockets, freeze theirs out of full GCs (0: never)
 
 
 SECTIONS: dict[str, Any] = {  # section name -> its Struct

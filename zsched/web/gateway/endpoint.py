@@ -45,6 +45,7 @@ from .replay import PAGE, STREAM_ID, Backlog, catch_up, replay
 from .revocation import RevocationWatch
 from .socket import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN, Socket
 from .subscriptions import Subscriptions
+from .tenure import Tenure
 
 log = logging.getLogger("zsched.gateway")
 LAYOUT_EVERY_S = 1.0
@@ -70,6 +71,9 @@ class Gateway:
     ``messages_burst`` messages at once, then ``messages_per_s`` a second (1008); an ack may name at most
     ``max_ack_ids`` ids (1008); each backlog message must be taken within ``send_timeout_s`` (1013); and a
     revoked token's sockets are closed within about ``revoke_check_s`` (1008).
+
+    From ``freeze_from_sockets`` open sockets on (0: never), the objects of open sockets are frozen out of the
+    garbage collector's full collections (``tenure.Tenure``); like the collector, that is process-wide.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class Gateway:
         max_ack_ids: int = 1000,
         send_timeout_s: float = 10.0,
         revoke_check_s: float = 0.5,
+        freeze_from_sockets: int = 1000,
     ) -> None:
         if send_queue < 1 or backlog_page < 1 or heartbeat_s <= 0 or send_timeout_s <= 0:
             raise ValueError(
@@ -140,6 +145,7 @@ class Gateway:
             subscribe_timeout_s=subscribe_timeout_s,
         )
         self._clients: set[Socket] = set()
+        self._tenure = Tenure(freeze_from_sockets)
         self._catching_up: set[asyncio.Task[None]] = set()  # sockets reading their inbox after a pub/sub blip
         self._heartbeats: asyncio.Task[None] | None = None
         self._stopping = False
@@ -230,6 +236,7 @@ class Gateway:
             websocket, user, channel, self.send_queue, digest=admitted.digest, budget=self._inbound.budget()
         )
         self._clients.add(client)
+        self._tenure.open()
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._subscriptions.join(client)
@@ -264,6 +271,7 @@ class Gateway:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._clients.discard(client)
+            self._tenure.close()
             await self._subscriptions.leave(client)
             if client.close_code is not None:
                 with contextlib.suppress(Exception):  # the peer may be gone, or too stuck to take a close frame
@@ -324,6 +332,7 @@ class Gateway:
             if now >= next_layout:
                 next_layout = now + LAYOUT_EVERY_S
                 await self._follow_layout()
+            self._tenure.tick(len(self._clients))
             for client in list(self._clients):
                 if not client.live or client.closing or now - client.pinged_at < self.heartbeat_s:
                     continue
