@@ -26,12 +26,19 @@ def test_slow_consumer_is_closed_1013(redis_url: str, prefix: str, token: str, z
         raw.connect(("127.0.0.1", server.port))
         with open_socket(server.url(token), sock=raw, max_queue=1) as ws:
             assert until_ready(ws) == []
-            blob = "x" * 15_000
-            for i in range(300):  # ~4.5 MB for a client that reads nothing
-                zs.schedule(["dave"], f"bulk {i}", "...", delay=0, data={"blob": blob})
-            tick(zs, batch=300)
+            # The server's side of the connection gets a small send buffer too, so the kernel takes a few
+            # kilobytes, not megabytes: then the transport's buffer fills to its high-water mark (64 KiB), and
+            # what waits beyond it fills the send queue of 8. Rounds of 100 until the gateway closes the socket.
+            (protocol,) = server.server.server_state.connections
+            protocol.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            rounds = 0
+            while server.gateway.connections and rounds < 40:
+                for i in range(100):
+                    zs.schedule(["dave"], f"bulk {rounds}.{i}", "." * 200, delay=0)
+                tick(zs, batch=100)
+                rounds += 1
             wait_for(lambda: server.gateway.connections == 0, "the gateway to drop the slow consumer", 30)
-            assert close_code(ws) == 1013
+            assert close_code(ws) == 1013  # read last, behind what the kernel and the transport took
     finally:
         server.stop()
 

@@ -9,8 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import tick
 from tests.integration.wsutil import GatewayServer, closed_with, open_socket, receive, until_ready, user_token, wait_for
+from zsched import Scheduler
 from zsched.web.gateway.protocol import LeanWebSocketProtocol, _Flag, _Inbox
+from zsched.web.gateway.socket import parse_stream_id
 
 
 @pytest.fixture
@@ -51,3 +54,27 @@ def test_close_codes_pass_as_before(gw: GatewayServer, redis_url: str, prefix: s
     wait_for(lambda: gw.gateway.connections == 0, "the gateway to forget both sockets")
     time.sleep(0.1)
     assert not [p for p in gw.server.server_state.connections if isinstance(p, LeanWebSocketProtocol)]
+
+
+def test_live_deliveries_are_written_directly_in_order(
+    gw: GatewayServer, redis_url: str, prefix: str, zs: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[str] = []
+    original = LeanWebSocketProtocol.send_text_now
+
+    def counted(self: LeanWebSocketProtocol, text: str) -> bool:
+        done = original(self, text)
+        if done:
+            written.append(text)
+        return done
+
+    monkeypatch.setattr(LeanWebSocketProtocol, "send_text_now", counted)
+    with open_socket(gw.url(user_token(redis_url, prefix, "alice"))) as ws:
+        assert until_ready(ws) == []
+        ids = [zs.schedule(["alice"], f"n{i}", "m", delay=0).notification_ids[0] for i in range(30)]
+        tick(zs)
+        got = [receive(ws) for _ in ids]
+    assert sorted(m["id"] for m in got) == ids
+    positions = [parse_stream_id(m["stream_id"]) for m in got]
+    assert positions == sorted(positions), "received in the order they entered the inbox"
+    assert sum('"type":"notification"' in text for text in written) == len(ids), "each went the direct way"

@@ -29,6 +29,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -256,8 +257,13 @@ class Gateway:
             reader = asyncio.create_task(self._inbound.run(client))
             reader.add_done_callback(lambda _: client.stop())
             tasks = [reader]
+            # From here on, nothing else sends on this socket but this loop and ``push``'s direct writes, which
+            # wait for an empty outbox and no message in hand: the order stays the outbox's.
+            client.attach(websocket._send)
             while (text := await client.next_message()) is not None:
+                client.busy = True  # until it is written, a message pushed meanwhile queues behind it
                 await client.websocket.send_text(text)
+                client.busy = False
             if reader.done():  # the reader's failure (a Redis error in an ack, the client left) is handled below
                 error = None if reader.cancelled() else reader.exception()
                 if isinstance(error, _HANDLED):
@@ -386,7 +392,8 @@ class Shortcut:
 
 
 def gateway_app(gateway: Gateway) -> Starlette:
-    """A Starlette app serving only the gateway, starting and stopping it with the app (tests, embedding)."""
+    """A Starlette app serving only the gateway, starting and stopping it with the app (tests, embedding). Its
+    upgrades take the ``Shortcut``, as ``zsched serve``'s do."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -396,4 +403,6 @@ def gateway_app(gateway: Gateway) -> Starlette:
         finally:
             await gateway.stop()
 
-    return Starlette(routes=[gateway.route], lifespan=lifespan)
+    app = Starlette(routes=[gateway.route], lifespan=lifespan, middleware=[Middleware(Shortcut, path=gateway.path)])
+    app.state.gateway = gateway
+    return app

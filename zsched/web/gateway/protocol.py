@@ -19,6 +19,7 @@ from typing import Any
 
 from uvicorn._types import ASGIReceiveEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 
 
@@ -124,6 +125,36 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         # websockets' parser keeps the request (a local of its generator) for as long as the connection lives:
         # its headers are read by now (into the scope, and by the handshake), so they need not live that long.
         event.headers.clear()
+
+    def send_text_now(self, text: str) -> bool:
+        """Write a text frame at once, from synchronous code, when nothing stands in its way: the handshake is
+        done, no close was sent or received, and the kernel took everything written so far. Whether it was
+        written; when not, the caller queues it and sends it the usual way (``send``), which waits for room or
+        raises as uvicorn's does. So what the kernel has not taken counts against the socket's send queue.
+
+        This is what a delivery to a live socket costs when its queue is empty: no task woken and no coroutine
+        through the ASGI ``send``, and nothing made that lives until the socket's next message."""
+        if (
+            not self.handshake_complete
+            or self.close_sent
+            or self.disconnected
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or self.transport.is_closing()
+            or self.transport.get_write_buffer_size()  # the kernel stopped taking: it waits in the queue
+        ):
+            return False
+        try:
+            self.conn.send_text(text.encode())
+        except InvalidState:  # the client's close arrived: ``send`` raises ClientDisconnected for it
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
+    def release_writer(self) -> None:
+        """Let a ``send`` waiting for room go on: its socket is closing (a client that stopped reading), so the
+        message in hand and the close frame go to the transport's buffer instead of waiting for ever."""
+        self.writable.set()
 
     def start_keepalive(self) -> None:
         """Start the keepalive pings: the handshake's response has just been sent, so it is let go (here rather

@@ -68,11 +68,13 @@ class Socket:
         "_stopped",
         "_wake",
         "budget",
+        "busy",
         "channel",
         "close_code",
         "close_reason",
         "closing",
         "digest",
+        "direct",
         "heard_at",
         "held",
         "last",
@@ -80,6 +82,7 @@ class Socket:
         "outbox",
         "pinged_at",
         "queue_size",
+        "release",
         "unread",
         "unread_at",
         "user",
@@ -96,6 +99,9 @@ class Socket:
         self.budget = budget
         self.queue_size = queue_size
         self.outbox: list[str] = []  # rarely more than one message: a list is smaller than a deque
+        self.direct: Callable[[str], bool] | None = None  # writes a message at once when it can (see ``push``)
+        self.release: Callable[[], None] | None = None  # lets a write waiting for room go on (see ``stop``)
+        self.busy = False  # the handler holds a message taken from the outbox and not yet written
         self.live = False
         self.held: list[tuple[StreamId, str]] = []
         self.last: StreamId = (0, 0)
@@ -131,7 +137,10 @@ class Socket:
         self.push(messages.encode(messages.Unread(count, f"{ms}-{seq}")))
 
     def push(self, text: str) -> None:
-        """Queue a message; a full queue means a client that stopped reading, so it is closed (1013)."""
+        """Send a message: written at once when nothing is queued or being written before it (``direct``),
+        else queued for the handler. A full queue means a client that stopped reading, so it is closed (1013)."""
+        if not self.outbox and not self.busy and not self.closing and self.direct is not None and self.direct(text):
+            return
         if len(self.outbox) >= self.queue_size:
             self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
             return
@@ -178,8 +187,19 @@ class Socket:
             self.close_code, self.close_reason = code, reason
         self.stop()
 
+    def attach(self, send: object) -> None:
+        """Write through the protocol behind the ASGI ``send`` when it offers a synchronous path
+        (``protocol.LeanWebSocketProtocol``, what ``zsched serve`` runs); not when another protocol serves the
+        socket, or a middleware wrapped ``send``."""
+        protocol = getattr(send, "__self__", None)
+        self.direct = getattr(protocol, "send_text_now", None)
+        self.release = getattr(protocol, "release_writer", None)
+
     def stop(self) -> None:
-        """Stop sending (the client left, or the socket is closing): the sender and any waiting reply return."""
+        """Stop sending (the client left, or the socket is closing): the sender and any waiting reply return,
+        including a sender waiting for a client that stopped reading to make room."""
+        if self.busy and not self.closing and self.release is not None:
+            self.release()
         self.closing = True
         _wake(self._wake)
         _wake(self._room)
