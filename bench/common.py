@@ -67,6 +67,8 @@ class Context:
     prefixes: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     """What this run measured so far (S3 sets S2's worker-only lateness beside its own)."""
+    sustain: tuple[int, float] | None = None
+    """The gateway scenario's sustained rate and seconds, when not its defaults (``--sustain``)."""
 
     def size(self, full: int, least: int = 1) -> int:
         """``full`` scaled by ``scale`` (never below ``least``)."""

@@ -320,7 +320,8 @@ def _cpu_model() -> str:
 
 
 def measure(ctx: Context) -> list[Figure]:
-    """10,000 sockets (scaled), a burst of one notification each, then 10,000/s for 5 s (scaled)."""
+    """10,000 sockets (scaled), a burst of one notification each, then 10,000/s for 5 s (scaled), or the rate and
+    seconds of ``--sustain``."""
     sockets = ctx.size(SOCKETS, least=20)
-    rate = ctx.size(RATE, least=100)
-    return figures(run(ctx, sockets, rate, max(1.0, SECONDS * min(1.0, ctx.scale))))
+    rate, seconds = ctx.sustain or (ctx.size(RATE, least=100), max(1.0, SECONDS * min(1.0, ctx.scale)))
+    return figures(run(ctx, sockets, rate, seconds))

@@ -159,6 +159,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scale", type=float, default=1.0, help="multiply every size by this (default 1.0)")
     p.add_argument(
+        "--sustain",
+        metavar="RATE:SECONDS",
+        help="gateway only: the sustained phase's rate and length instead of 10,000/s for 5 s (2000:30: a window "
+        "long enough that a pause every few seconds cannot fall outside it)",
+    )
+    p.add_argument(
         "--redis-url",
         help="Redis to measure (default: start a private bundled valkey-server); "
         "only keys under zb-* prefixes are written, and deleted afterwards",
@@ -168,9 +174,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sustain(text: str | None) -> tuple[int, float] | None:
+    """``--sustain RATE:SECONDS`` as numbers (None when not given)."""
+    if text is None:
+        return None
+    rate, _, seconds = text.partition(":")
+    try:
+        parsed = int(rate), float(seconds)
+    except ValueError:
+        parsed = (0, 0.0)
+    if parsed[0] < 1 or parsed[1] <= 0:
+        raise SystemExit(f"zsched bench: --sustain takes RATE:SECONDS, like 2000:30; got {text!r}")
+    return parsed
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen scenarios; print the table; write the JSON. Returns the exit status."""
     args = parser().parse_args(argv)
+    sustain = _sustain(args.sustain)  # checked before a server is started
     named = ",".join(args.names) or args.scenario
     chosen = (
         [s for s in SCENARIOS if s not in OPT_IN] if named == "all" else [s.strip().lower() for s in named.split(",")]
@@ -185,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.redis_url is None:
         server = EmbeddedServer(tempfile.mkdtemp(prefix="zsched-bench-valkey-"), persistent=False).start()
     url = args.redis_url or server.url  # type: ignore[union-attr]
-    ctx = Context(url, scale=args.scale, progress=not args.no_progress)
+    ctx = Context(url, scale=args.scale, progress=not args.no_progress, sustain=sustain)
     started = time.monotonic()
     figures = ctx.figures
     durations: dict[str, float] = {}

@@ -101,3 +101,15 @@ def test_fewer_closes_than_half_the_open_sockets_do_not_thaw() -> None:
         tenure.close()
     tenure.tick(open_now=60)  # 40 closed >= 60 // 2
     assert tenure.thaws == 1
+
+
+def test_closes_before_the_first_freeze_do_not_count_towards_a_thaw() -> None:
+    tenure = Tenure(from_sockets=2)
+    for _ in range(50):
+        tenure.open()
+        tenure.close()  # short-lived sockets, while fewer than two were open
+    for _ in range(4):
+        tenure.open()
+    tenure.tick(open_now=4)
+    tenure.tick(open_now=4)
+    assert tenure.frozen and tenure.thaws == 0

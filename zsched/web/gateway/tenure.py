@@ -67,4 +67,6 @@ class Tenure:
         if self.opened and open_now >= self.from_sockets:
             gc.collect(1)  # the young garbage first, so none of it is frozen
             gc.freeze()
+            if not self.frozen:  # sockets closed before a freeze left nothing frozen behind
+                self.closed = 0
             self.opened, self.frozen = 0, True
