@@ -6,6 +6,8 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from zsched.web.gateway.socket import Socket, TokenBucket
 
 
@@ -91,3 +93,18 @@ def test_closing_releases_a_sender_waiting_for_room_once() -> None:
     client.close(1013, "send queue full")
     client.stop()
     assert released == [1]
+
+
+def test_a_direct_write_that_raises_falls_back_to_the_handler_for_good(caplog: pytest.LogCaptureFixture) -> None:
+    client = _socket([])
+    calls: list[str] = []
+
+    def broken(text: str) -> bool:
+        calls.append(text)
+        raise AttributeError("an attribute this uvicorn does not set")
+
+    client.direct = broken
+    client.push("a")
+    client.push("b")
+    assert client.outbox == ["a", "b"] and calls == ["a"], "queued, in order; the direct path tried once"
+    assert "direct write failed" in caplog.text

@@ -137,7 +137,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         if (
             not self.handshake_complete
             or self.close_sent
-            or self.disconnected
+            or getattr(self, "disconnected", False)  # set by uvicorn 0.51 and later, when the client is gone
             or self.initial_response is not None
             or not self.writable.is_set()
             or self.transport.is_closing()

@@ -7,6 +7,7 @@ task that sends from it (the socket's own handler), not an ``asyncio.Queue`` and
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from starlette.websockets import WebSocket
 
 from . import messages
 
+log = logging.getLogger("zsched.gateway")
 StreamId = tuple[int, int]
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED = 1003
@@ -139,8 +141,15 @@ class Socket:
     def push(self, text: str) -> None:
         """Send a message: written at once when nothing is queued or being written before it (``direct``),
         else queued for the handler. A full queue means a client that stopped reading, so it is closed (1013)."""
-        if not self.outbox and not self.busy and not self.closing and self.direct is not None and self.direct(text):
-            return
+        if not self.outbox and not self.busy and not self.closing and self.direct is not None:
+            try:
+                if self.direct(text):
+                    return
+            except Exception:  # a protocol this path does not know: the handler sends, as without it
+                log.exception(
+                    "the direct write failed for a socket of %s; its messages go through its handler", self.user
+                )
+                self.direct = None
         if len(self.outbox) >= self.queue_size:
             self.close(CLOSE_TRY_AGAIN, "send queue full: the client is not reading")
             return
