@@ -403,6 +403,6 @@ def gateway_app(gateway: Gateway) -> Starlette:
         finally:
             await gateway.stop()
 
-    app = Starlette(routes=[gateway.route], lifespan=lifespan, middleware=[Middleware(Shortcut, path=gateway.path)])
+    app = Starlette(lifespan=lifespan, middleware=[Middleware(Shortcut, path=gateway.path)])  # no route: it never ran
     app.state.gateway = gateway
     return app
